@@ -1,0 +1,3 @@
+//! The `proclife` command: `graph`, `check`, `replay`.
+
+fn main() {}

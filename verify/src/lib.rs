@@ -1,0 +1,1 @@
+//! proclife-verify: checks the runtime against the model.
