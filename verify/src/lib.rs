@@ -1,1 +1,3 @@
 //! proclife-verify: checks the runtime against the model.
+
+pub mod trace;
