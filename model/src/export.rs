@@ -53,8 +53,13 @@ pub struct EdgeDoc {
 /// `{"err": {"type": .., "msg": ..}}`, or `{"hangs": true}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeDoc {
-    /// The returned value (JSON `null`, a bool, an int or a string).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// The returned value (JSON `null`, a bool, an int or a string); `Some(null)` for a
+    /// returned `None`, `None` when the field is absent.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "present"
+    )]
     pub ok: Option<serde_json::Value>,
     /// The raised exception.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -62,6 +67,13 @@ pub struct OutcomeDoc {
     /// Present (and `true`) when the call never returns.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hangs: Option<bool>,
+}
+
+/// Reads a field that is present, even as `null`, as `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 /// A raised exception.

@@ -8,7 +8,7 @@
 //! a barrier, a pipe or queue receive (or send) or the join of another process, until it is
 //! **terminated** (with its exit code), for good; finally the handle may be **closed**.
 //! [`step`]`(&State, &Op) -> Step { next, outcome }` says what every operation does in every
-//! state: it is pure (no I/O, no clock, no threads, no randomness, no `unsafe`), total
+//! state: it is pure (no I/O, no clock, no threads, no randomness, and it forbids `unsafe_code`), total
 //! (defined for every pair) and deterministic.
 //! A refusal is an outcome, [`Outcome::Raised`] with the CPython exception class and its
 //! exact message ([`PyError`]), never an `Err` and never a panic; refusals leave the state as

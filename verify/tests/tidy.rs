@@ -1,0 +1,219 @@
+//! Workspace tidy checks: house-style rules that are enforced as tests, and the freshness of
+//! the documents generated from the model (`UPDATE_EXPECT=1` rewrites them).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("verify/ sits in the workspace root")
+        .to_path_buf()
+}
+
+/// Every `.rs` file under `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "target") {
+                    todo.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn workspace_rust_files() -> Vec<PathBuf> {
+    let root = root();
+    ["model", "runtime", "verify", "benches"]
+        .iter()
+        .flat_map(|krate| rust_files(&root.join(krate)))
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn is_comment(line: &str) -> bool {
+    line.trim_start().starts_with("//")
+}
+
+#[test]
+fn every_rust_file_starts_with_a_module_doc() {
+    let files = workspace_rust_files();
+    assert!(files.len() > 10, "found only {} files", files.len());
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|path| !read(path).starts_with("//!"))
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files without a leading `//!`: {missing:?}"
+    );
+}
+
+/// Whether one of the `window` lines above `index` contains `needle`.
+fn above_contains(lines: &[&str], index: usize, window: usize, needle: &str) -> bool {
+    lines[index.saturating_sub(window)..index]
+        .iter()
+        .any(|line| line.contains(needle))
+}
+
+/// Whether the doc comment right above `index` (skipping attributes) has `# Safety`.
+fn doc_has_safety(lines: &[&str], index: usize) -> bool {
+    let mut i = index;
+    while i > 0 {
+        i -= 1;
+        let line = lines[i].trim_start();
+        if line.starts_with("///") {
+            if line.contains("# Safety") {
+                return true;
+            }
+        } else if !line.starts_with("#[") {
+            return false;
+        }
+    }
+    false
+}
+
+#[test]
+fn every_unsafe_is_justified() {
+    // The needles are split so that this file does not match itself.
+    let block = concat!("unsafe", " {");
+    let implementation = concat!("unsafe", " impl");
+    let function = concat!("unsafe", " fn");
+    let mut unjustified = Vec::new();
+    for path in workspace_rust_files() {
+        let text = read(&path);
+        let lines: Vec<&str> = text.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
+            if is_comment(line) {
+                continue;
+            }
+            let ok = if line.contains(function) {
+                doc_has_safety(&lines, index)
+            } else if line.contains(block) || line.contains(implementation) {
+                line.contains("// SAFETY:") || above_contains(&lines, index, 4, "// SAFETY:")
+            } else {
+                true
+            };
+            if !ok {
+                unjustified.push(format!("{}:{}", path.display(), index + 1));
+            }
+        }
+    }
+    assert!(
+        unjustified.is_empty(),
+        "unsafe without SAFETY: {unjustified:?}"
+    );
+}
+
+#[test]
+fn no_should_panic_or_ignored_tests() {
+    let should_panic = concat!("#[should", "_panic");
+    let ignore = concat!("#[ig", "nore");
+    let offenders: Vec<String> = workspace_rust_files()
+        .into_iter()
+        .filter(|path| {
+            let text = read(path);
+            text.contains(should_panic) || text.contains(ignore)
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(offenders.is_empty(), "{offenders:?}");
+}
+
+#[test]
+fn model_has_no_system_dependencies() {
+    let manifest = read(&root().join("model/Cargo.toml"));
+    for line in manifest.lines() {
+        let name = line
+            .split(['=', '.', ' '])
+            .next()
+            .unwrap_or_default()
+            .trim();
+        assert!(
+            !["nix", "libc", "rand"].contains(&name),
+            "model/Cargo.toml depends on {name}"
+        );
+    }
+}
+
+#[test]
+fn model_source_is_pure() {
+    let forbidden = [
+        "std::time",
+        "std::fs",
+        "std::process",
+        "std::thread",
+        "std::io",
+        "Instant",
+        "SystemTime",
+        "std::env",
+    ];
+    let files = rust_files(&root().join("model/src"));
+    assert!(!files.is_empty());
+    for path in files {
+        let text = read(&path);
+        for needle in forbidden {
+            assert!(
+                !text.contains(needle),
+                "{} mentions {needle}",
+                path.display()
+            );
+        }
+        // `unsafe` is allowed only as the `forbid(unsafe_code)` lint name.
+        let unsafe_word = concat!("un", "safe");
+        for (index, _) in text.match_indices(unsafe_word) {
+            assert!(
+                text[index..].starts_with(concat!("un", "safe_code")),
+                "{} mentions {unsafe_word}",
+                path.display()
+            );
+        }
+    }
+    let lib = read(&root().join("model/src/lib.rs"));
+    assert!(lib.contains(concat!("#![forbid(un", "safe_code)]")));
+}
+
+/// Compares a generated document with its committed copy; `UPDATE_EXPECT=1` rewrites it.
+fn check_fresh(relative: &str, generated: &str) {
+    let path = root().join(relative);
+    if std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1") {
+        fs::write(&path, generated)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        return;
+    }
+    let committed = fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{relative} is stale; regenerate it with `UPDATE_EXPECT=1 cargo test -p proclife-verify --test tidy`"
+    );
+}
+
+#[test]
+fn lifecycle_dot_is_fresh() {
+    let graph = proclife_model::TransitionGraph::explore();
+    check_fresh("docs/lifecycle.dot", &proclife_model::dot::render(&graph));
+}
+
+#[test]
+fn semantics_table_is_fresh() {
+    check_fresh(
+        "docs/semantics.md",
+        &proclife_model::table::render_markdown(),
+    );
+}
