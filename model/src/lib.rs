@@ -68,7 +68,8 @@
 //! Representative parameters: exit codes 0, 3, 256 and -1 ([`GRAPH_EXIT_CODES`]; with panic
 //! and return they give the exit codes 0, 1, 3 and 255), all four timeout classes (positive
 //! timeouts share one label, since a run cannot tell them apart), `daemon` set to `false` and
-//! `true`, every [`BlockedOn`], and blocked children with at most one queued command
+//! `true`, every [`BlockedOn`] the replay schema can name ([`BlockedOn::GRAPH`]), and blocked
+//! children with at most one queued command
 //! ([`EXPLORED_QUEUE_MAX`]).
 //! `name` and `set_name` are not in the graph: the name neither steers nor depends on the
 //! life-cycle, and the replay schema has no operation for it.

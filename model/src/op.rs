@@ -194,7 +194,8 @@ impl Op {
     ///
     /// Every parent operation and child command, with these representative parameters:
     /// all four [`Timeout`] classes, `set_daemon(false)` and `set_daemon(true)`, the exit
-    /// codes [`GRAPH_EXIT_CODES`], and every [`BlockedOn`].
+    /// codes [`GRAPH_EXIT_CODES`], and the blocking reasons [`BlockedOn::GRAPH`] (every one
+    /// but `send`, which the replay schema cannot name).
     /// `name` and `set_name` are left out: the name is a plain attribute that neither steers
     /// nor depends on the life-cycle, and the replay schema has no operation for it.
     pub fn graph_ops() -> Vec<Op> {
@@ -220,7 +221,7 @@ impl Op {
         ops.extend(GRAPH_EXIT_CODES.into_iter().map(Op::ChildExit));
         ops.push(Op::ChildPanic);
         ops.push(Op::ChildReturn);
-        ops.extend(BlockedOn::ALL.into_iter().map(Op::ChildBlock));
+        ops.extend(BlockedOn::GRAPH.into_iter().map(Op::ChildBlock));
         ops.push(Op::Release);
         ops.push(Op::Settle);
         ops

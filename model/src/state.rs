@@ -42,6 +42,20 @@ impl BlockedOn {
         BlockedOn::Join,
     ];
 
+    /// The reasons the transition graph is derived with: every reason the replay schema can
+    /// name (`child_block` has no `send`, since a puppet that blocks in a send needs a full
+    /// queue the parent would have to fill).
+    pub const GRAPH: [BlockedOn; 8] = [
+        BlockedOn::Lock,
+        BlockedOn::RLock,
+        BlockedOn::Semaphore,
+        BlockedOn::Event,
+        BlockedOn::Condition,
+        BlockedOn::Barrier,
+        BlockedOn::Recv,
+        BlockedOn::Join,
+    ];
+
     /// The name used by the replay schema (`{"op":"child_block","on":"lock"}`).
     pub fn name(self) -> &'static str {
         match self {

@@ -52,7 +52,7 @@ fn size_is_pinned() {
             "closed_started",
         ]
     );
-    assert_eq!((graph.node_count(), graph.edge_count()), (13, 496));
+    assert_eq!((graph.node_count(), graph.edge_count()), (13, 482));
 }
 
 #[test]

@@ -226,7 +226,7 @@ fn observed_edges_are_graph_edges() {
     let mut possible = Possible::new();
     let mut seen = BTreeSet::new();
     for op in common::parse_ops(
-        "start; child_block(send); child_exit(-1); release; is_alive; join; exitcode; close",
+        "start; child_block(recv); child_exit(-1); release; is_alive; join; exitcode; close",
     ) {
         let outcome = possible
             .admits(&op)
