@@ -240,7 +240,8 @@ impl Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::JoinTimeout(timeout) => write!(f, "join_timeout({timeout:?})"),
+            Op::JoinTimeout(Timeout::Expires) => f.write_str("join_timeout(>0, expires)"),
+            Op::JoinTimeout(Timeout::InTime) => f.write_str("join_timeout(>0, in time)"),
             Op::SetName(NameArg::Str(name)) => write!(f, "set_name({name:?})"),
             other => f.write_str(&other.label()),
         }

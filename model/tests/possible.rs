@@ -257,3 +257,103 @@ fn every_blocked_kind_is_accepted() {
             .expect("a blocked child is alive");
     }
 }
+
+/// Every sequence of outcomes some interleaving of `ops` (from `state`) produces: before each
+/// operation at most one pending event may fire (each ends the child), and a positive timeout
+/// may expire or end in time.
+fn interleavings(state: &State, ops: &[Op]) -> BTreeSet<Vec<Outcome>> {
+    let Some((op, rest)) = ops.split_first() else {
+        return BTreeSet::from([Vec::new()]);
+    };
+    let mut starts = vec![state.clone()];
+    starts.extend(
+        proclife_model::events(state)
+            .into_iter()
+            .map(|(_, next)| next),
+    );
+    let refined = match op {
+        Op::JoinTimeout(t) if t.is_positive() => vec![
+            Op::JoinTimeout(proclife_model::Timeout::Expires),
+            Op::JoinTimeout(proclife_model::Timeout::InTime),
+        ],
+        other => vec![other.clone()],
+    };
+    let mut out = BTreeSet::new();
+    for start in &starts {
+        for op in &refined {
+            let result = step(start, op);
+            for mut tail in interleavings(&result.next, rest) {
+                tail.insert(0, result.outcome.clone());
+                out.insert(tail);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn possible_accepts_exactly_the_interleavings() {
+    let alphabet = common::parse_ops(
+        "is_alive; join; join_timeout(0); join_timeout(expires); exitcode; sentinel_ready; \
+         terminate; kill; close; child_exit(3); child_panic; child_block(lock); release; settle",
+    );
+    let mut checked = 0;
+    for a in &alphabet {
+        for b in &alphabet {
+            for c in &alphabet {
+                let ops = [Op::Start, a.clone(), b.clone(), c.clone()];
+                let traces = interleavings(&State::new(), &ops);
+                // Every interleaving is accepted ...
+                for trace in &traces {
+                    let mut possible = Possible::new();
+                    for (op, outcome) in ops.iter().zip(trace) {
+                        possible
+                            .observe(op, outcome)
+                            .unwrap_or_else(|e| panic!("{ops:?} {trace:?}: {e}"));
+                    }
+                }
+                // ... and at each step the checker admits exactly the next outcomes of the
+                // interleavings that agree so far.
+                for trace in &traces {
+                    let mut possible = Possible::new();
+                    for (position, (op, outcome)) in ops.iter().zip(trace).enumerate() {
+                        let expected: BTreeSet<Outcome> = traces
+                            .iter()
+                            .filter(|t| t[..position] == trace[..position])
+                            .map(|t| t[position].clone())
+                            .collect();
+                        assert_eq!(possible.admits(op), expected, "{ops:?} at {position}");
+                        possible.observe(op, outcome).expect("accepted above");
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, alphabet.len().pow(3));
+}
+
+#[test]
+fn settle_discipline_keeps_a_singleton_for_all_short_sequences() {
+    let alphabet = Op::graph_ops();
+    for a in &alphabet {
+        for b in &alphabet {
+            let mut ops = Vec::new();
+            for op in [Op::Start, a.clone(), b.clone(), Op::Exitcode] {
+                let settle = op.may_cause_exit();
+                ops.push(op);
+                if settle {
+                    ops.push(Op::Settle);
+                }
+            }
+            let mut possible = Possible::new();
+            for op in &ops {
+                let admitted = possible.admits(op);
+                assert_eq!(admitted.len(), 1, "{ops:?}: {op} admits {admitted:?}");
+                let outcome = admitted.into_iter().next().expect("one outcome");
+                possible.observe(op, &outcome).expect("admitted");
+                assert_eq!(possible.states().len(), 1, "{ops:?}: after {op}");
+            }
+        }
+    }
+}

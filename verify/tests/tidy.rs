@@ -65,11 +65,25 @@ fn every_rust_file_starts_with_a_module_doc() {
     );
 }
 
-/// Whether one of the `window` lines above `index` contains `needle`.
-fn above_contains(lines: &[&str], index: usize, window: usize, needle: &str) -> bool {
-    lines[index.saturating_sub(window)..index]
-        .iter()
-        .any(|line| line.contains(needle))
+/// Whether a `// SAFETY:` comment stands above `index`: in the comment block right above it,
+/// or above at most three lines of code that belong to the same statement.
+fn safety_comment_above(lines: &[&str], index: usize) -> bool {
+    let mut code_lines = 0;
+    for line in lines[..index].iter().rev() {
+        if is_comment(line) {
+            if line.contains("// SAFETY:") {
+                return true;
+            }
+        } else if line.trim().is_empty() {
+            return false;
+        } else {
+            code_lines += 1;
+            if code_lines > 3 {
+                return false;
+            }
+        }
+    }
+    false
 }
 
 /// Whether the doc comment right above `index` (skipping attributes) has `# Safety`.
@@ -106,7 +120,7 @@ fn every_unsafe_is_justified() {
             let ok = if line.contains(function) {
                 doc_has_safety(&lines, index)
             } else if line.contains(block) || line.contains(implementation) {
-                line.contains("// SAFETY:") || above_contains(&lines, index, 4, "// SAFETY:")
+                line.contains("// SAFETY:") || safety_comment_above(&lines, index)
             } else {
                 true
             };
