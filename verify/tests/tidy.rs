@@ -86,7 +86,8 @@ fn safety_comment_above(lines: &[&str], index: usize) -> bool {
     false
 }
 
-/// Whether the doc comment right above `index` (skipping attributes) has `# Safety`.
+/// Whether the doc comment right above `index` (skipping attributes and plain comments) has
+/// `# Safety`.
 fn doc_has_safety(lines: &[&str], index: usize) -> bool {
     let mut i = index;
     while i > 0 {
@@ -96,43 +97,87 @@ fn doc_has_safety(lines: &[&str], index: usize) -> bool {
             if line.contains("# Safety") {
                 return true;
             }
-        } else if !line.starts_with("#[") {
+        } else if !line.starts_with("#[") && !line.starts_with("//") {
             return false;
         }
     }
     false
 }
 
-#[test]
-fn every_unsafe_is_justified() {
+/// The 1-based numbers of the lines of `text` whose `unsafe` is not justified: a block or an
+/// `impl` without a `// SAFETY:` comment above it, a function without `# Safety` in its doc
+/// (methods of trait implementations carry the trait's contract and are exempt).
+fn unjustified_unsafe(text: &str) -> Vec<usize> {
     // The needles are split so that this file does not match itself.
     let block = concat!("unsafe", " {");
     let implementation = concat!("unsafe", " impl");
     let function = concat!("unsafe", " fn");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut unjustified = Vec::new();
+    // The indentation of the trait implementation we are in, if any.
+    let mut trait_impl: Option<usize> = None;
+    for (index, line) in lines.iter().enumerate() {
+        if is_comment(line) {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim();
+        if (trimmed.starts_with("impl") || trimmed.starts_with(implementation))
+            && trimmed.contains(" for ")
+        {
+            trait_impl = Some(indent);
+        } else if trait_impl == Some(indent) && trimmed.starts_with('}') {
+            trait_impl = None;
+        }
+        let ok = if line.contains(function) {
+            trait_impl.is_some() || doc_has_safety(&lines, index)
+        } else if line.contains(block) || line.contains(implementation) {
+            line.contains("// SAFETY:") || safety_comment_above(&lines, index)
+        } else {
+            true
+        };
+        if !ok {
+            unjustified.push(index + 1);
+        }
+    }
+    unjustified
+}
+
+#[test]
+fn every_unsafe_is_justified() {
     let mut unjustified = Vec::new();
     for path in workspace_rust_files() {
-        let text = read(&path);
-        let lines: Vec<&str> = text.lines().collect();
-        for (index, line) in lines.iter().enumerate() {
-            if is_comment(line) {
-                continue;
-            }
-            let ok = if line.contains(function) {
-                doc_has_safety(&lines, index)
-            } else if line.contains(block) || line.contains(implementation) {
-                line.contains("// SAFETY:") || safety_comment_above(&lines, index)
-            } else {
-                true
-            };
-            if !ok {
-                unjustified.push(format!("{}:{}", path.display(), index + 1));
-            }
+        for line in unjustified_unsafe(&read(&path)) {
+            unjustified.push(format!("{}:{line}", path.display()));
         }
     }
     assert!(
         unjustified.is_empty(),
         "unsafe without SAFETY: {unjustified:?}"
     );
+}
+
+#[test]
+fn the_unsafe_check_catches_what_it_should() {
+    let u = concat!("un", "safe");
+    let bare_block = format!("//! m\nfn f() {{\n    let x = {u} {{ g() }};\n}}\n");
+    assert_eq!(unjustified_unsafe(&bare_block), [3]);
+    let justified = format!(
+        "//! m\nfn f() {{\n    // SAFETY: g has no contract.\n    // More words.\n    let x = {u} {{ g() }};\n}}\n"
+    );
+    assert!(unjustified_unsafe(&justified).is_empty());
+    let far = format!("// SAFETY: too far.\n\nlet x = {u} {{ g() }};\n");
+    assert_eq!(unjustified_unsafe(&far), [3]);
+    let bare_fn = format!("/// Does things.\npub {u} fn f() {{}}\n");
+    assert_eq!(unjustified_unsafe(&bare_fn), [2]);
+    let documented_fn = format!(
+        "/// Does things.\n///\n/// # Safety\n///\n/// Call it right.\n// A note.\n#[allow(x)]\npub {u} fn f() {{}}\n"
+    );
+    assert!(unjustified_unsafe(&documented_fn).is_empty());
+    let trait_impl = format!(
+        "// SAFETY: forwards.\n{u} impl A for B {{\n    {u} fn m(&self) {{}}\n}}\n{u} fn n() {{}}\n"
+    );
+    assert_eq!(unjustified_unsafe(&trait_impl), [5]);
 }
 
 #[test]
