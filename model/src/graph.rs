@@ -237,6 +237,7 @@ impl TransitionGraph {
             index.insert(node, graph.add_node(node));
         }
         for key in &edges {
+            // Both ends of every edge were inserted into `nodes` above.
             graph.add_edge(index[&key.from], index[&key.to], key.label.clone());
         }
         TransitionGraph {
