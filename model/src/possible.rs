@@ -1,0 +1,172 @@
+//! The checker for real runs: the set of states a real process may be in.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::graph::{EdgeKey, edge_key, event_edge_key};
+use crate::op::{Op, Timeout};
+use crate::outcome::Outcome;
+use crate::state::State;
+use crate::step::{events, step};
+
+/// The states a real process handle may be in, given what has been observed so far.
+///
+/// Real processes race with their parent: after `child_exit(3)` the child may or may not have
+/// exited when the parent next calls `is_alive()`.
+/// `Possible` accepts a real run iff some interleaving of the model's [`events`] with the
+/// operations explains every observation.
+/// Before each operation any pending event may fire (the set is closed under [`events`]);
+/// the operation is then applied to every state, and only the states whose outcome equals
+/// the observation are kept.
+/// `join`, a `join(timeout)` that ended in time and `settle` wait for pending events, so they
+/// collapse the set; with a `settle` after every operation that may cause an exit the set
+/// stays a single state.
+///
+/// ```
+/// use proclife_model::{Op, Outcome, Possible, Value};
+/// let mut possible = Possible::new();
+/// possible.observe(&Op::Start, &Outcome::NONE).unwrap();
+/// possible.observe(&Op::ChildExit(3), &Outcome::bool(true)).unwrap();
+/// // The exit may or may not have happened yet.
+/// assert_eq!(possible.admits(&Op::IsAlive).len(), 2);
+/// possible.observe(&Op::Join, &Outcome::NONE).unwrap();
+/// possible.observe(&Op::Exitcode, &Outcome::Returned(Value::Int(3))).unwrap();
+/// assert_eq!(possible.states().len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Possible {
+    states: BTreeSet<State>,
+}
+
+/// An observation that no interleaving of the model explains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disagreement {
+    /// The operation.
+    pub op: Op,
+    /// What the real run returned or raised.
+    pub observed: Outcome,
+    /// Everything the model would have accepted.
+    pub admitted: BTreeSet<Outcome>,
+}
+
+impl fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: observed {}, the model admits ",
+            self.op, self.observed
+        )?;
+        let admitted: Vec<String> = self.admitted.iter().map(ToString::to_string).collect();
+        write!(f, "{{{}}}", admitted.join(", "))
+    }
+}
+
+impl std::error::Error for Disagreement {}
+
+impl Default for Possible {
+    fn default() -> Possible {
+        Possible::new()
+    }
+}
+
+/// The operations a real `op` may stand for: a positive timeout may have expired or ended in
+/// time, and a real run cannot tell which.
+fn refinements(op: &Op) -> Vec<Op> {
+    match op {
+        Op::JoinTimeout(timeout) if timeout.is_positive() => vec![
+            Op::JoinTimeout(Timeout::Expires),
+            Op::JoinTimeout(Timeout::InTime),
+        ],
+        other => vec![other.clone()],
+    }
+}
+
+impl Possible {
+    /// A freshly constructed handle: the single state [`State::new`].
+    pub fn new() -> Possible {
+        Possible::from_state(State::new())
+    }
+
+    /// Exactly one known state.
+    pub fn from_state(state: State) -> Possible {
+        Possible {
+            states: BTreeSet::from([state]),
+        }
+    }
+
+    /// The states kept after the last observation (pending events not yet fired).
+    pub fn states(&self) -> &BTreeSet<State> {
+        &self.states
+    }
+
+    /// The kept states together with every state reachable from them by pending events, each
+    /// with the event edges that lead there.
+    fn closure(&self) -> Vec<(State, BTreeSet<EdgeKey>)> {
+        let mut out: Vec<(State, BTreeSet<EdgeKey>)> = Vec::new();
+        let mut todo: Vec<(State, BTreeSet<EdgeKey>)> = self
+            .states
+            .iter()
+            .map(|s| (s.clone(), BTreeSet::new()))
+            .collect();
+        // Every event ends the child, so each path has at most one event and this terminates.
+        while let Some((state, path)) = todo.pop() {
+            for (event, next) in events(&state) {
+                let mut next_path = path.clone();
+                next_path.insert(event_edge_key(&state, event, &next));
+                todo.push((next, next_path));
+            }
+            out.push((state, path));
+        }
+        out
+    }
+
+    /// Every outcome of `op` that some interleaving allows.
+    pub fn admits(&self, op: &Op) -> BTreeSet<Outcome> {
+        let mut admitted = BTreeSet::new();
+        for (state, _) in self.closure() {
+            for refined in refinements(op) {
+                admitted.insert(step(&state, &refined).outcome);
+            }
+        }
+        admitted
+    }
+
+    /// Records that `op` was observed to give `observed`, keeping only the states consistent
+    /// with it.
+    ///
+    /// Returns the graph edges of every interleaving that explains the observation (the event
+    /// edges that fired before `op`, and `op`'s own edge), for coverage counting.
+    ///
+    /// # Errors
+    ///
+    /// [`Disagreement`] when no interleaving explains the observation; the set is then left
+    /// as it was.
+    pub fn observe(
+        &mut self,
+        op: &Op,
+        observed: &Outcome,
+    ) -> Result<BTreeSet<EdgeKey>, Disagreement> {
+        let mut kept = BTreeSet::new();
+        let mut edges = BTreeSet::new();
+        for (state, path) in self.closure() {
+            for refined in refinements(op) {
+                let result = step(&state, &refined);
+                if result.outcome != *observed {
+                    continue;
+                }
+                edges.extend(path.iter().cloned());
+                edges.insert(edge_key(&state, &refined, &result));
+                kept.insert(result.next);
+            }
+        }
+        if kept.is_empty() {
+            return Err(Disagreement {
+                op: op.clone(),
+                observed: observed.clone(),
+                admitted: self.admits(op),
+            });
+        }
+        self.states = kept;
+        Ok(edges)
+    }
+}
