@@ -1,6 +1,6 @@
 //! The checker for real runs: the set of states a real process may be in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::graph::{EdgeKey, edge_key, event_edge_key};
@@ -35,7 +35,9 @@ use crate::step::{events, step};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Possible {
-    states: BTreeSet<State>,
+    /// Each possible state, with the edges that every interleaving leading to it has taken
+    /// since they were last reported by [`Possible::observe`].
+    states: BTreeMap<State, BTreeSet<EdgeKey>>,
 }
 
 /// An observation that no interleaving of the model explains.
@@ -90,23 +92,23 @@ impl Possible {
     /// Exactly one known state.
     pub fn from_state(state: State) -> Possible {
         Possible {
-            states: BTreeSet::from([state]),
+            states: BTreeMap::from([(state, BTreeSet::new())]),
         }
     }
 
     /// The states kept after the last observation (pending events not yet fired).
-    pub fn states(&self) -> &BTreeSet<State> {
-        &self.states
+    pub fn states(&self) -> BTreeSet<State> {
+        self.states.keys().cloned().collect()
     }
 
     /// The kept states together with every state reachable from them by pending events, each
-    /// with the event edges that lead there.
+    /// with the edges taken on the way (the unreported ones, then the events).
     fn closure(&self) -> Vec<(State, BTreeSet<EdgeKey>)> {
         let mut out: Vec<(State, BTreeSet<EdgeKey>)> = Vec::new();
         let mut todo: Vec<(State, BTreeSet<EdgeKey>)> = self
             .states
             .iter()
-            .map(|s| (s.clone(), BTreeSet::new()))
+            .map(|(state, path)| (state.clone(), path.clone()))
             .collect();
         // Every event ends the child, so each path has at most one event and this terminates.
         while let Some((state, path)) = todo.pop() {
@@ -134,8 +136,12 @@ impl Possible {
     /// Records that `op` was observed to give `observed`, keeping only the states consistent
     /// with it.
     ///
-    /// Returns the graph edges of every interleaving that explains the observation (the event
-    /// edges that fired before `op`, and `op`'s own edge), for coverage counting.
+    /// Returns, for coverage counting, the graph edges that are now certain to have been
+    /// taken: those on *every* interleaving that explains the observations so far (event edges
+    /// that fired, and the operations' own edges), each reported once.
+    /// While interleavings disagree (a positive `join(timeout)` that may have expired or ended
+    /// in time, a signal racing an exit), their edges wait until a later observation rules all
+    /// but one out; edges that never become certain are never reported.
     ///
     /// # Errors
     ///
@@ -146,27 +152,40 @@ impl Possible {
         op: &Op,
         observed: &Outcome,
     ) -> Result<BTreeSet<EdgeKey>, Disagreement> {
-        let mut kept = BTreeSet::new();
-        let mut edges = BTreeSet::new();
+        let mut kept: BTreeMap<State, BTreeSet<EdgeKey>> = BTreeMap::new();
         for (state, path) in self.closure() {
             for refined in refinements(op) {
                 let result = step(&state, &refined);
                 if result.outcome != *observed {
                     continue;
                 }
-                edges.extend(path.iter().cloned());
-                edges.insert(edge_key(&state, &refined, &result));
-                kept.insert(result.next);
+                let mut taken = path.clone();
+                taken.insert(edge_key(&state, &refined, &result));
+                // Two interleavings reaching the same state keep only the edges both took.
+                match kept.get_mut(&result.next) {
+                    Some(common) => common.retain(|edge| taken.contains(edge)),
+                    None => {
+                        kept.insert(result.next, taken);
+                    }
+                }
             }
         }
-        if kept.is_empty() {
+        let mut paths = kept.values();
+        let Some(first) = paths.next() else {
             return Err(Disagreement {
                 op: op.clone(),
                 observed: observed.clone(),
                 admitted: self.admits(op),
             });
+        };
+        let mut certain = first.clone();
+        for path in paths {
+            certain.retain(|edge| path.contains(edge));
+        }
+        for path in kept.values_mut() {
+            path.retain(|edge| !certain.contains(edge));
         }
         self.states = kept;
-        Ok(edges)
+        Ok(certain)
     }
 }

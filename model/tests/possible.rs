@@ -234,7 +234,6 @@ fn observed_edges_are_graph_edges() {
             .next_back()
             .expect("some outcome");
         let edges = possible.observe(&op, &outcome).expect("admitted");
-        assert!(!edges.is_empty());
         for edge in edges {
             assert!(graph.contains(&edge), "{edge:?}");
             seen.insert(edge.to);
@@ -356,4 +355,76 @@ fn settle_discipline_keeps_a_singleton_for_all_short_sequences() {
             }
         }
     }
+}
+
+#[test]
+fn racing_edges_are_reported_once_a_later_observation_decides_them() {
+    let graph = TransitionGraph::explore();
+    let mut possible = Possible::new();
+    let mut certain = BTreeSet::new();
+    for op in common::parse_ops("start; child_exit(3)") {
+        certain.extend(
+            possible
+                .observe(&op, &possible.admits(&op).into_iter().next().unwrap())
+                .unwrap(),
+        );
+    }
+    certain.clear();
+    // The timed join may have expired with the child still exiting, or ended in time after the
+    // exit: nothing about it is certain yet.
+    let join = Op::JoinTimeout(proclife_model::Timeout::Expires);
+    let now = possible.observe(&join, &Outcome::NONE).expect("admitted");
+    assert!(now.is_empty(), "{now:?}");
+    // The child is still alive, so the join expired: its edge from the exiting state is certain.
+    let now = possible
+        .observe(&Op::IsAlive, &Outcome::bool(true))
+        .expect("admitted");
+    let froms: BTreeSet<(Node, Node)> = now.iter().map(|e| (e.from, e.to)).collect();
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert_eq!(froms.len(), 1);
+    for edge in &now {
+        assert!(graph.contains(edge));
+        assert_eq!(edge.from, edge.to);
+        assert!(edge.from.is_alive());
+    }
+    // Reported once: the next observation reports only its own edge, not the join's again.
+    let again = possible
+        .observe(&Op::IsAlive, &Outcome::bool(true))
+        .expect("admitted");
+    assert_eq!(again.len(), 1);
+    let join_edge = now
+        .iter()
+        .find(|e| e.label.trigger.to_string().starts_with("join_timeout"));
+    assert!(join_edge.is_some(), "{now:?}");
+    assert!(!again.contains(join_edge.unwrap()));
+}
+
+#[test]
+fn a_race_that_is_never_decided_reports_nothing_of_it() {
+    let mut possible = Possible::new();
+    for op in common::parse_ops("start; child_exit(0); terminate") {
+        let outcome = possible.admits(&op).into_iter().next().unwrap();
+        possible.observe(&op, &outcome).unwrap();
+    }
+    // Own exit or SIGTERM: the join cannot tell, so neither event edge is reported...
+    let edges = possible
+        .observe(&Op::Join, &Outcome::NONE)
+        .expect("admitted");
+    assert!(
+        edges
+            .iter()
+            .all(|e| !matches!(e.label.trigger, proclife_model::Trigger::Event(_)))
+    );
+    // ...until the exit code does.
+    let edges = possible
+        .observe(
+            &Op::Exitcode,
+            &Outcome::Returned(proclife_model::Value::Int(-15)),
+        )
+        .expect("admitted");
+    assert!(
+        edges
+            .iter()
+            .any(|e| matches!(e.label.trigger, proclife_model::Trigger::Event(_)))
+    );
 }

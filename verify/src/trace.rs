@@ -133,7 +133,11 @@ impl fmt::Display for TraceError {
         if self.line == 0 {
             write!(f, "{}", self.message)
         } else {
-            write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+            write!(
+                f,
+                "line {}, column {}: {}",
+                self.line, self.column, self.message
+            )
         }
     }
 }
@@ -176,7 +180,11 @@ impl Trace {
 
     /// The file as JSON, one op per line.
     pub fn to_json(&self) -> String {
-        let lines: Vec<String> = self.ops.iter().map(|s| format!("  {}", s.to_json())).collect();
+        let lines: Vec<String> = self
+            .ops
+            .iter()
+            .map(|s| format!("  {}", s.to_json()))
+            .collect();
         format!("{{\"ops\":[\n{}\n]}}\n", lines.join(",\n"))
     }
 }
@@ -223,16 +231,48 @@ mod tests {
 
     #[test]
     fn names_what_is_wrong() {
-        rejects("{\"ops\":[\n{\"op\":\"fly\"}]}", 2, "unknown operation \"fly\"");
-        rejects("{\"ops\":[\n{\"op\":\"child_exit\"}]}", 2, "needs the field \"code\"");
-        rejects("{\"ops\":[\n{\"op\":\"child_exit\",\"code\":\"x\"}]}", 2, "must be an integer");
-        rejects("{\"ops\":[{\"op\":\"start\",\"extra\":1}]}", 1, "unknown field `extra`");
-        rejects("{\"ops\":[{\"op\":\"child_block\",\"on\":\"moon\"}]}", 1, "\"moon\"");
+        rejects(
+            "{\"ops\":[\n{\"op\":\"fly\"}]}",
+            2,
+            "unknown operation \"fly\"",
+        );
+        rejects(
+            "{\"ops\":[\n{\"op\":\"child_exit\"}]}",
+            2,
+            "needs the field \"code\"",
+        );
+        rejects(
+            "{\"ops\":[\n{\"op\":\"child_exit\",\"code\":\"x\"}]}",
+            2,
+            "must be an integer",
+        );
+        rejects(
+            "{\"ops\":[{\"op\":\"start\",\"extra\":1}]}",
+            1,
+            "unknown field `extra`",
+        );
+        rejects(
+            "{\"ops\":[{\"op\":\"child_block\",\"on\":\"moon\"}]}",
+            1,
+            "\"moon\"",
+        );
         rejects("{\"ops\":[{\"op\":\"start\"}", 1, "EOF");
         rejects("{\"opz\":[]}", 1, "unknown field `opz`");
-        rejects("{\"ops\":[{\"op\":\"start\",\"proc\":8}]}", 1, "field `proc` is 8");
-        rejects("{\"ops\":[{\"op\":\"start\",\"proc\":-1}]}", 1, "field `proc`");
-        rejects("{\"ops\":[{\"op\":\"join_timeout\",\"secs\":1e999}]}", 1, "");
+        rejects(
+            "{\"ops\":[{\"op\":\"start\",\"proc\":8}]}",
+            1,
+            "field `proc` is 8",
+        );
+        rejects(
+            "{\"ops\":[{\"op\":\"start\",\"proc\":-1}]}",
+            1,
+            "field `proc`",
+        );
+        rejects(
+            "{\"ops\":[{\"op\":\"join_timeout\",\"secs\":1e999}]}",
+            1,
+            "",
+        );
         rejects("[1,2]", 1, "invalid type");
     }
 
