@@ -122,6 +122,32 @@ impl Possible {
         out
     }
 
+    /// Applies `op` without knowing its outcome: every state some interleaving and some
+    /// outcome lead to is kept.
+    ///
+    /// This is the view a sequence generator has before anything has run; edge bookkeeping is
+    /// dropped.
+    ///
+    /// ```
+    /// use proclife_model::{Op, Possible};
+    /// let mut possible = Possible::new();
+    /// possible.apply_unobserved(&Op::Start);
+    /// possible.apply_unobserved(&Op::ChildExit(3));
+    /// // Exiting, or already exited.
+    /// assert_eq!(possible.states().len(), 1);
+    /// possible.apply_unobserved(&Op::IsAlive);
+    /// assert_eq!(possible.states().len(), 2);
+    /// ```
+    pub fn apply_unobserved(&mut self, op: &Op) {
+        let mut next = BTreeMap::new();
+        for (state, _) in self.closure() {
+            for refined in refinements(op) {
+                next.insert(step(&state, &refined).next, BTreeSet::new());
+            }
+        }
+        self.states = next;
+    }
+
     /// Every outcome of `op` that some interleaving allows.
     pub fn admits(&self, op: &Op) -> BTreeSet<Outcome> {
         let mut admitted = BTreeSet::new();
