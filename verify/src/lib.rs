@@ -1,5 +1,16 @@
 //! proclife-verify: checks the runtime against the model.
+//!
+//! Random operation sequences ([`reference`]) run on real processes ([`sut`], through the
+//! puppet target of [`puppet`]) and every observation is checked against what the model
+//! admits ([`run`]); [`check`] drives thousands of them with shrinking, coverage and saved
+//! regressions, and [`trace`] reads and writes the replay files.
 
+pub mod check;
 pub mod coverage;
+pub mod leaks;
+pub mod map;
+pub mod puppet;
 pub mod reference;
+pub mod run;
+pub mod sut;
 pub mod trace;

@@ -1,12 +1,23 @@
-//! The `proclife` command: the transition graph derived from the model (`graph`).
+//! The `proclife` command: the transition graph derived from the model (`graph`), random
+//! sequences on the model and real processes (`check`), and one sequence from a file
+//! (`replay`).
 //!
 //! Every subcommand is one variant of [`Command`] with its own argument struct and handler.
+//! Exit status: 0 when everything agrees, 1 when the model and the runtime disagree (or
+//! coverage is incomplete), 2 for bad arguments or a malformed replay file.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use proclife_model::TransitionGraph;
+use proclife_model::{Outcome, TransitionGraph};
+use proclife_verify::check::{self, Options};
+use proclife_verify::reference::SettleMode;
+use proclife_verify::run::{self, Outcomes};
+use proclife_verify::sut::Mutant;
+use proclife_verify::trace::{Trace, observation_json};
 
 /// Python's multiprocessing.Process life-cycle in Rust, checked against a formal model.
 #[derive(Debug, Parser)]
@@ -21,6 +32,10 @@ struct Cli {
 enum Command {
     /// Print the transition graph derived from the model.
     Graph(GraphArgs),
+    /// Run random operation sequences on the model and on real processes and compare them.
+    Check(CheckArgs),
+    /// Run one operation sequence from a replay file on the model and on real processes.
+    Replay(ReplayArgs),
 }
 
 /// Arguments of `proclife graph`.
@@ -40,11 +55,76 @@ enum GraphFormat {
     Json,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Arguments of `proclife check`.
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// Sequences to run.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    cases: u32,
+    /// Random seed; the same seed and commit give the same sequences.
+    #[arg(long, default_value_t = Options::default().seed)]
+    seed: u64,
+    /// Operations per sequence, at most.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_ops: u16,
+    /// Processes per sequence, at most.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=8))]
+    procs: u8,
+    /// Never settle after an exit-causing operation: every sequence races (by default half
+    /// of them settle, so each has one correct set of observations).
+    #[arg(long, conflicts_with = "settle")]
+    no_settle: bool,
+    /// Always settle after an exit-causing operation.
+    #[arg(long)]
+    settle: bool,
+    /// Write the transition graph with each edge's hit count to this DOT file.
+    #[arg(long, value_name = "FILE")]
+    dot_coverage: Option<PathBuf>,
+    /// Where a failing sequence is saved.
+    #[arg(long, value_name = "DIR", default_value = "verify/regressions")]
+    save_dir: PathBuf,
+    /// Do not fail when an edge of the graph was never exercised.
+    #[arg(long)]
+    allow_partial_coverage: bool,
+    /// Plant a known bug on top of the runtime, to show that the check catches it.
+    #[arg(long, value_parser = parse_mutant, hide = true)]
+    mutant: Option<Mutant>,
+}
+
+fn parse_mutant(name: &str) -> Result<Mutant, String> {
+    Mutant::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Mutant::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown mutant; one of {}", names.join(", "))
+    })
+}
+
+/// Arguments of `proclife replay`.
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The replay file, or `-` for standard input.
+    file: String,
+    /// Print `{"model":[..],"runtime":[..],"agree":bool}` instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Plant a known bug on top of the runtime.
+    #[arg(long, value_parser = parse_mutant, hide = true)]
+    mutant: Option<Mutant>,
+}
+
+fn main() -> ExitCode {
     // On bad arguments clap prints a message and the usage, and exits with status 2.
     let cli = Cli::parse();
-    match cli.command {
-        Command::Graph(args) => graph(&args),
+    let result = match cli.command {
+        Command::Graph(args) => graph(&args).map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => check(&args),
+        Command::Replay(args) => replay(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("proclife: {error:#}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -55,6 +135,141 @@ fn graph(args: &GraphArgs) -> anyhow::Result<()> {
         GraphFormat::Json => proclife_model::export::render_json(&graph),
     };
     write_stdout(&text)
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let settle = match (args.settle, args.no_settle) {
+        (true, _) => SettleMode::Always,
+        (_, true) => SettleMode::Never,
+        _ => SettleMode::Mixed,
+    };
+    let options = Options {
+        cases: args.cases,
+        seed: args.seed,
+        max_ops: usize::from(args.max_ops),
+        max_procs: usize::from(args.procs),
+        settle,
+        mutant: args.mutant,
+        save_dir: Some(args.save_dir.clone()),
+    };
+    let bar = indicatif::ProgressBar::new(u64::from(args.cases));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} sequences  {msg}",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    let summary = check::check(&options, |progress| {
+        bar.set_position(u64::from(progress.cases));
+        bar.set_message(format!(
+            "{} edges of {}",
+            progress.coverage.covered(),
+            progress.coverage.total()
+        ));
+    });
+    bar.finish_and_clear();
+    println!("{}", summary.coverage.table());
+    println!(
+        "seed {}: {} sequences, {} operations, {} processes spawned, {} of {} edges covered, {:.1} s",
+        options.seed,
+        summary.cases,
+        summary.ops,
+        summary.spawned,
+        summary.coverage.covered(),
+        summary.coverage.total(),
+        summary.elapsed.as_secs_f64()
+    );
+    if let Some(path) = &args.dot_coverage {
+        let graph = TransitionGraph::explore();
+        std::fs::write(path, summary.coverage.dot(&graph))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("coverage graph written to {}", path.display());
+    }
+    if let Some(failure) = &summary.failure {
+        println!("\nDISAGREEMENT: {}", failure.reason);
+        println!("{}", table(&failure.replay));
+        match &failure.saved {
+            Some(path) => println!("saved to {} (run `proclife replay {}`)", path.display(), path.display()),
+            None => println!("the sequence could not be saved; it is:\n{}", failure.trace.to_json()),
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    if !summary.coverage.is_complete() && !args.allow_partial_coverage {
+        println!("FAILED: not every edge of the transition graph was exercised");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("the runtime agreed with the model on every observation");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let text = if args.file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?
+    };
+    let trace = Trace::parse(&text).with_context(|| format!("{} is not a replay file", args.file))?;
+    let outcomes = run::run(&trace.ops, trace.procs(), args.mutant);
+    let agree = outcomes.failure.is_none();
+    if args.json {
+        let side = |pick: fn(&run::Row) -> Option<&Outcome>| -> Vec<serde_json::Value> {
+            outcomes
+                .rows
+                .iter()
+                .map(|row| match pick(row) {
+                    Some(outcome) => observation_json(&row.step, outcome),
+                    None => serde_json::json!({"op": row.step.op.schema_name(), "harness_failed": true}),
+                })
+                .collect()
+        };
+        let json = serde_json::json!({
+            "model": side(run::Row::model_outcome),
+            "runtime": side(|row| row.observed.as_ref()),
+            "agree": agree,
+        });
+        write_stdout(&format!("{json}\n"))?;
+    } else {
+        write_stdout(&format!("{}\n", table(&outcomes)))?;
+        match &outcomes.failure {
+            None => write_stdout("the runtime agreed with the model on every observation\n")?,
+            Some(failure) => write_stdout(&format!("{failure}\n"))?,
+        }
+    }
+    Ok(if agree { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The side-by-side table of a run: step, process, op, what the model admits, what the
+/// runtime gave.
+fn table(outcomes: &Outcomes) -> String {
+    let mut out = format!(
+        "{:>4}  {:>4}  {:<28}  {:<40}  {}\n",
+        "step", "proc", "op", "model", "runtime"
+    );
+    for (index, row) in outcomes.rows.iter().enumerate() {
+        let admitted: Vec<String> = row.admitted.iter().map(ToString::to_string).collect();
+        let observed = row
+            .observed
+            .as_ref()
+            .map_or_else(|| "(harness failed)".to_owned(), ToString::to_string);
+        let mark = if row.agrees() { "" } else { "   <-- differs" };
+        out.push_str(&format!(
+            "{index:>4}  {:>4}  {:<28}  {:<40}  {observed}{mark}\n",
+            row.step.proc,
+            row.step.op.to_string(),
+            admitted.join(" | "),
+        ));
+    }
+    if let Some(failure) = &outcomes.failure {
+        if failure.index() >= outcomes.rows.len() {
+            out.push_str(&format!("{failure}\n"));
+        }
+    }
+    out
 }
 
 /// Writes `text` to standard output; a reader that went away (`proclife graph | head`) is not

@@ -1,0 +1,120 @@
+//! Where the two vocabularies meet: runtime results as model outcomes, runtime states as
+//! model states.
+//!
+//! This is the only module that knows both `proclife` and `proclife_model`.
+
+use std::borrow::Cow;
+
+use proclife::ProcessState;
+use proclife_model::{Life, Outcome, PyError, PyErrorKind, State, Value};
+
+/// A runtime result the model has no outcome for: a harness failure, not a disagreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmapped(pub String);
+
+/// The model's blocking reason for a runtime one.
+pub fn blocked_on(on: proclife::BlockedOn) -> Option<proclife_model::BlockedOn> {
+    use proclife::BlockedOn as R;
+    use proclife_model::BlockedOn as M;
+    Some(match on {
+        R::Lock => M::Lock,
+        R::RLock => M::RLock,
+        R::Semaphore => M::Semaphore,
+        R::Event => M::Event,
+        R::Condition => M::Condition,
+        R::Barrier => M::Barrier,
+        R::Recv => M::Recv,
+        R::Send => M::Send,
+        R::Join => M::Join,
+        _ => return None,
+    })
+}
+
+/// The model's outcome for a runtime error: the CPython exception it stands for.
+///
+/// # Errors
+///
+/// [`Unmapped`] for an error that stands for no CPython exception of the life-cycle (a system
+/// call failing, a lost status): the harness reports it instead of comparing it.
+pub fn error(error: &proclife::Error) -> Result<Outcome, Unmapped> {
+    let Some((kind, message)) = error.python() else {
+        return Err(Unmapped(format!("runtime error without a CPython meaning: {error}")));
+    };
+    let Some(kind) = PyErrorKind::from_name(kind) else {
+        return Err(Unmapped(format!("runtime error as {kind}: {message} ({error})")));
+    };
+    Ok(Outcome::Raised(PyError {
+        kind,
+        message: Cow::Owned(message),
+    }))
+}
+
+/// The model's outcome for a runtime result whose value maps through `value`.
+///
+/// # Errors
+///
+/// As [`error`].
+pub fn result<T>(
+    result: proclife::Result<T>,
+    value: impl FnOnce(T) -> Value,
+) -> Result<Outcome, Unmapped> {
+    match result {
+        Ok(v) => Ok(Outcome::Returned(value(v))),
+        Err(e) => error(&e),
+    }
+}
+
+/// Whether the runtime's `state()` may be observed while the model is in `state`.
+///
+/// A blocked child counts as alive: `Running` is accepted for a model state that is blocked
+/// (the child may be between the release and its next wait) and `Blocked` for one that runs
+/// (it may not have reported the end of its wait yet).
+pub fn state_admits(state: &State, observed: ProcessState) -> bool {
+    match (&state.life, observed) {
+        (Life::New, ProcessState::New) => true,
+        (Life::Running { .. }, ProcessState::Running | ProcessState::Blocked(_)) => true,
+        (Life::Blocked { on, .. }, ProcessState::Blocked(real)) => {
+            blocked_on(real) == Some(*on) || matches!(state.life, Life::Blocked { signals, .. } if signals.any())
+        }
+        (Life::Blocked { .. }, ProcessState::Running) => true,
+        (Life::Terminated { exitcode }, ProcessState::Terminated(real)) => *exitcode == real,
+        (Life::Closed { .. }, ProcessState::Closed) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runtime_reason_has_a_model_reason() {
+        for on in proclife::BlockedOn::ALL {
+            let mapped = blocked_on(on).expect("mapped");
+            assert_eq!(mapped.name().to_lowercase(), format!("{on:?}").to_lowercase());
+        }
+    }
+
+    #[test]
+    fn errors_carry_their_cpython_meaning() {
+        let outcome = error(&proclife::Error::AlreadyStarted).expect("mapped");
+        assert_eq!(outcome, Outcome::Raised(PyError::START_TWICE));
+        let outcome = error(&proclife::Error::Closed).expect("mapped");
+        assert_eq!(outcome, Outcome::Raised(PyError::CLOSED));
+        let outcome = error(&proclife::Error::StillRunning).expect("mapped");
+        assert_eq!(outcome, Outcome::Raised(PyError::CLOSE_RUNNING));
+    }
+
+    #[test]
+    fn states_match_by_life() {
+        let new = State::new();
+        assert!(state_admits(&new, ProcessState::New));
+        assert!(!state_admits(&new, ProcessState::Running));
+        let done = State {
+            life: Life::Terminated { exitcode: -9 },
+            ..State::new()
+        };
+        assert!(state_admits(&done, ProcessState::Terminated(-9)));
+        assert!(!state_admits(&done, ProcessState::Terminated(9)));
+    }
+}
