@@ -37,6 +37,6 @@ pub use current::{
     CurrentProcess, ParentProcess, active_children, current_process, parent_process,
 };
 pub use error::{Error, Result};
-pub use process::{Builder, IntoTargetResult, Pid, Process, ProcessState, Target, TargetResult};
+pub use process::{Builder, Pid, Process, ProcessState, Target, TargetResult};
 pub use start::StartMethod;
 pub use status::BlockedOn;

@@ -88,27 +88,6 @@ pub trait Target: Send + 'static {
     fn run(&mut self) -> TargetResult;
 }
 
-/// What a closure target may return: `()` or a `Result` whose error can be boxed.
-pub trait IntoTargetResult {
-    /// Converts the closure's return value.
-    fn into_target_result(self) -> TargetResult;
-}
-
-impl IntoTargetResult for () {
-    fn into_target_result(self) -> TargetResult {
-        Ok(())
-    }
-}
-
-impl<E> IntoTargetResult for std::result::Result<(), E>
-where
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn into_target_result(self) -> TargetResult {
-        self.map_err(Into::into)
-    }
-}
-
 type OnceTarget = Box<dyn FnOnce() -> TargetResult + Send>;
 
 /// The target a handle holds.
@@ -254,12 +233,24 @@ impl Builder {
     }
 
     /// Builds a process whose target is the closure `f`.
-    pub fn target<F, R>(self, f: F) -> Process
+    pub fn target<F>(self, f: F) -> Process
     where
-        F: FnOnce() -> R + Send + 'static,
-        R: IntoTargetResult,
+        F: FnOnce() + Send + 'static,
     {
-        self.build(TargetSlot::Once(Box::new(move || f().into_target_result())))
+        self.build(TargetSlot::Once(Box::new(move || {
+            f();
+            Ok(())
+        })))
+    }
+
+    /// Builds a process whose target is a closure that may fail: an `Err` ends the child
+    /// with exit code 1 after printing the error on its stderr.
+    pub fn fallible_target<F, E>(self, f: F) -> Process
+    where
+        F: FnOnce() -> std::result::Result<(), E> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.build(TargetSlot::Once(Box::new(move || f().map_err(Into::into))))
     }
 
     /// Builds a process whose target is the [`Target`] implementor `target`.
@@ -315,14 +306,21 @@ fn check_signal(signal: i32) -> Result<i32> {
 
 impl Process {
     /// A new process whose target is the closure `f`; mirrors `Process(target=f)`.
-    ///
-    /// The closure may return `()` or a `Result<(), E>`; see [`IntoTargetResult`].
-    pub fn new<F, R>(f: F) -> Process
+    pub fn new<F>(f: F) -> Process
     where
-        F: FnOnce() -> R + Send + 'static,
-        R: IntoTargetResult,
+        F: FnOnce() + Send + 'static,
     {
         Builder::new().target(f)
+    }
+
+    /// A new process whose target is a closure that may fail; see
+    /// [`Builder::fallible_target`].
+    pub fn new_fallible<F, E>(f: F) -> Process
+    where
+        F: FnOnce() -> std::result::Result<(), E> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        Builder::new().fallible_target(f)
     }
 
     /// A new process whose target is a [`Target`] implementor (the Rust form of a
