@@ -68,6 +68,7 @@ impl ParentProcess {
 
 /// The calling process; mirrors `multiprocessing.current_process()`.
 pub fn current_process() -> CurrentProcess {
+    registry::reap_orphans();
     let (name, daemon, identity, _) = registry::me();
     let raw = nix::unistd::getpid().as_raw();
     CurrentProcess {

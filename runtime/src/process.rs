@@ -264,6 +264,7 @@ impl Builder {
     }
 
     fn build(self, target: TargetSlot) -> Process {
+        registry::reap_orphans();
         let birth = registry::birth();
         Process {
             name: self.name.unwrap_or(birth.name),
