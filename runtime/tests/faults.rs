@@ -116,10 +116,10 @@ fn t02_concurrent_join_and_poll() -> TestResult {
             "round {round}: a poller saw an exited child without exit code"
         );
         ensure!(
-            outcomes.iter().all(|o| *o == Some(code as i32)),
+            outcomes.iter().all(|o| *o == Some(code)),
             "round {round}: joiners saw {outcomes:?}, expected {code}"
         );
-        ensure_eq!(p.exitcode()?, Some(code as i32));
+        ensure_eq!(p.exitcode()?, Some(code));
     }
     Ok(())
 }

@@ -95,7 +95,10 @@ fn t41_sequential_cycles() -> TestResult {
 
 fn main() {
     common::run(vec![
-        ("t41_thousand_children_at_1024_fds", t41_thousand_children_at_1024_fds),
+        (
+            "t41_thousand_children_at_1024_fds",
+            t41_thousand_children_at_1024_fds,
+        ),
         ("t41_two_thousand_children", t41_two_thousand_children),
         ("t41_sequential_cycles", t41_sequential_cycles),
     ]);

@@ -255,9 +255,12 @@ pub fn sleeper() -> impl FnOnce() + Send + 'static {
     }
 }
 
+/// One named test.
+pub type Test = (&'static str, fn() -> TestResult);
+
 /// Runs `tests` on the main thread, one at a time, and after each one checks that it left
 /// no fd, zombie, child or thread behind.
-pub fn run(tests: Vec<(&'static str, fn() -> TestResult)>) -> ! {
+pub fn run(tests: Vec<Test>) -> ! {
     let mut args = libtest_mimic::Arguments::from_args();
     args.test_threads = Some(1);
     let trials = tests
