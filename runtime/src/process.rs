@@ -177,6 +177,7 @@ enum Stage {
 /// joined, so the parent's exit waits for them. Daemon children also die when the parent
 /// is SIGKILLed (`PR_SET_PDEATHSIG`); non-daemon children are then orphaned and go on.
 #[derive(Debug)]
+#[must_use = "a process does nothing until it is started"]
 pub struct Process {
     name: String,
     daemon: bool,

@@ -362,7 +362,16 @@ fn proc_state(pid: i32) -> Option<char> {
 
 /// T11, exit policy: a parent that returns stops its 5 daemons in reverse start order and
 /// joins its 5 other children.
-fn t11_exit_policy() -> TestResult {
+fn t11_exit_policy_on_return() -> TestResult {
+    exit_policy(false)
+}
+
+/// T11, exit policy through `exit()`: the runtime's `atexit` hook applies the same rule.
+fn t11_exit_policy_on_exit() -> TestResult {
+    exit_policy(true)
+}
+
+fn exit_policy(call_exit: bool) -> TestResult {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let w = write.as_raw_fd();
     let mut parent = Process::new(move || {
@@ -389,8 +398,11 @@ fn t11_exit_policy() -> TestResult {
         }
         // Give the daemons time to install their SIGTERM handlers.
         std::thread::sleep(Duration::from_millis(200));
-        // Returning with the handles alive: the exit policy must handle them.
+        // Leaving with the handles alive: the exit policy must handle them.
         std::mem::forget(children);
+        if call_exit {
+            std::process::exit(0);
+        }
     });
     parent.start()?;
     drop(write);
@@ -836,7 +848,8 @@ fn main() {
         ("t05_api_misuse", t05_api_misuse),
         ("t07_dropped_handles", t07_dropped_handles),
         ("t11_terminate_and_escalate", t11_terminate_and_escalate),
-        ("t11_exit_policy", t11_exit_policy),
+        ("t11_exit_policy_on_return", t11_exit_policy_on_return),
+        ("t11_exit_policy_on_exit", t11_exit_policy_on_exit),
         (
             "t27_daemons_die_with_their_parent",
             t27_daemons_die_with_their_parent,

@@ -1,5 +1,11 @@
 //! The fork start method: the only place in the runtime that calls `fork()`.
 //!
+//! It uses glibc's `fork()` (through nix) rather than a raw `clone3(CLONE_PIDFD)`: glibc's
+//! fork updates the child's cached thread id (used by `raise`, `abort`, `pthread_kill`) and
+//! runs the `pthread_atfork` handlers, which a raw `clone3` would bypass. The pidfd is
+//! opened right after the fork, while the child is still unreaped and only this process can
+//! reap it, so it cannot name another process.
+//!
 //! # Safety
 //!
 //! `fork()` is sound here because the parent is single-threaded (checked through
