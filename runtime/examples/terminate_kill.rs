@@ -34,13 +34,14 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(r.exitcode()?, Some(0));
 
     // A child that ignores SIGTERM: `stop` escalates to SIGKILL after a grace period.
-    let mut s = Process::new(|| {
-        // SAFETY: ignoring SIGTERM is a valid disposition.
-        unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
-        std::thread::sleep(Duration::from_secs(30));
-    });
-    s.start()?;
-    std::thread::sleep(Duration::from_millis(100));
+    // The child inherits the disposition from the fork, so it ignores SIGTERM from birth.
+    let mut s = sleeper();
+    // SAFETY: ignoring SIGTERM is a valid disposition; nothing signals this process meanwhile.
+    let old = unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    let started = s.start();
+    // SAFETY: `old` is the disposition `signal` returned for SIGTERM.
+    unsafe { libc::signal(libc::SIGTERM, old) };
+    started?;
     let code = s.stop(Duration::from_millis(200))?;
     println!("stubborn child stopped: exitcode {code}");
     assert_eq!(code, -9);

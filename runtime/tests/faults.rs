@@ -310,19 +310,29 @@ fn t07_dropped_handles() -> TestResult {
     Ok(())
 }
 
-/// T11: terminate sends SIGCONT too, `stop` escalates, and the exit policy stops daemons
-/// in reverse order and joins the rest.
-fn t11_terminate_and_escalate() -> TestResult {
-    // (a) A child that ignores SIGTERM: stop() escalates to SIGKILL.
-    let mut stubborn = Process::new(|| {
-        // SAFETY: SIG_IGN is a valid disposition for SIGTERM.
-        unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
-        common::close_all_but(2);
-        std::thread::sleep(Duration::from_secs(60));
-    });
-    stubborn.start()?;
-    // Give the child time to ignore SIGTERM before it is sent.
+/// Runs `f` (which starts a child) with `handler` as this process's SIGTERM disposition,
+/// so the child inherits it from the fork, and restores the old disposition afterwards.
+fn with_sigterm<T>(handler: libc::sighandler_t, f: impl FnOnce() -> T) -> T {
+    // SAFETY: `handler` is SIG_IGN, SIG_DFL or an `extern "C"` handler that only makes
+    // async-signal-safe calls; nothing sends SIGTERM to this process meanwhile.
+    let old = unsafe { libc::signal(libc::SIGTERM, handler) };
+    let result = f();
+    // SAFETY: `old` was returned by `signal` for SIGTERM.
+    unsafe { libc::signal(libc::SIGTERM, old) };
+    result
+}
+
+extern "C" fn exit_5_after_cleanup(_: libc::c_int) {
     std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: `_exit` is async-signal-safe.
+    unsafe { libc::_exit(5) };
+}
+
+/// T11: terminate sends SIGCONT too, and `stop` escalates to SIGKILL.
+fn t11_terminate_and_escalate() -> TestResult {
+    // (a) A child that ignores SIGTERM (from the moment it exists): stop() escalates.
+    let mut stubborn = Process::new(sleeper());
+    with_sigterm(libc::SIG_IGN, || stubborn.start())?;
     ensure_eq!(stubborn.stop(Duration::from_millis(200))?, -9);
     // (b) A stopped child: terminate's SIGCONT lets the SIGTERM act.
     let mut stopped = Process::new(|| {
@@ -337,19 +347,9 @@ fn t11_terminate_and_escalate() -> TestResult {
     stopped.join_timeout(Duration::from_secs(3))?;
     ensure_eq!(stopped.exitcode()?, Some(-15));
     // (c) A slow cleanup that finishes within the grace period keeps its own code.
-    let mut slow = Process::new(|| {
-        extern "C" fn on_term(_: libc::c_int) {
-            std::thread::sleep(Duration::from_millis(100));
-            // SAFETY: `_exit` is async-signal-safe.
-            unsafe { libc::_exit(5) };
-        }
-        // SAFETY: `on_term` is a valid handler that only sleeps and exits.
-        unsafe { libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t) };
-        common::close_all_but(2);
-        std::thread::sleep(Duration::from_secs(60));
-    });
-    slow.start()?;
-    std::thread::sleep(Duration::from_millis(100));
+    let mut slow = Process::new(sleeper());
+    let handler = exit_5_after_cleanup as *const () as libc::sighandler_t;
+    with_sigterm(handler, || slow.start())?;
     ensure_eq!(slow.stop(Duration::from_secs(5))?, 5);
     Ok(())
 }
@@ -377,11 +377,15 @@ fn exit_policy(call_exit: bool) -> TestResult {
     let mut parent = Process::new(move || {
         common::close_all_but(w);
         let mut children = Vec::new();
+        DAEMON_FD.store(w, Ordering::SeqCst);
         for i in 0..5u8 {
-            let mut d = Process::builder()
-                .daemon(true)
-                .target(move || daemon_body(w, i));
-            if d.start().is_err() {
+            // Each daemon inherits its index and the handler from the fork.
+            DAEMON_INDEX.store(i, Ordering::SeqCst);
+            let mut d = Process::builder().daemon(true).target(|| {
+                std::thread::sleep(Duration::from_secs(60));
+            });
+            let handler = report_and_exit as *const () as libc::sighandler_t;
+            if with_sigterm(handler, || d.start()).is_err() {
                 std::process::exit(2);
             }
             children.push(d);
@@ -396,8 +400,6 @@ fn exit_policy(call_exit: bool) -> TestResult {
             }
             children.push(n);
         }
-        // Give the daemons time to install their SIGTERM handlers.
-        std::thread::sleep(Duration::from_millis(200));
         // Leaving with the handles alive: the exit policy must handle them.
         std::mem::forget(children);
         if call_exit {
@@ -430,19 +432,13 @@ fn write_byte(fd: i32, byte: u8) {
 static DAEMON_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 static DAEMON_INDEX: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
-fn daemon_body(w: i32, index: u8) {
-    extern "C" fn on_term(_: libc::c_int) {
-        let fd = DAEMON_FD.load(Ordering::SeqCst);
-        let byte = b'0' + DAEMON_INDEX.load(Ordering::SeqCst);
-        write_byte(fd, byte);
-        // SAFETY: `_exit` is async-signal-safe.
-        unsafe { libc::_exit(0) };
-    }
-    DAEMON_FD.store(w, Ordering::SeqCst);
-    DAEMON_INDEX.store(index, Ordering::SeqCst);
-    // SAFETY: `on_term` only writes one byte and exits, both async-signal-safe.
-    unsafe { libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t) };
-    std::thread::sleep(Duration::from_secs(60));
+/// A daemon's SIGTERM handler: reports the daemon's index, then exits.
+extern "C" fn report_and_exit(_: libc::c_int) {
+    let fd = DAEMON_FD.load(Ordering::SeqCst);
+    let byte = b'0' + DAEMON_INDEX.load(Ordering::SeqCst);
+    write_byte(fd, byte);
+    // SAFETY: `_exit` is async-signal-safe.
+    unsafe { libc::_exit(0) };
 }
 
 /// T27: when the parent is SIGKILLed its daemon children die too; others are orphaned.
@@ -545,6 +541,59 @@ fn t13_zero_fd_delta() -> TestResult {
     }
     ensure_eq!(common::fd_snapshot(), before);
     Ok(())
+}
+
+/// T13, ENOMEM: when the status slot cannot be mapped, `start` fails cleanly and works
+/// again once memory is available.
+fn t13_enomem() -> TestResult {
+    in_helper("t13-enomem", || {
+        // Warm up, so that the allocations `start` makes are served from the heap already.
+        let mut warm = Process::new(|| ());
+        if warm.start().is_err() || join_code(&warm).ok() != Some(0) {
+            return 2;
+        }
+        let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_AS) else {
+            return 3;
+        };
+        let Some(size) = vm_size() else { return 4 };
+        let before = common::fd_snapshot();
+        let mut p = Process::new(|| ());
+        if setrlimit(Resource::RLIMIT_AS, size, hard).is_err() {
+            return 5;
+        }
+        let result = p.start();
+        if setrlimit(Resource::RLIMIT_AS, soft, hard).is_err() {
+            return 6;
+        }
+        match result {
+            Err(Error::Os {
+                call: "mmap",
+                errno: Errno::ENOMEM,
+            }) => {}
+            other => {
+                eprintln!("t13-enomem: start gave {other:?}");
+                return 7;
+            }
+        }
+        if common::fd_snapshot() != before
+            || p.state().ok() != Some(ProcessState::New)
+            || !common::children().is_empty()
+        {
+            return 8;
+        }
+        if p.start().is_err() || join_code(&p).ok() != Some(0) {
+            return 9;
+        }
+        0
+    })
+}
+
+/// The address-space size of this process, from `/proc/self/status`.
+fn vm_size() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// T15: 1000 children released at once, several rounds, then sequential start/join.
@@ -735,6 +784,7 @@ fn t33_invalid_signals() -> TestResult {
     let mut p = Process::new(sleeper());
     p.start()?;
     let pid = p.pid()?.ok_or("no pid")?.as_raw();
+    common::wait_until(Duration::from_secs(10), || proc_state(pid) == Some('S'))?;
     for signal in [0, -1, 65, 1000, i32::MIN, libc::SIGSTOP, libc::SIGCONT] {
         let error = p
             .send_signal(signal)
@@ -855,6 +905,7 @@ fn main() {
             t27_daemons_die_with_their_parent,
         ),
         ("t13_zero_fd_delta", t13_zero_fd_delta),
+        ("t13_enomem", t13_enomem),
         ("t15_no_zombies_after_storms", t15_no_zombies_after_storms),
         ("t29_fork_eagain", t29_fork_eagain),
         ("t30_emfile", t30_emfile),
