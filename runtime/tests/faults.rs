@@ -287,8 +287,17 @@ fn t07_dropped_handles() -> TestResult {
     let mut worker = Process::new(gate.waiter());
     worker.start()?;
     let worker_pid = worker.pid()?.ok_or("no pid")?.as_raw();
+    let daemon_pid = daemon.pid()?.ok_or("no pid")?.as_raw();
     drop(daemon);
     drop(worker);
+    ensure!(
+        !common::children().contains(&daemon_pid),
+        "a dropped daemon is killed and reaped at once"
+    );
+    ensure!(
+        proc_state(worker_pid).is_some_and(|state| state != 'Z'),
+        "a dropped non-daemon runs on"
+    );
     gate.open();
     // Wait until every child has exited (they are zombies or reaped), then make one call.
     common::wait_until(Duration::from_secs(20), || {
