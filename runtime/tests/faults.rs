@@ -60,10 +60,10 @@ fn spin_for(micros: u64) {
     }
 }
 
-/// T02: 4 joiners and 4 pollers on one handle; the child exits after 0–5 ms.
+/// T02: 4 joiners and 4 pollers on one handle, 1000 rounds; the child exits after 0–5 ms.
 fn t02_concurrent_join_and_poll() -> TestResult {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    for round in 0..200 {
+    for round in 0..1000 {
         let delay = rng.next() % 5_000;
         let code = (round % 200) + 1;
         let mut p = Process::new(move || {
