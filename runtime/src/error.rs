@@ -1,8 +1,13 @@
-//! The runtime's one error type.
+//! The runtime's one error type, and the CPython exception each variant stands for.
 
 use nix::errno::Errno;
 
+use crate::process::Pid;
+
 /// Everything that can go wrong in the runtime.
+///
+/// Every refusal that CPython's `multiprocessing` makes has its own variant, and
+/// [`Error::python`] names the exception type and the exact message CPython raises for it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -14,6 +19,79 @@ pub enum Error {
         /// The error number it returned.
         errno: Errno,
     },
+    /// The handle was closed by [`Process::close`](crate::Process::close).
+    #[error("process object is closed")]
+    Closed,
+    /// `start()` on a handle that was started before, even if it was joined since.
+    #[error("cannot start a process twice")]
+    AlreadyStarted,
+    /// `start()` in a process other than the one that constructed the handle.
+    #[error("can only start a process object created by current process")]
+    NotCreator,
+    /// `start()` inside a daemonic process.
+    #[error("daemonic processes are not allowed to have children")]
+    DaemonicParent,
+    /// `join()` on a handle that was never started.
+    #[error("can only join a started process")]
+    JoinNotStarted,
+    /// `terminate()` on a handle that was never started.
+    #[error("can only terminate a started process")]
+    TerminateNotStarted,
+    /// `kill()` (or `send_signal()`) on a handle that was never started.
+    #[error("can only kill a started process")]
+    KillNotStarted,
+    /// `sentinel()` on a handle that was never started.
+    #[error("process not started")]
+    SentinelNotStarted,
+    /// `close()` while the child still runs.
+    #[error(
+        "Cannot close a process while it is still running. You should first call join() or terminate()."
+    )]
+    StillRunning,
+    /// `set_daemon()` after `start()`.
+    #[error("process has already started")]
+    DaemonAfterStart,
+    /// `join()` from a process other than the one that created the handle.
+    #[error("can only join a child process")]
+    JoinNotChild,
+    /// `is_alive()` or `state()` from a process other than the one that created the handle.
+    #[error("can only test a child process")]
+    TestNotChild,
+    /// `run()` after `start()`: the target was handed to the child.
+    #[error("'Process' object has no attribute '_target'")]
+    RunAfterStart,
+    /// A timeout given as a float was NaN.
+    #[error("timeout is NaN")]
+    NanTimeout,
+    /// A signal number that is not a deliverable signal, or a job-control signal.
+    #[error("signal {signal} cannot be sent to a child process")]
+    InvalidSignal {
+        /// The number that was passed.
+        signal: i32,
+    },
+    /// The fork start method was asked to fork a multi-threaded parent.
+    #[error(
+        "the fork start method refuses to fork a parent with {threads} threads: the child \
+         could inherit locks held by other threads and deadlock; start processes before \
+         creating threads, use the spawn or forkserver start method (re-exec, safe with \
+         threads), or opt in with the unsafe Process::start_in_threaded_parent"
+    )]
+    ThreadedFork {
+        /// How many threads the parent had.
+        threads: usize,
+    },
+    /// Someone outside the runtime reaped the child, so its exit status is lost.
+    #[error("the exit status of child {pid} was collected outside proclife")]
+    StatusLost {
+        /// The child whose status was taken.
+        pid: Pid,
+    },
+    /// `run()` called the target in the caller and the target returned an error.
+    #[error("the target failed: {message}")]
+    Target {
+        /// The error the target returned, formatted.
+        message: String,
+    },
 }
 
 /// The runtime's result type.
@@ -23,5 +101,137 @@ impl Error {
     /// Wraps an errno with the name of the call that produced it.
     pub(crate) fn os(call: &'static str, errno: Errno) -> Self {
         Error::Os { call, errno }
+    }
+
+    /// The CPython exception type name and exact message this error stands for.
+    ///
+    /// `None` for errors CPython has no counterpart for (the refusal to fork a threaded
+    /// parent, a status stolen by a foreign reaper, a failed target run in the caller).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proclife::Error;
+    ///
+    /// let (kind, message) = Error::AlreadyStarted.python().unwrap();
+    /// assert_eq!(kind, "AssertionError");
+    /// assert_eq!(message, "cannot start a process twice");
+    /// ```
+    pub fn python(&self) -> Option<(&'static str, String)> {
+        let (kind, message) = match self {
+            Error::Os { errno, .. } => return Some(os_error(*errno)),
+            Error::Closed => ("ValueError", "process object is closed"),
+            Error::AlreadyStarted => ("AssertionError", "cannot start a process twice"),
+            Error::NotCreator => (
+                "AssertionError",
+                "can only start a process object created by current process",
+            ),
+            Error::DaemonicParent => (
+                "AssertionError",
+                "daemonic processes are not allowed to have children",
+            ),
+            Error::JoinNotStarted => ("AssertionError", "can only join a started process"),
+            Error::TerminateNotStarted => {
+                ("AssertionError", "can only terminate a started process")
+            }
+            Error::KillNotStarted => ("AssertionError", "can only kill a started process"),
+            Error::SentinelNotStarted => ("ValueError", "process not started"),
+            Error::StillRunning => (
+                "ValueError",
+                "Cannot close a process while it is still running. You should first call join() or terminate().",
+            ),
+            Error::DaemonAfterStart => ("AssertionError", "process has already started"),
+            Error::JoinNotChild => ("AssertionError", "can only join a child process"),
+            Error::TestNotChild => ("AssertionError", "can only test a child process"),
+            Error::RunAfterStart => (
+                "AttributeError",
+                "'Process' object has no attribute '_target'",
+            ),
+            Error::NanTimeout => ("ValueError", "cannot convert float NaN to integer"),
+            Error::InvalidSignal { .. } => ("ValueError", "signal number out of range"),
+            Error::ThreadedFork { .. } | Error::StatusLost { .. } | Error::Target { .. } => {
+                return None;
+            }
+        };
+        Some((kind, message.to_owned()))
+    }
+}
+
+/// The `OSError` subclass and message Python raises for `errno`.
+fn os_error(errno: Errno) -> (&'static str, String) {
+    let kind = match errno {
+        Errno::EAGAIN | Errno::EALREADY | Errno::EINPROGRESS => "BlockingIOError",
+        Errno::ECHILD => "ChildProcessError",
+        Errno::EPIPE | Errno::ESHUTDOWN => "BrokenPipeError",
+        Errno::ECONNABORTED => "ConnectionAbortedError",
+        Errno::ECONNREFUSED => "ConnectionRefusedError",
+        Errno::ECONNRESET => "ConnectionResetError",
+        Errno::EEXIST => "FileExistsError",
+        Errno::ENOENT => "FileNotFoundError",
+        Errno::EINTR => "InterruptedError",
+        Errno::EISDIR => "IsADirectoryError",
+        Errno::ENOTDIR => "NotADirectoryError",
+        Errno::EACCES | Errno::EPERM => "PermissionError",
+        Errno::ESRCH => "ProcessLookupError",
+        Errno::ETIMEDOUT => "TimeoutError",
+        _ => "OSError",
+    };
+    let code = errno as i32;
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    // `io::Error` appends " (os error N)" to strerror's text; Python does not.
+    let suffix = format!(" (os error {code})");
+    let text = text.strip_suffix(&suffix).unwrap_or(&text);
+    (kind, format!("[Errno {code}] {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_read_like_python() {
+        let (kind, message) = Error::os("fork", Errno::EAGAIN).python().unwrap();
+        assert_eq!(kind, "BlockingIOError");
+        assert_eq!(message, "[Errno 11] Resource temporarily unavailable");
+        let (kind, message) = Error::os("pidfd_open", Errno::EMFILE).python().unwrap();
+        assert_eq!(kind, "OSError");
+        assert_eq!(message, "[Errno 24] Too many open files");
+    }
+
+    #[test]
+    fn refusals_carry_cpython_messages() {
+        let table: [(Error, &str, &str); 6] = [
+            (Error::Closed, "ValueError", "process object is closed"),
+            (
+                Error::AlreadyStarted,
+                "AssertionError",
+                "cannot start a process twice",
+            ),
+            (
+                Error::SentinelNotStarted,
+                "ValueError",
+                "process not started",
+            ),
+            (
+                Error::JoinNotChild,
+                "AssertionError",
+                "can only join a child process",
+            ),
+            (
+                Error::TestNotChild,
+                "AssertionError",
+                "can only test a child process",
+            ),
+            (
+                Error::RunAfterStart,
+                "AttributeError",
+                "'Process' object has no attribute '_target'",
+            ),
+        ];
+        for (error, kind, message) in table {
+            assert_eq!(error.python(), Some((kind, message.to_owned())));
+            assert_eq!(error.to_string(), message);
+        }
+        assert_eq!(Error::ThreadedFork { threads: 2 }.python(), None);
     }
 }

@@ -1,9 +1,42 @@
 //! proclife: the life-cycle of Python's `multiprocessing.Process`, its IPC and its
 //! process-shared synchronisation, on real Linux processes.
+//!
+//! A [`Process`] is new until [`start`](Process::start), then running (or blocked in one
+//! of the runtime's waits), then terminated for good, and finally closed. Names mirror
+//! CPython; every refusal CPython makes is an [`Error`] that also names, through
+//! [`Error::python`], the CPython exception it stands for.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use proclife::{Process, ProcessState};
+//!
+//! let mut p = Process::builder().name("worker").target(|| std::process::exit(3));
+//! p.start()?;
+//! p.join_timeout(Duration::from_secs(5))?;
+//! assert_eq!(p.exitcode()?, Some(3));
+//! assert_eq!(p.state()?, ProcessState::Terminated(3));
+//! p.close()?;
+//! # Ok::<(), proclife::Error>(())
+//! ```
+//!
+//! Every child has a pidfd, opened right after `fork()` before anyone can reap the child:
+//! it is the [sentinel](Process::sentinel), joins sleep in `poll(2)` on it, signals go
+//! through `pidfd_send_signal`, and reaping is `waitid(P_PIDFD)`, never `waitpid(-1)`.
 #![deny(unsafe_code)]
 
+mod child;
+mod current;
 pub mod error;
+mod process;
+mod registry;
+mod start;
 mod status;
+mod sys;
 
+pub use current::{
+    CurrentProcess, ParentProcess, active_children, current_process, parent_process,
+};
 pub use error::{Error, Result};
+pub use process::{Builder, Pid, Process, ProcessState, Target, TargetResult};
+pub use start::StartMethod;
 pub use status::BlockedOn;

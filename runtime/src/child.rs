@@ -1,0 +1,217 @@
+//! One started child: its pidfd, its cached exit code, and the only code that reaps it.
+//!
+//! Every wait here is targeted at one pidfd (`waitid(P_PIDFD, ..)`), never `waitpid(-1)`.
+//! The exit code lives in one mutex-protected cell: the thread that reaps the child stores
+//! the code before it releases the lock, so no thread ever sees "exited" without a code.
+//! Waiting threads sleep in `poll` on the pidfd without holding the lock, so any number of
+//! threads can join the same child at once.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+
+use crate::error::{Error, Result};
+use crate::process::Pid;
+use crate::status::{self, BlockedOn, StatusSlot};
+use crate::sys;
+
+/// The runtime's record of one child it started.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pid: Pid,
+    /// The pid of the process that forked the child, the only one allowed to reap it.
+    creator: i32,
+    daemon: bool,
+    pidfd: OwnedFd,
+    exitcode: Mutex<Option<i32>>,
+    slot: StatusSlot,
+}
+
+/// Maps a wait status to CPython's exit code: the exit status, or `-N` for signal `N`.
+///
+/// `None` for statuses that do not end the process.
+pub(crate) fn exitcode_from(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, signal, _) => Some(-(signal as i32)),
+        _ => None,
+    }
+}
+
+impl Child {
+    /// Records a child that was just forked.
+    pub(crate) fn new(
+        pid: Pid,
+        creator: i32,
+        daemon: bool,
+        pidfd: OwnedFd,
+        slot: StatusSlot,
+    ) -> Child {
+        Child {
+            pid,
+            creator,
+            daemon,
+            pidfd,
+            exitcode: Mutex::new(None),
+            slot,
+        }
+    }
+
+    /// The child's pid.
+    pub(crate) fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Whether the child was started as a daemon.
+    pub(crate) fn daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// The pidfd, readable once the child has exited.
+    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// What the child reports it is blocked on.
+    pub(crate) fn blocked_on(&self) -> Option<BlockedOn> {
+        self.slot.blocked_on()
+    }
+
+    /// Whether the calling process is the one that started the child (and may reap it).
+    pub(crate) fn is_reaper(&self) -> bool {
+        nix::unistd::getpid().as_raw() == self.creator
+    }
+
+    fn cell(&self) -> MutexGuard<'_, Option<i32>> {
+        // The cell holds a plain `Option<i32>`, which a panic cannot leave half-written.
+        self.exitcode.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The exit code if it has been collected, without any system call.
+    pub(crate) fn cached(&self) -> Option<i32> {
+        *self.cell()
+    }
+
+    /// `waitid(P_PIDFD, pidfd, WEXITED | WNOHANG)`—Collects the exit code if the child has
+    /// exited, without blocking. Only the creating process reaps; others see the cache.
+    ///
+    /// # Errors
+    ///
+    /// `Error::StatusLost` when something outside the runtime reaped the child (`ECHILD`);
+    /// `Error::Os { call: "waitid", .. }` otherwise.
+    pub(crate) fn poll(&self) -> Result<Option<i32>> {
+        let mut cell = self.cell();
+        if cell.is_some() || !self.is_reaper() {
+            return Ok(*cell);
+        }
+        loop {
+            match waitid(
+                Id::PIDFd(self.pidfd.as_fd()),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
+            ) {
+                Ok(status) => {
+                    let code = exitcode_from(status);
+                    *cell = code;
+                    return Ok(code);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => return Err(Error::StatusLost { pid: self.pid }),
+                Err(errno) => return Err(Error::os("waitid", errno)),
+            }
+        }
+    }
+
+    /// Waits until the child has exited or `deadline` passes (`None`: no deadline).
+    ///
+    /// Sleeps in `poll(2)` on the pidfd, re-arming after `EINTR` with the time left, and
+    /// marks the current process as blocked on `Join` meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::poll`], plus `Error::Os { call: "poll", .. }`.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<Option<i32>> {
+        if let Some(code) = self.poll()? {
+            return Ok(Some(code));
+        }
+        if !self.is_reaper() {
+            return Ok(None);
+        }
+        let _blocked = status::blocked(BlockedOn::Join);
+        loop {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return self.poll();
+                    }
+                    // Round up so that a wait never ends before its deadline.
+                    let millis = left.as_micros().div_ceil(1000);
+                    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(errno) => return Err(Error::os("poll", errno)),
+            }
+            if let Some(code) = self.poll()? {
+                return Ok(Some(code));
+            }
+        }
+    }
+
+    /// Sends `signal` unless the child is known to have exited.
+    ///
+    /// A zombie ignores signals and a reaped child's pidfd answers `ESRCH`, so a signal
+    /// sent after the child exited never changes its exit code and never reaches another
+    /// process.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Os { call: "pidfd_send_signal", .. }` for errors other than `ESRCH`.
+    pub(crate) fn signal(&self, signal: i32) -> Result<()> {
+        if self.cached().is_some() {
+            return Ok(());
+        }
+        match sys::pidfd_send_signal(self.pidfd.as_fd(), signal) {
+            Ok(()) => Ok(()),
+            Err(Error::Os {
+                errno: Errno::ESRCH,
+                ..
+            }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::signal::Signal;
+    use nix::unistd::Pid as RawPid;
+
+    use super::*;
+
+    #[test]
+    fn exit_statuses_map_like_cpython() {
+        let pid = RawPid::from_raw(42);
+        let table = [
+            (WaitStatus::Exited(pid, 0), Some(0)),
+            (WaitStatus::Exited(pid, 7), Some(7)),
+            (WaitStatus::Exited(pid, 255), Some(255)),
+            (WaitStatus::Signaled(pid, Signal::SIGTERM, false), Some(-15)),
+            (WaitStatus::Signaled(pid, Signal::SIGKILL, false), Some(-9)),
+            (WaitStatus::Signaled(pid, Signal::SIGSEGV, true), Some(-11)),
+            (WaitStatus::StillAlive, None),
+            (WaitStatus::Stopped(pid, Signal::SIGSTOP), None),
+            (WaitStatus::Continued(pid), None),
+        ];
+        for (status, code) in table {
+            assert_eq!(exitcode_from(status), code, "{status:?}");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! What a process knows about itself, its parent and its children; mirrors
+//! `multiprocessing.current_process()`, `parent_process()` and `active_children()`.
+
+use crate::error::Result;
+use crate::process::Pid;
+use crate::registry;
+
+/// The calling process, as [`current_process`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentProcess {
+    pid: Pid,
+    name: String,
+    daemon: bool,
+    identity: Vec<u64>,
+}
+
+impl CurrentProcess {
+    /// The calling process's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Its name: `MainProcess` in the main process, the handle's name in a child.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether it is a daemon (then it may not start children).
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// Its identity: empty in the main process, `[2, 1]` in the child named `Process-2:1`.
+    pub fn identity(&self) -> &[u64] {
+        &self.identity
+    }
+
+    /// Always `true`: the caller is running.
+    pub fn is_alive(&self) -> bool {
+        true
+    }
+}
+
+/// The process that started the calling process, as [`parent_process`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentProcess {
+    pid: Pid,
+    name: String,
+}
+
+impl ParentProcess {
+    /// The parent's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The parent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `getppid()`—Whether the parent still runs: once it dies the child is re-parented
+    /// and `getppid()` no longer names it.
+    pub fn is_alive(&self) -> bool {
+        nix::unistd::getppid().as_raw() == self.pid.as_raw()
+    }
+}
+
+/// The calling process; mirrors `multiprocessing.current_process()`.
+pub fn current_process() -> CurrentProcess {
+    registry::reap_orphans();
+    let (name, daemon, identity, _) = registry::me();
+    let raw = nix::unistd::getpid().as_raw();
+    CurrentProcess {
+        // `getpid()` is positive in every process; init's pid stands in for a broken kernel.
+        pid: Pid::from_raw(raw).unwrap_or(Pid::INIT),
+        name,
+        daemon,
+        identity,
+    }
+}
+
+/// The parent of a process started by proclife, `None` in the main process; mirrors
+/// `multiprocessing.parent_process()`.
+pub fn parent_process() -> Option<ParentProcess> {
+    let (_, _, _, parent) = registry::me();
+    parent.map(|(pid, name)| ParentProcess { pid, name })
+}
+
+/// The pids of the calling process's children that still run; mirrors
+/// `multiprocessing.active_children()`.
+///
+/// Like CPython, this first reaps every child that has exited.
+///
+/// # Errors
+///
+/// `Error::Os { call: "poll", .. }` when the children's pidfds cannot be polled.
+pub fn active_children() -> Result<Vec<Pid>> {
+    registry::reap_orphans();
+    registry::active_children()
+}

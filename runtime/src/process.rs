@@ -1,0 +1,808 @@
+//! `Process`: the handle to one child process, with CPython's whole life-cycle API.
+
+use std::fmt;
+use std::num::NonZeroI32;
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::child::Child;
+use crate::error::{Error, Result};
+use crate::registry;
+use crate::start::{ChildSpec, StartMethod, Threads};
+use crate::status::BlockedOn;
+use crate::sys;
+
+/// A process id: always positive, never the `0`/`-1` wildcards of `kill(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pid(NonZeroI32);
+
+impl Pid {
+    /// Pid 1.
+    pub(crate) const INIT: Pid = match NonZeroI32::new(1) {
+        Some(one) => Pid(one),
+        None => panic!("1 is not zero"),
+    };
+
+    /// Wraps a raw pid; `None` unless it is positive.
+    pub fn from_raw(raw: i32) -> Option<Pid> {
+        if raw > 0 {
+            NonZeroI32::new(raw).map(Pid)
+        } else {
+            None
+        }
+    }
+
+    /// The raw pid.
+    pub fn as_raw(self) -> i32 {
+        self.0.get()
+    }
+
+    pub(crate) fn from_nix(pid: nix::unistd::Pid) -> Option<Pid> {
+        Pid::from_raw(pid.as_raw())
+    }
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a target returns: `Ok(())` exits with 0, an error exits with 1 and is printed on the
+/// child's stderr.
+pub type TargetResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// The Rust form of subclassing `multiprocessing.Process` and overriding `run()`.
+///
+/// A `Target` can run any number of times: [`Process::run`] calls it in the caller and
+/// leaves it in the handle, so a later [`Process::start`] runs it again, in the child.
+///
+/// # Examples
+///
+/// ```
+/// use proclife::{Process, Target, TargetResult};
+///
+/// struct Countdown(u32);
+///
+/// impl Target for Countdown {
+///     fn run(&mut self) -> TargetResult {
+///         while self.0 > 0 {
+///             self.0 -= 1;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let mut p = Process::from_target(Countdown(3));
+/// p.run().unwrap(); // in the caller, like Python's `p.run()`
+/// ```
+pub trait Target: Send + 'static {
+    /// The process's activity; mirrors `multiprocessing.Process.run`.
+    ///
+    /// # Errors
+    ///
+    /// An error ends a child with exit code 1 after printing it on the child's stderr.
+    fn run(&mut self) -> TargetResult;
+}
+
+type OnceTarget = Box<dyn FnOnce() -> TargetResult + Send>;
+
+/// The target a handle holds.
+pub(crate) enum TargetSlot {
+    /// No target (consumed by `run`, handed to the child, or never given): does nothing.
+    Empty,
+    /// A closure, callable once.
+    Once(OnceTarget),
+    /// A [`Target`] implementor, callable any number of times.
+    Reusable(Box<dyn Target>),
+}
+
+impl fmt::Debug for TargetSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetSlot::Empty => "Empty",
+            TargetSlot::Once(_) => "Once(..)",
+            TargetSlot::Reusable(_) => "Reusable(..)",
+        })
+    }
+}
+
+impl TargetSlot {
+    /// Calls the target; a closure is consumed.
+    pub(crate) fn call(&mut self) -> TargetResult {
+        match std::mem::replace(self, TargetSlot::Empty) {
+            TargetSlot::Empty => Ok(()),
+            TargetSlot::Once(f) => f(),
+            TargetSlot::Reusable(mut target) => {
+                let result = target.run();
+                *self = TargetSlot::Reusable(target);
+                result
+            }
+        }
+    }
+}
+
+/// The life-cycle state of a handle, as [`Process::state`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProcessState {
+    /// Constructed, never started (CPython's `initial`).
+    New,
+    /// Started, and the child runs (CPython's `started`).
+    Running,
+    /// Started, and the child waits in one of the runtime's blocking calls.
+    Blocked(BlockedOn),
+    /// The child exited with this exit code (CPython's `stopped exitcode=N`).
+    Terminated(i32),
+    /// Closed by [`Process::close`] (CPython's `closed`).
+    Closed,
+}
+
+#[derive(Debug)]
+enum Stage {
+    New,
+    Started(Arc<Child>),
+    Closed { started: bool },
+}
+
+/// A handle to one child process; mirrors `multiprocessing.Process`.
+///
+/// A process is single-use: new until [`start`](Process::start), then running (perhaps
+/// blocked), then terminated for good; [`close`](Process::close) releases its resources.
+///
+/// # Examples
+///
+/// ```no_run
+/// use proclife::{Error, Process};
+///
+/// let mut p = Process::new(|| println!("hello from the child"));
+/// p.start()?;
+/// p.join()?;
+/// assert_eq!(p.exitcode()?, Some(0));
+/// assert!(matches!(p.start(), Err(Error::AlreadyStarted)));
+/// p.close()?;
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// # Caveats
+///
+/// Dropping a handle whose child still runs does not wait for it. A daemon child is
+/// killed (SIGKILL) and reaped at once. A non-daemon child keeps running; the runtime keeps
+/// its record and reaps it in the first runtime call after it exits, so it is a zombie at
+/// most until that call. At normal exit of the parent (return from `main`, `exit`) the
+/// runtime applies CPython's rule: daemon children are stopped in reverse start order
+/// (SIGTERM and SIGCONT, then SIGKILL after half a second), then every non-daemon child is
+/// joined, so the parent's exit waits for them. Daemon children also die when the parent
+/// is SIGKILLed (`PR_SET_PDEATHSIG`); non-daemon children are then orphaned and go on.
+#[derive(Debug)]
+#[must_use = "a process does nothing until it is started"]
+pub struct Process {
+    name: String,
+    daemon: bool,
+    identity: Vec<u64>,
+    /// The pid of the process that constructed the handle (CPython's `_parent_pid`).
+    creator: i32,
+    method: StartMethod,
+    target: Mutex<TargetSlot>,
+    stage: Stage,
+}
+
+/// Builds a [`Process`] with options; mirrors the keyword arguments of
+/// `multiprocessing.Process(...)`.
+///
+/// # Examples
+///
+/// ```
+/// use proclife::Process;
+///
+/// let p = Process::builder().name("worker").daemon(true).target(|| ());
+/// assert_eq!(p.name(), "worker");
+/// assert!(p.daemon());
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until `target` or `build_target` makes a Process"]
+pub struct Builder {
+    name: Option<String>,
+    daemon: Option<bool>,
+    method: StartMethod,
+}
+
+impl Builder {
+    /// A builder with the defaults: name `Process-<n>`, the creator's daemon flag, fork.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Sets the process name.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the daemon flag.
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.daemon = Some(daemon);
+        self
+    }
+
+    /// Chooses the start method.
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.method = method;
+        self
+    }
+
+    /// Builds a process whose target is the closure `f`.
+    pub fn target<F>(self, f: F) -> Process
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.build(TargetSlot::Once(Box::new(move || {
+            f();
+            Ok(())
+        })))
+    }
+
+    /// Builds a process whose target is a closure that may fail: an `Err` ends the child
+    /// with exit code 1 after printing the error on its stderr.
+    pub fn fallible_target<F, E>(self, f: F) -> Process
+    where
+        F: FnOnce() -> std::result::Result<(), E> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.build(TargetSlot::Once(Box::new(move || f().map_err(Into::into))))
+    }
+
+    /// Builds a process whose target is the [`Target`] implementor `target`.
+    pub fn build_target<T: Target>(self, target: T) -> Process {
+        self.build(TargetSlot::Reusable(Box::new(target)))
+    }
+
+    /// Builds a process without a target: starting it runs nothing and exits with 0.
+    pub fn no_target(self) -> Process {
+        self.build(TargetSlot::Empty)
+    }
+
+    fn build(self, target: TargetSlot) -> Process {
+        registry::reap_orphans();
+        let birth = registry::birth();
+        Process {
+            name: self.name.unwrap_or(birth.name),
+            daemon: self.daemon.unwrap_or(birth.daemon),
+            identity: birth.identity,
+            creator: nix::unistd::getpid().as_raw(),
+            method: self.method,
+            target: Mutex::new(target),
+            stage: Stage::New,
+        }
+    }
+}
+
+fn current_pid() -> i32 {
+    nix::unistd::getpid().as_raw()
+}
+
+/// Converts a Python-style timeout in seconds: negative (and -0.0) means poll once, `+inf`
+/// and values too large for a `Duration` mean no timeout.
+fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
+    if secs.is_nan() {
+        return Err(Error::NanTimeout);
+    }
+    if secs <= 0.0 {
+        return Ok(Some(Duration::ZERO));
+    }
+    Ok(Duration::try_from_secs_f64(secs).ok())
+}
+
+/// Checks a signal number for [`Process::send_signal`].
+fn check_signal(signal: i32) -> Result<i32> {
+    let job_control = signal == Signal::SIGSTOP as i32 || signal == Signal::SIGCONT as i32;
+    let standard = (1..32).contains(&signal);
+    let realtime = (sys::sigrtmin()..=sys::sigrtmax()).contains(&signal);
+    if job_control || !(standard || realtime) {
+        return Err(Error::InvalidSignal { signal });
+    }
+    Ok(signal)
+}
+
+impl Process {
+    /// A new process whose target is the closure `f`; mirrors `Process(target=f)`.
+    pub fn new<F>(f: F) -> Process
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        Builder::new().target(f)
+    }
+
+    /// A new process whose target is a closure that may fail; see
+    /// [`Builder::fallible_target`].
+    pub fn new_fallible<F, E>(f: F) -> Process
+    where
+        F: FnOnce() -> std::result::Result<(), E> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        Builder::new().fallible_target(f)
+    }
+
+    /// A new process whose target is a [`Target`] implementor (the Rust form of a
+    /// `Process` subclass that overrides `run()`).
+    pub fn from_target<T: Target>(target: T) -> Process {
+        Builder::new().build_target(target)
+    }
+
+    /// A builder for a process with a name, a daemon flag or a start method.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    fn started(&self) -> Result<Option<&Arc<Child>>> {
+        match &self.stage {
+            Stage::Closed { .. } => Err(Error::Closed),
+            Stage::New => Ok(None),
+            Stage::Started(child) => Ok(Some(child)),
+        }
+    }
+
+    /// Starts the child; mirrors `Process.start`.
+    ///
+    /// With the fork method the child is a copy of the caller that runs the target and
+    /// exits with CPython's exit code: 0 after a normal return, 1 after a returned error or
+    /// a panic (the message goes to the child's stderr), `n & 0xFF` after
+    /// `std::process::exit(n)`, `-N` when killed by signal `N`.
+    ///
+    /// # Errors
+    ///
+    /// In CPython's order: [`Error::Closed`]; [`Error::AlreadyStarted`] (even after
+    /// `join`); [`Error::NotCreator`] in a process that did not construct the handle;
+    /// [`Error::DaemonicParent`] inside a daemon. Then [`Error::ThreadedFork`] when the
+    /// caller has more than one thread, and [`Error::Os`] when the system refuses (`fork`:
+    /// `EAGAIN` at the process limit; `pidfd_open`: `EMFILE` when fds run out; `mmap`).
+    /// After a system error nothing is left behind and the handle is still new, so it can
+    /// be started again later.
+    pub fn start(&mut self) -> Result<()> {
+        self.start_with(Threads::Refuse)
+    }
+
+    /// Starts the child even if the caller has other threads.
+    ///
+    /// # Safety
+    ///
+    /// The fork start method copies only the calling thread. The caller must guarantee
+    /// that no other thread holds, at the moment of the fork, a lock the child will take
+    /// (the allocator's, stdout's, a `Mutex` the target uses, ...), or else that the target
+    /// only makes async-signal-safe calls. A daemon child started from a thread other than
+    /// the main thread is killed when that thread exits (`PR_SET_PDEATHSIG` follows the
+    /// thread), and a foreign `waitpid(-1)` running in another thread may steal the
+    /// child's exit status ([`Error::StatusLost`]).
+    // The only `unsafe` item outside `sys` and `start::fork`: the opt-in itself.
+    #[allow(unsafe_code)]
+    pub unsafe fn start_in_threaded_parent(&mut self) -> Result<()> {
+        self.start_with(Threads::Allow)
+    }
+
+    fn start_with(&mut self, threads: Threads) -> Result<()> {
+        registry::reap_orphans();
+        match self.stage {
+            Stage::Closed { .. } => return Err(Error::Closed),
+            Stage::Started(_) => return Err(Error::AlreadyStarted),
+            Stage::New => {}
+        }
+        if self.creator != current_pid() {
+            return Err(Error::NotCreator);
+        }
+        if registry::lock().daemon() {
+            return Err(Error::DaemonicParent);
+        }
+        registry::sweep()?;
+        let spec = ChildSpec {
+            name: &self.name,
+            identity: &self.identity,
+            daemon: self.daemon,
+        };
+        let target = self
+            .target
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let child = self.method.launcher().launch(&spec, target, threads)?;
+        // Like CPython's `del self._target`: the target now belongs to the child.
+        *target = TargetSlot::Empty;
+        self.stage = Stage::Started(child);
+        Ok(())
+    }
+
+    /// Runs the target in the calling process; mirrors `Process.run`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunAfterStart`] once the handle was started (also after `close`);
+    /// [`Error::Target`] when the target returns an error. A panic of the target unwinds
+    /// out of `run`, as a Python exception propagates out of `p.run()`.
+    ///
+    /// # Caveats
+    ///
+    /// A closure target is `FnOnce`: `run()` consumes it, and a later `start()` starts a
+    /// child that does nothing and exits with 0 (like a Python process without a target).
+    /// A [`Target`] implementor runs through `&mut self` and stays in the handle, so
+    /// `start()` after `run()` runs it again, in the child. The handle stays new either way.
+    pub fn run(&mut self) -> Result<()> {
+        match self.stage {
+            Stage::Started(_) | Stage::Closed { started: true } => {
+                return Err(Error::RunAfterStart);
+            }
+            Stage::New | Stage::Closed { started: false } => {}
+        }
+        let target = self
+            .target
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        target.call().map_err(|error| Error::Target {
+            message: error.to_string(),
+        })
+    }
+
+    /// Whether the child runs; mirrors `Process.is_alive`. Reaps the child if it exited.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; [`Error::TestNotChild`] in a process other than the creator;
+    /// [`Error::StatusLost`] when a foreign reaper took the child's status.
+    pub fn is_alive(&self) -> Result<bool> {
+        registry::reap_orphans();
+        let child = self.started()?;
+        if let Some(child) = child {
+            if child.pid().as_raw() == current_pid() {
+                return Ok(true);
+            }
+        }
+        if self.creator != current_pid() {
+            return Err(Error::TestNotChild);
+        }
+        let Some(child) = child else {
+            return Ok(false);
+        };
+        match child.poll()? {
+            None => Ok(true),
+            Some(_) => {
+                registry::forget(child);
+                Ok(false)
+            }
+        }
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<Option<i32>> {
+        registry::reap_orphans();
+        let child = self.started()?;
+        if self.creator != current_pid() {
+            return Err(Error::JoinNotChild);
+        }
+        let Some(child) = child else {
+            return Err(Error::JoinNotStarted);
+        };
+        let code = child.wait(deadline)?;
+        if code.is_some() {
+            registry::forget(child);
+        }
+        Ok(code)
+    }
+
+    /// Waits until the child exits; mirrors `Process.join()`.
+    ///
+    /// Sleeps in `poll(2)` on the child's pidfd, then reaps it with `waitid(P_PIDFD)`.
+    /// Any number of threads may join one handle at once; all see the same exit code.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; [`Error::JoinNotChild`] in a process other than the creator;
+    /// [`Error::JoinNotStarted`]; [`Error::StatusLost`].
+    #[doc(alias = "waitpid")]
+    pub fn join(&self) -> Result<()> {
+        self.join_until(None).map(drop)
+    }
+
+    /// Waits at most `timeout` for the child to exit; mirrors `Process.join(timeout)`.
+    ///
+    /// Returns `Ok(())` whether or not the child exited: check [`Process::exitcode`].
+    /// `Duration::ZERO` polls once; a timeout too large to add to the clock waits forever.
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::join`].
+    #[doc(alias = "waitpid")]
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.join_until(Instant::now().checked_add(timeout))
+            .map(drop)
+    }
+
+    /// [`Process::join_timeout`] with a Python-style timeout in seconds.
+    ///
+    /// Negative values and `-0.0` poll once; `+inf` and values too large for a `Duration`
+    /// wait forever.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NanTimeout`] for NaN (checked after the state checks, as CPython does);
+    /// otherwise as [`Process::join`].
+    pub fn join_timeout_secs(&self, secs: f64) -> Result<()> {
+        let child = self.started()?;
+        if self.creator != current_pid() {
+            return Err(Error::JoinNotChild);
+        }
+        if child.is_none() {
+            return Err(Error::JoinNotStarted);
+        }
+        match timeout_from_secs(secs)? {
+            Some(timeout) => self.join_timeout(timeout),
+            None => self.join(),
+        }
+    }
+
+    /// The child's pid, `None` before `start`; mirrors `Process.pid`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`].
+    pub fn pid(&self) -> Result<Option<Pid>> {
+        Ok(self.started()?.map(|child| child.pid()))
+    }
+
+    /// The child's exit code, `None` while it runs or before `start`; mirrors
+    /// `Process.exitcode`. Reaps the child if it exited.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; [`Error::StatusLost`].
+    pub fn exitcode(&self) -> Result<Option<i32>> {
+        registry::reap_orphans();
+        match self.started()? {
+            None => Ok(None),
+            Some(child) => child.poll(),
+        }
+    }
+
+    /// `pidfd_send_signal(SIGTERM)`, then `SIGCONT`—Asks the child to stop; mirrors
+    /// `Process.terminate`. Does not wait.
+    ///
+    /// The SIGCONT lets a stopped child act on the SIGTERM. After the child exited nothing
+    /// is sent and the exit code stays what it was.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; [`Error::TerminateNotStarted`].
+    pub fn terminate(&self) -> Result<()> {
+        registry::reap_orphans();
+        let child = self.started()?.ok_or(Error::TerminateNotStarted)?;
+        child.signal(Signal::SIGTERM as i32)?;
+        child.signal(Signal::SIGCONT as i32)
+    }
+
+    /// `pidfd_send_signal(SIGKILL)`—Kills the child; mirrors `Process.kill`. Does not wait.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; [`Error::KillNotStarted`].
+    pub fn kill(&self) -> Result<()> {
+        registry::reap_orphans();
+        let child = self.started()?.ok_or(Error::KillNotStarted)?;
+        child.signal(Signal::SIGKILL as i32)
+    }
+
+    /// `pidfd_send_signal(signal)`—Sends any deliverable signal to the child.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSignal`] for 0, negative numbers, numbers above `SIGRTMAX`, glibc's
+    /// reserved real-time signals, and the job-control signals SIGSTOP and SIGCONT (a
+    /// stopped child has no place in the life cycle); nothing is sent then.
+    /// [`Error::Closed`]; [`Error::KillNotStarted`].
+    pub fn send_signal(&self, signal: i32) -> Result<()> {
+        let signal = check_signal(signal)?;
+        registry::reap_orphans();
+        let child = self.started()?.ok_or(Error::KillNotStarted)?;
+        child.signal(signal)
+    }
+
+    /// Terminates the child, waits up to `grace`, kills it if it is still alive, and waits
+    /// for it; returns its exit code.
+    ///
+    /// The escalation CPython lacks: a child that ignores SIGTERM still ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::terminate`] and [`Process::join`].
+    pub fn stop(&self, grace: Duration) -> Result<i32> {
+        self.terminate()?;
+        if let Some(code) = self.join_until(Instant::now().checked_add(grace))? {
+            return Ok(code);
+        }
+        self.kill()?;
+        match self.join_until(None)? {
+            Some(code) => Ok(code),
+            // A wait without deadline by the creator ends only with a code or an error.
+            None => Err(Error::JoinNotChild),
+        }
+    }
+
+    /// Releases the handle's resources (the pidfd); mirrors `Process.close`.
+    ///
+    /// Idempotent. Afterwards every operation but `name`, `daemon`, their setters and `run`
+    /// fails with [`Error::Closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StillRunning`] while the child runs; nothing changes then.
+    pub fn close(&mut self) -> Result<()> {
+        registry::reap_orphans();
+        let started = match &self.stage {
+            Stage::Closed { .. } => return Ok(()),
+            Stage::New => false,
+            Stage::Started(child) => {
+                if child.poll()?.is_none() {
+                    return Err(Error::StillRunning);
+                }
+                registry::forget(child);
+                true
+            }
+        };
+        self.stage = Stage::Closed { started };
+        Ok(())
+    }
+
+    /// The child's pidfd, readable once the child has exited; mirrors `Process.sentinel`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]; [`Error::SentinelNotStarted`].
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
+        let child = self.started()?.ok_or(Error::SentinelNotStarted)?;
+        Ok(child.pidfd())
+    }
+
+    /// The process name; mirrors `Process.name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renames the process (allowed in every state, as in CPython). A running child
+    /// keeps the name it was started with.
+    pub fn set_name(&mut self, name: impl Into<String>) {
+        self.name = name.into();
+    }
+
+    /// The daemon flag; mirrors `Process.daemon`.
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// Sets the daemon flag; mirrors `Process.daemon = x`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DaemonAfterStart`] once started. After `close` it is allowed again, as in
+    /// CPython.
+    pub fn set_daemon(&mut self, daemon: bool) -> Result<()> {
+        if let Stage::Started(_) = self.stage {
+            return Err(Error::DaemonAfterStart);
+        }
+        self.daemon = daemon;
+        Ok(())
+    }
+
+    /// The handle's life-cycle state. Polls without blocking, like `is_alive`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TestNotChild`] in a process other than the creator (for a started handle);
+    /// [`Error::StatusLost`].
+    pub fn state(&self) -> Result<ProcessState> {
+        registry::reap_orphans();
+        let child = match &self.stage {
+            Stage::Closed { .. } => return Ok(ProcessState::Closed),
+            Stage::New => return Ok(ProcessState::New),
+            Stage::Started(child) => child,
+        };
+        if self.creator != current_pid() {
+            return Err(Error::TestNotChild);
+        }
+        Ok(match child.poll()? {
+            Some(code) => ProcessState::Terminated(code),
+            None => match child.blocked_on() {
+                Some(on) => ProcessState::Blocked(on),
+                None => ProcessState::Running,
+            },
+        })
+    }
+
+    /// The start method this handle uses.
+    pub fn start_method(&self) -> StartMethod {
+        self.method
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let Stage::Started(child) = &self.stage else {
+            return;
+        };
+        if !child.is_reaper() {
+            return;
+        }
+        match child.poll() {
+            Ok(None) if self.daemon => {
+                // Errors cannot be reported from `drop`; the registry still holds the
+                // child and reaps it later if the kill or the wait did not finish.
+                let _ = child.signal(Signal::SIGKILL as i32);
+                let deadline = Instant::now().checked_add(Duration::from_secs(1));
+                if let Ok(Some(_)) = child.wait(deadline) {
+                    registry::forget(child);
+                }
+            }
+            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => registry::forget(child),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_timeouts() {
+        assert!(matches!(
+            timeout_from_secs(f64::NAN),
+            Err(Error::NanTimeout)
+        ));
+        assert_eq!(timeout_from_secs(-1.0).ok(), Some(Some(Duration::ZERO)));
+        assert_eq!(timeout_from_secs(-0.0).ok(), Some(Some(Duration::ZERO)));
+        assert_eq!(timeout_from_secs(0.0).ok(), Some(Some(Duration::ZERO)));
+        assert_eq!(
+            timeout_from_secs(0.25).ok(),
+            Some(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(timeout_from_secs(f64::INFINITY).ok(), Some(None));
+        assert_eq!(timeout_from_secs(1e300).ok(), Some(None));
+    }
+
+    #[test]
+    fn signal_numbers() {
+        for bad in [0, -1, 65, 1000, i32::MIN, 32, 33, 19, 18] {
+            assert!(
+                matches!(check_signal(bad), Err(Error::InvalidSignal { signal }) if signal == bad),
+                "{bad}"
+            );
+        }
+        for good in [1, 2, 9, 15, 31, 34, 64] {
+            assert_eq!(check_signal(good).ok(), Some(good));
+        }
+    }
+
+    #[test]
+    fn pids_are_positive() {
+        assert_eq!(Pid::from_raw(0), None);
+        assert_eq!(Pid::from_raw(-1), None);
+        assert_eq!(Pid::from_raw(7).map(Pid::as_raw), Some(7));
+    }
+
+    #[test]
+    fn new_handles_answer_without_forking() {
+        let mut p = Process::new(|| ());
+        assert_eq!(p.pid().ok(), Some(None));
+        assert_eq!(p.exitcode().ok(), Some(None));
+        assert!(matches!(p.join(), Err(Error::JoinNotStarted)));
+        assert!(matches!(p.terminate(), Err(Error::TerminateNotStarted)));
+        assert!(matches!(p.kill(), Err(Error::KillNotStarted)));
+        assert!(matches!(p.sentinel(), Err(Error::SentinelNotStarted)));
+        assert_eq!(p.state().ok(), Some(ProcessState::New));
+        assert!(p.close().is_ok());
+        assert!(matches!(p.start(), Err(Error::Closed)));
+        assert_eq!(p.state().ok(), Some(ProcessState::Closed));
+    }
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn process_is_send_and_sync() {
+        assert_send_sync::<Process>();
+    }
+}

@@ -1,0 +1,237 @@
+//! The per-process table: the children this process started, its own identity, and the
+//! exit policy that stops them.
+//!
+//! One mutex guards the whole table. The fork start method holds it across `fork()`, so the
+//! child inherits it in a consistent state and rewrites it for itself before the target runs:
+//! a child has no children, a fresh name counter, and its own name and daemon flag.
+//! The table owns a strong reference to every child that has not been observed dead, as
+//! CPython's `_children` set does, so a child whose handle was dropped is still reaped.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+
+use crate::child::Child;
+use crate::error::Result;
+use crate::process::Pid;
+use crate::sys;
+
+/// How long a daemon child gets between SIGTERM and SIGKILL when its parent exits.
+pub(crate) const DAEMON_GRACE: Duration = Duration::from_millis(500);
+
+/// What a process knows about itself and its children.
+#[derive(Debug)]
+pub(crate) struct Table {
+    /// Children started by this process and not yet observed dead, in start order.
+    pub(crate) children: Vec<Arc<Child>>,
+    /// The next number for a default name (`Process-<n>`).
+    counter: u64,
+    /// This process's identity: empty in the main process, `[2, 1]` for `Process-2:1`.
+    identity: Vec<u64>,
+    /// This process's name.
+    name: Cow<'static, str>,
+    /// Whether this process is a daemon (then it may not start children).
+    daemon: bool,
+    /// The parent's pid and name, in a child process.
+    parent: Option<(Pid, String)>,
+    /// Whether the exit hook is registered in this process (inherited across fork).
+    exit_hook: bool,
+}
+
+static TABLE: Mutex<Table> = Mutex::new(Table {
+    children: Vec::new(),
+    counter: 1,
+    identity: Vec::new(),
+    name: Cow::Borrowed("MainProcess"),
+    daemon: false,
+    parent: None,
+    exit_hook: false,
+});
+
+/// Locks the table.
+pub(crate) fn lock() -> MutexGuard<'static, Table> {
+    // Every update of the table is a single push, retain or assignment; a panic cannot
+    // leave it half-updated, so a poisoned lock is still consistent.
+    TABLE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a new handle inherits from the process that creates it.
+#[derive(Debug)]
+pub(crate) struct Birth {
+    /// The handle's identity (`[n]` in the main process).
+    pub(crate) identity: Vec<u64>,
+    /// Its default name.
+    pub(crate) name: String,
+    /// Its default daemon flag: the creator's.
+    pub(crate) daemon: bool,
+}
+
+/// Allocates the identity and default name of a new handle.
+pub(crate) fn birth() -> Birth {
+    let mut table = lock();
+    let n = table.counter;
+    table.counter = table.counter.saturating_add(1);
+    let mut identity = table.identity.clone();
+    identity.push(n);
+    let numbers: Vec<String> = identity.iter().map(u64::to_string).collect();
+    Birth {
+        name: format!("Process-{}", numbers.join(":")),
+        identity,
+        daemon: table.daemon,
+    }
+}
+
+impl Table {
+    /// Registers a child that was just started.
+    pub(crate) fn add(&mut self, child: Arc<Child>) {
+        self.children.push(child);
+    }
+
+    /// Whether the current process is a daemon.
+    pub(crate) fn daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// Registers the exit hook once per process.
+    pub(crate) fn ensure_exit_hook(&mut self) -> Result<()> {
+        if !self.exit_hook {
+            sys::atexit(exit_hook)?;
+            self.exit_hook = true;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the table in a freshly forked child: it has no children yet, and it is the
+    /// process described by `identity`, `name` and `daemon`.
+    pub(crate) fn become_child(
+        &mut self,
+        identity: Vec<u64>,
+        name: String,
+        daemon: bool,
+        parent: Pid,
+    ) {
+        // Dropping the inherited records closes the child's copies of pidfds whose handles
+        // were dropped; pidfds still owned by handles stay with those handles.
+        self.children.clear();
+        let parent_name = std::mem::replace(&mut self.name, Cow::Owned(name));
+        self.parent = Some((parent, parent_name.into_owned()));
+        self.counter = 1;
+        self.identity = identity;
+        self.daemon = daemon;
+    }
+}
+
+/// Removes `child` from the table (it was observed dead, or its handle was closed).
+pub(crate) fn forget(child: &Arc<Child>) {
+    lock().children.retain(|c| !Arc::ptr_eq(c, child));
+}
+
+/// Reaps children whose handles were dropped, if they have exited.
+///
+/// Every runtime call runs this first, so a dropped handle never leaves a zombie past
+/// the next call into the runtime.
+pub(crate) fn reap_orphans() {
+    let mut table = lock();
+    if table.children.iter().all(|c| Arc::strong_count(c) > 1) {
+        return;
+    }
+    table.children.retain(|c| {
+        if Arc::strong_count(c) > 1 {
+            return true;
+        }
+        // A lost status (`Err`) will never come back: drop the record too.
+        matches!(c.poll(), Ok(None))
+    });
+}
+
+/// Polls every child and drops the ones that have exited (CPython's `_cleanup`).
+///
+/// One `poll(2)` over all pidfds finds the exited ones; only those are waited for.
+pub(crate) fn sweep() -> Result<()> {
+    let mut table = lock();
+    let ready: Vec<bool> = {
+        let mut fds: Vec<PollFd<'_>> = table
+            .children
+            .iter()
+            .map(|c| PollFd::new(c.pidfd(), PollFlags::POLLIN))
+            .collect();
+        if fds.is_empty() {
+            return Ok(());
+        }
+        loop {
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(_) => break,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(errno) => return Err(crate::Error::os("poll", errno)),
+            }
+        }
+        fds.iter()
+            .map(|fd| fd.any().unwrap_or(false) || fd.revents().is_none())
+            .collect()
+    };
+    let mut index = 0;
+    table.children.retain(|c| {
+        let exited = ready.get(index).copied().unwrap_or(true);
+        index += 1;
+        !exited || matches!(c.poll(), Ok(None))
+    });
+    Ok(())
+}
+
+/// The pids of the children that are still running, after a sweep.
+pub(crate) fn active_children() -> Result<Vec<Pid>> {
+    sweep()?;
+    Ok(lock().children.iter().map(|c| c.pid()).collect())
+}
+
+/// The current process's pid-independent facts: name, daemon flag, identity, parent.
+pub(crate) fn me() -> (String, bool, Vec<u64>, Option<(Pid, String)>) {
+    let table = lock();
+    (
+        table.name.clone().into_owned(),
+        table.daemon,
+        table.identity.clone(),
+        table.parent.clone(),
+    )
+}
+
+/// The exit policy: daemon children are stopped in reverse start order (SIGTERM and
+/// SIGCONT, then SIGKILL after [`DAEMON_GRACE`]), then every other child is joined.
+///
+/// Runs when the process exits normally (`exit`, return from `main`) and, in a child, right
+/// after its target returned. Acts only on children of the current process.
+pub(crate) fn shutdown_children() {
+    let children: Vec<Arc<Child>> = lock()
+        .children
+        .iter()
+        .filter(|c| c.is_reaper())
+        .cloned()
+        .collect();
+    for child in children.iter().rev().filter(|c| c.daemon()) {
+        let _ = child.signal(Signal::SIGTERM as i32);
+        let _ = child.signal(Signal::SIGCONT as i32);
+        let deadline = Instant::now().checked_add(DAEMON_GRACE);
+        if matches!(child.wait(deadline), Ok(None)) {
+            let _ = child.signal(Signal::SIGKILL as i32);
+            let _ = child.wait(None);
+        }
+    }
+    for child in children.iter().filter(|c| !c.daemon()) {
+        let _ = child.wait(None);
+    }
+    lock()
+        .children
+        .retain(|c| !children.iter().any(|d| Arc::ptr_eq(c, d)) || c.cached().is_none());
+}
+
+/// The `atexit` hook: applies the exit policy and flushes Rust's stdout.
+extern "C" fn exit_hook() {
+    // A panic must not unwind into libc's `exit`.
+    let _ = std::panic::catch_unwind(|| {
+        shutdown_children();
+        crate::start::flush_std_streams();
+    });
+}

@@ -1,0 +1,93 @@
+//! The few raw system calls nix 0.32 lacks, each wrapped once, safely.
+//!
+//! # Safety
+//!
+//! Each wrapper passes only integers and no pointers to the kernel, checks the result and
+//! takes ownership of a returned file descriptor exactly once.
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid as RawPid;
+
+use crate::error::{Error, Result};
+
+/// `pidfd_open(pid, 0)`—Opens a pidfd for `pid`; the kernel always sets close-on-exec.
+///
+/// # Errors
+///
+/// `Error::Os { call: "pidfd_open", .. }`: `EMFILE`/`ENFILE` when fds run out, `ESRCH`
+/// when no such process exists, `ENOSYS` before Linux 5.3.
+///
+/// # References
+///
+/// <https://man7.org/linux/man-pages/man2/pidfd_open.2.html>
+pub(crate) fn pidfd_open(pid: RawPid) -> Result<OwnedFd> {
+    // SAFETY: `pidfd_open` takes a pid and a flags word, touches no memory of ours, and
+    // returns either -1 or a new file descriptor that nothing else owns.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0 as libc::c_uint) };
+    if ret < 0 {
+        return Err(Error::os("pidfd_open", Errno::last()));
+    }
+    let fd = i32::try_from(ret).map_err(|_| Error::os("pidfd_open", Errno::EOVERFLOW))?;
+    // SAFETY: `fd` was just returned by the kernel as a new descriptor owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(pidfd, signal, NULL, 0)`—Signals the process the pidfd names.
+///
+/// `signal` is a raw number so that real-time signals can be sent too.
+/// A pidfd names one process for ever, so a recycled pid is never signalled.
+///
+/// # Errors
+///
+/// `Error::Os { call: "pidfd_send_signal", .. }`: `ESRCH` once the process was reaped,
+/// `EPERM`, `EINVAL`.
+///
+/// # References
+///
+/// <https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html>
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<()> {
+    // SAFETY: the descriptor is borrowed, so it stays open for the call; the info pointer is
+    // null, which the kernel accepts and which makes it fill in the info itself. A bad
+    // signal number is refused by the kernel with EINVAL.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::os("pidfd_send_signal", Errno::last()));
+    }
+    Ok(())
+}
+
+/// `atexit(hook)`—Registers `hook` to run when the process calls `exit`.
+///
+/// # Errors
+///
+/// `Error::Os { call: "atexit", errno: ENOMEM }` when the list of handlers cannot grow.
+pub(crate) fn atexit(hook: extern "C" fn()) -> Result<()> {
+    // SAFETY: `hook` is a plain function with the C ABI and no arguments, as `atexit`
+    // requires; it stays valid for the life of the program.
+    let ret = unsafe { libc::atexit(hook) };
+    if ret != 0 {
+        return Err(Error::os("atexit", Errno::ENOMEM));
+    }
+    Ok(())
+}
+
+/// The highest real-time signal number, `SIGRTMAX`.
+pub(crate) fn sigrtmax() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// The lowest real-time signal number glibc leaves to applications, `SIGRTMIN`.
+pub(crate) fn sigrtmin() -> i32 {
+    libc::SIGRTMIN()
+}

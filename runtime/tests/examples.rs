@@ -1,0 +1,70 @@
+//! Runs every example: its code in this process, and its built binary when `cargo test`
+//! has built the examples next to this test.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::TestResult;
+
+#[path = "../examples/custom_target.rs"]
+mod custom_target;
+#[path = "../examples/lifecycle.rs"]
+mod lifecycle;
+#[path = "../examples/terminate_kill.rs"]
+mod terminate_kill;
+
+/// `target/<profile>/examples/<name>`, next to `target/<profile>/deps/<this test>`.
+fn example_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples").join(name);
+    path.exists().then_some(path)
+}
+
+/// Runs the built example binary (if built) with a 60 s bound and checks it exits 0.
+fn run_binary(name: &str) -> TestResult {
+    let Some(path) = example_binary(name) else {
+        println!("{name}: binary not built, ran its code in-process only");
+        return Ok(());
+    };
+    let mut child = std::process::Command::new(&path)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            ensure!(status.success(), "{name} exited with {status}");
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill()?;
+            child.wait()?;
+            return Err(format!("{name} did not finish within 60 s").into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn lifecycle_example() -> TestResult {
+    lifecycle::main()?;
+    run_binary("lifecycle")
+}
+
+fn terminate_kill_example() -> TestResult {
+    terminate_kill::main()?;
+    run_binary("terminate_kill")
+}
+
+fn custom_target_example() -> TestResult {
+    custom_target::main()?;
+    run_binary("custom_target")
+}
+
+fn main() {
+    common::run(vec![
+        ("lifecycle_example", lifecycle_example),
+        ("terminate_kill_example", terminate_kill_example),
+        ("custom_target_example", custom_target_example),
+    ]);
+}

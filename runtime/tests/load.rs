@@ -1,0 +1,105 @@
+//! Load: a thousand live children at once (catalogue item T41).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Gate, TestResult, join_code};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use proclife::{Process, active_children};
+
+/// Starts `count` children blocked on a gate, checks they are all alive and that the
+/// parent holds one fd per child, then releases and joins them all.
+fn thousand_alive(count: usize) -> Result<(), String> {
+    let base = common::fd_snapshot().len();
+    let mut gate = Gate::new();
+    let mut children = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut p = Process::new(gate.waiter());
+        p.start().map_err(|e| format!("start #{i}: {e}"))?;
+        children.push(p);
+    }
+    for p in &children {
+        if !p.is_alive().map_err(|e| e.to_string())? {
+            return Err(format!("{} is not alive", p.name()));
+        }
+    }
+    let live = active_children().map_err(|e| e.to_string())?.len();
+    if live != count {
+        return Err(format!("{live} active children, expected {count}"));
+    }
+    let fds = common::fd_snapshot().len();
+    // The gate's two ends plus exactly one pidfd per child.
+    if fds != base + 2 + count {
+        return Err(format!("{fds} fds for {count} children (base {base})"));
+    }
+    gate.open();
+    for p in &children {
+        let code = join_code(p).map_err(|e| e.to_string())?;
+        if code != 0 {
+            return Err(format!("{} exited with {code}", p.name()));
+        }
+    }
+    drop(children);
+    drop(gate);
+    if !common::zombies().is_empty() {
+        return Err("zombies left".to_owned());
+    }
+    if common::fd_snapshot().len() != base {
+        return Err("fds left".to_owned());
+    }
+    Ok(())
+}
+
+/// T41 at the default soft limit of 1024 fds, in a helper that lowers its own limit.
+fn t41_thousand_children_at_1024_fds() -> TestResult {
+    let mut helper = Process::new(|| {
+        common::close_all_but(2);
+        let code = match getrlimit(Resource::RLIMIT_NOFILE) {
+            Ok((_, hard)) if setrlimit(Resource::RLIMIT_NOFILE, 1024, hard).is_ok() => {
+                match thousand_alive(1000) {
+                    Ok(()) => 0,
+                    Err(message) => {
+                        eprintln!("t41: {message}");
+                        1
+                    }
+                }
+            }
+            _ => 2,
+        };
+        std::process::exit(code)
+    });
+    helper.start()?;
+    helper.join_timeout(Duration::from_secs(120))?;
+    ensure_eq!(helper.exitcode()?, Some(0));
+    Ok(())
+}
+
+/// T41 with the limit raised: 2000 children in the test process itself.
+fn t41_two_thousand_children() -> TestResult {
+    thousand_alive(2000)?;
+    Ok(())
+}
+
+/// T41: sequential start/join cycles keep fd use flat.
+fn t41_sequential_cycles() -> TestResult {
+    let before = common::fd_snapshot();
+    for _ in 0..3000 {
+        let mut p = Process::new(|| ());
+        p.start()?;
+        ensure_eq!(join_code(&p)?, 0);
+    }
+    ensure_eq!(common::fd_snapshot(), before);
+    Ok(())
+}
+
+fn main() {
+    common::run(vec![
+        (
+            "t41_thousand_children_at_1024_fds",
+            t41_thousand_children_at_1024_fds,
+        ),
+        ("t41_two_thousand_children", t41_two_thousand_children),
+        ("t41_sequential_cycles", t41_sequential_cycles),
+    ]);
+}
