@@ -1,0 +1,1 @@
+//! Passing data between processes: `Pipe`/`Connection`, `Queue`, `Value`/`Array`.
