@@ -1,1 +1,9 @@
 //! Passing data between processes: `Pipe`/`Connection`, `Queue`, `Value`/`Array`.
+//!
+//! Everything here is built from close-on-exec fds (socketpairs, pipes, sealed memfds), so
+//! an object can be handed to another process by fd; nothing is ever named in the file
+//! system or in `/dev/shm`.
+
+mod connection;
+
+pub use connection::{Connection, DEFAULT_MAX_FRAME, HEADER_LEN, pipe};
