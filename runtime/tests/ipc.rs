@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use ipc_support::{TestResult, close_raw, ensure, spawn};
 use proclife::Error;
-use proclife::ipc::{Connection, pipe};
+use proclife::ipc::{Array, Connection, RawArray, Value, pipe};
+use proclife::sync::Event;
 
 /// Tracks the largest single allocation since the last reset.
 struct Counting;
@@ -70,6 +71,15 @@ fn main() {
             return_value_through_a_one_way_pipe,
         ),
         ("t42_pipe_messages_in_order", t42_pipe_messages_in_order),
+        (
+            "t19_value_holder_killed_mid_update",
+            t19_value_holder_killed_mid_update,
+        ),
+        (
+            "t49_shared_segment_cannot_be_resized",
+            t49_shared_segment_cannot_be_resized,
+        ),
+        ("shared_counter_with_its_lock", shared_counter_with_its_lock),
     ]);
 }
 
@@ -351,5 +361,84 @@ fn t42_pipe_messages_in_order() -> TestResult {
         "nothing extra",
     )?;
     ensure(child.wait(LONG) == Some(0), "sender exits")?;
+    Ok(())
+}
+
+fn t19_value_holder_killed_mid_update() -> TestResult {
+    // Invariant: both fields are equal. The child breaks it half-way and dies holding the lock.
+    let pair = Array::from_slice(&[5u64, 5])?;
+    let ready = Event::new()?;
+    let mut child = spawn(|| {
+        if !pair.get_lock().acquire(None).is_ok_and(|ok| ok) || pair.set(0, 6).is_err() {
+            return 2;
+        }
+        ready.set();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    ensure(ready.wait(Some(LONG))?, "child is mid-update")?;
+    child.kill_and_reap();
+    let outcome = pair.get(0);
+    ensure(
+        matches!(outcome, Err(Error::OwnerDied)),
+        format!("OwnerDied, got {outcome:?}"),
+    )?;
+    // The caller holds the lock now: inspect and repair through the raw view.
+    let raw = pair.get_obj();
+    ensure(
+        raw.to_vec() == vec![6, 5],
+        "the half-done update is visible",
+    )?;
+    raw.set(1, raw.get(0)?)?;
+    pair.get_lock().mark_consistent()?;
+    pair.get_lock().release()?;
+    ensure(pair.to_vec()? == vec![6, 6], "repaired")?;
+    Ok(())
+}
+
+fn t49_shared_segment_cannot_be_resized() -> TestResult {
+    use std::os::fd::AsFd;
+    let data = RawArray::from_slice(&[1u32, 2, 3, 4])?;
+    let mut child = spawn(|| {
+        let shrink = nix::unistd::ftruncate(data.as_fd(), 0);
+        let grow = nix::unistd::ftruncate(data.as_fd(), 1 << 30);
+        let eperm = Err(nix::errno::Errno::EPERM);
+        if shrink == eperm && grow == eperm {
+            0
+        } else {
+            2
+        }
+    });
+    ensure(
+        child.wait(LONG) == Some(0),
+        "ftruncate is EPERM in the child",
+    )?;
+    ensure(
+        data.to_vec() == vec![1, 2, 3, 4],
+        "every element still readable",
+    )?;
+    Ok(())
+}
+
+fn shared_counter_with_its_lock() -> TestResult {
+    const WORKERS: usize = 4;
+    const INCREMENTS: u64 = 2_000;
+    let counter = Value::new(0u64)?;
+    let mut children: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            spawn(|| {
+                for _ in 0..INCREMENTS {
+                    if counter.update(|v| v + 1).is_err() {
+                        return 2;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for child in &mut children {
+        ensure(child.wait(LONG) == Some(0), "worker finished")?;
+    }
+    ensure(counter.get()? == WORKERS as u64 * INCREMENTS, "exact total")?;
     Ok(())
 }

@@ -5,5 +5,7 @@
 //! system or in `/dev/shm`.
 
 mod connection;
+mod shared;
 
 pub use connection::{Connection, DEFAULT_MAX_FRAME, HEADER_LEN, pipe};
+pub use shared::{Array, RawArray, RawValue, Shareable, Value};
