@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use ipc_support::{TestResult, close_raw, ensure, spawn};
 use proclife::Error;
-use proclife::ipc::{Array, Connection, RawArray, Value, pipe};
+use proclife::ipc::{
+    Array, Connection, JoinableQueue, Queue, RawArray, RawValue, SimpleQueue, Value, pipe,
+};
 use proclife::sync::Event;
 
 /// Tracks the largest single allocation since the last reset.
@@ -80,6 +82,35 @@ fn main() {
             t49_shared_segment_cannot_be_resized,
         ),
         ("shared_counter_with_its_lock", shared_counter_with_its_lock),
+        ("t23_producer_killed_mid_put", t23_producer_killed_mid_put),
+        (
+            "t24_consumer_killed_blocked_in_get",
+            t24_consumer_killed_blocked_in_get,
+        ),
+        (
+            "t24_consumer_killed_while_consuming",
+            t24_consumer_killed_while_consuming,
+        ),
+        (
+            "t25_child_exits_with_unconsumed_data",
+            t25_child_exits_with_unconsumed_data,
+        ),
+        (
+            "t26_put_returned_means_delivered",
+            t26_put_returned_means_delivered,
+        ),
+        (
+            "t39_queue_maxsize_zero_is_unbounded",
+            t39_queue_maxsize_zero_is_unbounded,
+        ),
+        (
+            "t42_queue_messages_many_producers",
+            t42_queue_messages_many_producers,
+        ),
+        (
+            "joinable_work_queue_with_workers",
+            joinable_work_queue_with_workers,
+        ),
     ]);
 }
 
@@ -440,5 +471,411 @@ fn shared_counter_with_its_lock() -> TestResult {
         ensure(child.wait(LONG) == Some(0), "worker finished")?;
     }
     ensure(counter.get()? == WORKERS as u64 * INCREMENTS, "exact total")?;
+    Ok(())
+}
+
+/// The deterministic content of item `seq` of producer `producer`.
+fn pattern(producer: u8, seq: u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(7)
+                .wrapping_add(seq * 31 + u32::from(producer) * 101) as u8
+        })
+        .collect()
+}
+
+type Item = (u8, u32, Vec<u8>);
+
+fn t23_producer_killed_mid_put() -> TestResult {
+    const ITEMS: u32 = 5;
+    let queue = Queue::<Item>::new(0)?;
+    let sizes =
+        |p: u8, seq: u32| (64 << 10) + ((p as usize * 977 + seq as usize * 104_729) % (3 << 20));
+    let mut producers: Vec<_> = (1..=3u8)
+        .map(|p| {
+            spawn(|| {
+                for seq in 0..ITEMS {
+                    if queue
+                        .put(&(p, seq, pattern(p, seq, sizes(p, seq))))
+                        .is_err()
+                    {
+                        return 2;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    // The victim puts 4 MiB items for ever and is killed while it is busy putting.
+    let mut victim = spawn(|| {
+        for seq in 0.. {
+            if queue.put(&(0, seq, pattern(0, seq, 4 << 20))).is_err() {
+                return 2;
+            }
+        }
+        0
+    });
+    let mut next = [0u32; 4];
+    let mut killed = false;
+    while next[1..].iter().any(|&n| n < ITEMS) {
+        let (p, seq, data) = queue.get_timeout(Some(LONG))?;
+        let want_len = if p == 0 { 4 << 20 } else { sizes(p, seq) };
+        ensure(
+            data == pattern(p, seq, want_len),
+            format!("item {p}/{seq} intact"),
+        )?;
+        ensure(
+            next[p as usize] == seq,
+            format!("producer {p}: got {seq}, expected {}", next[p as usize]),
+        )?;
+        next[p as usize] += 1;
+        if p == 0 && seq == 1 && !killed {
+            victim.kill();
+            killed = true;
+        }
+    }
+    ensure(victim.kill_and_reap() == Some(-9), "victim killed")?;
+    for producer in &mut producers {
+        ensure(producer.wait(LONG) == Some(0), "other producers finished")?;
+    }
+    // Whatever the victim published before dying is intact and in order.
+    while let Ok((p, seq, data)) = queue.get_nowait() {
+        ensure(
+            p == 0 && seq == next[0],
+            "only the victim's remaining items",
+        )?;
+        ensure(data == pattern(0, seq, 4 << 20), "intact")?;
+        next[0] += 1;
+    }
+    queue.put(&(9, 9, vec![9]))?;
+    ensure(queue.get()? == (9, 9, vec![9]), "the queue stays usable")?;
+    Ok(())
+}
+
+fn t24_consumer_killed_blocked_in_get() -> TestResult {
+    let queue = Queue::<u32>::with_capacity(0, 1 << 16)?;
+    let (mut results, mut results_tx) = pipe(false)?;
+    let mut consumer = || {
+        spawn(|| {
+            let _ = results.close();
+            loop {
+                match queue.get() {
+                    Ok(u32::MAX) => return 0,
+                    Ok(v) => {
+                        if results_tx.send(&v).is_err() {
+                            return 3;
+                        }
+                    }
+                    Err(_) => return 2,
+                }
+            }
+        })
+    };
+    let mut a = consumer();
+    let mut b = consumer();
+    results_tx.close()?;
+    std::thread::sleep(Duration::from_millis(50));
+    a.kill_and_reap();
+    for v in 0..100 {
+        queue.put(&v)?;
+    }
+    queue.put(&u32::MAX)?;
+    ensure(b.wait(LONG) == Some(0), "the survivor consumed everything")?;
+    let mut got = Vec::new();
+    loop {
+        match results.recv::<u32>() {
+            Ok(v) => got.push(v),
+            Err(Error::Disconnected) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    ensure(got == (0..100).collect::<Vec<_>>(), "every item, in order")?;
+    Ok(())
+}
+
+fn t24_consumer_killed_while_consuming() -> TestResult {
+    // Contract: an item is lost only if the consumer died after taking it (past get's commit
+    // point) and before using it; nothing is ever delivered twice.
+    const N: u32 = 3000;
+    let queue = Queue::<(u32, Vec<u8>)>::new(0)?;
+    let (mut a_rx, mut a_tx) = pipe(false)?;
+    let (mut b_rx, mut b_tx) = pipe(false)?;
+    let consumer = |report: &mut Connection| loop {
+        match queue.get() {
+            Ok((u32::MAX, _)) => return 0,
+            Ok((v, _)) => {
+                if report.send(&v).is_err() {
+                    return 3;
+                }
+            }
+            Err(_) => return 2,
+        }
+    };
+    for v in 0..N {
+        queue.put(&(v, vec![v as u8; 2000]))?;
+    }
+    let mut a = spawn(|| {
+        let _ = a_rx.close();
+        let _ = b_rx.close();
+        let _ = b_tx.close();
+        consumer(&mut a_tx)
+    });
+    let mut b = spawn(|| {
+        let _ = a_rx.close();
+        let _ = a_tx.close();
+        let _ = b_rx.close();
+        consumer(&mut b_tx)
+    });
+    a_tx.close()?;
+    b_tx.close()?;
+    // Kill A once it is visibly consuming.
+    let first: u32 = a_rx.recv()?;
+    std::thread::sleep(Duration::from_millis(3));
+    a.kill_and_reap();
+    queue.put(&(u32::MAX, Vec::new()))?;
+    ensure(b.wait(LONG) == Some(0), "the survivor kept consuming")?;
+    let mut seen = vec![0u32; N as usize];
+    seen[first as usize] += 1;
+    for rx in [&mut a_rx, &mut b_rx] {
+        loop {
+            match rx.recv::<u32>() {
+                Ok(v) => seen[v as usize] += 1,
+                Err(Error::Disconnected) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    ensure(seen.iter().all(|&n| n <= 1), "no item delivered twice")?;
+    let lost = seen.iter().filter(|&&n| n == 0).count();
+    ensure(
+        lost <= 1,
+        format!("at most the one in-flight item is lost, lost {lost}"),
+    )?;
+    Ok(())
+}
+
+fn t25_child_exits_with_unconsumed_data() -> TestResult {
+    let queue = Queue::<Vec<u8>>::new(0)?;
+    let mut child = spawn(|| {
+        if queue.put(&pattern(1, 1, 10 << 20)).is_err() {
+            return 2;
+        }
+        for i in 0..10_000u32 {
+            if queue.put(&i.to_le_bytes().to_vec()).is_err() {
+                return 3;
+            }
+        }
+        0
+    });
+    ensure(
+        child.wait(Duration::from_secs(5)) == Some(0),
+        "join returns promptly with data unread",
+    )?;
+    ensure(queue.get()? == pattern(1, 1, 10 << 20), "the 10 MiB item")?;
+    for i in 0..10_000u32 {
+        ensure(
+            queue.get_nowait()? == i.to_le_bytes().to_vec(),
+            "small items in order",
+        )?;
+    }
+    ensure(queue.empty(), "nothing else")?;
+    Ok(())
+}
+
+fn t26_put_returned_means_delivered() -> TestResult {
+    const TRIALS: u64 = 100;
+    let queue = Queue::<u64>::with_capacity(0, 1 << 20)?;
+    let published = RawValue::new(0u64)?;
+    for trial in 0..TRIALS {
+        published.set(0);
+        let mut child = spawn(|| {
+            for i in 0..20_000u64 {
+                if queue.put(&i).is_err() {
+                    return 2;
+                }
+                published.set(i + 1);
+            }
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        });
+        let target = 1 + (trial * 37) % 500;
+        ensure(
+            wait_for(LONG, || published.get() >= target),
+            "child is putting",
+        )?;
+        child.kill_and_reap();
+        let returned = published.get();
+        let mut received = 0u64;
+        while let Ok(v) = queue.get_nowait() {
+            ensure(
+                v == received,
+                format!("in order: got {v}, expected {received}"),
+            )?;
+            received += 1;
+        }
+        ensure(
+            received >= returned,
+            format!("trial {trial}: {returned} puts returned, {received} received"),
+        )?;
+    }
+    Ok(())
+}
+
+fn wait_for(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    ipc_support::wait_until(timeout, cond)
+}
+
+fn t39_queue_maxsize_zero_is_unbounded() -> TestResult {
+    // CPython treats maxsize <= 0 as "no item bound"; so do we. The byte capacity still
+    // bounds it.
+    let queue = Queue::<u16>::with_capacity(0, 1 << 20)?;
+    for i in 0..20_000u16 {
+        queue.put_nowait(&i)?;
+    }
+    ensure(queue.qsize() == 20_000 && !queue.full(), "no item bound")?;
+    let small = Queue::<u16>::with_capacity(0, 64)?;
+    let mut n = 0;
+    while small.put_nowait(&1).is_ok() {
+        n += 1;
+    }
+    ensure(
+        n == 64 / 24 && matches!(small.put_nowait(&1), Err(Error::Full)),
+        format!("bytes bound it: {n}"),
+    )?;
+    let simple = SimpleQueue::<String>::with_capacity(4096)?;
+    simple.put(&"x".to_string())?;
+    ensure(simple.get()? == "x", "simple queue")?;
+    ensure(simple.empty(), "empty")?;
+    Ok(())
+}
+
+fn t42_queue_messages_many_producers() -> TestResult {
+    const PRODUCERS: u64 = 4;
+    const CONSUMERS: usize = 2;
+    let per_producer = VOLUME / PRODUCERS;
+    let queue = Queue::<(u8, u32)>::new(10_000)?;
+    let (mut stats_rx, mut stats_tx) = pipe(false)?;
+    let mut consumers: Vec<_> = (0..CONSUMERS)
+        .map(|_| {
+            spawn(|| {
+                let _ = stats_rx.close();
+                // Per producer: count, sum, sum of squares, and FIFO violations.
+                let mut stats = vec![(0u64, 0u64, 0u64, 0u64); PRODUCERS as usize];
+                let mut last = vec![-1i64; PRODUCERS as usize];
+                loop {
+                    match queue.get() {
+                        Ok((u8::MAX, _)) => break,
+                        Ok((p, seq)) => {
+                            let s = &mut stats[p as usize];
+                            s.0 += 1;
+                            s.1 += u64::from(seq);
+                            s.2 += u64::from(seq) * u64::from(seq);
+                            if i64::from(seq) <= last[p as usize] {
+                                s.3 += 1;
+                            }
+                            last[p as usize] = i64::from(seq);
+                        }
+                        Err(_) => return 2,
+                    }
+                }
+                if stats_tx.send(&stats).is_ok() { 0 } else { 3 }
+            })
+        })
+        .collect();
+    stats_tx.close()?;
+    let mut producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            spawn(|| {
+                let _ = stats_rx.close();
+                for seq in 0..per_producer as u32 {
+                    if queue.put(&(p as u8, seq)).is_err() {
+                        return 2;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for producer in &mut producers {
+        ensure(
+            producer.wait(Duration::from_secs(120)) == Some(0),
+            "producer finished",
+        )?;
+    }
+    for _ in 0..CONSUMERS {
+        queue.put(&(u8::MAX, 0))?;
+    }
+    let mut total = vec![(0u64, 0u64, 0u64, 0u64); PRODUCERS as usize];
+    for _ in 0..CONSUMERS {
+        let stats: Vec<(u64, u64, u64, u64)> = stats_rx.recv()?;
+        for (t, s) in total.iter_mut().zip(stats) {
+            t.0 += s.0;
+            t.1 += s.1;
+            t.2 += s.2;
+            t.3 += s.3;
+        }
+    }
+    for consumer in &mut consumers {
+        ensure(consumer.wait(LONG) == Some(0), "consumer finished")?;
+    }
+    let n = per_producer;
+    let sum = n * (n - 1) / 2;
+    let squares = (n - 1) * n * (2 * n - 1) / 6;
+    for (p, t) in total.iter().enumerate() {
+        ensure(t.0 == n, format!("producer {p}: {} of {n} received", t.0))?;
+        ensure(
+            t.1 == sum && t.2 == squares,
+            format!("producer {p}: the multiset matches"),
+        )?;
+        ensure(t.3 == 0, format!("producer {p}: FIFO per consumer"))?;
+    }
+    ensure(queue.empty(), "drained")?;
+    Ok(())
+}
+
+fn joinable_work_queue_with_workers() -> TestResult {
+    const TASKS: u64 = 200;
+    let tasks = JoinableQueue::<u64>::with_capacity(0, 1 << 16)?;
+    let results = Queue::<(u64, u64)>::with_capacity(0, 1 << 16)?;
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| {
+            spawn(|| {
+                loop {
+                    match tasks.get() {
+                        Ok(u64::MAX) => return if tasks.task_done().is_ok() { 0 } else { 4 },
+                        Ok(n) => {
+                            if results.put(&(n, n * n)).is_err() || tasks.task_done().is_err() {
+                                return 3;
+                            }
+                        }
+                        Err(_) => return 2,
+                    }
+                }
+            })
+        })
+        .collect();
+    for n in 0..TASKS {
+        tasks.put(&n)?;
+    }
+    ensure(tasks.join(Some(LONG))?, "every task done")?;
+    for _ in 0..3 {
+        tasks.put(&u64::MAX)?;
+    }
+    for worker in &mut workers {
+        ensure(worker.wait(LONG) == Some(0), "worker finished")?;
+    }
+    ensure(
+        tasks.join(Some(Duration::ZERO))?,
+        "the stop tasks are done too",
+    )?;
+    let mut got: Vec<(u64, u64)> = (0..TASKS)
+        .map(|_| results.get_nowait())
+        .collect::<Result<_, _>>()?;
+    got.sort_unstable();
+    ensure(
+        got == (0..TASKS).map(|n| (n, n * n)).collect::<Vec<_>>(),
+        "every result",
+    )?;
     Ok(())
 }

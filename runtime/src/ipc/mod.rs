@@ -5,7 +5,9 @@
 //! system or in `/dev/shm`.
 
 mod connection;
+mod queue;
 mod shared;
 
 pub use connection::{Connection, DEFAULT_MAX_FRAME, HEADER_LEN, pipe};
+pub use queue::{DEFAULT_CAPACITY, JoinableQueue, MAX_CAPACITY, MIN_CAPACITY, Queue, SimpleQueue};
 pub use shared::{Array, RawArray, RawValue, Shareable, Value};
