@@ -277,7 +277,7 @@ impl Ring {
     }
 
     fn enter(&self, on: BlockedOn) -> Result<()> {
-        match self.mutex().lock(&Deadline::after(None), on)? {
+        match self.mutex().lock(None, on)? {
             Acquire::Acquired => Ok(()),
             Acquire::OwnerDied => {
                 self.recover();

@@ -186,10 +186,9 @@ impl Condition {
 
     fn relock(&self, depth: u32) -> Result<()> {
         let raw = self.raw();
-        let forever = Deadline::after(None);
         let mut owner_died = false;
         for _ in 0..depth {
-            match raw.lock(&forever, BlockedOn::Condition)? {
+            match raw.lock(None, BlockedOn::Condition)? {
                 Acquire::Acquired => {}
                 Acquire::OwnerDied => owner_died = true,
                 // A wait without deadline never times out.

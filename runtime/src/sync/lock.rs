@@ -15,7 +15,6 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::shm::SharedMemory;
 use crate::status::BlockedOn;
-use crate::sync::futex::Deadline;
 use crate::sync::mutex::{Acquire, RawMutex};
 
 /// A segment holding one initialised mutex.
@@ -47,7 +46,7 @@ impl MutexSegment {
     }
 
     fn acquire(&self, timeout: Option<Duration>, on: BlockedOn) -> Result<bool> {
-        match self.mutex().lock(&Deadline::after(timeout), on)? {
+        match self.mutex().lock(timeout, on)? {
             Acquire::Acquired => Ok(true),
             Acquire::OwnerDied => Err(Error::OwnerDied),
             Acquire::TimedOut => Ok(false),

@@ -16,6 +16,7 @@
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::time::Duration;
 
 use nix::errno::Errno;
 
@@ -146,35 +147,45 @@ impl RawMutex {
     }
 
     fn acquired(&self, how: Acquire) -> Acquire {
-        if how != Acquire::TimedOut {
-            self.holder.store(gettid(), Ordering::Relaxed);
-            self.depth.fetch_add(1, Ordering::Relaxed);
-            if how == Acquire::OwnerDied {
+        // Only the holder writes `holder` and `depth`, so plain loads and stores suffice
+        // (no read-modify-write instructions on the fast path).
+        match how {
+            Acquire::Acquired => {
+                self.holder.store(gettid(), Ordering::Relaxed);
+                let depth = self.depth.load(Ordering::Relaxed);
+                self.depth.store(depth + 1, Ordering::Relaxed);
+            }
+            Acquire::OwnerDied => {
                 // The dead holder's depth means nothing to the new one.
+                self.holder.store(gettid(), Ordering::Relaxed);
                 self.depth.store(1, Ordering::Relaxed);
             }
+            Acquire::TimedOut => {}
         }
         how
     }
 
-    /// Takes the mutex, waiting until `deadline`; while it sleeps, the process's status slot
+    /// Takes the mutex, waiting at most `timeout` (`None`: forever); while it sleeps, the process's status slot
     /// says `Blocked(on)`.
     ///
     /// # Errors
     ///
     /// [`Error::NotRecoverable`], [`Error::WouldDeadlock`] (non-recursive, already held by
     /// the caller), [`Error::InvalidArgument`] (recursion limit), [`Error::Os`].
-    pub(crate) fn lock(&self, deadline: &Deadline, on: BlockedOn) -> Result<Acquire> {
+    pub(crate) fn lock(&self, timeout: Option<Duration>, on: BlockedOn) -> Result<Acquire> {
         // SAFETY: the mutex was initialised (module `# Safety`).
         let rc = unsafe { libc::pthread_mutex_trylock(self.raw()) };
-        if rc == libc::EDEADLK && deadline.expired() {
+        let poll_only = timeout == Some(Duration::ZERO);
+        if rc == libc::EDEADLK && poll_only {
             // A zero timeout on a lock the caller holds: "not acquired", as in CPython.
             return Ok(Acquire::TimedOut);
         }
         if let Some(how) = self.outcome(rc)? {
             return Ok(self.acquired(how));
         }
-        if deadline.expired() {
+        // Only a contended acquisition reads the clock.
+        let deadline = Deadline::after(timeout);
+        if poll_only || deadline.expired() {
             return Ok(Acquire::TimedOut);
         }
         let _blocked = blocked(on);
@@ -211,11 +222,12 @@ impl RawMutex {
     ///
     /// [`Error::NotOwner`] when the caller does not hold it.
     pub(crate) fn unlock(&self) -> Result<()> {
-        if !self.held_by_caller() || self.depth() == 0 {
+        let depth = self.depth();
+        if depth == 0 || !self.held_by_caller() {
             return Err(Error::NotOwner);
         }
-        let depth = self.depth.fetch_sub(1, Ordering::Relaxed) - 1;
-        if depth == 0 {
+        self.depth.store(depth - 1, Ordering::Relaxed);
+        if depth == 1 {
             self.holder.store(0, Ordering::Relaxed);
         }
         // SAFETY: the mutex was initialised; the caller holds it.
@@ -224,7 +236,7 @@ impl RawMutex {
             return Ok(());
         }
         // Undo the bookkeeping: the mutex is still ours.
-        self.depth.fetch_add(1, Ordering::Relaxed);
+        self.depth.store(depth, Ordering::Relaxed);
         self.holder.store(gettid(), Ordering::Relaxed);
         match rc {
             libc::EPERM => Err(Error::NotOwner),
