@@ -111,6 +111,12 @@ fn main() {
             "joinable_work_queue_with_workers",
             joinable_work_queue_with_workers,
         ),
+        (
+            "t13_create_use_drop_leaves_nothing",
+            t13_create_use_drop_leaves_nothing,
+        ),
+        ("t34_queue_and_pipe_timeouts", t34_queue_and_pipe_timeouts),
+        ("leak_check_sees_a_mapping", leak_check_sees_a_mapping),
     ]);
 }
 
@@ -877,5 +883,88 @@ fn joinable_work_queue_with_workers() -> TestResult {
         got == (0..TASKS).map(|n| (n, n * n)).collect::<Vec<_>>(),
         "every result",
     )?;
+    Ok(())
+}
+
+/// One create, use, drop cycle of every IPC and synchronisation object.
+fn cycle(round: u32) -> Result<(), proclife::Error> {
+    use proclife::sync::{Barrier, BoundedSemaphore, Condition, Lock, RLock, Semaphore};
+    let (mut a, mut b) = pipe(round % 2 == 0)?;
+    b.send(&round)?;
+    assert_eq!(a.recv::<u32>()?, round);
+    let queue = Queue::<u32>::with_capacity(1, 4096)?;
+    queue.put(&round)?;
+    assert_eq!(queue.get()?, round);
+    Value::new(round)?.set(round + 1)?;
+    Array::new(4, 0u8)?.set(1, 1)?;
+    let lock = Lock::new()?;
+    lock.acquire(None)?;
+    lock.release()?;
+    RLock::new()?.acquire(None)?;
+    Semaphore::new(1)?.acquire(None)?;
+    BoundedSemaphore::new(1)?.acquire(None)?;
+    Event::new()?.set();
+    let cond = Condition::new()?;
+    cond.acquire(None)?;
+    cond.notify_all()?;
+    Barrier::new(1, None)?.wait()?;
+    Ok(())
+}
+
+fn t13_create_use_drop_leaves_nothing() -> TestResult {
+    for round in 0..3 {
+        cycle(round)?;
+    }
+    let baseline = ipc_support::resources();
+    for round in 3..1003 {
+        cycle(round)?;
+    }
+    ensure(
+        ipc_support::resources() == baseline,
+        "fds and memfd mappings back to baseline",
+    )?;
+    Ok(())
+}
+
+fn t34_queue_and_pipe_timeouts() -> TestResult {
+    let queue = Queue::<u8>::with_capacity(1, 4096)?;
+    ensure(
+        matches!(queue.get_timeout(Some(Duration::ZERO)), Err(Error::Empty)),
+        "zero get",
+    )?;
+    queue.put_timeout(&1, Some(Duration::MAX))?;
+    ensure(
+        matches!(
+            queue.put_timeout(&2, Some(Duration::ZERO)),
+            Err(Error::Full)
+        ),
+        "zero put",
+    )?;
+    let t = proclife::sync::timeout_from_secs(-1.0)?;
+    ensure(
+        matches!(queue.put_timeout(&2, t), Err(Error::Full)),
+        "negative put polls",
+    )?;
+    ensure(
+        queue.get_timeout(Some(Duration::MAX))? == 1,
+        "Duration::MAX get",
+    )?;
+    let (rx, mut tx) = pipe(false)?;
+    ensure(!rx.poll(Some(Duration::ZERO))?, "zero poll")?;
+    ensure(!rx.poll(Some(Duration::from_millis(5)))?, "short poll")?;
+    tx.send(&1u8)?;
+    ensure(rx.poll(Some(Duration::MAX))?, "Duration::MAX poll")?;
+    ensure(rx.poll(None)?, "forever poll")?;
+    Ok(())
+}
+
+fn leak_check_sees_a_mapping() -> TestResult {
+    let before = ipc_support::resources();
+    let shm = proclife::shm::SharedMemory::new(4096)?;
+    let during = ipc_support::resources();
+    ensure(during.0.len() == before.0.len() + 1, "one more fd")?;
+    ensure(during.1 == before.1 + 1, "one more memfd mapping")?;
+    drop(shm);
+    ensure(ipc_support::resources() == before, "gone after drop")?;
     Ok(())
 }

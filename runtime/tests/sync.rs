@@ -555,6 +555,16 @@ fn rebuild_from_fd() -> TestResult {
     let again = Lock::from_fd(lock.as_fd().try_clone_to_owned()?)?;
     lock.acquire(None)?;
     ensure(again.is_held(), "same mutex through the rebuilt handle")?;
+    ensure(
+        !again.acquire(Some(Duration::ZERO))?,
+        "held, seen through the rebuilt handle",
+    )?;
+    lock.release()?;
+    ensure(!again.is_held(), "released")?;
+    // Dropping a handle that is held releases the lock.
+    lock.acquire(None)?;
+    drop(lock);
+    ensure(again.acquire(Some(Duration::ZERO))?, "released by drop")?;
     again.release()?;
     let event = Event::new()?;
     Event::from_fd(event.as_fd().try_clone_to_owned()?)?.set();

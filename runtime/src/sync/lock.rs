@@ -54,6 +54,21 @@ impl MutexSegment {
     }
 }
 
+impl Drop for MutexSegment {
+    /// Releases the mutex if the calling thread still holds it: glibc links a held robust
+    /// mutex into the thread's robust list through the mutex's own memory, so unmapping it
+    /// while held would leave a dangling entry that the next lock operation (or thread
+    /// exit) would follow. Other processes see an ordinary release.
+    fn drop(&mut self) {
+        let mutex = self.mutex();
+        while mutex.depth() > 0 && mutex.held_by_caller() {
+            if mutex.unlock().is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// A non-recursive, process-shared lock (`multiprocessing.Lock`).
 ///
 /// Robust: when a process dies holding it, the next `acquire` gets [`Error::OwnerDied`]
@@ -62,6 +77,11 @@ impl MutexSegment {
 /// Only the holder may release it: unlike CPython's `multiprocessing.Lock` (a semaphore that
 /// any process may release), releasing a lock the caller does not hold is
 /// [`Error::NotOwner`] (see `docs/decisions/0003-owner-only-release.md`).
+///
+/// Dropping the handle while the calling thread holds the lock releases it (unmarked after
+/// [`Error::OwnerDied`], which makes it [`Error::NotRecoverable`] for the others).
+/// Use one handle per process: a lock must be released through the handle it was
+/// acquired through.
 ///
 /// ```
 /// # fn main() -> proclife::Result<()> {

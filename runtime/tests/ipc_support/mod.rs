@@ -138,6 +138,12 @@ struct Snapshot {
     children: String,
 }
 
+/// The open fds of this process with their targets, and the count of memfd mappings.
+pub(crate) fn resources() -> (BTreeSet<String>, usize) {
+    let now = snapshot();
+    (now.fds, now.memfd_maps)
+}
+
 fn snapshot() -> Snapshot {
     let fds = std::fs::read_dir("/proc/self/fd")
         .map(|dir| {
