@@ -291,19 +291,22 @@ impl Ring {
         self.mutex().unlock()
     }
 
-    /// Sleeps on futex word `word` (sampled as `seq` under the mutex) until woken or
-    /// `deadline`, then re-enters the mutex. The caller held the mutex.
+    /// Sleeps on futex word `word` (sampled under the mutex) until woken or `deadline`,
+    /// then re-enters the mutex. The caller holds the mutex; on `Ok` it holds it again, on
+    /// `Err` it does not.
     fn sleep(&self, word: usize, waiters: usize, deadline: &Deadline, on: BlockedOn) -> Result<()> {
         let seq = self.w(word).load(Ordering::SeqCst);
         self.w(waiters).fetch_add(1, Ordering::SeqCst);
-        self.leave()?;
-        let res = {
+        let left = self.leave();
+        let res = left.and_then(|()| {
             let _blocked = blocked(on);
             futex::wait(self.w(word), seq, deadline)
-        };
+        });
         self.w(waiters).fetch_sub(1, Ordering::SeqCst);
-        self.enter(on)?;
-        res.map(|_| ())
+        match res {
+            Ok(_) => self.enter(on),
+            Err(e) => Err(e),
+        }
     }
 
     fn signal(&self, word: usize, waiters: usize) {
@@ -338,10 +341,7 @@ impl Ring {
                 self.leave()?;
                 return Err(Error::Full);
             }
-            if let Err(e) = self.sleep(NOT_FULL, FULL_WAITERS, &deadline, BlockedOn::Send) {
-                self.leave()?;
-                return Err(e);
-            }
+            self.sleep(NOT_FULL, FULL_WAITERS, &deadline, BlockedOn::Send)?;
         }
         let tail = self.get(TAIL);
         let seq = self.get(PUT_SEQ);
@@ -368,10 +368,7 @@ impl Ring {
                 self.leave()?;
                 return Err(Error::Empty);
             }
-            if let Err(e) = self.sleep(NOT_EMPTY, EMPTY_WAITERS, &deadline, BlockedOn::Recv) {
-                self.leave()?;
-                return Err(e);
-            }
+            self.sleep(NOT_EMPTY, EMPTY_WAITERS, &deadline, BlockedOn::Recv)?;
         }
         let out = self.take_head();
         let left = self.leave();
@@ -437,10 +434,7 @@ impl Ring {
                 self.leave()?;
                 return Ok(false);
             }
-            if let Err(e) = self.sleep(ALL_DONE, JOIN_WAITERS, &deadline, BlockedOn::Join) {
-                self.leave()?;
-                return Err(e);
-            }
+            self.sleep(ALL_DONE, JOIN_WAITERS, &deadline, BlockedOn::Join)?;
         }
         self.leave()?;
         Ok(true)
