@@ -117,6 +117,10 @@ fn main() {
         ),
         ("t34_queue_and_pipe_timeouts", t34_queue_and_pipe_timeouts),
         ("leak_check_sees_a_mapping", leak_check_sees_a_mapping),
+        (
+            "t31_no_space_is_an_error_at_creation",
+            t31_no_space_is_an_error_at_creation,
+        ),
     ]);
 }
 
@@ -966,5 +970,36 @@ fn leak_check_sees_a_mapping() -> TestResult {
     ensure(during.1 == before.1 + 1, "one more memfd mapping")?;
     drop(shm);
     ensure(ipc_support::resources() == before, "gone after drop")?;
+    Ok(())
+}
+
+fn t31_no_space_is_an_error_at_creation() -> TestResult {
+    // In a child: a file size limit makes reserving the pages fail, as a full tmpfs or
+    // memory cgroup would; creation must fail cleanly, with no fd or mapping left behind.
+    let mut child = spawn(|| {
+        use nix::sys::resource::{Resource, setrlimit};
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        // SAFETY: ignoring a signal installs no handler code.
+        if unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) }.is_err() {
+            return 10;
+        }
+        if setrlimit(Resource::RLIMIT_FSIZE, 1 << 20, 1 << 20).is_err() {
+            return 11;
+        }
+        let before = ipc_support::resources();
+        let shm = proclife::shm::SharedMemory::new(2 << 20);
+        let queue = Queue::<u8>::with_capacity(0, 2 << 20);
+        let array = Array::<u64>::new(1 << 18, 0);
+        let ok = matches!(shm, Err(Error::NoSpace { .. }))
+            && matches!(queue, Err(Error::NoSpace { .. }))
+            && matches!(array, Err(Error::NoSpace { .. }));
+        let small = Value::new(1u8).is_ok();
+        let clean = ipc_support::resources() == before;
+        if ok && small && clean { 0 } else { 2 }
+    });
+    ensure(
+        child.wait(LONG) == Some(0),
+        "NoSpace at creation, nothing leaked, no SIGBUS",
+    )?;
     Ok(())
 }
