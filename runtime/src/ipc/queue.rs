@@ -635,6 +635,17 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
         })
     }
 
+    /// Rebuilds a simple queue from the fd of its segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::from_fd`].
+    pub fn from_fd(fd: OwnedFd) -> Result<SimpleQueue<T>> {
+        Ok(SimpleQueue {
+            queue: Queue::from_fd(fd)?,
+        })
+    }
+
     /// See [`Queue::put`].
     ///
     /// # Errors
@@ -698,6 +709,17 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     pub fn with_capacity(maxsize: usize, capacity: usize) -> Result<JoinableQueue<T>> {
         Ok(JoinableQueue {
             queue: Queue::with_capacity(maxsize, capacity)?,
+        })
+    }
+
+    /// Rebuilds a joinable queue from the fd of its segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::from_fd`].
+    pub fn from_fd(fd: OwnedFd) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue {
+            queue: Queue::from_fd(fd)?,
         })
     }
 
@@ -822,6 +844,23 @@ mod tests {
         assert_eq!(q.get()?, 2);
         q.task_done()?;
         assert!(q.join(None)?);
+        Ok(())
+    }
+
+    #[test]
+    fn rebuilt_handles_share_the_ring() -> Result<()> {
+        let q = JoinableQueue::<u8>::with_capacity(0, 4096)?;
+        let again = JoinableQueue::<u8>::from_fd(q.as_fd().try_clone_to_owned().expect("dup"))?;
+        q.put(&5)?;
+        assert_eq!(again.get()?, 5);
+        again.task_done()?;
+        assert!(q.join(Some(Duration::ZERO))?);
+        let simple = SimpleQueue::<u8>::from_fd(q.as_fd().try_clone_to_owned().expect("dup"))?;
+        simple.put(&6)?;
+        assert_eq!(q.get()?, 6);
+        let shm = SharedMemory::new(DATA + 64)?;
+        let not_a_queue = Queue::<u8>::from_fd(shm.as_fd().try_clone_to_owned().expect("dup"));
+        assert!(matches!(not_a_queue, Err(Error::Malformed(_))));
         Ok(())
     }
 
