@@ -121,6 +121,14 @@ fn main() {
             "t31_no_space_is_an_error_at_creation",
             t31_no_space_is_an_error_at_creation,
         ),
+        (
+            "t28_parent_killed_while_child_blocked",
+            t28_parent_killed_while_child_blocked,
+        ),
+        (
+            "t45_every_fd_is_close_on_exec",
+            t45_every_fd_is_close_on_exec,
+        ),
     ]);
 }
 
@@ -1001,5 +1009,82 @@ fn t31_no_space_is_an_error_at_creation() -> TestResult {
         child.wait(LONG) == Some(0),
         "NoSpace at creation, nothing leaked, no SIGBUS",
     )?;
+    Ok(())
+}
+
+fn t28_parent_killed_while_child_blocked() -> TestResult {
+    // A middle process holds a lock and one end of a pipe; its child blocks in `recv` and in
+    // `acquire`; the middle process is SIGKILLed. The grandchild reports over `report`.
+    use proclife::sync::Lock;
+    let (mut report_rx, mut report_tx) = pipe(false)?;
+    let mut middle = spawn(|| {
+        let _ = report_rx.close();
+        let mut run = || -> proclife::Result<()> {
+            let lock = Lock::new()?;
+            let (mut near, mut far) = pipe(true)?;
+            lock.acquire(None)?;
+            let ready = Event::new()?;
+            // The grandchild is not reaped by this process: it outlives it.
+            let grandchild = spawn(|| {
+                let _ = near.close();
+                ready.set();
+                let recv = matches!(far.recv::<u8>(), Err(Error::Disconnected));
+                let acquire = matches!(lock.acquire(Some(LONG)), Err(Error::OwnerDied));
+                let sent = report_tx.send(&(recv, acquire)).is_ok();
+                if sent { 0 } else { 2 }
+            });
+            std::mem::forget(grandchild);
+            far.close()?;
+            ready.wait(Some(LONG))?;
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        };
+        match run() {
+            Ok(()) => 0,
+            Err(_) => 2,
+        }
+    });
+    report_tx.close()?;
+    std::thread::sleep(Duration::from_millis(50));
+    ensure(middle.kill_and_reap() == Some(-9), "middle process killed")?;
+    ensure(report_rx.poll(Some(LONG))?, "the grandchild reports")?;
+    let (recv, acquire): (bool, bool) = report_rx.recv()?;
+    ensure(recv, "recv gave Disconnected")?;
+    ensure(acquire, "acquire gave OwnerDied")?;
+    Ok(())
+}
+
+fn t45_every_fd_is_close_on_exec() -> TestResult {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    use proclife::sync::{Barrier, Condition, Lock, Semaphore};
+    use std::os::fd::{AsFd, BorrowedFd};
+    let (a, b) = pipe(true)?;
+    let (c, d) = pipe(false)?;
+    let queue = Queue::<u8>::with_capacity(0, 4096)?;
+    let value = Value::new(0u8)?;
+    let lock = Lock::new()?;
+    let sem = Semaphore::new(1)?;
+    let event = Event::new()?;
+    let cond = Condition::new()?;
+    let barrier = Barrier::new(2, None)?;
+    let fds: Vec<BorrowedFd<'_>> = vec![
+        a.fd()?,
+        b.fd()?,
+        c.fd()?,
+        d.fd()?,
+        queue.as_fd(),
+        value.as_fd(),
+        value.get_lock().as_fd(),
+        lock.as_fd(),
+        sem.as_fd(),
+        event.as_fd(),
+        cond.as_fd(),
+        cond.lock_fd(),
+        barrier.as_fd(),
+    ];
+    for fd in fds {
+        let flags = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD)?);
+        ensure(flags.contains(FdFlag::FD_CLOEXEC), "FD_CLOEXEC")?;
+    }
     Ok(())
 }
