@@ -212,8 +212,8 @@ impl Connection {
     /// [`Error::Disconnected`] when the peer is gone; [`Error::Malformed`] when poisoned.
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.usable(false)?;
-        let frame = postcard::to_extend(value, vec![0u8; HEADER_LEN]).map_err(Error::Encode)?;
-        self.write_frame(&frame)
+        let payload = postcard::to_stdvec(value).map_err(Error::Encode)?;
+        self.write_frame(&payload)
     }
 
     /// Sends `bytes` as one frame.
@@ -222,36 +222,25 @@ impl Connection {
     ///
     /// As [`Connection::send`], without `Encode`.
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        self.usable(false)?;
-        let len = bytes.len();
-        if len > self.max_frame {
-            return Err(Error::FrameTooLarge {
-                len: len as u64,
-                max: self.max_frame as u64,
-            });
-        }
-        let mut frame = Vec::with_capacity(HEADER_LEN + len);
-        frame.extend_from_slice(&[0u8; HEADER_LEN]);
-        frame.extend_from_slice(bytes);
-        self.write_frame(&frame)
+        self.write_frame(bytes)
     }
 
-    /// Fills in the header of `frame` (header space + payload) and writes it all.
-    fn write_frame(&mut self, frame: &[u8]) -> Result<()> {
-        let payload = frame.len() - HEADER_LEN;
-        if payload > self.max_frame {
+    /// Writes the header and `payload`, retrying partial writes and `EINTR`.
+    fn write_frame(&mut self, payload: &[u8]) -> Result<()> {
+        self.usable(false)?;
+        if payload.len() > self.max_frame {
             return Err(Error::FrameTooLarge {
-                len: payload as u64,
+                len: payload.len() as u64,
                 max: self.max_frame as u64,
             });
         }
-        let header = (payload as u64).to_le_bytes();
+        let header = (payload.len() as u64).to_le_bytes();
         let fd = self.usable(false)?;
         let kind = self.kind;
         let _blocked = (!ready(fd, PollFlags::POLLOUT)?).then(|| blocked(BlockedOn::Send));
-        let mut parts = [&header[..], &frame[HEADER_LEN..]];
+        let mut parts = [&header[..], payload];
         let mut written = 0usize;
-        let total = frame.len();
+        let total = HEADER_LEN + payload.len();
         while written < total {
             let slices: Vec<IoSlice<'_>> = parts
                 .iter()
