@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::status::{BlockedOn, blocked};
 use crate::sync::futex::{Deadline, gettid};
 
+// SAFETY: the signature matches glibc's declaration in <pthread.h> (glibc 2.30 and later).
 unsafe extern "C" {
     /// glibc ≥ 2.30: `pthread_mutex_timedlock` with a selectable clock.
     fn pthread_mutex_clocklock(
