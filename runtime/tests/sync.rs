@@ -42,6 +42,7 @@ fn main() {
         ("t43_lock_contention", t43_lock_contention),
         ("t43_rlock_contention", t43_rlock_contention),
         ("t43_barrier_passes", t43_barrier_passes),
+        ("t43_semaphore_contention", t43_semaphore_contention),
         ("t43_condition_notify_storm", t43_condition_notify_storm),
         (
             "semaphore_hands_permits_across_processes",
@@ -587,5 +588,40 @@ fn rebuild_from_fd() -> TestResult {
         ),
         "not a barrier",
     )?;
+    Ok(())
+}
+
+fn t43_semaphore_contention() -> TestResult {
+    // A BoundedSemaphore(1) used as a mutex by several processes: exact totals, and the
+    // bound is never exceeded.
+    let sem = BoundedSemaphore::new(1)?;
+    let counter = Counter::new();
+    let mut children: Vec<Child> = (0..WORKERS)
+        .map(|_| {
+            spawn(|| {
+                for _ in 0..INCREMENTS {
+                    if !sem.acquire(None).is_ok_and(|ok| ok) {
+                        return 2;
+                    }
+                    counter.bump();
+                    if sem.release().is_err() {
+                        return 3;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for child in &mut children {
+        ensure(
+            child.wait(Duration::from_secs(60)) == Some(0),
+            "worker finished",
+        )?;
+    }
+    ensure(
+        counter.get() == WORKERS as u64 * INCREMENTS,
+        format!("exact total, got {}", counter.get()),
+    )?;
+    ensure(sem.get_value() == 1, "all permits back")?;
     Ok(())
 }
