@@ -12,6 +12,9 @@
 //!
 //! # Caveats
 //!
+//! The fds are non-blocking: every wait happens in `poll`, under the status slot's
+//! `Blocked(Recv)` or `Blocked(Send)`, including a wait in the middle of a frame.
+//!
 //! One-way pipes are `pipe2(O_CLOEXEC)`; writing to a pipe whose reader is gone raises
 //! `SIGPIPE`, which Rust programs ignore by default (the write then fails with `EPIPE`,
 //! reported as [`Error::Disconnected`]). Duplex connections are sockets and send with
@@ -63,7 +66,7 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
             AddressFamily::Unix,
             SockType::Stream,
             None,
-            SockFlag::SOCK_CLOEXEC,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )
         .map_err(|errno| Error::os("socketpair", errno))?;
         Ok((
@@ -71,8 +74,8 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
             Connection::new(b, Kind::Socket, true, true),
         ))
     } else {
-        let (r, w) =
-            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| Error::os("pipe2", errno))?;
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .map_err(|errno| Error::os("pipe2", errno))?;
         Ok((
             Connection::new(r, Kind::Pipe, true, false),
             Connection::new(w, Kind::Pipe, false, true),
@@ -115,7 +118,7 @@ impl Connection {
     }
 
     /// Rebuilds a connection end from its fd (for example one inherited by a re-executed
-    /// child). The fd should be close-on-exec.
+    /// child). The fd should be close-on-exec; it is made non-blocking.
     ///
     /// # Errors
     ///
@@ -128,6 +131,11 @@ impl Connection {
             ));
         }
         let stat = nix::sys::stat::fstat(&fd).map_err(|errno| Error::os("fstat", errno))?;
+        let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)
+            .map_err(|errno| Error::os("fcntl", errno))?;
+        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))
+            .map_err(|errno| Error::os("fcntl", errno))?;
         let kind = if stat.st_mode & libc::S_IFMT == libc::S_IFSOCK {
             Kind::Socket
         } else {
@@ -237,7 +245,6 @@ impl Connection {
         let header = (payload.len() as u64).to_le_bytes();
         let fd = self.usable(false)?;
         let kind = self.kind;
-        let _blocked = (!ready(fd, PollFlags::POLLOUT)?).then(|| blocked(BlockedOn::Send));
         let mut parts = [&header[..], payload];
         let mut written = 0usize;
         let total = HEADER_LEN + payload.len();
@@ -264,6 +271,10 @@ impl Connection {
                     advance(&mut parts, n);
                 }
                 Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => {
+                    let _blocked = blocked(BlockedOn::Send);
+                    wait_ready(fd, PollFlags::POLLOUT, &Deadline::after(None))?;
+                }
                 Err(Errno::EPIPE | Errno::ECONNRESET) => {
                     // A partly written frame can never be completed: the stream is torn.
                     self.poisoned = written > 0;
@@ -299,7 +310,6 @@ impl Connection {
     /// - [`Error::Closed`], [`Error::Os`].
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let fd = self.usable(true)?;
-        let _blocked = (!ready(fd, PollFlags::POLLIN)?).then(|| blocked(BlockedOn::Recv));
         let mut header = [0u8; HEADER_LEN];
         match read_full(fd, &mut header)? {
             0 => return Err(Error::Disconnected),
@@ -358,7 +368,8 @@ fn advance(parts: &mut [&[u8]; 2], mut n: usize) {
     }
 }
 
-/// Reads until `buf` is full or end of file; returns the bytes read. Retries `EINTR`.
+/// Reads until `buf` is full or end of file; returns the bytes read. Retries `EINTR`;
+/// waits in `poll`, marked `Blocked(Recv)`, while nothing is there.
 fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
     let mut got = 0;
     while got < buf.len() {
@@ -366,6 +377,10 @@ fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => {
+                let _blocked = blocked(BlockedOn::Recv);
+                wait_ready(fd, PollFlags::POLLIN, &Deadline::after(None))?;
+            }
             Err(Errno::ECONNRESET) => break,
             Err(errno) => return Err(Error::os("read", errno)),
         }

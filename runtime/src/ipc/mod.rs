@@ -114,6 +114,28 @@ mod tests {
         let wait = || assert_eq!(a.recv::<u8>().expect("recv"), 7);
         expect_blocked(&slot, BlockedOn::Recv, wait, || b.send(&7u8).expect("send"));
 
+        // A frame far larger than the socket buffer: the sender waits for the reader. The
+        // reader drains the raw fd, so that only the sender touches the slot.
+        let big = vec![5u8; 8 << 20];
+        let wait = || b.send_bytes(&big).expect("send");
+        expect_blocked(&slot, BlockedOn::Send, wait, || {
+            let mut left = big.len() + crate::ipc::HEADER_LEN;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut fds = [nix::poll::PollFd::new(
+                a.fd().expect("open"),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            while left > 0 {
+                match nix::unistd::read(a.fd().expect("open"), &mut buf) {
+                    Ok(n) => left -= n,
+                    Err(nix::errno::Errno::EAGAIN) => {
+                        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u8));
+                    }
+                    Err(errno) => panic!("read: {errno}"),
+                }
+            }
+        });
+
         let queue = Queue::<u8>::with_capacity(1, 4096).expect("queue");
         let wait = || assert_eq!(queue.get().expect("get"), 1);
         expect_blocked(&slot, BlockedOn::Recv, wait, || queue.put(&1).expect("put"));
