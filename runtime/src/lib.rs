@@ -27,10 +27,13 @@
 mod child;
 mod current;
 pub mod error;
+pub mod ipc;
 mod process;
 mod registry;
+pub mod shm;
 mod start;
 mod status;
+pub mod sync;
 mod sys;
 
 pub use current::{

@@ -38,10 +38,14 @@ pub fn blocked_on(on: proclife::BlockedOn) -> Option<proclife_model::BlockedOn> 
 /// call failing, a lost status): the harness reports it instead of comparing it.
 pub fn error(error: &proclife::Error) -> Result<Outcome, Unmapped> {
     let Some((kind, message)) = error.python() else {
-        return Err(Unmapped(format!("runtime error without a CPython meaning: {error}")));
+        return Err(Unmapped(format!(
+            "runtime error without a CPython meaning: {error}"
+        )));
     };
     let Some(kind) = PyErrorKind::from_name(kind) else {
-        return Err(Unmapped(format!("runtime error as {kind}: {message} ({error})")));
+        return Err(Unmapped(format!(
+            "runtime error as {kind}: {message} ({error})"
+        )));
     };
     Ok(Outcome::Raised(PyError {
         kind,
@@ -74,7 +78,8 @@ pub fn state_admits(state: &State, observed: ProcessState) -> bool {
         (Life::New, ProcessState::New) => true,
         (Life::Running { .. }, ProcessState::Running | ProcessState::Blocked(_)) => true,
         (Life::Blocked { on, .. }, ProcessState::Blocked(real)) => {
-            blocked_on(real) == Some(*on) || matches!(state.life, Life::Blocked { signals, .. } if signals.any())
+            blocked_on(real) == Some(*on)
+                || matches!(state.life, Life::Blocked { signals, .. } if signals.any())
         }
         (Life::Blocked { .. }, ProcessState::Running) => true,
         (Life::Terminated { exitcode }, ProcessState::Terminated(real)) => *exitcode == real,
@@ -91,7 +96,10 @@ mod tests {
     fn every_runtime_reason_has_a_model_reason() {
         for on in proclife::BlockedOn::ALL {
             let mapped = blocked_on(on).expect("mapped");
-            assert_eq!(mapped.name().to_lowercase(), format!("{on:?}").to_lowercase());
+            assert_eq!(
+                mapped.name().to_lowercase(),
+                format!("{on:?}").to_lowercase()
+            );
         }
     }
 

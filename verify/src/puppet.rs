@@ -46,7 +46,9 @@ pub fn block_code(on: BlockedOn) -> u8 {
 
 /// The blocking reason with this wire code.
 pub fn block_from_code(code: u8) -> Option<BlockedOn> {
-    BlockedOn::ALL.into_iter().find(|&on| block_code(on) == code)
+    BlockedOn::ALL
+        .into_iter()
+        .find(|&on| block_code(on) == code)
 }
 
 /// The primitives one puppet blocks on, shared by the checker (which holds, sets, notifies

@@ -87,7 +87,9 @@ impl std::fmt::Display for Failure {
             Failure::Disagreement { index, message } => {
                 write!(f, "step {index}: disagreement: {message}")
             }
-            Failure::Invariant { index, message } => write!(f, "step {index}: invariant: {message}"),
+            Failure::Invariant { index, message } => {
+                write!(f, "step {index}: invariant: {message}")
+            }
             Failure::Fault { index, message } => write!(f, "step {index}: harness: {message}"),
         }
     }
@@ -165,7 +167,10 @@ pub fn run(steps: &[Step], procs: usize, mutant: Option<Mutant>) -> Outcomes {
         }
         match runtime.observe_state(step.proc) {
             Ok(state) => {
-                if !closure(possible).iter().any(|s| map::state_admits(s, state)) {
+                if !closure(possible)
+                    .iter()
+                    .any(|s| map::state_admits(s, state))
+                {
                     out.failure = Some(Failure::Invariant {
                         index,
                         message: format!(

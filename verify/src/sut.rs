@@ -143,7 +143,12 @@ impl Proc {
         let (command_reader, commands) = pipe(false)?;
         let (acks, ack_writer) = pipe(false)?;
         let (data_reader, data) = pipe(false)?;
-        let puppet = Puppet::new(command_reader, ack_writer, data_reader, Arc::clone(&primitives));
+        let puppet = Puppet::new(
+            command_reader,
+            ack_writer,
+            data_reader,
+            Arc::clone(&primitives),
+        );
         Ok(Proc {
             process: Process::from_target(puppet),
             primitives,
@@ -192,7 +197,9 @@ impl Proc {
             }
             BlockedOn::RLock => {
                 if !p.rlock.acquire(Some(PROMPT))? {
-                    return Err(Fault("the harness could not take the puppet's rlock".into()));
+                    return Err(Fault(
+                        "the harness could not take the puppet's rlock".into(),
+                    ));
                 }
                 self.held = Some(on);
             }
@@ -284,7 +291,9 @@ impl Proc {
         match self.commands.send(&command) {
             Ok(()) => Ok(()),
             Err(_) if self.signalled => Ok(()),
-            Err(e) => Err(Fault(format!("sending {command:?} to the puppet failed: {e}"))),
+            Err(e) => Err(Fault(format!(
+                "sending {command:?} to the puppet failed: {e}"
+            ))),
         }
     }
 
@@ -435,7 +444,10 @@ impl Runtime {
             Op::Run => map::result(proc.process.run(), |()| Value::None)?,
             Op::IsAlive => {
                 let outcome = map::result(proc.process.is_alive(), Value::Bool)?;
-                if mutant == Some(Mutant::AliveAfterExit) && outcome == Outcome::bool(false) && proc.started {
+                if mutant == Some(Mutant::AliveAfterExit)
+                    && outcome == Outcome::bool(false)
+                    && proc.started
+                {
                     Outcome::bool(true)
                 } else {
                     outcome
@@ -457,7 +469,9 @@ impl Runtime {
                 let code = proc.process.exitcode();
                 let code = match (mutant, code) {
                     (Some(Mutant::ExitcodeSignLost), Ok(Some(c))) => Ok(Some(c.abs())),
-                    (Some(Mutant::TerminateOverwritesExitcode), Ok(Some(_))) if proc.overwritten => {
+                    (Some(Mutant::TerminateOverwritesExitcode), Ok(Some(_)))
+                        if proc.overwritten =>
+                    {
                         Ok(Some(-15))
                     }
                     (_, other) => other,

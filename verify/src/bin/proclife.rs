@@ -190,8 +190,15 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         println!("\nDISAGREEMENT: {}", failure.reason);
         println!("{}", table(&failure.replay));
         match &failure.saved {
-            Some(path) => println!("saved to {} (run `proclife replay {}`)", path.display(), path.display()),
-            None => println!("the sequence could not be saved; it is:\n{}", failure.trace.to_json()),
+            Some(path) => println!(
+                "saved to {} (run `proclife replay {}`)",
+                path.display(),
+                path.display()
+            ),
+            None => println!(
+                "the sequence could not be saved; it is:\n{}",
+                failure.trace.to_json()
+            ),
         }
         return Ok(ExitCode::FAILURE);
     }
@@ -213,7 +220,8 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?
     };
-    let trace = Trace::parse(&text).with_context(|| format!("{} is not a replay file", args.file))?;
+    let trace =
+        Trace::parse(&text).with_context(|| format!("{} is not a replay file", args.file))?;
     let outcomes = run::run(&trace.ops, trace.procs(), args.mutant);
     let agree = outcomes.failure.is_none();
     if args.json {
@@ -223,7 +231,9 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|row| match pick(row) {
                     Some(outcome) => observation_json(&row.step, outcome),
-                    None => serde_json::json!({"op": row.step.op.schema_name(), "harness_failed": true}),
+                    None => {
+                        serde_json::json!({"op": row.step.op.schema_name(), "harness_failed": true})
+                    }
                 })
                 .collect()
         };
@@ -240,7 +250,11 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             Some(failure) => write_stdout(&format!("{failure}\n"))?,
         }
     }
-    Ok(if agree { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The side-by-side table of a run: step, process, op, what the model admits, what the

@@ -1,0 +1,917 @@
+//! `Queue`, `SimpleQueue` and `JoinableQueue`: a framed ring buffer in shared memory.
+//!
+//! One sealed memfd segment holds a robust mutex, a header, a few futex words and a byte
+//! ring of fixed capacity. Each item is a frame: a 16-byte header (payload length, CRC-32 of
+//! length and payload, sequence number) and the postcard payload, padded to 8 bytes; frames
+//! may wrap around the end of the ring.
+//!
+//! Crash consistency, the reason for the layout:
+//! - `put` copies the whole frame into free space, then publishes it with one store of the
+//!   tail; a writer killed before that store leaves bytes nobody will ever read (T23).
+//! - `put` returns only after the tail store: a returned `put` means the item is in shared
+//!   memory, and the producer may exit or die at once without losing it (T25, T26). There is
+//!   no feeder thread, so a child never blocks at exit on unread data.
+//! - `get` copies the payload out, then consumes the frame with one store of the head. A
+//!   consumer killed before that store leaves the item for the next consumer (redelivered);
+//!   killed after it, the item counts as delivered to the dead consumer and is lost (T24).
+//! - The counters derived from those stores (item count, published sequence) may be stale
+//!   after a death; the next process to take the robust mutex gets `EOWNERDEAD` and rebuilds
+//!   them by walking and checking the frames between head and tail.
+//!
+//! `maxsize` bounds the number of items (0: unbounded, as CPython treats `maxsize <= 0`);
+//! the byte capacity bounds the total size of the frames, so `put` also waits for room in
+//! bytes. An item larger than the whole ring is [`Error::FrameTooLarge`] at once.
+//!
+//! # Safety
+//!
+//! The segment is `DATA + capacity` bytes, page-aligned, initialised by `new` before it is
+//! shared: the mutex at 0, `u64` atomics from `HEADER`, `u32` futex words from `WORDS`, the
+//! ring from `DATA`. Ring bytes are only read or written while holding the mutex, and only
+//! between head and tail (reads) or in free space (writes).
+#![allow(unsafe_code)]
+
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::shm::SharedMemory;
+use crate::status::{BlockedOn, blocked};
+use crate::sync::futex::{self, Deadline};
+use crate::sync::mutex::{Acquire, RawMutex};
+
+/// The default byte capacity of a queue's ring: 16 MiB, enough for a child to leave a
+/// 10 MiB item and ten thousand small ones behind before it exits (T25).
+///
+/// The pages are reserved at creation (no `SIGBUS` later), so every queue costs its capacity
+/// in shared memory; use [`Queue::with_capacity`] for smaller or larger rings.
+pub const DEFAULT_CAPACITY: usize = 16 << 20;
+
+/// The smallest ring a queue accepts.
+pub const MIN_CAPACITY: usize = 64;
+
+/// The largest ring a queue accepts (1 TiB).
+pub const MAX_CAPACITY: usize = 1 << 40;
+
+const FRAME_HEADER: usize = 16;
+const HEADER: usize = 64;
+const WORDS: usize = 192;
+const DATA: usize = 4096;
+
+// Header words (u64).
+const HEAD: usize = 0;
+const TAIL: usize = 1;
+const COUNT: usize = 2;
+const PUT_SEQ: usize = 3;
+const DONE: usize = 4;
+const CAPACITY: usize = 5;
+const MAXSIZE: usize = 6;
+const MAGIC: usize = 7;
+const MAGIC_VALUE: u64 = 0x7072_6f63_6c69_6671; // "proclifq"
+
+// Futex words (u32).
+const NOT_EMPTY: usize = 0;
+const NOT_FULL: usize = 1;
+const EMPTY_WAITERS: usize = 2;
+const FULL_WAITERS: usize = 3;
+const ALL_DONE: usize = 4;
+const JOIN_WAITERS: usize = 5;
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE) of the frame's length and payload.
+fn crc32(len: u32, payload: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in len.to_le_bytes().iter().chain(payload) {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+fn frame_len(payload: usize) -> usize {
+    FRAME_HEADER + payload.div_ceil(8) * 8
+}
+
+/// The shared ring and the operations every queue flavour is built from.
+#[derive(Debug)]
+struct Ring {
+    shm: SharedMemory,
+    capacity: usize,
+    closed: AtomicBool,
+}
+
+impl Ring {
+    fn new(maxsize: usize, capacity: usize) -> Result<Ring> {
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+            return Err(Error::InvalidArgument("queue capacity out of range"));
+        }
+        let capacity = capacity.div_ceil(8) * 8;
+        let shm = SharedMemory::new(DATA + capacity)?;
+        let ring = Ring {
+            shm,
+            capacity,
+            closed: AtomicBool::new(false),
+        };
+        // SAFETY: the segment is fresh, zeroed and not yet shared.
+        unsafe { ring.mutex().init(false)? };
+        ring.h(CAPACITY).store(capacity as u64, Ordering::SeqCst);
+        ring.h(MAXSIZE).store(maxsize as u64, Ordering::SeqCst);
+        ring.h(MAGIC).store(MAGIC_VALUE, Ordering::SeqCst);
+        Ok(ring)
+    }
+
+    fn from_fd(fd: OwnedFd) -> Result<Ring> {
+        let shm = SharedMemory::from_fd(fd)?;
+        if shm.len() < DATA + MIN_CAPACITY {
+            return Err(Error::Malformed("segment too small for a queue"));
+        }
+        let mut ring = Ring {
+            shm,
+            capacity: 0,
+            closed: AtomicBool::new(false),
+        };
+        let capacity = usize::try_from(ring.h(CAPACITY).load(Ordering::SeqCst)).unwrap_or(0);
+        if ring.h(MAGIC).load(Ordering::SeqCst) != MAGIC_VALUE
+            || capacity == 0
+            || DATA + capacity > ring.shm.len()
+        {
+            return Err(Error::Malformed("segment is not a queue"));
+        }
+        ring.capacity = capacity;
+        Ok(ring)
+    }
+
+    fn mutex(&self) -> &RawMutex {
+        // SAFETY: see the module's `# Safety`.
+        unsafe { self.shm.at::<RawMutex>(0) }
+    }
+
+    fn h(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < 8);
+        // SAFETY: see the module's `# Safety`; eight aligned words from HEADER.
+        unsafe { self.shm.at::<AtomicU64>(HEADER + 8 * i) }
+    }
+
+    fn w(&self, i: usize) -> &AtomicU32 {
+        debug_assert!(i < 6);
+        // SAFETY: see the module's `# Safety`; six aligned words from WORDS.
+        unsafe { self.shm.at::<AtomicU32>(WORDS + 4 * i) }
+    }
+
+    fn get(&self, i: usize) -> u64 {
+        self.h(i).load(Ordering::SeqCst)
+    }
+
+    fn set(&self, i: usize, v: u64) {
+        self.h(i).store(v, Ordering::SeqCst);
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(Error::HandleClosed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Copies `out.len()` ring bytes starting at monotonic offset `pos`; caller holds the
+    /// mutex and `pos..pos + len` lies between head and tail.
+    fn copy_out(&self, pos: u64, out: &mut [u8]) {
+        let cap = self.capacity;
+        let start = (pos % cap as u64) as usize;
+        let first = out.len().min(cap - start);
+        // SAFETY: `start + first <= cap` and `out.len() - first <= cap`: both ranges lie in
+        // the ring, which does not overlap `out` (a private buffer).
+        unsafe {
+            let base = self.shm.as_ptr().add(DATA);
+            std::ptr::copy_nonoverlapping(base.add(start), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
+        }
+    }
+
+    /// Copies `data` into the ring at monotonic offset `pos`; caller holds the mutex and
+    /// the range is free space.
+    fn copy_in(&self, pos: u64, data: &[u8]) {
+        let cap = self.capacity;
+        let start = (pos % cap as u64) as usize;
+        let first = data.len().min(cap - start);
+        // SAFETY: as in `copy_out`, with the private buffer as the source.
+        unsafe {
+            let base = self.shm.as_ptr().add(DATA);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(start), first);
+            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
+        }
+    }
+
+    /// Reads and checks the frame header at `pos`; returns (payload length, crc, seq).
+    fn frame_at(&self, pos: u64, tail: u64) -> Result<(usize, u32, u64)> {
+        if tail - pos < FRAME_HEADER as u64 {
+            return Err(Error::Malformed("queue frame header past the tail"));
+        }
+        let mut header = [0u8; FRAME_HEADER];
+        self.copy_out(pos, &mut header);
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&header[8..]);
+        if frame_len(len) as u64 > tail - pos {
+            return Err(Error::Malformed(
+                "queue frame longer than the published data",
+            ));
+        }
+        Ok((len, crc, u64::from_le_bytes(seq)))
+    }
+
+    /// Rebuilds the derived counters after a process died holding the mutex.
+    fn recover(&self) {
+        let head = self.get(HEAD);
+        let tail = self.get(TAIL);
+        let mut pos = head;
+        let mut count = 0u64;
+        let mut last_seq = None;
+        while pos < tail {
+            match self.frame_at(pos, tail) {
+                Ok((len, _, seq)) => {
+                    pos += frame_len(len) as u64;
+                    count += 1;
+                    last_seq = Some(seq);
+                }
+                // Cannot happen without memory corruption: drop what cannot be parsed.
+                Err(_) => {
+                    self.set(TAIL, pos);
+                    break;
+                }
+            }
+        }
+        self.set(COUNT, count);
+        if let Some(seq) = last_seq {
+            self.set(PUT_SEQ, seq + 1);
+        }
+        // Wake everyone: the dead process may have been about to.
+        for word in [NOT_EMPTY, NOT_FULL, ALL_DONE] {
+            self.w(word).fetch_add(1, Ordering::SeqCst);
+            futex::wake_all(self.w(word));
+        }
+    }
+
+    fn enter(&self, on: BlockedOn) -> Result<()> {
+        match self.mutex().lock(None, on)? {
+            Acquire::Acquired => Ok(()),
+            Acquire::OwnerDied => {
+                self.recover();
+                self.mutex().make_consistent()
+            }
+            Acquire::TimedOut => Err(Error::Malformed("untimed lock timed out")),
+        }
+    }
+
+    fn leave(&self) -> Result<()> {
+        self.mutex().unlock()
+    }
+
+    /// Sleeps on futex word `word` (sampled under the mutex) until woken or `deadline`,
+    /// then re-enters the mutex. The caller holds the mutex; on `Ok` it holds it again, on
+    /// `Err` it does not.
+    fn sleep(&self, word: usize, waiters: usize, deadline: &Deadline, on: BlockedOn) -> Result<()> {
+        let seq = self.w(word).load(Ordering::SeqCst);
+        self.w(waiters).fetch_add(1, Ordering::SeqCst);
+        let left = self.leave();
+        let res = left.and_then(|()| {
+            let _blocked = blocked(on);
+            futex::wait(self.w(word), seq, deadline)
+        });
+        self.w(waiters).fetch_sub(1, Ordering::SeqCst);
+        match res {
+            Ok(_) => self.enter(on),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn signal(&self, word: usize, waiters: usize) {
+        self.w(word).fetch_add(1, Ordering::SeqCst);
+        if self.w(waiters).load(Ordering::SeqCst) > 0 {
+            futex::wake_all(self.w(word));
+        }
+    }
+
+    fn put_bytes(&self, payload: &[u8], timeout: Option<Duration>) -> Result<()> {
+        self.check_open()?;
+        let need = frame_len(payload.len());
+        let max = self.capacity - FRAME_HEADER;
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|_| need <= self.capacity)
+            .ok_or(Error::FrameTooLarge {
+                len: payload.len() as u64,
+                max: max as u64,
+            })?;
+        let crc = crc32(len, payload);
+        let deadline = Deadline::after(timeout);
+        self.enter(BlockedOn::Send)?;
+        loop {
+            let used = self.get(TAIL) - self.get(HEAD);
+            let free = self.capacity as u64 - used;
+            let maxsize = self.get(MAXSIZE);
+            if (maxsize == 0 || self.get(COUNT) < maxsize) && free >= need as u64 {
+                break;
+            }
+            if deadline.expired() {
+                self.leave()?;
+                return Err(Error::Full);
+            }
+            self.sleep(NOT_FULL, FULL_WAITERS, &deadline, BlockedOn::Send)?;
+        }
+        let tail = self.get(TAIL);
+        let seq = self.get(PUT_SEQ);
+        let mut header = [0u8; FRAME_HEADER];
+        header[..4].copy_from_slice(&len.to_le_bytes());
+        header[4..8].copy_from_slice(&crc.to_le_bytes());
+        header[8..].copy_from_slice(&seq.to_le_bytes());
+        self.copy_in(tail, &header);
+        self.copy_in(tail + FRAME_HEADER as u64, payload);
+        // The commit point: one store publishes the whole frame.
+        self.set(TAIL, tail + need as u64);
+        self.set(PUT_SEQ, seq + 1);
+        self.set(COUNT, self.get(COUNT) + 1);
+        self.signal(NOT_EMPTY, EMPTY_WAITERS);
+        self.leave()
+    }
+
+    fn get_bytes(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
+        self.check_open()?;
+        let deadline = Deadline::after(timeout);
+        self.enter(BlockedOn::Recv)?;
+        while self.get(TAIL) == self.get(HEAD) {
+            if deadline.expired() {
+                self.leave()?;
+                return Err(Error::Empty);
+            }
+            self.sleep(NOT_EMPTY, EMPTY_WAITERS, &deadline, BlockedOn::Recv)?;
+        }
+        let out = self.take_head();
+        let left = self.leave();
+        let payload = out?;
+        left?;
+        Ok(payload)
+    }
+
+    /// Consumes the frame at the head; the caller holds the mutex and the ring is not empty.
+    fn take_head(&self) -> Result<Vec<u8>> {
+        let head = self.get(HEAD);
+        let tail = self.get(TAIL);
+        let checked = self.frame_at(head, tail).and_then(|(len, crc, _seq)| {
+            let mut payload = vec![0u8; len];
+            self.copy_out(head + FRAME_HEADER as u64, &mut payload);
+            if crc32(len as u32, &payload) == crc {
+                Ok((payload, frame_len(len)))
+            } else {
+                Err(Error::Malformed("queue item failed its checksum"))
+            }
+        });
+        match checked {
+            Ok((payload, flen)) => {
+                // The commit point: one store consumes the frame.
+                self.set(HEAD, head + flen as u64);
+                self.set(COUNT, self.get(COUNT).saturating_sub(1));
+                self.signal(NOT_FULL, FULL_WAITERS);
+                Ok(payload)
+            }
+            Err(e) => {
+                // Unparseable data cannot be skipped frame by frame: drop it all, keep the
+                // queue usable, and report it.
+                self.set(HEAD, tail);
+                self.set(COUNT, 0);
+                self.signal(NOT_FULL, FULL_WAITERS);
+                Err(e)
+            }
+        }
+    }
+
+    fn task_done(&self) -> Result<()> {
+        self.check_open()?;
+        self.enter(BlockedOn::Join)?;
+        let done = self.get(DONE);
+        if done >= self.get(PUT_SEQ) {
+            self.leave()?;
+            return Err(Error::TooManyReleases("task_done() called too many times"));
+        }
+        self.set(DONE, done + 1);
+        if done + 1 == self.get(PUT_SEQ) {
+            self.w(ALL_DONE).fetch_add(1, Ordering::SeqCst);
+            futex::wake_all(self.w(ALL_DONE));
+        }
+        self.leave()
+    }
+
+    fn join(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.check_open()?;
+        let deadline = Deadline::after(timeout);
+        self.enter(BlockedOn::Join)?;
+        while self.get(DONE) < self.get(PUT_SEQ) {
+            if deadline.expired() {
+                self.leave()?;
+                return Ok(false);
+            }
+            self.sleep(ALL_DONE, JOIN_WAITERS, &deadline, BlockedOn::Join)?;
+        }
+        self.leave()?;
+        Ok(true)
+    }
+}
+
+/// A multi-producer, multi-consumer queue across processes (`multiprocessing.Queue`).
+///
+/// Items are encoded with postcard. Create the queue before starting the processes that
+/// use it. See the module docs for what a death at any point does.
+///
+/// ```
+/// # fn main() -> proclife::Result<()> {
+/// use std::time::Duration;
+/// let q = proclife::ipc::Queue::<String>::with_capacity(2, 4096)?;
+/// q.put(&"a".to_string())?;
+/// q.put(&"b".to_string())?;
+/// assert!(matches!(q.put_nowait(&"c".to_string()), Err(proclife::Error::Full)));
+/// assert_eq!(q.get()?, "a");
+/// assert_eq!(q.get_timeout(Some(Duration::ZERO))?, "b");
+/// assert!(matches!(q.get_nowait(), Err(proclife::Error::Empty)));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Queue<T> {
+    ring: Ring,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// A queue of at most `maxsize` items (0: unbounded, as CPython's `maxsize <= 0`) in a
+    /// ring of [`DEFAULT_CAPACITY`] bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] or [`Error::Os`] when the segment cannot be made.
+    pub fn new(maxsize: usize) -> Result<Queue<T>> {
+        Self::with_capacity(maxsize, DEFAULT_CAPACITY)
+    }
+
+    /// A queue of at most `maxsize` items (0: unbounded) in a ring of `capacity` bytes
+    /// (rounded up to a multiple of 8); the largest item is `capacity - 16` bytes encoded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a capacity outside
+    /// [`MIN_CAPACITY`]`..=`[`MAX_CAPACITY`]; [`Error::NoSpace`] or [`Error::Os`].
+    pub fn with_capacity(maxsize: usize, capacity: usize) -> Result<Queue<T>> {
+        Ok(Queue {
+            ring: Ring::new(maxsize, capacity)?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Rebuilds a queue from the fd of its segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] when the segment is not a queue.
+    pub fn from_fd(fd: OwnedFd) -> Result<Queue<T>> {
+        Ok(Queue {
+            ring: Ring::from_fd(fd)?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Puts `item`, waiting as long as it takes for room.
+    ///
+    /// When it returns `Ok`, the item is in shared memory: it survives the death of this
+    /// process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`]; [`Error::FrameTooLarge`] when the item can never fit;
+    /// [`Error::HandleClosed`] after [`Queue::close`].
+    pub fn put(&self, item: &T) -> Result<()> {
+        self.put_timeout(item, None)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room (`None`: forever; zero: not at all).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] when the timeout passed (CPython: `queue.Full`); otherwise as
+    /// [`Queue::put`].
+    pub fn put_timeout(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
+        let bytes = postcard::to_stdvec(item).map_err(Error::Encode)?;
+        self.ring.put_bytes(&bytes, timeout)
+    }
+
+    /// Puts `item` only if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put_timeout`].
+    pub fn put_nowait(&self, item: &T) -> Result<()> {
+        self.put_timeout(item, Some(Duration::ZERO))
+    }
+
+    /// Takes the oldest item, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the item is not a `T` (the item is consumed);
+    /// [`Error::Malformed`] when the shared data failed its checksum (it is dropped);
+    /// [`Error::HandleClosed`] after [`Queue::close`].
+    pub fn get(&self) -> Result<T> {
+        self.get_timeout(None)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] when the timeout passed (CPython: `queue.Empty`); otherwise as
+    /// [`Queue::get`].
+    pub fn get_timeout(&self, timeout: Option<Duration>) -> Result<T> {
+        let bytes = self.ring.get_bytes(timeout)?;
+        postcard::from_bytes(&bytes).map_err(Error::Decode)
+    }
+
+    /// Takes the oldest item if there is one now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get_timeout`].
+    pub fn get_nowait(&self) -> Result<T> {
+        self.get_timeout(Some(Duration::ZERO))
+    }
+
+    /// The number of items (a snapshot).
+    pub fn qsize(&self) -> usize {
+        usize::try_from(self.ring.get(COUNT)).unwrap_or(usize::MAX)
+    }
+
+    /// Whether the queue holds no item (a snapshot).
+    pub fn empty(&self) -> bool {
+        self.ring.get(TAIL) == self.ring.get(HEAD)
+    }
+
+    /// Whether the queue holds `maxsize` items (a snapshot; always false when unbounded,
+    /// although `put` may still wait for room in bytes).
+    pub fn full(&self) -> bool {
+        let maxsize = self.ring.get(MAXSIZE);
+        maxsize != 0 && self.ring.get(COUNT) >= maxsize
+    }
+
+    /// The item bound (0: unbounded).
+    pub fn maxsize(&self) -> usize {
+        usize::try_from(self.ring.get(MAXSIZE)).unwrap_or(usize::MAX)
+    }
+
+    /// The ring's byte capacity.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity
+    }
+
+    /// Stops this handle: later `put`/`get` through it are [`Error::HandleClosed`]. Other
+    /// handles and other processes are not affected; items already put stay readable.
+    pub fn close(&self) {
+        self.ring.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl<T> AsFd for Queue<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.shm.as_fd()
+    }
+}
+
+/// An unbounded queue with only blocking `put`/`get` (`multiprocessing.SimpleQueue`).
+#[derive(Debug)]
+pub struct SimpleQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
+    /// A queue in a ring of [`DEFAULT_CAPACITY`] bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`].
+    pub fn new() -> Result<SimpleQueue<T>> {
+        Ok(SimpleQueue {
+            queue: Queue::new(0)?,
+        })
+    }
+
+    /// A queue in a ring of `capacity` bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::with_capacity`].
+    pub fn with_capacity(capacity: usize) -> Result<SimpleQueue<T>> {
+        Ok(SimpleQueue {
+            queue: Queue::with_capacity(0, capacity)?,
+        })
+    }
+
+    /// Rebuilds a simple queue from the fd of its segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::from_fd`].
+    pub fn from_fd(fd: OwnedFd) -> Result<SimpleQueue<T>> {
+        Ok(SimpleQueue {
+            queue: Queue::from_fd(fd)?,
+        })
+    }
+
+    /// See [`Queue::put`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    pub fn put(&self, item: &T) -> Result<()> {
+        self.queue.put(item)
+    }
+
+    /// See [`Queue::get`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    pub fn get(&self) -> Result<T> {
+        self.queue.get()
+    }
+
+    /// See [`Queue::empty`].
+    pub fn empty(&self) -> bool {
+        self.queue.empty()
+    }
+
+    /// See [`Queue::close`].
+    pub fn close(&self) {
+        self.queue.close();
+    }
+}
+
+impl<T> AsFd for SimpleQueue<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.queue.as_fd()
+    }
+}
+
+/// A queue that counts unfinished tasks (`multiprocessing.JoinableQueue`): every `put`
+/// adds one, every [`JoinableQueue::task_done`] removes one, and [`JoinableQueue::join`]
+/// waits until none is left.
+#[derive(Debug)]
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// See [`Queue::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`].
+    pub fn new(maxsize: usize) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue {
+            queue: Queue::new(maxsize)?,
+        })
+    }
+
+    /// See [`Queue::with_capacity`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::with_capacity`].
+    pub fn with_capacity(maxsize: usize, capacity: usize) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue {
+            queue: Queue::with_capacity(maxsize, capacity)?,
+        })
+    }
+
+    /// Rebuilds a joinable queue from the fd of its segment.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::from_fd`].
+    pub fn from_fd(fd: OwnedFd) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue {
+            queue: Queue::from_fd(fd)?,
+        })
+    }
+
+    /// The queue operations (`put`, `get`, `qsize`, ...).
+    pub fn queue(&self) -> &Queue<T> {
+        &self.queue
+    }
+
+    /// See [`Queue::put`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    pub fn put(&self, item: &T) -> Result<()> {
+        self.queue.put(item)
+    }
+
+    /// See [`Queue::get`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    pub fn get(&self) -> Result<T> {
+        self.queue.get()
+    }
+
+    /// Marks one task finished.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyReleases`] when every put item is already done (CPython:
+    /// `ValueError: task_done() called too many times`); [`Error::HandleClosed`].
+    pub fn task_done(&self) -> Result<()> {
+        self.queue.ring.task_done()
+    }
+
+    /// Waits at most `timeout` until every put item was marked done; `Ok(false)` when the
+    /// timeout passed first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HandleClosed`]; [`Error::Os`] for an unexpected futex failure.
+    pub fn join(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.queue.ring.join(timeout)
+    }
+
+    /// See [`Queue::close`].
+    pub fn close(&self) {
+        self.queue.close();
+    }
+}
+
+impl<T> AsFd for JoinableQueue<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.queue.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_matches_the_ieee_check_value() {
+        // The standard check value: CRC-32 of "123456789".
+        let mut c = !0u32;
+        for &b in b"123456789" {
+            c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+        }
+        assert_eq!(!c, 0xCBF4_3926);
+    }
+
+    #[test]
+    fn wraps_around_and_keeps_order() -> Result<()> {
+        let q = Queue::<Vec<u8>>::with_capacity(0, 256)?;
+        for round in 0..50u8 {
+            let a = vec![round; (round as usize * 7) % 90];
+            let b = vec![round ^ 0xFF; 13];
+            q.put(&a)?;
+            q.put(&b)?;
+            assert_eq!(q.qsize(), 2);
+            assert_eq!(q.get()?, a);
+            assert_eq!(q.get()?, b);
+            assert!(q.empty());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bounds_and_errors() -> Result<()> {
+        let q = Queue::<Vec<u8>>::with_capacity(0, 128)?;
+        assert!(matches!(
+            q.put(&vec![0; 200]),
+            Err(Error::FrameTooLarge { .. })
+        ));
+        q.put(&vec![1; 100])?;
+        assert!(matches!(
+            q.put_timeout(&vec![2; 50], Some(Duration::from_millis(5))),
+            Err(Error::Full)
+        ));
+        assert!(!q.full(), "unbounded in items");
+        assert!(matches!(
+            Queue::<u8>::with_capacity(0, 8),
+            Err(Error::InvalidArgument(_))
+        ));
+        q.close();
+        assert!(matches!(q.get(), Err(Error::HandleClosed)));
+        assert!(matches!(q.put(&vec![]), Err(Error::HandleClosed)));
+        Ok(())
+    }
+
+    #[test]
+    fn joinable_counts_tasks() -> Result<()> {
+        let q = JoinableQueue::<u32>::with_capacity(0, 4096)?;
+        assert!(q.join(Some(Duration::ZERO))?);
+        assert!(matches!(q.task_done(), Err(Error::TooManyReleases(_))));
+        q.put(&1)?;
+        q.put(&2)?;
+        assert!(!q.join(Some(Duration::from_millis(5)))?);
+        assert_eq!(q.get()?, 1);
+        q.task_done()?;
+        assert_eq!(q.get()?, 2);
+        q.task_done()?;
+        assert!(q.join(None)?);
+        Ok(())
+    }
+
+    #[test]
+    fn rebuilt_handles_share_the_ring() -> Result<()> {
+        let q = JoinableQueue::<u8>::with_capacity(0, 4096)?;
+        let again = JoinableQueue::<u8>::from_fd(q.as_fd().try_clone_to_owned().expect("dup"))?;
+        q.put(&5)?;
+        assert_eq!(again.get()?, 5);
+        again.task_done()?;
+        assert!(q.join(Some(Duration::ZERO))?);
+        let simple = SimpleQueue::<u8>::from_fd(q.as_fd().try_clone_to_owned().expect("dup"))?;
+        simple.put(&6)?;
+        assert_eq!(q.get()?, 6);
+        let shm = SharedMemory::new(DATA + 64)?;
+        let not_a_queue = Queue::<u8>::from_fd(shm.as_fd().try_clone_to_owned().expect("dup"));
+        assert!(matches!(not_a_queue, Err(Error::Malformed(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_type_is_a_decode_error() -> Result<()> {
+        let q = Queue::<String>::with_capacity(0, 4096)?;
+        let raw = Queue::<Vec<u8>>::from_fd(q.as_fd().try_clone_to_owned().expect("dup"))?;
+        raw.put(&vec![0xFF; 20])?;
+        assert!(matches!(q.get(), Err(Error::Decode(_))));
+        assert!(q.empty());
+        Ok(())
+    }
+
+    #[test]
+    fn recovery_ignores_unpublished_bytes_and_rebuilds_counters() -> Result<()> {
+        let q = Queue::<Vec<u8>>::with_capacity(0, 1024)?;
+        let ring = &q.ring;
+        q.put(&vec![1; 10])?;
+        q.put(&vec![2; 20])?;
+        // A writer that died mid-copy: bytes after the tail, stale counters.
+        let tail = ring.get(TAIL);
+        ring.copy_in(tail, &[0xAB; 100]);
+        ring.set(COUNT, 7);
+        ring.set(PUT_SEQ, 0);
+        ring.recover();
+        assert_eq!(ring.get(COUNT), 2);
+        assert_eq!(ring.get(PUT_SEQ), 2);
+        assert_eq!(ring.get(TAIL), tail);
+        // A consumer that died after its commit store but before the count update.
+        let head = ring.get(HEAD);
+        let (len, _, _) = ring.frame_at(head, tail)?;
+        ring.set(HEAD, head + frame_len(len) as u64);
+        ring.recover();
+        assert_eq!(ring.get(COUNT), 1);
+        assert_eq!(q.get()?, vec![2; 20]);
+        assert!(q.empty());
+        q.put(&vec![3; 5])?;
+        assert_eq!(q.get()?, vec![3; 5]);
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_item_is_reported_and_dropped() -> Result<()> {
+        let q = Queue::<Vec<u8>>::with_capacity(0, 1024)?;
+        q.put(&vec![1; 10])?;
+        let head = q.ring.get(HEAD);
+        q.ring.copy_in(head + FRAME_HEADER as u64 + 3, &[0x55]);
+        assert!(matches!(q.get(), Err(Error::Malformed(_))));
+        assert!(q.empty());
+        q.put(&vec![4; 4])?;
+        assert_eq!(q.get()?, vec![4; 4]);
+        Ok(())
+    }
+}

@@ -1,0 +1,533 @@
+//! `Value<T>` and `Array<T>`: plain data in shared memory, with a lock, and their lock-free
+//! `RawValue`/`RawArray` variants (`multiprocessing.Value`, `Array`, `RawValue`, `RawArray`).
+//!
+//! The data lives in a sealed memfd segment: a 64-byte header (element count and element
+//! size, checked when rebuilding from an fd) followed by the elements. Only types whose every
+//! bit pattern is valid ([`Shareable`]) may be stored, so whatever another process writes,
+//! even half of a write cut short by its death, is still a valid `T`.
+//!
+//! # Safety
+//!
+//! Data offset 64 is aligned for every [`Shareable`] type (checked at compile time by
+//! `ALIGN_OK`); the segment holds `64 + len * size_of::<T>()` bytes. Elements are read and
+//! written with volatile copies: the memory is shared with other processes, which may write
+//! at any time. The locked variants serialise those writes; the raw ones may observe a torn
+//! multi-byte value, which is still a valid `T` (the `Shareable` contract).
+#![allow(unsafe_code)]
+
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::shm::SharedMemory;
+use crate::sync::RLock;
+
+/// Plain old data that may live in shared memory.
+///
+/// # Safety
+///
+/// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self` (so `bool`, `char`,
+/// enums and references are excluded: store a `bool` as `u8`); the type must hold no
+/// pointers or handles that mean nothing in another process, and its alignment must be at
+/// most 64.
+pub unsafe trait Shareable: Copy + Send + Sync + 'static {}
+
+macro_rules! shareable {
+    ($($t:ty),*) => {
+        $(
+            // SAFETY: a primitive number: every bit pattern is valid, no pointers.
+            unsafe impl Shareable for $t {}
+        )*
+    };
+}
+
+shareable!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
+);
+
+// SAFETY: an array of valid-for-every-bit-pattern elements is itself valid for every bit
+// pattern, and has its element's alignment.
+unsafe impl<T: Shareable, const N: usize> Shareable for [T; N] {}
+
+const DATA: usize = 64;
+
+/// A segment holding `len` elements of `T` after a header.
+#[derive(Debug)]
+struct Cells<T> {
+    shm: SharedMemory,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: Shareable> Cells<T> {
+    const ALIGN_OK: () = assert!(std::mem::align_of::<T>() <= DATA);
+
+    fn new(len: usize) -> Result<Cells<T>> {
+        let () = Self::ALIGN_OK;
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .and_then(|b| b.checked_add(DATA))
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or(Error::InvalidArgument(
+                "array length times element size overflows",
+            ))?;
+        let cells = Cells {
+            shm: SharedMemory::new(bytes)?,
+            len,
+            _t: PhantomData,
+        };
+        cells.header(0).store(len as u64, Ordering::SeqCst);
+        cells
+            .header(1)
+            .store(std::mem::size_of::<T>() as u64, Ordering::SeqCst);
+        Ok(cells)
+    }
+
+    fn from_fd(fd: OwnedFd) -> Result<Cells<T>> {
+        let () = Self::ALIGN_OK;
+        let shm = SharedMemory::from_fd(fd)?;
+        if shm.len() < DATA {
+            return Err(Error::Malformed("segment too small for shared data"));
+        }
+        let mut cells = Cells {
+            shm,
+            len: 0,
+            _t: PhantomData,
+        };
+        let len = usize::try_from(cells.header(0).load(Ordering::SeqCst))
+            .map_err(|_| Error::Malformed("shared data length does not fit"))?;
+        let size = cells.header(1).load(Ordering::SeqCst);
+        let fits = len
+            .checked_mul(std::mem::size_of::<T>())
+            .and_then(|b| b.checked_add(DATA))
+            .is_some_and(|b| b <= cells.shm.len());
+        if size != std::mem::size_of::<T>() as u64 || !fits {
+            return Err(Error::Malformed(
+                "shared data has another element type or size",
+            ));
+        }
+        cells.len = len;
+        Ok(cells)
+    }
+
+    fn header(&self, i: usize) -> &AtomicU64 {
+        // SAFETY: the header is 64 bytes at offset 0; `i < 2` words of 8 bytes, aligned.
+        unsafe { self.shm.at::<AtomicU64>(8 * i) }
+    }
+
+    fn slot(&self, index: usize) -> Result<*mut T> {
+        if index >= self.len {
+            return Err(Error::InvalidArgument("index out of range"));
+        }
+        // SAFETY: `index < len`, so the element lies inside the segment (module Safety).
+        Ok(unsafe { self.shm.as_ptr().add(DATA).cast::<T>().add(index) })
+    }
+
+    fn read(&self, index: usize) -> Result<T> {
+        let ptr = self.slot(index)?;
+        // SAFETY: in bounds and aligned (module Safety); any bits are a valid `T`.
+        Ok(unsafe { ptr.read_volatile() })
+    }
+
+    fn write(&self, index: usize, value: T) -> Result<()> {
+        let ptr = self.slot(index)?;
+        // SAFETY: as in `read`; the segment is writable shared memory.
+        unsafe { ptr.write_volatile(value) };
+        Ok(())
+    }
+}
+
+/// Runs `f` with `lock` held (acquiring it once more if the caller already holds it).
+fn locked<R>(lock: &RLock, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    lock.acquire(None)?;
+    let out = f();
+    lock.release()?;
+    out
+}
+
+/// One `T` in shared memory, no lock (`multiprocessing.RawValue`).
+#[derive(Debug)]
+pub struct RawValue<T> {
+    cells: Cells<T>,
+}
+
+impl<T: Shareable> RawValue<T> {
+    /// Puts `value` in a fresh shared segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] or [`Error::Os`] when the segment cannot be made.
+    pub fn new(value: T) -> Result<RawValue<T>> {
+        let raw = RawValue {
+            cells: Cells::new(1)?,
+        };
+        raw.set(value);
+        Ok(raw)
+    }
+
+    /// Rebuilds from the fd of the segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] when the segment does not hold one `T`.
+    pub fn from_fd(fd: OwnedFd) -> Result<RawValue<T>> {
+        let cells = Cells::from_fd(fd)?;
+        if cells.len != 1 {
+            return Err(Error::Malformed("segment does not hold one value"));
+        }
+        Ok(RawValue { cells })
+    }
+
+    fn ptr(&self) -> *mut T {
+        // SAFETY: a `RawValue` segment always holds exactly one element at the data offset.
+        unsafe { self.cells.shm.as_ptr().add(DATA).cast::<T>() }
+    }
+
+    /// Reads the value (a multi-byte value written concurrently may be torn).
+    pub fn get(&self) -> T {
+        // SAFETY: in bounds and aligned (module Safety); any bits are a valid `T`.
+        unsafe { self.ptr().read_volatile() }
+    }
+
+    /// Writes the value.
+    pub fn set(&self, value: T) {
+        // SAFETY: as in `get`; the segment is writable shared memory.
+        unsafe { self.ptr().write_volatile(value) }
+    }
+}
+
+impl<T> AsFd for RawValue<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.cells.shm.as_fd()
+    }
+}
+
+/// One `T` in shared memory guarded by an [`RLock`] (`multiprocessing.Value`).
+///
+/// `get`/`set` take the lock, as CPython's `.value` does; because the lock is recursive,
+/// they also work while the caller holds [`Value::get_lock`] for a read-modify-write.
+///
+/// ```
+/// # fn main() -> proclife::Result<()> {
+/// let counter = proclife::ipc::Value::new(0u64)?;
+/// counter.update(|v| v + 1)?;
+/// assert_eq!(counter.get()?, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Value<T> {
+    raw: RawValue<T>,
+    lock: RLock,
+}
+
+impl<T: Shareable> Value<T> {
+    /// Puts `value` in a fresh shared segment with a fresh [`RLock`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSpace`] or [`Error::Os`] when a segment cannot be made.
+    pub fn new(value: T) -> Result<Value<T>> {
+        Self::with_lock(value, RLock::new()?)
+    }
+
+    /// Puts `value` in a fresh shared segment guarded by `lock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::new`].
+    pub fn with_lock(value: T, lock: RLock) -> Result<Value<T>> {
+        Ok(Value {
+            raw: RawValue::new(value)?,
+            lock,
+        })
+    }
+
+    /// Rebuilds from the fds of the data segment and of the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] when either segment is not what it should be.
+    pub fn from_fds(value: OwnedFd, lock: OwnedFd) -> Result<Value<T>> {
+        Ok(Value {
+            raw: RawValue::from_fd(value)?,
+            lock: RLock::from_fd(lock)?,
+        })
+    }
+
+    /// The lock guarding the value.
+    pub fn get_lock(&self) -> &RLock {
+        &self.lock
+    }
+
+    /// The value without its lock (CPython's `get_obj()`).
+    pub fn get_obj(&self) -> &RawValue<T> {
+        &self.raw
+    }
+
+    /// Reads the value under the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OwnerDied`] when a process died holding the lock (the caller then holds it:
+    /// inspect, repair, `get_lock().mark_consistent()`, `release()`), or
+    /// [`Error::NotRecoverable`].
+    pub fn get(&self) -> Result<T> {
+        locked(&self.lock, || Ok(self.raw.get()))
+    }
+
+    /// Writes the value under the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::get`].
+    pub fn set(&self, value: T) -> Result<()> {
+        locked(&self.lock, || {
+            self.raw.set(value);
+            Ok(())
+        })
+    }
+
+    /// Replaces the value with `f(value)` under the lock; returns the new value.
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::get`].
+    pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T> {
+        locked(&self.lock, || {
+            let new = f(self.raw.get());
+            self.raw.set(new);
+            Ok(new)
+        })
+    }
+}
+
+impl<T> AsFd for Value<T> {
+    /// The data segment's fd; the lock's comes from [`Value::get_lock`].
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.raw.as_fd()
+    }
+}
+
+/// A fixed-length array of `T` in shared memory, no lock (`multiprocessing.RawArray`).
+#[derive(Debug)]
+pub struct RawArray<T> {
+    cells: Cells<T>,
+}
+
+impl<T: Shareable> RawArray<T> {
+    /// An array of `len` copies of `fill`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `len * size_of::<T>()` overflows (T39);
+    /// [`Error::NoSpace`] or [`Error::Os`] when the segment cannot be made.
+    pub fn new(len: usize, fill: T) -> Result<RawArray<T>> {
+        let cells = Cells::new(len)?;
+        for i in 0..len {
+            cells.write(i, fill)?;
+        }
+        Ok(RawArray { cells })
+    }
+
+    /// An array holding a copy of `items`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawArray::new`].
+    pub fn from_slice(items: &[T]) -> Result<RawArray<T>> {
+        let cells = Cells::new(items.len())?;
+        for (i, &item) in items.iter().enumerate() {
+            cells.write(i, item)?;
+        }
+        Ok(RawArray { cells })
+    }
+
+    /// Rebuilds from the fd of the segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] when the segment does not hold `T`s.
+    pub fn from_fd(fd: OwnedFd) -> Result<RawArray<T>> {
+        Ok(RawArray {
+            cells: Cells::from_fd(fd)?,
+        })
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.cells.len
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.cells.len == 0
+    }
+
+    /// Reads element `index`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `index >= len` (CPython: `IndexError`).
+    pub fn get(&self, index: usize) -> Result<T> {
+        self.cells.read(index)
+    }
+
+    /// Writes element `index`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawArray::get`].
+    pub fn set(&self, index: usize, value: T) -> Result<()> {
+        self.cells.write(index, value)
+    }
+
+    /// Copies every element out.
+    pub fn to_vec(&self) -> Vec<T> {
+        (0..self.cells.len)
+            .filter_map(|i| self.cells.read(i).ok())
+            .collect()
+    }
+}
+
+impl<T> AsFd for RawArray<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.cells.shm.as_fd()
+    }
+}
+
+/// A fixed-length array of `T` in shared memory guarded by an [`RLock`]
+/// (`multiprocessing.Array`).
+#[derive(Debug)]
+pub struct Array<T> {
+    raw: RawArray<T>,
+    lock: RLock,
+}
+
+impl<T: Shareable> Array<T> {
+    /// An array of `len` copies of `fill`, with a fresh [`RLock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RawArray::new`].
+    pub fn new(len: usize, fill: T) -> Result<Array<T>> {
+        Ok(Array {
+            raw: RawArray::new(len, fill)?,
+            lock: RLock::new()?,
+        })
+    }
+
+    /// An array holding a copy of `items`, with a fresh [`RLock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RawArray::new`].
+    pub fn from_slice(items: &[T]) -> Result<Array<T>> {
+        Ok(Array {
+            raw: RawArray::from_slice(items)?,
+            lock: RLock::new()?,
+        })
+    }
+
+    /// Rebuilds from the fds of the data segment and of the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] when either segment is not what it should be.
+    pub fn from_fds(data: OwnedFd, lock: OwnedFd) -> Result<Array<T>> {
+        Ok(Array {
+            raw: RawArray::from_fd(data)?,
+            lock: RLock::from_fd(lock)?,
+        })
+    }
+
+    /// The lock guarding the array.
+    pub fn get_lock(&self) -> &RLock {
+        &self.lock
+    }
+
+    /// The array without its lock (CPython's `get_obj()`).
+    pub fn get_obj(&self) -> &RawArray<T> {
+        &self.raw
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Reads element `index` under the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when out of range; lock errors as in [`Value::get`].
+    pub fn get(&self, index: usize) -> Result<T> {
+        locked(&self.lock, || self.raw.get(index))
+    }
+
+    /// Writes element `index` under the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::get`].
+    pub fn set(&self, index: usize, value: T) -> Result<()> {
+        locked(&self.lock, || self.raw.set(index, value))
+    }
+
+    /// Copies every element out under the lock (a consistent snapshot).
+    ///
+    /// # Errors
+    ///
+    /// Lock errors as in [`Value::get`].
+    pub fn to_vec(&self) -> Result<Vec<T>> {
+        locked(&self.lock, || Ok(self.raw.to_vec()))
+    }
+}
+
+impl<T> AsFd for Array<T> {
+    /// The data segment's fd; the lock's comes from [`Array::get_lock`].
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.raw.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_arrays() -> Result<()> {
+        let v = Value::new([1.5f64, -2.0])?;
+        assert_eq!(v.get()?, [1.5, -2.0]);
+        v.set([0.0, 1.0])?;
+        assert_eq!(v.update(|[a, b]| [a + 1.0, b])?, [1.0, 1.0]);
+        let a = Array::from_slice(&[1u32, 2, 3])?;
+        assert_eq!(a.len(), 3);
+        a.set(2, 30)?;
+        assert_eq!(a.to_vec()?, vec![1, 2, 30]);
+        assert!(matches!(a.get(3), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            Array::<u64>::new(usize::MAX / 4, 0),
+            Err(Error::InvalidArgument(_))
+        ));
+        let empty = RawArray::<u8>::new(0, 0)?;
+        assert!(empty.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn rebuild_checks_the_element_type() -> Result<()> {
+        let a = RawArray::from_slice(&[7u16, 8])?;
+        let again = RawArray::<u16>::from_fd(a.as_fd().try_clone_to_owned().expect("dup"))?;
+        assert_eq!(again.to_vec(), vec![7, 8]);
+        let wrong = RawArray::<u32>::from_fd(a.as_fd().try_clone_to_owned().expect("dup"));
+        assert!(matches!(wrong, Err(Error::Malformed(_))));
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! Process-shared synchronisation: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`,
+//! `Event`, `Condition`, `Barrier`, as in Python's `multiprocessing`.
+//!
+//! Every primitive lives in its own sealed memfd segment ([`crate::shm::SharedMemory`]), is
+//! created before the processes that share it are started, and survives the death of any
+//! of them: locks are robust, wakers never wait for waiters, a barrier breaks when a party
+//! dies. Timeouts are `Option<Duration>` (`None` waits forever, zero tries once); use
+//! [`timeout_from_secs`] for Python-style seconds.
+
+mod barrier;
+mod condition;
+mod event;
+pub(crate) mod futex;
+mod lock;
+pub(crate) mod mutex;
+mod semaphore;
+
+pub use barrier::{Barrier, LIVENESS_SLICE, MAX_PARTIES};
+pub use condition::Condition;
+pub use event::Event;
+pub use lock::{Lock, RLock};
+pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Converts Python-style timeout seconds into the `Option<Duration>` the primitives take.
+///
+/// Negative (and `-0.0`) means "try once" (`Some(Duration::ZERO)`), `+inf` or a value too
+/// large for a `Duration` means "forever" (`None`), NaN is an error (T34).
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] for NaN.
+///
+/// ```
+/// use std::time::Duration;
+/// use proclife::sync::timeout_from_secs;
+/// assert_eq!(timeout_from_secs(-1.0).ok(), Some(Some(Duration::ZERO)));
+/// assert_eq!(timeout_from_secs(f64::INFINITY).ok(), Some(None));
+/// assert_eq!(timeout_from_secs(1e300).ok(), Some(None));
+/// assert!(timeout_from_secs(f64::NAN).is_err());
+/// ```
+pub fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
+    if secs.is_nan() {
+        return Err(Error::InvalidArgument("timeout is NaN"));
+    }
+    if secs <= 0.0 {
+        return Ok(Some(Duration::ZERO));
+    }
+    Ok(Duration::try_from_secs_f64(secs).ok())
+}

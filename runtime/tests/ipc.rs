@@ -1,0 +1,1096 @@
+//! Tests for [`proclife::ipc`] across real processes: hostile frames (T35, T36), boundary
+//! sizes (T37), closed handles (T38), peer death, and volume (T42).
+//!
+//! A counting global allocator records the largest single allocation, so the tests can check
+//! that no announced length makes the receiver allocate more than `max_frame`.
+
+mod ipc_support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ipc_support::{TestResult, close_raw, ensure, spawn};
+use proclife::Error;
+use proclife::ipc::{
+    Array, Connection, JoinableQueue, Queue, RawArray, RawValue, SimpleQueue, Value, pipe,
+};
+use proclife::sync::Event;
+
+/// Tracks the largest single allocation since the last reset.
+struct Counting;
+
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is only
+// bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn main() {
+    ipc_support::run(vec![
+        ("t35_length_prefix_attacks", t35_length_prefix_attacks),
+        ("t36_garbage_in_a_valid_frame", t36_garbage_in_a_valid_frame),
+        ("t37_boundary_sizes", t37_boundary_sizes),
+        (
+            "t37_oversize_send_writes_nothing",
+            t37_oversize_send_writes_nothing,
+        ),
+        (
+            "t38_closed_handles_and_fd_reuse",
+            t38_closed_handles_and_fd_reuse,
+        ),
+        ("peer_death_is_disconnected", peer_death_is_disconnected),
+        (
+            "return_value_through_a_one_way_pipe",
+            return_value_through_a_one_way_pipe,
+        ),
+        ("t42_pipe_messages_in_order", t42_pipe_messages_in_order),
+        (
+            "t19_value_holder_killed_mid_update",
+            t19_value_holder_killed_mid_update,
+        ),
+        (
+            "t49_shared_segment_cannot_be_resized",
+            t49_shared_segment_cannot_be_resized,
+        ),
+        ("shared_counter_with_its_lock", shared_counter_with_its_lock),
+        ("t23_producer_killed_mid_put", t23_producer_killed_mid_put),
+        (
+            "t24_consumer_killed_blocked_in_get",
+            t24_consumer_killed_blocked_in_get,
+        ),
+        (
+            "t24_consumer_killed_while_consuming",
+            t24_consumer_killed_while_consuming,
+        ),
+        (
+            "t25_child_exits_with_unconsumed_data",
+            t25_child_exits_with_unconsumed_data,
+        ),
+        (
+            "t26_put_returned_means_delivered",
+            t26_put_returned_means_delivered,
+        ),
+        (
+            "t39_queue_maxsize_zero_is_unbounded",
+            t39_queue_maxsize_zero_is_unbounded,
+        ),
+        (
+            "t42_queue_messages_many_producers",
+            t42_queue_messages_many_producers,
+        ),
+        (
+            "joinable_work_queue_with_workers",
+            joinable_work_queue_with_workers,
+        ),
+        (
+            "t13_create_use_drop_leaves_nothing",
+            t13_create_use_drop_leaves_nothing,
+        ),
+        ("t34_queue_and_pipe_timeouts", t34_queue_and_pipe_timeouts),
+        ("leak_check_sees_a_mapping", leak_check_sees_a_mapping),
+        (
+            "t31_no_space_is_an_error_at_creation",
+            t31_no_space_is_an_error_at_creation,
+        ),
+        (
+            "t28_parent_killed_while_child_blocked",
+            t28_parent_killed_while_child_blocked,
+        ),
+        (
+            "t45_every_fd_is_close_on_exec",
+            t45_every_fd_is_close_on_exec,
+        ),
+    ]);
+}
+
+/// How many messages the volume tests send (T42).
+const VOLUME: u64 = 1_000_000;
+
+/// Writes `raw` into a fresh duplex pair and returns the receiving end (sender closed).
+fn fed(raw: &[u8], max_frame: usize) -> Result<Connection, proclife::Error> {
+    let (mut tx, mut rx) = pipe(true)?;
+    rx.set_max_frame(max_frame)?;
+    nix::unistd::write(tx.fd()?, raw).map_err(|errno| Error::Os {
+        call: "write",
+        errno,
+    })?;
+    tx.close()?;
+    Ok(rx)
+}
+
+fn t35_length_prefix_attacks() -> TestResult {
+    const MAX: usize = 1 << 20;
+    let mut minus_one_escape = (u32::MAX as u64).to_le_bytes()[..4].to_vec();
+    minus_one_escape.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        ("0xFFFFFFFF", 0xFFFF_FFFFu64.to_le_bytes().to_vec()),
+        ("-1 escape then 2^62", minus_one_escape),
+        ("negative length", (-5i64).to_le_bytes().to_vec()),
+        ("max_frame + 1", (MAX as u64 + 1).to_le_bytes().to_vec()),
+        ("u64::MAX", u64::MAX.to_le_bytes().to_vec()),
+    ];
+    for (name, raw) in attacks {
+        let mut rx = fed(&raw, MAX)?;
+        LARGEST.store(0, Ordering::Relaxed);
+        let outcome = rx.recv_bytes();
+        let largest = LARGEST.load(Ordering::Relaxed);
+        ensure(
+            matches!(outcome, Err(Error::FrameTooLarge { .. })),
+            format!("{name}: FrameTooLarge, got {outcome:?}"),
+        )?;
+        ensure(largest <= MAX, format!("{name}: allocated {largest} bytes"))?;
+        let again = rx.recv_bytes();
+        ensure(
+            matches!(again, Err(Error::Malformed(_))),
+            format!("{name}: poisoned, got {again:?}"),
+        )?;
+    }
+    // A header followed by end of file, and a torn header.
+    let mut torn = 100u64.to_le_bytes().to_vec();
+    torn.extend_from_slice(&[7; 10]);
+    for (name, raw) in [("header then EOF", torn), ("torn header", vec![1, 2, 3])] {
+        let mut rx = fed(&raw, MAX)?;
+        let outcome = rx.recv_bytes();
+        ensure(
+            matches!(outcome, Err(Error::Malformed(_))),
+            format!("{name}: Malformed, got {outcome:?}"),
+        )?;
+        ensure(
+            matches!(rx.recv::<u8>(), Err(Error::Malformed(_))),
+            format!("{name}: poisoned"),
+        )?;
+    }
+    Ok(())
+}
+
+fn t36_garbage_in_a_valid_frame() -> TestResult {
+    let (mut tx, mut rx) = pipe(true)?;
+    tx.send_bytes(&[0xFF; 12])?;
+    tx.send(&(3u8, "three".to_string()))?;
+    tx.send_bytes(&[])?;
+    let garbage = rx.recv::<(u8, String)>();
+    ensure(
+        matches!(garbage, Err(Error::Decode(_))),
+        format!("Decode, got {garbage:?}"),
+    )?;
+    ensure(
+        rx.recv::<(u8, String)>()? == (3, "three".to_string()),
+        "still usable",
+    )?;
+    ensure(
+        matches!(rx.recv::<u64>(), Err(Error::Decode(_))),
+        "empty frame is not a u64",
+    )?;
+    Ok(())
+}
+
+fn t37_boundary_sizes() -> TestResult {
+    let pipe_buf = libc::PIPE_BUF;
+    let sizes = [
+        0,
+        1,
+        pipe_buf - 1,
+        pipe_buf,
+        pipe_buf + 1,
+        (64 << 10) - 1,
+        64 << 10,
+        (64 << 10) + 1,
+        16 << 20,
+    ];
+    let max_frame = 16 << 20;
+    for duplex in [true, false] {
+        // Parent to child on `down`, back on `up`; with `duplex` both are one socketpair.
+        let (mut down_rx, mut down_tx) = if duplex { pipe(true)? } else { pipe(false)? };
+        let (mut up_rx, mut up_tx) = if duplex {
+            (
+                down_rx.fd().map(|fd| fd.try_clone_to_owned())??,
+                down_tx.fd().map(|fd| fd.try_clone_to_owned())??,
+            )
+                .into_conns()?
+        } else {
+            pipe(false)?
+        };
+        let mut child = spawn(|| {
+            let _ = down_tx.close();
+            let _ = up_rx.close();
+            let _ = down_rx.set_max_frame(max_frame);
+            let _ = up_tx.set_max_frame(max_frame);
+            loop {
+                match down_rx.recv_bytes() {
+                    Ok(bytes) => {
+                        if up_tx.send_bytes(&bytes).is_err() {
+                            return 3;
+                        }
+                    }
+                    Err(Error::Disconnected) => return 0,
+                    Err(_) => return 2,
+                }
+            }
+        });
+        down_rx.close()?;
+        up_tx.close()?;
+        down_tx.set_max_frame(max_frame)?;
+        up_rx.set_max_frame(max_frame)?;
+        for &size in sizes.iter().chain([max_frame].iter()) {
+            let msg: Vec<u8> = (0..size).map(|i| (i * 31 + size) as u8).collect();
+            down_tx.send_bytes(&msg)?;
+            let back = up_rx.recv_bytes()?;
+            ensure(
+                back == msg,
+                format!("round trip of {size} bytes (duplex {duplex})"),
+            )?;
+        }
+        down_tx.close()?;
+        up_rx.close()?;
+        ensure(child.wait(LONG) == Some(0), "echo child exits on EOF")?;
+    }
+    Ok(())
+}
+
+/// Builds a second pair of handles on the same duplex socketpair.
+trait IntoConns {
+    fn into_conns(self) -> Result<(Connection, Connection), proclife::Error>;
+}
+
+impl IntoConns for (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    fn into_conns(self) -> Result<(Connection, Connection), proclife::Error> {
+        // The first handle receives what the child sends on the second.
+        Ok((
+            Connection::from_fd(self.1, true, true)?,
+            Connection::from_fd(self.0, true, true)?,
+        ))
+    }
+}
+
+fn t37_oversize_send_writes_nothing() -> TestResult {
+    let (mut tx, rx) = pipe(true)?;
+    tx.set_max_frame(1000)?;
+    let outcome = tx.send_bytes(&[0; 1001]);
+    ensure(
+        matches!(
+            outcome,
+            Err(Error::FrameTooLarge {
+                len: 1001,
+                max: 1000
+            })
+        ),
+        format!("{outcome:?}"),
+    )?;
+    let outcome = tx.send(&vec![0u8; 1001]);
+    ensure(
+        matches!(outcome, Err(Error::FrameTooLarge { .. })),
+        format!("{outcome:?}"),
+    )?;
+    ensure(!rx.poll(Some(Duration::ZERO))?, "the peer sees no byte")?;
+    tx.send_bytes(&[0; 1000])?;
+    ensure(rx.poll(Some(Duration::ZERO))?, "max_frame itself is sent")?;
+    Ok(())
+}
+
+fn t38_closed_handles_and_fd_reuse() -> TestResult {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let (mut a, mut b) = pipe(true)?;
+    b.send_bytes(b"pending")?;
+    a.close()?;
+    let files: Vec<_> = (0..64)
+        .map(|_| memfd_create(c"t38", MFdFlags::MFD_CLOEXEC))
+        .collect::<Result<_, _>>()?;
+    ensure(
+        matches!(a.send_bytes(b"data"), Err(Error::HandleClosed)),
+        "send",
+    )?;
+    ensure(
+        matches!(a.send(&1u8), Err(Error::HandleClosed)),
+        "send value",
+    )?;
+    ensure(matches!(a.recv_bytes(), Err(Error::HandleClosed)), "recv")?;
+    ensure(
+        matches!(a.poll(Some(Duration::ZERO)), Err(Error::HandleClosed)),
+        "poll",
+    )?;
+    ensure(matches!(a.fd(), Err(Error::HandleClosed)), "fd")?;
+    for file in &files {
+        let size = nix::sys::stat::fstat(file)?.st_size;
+        ensure(size == 0, "no reused fd was written")?;
+        let pos = nix::unistd::lseek(file, 0, nix::unistd::Whence::SeekCur)?;
+        ensure(pos == 0, "no reused fd was read")?;
+    }
+    drop(files);
+    ensure(
+        matches!(b.recv_bytes(), Err(Error::Disconnected)),
+        "peer sees EOF",
+    )?;
+    Ok(())
+}
+
+fn peer_death_is_disconnected() -> TestResult {
+    for duplex in [true, false] {
+        let (mut r, mut w) = pipe(duplex)?;
+        let mut child = spawn(|| {
+            close_raw(r.fd().expect("open"));
+            let _ = w.send(&1u32);
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        });
+        w.close()?;
+        ensure(r.recv::<u32>()? == 1, "first message")?;
+        child.kill_and_reap();
+        let outcome = r.recv::<u32>();
+        ensure(
+            matches!(outcome, Err(Error::Disconnected)),
+            format!("Disconnected, got {outcome:?}"),
+        )?;
+        if duplex {
+            let outcome = r.send(&2u32);
+            ensure(
+                matches!(outcome, Err(Error::Disconnected)),
+                format!("send: {outcome:?}"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn return_value_through_a_one_way_pipe() -> TestResult {
+    let (mut r, mut w) = pipe(false)?;
+    let mut child = spawn(|| {
+        let _ = r.close();
+        let result: u64 = (1..=10u64).product();
+        if w.send(&result).is_ok() { 0 } else { 2 }
+    });
+    w.close()?;
+    ensure(r.poll(Some(LONG))?, "result arrives")?;
+    ensure(r.recv::<u64>()? == 3_628_800, "10!")?;
+    ensure(child.wait(LONG) == Some(0), "child exits")?;
+    Ok(())
+}
+
+fn t42_pipe_messages_in_order() -> TestResult {
+    let n = VOLUME;
+    let (mut r, mut w) = pipe(false)?;
+    let mut child = spawn(|| {
+        let _ = r.close();
+        for i in 0..n {
+            if w.send(&i).is_err() {
+                return 2;
+            }
+        }
+        0
+    });
+    w.close()?;
+    for i in 0..n {
+        let got: u64 = r.recv()?;
+        ensure(got == i, format!("message {i} arrived as {got}"))?;
+    }
+    ensure(
+        matches!(r.recv::<u64>(), Err(Error::Disconnected)),
+        "nothing extra",
+    )?;
+    ensure(child.wait(LONG) == Some(0), "sender exits")?;
+    Ok(())
+}
+
+fn t19_value_holder_killed_mid_update() -> TestResult {
+    // Invariant: both fields are equal. The child breaks it half-way and dies holding the lock.
+    let pair = Array::from_slice(&[5u64, 5])?;
+    let ready = Event::new()?;
+    let mut child = spawn(|| {
+        if !pair.get_lock().acquire(None).is_ok_and(|ok| ok) || pair.set(0, 6).is_err() {
+            return 2;
+        }
+        ready.set();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    });
+    ensure(ready.wait(Some(LONG))?, "child is mid-update")?;
+    child.kill_and_reap();
+    let outcome = pair.get(0);
+    ensure(
+        matches!(outcome, Err(Error::OwnerDied)),
+        format!("OwnerDied, got {outcome:?}"),
+    )?;
+    // The caller holds the lock now: inspect and repair through the raw view.
+    let raw = pair.get_obj();
+    ensure(
+        raw.to_vec() == vec![6, 5],
+        "the half-done update is visible",
+    )?;
+    raw.set(1, raw.get(0)?)?;
+    pair.get_lock().mark_consistent()?;
+    pair.get_lock().release()?;
+    ensure(pair.to_vec()? == vec![6, 6], "repaired")?;
+    Ok(())
+}
+
+fn t49_shared_segment_cannot_be_resized() -> TestResult {
+    use std::os::fd::AsFd;
+    let data = RawArray::from_slice(&[1u32, 2, 3, 4])?;
+    let mut child = spawn(|| {
+        let shrink = nix::unistd::ftruncate(data.as_fd(), 0);
+        let grow = nix::unistd::ftruncate(data.as_fd(), 1 << 30);
+        let eperm = Err(nix::errno::Errno::EPERM);
+        if shrink == eperm && grow == eperm {
+            0
+        } else {
+            2
+        }
+    });
+    ensure(
+        child.wait(LONG) == Some(0),
+        "ftruncate is EPERM in the child",
+    )?;
+    ensure(
+        data.to_vec() == vec![1, 2, 3, 4],
+        "every element still readable",
+    )?;
+    Ok(())
+}
+
+fn shared_counter_with_its_lock() -> TestResult {
+    const WORKERS: usize = 4;
+    const INCREMENTS: u64 = 2_000;
+    let counter = Value::new(0u64)?;
+    let mut children: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            spawn(|| {
+                for _ in 0..INCREMENTS {
+                    if counter.update(|v| v + 1).is_err() {
+                        return 2;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for child in &mut children {
+        ensure(child.wait(LONG) == Some(0), "worker finished")?;
+    }
+    ensure(counter.get()? == WORKERS as u64 * INCREMENTS, "exact total")?;
+    Ok(())
+}
+
+/// The deterministic content of item `seq` of producer `producer`.
+fn pattern(producer: u8, seq: u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(7)
+                .wrapping_add(seq * 31 + u32::from(producer) * 101) as u8
+        })
+        .collect()
+}
+
+type Item = (u8, u32, Vec<u8>);
+
+fn t23_producer_killed_mid_put() -> TestResult {
+    const ITEMS: u32 = 5;
+    let queue = Queue::<Item>::new(0)?;
+    let sizes =
+        |p: u8, seq: u32| (64 << 10) + ((p as usize * 977 + seq as usize * 104_729) % (3 << 20));
+    let mut producers: Vec<_> = (1..=3u8)
+        .map(|p| {
+            spawn(|| {
+                for seq in 0..ITEMS {
+                    if queue
+                        .put(&(p, seq, pattern(p, seq, sizes(p, seq))))
+                        .is_err()
+                    {
+                        return 2;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    // The victim puts 4 MiB items for ever and is killed while it is busy putting.
+    let mut victim = spawn(|| {
+        for seq in 0.. {
+            if queue.put(&(0, seq, pattern(0, seq, 4 << 20))).is_err() {
+                return 2;
+            }
+        }
+        0
+    });
+    let mut next = [0u32; 4];
+    let mut killed = false;
+    while next[1..].iter().any(|&n| n < ITEMS) {
+        let (p, seq, data) = queue.get_timeout(Some(LONG))?;
+        let want_len = if p == 0 { 4 << 20 } else { sizes(p, seq) };
+        ensure(
+            data == pattern(p, seq, want_len),
+            format!("item {p}/{seq} intact"),
+        )?;
+        ensure(
+            next[p as usize] == seq,
+            format!("producer {p}: got {seq}, expected {}", next[p as usize]),
+        )?;
+        next[p as usize] += 1;
+        if p == 0 && seq == 1 && !killed {
+            victim.kill();
+            killed = true;
+        }
+    }
+    ensure(victim.kill_and_reap() == Some(-9), "victim killed")?;
+    for producer in &mut producers {
+        ensure(producer.wait(LONG) == Some(0), "other producers finished")?;
+    }
+    // Whatever the victim published before dying is intact and in order.
+    while let Ok((p, seq, data)) = queue.get_nowait() {
+        ensure(
+            p == 0 && seq == next[0],
+            "only the victim's remaining items",
+        )?;
+        ensure(data == pattern(0, seq, 4 << 20), "intact")?;
+        next[0] += 1;
+    }
+    queue.put(&(9, 9, vec![9]))?;
+    ensure(queue.get()? == (9, 9, vec![9]), "the queue stays usable")?;
+    Ok(())
+}
+
+fn t24_consumer_killed_blocked_in_get() -> TestResult {
+    let queue = Queue::<u32>::with_capacity(0, 1 << 16)?;
+    let (mut results, mut results_tx) = pipe(false)?;
+    let mut consumer = || {
+        spawn(|| {
+            let _ = results.close();
+            loop {
+                match queue.get() {
+                    Ok(u32::MAX) => return 0,
+                    Ok(v) => {
+                        if results_tx.send(&v).is_err() {
+                            return 3;
+                        }
+                    }
+                    Err(_) => return 2,
+                }
+            }
+        })
+    };
+    let mut a = consumer();
+    let mut b = consumer();
+    results_tx.close()?;
+    std::thread::sleep(Duration::from_millis(50));
+    a.kill_and_reap();
+    for v in 0..100 {
+        queue.put(&v)?;
+    }
+    queue.put(&u32::MAX)?;
+    ensure(b.wait(LONG) == Some(0), "the survivor consumed everything")?;
+    let mut got = Vec::new();
+    loop {
+        match results.recv::<u32>() {
+            Ok(v) => got.push(v),
+            Err(Error::Disconnected) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    ensure(got == (0..100).collect::<Vec<_>>(), "every item, in order")?;
+    Ok(())
+}
+
+fn t24_consumer_killed_while_consuming() -> TestResult {
+    // Contract: an item is lost only if the consumer died after taking it (past get's commit
+    // point) and before using it; nothing is ever delivered twice.
+    const N: u32 = 3000;
+    let queue = Queue::<(u32, Vec<u8>)>::new(0)?;
+    let (mut a_rx, mut a_tx) = pipe(false)?;
+    let (mut b_rx, mut b_tx) = pipe(false)?;
+    let consumer = |report: &mut Connection| loop {
+        match queue.get() {
+            Ok((u32::MAX, _)) => return 0,
+            Ok((v, _)) => {
+                if report.send(&v).is_err() {
+                    return 3;
+                }
+            }
+            Err(_) => return 2,
+        }
+    };
+    for v in 0..N {
+        queue.put(&(v, vec![v as u8; 2000]))?;
+    }
+    let mut a = spawn(|| {
+        let _ = a_rx.close();
+        let _ = b_rx.close();
+        let _ = b_tx.close();
+        consumer(&mut a_tx)
+    });
+    let mut b = spawn(|| {
+        let _ = a_rx.close();
+        let _ = a_tx.close();
+        let _ = b_rx.close();
+        consumer(&mut b_tx)
+    });
+    a_tx.close()?;
+    b_tx.close()?;
+    // Kill A once it is visibly consuming.
+    let first: u32 = a_rx.recv()?;
+    std::thread::sleep(Duration::from_millis(3));
+    a.kill_and_reap();
+    queue.put(&(u32::MAX, Vec::new()))?;
+    ensure(b.wait(LONG) == Some(0), "the survivor kept consuming")?;
+    let mut seen = vec![0u32; N as usize];
+    seen[first as usize] += 1;
+    for rx in [&mut a_rx, &mut b_rx] {
+        loop {
+            match rx.recv::<u32>() {
+                Ok(v) => seen[v as usize] += 1,
+                Err(Error::Disconnected) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    ensure(seen.iter().all(|&n| n <= 1), "no item delivered twice")?;
+    let lost = seen.iter().filter(|&&n| n == 0).count();
+    ensure(
+        lost <= 1,
+        format!("at most the one in-flight item is lost, lost {lost}"),
+    )?;
+    Ok(())
+}
+
+fn t25_child_exits_with_unconsumed_data() -> TestResult {
+    let queue = Queue::<Vec<u8>>::new(0)?;
+    let mut child = spawn(|| {
+        if queue.put(&pattern(1, 1, 10 << 20)).is_err() {
+            return 2;
+        }
+        for i in 0..10_000u32 {
+            if queue.put(&i.to_le_bytes().to_vec()).is_err() {
+                return 3;
+            }
+        }
+        0
+    });
+    ensure(
+        child.wait(Duration::from_secs(5)) == Some(0),
+        "join returns promptly with data unread",
+    )?;
+    ensure(queue.get()? == pattern(1, 1, 10 << 20), "the 10 MiB item")?;
+    for i in 0..10_000u32 {
+        ensure(
+            queue.get_nowait()? == i.to_le_bytes().to_vec(),
+            "small items in order",
+        )?;
+    }
+    ensure(queue.empty(), "nothing else")?;
+    Ok(())
+}
+
+fn t26_put_returned_means_delivered() -> TestResult {
+    const TRIALS: u64 = 100;
+    let queue = Queue::<u64>::with_capacity(0, 1 << 20)?;
+    let published = RawValue::new(0u64)?;
+    for trial in 0..TRIALS {
+        published.set(0);
+        let mut child = spawn(|| {
+            for i in 0..20_000u64 {
+                if queue.put(&i).is_err() {
+                    return 2;
+                }
+                published.set(i + 1);
+            }
+            std::thread::sleep(Duration::from_secs(60));
+            0
+        });
+        let target = 1 + (trial * 37) % 500;
+        ensure(
+            wait_for(LONG, || published.get() >= target),
+            "child is putting",
+        )?;
+        child.kill_and_reap();
+        let returned = published.get();
+        let mut received = 0u64;
+        while let Ok(v) = queue.get_nowait() {
+            ensure(
+                v == received,
+                format!("in order: got {v}, expected {received}"),
+            )?;
+            received += 1;
+        }
+        ensure(
+            received >= returned,
+            format!("trial {trial}: {returned} puts returned, {received} received"),
+        )?;
+    }
+    Ok(())
+}
+
+fn wait_for(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    ipc_support::wait_until(timeout, cond)
+}
+
+fn t39_queue_maxsize_zero_is_unbounded() -> TestResult {
+    // CPython treats maxsize <= 0 as "no item bound"; so do we. The byte capacity still
+    // bounds it.
+    let queue = Queue::<u16>::with_capacity(0, 1 << 20)?;
+    for i in 0..20_000u16 {
+        queue.put_nowait(&i)?;
+    }
+    ensure(queue.qsize() == 20_000 && !queue.full(), "no item bound")?;
+    let small = Queue::<u16>::with_capacity(0, 64)?;
+    let mut n = 0;
+    while small.put_nowait(&1).is_ok() {
+        n += 1;
+    }
+    ensure(
+        n == 64 / 24 && matches!(small.put_nowait(&1), Err(Error::Full)),
+        format!("bytes bound it: {n}"),
+    )?;
+    let simple = SimpleQueue::<String>::with_capacity(4096)?;
+    simple.put(&"x".to_string())?;
+    ensure(simple.get()? == "x", "simple queue")?;
+    ensure(simple.empty(), "empty")?;
+    Ok(())
+}
+
+fn t42_queue_messages_many_producers() -> TestResult {
+    const PRODUCERS: u64 = 4;
+    const CONSUMERS: usize = 2;
+    let per_producer = VOLUME / PRODUCERS;
+    let queue = Queue::<(u8, u32)>::new(10_000)?;
+    let (mut stats_rx, mut stats_tx) = pipe(false)?;
+    let mut consumers: Vec<_> = (0..CONSUMERS)
+        .map(|_| {
+            spawn(|| {
+                let _ = stats_rx.close();
+                // Per producer: count, sum, sum of squares, and FIFO violations.
+                let mut stats = vec![(0u64, 0u64, 0u64, 0u64); PRODUCERS as usize];
+                let mut last = vec![-1i64; PRODUCERS as usize];
+                loop {
+                    match queue.get() {
+                        Ok((u8::MAX, _)) => break,
+                        Ok((p, seq)) => {
+                            let s = &mut stats[p as usize];
+                            s.0 += 1;
+                            s.1 += u64::from(seq);
+                            s.2 += u64::from(seq) * u64::from(seq);
+                            if i64::from(seq) <= last[p as usize] {
+                                s.3 += 1;
+                            }
+                            last[p as usize] = i64::from(seq);
+                        }
+                        Err(_) => return 2,
+                    }
+                }
+                if stats_tx.send(&stats).is_ok() { 0 } else { 3 }
+            })
+        })
+        .collect();
+    stats_tx.close()?;
+    let mut producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            spawn(|| {
+                let _ = stats_rx.close();
+                for seq in 0..per_producer as u32 {
+                    if queue.put(&(p as u8, seq)).is_err() {
+                        return 2;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for producer in &mut producers {
+        ensure(
+            producer.wait(Duration::from_secs(120)) == Some(0),
+            "producer finished",
+        )?;
+    }
+    for _ in 0..CONSUMERS {
+        queue.put(&(u8::MAX, 0))?;
+    }
+    let mut total = vec![(0u64, 0u64, 0u64, 0u64); PRODUCERS as usize];
+    for _ in 0..CONSUMERS {
+        let stats: Vec<(u64, u64, u64, u64)> = stats_rx.recv()?;
+        for (t, s) in total.iter_mut().zip(stats) {
+            t.0 += s.0;
+            t.1 += s.1;
+            t.2 += s.2;
+            t.3 += s.3;
+        }
+    }
+    for consumer in &mut consumers {
+        ensure(consumer.wait(LONG) == Some(0), "consumer finished")?;
+    }
+    let n = per_producer;
+    let sum = n * (n - 1) / 2;
+    let squares = (n - 1) * n * (2 * n - 1) / 6;
+    for (p, t) in total.iter().enumerate() {
+        ensure(t.0 == n, format!("producer {p}: {} of {n} received", t.0))?;
+        ensure(
+            t.1 == sum && t.2 == squares,
+            format!("producer {p}: the multiset matches"),
+        )?;
+        ensure(t.3 == 0, format!("producer {p}: FIFO per consumer"))?;
+    }
+    ensure(queue.empty(), "drained")?;
+    Ok(())
+}
+
+fn joinable_work_queue_with_workers() -> TestResult {
+    const TASKS: u64 = 200;
+    let tasks = JoinableQueue::<u64>::with_capacity(0, 1 << 16)?;
+    let results = Queue::<(u64, u64)>::with_capacity(0, 1 << 16)?;
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| {
+            spawn(|| {
+                loop {
+                    match tasks.get() {
+                        Ok(u64::MAX) => return if tasks.task_done().is_ok() { 0 } else { 4 },
+                        Ok(n) => {
+                            if results.put(&(n, n * n)).is_err() || tasks.task_done().is_err() {
+                                return 3;
+                            }
+                        }
+                        Err(_) => return 2,
+                    }
+                }
+            })
+        })
+        .collect();
+    for n in 0..TASKS {
+        tasks.put(&n)?;
+    }
+    ensure(tasks.join(Some(LONG))?, "every task done")?;
+    for _ in 0..3 {
+        tasks.put(&u64::MAX)?;
+    }
+    for worker in &mut workers {
+        ensure(worker.wait(LONG) == Some(0), "worker finished")?;
+    }
+    ensure(
+        tasks.join(Some(Duration::ZERO))?,
+        "the stop tasks are done too",
+    )?;
+    let mut got: Vec<(u64, u64)> = (0..TASKS)
+        .map(|_| results.get_nowait())
+        .collect::<Result<_, _>>()?;
+    got.sort_unstable();
+    ensure(
+        got == (0..TASKS).map(|n| (n, n * n)).collect::<Vec<_>>(),
+        "every result",
+    )?;
+    Ok(())
+}
+
+/// One create, use, drop cycle of every IPC and synchronisation object.
+fn cycle(round: u32) -> Result<(), proclife::Error> {
+    use proclife::sync::{Barrier, BoundedSemaphore, Condition, Lock, RLock, Semaphore};
+    let (mut a, mut b) = pipe(round % 2 == 0)?;
+    b.send(&round)?;
+    assert_eq!(a.recv::<u32>()?, round);
+    let queue = Queue::<u32>::with_capacity(1, 4096)?;
+    queue.put(&round)?;
+    assert_eq!(queue.get()?, round);
+    Value::new(round)?.set(round + 1)?;
+    Array::new(4, 0u8)?.set(1, 1)?;
+    let lock = Lock::new()?;
+    lock.acquire(None)?;
+    lock.release()?;
+    RLock::new()?.acquire(None)?;
+    Semaphore::new(1)?.acquire(None)?;
+    BoundedSemaphore::new(1)?.acquire(None)?;
+    Event::new()?.set();
+    let cond = Condition::new()?;
+    cond.acquire(None)?;
+    cond.notify_all()?;
+    Barrier::new(1, None)?.wait()?;
+    Ok(())
+}
+
+fn t13_create_use_drop_leaves_nothing() -> TestResult {
+    for round in 0..3 {
+        cycle(round)?;
+    }
+    let baseline = ipc_support::resources();
+    for round in 3..1003 {
+        cycle(round)?;
+    }
+    ensure(
+        ipc_support::resources() == baseline,
+        "fds and memfd mappings back to baseline",
+    )?;
+    Ok(())
+}
+
+fn t34_queue_and_pipe_timeouts() -> TestResult {
+    let queue = Queue::<u8>::with_capacity(1, 4096)?;
+    ensure(
+        matches!(queue.get_timeout(Some(Duration::ZERO)), Err(Error::Empty)),
+        "zero get",
+    )?;
+    queue.put_timeout(&1, Some(Duration::MAX))?;
+    ensure(
+        matches!(
+            queue.put_timeout(&2, Some(Duration::ZERO)),
+            Err(Error::Full)
+        ),
+        "zero put",
+    )?;
+    let t = proclife::sync::timeout_from_secs(-1.0)?;
+    ensure(
+        matches!(queue.put_timeout(&2, t), Err(Error::Full)),
+        "negative put polls",
+    )?;
+    ensure(
+        queue.get_timeout(Some(Duration::MAX))? == 1,
+        "Duration::MAX get",
+    )?;
+    let (rx, mut tx) = pipe(false)?;
+    ensure(!rx.poll(Some(Duration::ZERO))?, "zero poll")?;
+    ensure(!rx.poll(Some(Duration::from_millis(5)))?, "short poll")?;
+    tx.send(&1u8)?;
+    ensure(rx.poll(Some(Duration::MAX))?, "Duration::MAX poll")?;
+    ensure(rx.poll(None)?, "forever poll")?;
+    Ok(())
+}
+
+fn leak_check_sees_a_mapping() -> TestResult {
+    let before = ipc_support::resources();
+    let shm = proclife::shm::SharedMemory::new(4096)?;
+    let during = ipc_support::resources();
+    ensure(during.0.len() == before.0.len() + 1, "one more fd")?;
+    ensure(during.1 == before.1 + 1, "one more memfd mapping")?;
+    drop(shm);
+    ensure(ipc_support::resources() == before, "gone after drop")?;
+    Ok(())
+}
+
+fn t31_no_space_is_an_error_at_creation() -> TestResult {
+    // In a child: a file size limit makes reserving the pages fail, as a full tmpfs or
+    // memory cgroup would; creation must fail cleanly, with no fd or mapping left behind.
+    let mut child = spawn(|| {
+        use nix::sys::resource::{Resource, setrlimit};
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        // SAFETY: ignoring a signal installs no handler code.
+        if unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) }.is_err() {
+            return 10;
+        }
+        if setrlimit(Resource::RLIMIT_FSIZE, 1 << 20, 1 << 20).is_err() {
+            return 11;
+        }
+        let before = ipc_support::resources();
+        let shm = proclife::shm::SharedMemory::new(2 << 20);
+        let queue = Queue::<u8>::with_capacity(0, 2 << 20);
+        let array = Array::<u64>::new(1 << 18, 0);
+        let ok = matches!(shm, Err(Error::NoSpace { .. }))
+            && matches!(queue, Err(Error::NoSpace { .. }))
+            && matches!(array, Err(Error::NoSpace { .. }));
+        let small = Value::new(1u8).is_ok();
+        let clean = ipc_support::resources() == before;
+        if ok && small && clean { 0 } else { 2 }
+    });
+    ensure(
+        child.wait(LONG) == Some(0),
+        "NoSpace at creation, nothing leaked, no SIGBUS",
+    )?;
+    Ok(())
+}
+
+fn t28_parent_killed_while_child_blocked() -> TestResult {
+    // A middle process holds a lock and one end of a pipe; its child blocks in `recv` and in
+    // `acquire`; the middle process is SIGKILLed. The grandchild reports over `report`.
+    use proclife::sync::Lock;
+    let (mut report_rx, mut report_tx) = pipe(false)?;
+    let mut middle = spawn(|| {
+        let _ = report_rx.close();
+        let mut run = || -> proclife::Result<()> {
+            let lock = Lock::new()?;
+            let (mut near, mut far) = pipe(true)?;
+            lock.acquire(None)?;
+            let ready = Event::new()?;
+            // The grandchild is not reaped by this process: it outlives it.
+            let grandchild = spawn(|| {
+                let _ = near.close();
+                ready.set();
+                let recv = matches!(far.recv::<u8>(), Err(Error::Disconnected));
+                let acquire = matches!(lock.acquire(Some(LONG)), Err(Error::OwnerDied));
+                let sent = report_tx.send(&(recv, acquire)).is_ok();
+                if sent { 0 } else { 2 }
+            });
+            std::mem::forget(grandchild);
+            far.close()?;
+            ready.wait(Some(LONG))?;
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        };
+        match run() {
+            Ok(()) => 0,
+            Err(_) => 2,
+        }
+    });
+    report_tx.close()?;
+    std::thread::sleep(Duration::from_millis(50));
+    ensure(middle.kill_and_reap() == Some(-9), "middle process killed")?;
+    ensure(report_rx.poll(Some(LONG))?, "the grandchild reports")?;
+    let (recv, acquire): (bool, bool) = report_rx.recv()?;
+    ensure(recv, "recv gave Disconnected")?;
+    ensure(acquire, "acquire gave OwnerDied")?;
+    Ok(())
+}
+
+fn t45_every_fd_is_close_on_exec() -> TestResult {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    use proclife::sync::{Barrier, Condition, Lock, Semaphore};
+    use std::os::fd::{AsFd, BorrowedFd};
+    let (a, b) = pipe(true)?;
+    let (c, d) = pipe(false)?;
+    let queue = Queue::<u8>::with_capacity(0, 4096)?;
+    let value = Value::new(0u8)?;
+    let lock = Lock::new()?;
+    let sem = Semaphore::new(1)?;
+    let event = Event::new()?;
+    let cond = Condition::new()?;
+    let barrier = Barrier::new(2, None)?;
+    let fds: Vec<BorrowedFd<'_>> = vec![
+        a.fd()?,
+        b.fd()?,
+        c.fd()?,
+        d.fd()?,
+        queue.as_fd(),
+        value.as_fd(),
+        value.get_lock().as_fd(),
+        lock.as_fd(),
+        sem.as_fd(),
+        event.as_fd(),
+        cond.as_fd(),
+        cond.lock_fd(),
+        barrier.as_fd(),
+    ];
+    for fd in fds {
+        let flags = FdFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFD)?);
+        ensure(flags.contains(FdFlag::FD_CLOEXEC), "FD_CLOEXEC")?;
+    }
+    Ok(())
+}

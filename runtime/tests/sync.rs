@@ -1,0 +1,627 @@
+//! Tests for [`proclife::sync`] across real processes: robustness to death (T19–T22),
+//! invalid arguments (T34, T39) and contention (T43, scaled to finish in seconds).
+
+mod ipc_support;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ipc_support::{Child, TestResult, ensure, spawn, wait_until};
+use proclife::Error;
+use proclife::shm::SharedMemory;
+use proclife::sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SEM_VALUE_MAX, Semaphore,
+    timeout_from_secs,
+};
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn main() {
+    ipc_support::run(vec![
+        (
+            "t19_lock_holder_killed_marked",
+            t19_lock_holder_killed_marked,
+        ),
+        (
+            "t19_lock_holder_killed_unmarked",
+            t19_lock_holder_killed_unmarked,
+        ),
+        (
+            "t19_rlock_holder_killed_at_depth_3",
+            t19_rlock_holder_killed_at_depth_3,
+        ),
+        ("t20_condition_waiter_killed", t20_condition_waiter_killed),
+        ("t20_event_waiter_killed", t20_event_waiter_killed),
+        ("t21_barrier_party_killed", t21_barrier_party_killed),
+        ("t22_semaphore_holder_killed", t22_semaphore_holder_killed),
+        ("t34_timeouts", t34_timeouts),
+        (
+            "t39_invalid_arguments_and_misuse",
+            t39_invalid_arguments_and_misuse,
+        ),
+        ("t43_lock_contention", t43_lock_contention),
+        ("t43_rlock_contention", t43_rlock_contention),
+        ("t43_barrier_passes", t43_barrier_passes),
+        ("t43_semaphore_contention", t43_semaphore_contention),
+        ("t43_condition_notify_storm", t43_condition_notify_storm),
+        (
+            "semaphore_hands_permits_across_processes",
+            semaphore_hands_permits_across_processes,
+        ),
+        ("rebuild_from_fd", rebuild_from_fd),
+    ]);
+}
+
+/// A counter in shared memory, updated non-atomically (load, then store) so that only the
+/// lock under test keeps increments from being lost.
+struct Counter {
+    shm: SharedMemory,
+}
+
+impl Counter {
+    fn new() -> Counter {
+        Counter {
+            shm: SharedMemory::new(8).expect("shared memory"),
+        }
+    }
+
+    fn word(&self) -> &AtomicU64 {
+        // SAFETY: the segment is at least 8 bytes, page-aligned and zero-filled, and
+        // lives as long as `self`.
+        unsafe { &*self.shm.as_ptr().cast::<AtomicU64>() }
+    }
+
+    fn get(&self) -> u64 {
+        self.word().load(Ordering::SeqCst)
+    }
+
+    fn bump(&self) {
+        let v = self.word().load(Ordering::Relaxed);
+        std::hint::spin_loop();
+        self.word().store(v + 1, Ordering::Relaxed);
+    }
+}
+
+/// Starts a child that takes `lock` (through `take`), says so, and sleeps until killed.
+fn holder(ready: &Event, take: impl FnOnce() -> bool) -> Child {
+    spawn(|| {
+        if !take() {
+            return 2;
+        }
+        ready.set();
+        std::thread::sleep(Duration::from_secs(60));
+        3
+    })
+}
+
+fn t19_lock_holder_killed_marked() -> TestResult {
+    let lock = Lock::new()?;
+    let ready = Event::new()?;
+    let mut child = holder(&ready, || lock.acquire(None).is_ok_and(|ok| ok));
+    ensure(ready.wait(Some(LONG))?, "child took the lock")?;
+    ensure(child.kill_and_reap() == Some(-9), "child killed")?;
+    let outcome = lock.acquire(Some(LONG));
+    ensure(
+        matches!(outcome, Err(Error::OwnerDied)),
+        format!("OwnerDied, got {outcome:?}"),
+    )?;
+    ensure(lock.is_held(), "the next acquirer holds the lock")?;
+    lock.mark_consistent()?;
+    lock.release()?;
+    ensure(
+        lock.acquire(Some(Duration::ZERO))?,
+        "usable after mark_consistent",
+    )?;
+    lock.release()?;
+    Ok(())
+}
+
+fn t19_lock_holder_killed_unmarked() -> TestResult {
+    let lock = Lock::new()?;
+    let ready = Event::new()?;
+    let mut child = holder(&ready, || lock.acquire(None).is_ok_and(|ok| ok));
+    ensure(ready.wait(Some(LONG))?, "child took the lock")?;
+    child.kill_and_reap();
+    ensure(
+        matches!(lock.acquire(Some(LONG)), Err(Error::OwnerDied)),
+        "OwnerDied",
+    )?;
+    lock.release()?;
+    let outcome = lock.acquire(Some(Duration::from_millis(100)));
+    ensure(
+        matches!(outcome, Err(Error::NotRecoverable)),
+        format!("NotRecoverable, got {outcome:?}"),
+    )?;
+    let again = lock.acquire(None);
+    ensure(
+        matches!(again, Err(Error::NotRecoverable)),
+        format!("stays NotRecoverable, got {again:?}"),
+    )?;
+    Ok(())
+}
+
+fn t19_rlock_holder_killed_at_depth_3() -> TestResult {
+    let lock = RLock::new()?;
+    let ready = Event::new()?;
+    let mut child = holder(&ready, || {
+        (0..3).all(|_| lock.acquire(None).is_ok_and(|ok| ok))
+    });
+    ensure(ready.wait(Some(LONG))?, "child took the lock three times")?;
+    child.kill_and_reap();
+    ensure(
+        matches!(lock.acquire(Some(LONG)), Err(Error::OwnerDied)),
+        "OwnerDied",
+    )?;
+    ensure(
+        lock.depth() == 1,
+        format!("depth 1 after OwnerDied, got {}", lock.depth()),
+    )?;
+    lock.mark_consistent()?;
+    lock.release()?;
+    ensure(lock.depth() == 0, "released")?;
+    ensure(lock.acquire(Some(Duration::ZERO))?, "usable again")?;
+    lock.release()?;
+    Ok(())
+}
+
+fn t20_condition_waiter_killed() -> TestResult {
+    let cond = Condition::with_lock(Lock::new()?)?;
+    let ready = Semaphore::new(0)?;
+    let woken = Semaphore::new(0)?;
+    let mut children: Vec<Child> = (0..3)
+        .map(|_| {
+            spawn(|| {
+                let run = || -> proclife::Result<i32> {
+                    cond.acquire(None)?;
+                    ready.release()?;
+                    let notified = cond.wait_for(|| false, Some(Duration::ZERO)).is_ok()
+                        && cond.wait(Some(LONG))?;
+                    cond.release()?;
+                    woken.release()?;
+                    Ok(if notified { 0 } else { 2 })
+                };
+                run().unwrap_or(4)
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        ensure(ready.acquire(Some(LONG))?, "waiter ready")?;
+    }
+    // Holding the lock means every waiter has released it inside `wait`.
+    ensure(cond.acquire(Some(LONG))?, "parent takes the lock")?;
+    ensure(children[0].kill_and_reap() == Some(-9), "one waiter killed")?;
+    let start = Instant::now();
+    cond.notify(1)?;
+    cond.notify_all()?;
+    cond.release()?;
+    ensure(
+        start.elapsed() < Duration::from_secs(5),
+        "notify never waits for a waiter",
+    )?;
+    for child in &mut children[1..] {
+        ensure(child.wait(LONG) == Some(0), "live waiter woke")?;
+    }
+    ensure(woken.get_value() == 2, "exactly the two live waiters woke")?;
+    Ok(())
+}
+
+fn t20_event_waiter_killed() -> TestResult {
+    let event = Event::new()?;
+    let ready = Semaphore::new(0)?;
+    let mut children: Vec<Child> = (0..3)
+        .map(|_| {
+            spawn(|| {
+                if ready.release().is_err() {
+                    return 4;
+                }
+                match event.wait(Some(LONG)) {
+                    Ok(true) => 0,
+                    _ => 2,
+                }
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        ensure(ready.acquire(Some(LONG))?, "waiter ready")?;
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    children[0].kill_and_reap();
+    event.set();
+    ensure(event.is_set(), "set")?;
+    for child in &mut children[1..] {
+        ensure(child.wait(LONG) == Some(0), "live waiter woke")?;
+    }
+    event.clear();
+    ensure(!event.wait(Some(Duration::from_millis(5)))?, "cleared")?;
+    Ok(())
+}
+
+fn t21_barrier_party_killed() -> TestResult {
+    // A long default timeout: only liveness detection can break it within the test's bound.
+    let barrier = Barrier::new(3, Some(Duration::from_secs(60)))?;
+    let mut a = spawn(|| match barrier.wait() {
+        Ok(_) => 0,
+        Err(_) => 2,
+    });
+    ensure(
+        wait_until(LONG, || barrier.n_waiting() == 1),
+        "party A waits",
+    )?;
+    // Killed but not reaped yet: a zombie counts as dead.
+    a.kill();
+    // SIGKILL is asynchronous: let it land (A becomes a zombie) before the others arrive.
+    let stat = format!("/proc/{}/stat", a.pid());
+    let zombie = || {
+        std::fs::read_to_string(&stat).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+    };
+    ensure(wait_until(LONG, zombie), "A is a zombie")?;
+    let mut c = spawn(|| match barrier.wait() {
+        Err(Error::BrokenBarrier) => 0,
+        _ => 2,
+    });
+    let start = Instant::now();
+    let outcome = barrier.wait();
+    ensure(
+        matches!(outcome, Err(Error::BrokenBarrier)),
+        format!("broken, got {outcome:?}"),
+    )?;
+    ensure(
+        start.elapsed() < Duration::from_secs(30),
+        "broken by liveness, not by timeout",
+    )?;
+    ensure(c.wait(LONG) == Some(0), "party C saw the broken barrier")?;
+    ensure(a.wait(LONG) == Some(-9), "A reaped")?;
+    ensure(barrier.broken(), "stays broken")?;
+    barrier.reset()?;
+    ensure(!barrier.broken(), "reset")?;
+    Ok(())
+}
+
+fn t22_semaphore_holder_killed() -> TestResult {
+    // Documented contract: permits held by a dead process are lost; acquire honours its
+    // timeout.
+    let sem = Semaphore::new(3)?;
+    let ready = Event::new()?;
+    let mut child = holder(&ready, || {
+        sem.acquire(None).is_ok_and(|ok| ok) && sem.acquire(None).is_ok_and(|ok| ok)
+    });
+    ensure(ready.wait(Some(LONG))?, "child took two permits")?;
+    child.kill_and_reap();
+    ensure(
+        sem.acquire(Some(Duration::from_millis(100)))?,
+        "the third permit",
+    )?;
+    let start = Instant::now();
+    ensure(
+        !sem.acquire(Some(Duration::from_millis(100)))?,
+        "the dead child's permits are lost",
+    )?;
+    ensure(
+        start.elapsed() >= Duration::from_millis(100),
+        "the timeout was honoured",
+    )?;
+    Ok(())
+}
+
+fn t34_timeouts() -> TestResult {
+    ensure(
+        timeout_from_secs(-1.0)? == Some(Duration::ZERO),
+        "negative polls",
+    )?;
+    ensure(timeout_from_secs(-0.0)? == Some(Duration::ZERO), "-0 polls")?;
+    ensure(
+        timeout_from_secs(f64::INFINITY)?.is_none(),
+        "inf is forever",
+    )?;
+    ensure(timeout_from_secs(1e300)?.is_none(), "huge is forever")?;
+    ensure(
+        matches!(timeout_from_secs(f64::NAN), Err(Error::InvalidArgument(_))),
+        "NaN",
+    )?;
+    let lock = Lock::new()?;
+    ensure(
+        lock.acquire(Some(Duration::MAX))?,
+        "Duration::MAX on a free lock",
+    )?;
+    ensure(!lock.acquire(Some(Duration::ZERO))?, "zero on a held lock")?;
+    lock.release()?;
+    let event = Event::new()?;
+    ensure(!event.wait(Some(Duration::ZERO))?, "zero on a clear event")?;
+    event.set();
+    ensure(
+        event.wait(Some(Duration::MAX))?,
+        "Duration::MAX on a set event",
+    )?;
+    let sem = Semaphore::new(1)?;
+    ensure(
+        sem.acquire(Some(Duration::MAX))?,
+        "Duration::MAX on a semaphore",
+    )?;
+    ensure(
+        !sem.acquire(Some(Duration::ZERO))?,
+        "zero on an empty semaphore",
+    )?;
+    let cond = Condition::new()?;
+    cond.acquire(Some(Duration::MAX))?;
+    ensure(!cond.wait(Some(Duration::ZERO))?, "zero condition wait")?;
+    cond.release()?;
+    Ok(())
+}
+
+fn t39_invalid_arguments_and_misuse() -> TestResult {
+    ensure(
+        matches!(
+            Semaphore::new(SEM_VALUE_MAX + 1),
+            Err(Error::InvalidArgument(_))
+        ),
+        "sem max",
+    )?;
+    ensure(
+        matches!(Barrier::new(0, None), Err(Error::InvalidArgument(_))),
+        "Barrier(0)",
+    )?;
+    let bounded = BoundedSemaphore::new(1)?;
+    ensure(
+        matches!(bounded.release(), Err(Error::TooManyReleases(_))),
+        "bounded over-release",
+    )?;
+    let lock = Lock::new()?;
+    ensure(
+        matches!(lock.release(), Err(Error::NotOwner)),
+        "unheld lock release",
+    )?;
+    let cond = Condition::new()?;
+    ensure(
+        matches!(cond.wait(None), Err(Error::NotOwner)),
+        "wait without the lock",
+    )?;
+    ensure(
+        matches!(cond.notify_all(), Err(Error::NotOwner)),
+        "notify without the lock",
+    )?;
+    // Release by another process.
+    let rlock = RLock::new()?;
+    rlock.acquire(None)?;
+    lock.acquire(None)?;
+    let mut child = spawn(|| {
+        // The child is another thread: it must not see itself as the holder.
+        let seen = !lock.is_held() && rlock.depth() == 0;
+        let r = matches!(rlock.release(), Err(Error::NotOwner));
+        let l = matches!(lock.release(), Err(Error::NotOwner));
+        if seen && r && l { 0 } else { 2 }
+    });
+    ensure(
+        child.wait(LONG) == Some(0),
+        "non-owner process cannot release",
+    )?;
+    ensure(
+        rlock.depth() == 1 && lock.is_held(),
+        "still held by the parent",
+    )?;
+    rlock.release()?;
+    lock.release()?;
+    Ok(())
+}
+
+const WORKERS: usize = 4;
+const INCREMENTS: u64 = 5_000;
+
+fn t43_lock_contention() -> TestResult {
+    let lock = Lock::new()?;
+    let counter = Counter::new();
+    let mut children: Vec<Child> = (0..WORKERS)
+        .map(|_| {
+            spawn(|| {
+                for _ in 0..INCREMENTS {
+                    if !lock.acquire(None).is_ok_and(|ok| ok) {
+                        return 2;
+                    }
+                    counter.bump();
+                    if lock.release().is_err() {
+                        return 3;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for child in &mut children {
+        ensure(
+            child.wait(Duration::from_secs(60)) == Some(0),
+            "worker finished",
+        )?;
+    }
+    ensure(
+        counter.get() == WORKERS as u64 * INCREMENTS,
+        format!("exact total, got {}", counter.get()),
+    )?;
+    Ok(())
+}
+
+fn t43_rlock_contention() -> TestResult {
+    let lock = RLock::new()?;
+    let counter = Counter::new();
+    let mut children: Vec<Child> = (0..WORKERS)
+        .map(|_| {
+            spawn(|| {
+                for _ in 0..INCREMENTS {
+                    let ok = lock.acquire(None).is_ok_and(|ok| ok)
+                        && lock.acquire(None).is_ok_and(|ok| ok);
+                    if !ok {
+                        return 2;
+                    }
+                    counter.bump();
+                    if lock.release().and_then(|()| lock.release()).is_err() {
+                        return 3;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for child in &mut children {
+        ensure(
+            child.wait(Duration::from_secs(60)) == Some(0),
+            "worker finished",
+        )?;
+    }
+    ensure(
+        counter.get() == WORKERS as u64 * INCREMENTS,
+        format!("exact total, got {}", counter.get()),
+    )?;
+    Ok(())
+}
+
+fn t43_barrier_passes() -> TestResult {
+    const PASSES: usize = 200;
+    let barrier = Barrier::new(WORKERS + 1, Some(LONG))?;
+    let indices = Counter::new();
+    let mut children: Vec<Child> = (0..WORKERS)
+        .map(|_| {
+            spawn(|| {
+                for _ in 0..PASSES {
+                    if barrier.wait().is_err() {
+                        return 2;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for _ in 0..PASSES {
+        barrier.wait()?;
+        indices.bump();
+    }
+    for child in &mut children {
+        ensure(child.wait(LONG) == Some(0), "every party passed every time")?;
+    }
+    ensure(indices.get() == PASSES as u64, "passes")?;
+    ensure(!barrier.broken() && barrier.n_waiting() == 0, "clean state")?;
+    Ok(())
+}
+
+fn t43_condition_notify_storm() -> TestResult {
+    const ROUNDS: u64 = 300;
+    let cond = Condition::new()?;
+    let counter = Counter::new();
+    let mut children: Vec<Child> = (0..WORKERS)
+        .map(|_| {
+            spawn(|| {
+                let run = || -> proclife::Result<bool> {
+                    cond.acquire(None)?;
+                    let done = cond.wait_for(|| counter.get() >= ROUNDS, Some(LONG))?;
+                    cond.release()?;
+                    Ok(done)
+                };
+                match run() {
+                    Ok(true) => 0,
+                    Ok(false) => 2,
+                    Err(_) => 3,
+                }
+            })
+        })
+        .collect();
+    for _ in 0..ROUNDS {
+        cond.acquire(None)?;
+        counter.bump();
+        cond.notify_all()?;
+        cond.release()?;
+    }
+    for child in &mut children {
+        ensure(child.wait(LONG) == Some(0), "no lost wake-up")?;
+    }
+    Ok(())
+}
+
+fn semaphore_hands_permits_across_processes() -> TestResult {
+    let sem = Semaphore::new(0)?;
+    let mut child = spawn(|| match sem.acquire(Some(LONG)) {
+        Ok(true) => 0,
+        _ => 2,
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    sem.release()?;
+    ensure(child.wait(LONG) == Some(0), "child got the permit")?;
+    ensure(sem.get_value() == 0, "consumed")?;
+    Ok(())
+}
+
+fn rebuild_from_fd() -> TestResult {
+    use std::os::fd::AsFd;
+    let lock = Lock::new()?;
+    let again = Lock::from_fd(lock.as_fd().try_clone_to_owned()?)?;
+    lock.acquire(None)?;
+    ensure(again.is_held(), "same mutex through the rebuilt handle")?;
+    ensure(
+        !again.acquire(Some(Duration::ZERO))?,
+        "held, seen through the rebuilt handle",
+    )?;
+    lock.release()?;
+    ensure(!again.is_held(), "released")?;
+    // Dropping a handle that is held releases the lock.
+    lock.acquire(None)?;
+    drop(lock);
+    ensure(again.acquire(Some(Duration::ZERO))?, "released by drop")?;
+    again.release()?;
+    let event = Event::new()?;
+    Event::from_fd(event.as_fd().try_clone_to_owned()?)?.set();
+    ensure(event.is_set(), "same event")?;
+    let sem = Semaphore::new(2)?;
+    ensure(
+        Semaphore::from_fd(sem.as_fd().try_clone_to_owned()?)?.get_value() == 2,
+        "same semaphore",
+    )?;
+    let barrier = Barrier::new(2, None)?;
+    ensure(
+        Barrier::from_fd(barrier.as_fd().try_clone_to_owned()?)?.parties() == 2,
+        "same barrier",
+    )?;
+    let shm = SharedMemory::new(64)?;
+    ensure(
+        matches!(
+            Barrier::from_fd(shm.as_fd().try_clone_to_owned()?),
+            Err(Error::Malformed(_))
+        ),
+        "not a barrier",
+    )?;
+    Ok(())
+}
+
+fn t43_semaphore_contention() -> TestResult {
+    // A BoundedSemaphore(1) used as a mutex by several processes: exact totals, and the
+    // bound is never exceeded.
+    let sem = BoundedSemaphore::new(1)?;
+    let counter = Counter::new();
+    let mut children: Vec<Child> = (0..WORKERS)
+        .map(|_| {
+            spawn(|| {
+                for _ in 0..INCREMENTS {
+                    if !sem.acquire(None).is_ok_and(|ok| ok) {
+                        return 2;
+                    }
+                    counter.bump();
+                    if sem.release().is_err() {
+                        return 3;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for child in &mut children {
+        ensure(
+            child.wait(Duration::from_secs(60)) == Some(0),
+            "worker finished",
+        )?;
+    }
+    ensure(
+        counter.get() == WORKERS as u64 * INCREMENTS,
+        format!("exact total, got {}", counter.get()),
+    )?;
+    ensure(sem.get_value() == 1, "all permits back")?;
+    Ok(())
+}
