@@ -276,3 +276,71 @@ fn semantics_table_is_fresh() {
         &proclife_model::table::render_markdown(),
     );
 }
+
+/// The runtime's sources, with comment lines removed (comments may name what the code must
+/// not do).
+fn runtime_code() -> Vec<(PathBuf, String)> {
+    rust_files(&root().join("runtime/src"))
+        .into_iter()
+        .map(|path| {
+            let text = read(&path);
+            let code: Vec<&str> = text.lines().filter(|line| !is_comment(line)).collect();
+            (path, code.join("\n"))
+        })
+        .collect()
+}
+
+#[test]
+fn runtime_does_not_depend_on_the_model() {
+    let manifest = read(&root().join("runtime/Cargo.toml"));
+    assert!(
+        !manifest.contains("proclife-model"),
+        "runtime/Cargo.toml names the model"
+    );
+}
+
+#[test]
+fn fork_is_called_in_one_place() {
+    // Spelled in two pieces so that this file does not contain the call it looks for.
+    let call = format!("{} {{ fork() }}", "unsafe");
+    let callers: Vec<String> = runtime_code()
+        .into_iter()
+        .filter(|(_, code)| code.contains(&call))
+        .map(|(path, code)| format!("{} ({}x)", path.display(), code.matches(&call).count()))
+        .collect();
+    assert_eq!(callers.len(), 1, "{callers:?}");
+    assert!(callers[0].contains("start/fork.rs (1x)"), "{callers:?}");
+}
+
+#[test]
+fn waits_are_targeted_and_signals_go_through_pidfds() {
+    for (path, code) in runtime_code() {
+        let name = path.display();
+        for forbidden in [
+            "waitpid(-1",
+            "Id::All",
+            "P_ALL",
+            "libc::kill(",
+            "libc::wait(",
+        ] {
+            assert!(!code.contains(forbidden), "{name} contains {forbidden}");
+        }
+        // The only pid-based signal is the kill of an unregistered, unreaped child in
+        // `start/fork.rs` (when `pidfd_open` fails right after `fork`).
+        assert!(!code.contains("signal::kill"), "{name} signals by pid");
+        let imports_kill = code
+            .lines()
+            .any(|line| line.starts_with("use nix::sys::signal::") && line.contains(" kill"));
+        if path.ends_with("start/fork.rs") {
+            assert!(imports_kill);
+            assert_eq!(code.matches("kill(child, Signal::SIGKILL)").count(), 1);
+            assert_eq!(
+                code.matches("kill(").count(),
+                1,
+                "{name}: one pid-based kill"
+            );
+        } else {
+            assert!(!imports_kill, "{name} imports kill");
+        }
+    }
+}
