@@ -125,9 +125,25 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
         1..=options.max_ops.max(1),
     );
     let on_case = RefCell::new(&mut on_case);
-    let result = runner.run(&strategy, |(state, transitions, _)| {
+    let result = runner.run(&strategy, |(state, transitions, seen)| {
+        // Which transition each step belongs to, so the shrinker learns how many were applied.
+        let owners: Vec<usize> = transitions
+            .iter()
+            .enumerate()
+            .flat_map(|(index, steps)| std::iter::repeat_n(index, steps.len()))
+            .collect();
+        let count = transitions.len();
         let steps: Vec<_> = transitions.into_iter().flatten().collect();
         let outcomes = run::run(&steps, state.procs.len(), options.mutant);
+        if let Some(seen) = seen {
+            // proptest-state-machine first deletes the transitions a failing run never
+            // reached; it learns which from this counter.
+            let applied = match &outcomes.failure {
+                Some(failure) => owners.get(failure.index()).map_or(count, |&owner| owner + 1),
+                None => count,
+            };
+            seen.fetch_add(applied, std::sync::atomic::Ordering::SeqCst);
+        }
         let progress = {
             let mut tally = tally.borrow_mut();
             if !tally.searching {

@@ -150,8 +150,9 @@ impl Puppet {
             }
             BlockedOn::Join => {
                 let primitives = Arc::clone(&self.primitives);
-                let mut grandchild = Process::new(move || {
-                    // Bounded, so a grandchild never outlives a checker that went away.
+                // A daemon, so that it dies with the puppet if the puppet is killed while it
+                // waits; the bound covers a checker that went away.
+                let mut grandchild = Process::builder().daemon(true).target(move || {
                     let _ = primitives.gate.acquire(Some(Duration::from_secs(60)));
                 });
                 grandchild.start()?;

@@ -350,17 +350,14 @@ impl Proc {
     fn signal(&mut self, result: proclife::Result<()>) -> Result<Outcome, Fault> {
         let ok = result.is_ok();
         let outcome = map::result(result, |()| Value::None)?;
-        if ok && self.started && !self.closed && !self.exiting_done()? {
+        // Whether or not the signal lands before the next call, the child is exiting or dead:
+        // puppet commands are refused from now on.
+        if ok && self.started && !self.closed {
             self.exiting = true;
             self.exit_in_flight = true;
             self.signalled = true;
         }
         Ok(outcome)
-    }
-
-    /// Whether the child is already dead.
-    fn exiting_done(&self) -> Result<bool, Fault> {
-        self.has_exited()
     }
 
     fn kill_and_reap(&mut self) -> Result<(), Fault> {
