@@ -260,3 +260,75 @@ pub fn ensure_single_threaded() -> Result<()> {
         threads => Err(Error::Threaded { threads }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_line_is_parsed() {
+        let status = "Name:\tbench\nState:\tR (running)\nThreads:\t3\nSigQ:\t0/1\n";
+        assert_eq!(parse_threads(status).ok(), Some(3));
+    }
+
+    #[test]
+    fn missing_or_bad_threads_line_is_an_error() {
+        assert!(matches!(
+            parse_threads("Name:\tbench\n"),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_threads("Threads:\tmany\n"),
+            Err(Error::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn plan_defaults_to_last_cpu_and_another_helper_cpu() {
+        let plan = CpuPlan::choose(vec![0, 1, 3], None).ok();
+        assert_eq!(plan.as_ref().map(CpuPlan::primary), Some(3));
+        assert_eq!(plan.as_ref().map(CpuPlan::secondary), Some(0));
+    }
+
+    #[test]
+    fn plan_honours_a_requested_cpu_and_rejects_a_foreign_one() {
+        let plan = CpuPlan::choose(vec![0, 1], Some(0)).ok();
+        assert_eq!(
+            plan.as_ref().map(|p| (p.primary(), p.secondary())),
+            Some((0, 1))
+        );
+        assert!(matches!(
+            CpuPlan::choose(vec![0, 1], Some(5)),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            CpuPlan::choose(vec![], None),
+            Err(Error::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn one_allowed_cpu_hosts_both_processes() {
+        let plan = CpuPlan::choose(vec![2], None).ok();
+        assert_eq!(
+            plan.as_ref().map(|p| (p.primary(), p.secondary())),
+            Some((2, 2))
+        );
+    }
+
+    #[test]
+    fn placement_record_is_json() {
+        let pinning = Pinning {
+            placement: Placement::TwoCpus,
+            cpus: vec![1, 0],
+        };
+        assert_eq!(
+            pinning.to_json("sync/x/contended2"),
+            "{\"id\": \"sync/x/contended2\", \"placement\": \"two-cpus\", \"cpus\": [1, 0]}\n"
+        );
+        assert_eq!(
+            pinning.to_string(),
+            "parent pinned to CPU 1, helper child pinned to CPU 0"
+        );
+    }
+}

@@ -273,3 +273,22 @@ pub fn checked<T>(result: Result<T>) -> T {
         Err(err) => panic!("benchmark check failed: {err}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_three_plain_parts() {
+        assert_eq!(
+            Spec::new("ipc/raw_pipe/rtt8").parts().ok(),
+            Some(("ipc", "raw_pipe", "rtt8"))
+        );
+        for bad in ["ipc/raw_pipe", "ipc/raw pipe/rtt8", "a/b/c/d", "ipc//rtt8"] {
+            assert!(
+                matches!(Spec::new(bad).parts(), Err(Error::Invalid { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -281,3 +281,27 @@ impl Sink {
         self.child.wait(CHILD_EXIT_BOUND)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamped_message_is_recognised_only_with_its_own_sequence_number() {
+        let mut msg = vec![0u8; MSG_64K];
+        stamp(&mut msg, 41);
+        assert!(stamped(&msg, 41));
+        assert!(!stamped(&msg, 42));
+    }
+
+    #[test]
+    fn damaged_or_short_message_is_not_stamped() {
+        let mut msg = vec![0u8; 32];
+        stamp(&mut msg, 7);
+        if let Some(last) = msg.last_mut() {
+            *last ^= 1;
+        }
+        assert!(!stamped(&msg, 7));
+        assert!(!stamped(&[0u8; 8], 0));
+    }
+}

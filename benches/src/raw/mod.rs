@@ -345,3 +345,30 @@ pub fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<bool> {
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Wait statuses as the kernel encodes them: exit code in bits 8..16, signal in bits 0..7.
+    const EXITED_4: libc::c_int = 4 << 8;
+    const KILLED_9: libc::c_int = 9;
+
+    #[test]
+    fn statuses_are_described_and_checked() {
+        assert_eq!(
+            describe_status(EXITED_4),
+            "exited with status 4 (the child received a corrupted message)"
+        );
+        assert_eq!(describe_status(KILLED_9), "was killed by signal 9");
+        assert!(check_status(1, 0).is_ok());
+        assert!(matches!(
+            check_status(1, EXITED_4),
+            Err(Error::ChildFailed { pid: 1, .. })
+        ));
+        assert!(matches!(
+            check_status(1, KILLED_9),
+            Err(Error::ChildFailed { pid: 1, .. })
+        ));
+    }
+}

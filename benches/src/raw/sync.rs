@@ -247,3 +247,20 @@ pub fn check_count(before: u64, after: u64, parent: u64, contender: u64) -> Resu
         Err(Error::LockCount { counted, expected })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_must_add_up() {
+        assert!(check_count(10, 25, 5, 10).is_ok());
+        assert!(matches!(
+            check_count(10, 24, 5, 10),
+            Err(Error::LockCount {
+                counted: 14,
+                expected: 15
+            })
+        ));
+    }
+}
