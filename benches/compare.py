@@ -33,6 +33,7 @@ import multiprocessing as mp
 import os
 import platform
 import queue as queue_mod
+import shlex
 import statistics
 import subprocess
 import sys
@@ -740,8 +741,12 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     add("")
     add("```sh")
     add(args.cargo_command or "cargo bench -p proclife-benches")
-    add("python3 " + " ".join(["benches/compare.py", *sys.argv[1:]]))
+    add(shlex.join(["python3", "benches/compare.py", *sys.argv[1:]]))
     add("```")
+    add("")
+    set_vars = [f"`{k}={v}`" if k != "PROCLIFE_BENCH_NOTE" else f"`{k}` (the note above)"
+                for k, v in sorted(os.environ.items()) if k.startswith("PROCLIFE_BENCH_")]
+    add("Variables set for this run: " + (", ".join(set_vars) if set_vars else "none") + ".")
     add("")
     add("Environment: `PROCLIFE_BENCH_CPU=N` picks the CPU latency benchmarks are pinned to "
         "(default: the last allowed CPU); `PROCLIFE_BENCH_QUICK=1` selects short smoke-run settings; "
