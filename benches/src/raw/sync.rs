@@ -31,6 +31,8 @@ struct Shared {
 #[derive(Debug)]
 pub struct RobustMutex {
     shared: NonNull<Shared>,
+    /// Whether `pthread_mutex_init` succeeded, so that drop destroys only a real mutex.
+    initialised: bool,
 }
 
 impl RobustMutex {
@@ -61,7 +63,10 @@ impl RobustMutex {
         };
         // The mapping is zero-filled: the atomics start at 0/false, which is their meaning
         // before anything has run. From here on, drop unmaps it.
-        let this = RobustMutex { shared };
+        let mut this = RobustMutex {
+            shared,
+            initialised: false,
+        };
         // SAFETY: all zeroes is a valid value for the attribute object before init.
         let mut attr: libc::pthread_mutexattr_t = unsafe { mem::zeroed() };
         // SAFETY: `attr` is valid for writes.
@@ -85,6 +90,7 @@ impl RobustMutex {
         // SAFETY: `attr` was initialised above and is not used after this.
         unsafe { libc::pthread_mutexattr_destroy(&mut attr) };
         configured?;
+        this.initialised = true;
         Ok(this)
     }
 
@@ -138,13 +144,14 @@ impl RobustMutex {
 
 impl Drop for RobustMutex {
     fn drop(&mut self) {
-        // SAFETY: no contender is alive (each `Contender` borrows the mutex and reaps its
-        // child before the borrow ends), so nobody holds or waits on the mutex; the mapping
-        // is unmapped exactly once. Failures cannot be acted on in drop.
-        unsafe {
-            libc::pthread_mutex_destroy(self.mutex());
-            let _ = libc::munmap(self.shared.as_ptr().cast(), mem::size_of::<Shared>());
+        if self.initialised {
+            // SAFETY: the mutex was initialised, and no contender is alive (each `Contender`
+            // borrows the mutex and its child is reaped or killed before the borrow ends), so
+            // nobody holds or waits on it. A failure cannot be acted on in drop.
+            unsafe { libc::pthread_mutex_destroy(self.mutex()) };
         }
+        // SAFETY: the mapping was made by `new` with this size and is unmapped only here.
+        let _ = unsafe { libc::munmap(self.shared.as_ptr().cast(), mem::size_of::<Shared>()) };
     }
 }
 
