@@ -789,7 +789,9 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     add("- CPython: `multiprocessing` from the same machine's `python3`, timed with `time.perf_counter_ns` "
         "over a fixed number of samples, each a loop of several iterations (a few samples only for the spawn "
         "context, which takes tens of milliseconds per process). Pipe benchmarks use `send_bytes`/`recv_bytes` "
-        "on a duplex `Pipe()` (a Unix socket pair); Queue benchmarks `put`/`get` bytes objects.")
+        "on a duplex `Pipe()` (a Unix socket pair); Queue benchmarks `put`/`get` bytes objects; lock benchmarks "
+        "call the bound `acquire`/`release` methods of a `multiprocessing.Lock` in a loop. These are CPython's "
+        "fastest paths for each operation, so the speed-ups are not flattered.")
     add("- Every iteration checks its result and reaps its children: exit status 0 for every process; echoes "
         "compared byte for byte; streamed 64 KiB messages checked by sequence stamps at both ends and "
         "acknowledged by count; the raw lock's shared counter must advance by exactly the iterations of both "
