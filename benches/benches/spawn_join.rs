@@ -60,6 +60,9 @@ fn batch(c: &mut criterion::Criterion) {
 
 /// Fork cost as the parent's touched memory grows. The memory is touched before the first
 /// sample of each size and released after its benchmark.
+///
+/// A forkserver benchmark of the sweep must start its server before touching the memory: the
+/// point of the method is that the server, not the grown parent, forks.
 fn parent_sweep(c: &mut criterion::Criterion) {
     for (mib, label) in PARENT_SIZES {
         let mut memory: Option<Touched> = None;
