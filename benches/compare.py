@@ -447,7 +447,9 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         f"{primary} (`sched_setaffinity`; children inherit the mask), because a wake-up that crosses vCPUs "
         "costs more than a whole fork here. The contended-lock benchmarks are the exception: the parent "
         f"stays on CPU {primary} and the contending child pins itself to CPU {secondary}, since on one CPU "
-        "two processes contend only when one is preempted holding the lock. Each row's placement, as "
+        "two processes contend only when one is preempted holding the lock. They need that other CPU to be "
+        "free: when other work occupies it, the contending child seldom runs and the figure drifts towards "
+        "the uncontended one, so compare contended rows only within one quiet run. Each row's placement, as "
         "recorded by the run, is in the *placement* column.")
     add("- Rust: criterion 0.8 without its `rayon` and `plotters` features, so the benchmark process stays "
         "single-threaded; every fork benchmark checks `Threads: 1` in `/proc/self/status` before each sample "
