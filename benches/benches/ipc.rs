@@ -1,0 +1,57 @@
+//! IPC benchmarks: an 8-byte round trip with an echo child and one-way streaming of 64 KiB
+//! messages to a sink child, measured against a raw pipe and a raw Unix socket pair in the
+//! same run.
+//!
+//! IDs: `ipc/<channel>/<case>`; `raw_*` channels are the baselines. Cases: `rtt8` (time per
+//! round trip), `tput64k` (time per 64 KiB message, throughput in bytes). Every message is
+//! checked: echoes byte for byte, streamed messages by their sequence stamps and count.
+//!
+//! A proclife benchmark goes into the function of its case, right after its baselines, as one
+//! more `harness::run` call with an ID such as `ipc/pipe/rtt8`.
+
+use proclife_benches::harness::{self, Spec, checked};
+use proclife_benches::raw::ipc::{Echo, MSG_64K, Sink, Transport};
+
+fn main() {
+    let mut c = harness::criterion();
+    rtt8(&mut c);
+    tput64k(&mut c);
+    c.final_summary();
+}
+
+/// Write 8 bytes, read the 8-byte echo, compare; parent and echo child on one CPU.
+fn rtt8(c: &mut criterion::Criterion) {
+    for (id, transport) in [
+        ("ipc/raw_pipe/rtt8", Transport::Pipe),
+        ("ipc/raw_socketpair/rtt8", Transport::SocketPair),
+    ] {
+        harness::run(c, Spec::new(id), |b| {
+            let mut echo = Echo::start(transport)?;
+            let mut seq = 0u64;
+            b.iter(|| {
+                seq += 1;
+                checked(echo.round_trip(seq));
+            });
+            echo.finish()
+        });
+    }
+}
+
+/// Stream `iters` messages of 64 KiB to a sink child that checks each one and acknowledges the
+/// lot; the time runs until the acknowledgement arrives. Both processes on one CPU.
+fn tput64k(c: &mut criterion::Criterion) {
+    for (id, transport) in [
+        ("ipc/raw_socketpair/tput64k", Transport::SocketPair),
+        ("ipc/raw_pipe/tput64k", Transport::Pipe),
+    ] {
+        harness::run(c, Spec::new(id).bytes(MSG_64K as u64), |b| {
+            let mut sink = Sink::start(transport, MSG_64K)?;
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                checked(sink.transfer(iters));
+                start.elapsed()
+            });
+            sink.finish()
+        });
+    }
+}

@@ -1,0 +1,596 @@
+#!/usr/bin/env python3
+"""CPython comparison and report generator for the proclife benchmarks.
+
+Run it through the one documented command, `bash benches/run.sh`, which runs the criterion
+benchmarks first and then this script. On its own:
+
+    python3 benches/compare.py [--since EPOCH] [--report-only] [--output docs/benchmarks.md]
+
+It does two things:
+
+1. It runs `benches/cpython_bench.py`, which measures CPython's `multiprocessing` equivalents
+   of the Rust benchmarks on this machine, pinned the same way, and saves them to
+   `<criterion home>/cpython-results.json` (`--report-only` reuses that file instead).
+2. It reads criterion's results (`<criterion home>/<group>/<function>/<case>/new/
+   {benchmark,estimates,sample}.json` and the `proclife-placement.json` the harness writes
+   beside `new/`) and writes `docs/benchmarks.md`: the machine, the exact commands, one table per
+   group, and the targets of the issue with the measured ratios.
+
+Every benchmark the suite is meant to have is listed in `ROWS`; one that has no result yet is
+shown as "not measured yet", never estimated. `--since EPOCH` ignores criterion results older
+than the run, so a stale result from an earlier run is never mixed in.
+
+Python 3.11 or newer, standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cpython_bench import cpu_plan, quick
+
+ROOT = Path(__file__).resolve().parent.parent
+CPYTHON_BENCH = ROOT / "benches" / "cpython_bench.py"
+EXPLANATIONS = ROOT / "benches" / "explanations.toml"
+
+# ---------------------------------------------------------------------------------------------
+# What the suite measures: one row per benchmark ID, in report order.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark of the report.
+
+    `baseline` is the raw baseline it is compared with (time ratio, lower is better) and
+    `cpython` the CPython equivalent (speed-up, higher is better).
+    """
+
+    id: str
+    what: str
+    baseline: str | None = None
+    cpython: str | None = None
+
+
+PARENT_SIZES = [("16MiB", "16 MiB"), ("64MiB", "64 MiB"), ("256MiB", "256 MiB"), ("1GiB", "1 GiB")]
+
+ROWS: list[Row] = [
+    # spawn_join: one process at a time
+    Row("spawn_join/raw_fork/seq", "raw glibc `fork`, child `_exit(0)`, `waitpid`", None,
+        "cpython/spawn_join/fork/seq"),
+    Row("spawn_join/raw_clone3_pidfd/seq",
+        "raw `clone3(CLONE_PIDFD)`, child `_exit(0)`, `waitid(P_PIDFD)`",
+        "spawn_join/raw_fork/seq", "cpython/spawn_join/fork/seq"),
+    Row("spawn_join/fork/seq", "proclife `Process`, fork method: start + join",
+        "spawn_join/raw_fork/seq", "cpython/spawn_join/fork/seq"),
+    Row("spawn_join/forkserver/seq", "proclife `Process`, forkserver method: start + join",
+        "spawn_join/raw_fork/seq", "cpython/spawn_join/forkserver/seq"),
+    Row("spawn_join/raw_reexec/seq",
+        "raw `fork` + `execve(/proc/self/exe)` that `_exit(0)`s at the top of `main`, `waitpid`",
+        None, "cpython/spawn_join/spawn/seq"),
+    Row("spawn_join/spawn/seq", "proclife `Process`, spawn (re-exec) method: start + join",
+        "spawn_join/raw_reexec/seq", "cpython/spawn_join/spawn/seq"),
+    Row("spawn_join/procspawn/seq", "procspawn `spawn` of a closure + `join` (re-exec based)",
+        "spawn_join/raw_reexec/seq", "cpython/spawn_join/spawn/seq"),
+    Row("cpython/spawn_join/fork/seq", "CPython `Process` start + join, fork context",
+        "spawn_join/raw_fork/seq"),
+    Row("cpython/spawn_join/forkserver/seq", "CPython `Process` start + join, forkserver context",
+        "spawn_join/raw_fork/seq"),
+    Row("cpython/spawn_join/spawn/seq", "CPython `Process` start + join, spawn context",
+        "spawn_join/raw_reexec/seq"),
+    # spawn_join: batches
+    Row("spawn_join/raw_fork/batch64", "raw: 64 `fork`s, then 64 `waitpid`s", None,
+        "cpython/spawn_join/fork/batch64"),
+    Row("spawn_join/fork/batch64", "proclife fork method: start 64, then join all",
+        "spawn_join/raw_fork/batch64", "cpython/spawn_join/fork/batch64"),
+    Row("cpython/spawn_join/fork/batch64", "CPython fork context: start 64, then join all",
+        "spawn_join/raw_fork/batch64"),
+    # spawn_join: parent-size sweep
+    *[Row(f"spawn_join/raw_fork/parent_{size}",
+          f"raw `fork`/`_exit`/`waitpid` from a parent that touched {pretty}", None, None)
+      for size, pretty in PARENT_SIZES],
+    *[Row(f"spawn_join/{method}/parent_{size}",
+          f"proclife {method} method, start + join, parent touched {pretty}",
+          f"spawn_join/raw_fork/parent_{size}", None)
+      for method in ("fork", "forkserver") for size, pretty in PARENT_SIZES],
+    # ipc: round trips
+    Row("ipc/raw_pipe/rtt8", "raw: 8 bytes over a pipe to an echo child and back", None,
+        "cpython/ipc/pipe/rtt8"),
+    Row("ipc/raw_socketpair/rtt8", "raw: 8 bytes over a Unix socket pair to an echo child and back",
+        "ipc/raw_pipe/rtt8", "cpython/ipc/pipe/rtt8"),
+    Row("ipc/pipe/rtt8", "proclife `Pipe`: 8 bytes to an echo child and back",
+        "ipc/raw_pipe/rtt8", "cpython/ipc/pipe/rtt8"),
+    Row("ipc/queue/rtt8", "proclife `Queue`: 8 bytes to an echo child and back",
+        "ipc/raw_pipe/rtt8", "cpython/ipc/queue/rtt8"),
+    Row("cpython/ipc/pipe/rtt8", "CPython `Pipe()` (`send_bytes`/`recv_bytes`): 8-byte round trip",
+        "ipc/raw_pipe/rtt8"),
+    Row("cpython/ipc/queue/rtt8", "CPython two `Queue`s (`put`/`get`): 8-byte round trip",
+        "ipc/raw_pipe/rtt8"),
+    # ipc: throughput
+    Row("ipc/raw_socketpair/tput64k", "raw: 64 KiB messages one way over a Unix socket pair", None,
+        "cpython/ipc/pipe/tput64k"),
+    Row("ipc/raw_pipe/tput64k", "raw: 64 KiB messages one way over a pipe",
+        "ipc/raw_socketpair/tput64k", "cpython/ipc/pipe/tput64k"),
+    Row("ipc/pipe/tput64k", "proclife `Pipe`: 64 KiB messages one way",
+        "ipc/raw_socketpair/tput64k", "cpython/ipc/pipe/tput64k"),
+    Row("ipc/queue/tput64k", "proclife `Queue`: 64 KiB messages one way",
+        "ipc/raw_socketpair/tput64k", "cpython/ipc/queue/tput64k"),
+    Row("cpython/ipc/pipe/tput64k", "CPython `Pipe()` (`send_bytes`): 64 KiB messages one way",
+        "ipc/raw_socketpair/tput64k"),
+    Row("cpython/ipc/queue/tput64k", "CPython `Queue` (`put`): 64 KiB messages one way",
+        "ipc/raw_socketpair/tput64k"),
+    # sync
+    Row("sync/raw_pthread_robust/uncontended",
+        "raw pshared robust `pthread_mutex` lock + unlock, no other process", None,
+        "cpython/sync/lock/uncontended"),
+    Row("sync/lock/uncontended", "proclife `Lock` acquire + release, no other process",
+        "sync/raw_pthread_robust/uncontended", "cpython/sync/lock/uncontended"),
+    Row("cpython/sync/lock/uncontended", "CPython `Lock` acquire + release, no other process",
+        "sync/raw_pthread_robust/uncontended"),
+    Row("sync/raw_pthread_robust/contended2",
+        "raw pshared robust `pthread_mutex` lock + unlock while a child on the other CPU does the same",
+        None, "cpython/sync/lock/contended2"),
+    Row("sync/lock/contended2", "proclife `Lock` acquire + release against a child on the other CPU",
+        "sync/raw_pthread_robust/contended2", "cpython/sync/lock/contended2"),
+    Row("cpython/sync/lock/contended2", "CPython `Lock` acquire + release against a child on the other CPU",
+        "sync/raw_pthread_robust/contended2"),
+]
+
+GROUPS = [
+    ("spawn_join", "Spawn + join",
+     "Time to start a process that exits at once and join it (per process for `seq` and "
+     "`parent_*`, per batch of 64 for `batch64`)."),
+    ("ipc", "IPC", "Time per 8-byte round trip (`rtt8`) or per 64 KiB message sent one way "
+     "(`tput64k`, with the resulting throughput)."),
+    ("sync", "Locks", "Time per lock + unlock (acquire + release)."),
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target of the issue, checked as a ratio of two medians."""
+
+    key: str
+    text: str
+    num: str
+    den: str
+    # "time_max": time(num)/time(den) <= limit. "speedup_min": time(den)/time(num) >= limit
+    # (num is ours, den the slower comparison). "tput_min": throughput(num)/throughput(den)
+    # >= limit, which is time(den)/time(num).
+    kind: str
+    limit: float
+    note: str = ""
+
+
+TARGETS: list[Target] = [
+    Target("fork_seq", "fork spawn+join ≤ 1.10× raw `fork`/`_exit`/`waitpid`, sequential",
+           "spawn_join/fork/seq", "spawn_join/raw_fork/seq", "time_max", 1.10),
+    Target("fork_batch", "fork batch-of-64 throughput ≥ 0.9× raw fork's",
+           "spawn_join/fork/batch64", "spawn_join/raw_fork/batch64", "tput_min", 0.9),
+    Target("fork_vs_cpython", "fork spawn+join ≥ 20× faster than CPython's fork method",
+           "spawn_join/fork/seq", "cpython/spawn_join/fork/seq", "speedup_min", 20),
+    Target("fork_vs_procspawn", "fork spawn+join ≥ 15× faster than procspawn",
+           "spawn_join/fork/seq", "spawn_join/procspawn/seq", "speedup_min", 15,
+           "the suite has no procspawn benchmark yet"),
+    Target("forkserver_small", "forkserver spawn+join ≤ 2× raw fork, small parent",
+           "spawn_join/forkserver/seq", "spawn_join/raw_fork/seq", "time_max", 2.0),
+    Target("forkserver_flat", "forkserver flat as the parent grows: 1 GiB parent ≤ 1.25× 16 MiB parent",
+           "spawn_join/forkserver/parent_1GiB", "spawn_join/forkserver/parent_16MiB", "time_max", 1.25,
+           "the issue says \"flat\"; this report reads it as at most 25 % growth from 16 MiB to 1 GiB"),
+    Target("spawn", "spawn ≤ 1.1× a bare re-exec",
+           "spawn_join/spawn/seq", "spawn_join/raw_reexec/seq", "time_max", 1.1),
+    Target("pipe_rtt", "`Pipe` 8-byte round trip ≤ 1.5× a raw pipe",
+           "ipc/pipe/rtt8", "ipc/raw_pipe/rtt8", "time_max", 1.5),
+    Target("pipe_tput", "`Pipe` 64 KiB throughput ≥ 0.8× a raw socket pair",
+           "ipc/pipe/tput64k", "ipc/raw_socketpair/tput64k", "tput_min", 0.8),
+    Target("queue_rtt", "`Queue` 8-byte round trip ≥ 5× faster than CPython's `Queue`",
+           "ipc/queue/rtt8", "cpython/ipc/queue/rtt8", "speedup_min", 5),
+    Target("queue_tput", "`Queue` 64 KiB throughput ≥ 5× CPython's `Queue`",
+           "ipc/queue/tput64k", "cpython/ipc/queue/tput64k", "speedup_min", 5),
+    Target("lock_uncontended", "`Lock` ≤ 1.3× the pshared robust mutex, uncontended",
+           "sync/lock/uncontended", "sync/raw_pthread_robust/uncontended", "time_max", 1.3),
+    Target("lock_contended", "`Lock` ≤ 1.5× the pshared robust mutex, two processes contending",
+           "sync/lock/contended2", "sync/raw_pthread_robust/contended2", "time_max", 1.5),
+]
+
+# ---------------------------------------------------------------------------------------------
+# Reading criterion's results.
+# ---------------------------------------------------------------------------------------------
+
+
+def criterion_home() -> Path:
+    """Same rule as `harness::criterion_home` in the Rust harness."""
+    if home := os.environ.get("CRITERION_HOME"):
+        return Path(home)
+    if target := os.environ.get("CARGO_TARGET_DIR"):
+        return Path(target) / "criterion"
+    return ROOT / "target" / "criterion"
+
+
+@dataclass
+class Result:
+    id: str
+    median_ns: float
+    samples_ns: list[float]
+    throughput: dict | None
+    placement: dict | None
+    source: str  # "criterion" or "cpython"
+
+    @property
+    def min_ns(self) -> float:
+        return min(self.samples_ns)
+
+    @property
+    def max_ns(self) -> float:
+        return max(self.samples_ns)
+
+
+def read_criterion(home: Path, since: float | None) -> tuple[dict[str, Result], list[str]]:
+    """Criterion results by full ID, and the IDs skipped as older than `since`."""
+    results: dict[str, Result] = {}
+    stale: list[str] = []
+    for bench_file in sorted(home.glob("**/new/benchmark.json")):
+        new = bench_file.parent
+        meta = json.loads(bench_file.read_text())
+        estimates_file, sample_file = new / "estimates.json", new / "sample.json"
+        if not (estimates_file.exists() and sample_file.exists()):
+            continue
+        full_id = meta["full_id"]
+        if since is not None and estimates_file.stat().st_mtime < since:
+            stale.append(full_id)
+            continue
+        estimates = json.loads(estimates_file.read_text())
+        sample = json.loads(sample_file.read_text())
+        per_iter = [t / i for t, i in zip(sample["times"], sample["iters"]) if i > 0]
+        placement_file = new.parent / "proclife-placement.json"
+        placement = json.loads(placement_file.read_text()) if placement_file.exists() else None
+        results[full_id] = Result(full_id, estimates["median"]["point_estimate"], per_iter,
+                                  meta.get("throughput"), placement, "criterion")
+    return results, stale
+
+
+def cpython_results(doc: dict) -> dict[str, Result]:
+    out = {}
+    for bench_id, r in doc["results"].items():
+        samples = r["samples_ns"]
+        out[bench_id] = Result(bench_id, statistics.median(samples), samples, r.get("throughput"),
+                               {"placement": r["placement"], "cpus": r["cpus"]}, "cpython")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting.
+# ---------------------------------------------------------------------------------------------
+
+
+def fmt_time(ns: float) -> str:
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def fmt_throughput(result: Result) -> str:
+    tp = result.throughput or {}
+    if "Bytes" in tp:
+        return f"{tp['Bytes'] / (result.median_ns * 1e-9) / 2**30:.2f} GiB/s"
+    if "Elements" in tp:
+        per_s = tp["Elements"] / (result.median_ns * 1e-9)
+        return f"{per_s / 1e3:.1f} k processes/s" if result.id.startswith(("spawn_join", "cpython/spawn_join")) \
+            else f"{per_s / 1e3:.1f} k/s"
+    return ""
+
+
+def fmt_ratio(x: float) -> str:
+    return f"{x:.3g}×"
+
+
+def describe_placement(p: dict | None) -> str:
+    if not p:
+        return "placement not recorded"
+    cpus = p.get("cpus", [])
+    if p.get("placement") == "two-cpus" and len(cpus) == 2:
+        if cpus[0] != cpus[1]:
+            return f"parent on CPU {cpus[0]}, contending child on CPU {cpus[1]}"
+        return f"parent and contending child both on CPU {cpus[0]} (one CPU allowed)"
+    return f"pinned to CPU {cpus[0]}" if cpus else "not pinned"
+
+
+# ---------------------------------------------------------------------------------------------
+# The report.
+# ---------------------------------------------------------------------------------------------
+
+
+def run_text(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT,
+                              check=False).stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def machine() -> list[tuple[str, str]]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), "unknown")
+    mem_kib = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                    if line.startswith("MemTotal:")), 0)
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    return [
+        ("CPU", model),
+        ("CPUs", f"{os.cpu_count()} online (`nproc`: {run_text(['nproc'])})"),
+        ("memory", f"{mem_kib / 2**20:.1f} GiB"),
+        ("kernel", f"{platform.system()} {platform.release()} {platform.version()}"),
+        ("libc", " ".join(platform.libc_ver())),
+        ("transparent huge pages", thp.read_text().strip() if thp.exists() else "unknown"),
+        ("rustc", run_text(["rustc", "-V"])),
+        ("cargo", run_text(["cargo", "-V"])),
+        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
+    ]
+
+
+def load_explanations() -> dict:
+    if not EXPLANATIONS.exists():
+        return {}
+    import tomllib
+
+    return tomllib.loads(EXPLANATIONS.read_text()).get("miss", {})
+
+
+def evaluate(target: Target, results: dict[str, Result]) -> tuple[str, str, str]:
+    """(measured, status, gap) for one target."""
+    missing = [i for i in (target.num, target.den) if i not in results]
+    if missing:
+        return "—", "not measured yet", "no result for " + " and ".join(f"`{m}`" for m in missing)
+    num, den = results[target.num].median_ns, results[target.den].median_ns
+    if target.kind == "time_max":
+        ratio = num / den
+        ok = ratio <= target.limit
+        measured = f"{ratio:.3g}× the time"
+        gap = "" if ok else f"{(ratio / target.limit - 1) * 100:.0f} % over the limit of {target.limit}×"
+    elif target.kind == "speedup_min":
+        ratio = den / num
+        ok = ratio >= target.limit
+        measured = f"{ratio:.3g}× faster"
+        gap = "" if ok else f"{(1 - ratio / target.limit) * 100:.0f} % short of {target.limit}×"
+    else:  # tput_min
+        ratio = den / num
+        ok = ratio >= target.limit
+        measured = f"{ratio:.3g}× the throughput"
+        gap = "" if ok else f"{(1 - ratio / target.limit) * 100:.0f} % short of {target.limit}×"
+    return measured, "met" if ok else "missed", gap
+
+
+def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale: list[str],
+                 args: argparse.Namespace, plan: tuple[list[int], int, int],
+                 machine_rows: list[tuple[str, str]]) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    commit = run_text(["git", "rev-parse", "--short=12", "HEAD"])
+    dirty = run_text(["git", "status", "--porcelain", "--untracked-files=no"])
+    commit_text = f"`{commit}`" + (" with uncommitted changes" if dirty not in ("", "unknown") else "")
+    allowed, primary, secondary = plan
+    known = {row.id for row in ROWS}
+    lines: list[str] = []
+    add = lines.append
+
+    add("# Benchmarks")
+    add("")
+    add(f"Generated by `bash benches/run.sh` on {now:%Y-%m-%d %H:%M} UTC from commit {commit_text}.")
+    add("Do not edit by hand: run the command again (see *Reproduce*).")
+    add("")
+    if note := os.environ.get("PROCLIFE_BENCH_NOTE", "").strip():
+        add(f"> **Note on this run:** {note}")
+        add("")
+    if quick() or cpython_doc.get("quick"):
+        add("> **Quick mode** (`PROCLIFE_BENCH_QUICK=1`): few, short samples. A smoke run, not for comparison.")
+        add("")
+
+    add("## Reproduce")
+    add("")
+    add("One command, from the repository root, on an otherwise idle machine:")
+    add("")
+    add("```sh")
+    add("bash benches/run.sh")
+    add("```")
+    add("")
+    add("It runs, in this order:")
+    add("")
+    add("```sh")
+    add(args.cargo_command or "cargo bench -p proclife-benches")
+    add(shlex.join(["python3", "benches/compare.py", *sys.argv[1:]]))
+    add("```")
+    add("")
+    set_vars = [f"`{k}={v}`" if k != "PROCLIFE_BENCH_NOTE" else f"`{k}` (the note above)"
+                for k, v in sorted(os.environ.items()) if k.startswith("PROCLIFE_BENCH_")]
+    add("Variables set for this run: " + (", ".join(set_vars) if set_vars else "none") + ".")
+    add("")
+    add("Environment: `PROCLIFE_BENCH_CPU=N` picks the CPU latency benchmarks are pinned to "
+        "(default: the last allowed CPU); `PROCLIFE_BENCH_QUICK=1` selects short smoke-run settings; "
+        "`PROCLIFE_BENCH_NOTE=...` adds a note to this header; `CRITERION_HOME` moves criterion's results "
+        f"(here `{os.path.relpath(criterion_home(), ROOT)}`).")
+    if args.started:
+        add("")
+        add(f"This run took {(time.time() - args.started) / 60:.1f} min from the first command to this report "
+            "(build, Rust benchmarks, CPython benchmarks).")
+    add("")
+
+    add("## Machine")
+    add("")
+    add("| | |")
+    add("|---|---|")
+    for key, value in machine_rows:
+        add(f"| {key} | {value} |")
+    load_now = Path("/proc/loadavg").read_text().split()[:3]
+    if args.loadavg_start:
+        add(f"| load average (1, 5, 15 min) | {args.loadavg_start} at the start, {' '.join(load_now)} at the end |")
+    else:
+        add(f"| load average (1, 5, 15 min) | {' '.join(load_now)} at the end |")
+    add("")
+    add("Results are comparable only on the same kind of machine; compare ratios, not absolute times, "
+        "across machines.")
+    add("")
+
+    add("## Method")
+    add("")
+    add(f"- Placement: allowed CPUs {allowed}. Every benchmark, Rust and CPython, runs pinned to CPU "
+        f"{primary} (`sched_setaffinity`; children inherit the mask), because a wake-up that crosses vCPUs "
+        "costs more than a whole fork here. The contended-lock benchmarks are the exception: the parent "
+        f"stays on CPU {primary} and the contending child pins itself to CPU {secondary}, since on one CPU "
+        "two processes contend only when one is preempted holding the lock. They need that other CPU to be "
+        "free: when other work occupies it, the contending child seldom runs and the figure drifts towards "
+        "the uncontended one, so compare contended rows only within one quiet run. Each row's placement, as "
+        "recorded by the run, is in the *placement* column.")
+    add("- Rust: criterion 0.8 without its `rayon` and `plotters` features, so the benchmark process stays "
+        "single-threaded; every fork benchmark checks `Threads: 1` in `/proc/self/status` before each sample "
+        "and fails otherwise. Fast benchmarks take 50 linearly growing samples over 4 s after 1 s of warm-up; "
+        "slow ones (batches, exec, large parents) 20 flat samples over 4 s.")
+    add("- CPython: `multiprocessing` from the same machine's `python3`, run by `benches/cpython_bench.py` "
+        "(a small main module of its own, because spawn and forkserver children import the parent's main module), "
+        "timed with `time.perf_counter_ns` "
+        "over a fixed number of samples, each a loop of several iterations (a few samples only for the spawn "
+        "context, which takes tens of milliseconds per process). Pipe benchmarks use `send_bytes`/`recv_bytes` "
+        "on a duplex `Pipe()` (a Unix socket pair); Queue benchmarks `put`/`get` bytes objects; lock benchmarks "
+        "call the bound `acquire`/`release` methods of a `multiprocessing.Lock` in a loop. These are CPython's "
+        "fastest paths for each operation, so the speed-ups are not flattered.")
+    add("- Every iteration checks its result and reaps its children: exit status 0 for every process; echoes "
+        "compared byte for byte; streamed 64 KiB messages checked by sequence stamps at both ends and "
+        "acknowledged by count; the raw lock's shared counter must advance by exactly the iterations of both "
+        "processes. A failed check stops the run instead of producing a time.")
+    add("- *median* is the median over samples of the mean time per iteration; *min–max* the range of those "
+        "sample means. *vs raw* is this row's median time divided by its raw baseline's (lower is better; "
+        "for throughput rows the throughput ratio is its inverse). *vs CPython* is the CPython equivalent's "
+        "median time divided by this row's (how many times faster; higher is better).")
+    add("")
+
+    add("## Results")
+    add("")
+    measured_ids = set(results)
+    for group, title, blurb in GROUPS:
+        add(f"### {title} (`{group}`)")
+        add("")
+        add(blurb)
+        add("")
+        add("| ID | what | median | min–max | throughput | vs raw | vs CPython | samples | placement |")
+        add("|---|---|---|---|---|---|---|---|---|")
+        rows = [r for r in ROWS if r.id.removeprefix("cpython/").split("/")[0] == group]
+        rows += [Row(i, "(not in the report's catalogue)") for i in sorted(measured_ids - known)
+                 if i.removeprefix("cpython/").split("/")[0] == group]
+        for row in rows:
+            r = results.get(row.id)
+            if r is None:
+                add(f"| `{row.id}` | {row.what} | not measured yet | | | | | | |")
+                continue
+            base = results.get(row.baseline) if row.baseline else None
+            vs_raw = fmt_ratio(r.median_ns / base.median_ns) if base else ("baseline" if row.baseline is None else "—")
+            if row.id.startswith("cpython/"):
+                vs_cpy = "—"
+            else:
+                cp = results.get(row.cpython) if row.cpython else None
+                vs_cpy = fmt_ratio(cp.median_ns / r.median_ns) if cp else "—"
+            add(f"| `{row.id}` | {row.what} | {fmt_time(r.median_ns)} | {fmt_time(r.min_ns)} – {fmt_time(r.max_ns)} "
+                f"| {fmt_throughput(r)} | {vs_raw} | {vs_cpy} | {len(r.samples_ns)} | {describe_placement(r.placement)} |")
+        add("")
+
+    add("## Targets")
+    add("")
+    add("The issue's targets, checked on the medians above. They are targets for this report, not timed tests.")
+    add("")
+    add("| target | compares | measured | status |")
+    add("|---|---|---|---|")
+    explanations = load_explanations()
+    misses = []
+    for t in TARGETS:
+        measured, status, gap = evaluate(t, results)
+        shown = status if not gap else (f"{status} ({gap})" if status != "missed" else f"{status}: {gap}")
+        add(f"| {t.text} | `{t.num}` vs `{t.den}` | {measured} | {shown} |")
+        if status == "missed":
+            misses.append((t, gap))
+    add("")
+    notes = [t for t in TARGETS if t.note]
+    if notes:
+        for t in notes:
+            add(f"- *{t.text}*: {t.note}.")
+        add("")
+    if misses:
+        add("### Why the missed targets are missed")
+        add("")
+        for t, gap in misses:
+            why = explanations.get(t.key, {}).get("why", "").strip()
+            add(f"- **{t.text}** — {gap}. " + (why if why else
+                f"*Not yet explained: add `[miss.{t.key}] why = \"...\"` to `benches/explanations.toml`.*"))
+        add("")
+
+    not_measured = [r.id for r in ROWS if r.id not in results]
+    if not_measured or stale:
+        add("## Not measured in this run")
+        add("")
+        if not_measured:
+            add("These benchmarks are part of the suite's plan but have no result in this run; their rows and "
+                "targets say *not measured yet* rather than show an estimate:")
+            add("")
+            add(", ".join(f"`{i}`" for i in not_measured) + ".")
+            add("")
+        if stale:
+            add("Results older than this run were found and ignored: " + ", ".join(f"`{i}`" for i in stale) + ".")
+            add("")
+
+    tmp = out.with_suffix(".md.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text("\n".join(lines))
+    tmp.replace(out)
+
+
+def main() -> int:
+    if sys.version_info < (3, 11):
+        print("benches/compare.py needs Python 3.11 or newer", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--since", type=float, default=None,
+                        help="ignore criterion results older than this Unix time (run.sh passes its start)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="reuse the saved CPython results instead of measuring again")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--cargo-command", default=None, help="the cargo command run.sh ran, for the report")
+    parser.add_argument("--started", type=float, default=None, help="Unix time the whole run started")
+    parser.add_argument("--loadavg-start", default=None, help="/proc/loadavg at the start of the run")
+    args = parser.parse_args()
+
+    # Both are taken before this process pins itself, so they show the machine as it is.
+    plan = cpu_plan()
+    machine_rows = machine()
+    home = criterion_home()
+    saved = home / "cpython-results.json"
+    if args.report_only:
+        if not saved.exists():
+            print(f"--report-only: {saved} does not exist; run without it first", file=sys.stderr)
+            return 2
+        cpython_doc = json.loads(saved.read_text())
+    else:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        # A separate interpreter, so that spawn and forkserver children import only that small
+        # script as their main module (see its docstring).
+        subprocess.run([sys.executable, str(CPYTHON_BENCH), "--out", str(saved)], check=True, cwd=ROOT)
+        cpython_doc = json.loads(saved.read_text())
+
+    results, stale = read_criterion(home, args.since)
+    if not results:
+        print(f"warning: no criterion results under {home}", file=sys.stderr)
+    results.update(cpython_results(cpython_doc))
+    write_report(args.output, results, cpython_doc, stale, args, plan, machine_rows)
+    print(f"wrote {os.path.relpath(args.output, ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+//! Raw lock baseline: a process-shared robust pthread mutex in `MAP_SHARED` memory, locked
+//! and unlocked alone or while a forked child hammers the same mutex.
+
+use std::mem;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{CHILD_EXIT_BOUND, Child, code, fork_helper};
+use crate::{Error, Result, cpu};
+
+/// How long a contending child may take to get going.
+const READY_BOUND: Duration = Duration::from_secs(10);
+
+/// The shared page: the mutex, the counter it protects and the contender's control words.
+#[repr(C)]
+struct Shared {
+    mutex: libc::pthread_mutex_t,
+    /// Incremented inside every critical section, by whichever process holds the mutex.
+    counter: AtomicU64,
+    /// Set by the parent to tell the contender to stop.
+    stop: AtomicBool,
+    /// Set by the contender after its first lock+unlock.
+    ready: AtomicBool,
+    /// The contender's iteration count, written just before it exits.
+    contender_iterations: AtomicU64,
+}
+
+/// A `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` mutex in an anonymous shared mapping,
+/// so that children forked after [`RobustMutex::new`] use the same mutex.
+#[derive(Debug)]
+pub struct RobustMutex {
+    shared: NonNull<Shared>,
+    /// Whether `pthread_mutex_init` succeeded, so that drop destroys only a real mutex.
+    initialised: bool,
+}
+
+impl RobustMutex {
+    /// Maps a shared page and initialises a process-shared robust mutex in it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when `mmap` or a `pthread_mutexattr_*`/`pthread_mutex_init` call fails.
+    pub fn new() -> Result<Self> {
+        // SAFETY: a fresh shared anonymous mapping aliases nothing; the result is checked.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mem::size_of::<Shared>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(Error::last_os("mmap"));
+        }
+        let Some(shared) = NonNull::new(addr.cast::<Shared>()) else {
+            return Err(Error::Invalid {
+                what: "mmap returned a null mapping".into(),
+            });
+        };
+        // The mapping is zero-filled: the atomics start at 0/false, which is their meaning
+        // before anything has run. From here on, drop unmaps it.
+        let mut this = RobustMutex {
+            shared,
+            initialised: false,
+        };
+        // SAFETY: all zeroes is a valid value for the attribute object before init.
+        let mut attr: libc::pthread_mutexattr_t = unsafe { mem::zeroed() };
+        // SAFETY: `attr` is valid for writes.
+        let rc = unsafe { libc::pthread_mutexattr_init(&mut attr) };
+        check(rc, "pthread_mutexattr_init")?;
+        let configured = (|| {
+            // SAFETY: `attr` was initialised above.
+            let rc = unsafe {
+                libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED)
+            };
+            check(rc, "pthread_mutexattr_setpshared")?;
+            // SAFETY: `attr` was initialised above.
+            let rc =
+                unsafe { libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST) };
+            check(rc, "pthread_mutexattr_setrobust")?;
+            // SAFETY: the mutex lives in the mapping, which stays put until drop; `attr` is
+            // initialised.
+            let rc = unsafe { libc::pthread_mutex_init(this.mutex(), &attr) };
+            check(rc, "pthread_mutex_init")
+        })();
+        // SAFETY: `attr` was initialised above and is not used after this.
+        unsafe { libc::pthread_mutexattr_destroy(&mut attr) };
+        configured?;
+        this.initialised = true;
+        Ok(this)
+    }
+
+    fn mutex(&self) -> *mut libc::pthread_mutex_t {
+        // SAFETY: `shared` points to the live mapping; this only computes a field address.
+        unsafe { &raw mut (*self.shared.as_ptr()).mutex }
+    }
+
+    fn shared(&self) -> &Shared {
+        // SAFETY: the mapping lives as long as `self`. The mutex field is only ever touched
+        // through raw pointers by pthread calls; the other fields are atomics.
+        unsafe { self.shared.as_ref() }
+    }
+
+    /// Locks, increments the shared counter, unlocks; both calls must return 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OwnerDied`] when the lock reports `EOWNERDEAD` (the mutex is made consistent
+    /// and released first), [`Error::Os`] for any other non-zero return.
+    pub fn lock_unlock(&self) -> Result<()> {
+        // SAFETY: the mutex was initialised in `new` and lives in the mapping.
+        match unsafe { libc::pthread_mutex_lock(self.mutex()) } {
+            0 => {}
+            libc::EOWNERDEAD => {
+                // SAFETY: we hold the inconsistent mutex, which is when these are allowed.
+                unsafe {
+                    libc::pthread_mutex_consistent(self.mutex());
+                    libc::pthread_mutex_unlock(self.mutex());
+                }
+                return Err(Error::OwnerDied {
+                    call: "pthread_mutex_lock",
+                });
+            }
+            errno => return Err(Error::from_errno("pthread_mutex_lock", errno)),
+        }
+        let counter = &self.shared().counter;
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // SAFETY: we hold the mutex.
+        check(
+            unsafe { libc::pthread_mutex_unlock(self.mutex()) },
+            "pthread_mutex_unlock",
+        )
+    }
+
+    /// The shared counter: the number of critical sections run so far, by any process.
+    pub fn counter(&self) -> u64 {
+        self.shared().counter.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for RobustMutex {
+    fn drop(&mut self) {
+        if self.initialised {
+            // SAFETY: the mutex was initialised, and no contender is alive (each `Contender`
+            // borrows the mutex and its child is reaped or killed before the borrow ends), so
+            // nobody holds or waits on it. A failure cannot be acted on in drop.
+            unsafe { libc::pthread_mutex_destroy(self.mutex()) };
+        }
+        // SAFETY: the mapping was made by `new` with this size and is unmapped only here.
+        let _ = unsafe { libc::munmap(self.shared.as_ptr().cast(), mem::size_of::<Shared>()) };
+    }
+}
+
+fn check(rc: libc::c_int, call: &'static str) -> Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::from_errno(call, rc))
+    }
+}
+
+/// A forked child that locks and unlocks the mutex in a loop until told to stop.
+#[derive(Debug)]
+pub struct Contender<'m> {
+    mutex: &'m RobustMutex,
+    child: Child,
+}
+
+impl<'m> Contender<'m> {
+    /// Forks the contender, pinned to `cpu` when given, and waits (bounded) until it has run
+    /// its first critical section.
+    ///
+    /// # Errors
+    ///
+    /// As [`fork_helper`]; [`Error::ChildFailed`] or [`Error::ChildHung`] when the child dies
+    /// or does not start in time.
+    pub fn start(mutex: &'m RobustMutex, cpu: Option<usize>) -> Result<Self> {
+        let shared = mutex.shared();
+        shared.stop.store(false, Ordering::Release);
+        shared.ready.store(false, Ordering::Release);
+        shared.contender_iterations.store(0, Ordering::Release);
+        let mut child = fork_helper(|| {
+            if let Some(cpu) = cpu {
+                if cpu::pin_to(cpu).is_err() {
+                    return code::PIN;
+                }
+            }
+            let mut iterations: u64 = 0;
+            loop {
+                if mutex.lock_unlock().is_err() {
+                    return code::LOCK;
+                }
+                iterations += 1;
+                if iterations == 1 {
+                    shared.ready.store(true, Ordering::Release);
+                }
+                if shared.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            shared
+                .contender_iterations
+                .store(iterations, Ordering::Release);
+            code::OK
+        })?;
+        let deadline = Instant::now() + READY_BOUND;
+        while !shared.ready.load(Ordering::Acquire) {
+            if child.try_wait()? {
+                return Err(Error::ChildFailed {
+                    pid: child.pid(),
+                    status: "exited before its first critical section".into(),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::ChildHung {
+                    pid: child.pid(),
+                    secs: READY_BOUND.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Ok(Contender { mutex, child })
+    }
+
+    /// Tells the contender to stop, reaps it (bounded) and returns how many critical
+    /// sections it ran.
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::wait`].
+    pub fn finish(mut self) -> Result<u64> {
+        let shared = self.mutex.shared();
+        shared.stop.store(true, Ordering::Release);
+        self.child.wait(CHILD_EXIT_BOUND)?;
+        Ok(shared.contender_iterations.load(Ordering::Acquire))
+    }
+}
+
+/// Checks that the counter advanced by exactly the parent's and the contender's iterations.
+///
+/// # Errors
+///
+/// [`Error::LockCount`] when it did not.
+pub fn check_count(before: u64, after: u64, parent: u64, contender: u64) -> Result<()> {
+    let counted = after.wrapping_sub(before);
+    let expected = parent + contender;
+    if counted == expected {
+        Ok(())
+    } else {
+        Err(Error::LockCount { counted, expected })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_must_add_up() {
+        assert!(check_count(10, 25, 5, 10).is_ok());
+        assert!(matches!(
+            check_count(10, 24, 5, 10),
+            Err(Error::LockCount {
+                counted: 14,
+                expected: 15
+            })
+        ));
+    }
+}
