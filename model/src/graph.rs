@@ -172,6 +172,42 @@ pub fn edge_key(state: &State, op: &Op, result: &Step) -> EdgeKey {
     }
 }
 
+/// The graph edges the concrete transition `step(state, op) == result` consists of.
+///
+/// Usually the one edge [`edge_key`] names.
+/// An operation that waits for the child's pending exit (`join`, `settle`, a timed join that
+/// ends in time) is drawn as what a real run shows: the exit happening ([`Event`] edge), then
+/// the operation on the exited child.
+/// A direct shortcut from the exiting state would be an edge no real run could tell apart
+/// from that path, so it could never be counted as exercised.
+///
+/// ```
+/// use proclife_model::{Node, Op, State, step, transition_edges};
+/// let running = step(&State::new(), &Op::Start).next;
+/// let exiting = step(&running, &Op::ChildExit(3)).next;
+/// let joined = step(&exiting, &Op::Join);
+/// let edges = transition_edges(&exiting, &Op::Join, &joined);
+/// assert_eq!(edges.len(), 2);
+/// assert_eq!((edges[0].from, edges[0].to), (Node::Exiting, Node::Terminated { exitcode: 3 }));
+/// assert_eq!(edges[1].from, Node::Terminated { exitcode: 3 });
+/// ```
+pub fn transition_edges(state: &State, op: &Op, result: &Step) -> Vec<EdgeKey> {
+    let waits = matches!(
+        op,
+        Op::Join | Op::Settle | Op::JoinTimeout(crate::op::Timeout::InTime)
+    );
+    if waits {
+        // `step` lets the first pending event happen for these operations.
+        if let Some((event, after)) = events(state).into_iter().next() {
+            let rest = step(&after, op);
+            let mut edges = vec![event_edge_key(state, event, &after)];
+            edges.extend(transition_edges(&after, op, &rest));
+            return edges;
+        }
+    }
+    vec![edge_key(state, op, result)]
+}
+
 /// The edge of the event `event` leading from `state` to `next` (an entry of
 /// [`events`]`(state)`).
 pub fn event_edge_key(state: &State, event: Event, next: &State) -> EdgeKey {
@@ -196,7 +232,7 @@ pub const EXPLORED_QUEUE_MAX: usize = 1;
 ///
 /// Derived by breadth-first exploration of concrete states from [`State::new`] over
 /// [`Op::graph_ops`] and [`events`]; every concrete transition becomes the edge
-/// [`edge_key`] names. Nodes and edges are added in sorted order, so the graph and its
+/// [`transition_edges`] names. Nodes and edges are added in sorted order, so the graph and its
 /// renderings are deterministic.
 #[derive(Debug, Clone)]
 pub struct TransitionGraph {
@@ -215,17 +251,23 @@ impl TransitionGraph {
         let mut edges: BTreeSet<EdgeKey> = BTreeSet::new();
         let mut nodes: BTreeSet<Node> = BTreeSet::from([Node::New]);
         while let Some(state) = todo.pop_front() {
-            let mut successors: Vec<(EdgeKey, State)> = Vec::new();
+            let mut keys: Vec<EdgeKey> = Vec::new();
+            let mut successors: Vec<State> = Vec::new();
             for op in &ops {
                 let result = step(&state, op);
-                successors.push((edge_key(&state, op, &result), result.next));
+                keys.extend(transition_edges(&state, op, &result));
+                successors.push(result.next);
             }
             for (event, next) in events(&state) {
-                successors.push((event_edge_key(&state, event, &next), next));
+                keys.push(event_edge_key(&state, event, &next));
+                successors.push(next);
             }
-            for (key, next) in successors {
+            for key in keys {
+                nodes.insert(key.from);
                 nodes.insert(key.to);
                 edges.insert(key);
+            }
+            for next in successors {
                 if queue_len(&next) <= EXPLORED_QUEUE_MAX && seen.insert(next.clone()) {
                     todo.push_back(next);
                 }

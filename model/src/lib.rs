@@ -110,7 +110,7 @@ pub mod table;
 
 pub use graph::{
     EXPLORED_QUEUE_MAX, EdgeKey, EdgeLabel, Node, TransitionGraph, Trigger, edge_key,
-    event_edge_key,
+    event_edge_key, transition_edges,
 };
 pub use op::{GRAPH_EXIT_CODES, NameArg, Op, Timeout, exit_status};
 pub use outcome::{Outcome, PyError, PyErrorKind, Step, Value};

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::graph::{EdgeKey, edge_key, event_edge_key};
+use crate::graph::{EdgeKey, event_edge_key, transition_edges};
 use crate::op::{Op, Timeout};
 use crate::outcome::Outcome;
 use crate::state::State;
@@ -186,7 +186,7 @@ impl Possible {
                     continue;
                 }
                 let mut taken = path.clone();
-                taken.insert(edge_key(&state, &refined, &result));
+                taken.extend(transition_edges(&state, &refined, &result));
                 // Two interleavings reaching the same state keep only the edges both took.
                 match kept.get_mut(&result.next) {
                     Some(common) => common.retain(|edge| taken.contains(edge)),

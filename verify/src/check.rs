@@ -40,7 +40,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            cases: 1000,
+            cases: 3000,
             seed: 0x5eed_0f9c_a711_fe00,
             max_ops: 30,
             max_procs: 3,
@@ -139,7 +139,9 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
             // proptest-state-machine first deletes the transitions a failing run never
             // reached; it learns which from this counter.
             let applied = match &outcomes.failure {
-                Some(failure) => owners.get(failure.index()).map_or(count, |&owner| owner + 1),
+                Some(failure) => owners
+                    .get(failure.index())
+                    .map_or(count, |&owner| owner + 1),
                 None => count,
             };
             seen.fetch_add(applied, std::sync::atomic::Ordering::SeqCst);

@@ -4,17 +4,23 @@
 //! [`Possible::observe`](proclife_model::Possible::observe)): an observation that two
 //! interleavings explain counts for neither until a later one decides.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use proclife_model::{EdgeKey, TransitionGraph};
+use proclife_model::{EdgeKey, Node, TransitionGraph};
 
 /// Hit counts for every edge of the transition graph.
 #[derive(Debug, Clone)]
 pub struct Coverage {
     hits: BTreeMap<EdgeKey, u64>,
-    /// Edges observed that the derived graph does not have (a model bug if ever non-empty).
+    nodes: BTreeSet<Node>,
+    labels: BTreeSet<String>,
+    /// Edges between graph nodes that the derived graph does not have (a model bug if ever
+    /// non-empty).
     foreign: BTreeMap<EdgeKey, u64>,
+    /// Traversals of edges outside the graph's representative parameters (an exit code other
+    /// than the graph's, as a node or in an operation): checked, but not part of the graph.
+    outside: u64,
 }
 
 impl Coverage {
@@ -22,7 +28,10 @@ impl Coverage {
     pub fn new(graph: &TransitionGraph) -> Coverage {
         Coverage {
             hits: graph.edges().map(|edge| (edge.clone(), 0)).collect(),
+            nodes: graph.nodes().collect(),
+            labels: graph.edges().map(|e| e.label.trigger.to_string()).collect(),
             foreign: BTreeMap::new(),
+            outside: 0,
         }
     }
 
@@ -31,7 +40,13 @@ impl Coverage {
         for edge in edges {
             match self.hits.get_mut(edge) {
                 Some(count) => *count += 1,
-                None => *self.foreign.entry(edge.clone()).or_default() += 1,
+                None if self.nodes.contains(&edge.from)
+                    && self.nodes.contains(&edge.to)
+                    && self.labels.contains(&edge.label.trigger.to_string()) =>
+                {
+                    *self.foreign.entry(edge.clone()).or_default() += 1;
+                }
+                None => self.outside += 1,
             }
         }
     }
@@ -44,6 +59,7 @@ impl Coverage {
         for (edge, count) in &other.foreign {
             *self.foreign.entry(edge.clone()).or_default() += count;
         }
+        self.outside += other.outside;
     }
 
     /// The number of edges in the graph.
@@ -114,6 +130,13 @@ impl Coverage {
             self.total(),
             self.hits.values().sum::<u64>()
         );
+        if self.outside > 0 {
+            let _ = writeln!(
+                out,
+                "{} traversals of edges outside the graph's representative exit codes (checked, not counted)",
+                self.outside
+            );
+        }
         for edge in self.missed() {
             let _ = writeln!(
                 out,

@@ -165,6 +165,32 @@ impl Puppet {
     }
 }
 
+/// What the puppet sends on its acknowledgement pipe when it has received an exit command
+/// (a block's end is acknowledged with the block's code).
+pub const EXIT_ACK: u8 = 100;
+
+/// Decides how slowly an exit the puppet was told to carry out happens: a random 0–3 ms, three
+/// times in four with `SIGTERM` blocked meanwhile (a child busy in a critical section).
+///
+/// Real children are sometimes slow to exit and sometimes exit while a signal is on its way;
+/// the model admits every such interleaving, and this makes the checker meet them: a timed
+/// join that expires while the exit is on its way, a `terminate()` whose signal stays pending
+/// until the child's own exit wins the race, one that kills the child first.
+fn exit_delay() -> std::time::Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let noise = u64::from(nanos) ^ u64::from(std::process::id()).rotate_left(17);
+    let noise = noise.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if noise >> 62 != 0 {
+        let mut term = nix::sys::signal::SigSet::empty();
+        term.add(nix::sys::signal::Signal::SIGTERM);
+        // Blocking a signal cannot fail for a valid set; if it did, the exit is only faster.
+        let _ = term.thread_block();
+    }
+    std::time::Duration::from_micros((noise >> 32) % 3000)
+}
+
 impl Target for Puppet {
     fn run(&mut self) -> TargetResult {
         if std::process::id() == self.creator {
@@ -176,6 +202,12 @@ impl Target for Puppet {
             let Ok(command) = self.commands.recv::<Command>() else {
                 return Ok(());
             };
+            if !matches!(command, Command::Block(_)) {
+                let delay = exit_delay();
+                // The exit is now on its way: from here on a signal races with it.
+                self.acks.send(&EXIT_ACK)?;
+                std::thread::sleep(delay);
+            }
             match command {
                 Command::Exit(code) => std::process::exit(code),
                 Command::Panic => {

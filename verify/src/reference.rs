@@ -5,6 +5,8 @@
 //! weights and preconditions know what each process may be doing.
 //! Shrinking removes and simplifies transitions while the preconditions still hold.
 
+use std::collections::BTreeSet;
+
 use proclife_model::{BlockedOn, GRAPH_EXIT_CODES, Life, Op, Outcome, Possible, Timeout};
 use proptest::prelude::*;
 use proptest::sample::SizeRange;
@@ -49,7 +51,14 @@ pub struct GenState {
     pub procs: Vec<Possible>,
     /// Whether this sequence settles after every exit-causing operation.
     pub settle: bool,
+    /// The operations this sequence favours (swarm testing): a random third of the graph's
+    /// operation labels, drawn per sequence, so that rare combinations of a few operations
+    /// become common in some sequences.
+    pub focus: BTreeSet<String>,
 }
+
+/// How much more often a favoured operation is drawn.
+const FOCUS_WEIGHT: u32 = 6;
 
 /// One generated transition: an operation and, when settling, the `settle` that follows it.
 pub type Transition = Vec<Step>;
@@ -64,6 +73,7 @@ struct Phase {
     terminated: bool,
     closed: bool,
     daemon: bool,
+    signalled: bool,
 }
 
 fn phase(possible: &Possible) -> Phase {
@@ -71,6 +81,10 @@ fn phase(possible: &Possible) -> Phase {
     for state in possible.states() {
         phase.daemon |= state.daemon;
         phase.exiting |= state.is_exiting();
+        phase.signalled |= matches!(
+            state.life,
+            Life::Running { signals, .. } | Life::Blocked { signals, .. } if signals.any()
+        );
         match state.life {
             Life::New => phase.new = true,
             Life::Running { .. } => phase.running = true,
@@ -86,13 +100,23 @@ fn phase(possible: &Possible) -> Phase {
 ///
 /// Every graph operation keeps a weight of at least 1 in every phase, so every edge of the
 /// transition graph can be drawn; the boosts steer towards the edges each phase is for.
-fn op_strategy(possible: &Possible) -> BoxedStrategy<Op> {
+fn op_strategy(possible: &Possible, focus: &BTreeSet<String>) -> BoxedStrategy<Op> {
     let p = phase(possible);
     let alive = p.running || p.blocked;
     let calm_alive = alive && !p.exiting;
     let boost = |cond: bool, w: u32| if cond { w } else { 0 };
+    // While an exit or a signal is on its way, every operation observes a race (an edge from
+    // the exiting or signalled node), so all of them are drawn more often.
+    let base = if alive && p.exiting { 3 } else { 1 };
     let mut choices: Vec<(u32, BoxedStrategy<Op>)> = Vec::new();
-    let mut add = |w: u32, op: Op| choices.push((w, Just(op).boxed()));
+    let mut add = |w: u32, op: Op| {
+        let factor = if focus.contains(&op.label()) {
+            FOCUS_WEIGHT
+        } else {
+            1
+        };
+        choices.push(((w + base - 1) * factor, Just(op).boxed()));
+    };
     add(1 + boost(p.new, 12), Op::Start);
     add(1 + boost(p.new || p.closed, 1), Op::Run);
     add(1 + boost(alive, 2), Op::IsAlive);
@@ -101,23 +125,32 @@ fn op_strategy(possible: &Possible) -> BoxedStrategy<Op> {
     add(1 + boost(alive, 1), Op::JoinTimeout(Timeout::Negative));
     add(1 + boost(alive, 1), Op::JoinTimeout(Timeout::Expires));
     add(1 + boost(p.exiting, 3), Op::JoinTimeout(Timeout::InTime));
-    add(1 + boost(p.exiting || p.terminated, 2), Op::Exitcode);
+    add(
+        1 + boost(p.exiting || p.terminated, 2) + boost(p.terminated, 4),
+        Op::Exitcode,
+    );
     add(1, Op::PidIsSet);
     add(1 + boost(p.exiting || p.terminated, 1), Op::SentinelReady);
-    add(
-        1 + boost(calm_alive, 2) + boost(p.blocked, 1),
-        Op::Terminate,
-    );
-    add(1 + boost(calm_alive, 2) + boost(p.blocked, 1), Op::Kill);
+    // A signal sent while the child's own exit is on its way races with it.
+    let racing = alive && p.exiting && !p.signalled;
+    let signal = 1 + boost(alive, 2) + boost(p.blocked, 1);
+    add(signal + boost(racing, 40), Op::Terminate);
+    add(signal + boost(racing, 4), Op::Kill);
     add(1 + boost(p.terminated, 4), Op::Close);
-    add(1, Op::Daemon);
+    add(1 + boost(p.terminated, 2), Op::Daemon);
     add(1 + boost(p.new || p.closed, 2), Op::SetDaemon(false));
-    add(1 + boost(p.new || p.closed, 2), Op::SetDaemon(true));
+    add(1 + boost(p.new || p.closed, 8), Op::SetDaemon(true));
+    // Three of the commands end with 0 (exit 0, exit 256, return), one each with 3, 255 and 1:
+    // the latter are drawn more, so each exit code's node is reached about as often.
     for code in GRAPH_EXIT_CODES {
-        add(1 + boost(calm_alive, 1), Op::ChildExit(code));
+        let rare = u32::from(proclife_model::exit_status(code) != 0);
+        add(
+            1 + rare + boost(calm_alive || p.terminated, 1 + rare),
+            Op::ChildExit(code),
+        );
     }
-    add(1 + boost(calm_alive, 1), Op::ChildPanic);
-    add(1 + boost(calm_alive, 1), Op::ChildReturn);
+    add(2 + boost(calm_alive || p.terminated, 2), Op::ChildPanic);
+    add(1 + boost(calm_alive || p.terminated, 1), Op::ChildReturn);
     for on in BlockedOn::GRAPH {
         add(1 + boost(p.running && !p.exiting, 1), Op::ChildBlock(on));
     }
@@ -135,9 +168,10 @@ fn op_strategy(possible: &Possible) -> BoxedStrategy<Op> {
 fn transition_strategy(state: &GenState) -> BoxedStrategy<Transition> {
     let procs: Vec<Possible> = state.procs.clone();
     let settle = state.settle;
+    let focus = state.focus.clone();
     (0..procs.len())
         .prop_flat_map(move |proc| {
-            op_strategy(&procs[proc]).prop_map(move |op| {
+            op_strategy(&procs[proc], &focus).prop_map(move |op| {
                 let exits = op.may_cause_exit();
                 let mut steps = vec![Step::new(proc, op)];
                 if settle && exits {
@@ -190,10 +224,17 @@ fn init_state(config: GenConfig) -> BoxedStrategy<GenState> {
         SettleMode::Never => Just(false).boxed(),
         SettleMode::Mixed => any::<bool>().boxed(),
     };
-    (1..=config.max_procs.max(1), settle)
-        .prop_map(|(procs, settle)| GenState {
+    let labels: Vec<String> = Op::graph_ops().iter().map(Op::label).collect();
+    let picks = proptest::collection::vec(proptest::bool::weighted(1.0 / 3.0), labels.len());
+    (1..=config.max_procs.max(1), settle, picks)
+        .prop_map(move |(procs, settle, picks)| GenState {
             procs: vec![Possible::new(); procs],
             settle,
+            focus: labels
+                .iter()
+                .zip(picks)
+                .filter_map(|(label, picked)| picked.then(|| label.clone()))
+                .collect(),
         })
         .boxed()
 }

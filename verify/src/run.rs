@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use proclife_model::{EdgeKey, Outcome, Possible, State, events};
+use proclife_model::{EdgeKey, Op, Outcome, Possible, State, events};
 
 use crate::leaks::Snapshot;
 use crate::map;
@@ -162,6 +162,28 @@ pub fn run(steps: &[Step], procs: usize, mutant: Option<Mutant>) -> Outcomes {
                     index,
                     message: disagreement.to_string(),
                 });
+                break;
+            }
+        }
+        // An oracle observation after every step: the sentinel says whether the child is dead
+        // (without reaping it). The model's `sentinel_ready` must admit it, and it decides races
+        // that the operations alone leave open.
+        match runtime.peek_exited(step.proc) {
+            Ok(Some(exited)) => {
+                match possible.observe(&Op::SentinelReady, &Outcome::bool(exited)) {
+                    Ok(edges) => out.edges.extend(edges),
+                    Err(disagreement) => {
+                        out.failure = Some(Failure::Invariant {
+                            index,
+                            message: format!("after the step, the sentinel: {disagreement}"),
+                        });
+                        break;
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(Fault(message)) => {
+                out.failure = Some(Failure::Fault { index, message });
                 break;
             }
         }

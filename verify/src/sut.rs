@@ -19,7 +19,7 @@ use proclife::{Process, ProcessState};
 use proclife_model::{BlockedOn, Op, Outcome, Value};
 
 use crate::map;
-use crate::puppet::{Command, Primitives, Puppet, block_code};
+use crate::puppet::{Command, EXIT_ACK, Primitives, Puppet, block_code};
 use crate::trace::Step;
 
 /// How long the harness waits for something that must happen promptly (a child blocking,
@@ -283,8 +283,41 @@ impl Proc {
         } else {
             self.send_raw(command)?;
             self.exit_in_flight = true;
+            self.wait_ack(EXIT_ACK, "its exit command")?;
         }
         Ok(())
+    }
+
+    /// Waits for the puppet to send `code` on its acknowledgement pipe; a child killed by a
+    /// signal may die first.
+    fn wait_ack(&mut self, code: u8, what: &str) -> Result<(), Fault> {
+        let deadline = Instant::now() + PROMPT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if readable(self.acks.fd()?, Duration::from_millis(1).min(left))? {
+                match self.acks.recv::<u8>() {
+                    Ok(got) if got == code => return Ok(()),
+                    Ok(got) => {
+                        return Err(Fault(format!(
+                            "the puppet acknowledged {got} instead of {what}"
+                        )));
+                    }
+                    // End of file: the puppet died, which only a signal may cause.
+                    Err(proclife::Error::Disconnected) if self.signalled => return Ok(()),
+                    Err(e) => {
+                        return Err(Fault(format!(
+                            "reading the puppet's acknowledgement of {what}: {e}"
+                        )));
+                    }
+                }
+            }
+            if self.signalled && self.has_exited()? {
+                return Ok(());
+            }
+            if left.is_zero() {
+                return Err(Fault(format!("the puppet did not acknowledge {what}")));
+            }
+        }
     }
 
     fn send_raw(&mut self, command: Command) -> Result<(), Fault> {
@@ -318,25 +351,17 @@ impl Proc {
         let Some(on) = self.blocked.take() else {
             return Ok(Outcome::bool(false));
         };
+        if self.closed || (self.signalled && self.has_exited()?) {
+            // A signal already killed it (`close` succeeds only on a dead child): there is no
+            // blocked child any more.
+            if let Some(held) = self.held.take() {
+                self.release_held(held);
+            }
+            return Ok(Outcome::bool(false));
+        }
         self.unblock(on)?;
         // The puppet acknowledges the end of its wait; a child killed by a signal may not.
-        let deadline = Instant::now() + PROMPT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if readable(self.acks.fd()?, Duration::from_millis(1).min(left))? {
-                let code: u8 = self.acks.recv()?;
-                if code != block_code(on) {
-                    return Err(Fault(format!("the puppet acknowledged {code}, not {on}")));
-                }
-                break;
-            }
-            if self.signalled && self.has_exited()? {
-                break;
-            }
-            if left.is_zero() {
-                return Err(Fault(format!("the puppet did not leave its wait on {on}")));
-            }
-        }
+        self.wait_ack(block_code(on), &format!("the end of its wait on {on}"))?;
         if let Some(next) = self.queue.pop_front() {
             if !matches!(next, Command::Block(_)) {
                 // Nothing after an exit is ever obeyed.
@@ -358,6 +383,16 @@ impl Proc {
             self.signalled = true;
         }
         Ok(outcome)
+    }
+
+    /// Gives back the lock the harness took for a block that will never happen.
+    fn release_held(&self, held: BlockedOn) {
+        // The puppet is dead, so the harness is the holder and the release cannot be refused;
+        // an error would only mean the lock is already free.
+        let _ = match held {
+            BlockedOn::RLock => self.primitives.rlock.release(),
+            _ => self.primitives.lock.release(),
+        };
     }
 
     fn kill_and_reap(&mut self) -> Result<(), Fault> {
@@ -570,6 +605,23 @@ impl Runtime {
         Ok(state)
     }
 
+    /// Whether process `index`'s child has exited, read from its sentinel without reaping it
+    /// (`None` while there is no sentinel: never started, or closed).
+    ///
+    /// # Errors
+    ///
+    /// A [`Fault`] when `poll` fails.
+    pub fn peek_exited(&self, index: usize) -> Result<Option<bool>, Fault> {
+        let proc = self
+            .procs
+            .get(index)
+            .ok_or_else(|| Fault(format!("no process {index}")))?;
+        match proc.process.sentinel() {
+            Ok(fd) => readable(fd, Duration::ZERO).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Kills and reaps every child that may still run, and drops every handle.
     ///
     /// # Errors
@@ -581,11 +633,8 @@ impl Runtime {
             if let Err(fault) = proc.kill_and_reap() {
                 first = first.and(Err(fault));
             }
-            if let Some(on) = proc.held.take() {
-                let _ = match on {
-                    BlockedOn::RLock => proc.primitives.rlock.release(),
-                    _ => proc.primitives.lock.release(),
-                };
+            if let Some(held) = proc.held.take() {
+                proc.release_held(held);
             }
         }
         drop(self);

@@ -67,13 +67,14 @@ impl Step {
     }
 }
 
-/// The seconds a generated `join_timeout` of each class uses: an expiring timeout is short, so
-/// that thousands of sequences stay fast; an in-time one is long enough for any exit to land.
+/// The seconds a generated `join_timeout` of each class uses: an expiring timeout is short (1 ms,
+/// shorter than the puppet's slowest exit), so that thousands of sequences stay fast and some
+/// expire while an exit is on its way; an in-time one is long enough for any exit to land.
 pub fn representative_secs(timeout: Timeout) -> f64 {
     match timeout {
         Timeout::Zero => 0.0,
         Timeout::Negative => -1.0,
-        Timeout::Expires => 0.005,
+        Timeout::Expires => 0.001,
         Timeout::InTime => 5.0,
     }
 }

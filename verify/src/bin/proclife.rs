@@ -59,7 +59,7 @@ enum GraphFormat {
 #[derive(Debug, clap::Args)]
 struct CheckArgs {
     /// Sequences to run.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = Options::default().cases, value_parser = clap::value_parser!(u32).range(1..))]
     cases: u32,
     /// Random seed; the same seed and commit give the same sequences.
     #[arg(long, default_value_t = Options::default().seed)]
