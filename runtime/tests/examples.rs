@@ -10,10 +10,18 @@ use common::TestResult;
 
 #[path = "../examples/custom_target.rs"]
 mod custom_target;
+#[path = "../examples/event_shutdown.rs"]
+mod event_shutdown;
 #[path = "../examples/lifecycle.rs"]
 mod lifecycle;
+#[path = "../examples/pipe_result.rs"]
+mod pipe_result;
+#[path = "../examples/shared_counter.rs"]
+mod shared_counter;
 #[path = "../examples/terminate_kill.rs"]
 mod terminate_kill;
+#[path = "../examples/worker_queue.rs"]
+mod worker_queue;
 
 /// `target/<profile>/examples/<name>`, next to `target/<profile>/deps/<this test>`.
 fn example_binary(name: &str) -> Option<PathBuf> {
@@ -61,10 +69,34 @@ fn custom_target_example() -> TestResult {
     run_binary("custom_target")
 }
 
+fn pipe_result_example() -> TestResult {
+    pipe_result::main()?;
+    run_binary("pipe_result")
+}
+
+fn worker_queue_example() -> TestResult {
+    worker_queue::main()?;
+    run_binary("worker_queue")
+}
+
+fn shared_counter_example() -> TestResult {
+    shared_counter::main()?;
+    run_binary("shared_counter")
+}
+
+fn event_shutdown_example() -> TestResult {
+    event_shutdown::main()?;
+    run_binary("event_shutdown")
+}
+
 fn main() {
     common::run(vec![
         ("lifecycle_example", lifecycle_example),
         ("terminate_kill_example", terminate_kill_example),
         ("custom_target_example", custom_target_example),
+        ("pipe_result_example", pipe_result_example),
+        ("worker_queue_example", worker_queue_example),
+        ("shared_counter_example", shared_counter_example),
+        ("event_shutdown_example", event_shutdown_example),
     ]);
 }

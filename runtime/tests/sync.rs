@@ -1,8 +1,13 @@
 //! Tests for [`proclife::sync`] across real processes: robustness to death (T19–T22),
 //! invalid arguments (T34, T39) and contention (T43, scaled to finish in seconds).
+//!
+//! Every child is a [`proclife::Process`] (fork method) started through
+//! `ipc_support::spawn`; the primitives it shares with the parent are moved into its target
+//! behind an `Arc`, and the fork gives the child the same shared memory.
 
 mod ipc_support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -83,8 +88,12 @@ impl Counter {
 }
 
 /// Starts a child that takes `lock` (through `take`), says so, and sleeps until killed.
-fn holder(ready: &Event, take: impl FnOnce() -> bool) -> Child {
-    spawn(|| {
+fn holder(
+    ready: &Arc<Event>,
+    take: impl FnOnce() -> bool + Send + 'static,
+) -> Result<Child, libtest_mimic::Failed> {
+    let ready = Arc::clone(ready);
+    spawn(move || {
         if !take() {
             return 2;
         }
@@ -95,9 +104,10 @@ fn holder(ready: &Event, take: impl FnOnce() -> bool) -> Child {
 }
 
 fn t19_lock_holder_killed_marked() -> TestResult {
-    let lock = Lock::new()?;
-    let ready = Event::new()?;
-    let mut child = holder(&ready, || lock.acquire(None).is_ok_and(|ok| ok));
+    let lock = Arc::new(Lock::new()?);
+    let ready = Arc::new(Event::new()?);
+    let held = Arc::clone(&lock);
+    let mut child = holder(&ready, move || held.acquire(None).is_ok_and(|ok| ok))?;
     ensure(ready.wait(Some(LONG))?, "child took the lock")?;
     ensure(child.kill_and_reap() == Some(-9), "child killed")?;
     let outcome = lock.acquire(Some(LONG));
@@ -117,9 +127,10 @@ fn t19_lock_holder_killed_marked() -> TestResult {
 }
 
 fn t19_lock_holder_killed_unmarked() -> TestResult {
-    let lock = Lock::new()?;
-    let ready = Event::new()?;
-    let mut child = holder(&ready, || lock.acquire(None).is_ok_and(|ok| ok));
+    let lock = Arc::new(Lock::new()?);
+    let ready = Arc::new(Event::new()?);
+    let held = Arc::clone(&lock);
+    let mut child = holder(&ready, move || held.acquire(None).is_ok_and(|ok| ok))?;
     ensure(ready.wait(Some(LONG))?, "child took the lock")?;
     child.kill_and_reap();
     ensure(
@@ -141,11 +152,12 @@ fn t19_lock_holder_killed_unmarked() -> TestResult {
 }
 
 fn t19_rlock_holder_killed_at_depth_3() -> TestResult {
-    let lock = RLock::new()?;
-    let ready = Event::new()?;
-    let mut child = holder(&ready, || {
-        (0..3).all(|_| lock.acquire(None).is_ok_and(|ok| ok))
-    });
+    let lock = Arc::new(RLock::new()?);
+    let ready = Arc::new(Event::new()?);
+    let held = Arc::clone(&lock);
+    let mut child = holder(&ready, move || {
+        (0..3).all(|_| held.acquire(None).is_ok_and(|ok| ok))
+    })?;
     ensure(ready.wait(Some(LONG))?, "child took the lock three times")?;
     child.kill_and_reap();
     ensure(
@@ -165,12 +177,13 @@ fn t19_rlock_holder_killed_at_depth_3() -> TestResult {
 }
 
 fn t20_condition_waiter_killed() -> TestResult {
-    let cond = Condition::with_lock(Lock::new()?)?;
-    let ready = Semaphore::new(0)?;
-    let woken = Semaphore::new(0)?;
+    let cond = Arc::new(Condition::with_lock(Lock::new()?)?);
+    let ready = Arc::new(Semaphore::new(0)?);
+    let woken = Arc::new(Semaphore::new(0)?);
     let mut children: Vec<Child> = (0..3)
         .map(|_| {
-            spawn(|| {
+            let (cond, ready, woken) = (Arc::clone(&cond), Arc::clone(&ready), Arc::clone(&woken));
+            spawn(move || {
                 let run = || -> proclife::Result<i32> {
                     cond.acquire(None)?;
                     ready.release()?;
@@ -183,7 +196,7 @@ fn t20_condition_waiter_killed() -> TestResult {
                 run().unwrap_or(4)
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     for _ in 0..3 {
         ensure(ready.acquire(Some(LONG))?, "waiter ready")?;
     }
@@ -206,11 +219,12 @@ fn t20_condition_waiter_killed() -> TestResult {
 }
 
 fn t20_event_waiter_killed() -> TestResult {
-    let event = Event::new()?;
-    let ready = Semaphore::new(0)?;
+    let event = Arc::new(Event::new()?);
+    let ready = Arc::new(Semaphore::new(0)?);
     let mut children: Vec<Child> = (0..3)
         .map(|_| {
-            spawn(|| {
+            let (event, ready) = (Arc::clone(&event), Arc::clone(&ready));
+            spawn(move || {
                 if ready.release().is_err() {
                     return 4;
                 }
@@ -220,7 +234,7 @@ fn t20_event_waiter_killed() -> TestResult {
                 }
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     for _ in 0..3 {
         ensure(ready.acquire(Some(LONG))?, "waiter ready")?;
     }
@@ -238,11 +252,12 @@ fn t20_event_waiter_killed() -> TestResult {
 
 fn t21_barrier_party_killed() -> TestResult {
     // A long default timeout: only liveness detection can break it within the test's bound.
-    let barrier = Barrier::new(3, Some(Duration::from_secs(60)))?;
-    let mut a = spawn(|| match barrier.wait() {
+    let barrier = Arc::new(Barrier::new(3, Some(Duration::from_secs(60)))?);
+    let party = Arc::clone(&barrier);
+    let mut a = spawn(move || match party.wait() {
         Ok(_) => 0,
         Err(_) => 2,
-    });
+    })?;
     ensure(
         wait_until(LONG, || barrier.n_waiting() == 1),
         "party A waits",
@@ -259,10 +274,11 @@ fn t21_barrier_party_killed() -> TestResult {
         })
     };
     ensure(wait_until(LONG, zombie), "A is a zombie")?;
-    let mut c = spawn(|| match barrier.wait() {
+    let party = Arc::clone(&barrier);
+    let mut c = spawn(move || match party.wait() {
         Err(Error::BrokenBarrier) => 0,
         _ => 2,
-    });
+    })?;
     let start = Instant::now();
     let outcome = barrier.wait();
     ensure(
@@ -284,11 +300,12 @@ fn t21_barrier_party_killed() -> TestResult {
 fn t22_semaphore_holder_killed() -> TestResult {
     // Documented contract: permits held by a dead process are lost; acquire honours its
     // timeout.
-    let sem = Semaphore::new(3)?;
-    let ready = Event::new()?;
-    let mut child = holder(&ready, || {
-        sem.acquire(None).is_ok_and(|ok| ok) && sem.acquire(None).is_ok_and(|ok| ok)
-    });
+    let sem = Arc::new(Semaphore::new(3)?);
+    let ready = Arc::new(Event::new()?);
+    let held = Arc::clone(&sem);
+    let mut child = holder(&ready, move || {
+        held.acquire(None).is_ok_and(|ok| ok) && held.acquire(None).is_ok_and(|ok| ok)
+    })?;
     ensure(ready.wait(Some(LONG))?, "child took two permits")?;
     child.kill_and_reap();
     ensure(
@@ -369,7 +386,7 @@ fn t39_invalid_arguments_and_misuse() -> TestResult {
         matches!(bounded.release(), Err(Error::TooManyReleases(_))),
         "bounded over-release",
     )?;
-    let lock = Lock::new()?;
+    let lock = Arc::new(Lock::new()?);
     ensure(
         matches!(lock.release(), Err(Error::NotOwner)),
         "unheld lock release",
@@ -384,16 +401,18 @@ fn t39_invalid_arguments_and_misuse() -> TestResult {
         "notify without the lock",
     )?;
     // Release by another process.
-    let rlock = RLock::new()?;
+    let rlock = Arc::new(RLock::new()?);
     rlock.acquire(None)?;
     lock.acquire(None)?;
-    let mut child = spawn(|| {
+    let (lock_in_child, rlock_in_child) = (Arc::clone(&lock), Arc::clone(&rlock));
+    let mut child = spawn(move || {
+        let (lock, rlock) = (lock_in_child, rlock_in_child);
         // The child is another thread: it must not see itself as the holder.
         let seen = !lock.is_held() && rlock.depth() == 0;
         let r = matches!(rlock.release(), Err(Error::NotOwner));
         let l = matches!(lock.release(), Err(Error::NotOwner));
         if seen && r && l { 0 } else { 2 }
-    });
+    })?;
     ensure(
         child.wait(LONG) == Some(0),
         "non-owner process cannot release",
@@ -411,11 +430,12 @@ const WORKERS: usize = 4;
 const INCREMENTS: u64 = 5_000;
 
 fn t43_lock_contention() -> TestResult {
-    let lock = Lock::new()?;
-    let counter = Counter::new();
+    let lock = Arc::new(Lock::new()?);
+    let counter = Arc::new(Counter::new());
     let mut children: Vec<Child> = (0..WORKERS)
         .map(|_| {
-            spawn(|| {
+            let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
+            spawn(move || {
                 for _ in 0..INCREMENTS {
                     if !lock.acquire(None).is_ok_and(|ok| ok) {
                         return 2;
@@ -428,7 +448,7 @@ fn t43_lock_contention() -> TestResult {
                 0
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     for child in &mut children {
         ensure(
             child.wait(Duration::from_secs(60)) == Some(0),
@@ -443,11 +463,12 @@ fn t43_lock_contention() -> TestResult {
 }
 
 fn t43_rlock_contention() -> TestResult {
-    let lock = RLock::new()?;
-    let counter = Counter::new();
+    let lock = Arc::new(RLock::new()?);
+    let counter = Arc::new(Counter::new());
     let mut children: Vec<Child> = (0..WORKERS)
         .map(|_| {
-            spawn(|| {
+            let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
+            spawn(move || {
                 for _ in 0..INCREMENTS {
                     let ok = lock.acquire(None).is_ok_and(|ok| ok)
                         && lock.acquire(None).is_ok_and(|ok| ok);
@@ -462,7 +483,7 @@ fn t43_rlock_contention() -> TestResult {
                 0
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     for child in &mut children {
         ensure(
             child.wait(Duration::from_secs(60)) == Some(0),
@@ -478,11 +499,12 @@ fn t43_rlock_contention() -> TestResult {
 
 fn t43_barrier_passes() -> TestResult {
     const PASSES: usize = 200;
-    let barrier = Barrier::new(WORKERS + 1, Some(LONG))?;
+    let barrier = Arc::new(Barrier::new(WORKERS + 1, Some(LONG))?);
     let indices = Counter::new();
     let mut children: Vec<Child> = (0..WORKERS)
         .map(|_| {
-            spawn(|| {
+            let barrier = Arc::clone(&barrier);
+            spawn(move || {
                 for _ in 0..PASSES {
                     if barrier.wait().is_err() {
                         return 2;
@@ -491,7 +513,7 @@ fn t43_barrier_passes() -> TestResult {
                 0
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     for _ in 0..PASSES {
         barrier.wait()?;
         indices.bump();
@@ -506,11 +528,12 @@ fn t43_barrier_passes() -> TestResult {
 
 fn t43_condition_notify_storm() -> TestResult {
     const ROUNDS: u64 = 300;
-    let cond = Condition::new()?;
-    let counter = Counter::new();
+    let cond = Arc::new(Condition::new()?);
+    let counter = Arc::new(Counter::new());
     let mut children: Vec<Child> = (0..WORKERS)
         .map(|_| {
-            spawn(|| {
+            let (cond, counter) = (Arc::clone(&cond), Arc::clone(&counter));
+            spawn(move || {
                 let run = || -> proclife::Result<bool> {
                     cond.acquire(None)?;
                     let done = cond.wait_for(|| counter.get() >= ROUNDS, Some(LONG))?;
@@ -524,7 +547,7 @@ fn t43_condition_notify_storm() -> TestResult {
                 }
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     for _ in 0..ROUNDS {
         cond.acquire(None)?;
         counter.bump();
@@ -538,11 +561,12 @@ fn t43_condition_notify_storm() -> TestResult {
 }
 
 fn semaphore_hands_permits_across_processes() -> TestResult {
-    let sem = Semaphore::new(0)?;
-    let mut child = spawn(|| match sem.acquire(Some(LONG)) {
+    let sem = Arc::new(Semaphore::new(0)?);
+    let waiter = Arc::clone(&sem);
+    let mut child = spawn(move || match waiter.acquire(Some(LONG)) {
         Ok(true) => 0,
         _ => 2,
-    });
+    })?;
     std::thread::sleep(Duration::from_millis(20));
     sem.release()?;
     ensure(child.wait(LONG) == Some(0), "child got the permit")?;
@@ -594,11 +618,12 @@ fn rebuild_from_fd() -> TestResult {
 fn t43_semaphore_contention() -> TestResult {
     // A BoundedSemaphore(1) used as a mutex by several processes: exact totals, and the
     // bound is never exceeded.
-    let sem = BoundedSemaphore::new(1)?;
-    let counter = Counter::new();
+    let sem = Arc::new(BoundedSemaphore::new(1)?);
+    let counter = Arc::new(Counter::new());
     let mut children: Vec<Child> = (0..WORKERS)
         .map(|_| {
-            spawn(|| {
+            let (sem, counter) = (Arc::clone(&sem), Arc::clone(&counter));
+            spawn(move || {
                 for _ in 0..INCREMENTS {
                     if !sem.acquire(None).is_ok_and(|ok| ok) {
                         return 2;
@@ -611,7 +636,7 @@ fn t43_semaphore_contention() -> TestResult {
                 0
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     for child in &mut children {
         ensure(
             child.wait(Duration::from_secs(60)) == Some(0),

@@ -1,15 +1,15 @@
-//! Test support for the IPC and synchronisation tests: a raw fork helper, bounded waits,
-//! and the leak checks run after every test (fds, `/dev/shm`, memfd mappings, zombies).
+//! Test support for the IPC and synchronisation tests: children started through
+//! [`proclife::Process`] that are killed and reaped if a test fails before it reaped them,
+//! bounded waits, and the leak checks run after every test (fds, `/dev/shm`, memfd
+//! mappings, zombies).
 #![allow(unsafe_code, dead_code)]
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use proclife::Process;
 
 /// The result type of a test body.
 pub(crate) type TestResult = Result<(), Failed>;
@@ -25,72 +25,50 @@ pub(crate) fn ensure(cond: bool, msg: impl std::fmt::Display) -> TestResult {
     }
 }
 
-/// A forked child that is killed and reaped on drop if the test did not reap it.
+/// A child started through [`Process`] (fork method), killed and reaped on drop if the
+/// test did not reap it.
 #[derive(Debug)]
 pub(crate) struct Child {
-    pid: Pid,
-    reaped: bool,
+    process: Process,
 }
 
-/// Forks a child that runs `body` and exits with its return value (101 if it panics).
+/// Starts a child that runs `body`; it exits with 0 when `body` returns 0, and with 1
+/// (the code printed on its stderr) otherwise, or when `body` panics.
 ///
-/// Only for the single-threaded test binaries (`harness = false`, one test thread).
-pub(crate) fn spawn(body: impl FnOnce() -> i32) -> Child {
-    // SAFETY: the test binaries run every test on the main thread with no other threads, so
-    // the child may run arbitrary code; it never returns into the harness: it ends in
-    // `_exit`.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
-            // SAFETY: `_exit` ends the process without running the parent's destructors.
-            unsafe { libc::_exit(code) }
-        }
-        Ok(ForkResult::Parent { child }) => Child {
-            pid: child,
-            reaped: false,
-        },
-        Err(errno) => panic!("fork failed: {errno}"),
-    }
+/// The child is a fork of the test process: it inherits every fd the test holds at that
+/// moment, as a child of CPython's fork start method does. A body that needs the peer of
+/// a pipe end to see end of file closes its inherited copy with [`close_inherited`].
+pub(crate) fn spawn(body: impl FnOnce() -> i32 + Send + 'static) -> Result<Child, Failed> {
+    let mut process = Process::new_fallible(move || match body() {
+        0 => Ok(()),
+        code => Err(format!("the child's check {code} failed")),
+    });
+    process
+        .start()
+        .map_err(|e| Failed::from(format!("start: {e}")))?;
+    Ok(Child { process })
 }
 
 impl Child {
     /// The child's pid.
-    pub(crate) fn pid(&self) -> Pid {
-        self.pid
+    pub(crate) fn pid(&self) -> i32 {
+        match self.process.pid() {
+            Ok(Some(pid)) => pid.as_raw(),
+            _ => 0,
+        }
     }
 
-    /// Sends SIGKILL (the child may already be dead).
+    /// Sends SIGKILL through the child's pidfd (nothing if it is known to have exited).
     pub(crate) fn kill(&self) {
-        if !self.reaped {
-            let _ = kill(self.pid, Signal::SIGKILL);
-        }
+        // A child that already exited is not signalled; that is not an error here.
+        let _ = self.process.kill();
     }
 
     /// Waits at most `timeout` for the child to end; `Some(code)` (negative: killed by that
     /// signal) once reaped, `None` if it is still running.
     pub(crate) fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, code)) => {
-                    self.reaped = true;
-                    return Some(code);
-                }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    self.reaped = true;
-                    return Some(-(sig as i32));
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    self.reaped = true;
-                    return None;
-                }
-            }
-            if start.elapsed() >= timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        self.process.join_timeout(timeout).ok()?;
+        self.process.exitcode().ok().flatten()
     }
 
     /// Kills the child and reaps it; returns its status code.
@@ -102,7 +80,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if !self.reaped {
+        if matches!(self.process.exitcode(), Ok(None)) {
             self.kill();
             // A bounded wait: SIGKILL takes effect promptly.
             let _ = self.wait(Duration::from_secs(10));
@@ -122,11 +100,15 @@ pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> b
     true
 }
 
-/// Closes the fd in this process (used by children to drop a pipe end they inherited).
-pub(crate) fn close_raw(fd: BorrowedFd<'_>) {
-    // SAFETY: the caller's owner of this fd is never used again in this (child) process,
-    // which ends in `_exit`.
-    unsafe { libc::close(fd.as_raw_fd()) };
+/// In a child: closes its inherited copies of `fds` (pipe ends the parent keeps), so that
+/// the peers see end of file when the parent closes its own copies.
+pub(crate) fn close_inherited(fds: &[RawFd]) {
+    for &fd in fds {
+        // SAFETY: in the child, the handles that own these fds belong to the parent's
+        // frames, which the child never returns to (its path ends in `_exit`), so no owner
+        // uses or closes the fd number again.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// What must be the same before and after each test.
