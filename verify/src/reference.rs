@@ -233,7 +233,8 @@ fn init_state(config: GenConfig) -> BoxedStrategy<GenState> {
             focus: labels
                 .iter()
                 .zip(picks)
-                .filter_map(|(label, picked)| picked.then(|| label.clone()))
+                .filter(|(_, picked)| *picked)
+                .map(|(label, _)| label.clone())
                 .collect(),
         })
         .boxed()
