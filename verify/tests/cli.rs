@@ -1,5 +1,7 @@
-//! Tests of the `proclife` command line: `graph` prints the committed DOT, JSON that parses,
-//! and bad arguments give a clear message and exit status 2, never a panic.
+//! Tests of the `proclife` command line: `graph` prints the committed DOT and JSON that parses;
+//! `replay` runs a file (or standard input) and prints both sides; `check` catches a planted
+//! bug, saves the sequence and exits with 1; bad arguments and malformed replay files give a
+//! clear message and exit status 2, never a panic.
 //!
 //! The binary is run as a child process, so this runner has `harness = false` and runs its
 //! tests one at a time on the main thread; every wait for the child is bounded.
@@ -30,14 +32,25 @@ fn root() -> PathBuf {
 /// Runs `proclife` with `args`, its output going to files (so a large output cannot fill a
 /// pipe), and waits at most [`RUN_LIMIT`].
 fn proclife(name: &str, args: &[&str]) -> Result<Run, Failed> {
+    proclife_with_stdin(name, args, None)
+}
+
+/// As [`proclife`], with standard input read from `stdin`.
+fn proclife_with_stdin(name: &str, args: &[&str], stdin: Option<&Path>) -> Result<Run, Failed> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let out_path = dir.join(format!("cli-{name}.stdout"));
     let err_path = dir.join(format!("cli-{name}.stderr"));
     let out = File::create(&out_path).map_err(|e| format!("create {}: {e}", out_path.display()))?;
     let err = File::create(&err_path).map_err(|e| format!("create {}: {e}", err_path.display()))?;
+    let input = match stdin {
+        Some(path) => {
+            Stdio::from(File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?)
+        }
+        None => Stdio::null(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_proclife"))
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(input)
         .stdout(out)
         .stderr(err)
         .env_remove("RUST_BACKTRACE")
@@ -121,6 +134,145 @@ fn bad_arguments_exit_with_2(name: &str, args: &[&str], needle: &str) -> Result<
     })
 }
 
+/// A scratch file under the test target's temporary folder.
+fn scratch(name: &str, text: &str) -> Result<PathBuf, Failed> {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+const GOOD: &str = r#"{"ops":[
+  {"op":"start"},
+  {"op":"child_exit","code":3},
+  {"op":"settle"},
+  {"op":"is_alive"},
+  {"op":"exitcode"},
+  {"op":"start"}
+]}
+"#;
+
+fn replay_json_prints_both_sides() -> Result<(), Failed> {
+    let file = scratch("good.json", GOOD)?;
+    let path = file.to_string_lossy().into_owned();
+    for (name, args, stdin) in [
+        ("replay-file", vec!["replay", "--json", path.as_str()], None),
+        (
+            "replay-stdin",
+            vec!["replay", "--json", "-"],
+            Some(file.as_path()),
+        ),
+    ] {
+        let run = proclife_with_stdin(name, &args, stdin)?;
+        ensure(run.status == Some(0), || {
+            format!("{args:?}: status {:?}: {}", run.status, run.stderr)
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON: {e}"))?;
+        ensure(json["agree"] == serde_json::json!(true), || {
+            run.stdout.clone()
+        })?;
+        let expected = serde_json::json!([
+            {"op": "start", "ok": null},
+            {"op": "child_exit", "ok": true},
+            {"op": "settle", "ok": null},
+            {"op": "is_alive", "ok": false},
+            {"op": "exitcode", "ok": 3},
+            {"op": "start", "err": {"type": "AssertionError", "msg": "cannot start a process twice"}}
+        ]);
+        ensure(json["runtime"] == expected, || {
+            format!("runtime side: {}", json["runtime"])
+        })?;
+        ensure(json["model"] == expected, || {
+            format!("model side: {}", json["model"])
+        })?;
+    }
+    Ok(())
+}
+
+fn malformed_replay_exits_with_2(name: &str, text: &str, needles: &[&str]) -> Result<(), Failed> {
+    let file = scratch(&format!("{name}.json"), text)?;
+    let path = file.to_string_lossy().into_owned();
+    let run = proclife(name, &["replay", &path])?;
+    ensure(run.status == Some(2), || format!("status {:?}", run.status))?;
+    // Nothing ran: the table of steps is printed only after a run.
+    ensure(run.stdout.is_empty(), || format!("printed: {}", run.stdout))?;
+    for needle in needles {
+        ensure(run.stderr.contains(needle), || {
+            format!("stderr lacks {needle:?}: {}", run.stderr)
+        })?;
+    }
+    ensure(!run.stderr.contains("panicked"), || run.stderr.clone())
+}
+
+fn check_catches_a_planted_bug_and_saves_it() -> Result<(), Failed> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-regressions");
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let run = proclife(
+        "check-mutant",
+        &[
+            "check",
+            "--cases",
+            "200",
+            "--mutant",
+            "exitcode-sign-lost",
+            "--save-dir",
+            &dir_arg,
+        ],
+    )?;
+    ensure(run.status == Some(1), || {
+        format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
+    })?;
+    ensure(run.stdout.contains("DISAGREEMENT"), || run.stdout.clone())?;
+    ensure(run.stdout.contains("<-- differs"), || run.stdout.clone())?;
+    let saved: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("read {}: {e}", dir.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    ensure(saved.len() == 1, || format!("saved {saved:?}"))?;
+    let saved = saved[0].to_string_lossy().into_owned();
+    let with = proclife(
+        "replay-mutant",
+        &["replay", "--json", "--mutant", "exitcode-sign-lost", &saved],
+    )?;
+    ensure(with.status == Some(1), || {
+        format!("status {:?}", with.status)
+    })?;
+    ensure(with.stdout.contains("\"agree\":false"), || {
+        with.stdout.clone()
+    })?;
+    let without = proclife("replay-saved", &["replay", &saved])?;
+    ensure(without.status == Some(0), || {
+        format!("the real runtime disagrees: {}", without.stdout)
+    })
+}
+
+fn check_writes_coverage() -> Result<(), Failed> {
+    let dot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("coverage.dot");
+    let dot_arg = dot.to_string_lossy().into_owned();
+    let run = proclife(
+        "check-small",
+        &[
+            "check",
+            "--cases",
+            "40",
+            "--allow-partial-coverage",
+            "--dot-coverage",
+            &dot_arg,
+        ],
+    )?;
+    ensure(run.status == Some(0), || {
+        format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
+    })?;
+    ensure(run.stdout.contains("40 sequences"), || run.stdout.clone())?;
+    let text = std::fs::read_to_string(&dot).map_err(|e| format!("read coverage: {e}"))?;
+    ensure(
+        text.contains("start / None (") && text.contains(" hits)"),
+        || text.clone(),
+    )
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     // Spawning children: one test at a time, on the main thread.
@@ -155,6 +307,73 @@ fn main() {
         ),
         Trial::test("graph_json_parses", graph_json_parses),
     ];
+    trials.push(Trial::test(
+        "replay_json_prints_both_sides",
+        replay_json_prints_both_sides,
+    ));
+    trials.push(Trial::test(
+        "check_catches_a_planted_bug_and_saves_it",
+        check_catches_a_planted_bug_and_saves_it,
+    ));
+    trials.push(Trial::test("check_writes_coverage", check_writes_coverage));
+    let malformed: [(&'static str, &'static str, &'static [&'static str]); 4] = [
+        (
+            "unknown-op",
+            "{\"ops\":[\n{\"op\":\"start\"},\n{\"op\":\"fly\"}]}",
+            &["line 3", "unknown operation \"fly\""],
+        ),
+        (
+            "bad-field",
+            "{\"ops\":[\n{\"op\":\"child_exit\",\"code\":\"x\"}]}",
+            &["line 2", "\"code\" of child_exit must be an integer"],
+        ),
+        (
+            "extra-field",
+            "{\"ops\":[{\"op\":\"start\",\"colour\":1}]}",
+            &["line 1", "unknown field `colour`"],
+        ),
+        (
+            "truncated",
+            "{\"ops\":[{\"op\":\"start\"}",
+            &["line 1", "EOF"],
+        ),
+    ];
+    for (name, text, needles) in malformed {
+        trials.push(Trial::test(
+            format!("malformed_replay_exits_with_2::{name}"),
+            move || malformed_replay_exits_with_2(name, text, needles),
+        ));
+    }
+    trials.push(Trial::test("missing_replay_file_exits_with_2", || {
+        let run = proclife("missing", &["replay", "/nonexistent/replay.json"])?;
+        ensure(run.status == Some(2), || format!("status {:?}", run.status))?;
+        ensure(
+            run.stderr.contains("cannot read /nonexistent/replay.json"),
+            || run.stderr.clone(),
+        )
+    }));
+    for (name, argv, needle) in [
+        (
+            "zero-cases",
+            &["check", "--cases", "0"][..],
+            "invalid value '0' for '--cases <CASES>'",
+        ),
+        (
+            "unknown-mutant",
+            &["check", "--mutant", "gremlin"][..],
+            "unknown mutant",
+        ),
+        (
+            "settle-and-no-settle",
+            &["check", "--settle", "--no-settle"][..],
+            "cannot be used with",
+        ),
+    ] {
+        trials.push(Trial::test(
+            format!("bad_arguments_exit_with_2::{name}"),
+            move || bad_arguments_exit_with_2(name, argv, needle),
+        ));
+    }
     for (name, argv, needle) in bad {
         trials.push(Trial::test(
             format!("bad_arguments_exit_with_2::{name}"),
