@@ -18,6 +18,9 @@ use crate::run::{self, Outcomes};
 use crate::sut::Mutant;
 use crate::trace::Trace;
 
+/// How many times a shrunk counterexample is replayed to see it fail again.
+pub const REPLAYS: usize = 20;
+
 /// How a check runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -58,8 +61,12 @@ pub struct Counterexample {
     pub trace: Trace,
     /// What proptest reported for it.
     pub reason: String,
-    /// The sequence replayed once more: both sides, step by step.
+    /// The sequence replayed again until it failed (at most [`REPLAYS`] times): both sides,
+    /// step by step.
     pub replay: Outcomes,
+    /// How many replays that took; if the last one agreed too, the disagreement depends on
+    /// timing.
+    pub replays: usize,
     /// Where it was saved.
     pub saved: Option<PathBuf>,
 }
@@ -183,7 +190,13 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
             let trace = Trace {
                 ops: transitions.into_iter().flatten().collect(),
             };
-            let replay = run::run(&trace.ops, state.procs.len(), options.mutant);
+            // A sequence that races may need a few runs to fail again.
+            let mut replay = run::run(&trace.ops, state.procs.len(), options.mutant);
+            let mut replays = 1;
+            while replay.failure.is_none() && replays < REPLAYS {
+                replay = run::run(&trace.ops, state.procs.len(), options.mutant);
+                replays += 1;
+            }
             let saved = options
                 .save_dir
                 .as_deref()
@@ -192,6 +205,7 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
                 trace,
                 reason: reason.to_string(),
                 replay,
+                replays,
                 saved,
             })
         }
@@ -199,6 +213,7 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
             trace: Trace { ops: Vec::new() },
             reason: format!("the search stopped: {reason}"),
             replay: run::run(&[], 1, None),
+            replays: 1,
             saved: None,
         }),
     };

@@ -188,6 +188,17 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(failure) = &summary.failure {
         println!("\nDISAGREEMENT: {}", failure.reason);
+        if failure.replay.failure.is_none() {
+            println!(
+                "(the shrunk sequence agreed in {} replays: the disagreement depends on timing; the last replay:)",
+                failure.replays
+            );
+        } else if failure.replays > 1 {
+            println!(
+                "(failed again on replay {} of the shrunk sequence)",
+                failure.replays
+            );
+        }
         println!("{}", table(&failure.replay));
         match &failure.saved {
             Some(path) => println!(
