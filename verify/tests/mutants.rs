@@ -27,12 +27,17 @@ fn caught(mutant: Mutant) -> Result<(), Failed> {
         )
         .into());
     }
-    // The shrunk sequence shows the bug when replayed with it, and not without it.
-    let with = run::run(&failure.trace.ops, failure.trace.procs(), Some(mutant));
-    let without = run::run(&failure.trace.ops, failure.trace.procs(), None);
-    if with.failure.is_none() {
-        return Err(format!("{}: the shrunk sequence passes on replay", mutant.name()).into());
+    // The shrunk sequence shows the bug when replayed with it (`check` replays it until it
+    // fails again), and not without it.
+    if failure.replay.failure.is_none() {
+        return Err(format!(
+            "{}: the shrunk sequence passed {} replays",
+            mutant.name(),
+            failure.replays
+        )
+        .into());
     }
+    let without = run::run(&failure.trace.ops, failure.trace.procs(), None);
     if let Some(failure) = without.failure {
         return Err(format!("{}: the real runtime fails too: {failure}", mutant.name()).into());
     }
