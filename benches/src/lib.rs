@@ -20,5 +20,6 @@ pub mod error;
 pub mod harness;
 pub mod memory;
 pub mod raw;
+pub mod runtime;
 
 pub use error::{Error, Result};
