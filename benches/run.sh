@@ -3,7 +3,8 @@
 #
 #   bash benches/run.sh
 #
-# It runs the criterion benchmarks (cargo bench -p proclife-benches), then, right after on the
+# It runs the criterion benchmarks (cargo bench -p proclife-benches --features procspawn; the
+# feature adds the procspawn comparison), then, right after on the
 # same machine, benches/compare.py, which measures CPython's multiprocessing equivalents and
 # writes the report. Environment: PROCLIFE_BENCH_CPU=N pins to CPU N (default: the last allowed
 # CPU); PROCLIFE_BENCH_QUICK=1 selects short smoke-run settings; PROCLIFE_BENCH_NOTE="..." puts a
@@ -15,7 +16,7 @@ started=$(date +%s)
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 export CRITERION_HOME="${CRITERION_HOME:-$PWD/target/criterion}"
 
-cargo_command=(cargo bench -p proclife-benches)
+cargo_command=(cargo bench -p proclife-benches --features procspawn)
 echo "+ ${cargo_command[*]}"
 "${cargo_command[@]}"
 

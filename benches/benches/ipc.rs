@@ -6,11 +6,16 @@
 //! round trip), `tput64k` (time per 64 KiB message, throughput in bytes). Every message is
 //! checked: echoes byte for byte, streamed messages by their sequence stamps and count.
 //!
-//! A proclife benchmark goes into the function of its case, right after its baselines, as one
-//! more `harness::run` call with an ID such as `ipc/pipe/rtt8`.
+//! proclife channels: `pipe` is a duplex `proclife::ipc::pipe(true)` (a Unix socket pair)
+//! used with `send_bytes`/`recv_bytes` at both ends; `pipe_oneway` (round trip only) is two
+//! one-way `pipe(false)`s (pipes), laid out as the raw pipe baseline; `queue` is two
+//! `proclife::ipc::Queue`s of the default capacity, to and from the child, carrying byte
+//! strings. Their helper children are forked by the same raw helper as the baselines' (see
+//! `proclife_benches::runtime`).
 
 use proclife_benches::harness::{self, Spec, checked};
 use proclife_benches::raw::ipc::{Echo, MSG_64K, Sink, Transport};
+use proclife_benches::runtime::{ConnectionEcho, ConnectionSink, QueueEcho, QueueSink};
 
 fn main() {
     let mut c = harness::criterion();
@@ -35,6 +40,26 @@ fn rtt8(c: &mut criterion::Criterion) {
             echo.finish()
         });
     }
+    for (id, duplex) in [("ipc/pipe/rtt8", true), ("ipc/pipe_oneway/rtt8", false)] {
+        harness::run(c, Spec::new(id), |b| {
+            let mut echo = ConnectionEcho::start(duplex)?;
+            let mut seq = 0u64;
+            b.iter(|| {
+                seq += 1;
+                checked(echo.round_trip(seq));
+            });
+            echo.finish()
+        });
+    }
+    harness::run(c, Spec::new("ipc/queue/rtt8"), |b| {
+        let mut echo = QueueEcho::start()?;
+        let mut seq = 0u64;
+        b.iter(|| {
+            seq += 1;
+            checked(echo.round_trip(seq));
+        });
+        echo.finish()
+    });
 }
 
 /// Stream `iters` messages of 64 KiB to a sink child that checks each one and acknowledges the
@@ -54,4 +79,30 @@ fn tput64k(c: &mut criterion::Criterion) {
             sink.finish()
         });
     }
+    harness::run(
+        c,
+        Spec::new("ipc/pipe/tput64k").bytes(MSG_64K as u64),
+        |b| {
+            let mut sink = ConnectionSink::start(MSG_64K)?;
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                checked(sink.transfer(iters));
+                start.elapsed()
+            });
+            sink.finish()
+        },
+    );
+    harness::run(
+        c,
+        Spec::new("ipc/queue/tput64k").bytes(MSG_64K as u64),
+        |b| {
+            let mut sink = QueueSink::start(MSG_64K)?;
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                checked(sink.transfer(iters));
+                start.elapsed()
+            });
+            sink.finish()
+        },
+    );
 }

@@ -6,12 +6,14 @@
 //! process at a time), `batch64` (start 64, then join all; throughput in processes),
 //! `parent_<size>` (the parent has touched `<size>` of memory first).
 //!
-//! A proclife benchmark goes into the function of its case, right after its baseline, as one
-//! more `harness::run` call with an ID such as `spawn_join/fork/seq`.
+//! `fork` is `proclife::Process` with the fork start method: `Process::new(|| ())`, `start`,
+//! `join`, `exitcode() == Some(0)`, `close`. The forkserver and spawn methods get their rows
+//! (`spawn_join/forkserver/*`, `spawn_join/spawn/seq`) with the start methods themselves.
 
 use proclife_benches::harness::{self, Pace, Spec, checked};
 use proclife_benches::memory::Touched;
 use proclife_benches::raw::spawn::{Reexec, clone3_pidfd_wait, fork_batch_wait, fork_exit_wait};
+use proclife_benches::runtime::{fork_batch_start_join, fork_start_join};
 
 /// Processes per iteration of the batch benchmarks.
 const BATCH: usize = 64;
@@ -44,6 +46,10 @@ fn seq(c: &mut criterion::Criterion) {
         b.iter(|| checked(clone3_pidfd_wait()));
         Ok(())
     });
+    harness::run(c, Spec::new("spawn_join/fork/seq"), |b| {
+        b.iter(|| checked(fork_start_join()));
+        Ok(())
+    });
 }
 
 /// Start 64 processes, then join them all; throughput in processes per second.
@@ -56,10 +62,19 @@ fn batch(c: &mut criterion::Criterion) {
         b.iter(|| checked(fork_batch_wait(&mut pids)));
         Ok(())
     });
+    let mut processes = Vec::with_capacity(BATCH);
+    let spec = Spec::new("spawn_join/fork/batch64")
+        .pace(Pace::Slow)
+        .elements(BATCH as u64);
+    harness::run(c, spec, |b| {
+        b.iter(|| checked(fork_batch_start_join(&mut processes, BATCH)));
+        Ok(())
+    });
 }
 
 /// Fork cost as the parent's touched memory grows. The memory is touched before the first
-/// sample of each size and released after its benchmark.
+/// sample of each size, measured by the raw baseline and then by proclife's fork method, and
+/// released after both.
 ///
 /// A forkserver benchmark of the sweep must start its server before touching the memory: the
 /// point of the method is that the server, not the grown parent, forks.
@@ -72,6 +87,14 @@ fn parent_sweep(c: &mut criterion::Criterion) {
                 memory = Some(Touched::new(mib)?);
             }
             b.iter(|| checked(fork_exit_wait()));
+            Ok(())
+        });
+        let spec = Spec::new(format!("spawn_join/fork/parent_{label}")).pace(Pace::Slow);
+        harness::run(c, spec, |b| {
+            if memory.is_none() {
+                memory = Some(Touched::new(mib)?);
+            }
+            b.iter(|| checked(fork_start_join()));
             Ok(())
         });
         drop(memory);

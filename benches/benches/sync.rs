@@ -7,12 +7,16 @@
 //! counter; after every sample the counter must have advanced by exactly the parent's plus the
 //! child's iterations, which checks mutual exclusion and that no iteration was lost.
 //!
-//! A proclife benchmark goes into the function of its case, right after its baseline, as one
-//! more `harness::run` call with an ID such as `sync/lock/contended2`.
+//! `lock` is proclife's `Lock` (`acquire(None)` + `release`). Both locks protect the same
+//! counter, on a control page of its own, and the contending child is forked the same way
+//! for both (the raw fork helper), so the rows differ only in the lock.
 
+use proclife::sync::Lock;
+use proclife_benches::Error;
 use proclife_benches::cpu::{self, Placement};
 use proclife_benches::harness::{self, Spec, checked};
-use proclife_benches::raw::sync::{Contender, RobustMutex, check_count};
+use proclife_benches::raw::sync::{Contender, Control, RobustMutex, check_count};
+use proclife_benches::runtime::lock_section;
 
 fn main() {
     let mut c = harness::criterion();
@@ -25,12 +29,23 @@ fn main() {
 fn uncontended(c: &mut criterion::Criterion) {
     harness::run(c, Spec::new("sync/raw_pthread_robust/uncontended"), |b| {
         let mutex = RobustMutex::new()?;
+        let control = Control::new()?;
         let mut iterations = 0u64;
         b.iter(|| {
-            checked(mutex.lock_unlock());
+            checked(mutex.lock_unlock(&control));
             iterations += 1;
         });
-        check_count(0, mutex.counter(), iterations, 0)
+        check_count(0, control.counter(), iterations, 0)
+    });
+    harness::run(c, Spec::new("sync/lock/uncontended"), |b| {
+        let lock = Lock::new().map_err(Error::runtime("Lock::new"))?;
+        let control = Control::new()?;
+        let mut iterations = 0u64;
+        b.iter(|| {
+            checked(lock_section(&lock, &control));
+            iterations += 1;
+        });
+        check_count(0, control.counter(), iterations, 0)
     });
 }
 
@@ -40,14 +55,30 @@ fn contended2(c: &mut criterion::Criterion) {
     harness::run(c, spec, |b| {
         let helper_cpu = cpu::plan()?.secondary();
         let mutex = RobustMutex::new()?;
-        let before = mutex.counter();
-        let contender = Contender::start(&mutex, Some(helper_cpu))?;
+        let control = Control::new()?;
+        let contender =
+            Contender::start(&control, Some(helper_cpu), || mutex.lock_unlock(&control))?;
         let mut iterations = 0u64;
         b.iter(|| {
-            checked(mutex.lock_unlock());
+            checked(mutex.lock_unlock(&control));
             iterations += 1;
         });
         let child_iterations = contender.finish()?;
-        check_count(before, mutex.counter(), iterations, child_iterations)
+        check_count(0, control.counter(), iterations, child_iterations)
+    });
+    let spec = Spec::new("sync/lock/contended2").placement(Placement::TwoCpus);
+    harness::run(c, spec, |b| {
+        let helper_cpu = cpu::plan()?.secondary();
+        let lock = Lock::new().map_err(Error::runtime("Lock::new"))?;
+        let control = Control::new()?;
+        let contender =
+            Contender::start(&control, Some(helper_cpu), || lock_section(&lock, &control))?;
+        let mut iterations = 0u64;
+        b.iter(|| {
+            checked(lock_section(&lock, &control));
+            iterations += 1;
+        });
+        let child_iterations = contender.finish()?;
+        check_count(0, control.counter(), iterations, child_iterations)
     });
 }

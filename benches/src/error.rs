@@ -63,6 +63,15 @@ pub enum Error {
         /// Parent plus child iterations.
         expected: u64,
     },
+    /// A call into the proclife runtime failed.
+    #[error("{call} failed: {source}")]
+    Runtime {
+        /// The runtime function that failed.
+        call: &'static str,
+        /// The runtime's error.
+        #[source]
+        source: proclife::Error,
+    },
     /// A value read from the system or the environment could not be understood.
     #[error("{what}")]
     Invalid {
@@ -89,5 +98,11 @@ impl Error {
             call,
             source: io::Error::from_raw_os_error(errno),
         }
+    }
+
+    /// A function that wraps a runtime error as [`Error::Runtime`] for `call`, for
+    /// `map_err`.
+    pub fn runtime(call: &'static str) -> impl FnOnce(proclife::Error) -> Error {
+        move |source| Error::Runtime { call, source }
     }
 }

@@ -1,5 +1,6 @@
 //! Shared helpers for the proclife benchmarks: CPU placement, the thread-count check, touched
-//! parent memory, the raw-syscall baselines and the criterion harness used by `benches/*.rs`.
+//! parent memory, the raw-syscall baselines ([`raw`]), their proclife counterparts
+//! ([`runtime`]) and the criterion harness used by `benches/*.rs`.
 //!
 //! The benchmarks themselves live in `benches/spawn_join.rs`, `benches/ipc.rs` and
 //! `benches/sync.rs`. Each group measures its raw baseline in the same run as the code it is
@@ -20,5 +21,6 @@ pub mod error;
 pub mod harness;
 pub mod memory;
 pub mod raw;
+pub mod runtime;
 
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! Raw lock baseline: a process-shared robust pthread mutex in `MAP_SHARED` memory, locked
-//! and unlocked alone or while a forked child hammers the same mutex.
+//! and unlocked alone or while a forked child hammers the same mutex; and the control page
+//! and contending child that the lock benchmarks of proclife use too.
 
 use std::mem;
 use std::ptr::NonNull;
@@ -12,25 +13,113 @@ use crate::{Error, Result, cpu};
 /// How long a contending child may take to get going.
 const READY_BOUND: Duration = Duration::from_secs(10);
 
-/// The shared page: the mutex, the counter it protects and the contender's control words.
+/// A shared anonymous page holding one `T`, zero-filled, inherited by forked children and
+/// unmapped on drop.
+struct SharedPage<T> {
+    ptr: NonNull<T>,
+}
+
+impl<T> std::fmt::Debug for SharedPage<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedPage")
+            .field("ptr", &self.ptr)
+            .finish()
+    }
+}
+
+impl<T> SharedPage<T> {
+    /// Maps the page. `T` must be valid when all its bytes are zero.
+    fn new() -> Result<Self> {
+        // SAFETY: a fresh shared anonymous mapping aliases nothing; the result is checked.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mem::size_of::<T>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(Error::last_os("mmap"));
+        }
+        NonNull::new(addr.cast::<T>())
+            .map(|ptr| SharedPage { ptr })
+            .ok_or_else(|| Error::Invalid {
+                what: "mmap returned a null mapping".into(),
+            })
+    }
+}
+
+impl<T> Drop for SharedPage<T> {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `new` with this size and is unmapped only here. A
+        // failure cannot be acted on in drop; it would only leak address space.
+        let _ = unsafe { libc::munmap(self.ptr.as_ptr().cast(), mem::size_of::<T>()) };
+    }
+}
+
+/// The words of a [`Control`] page.
 #[repr(C)]
-struct Shared {
-    mutex: libc::pthread_mutex_t,
-    /// Incremented inside every critical section, by whichever process holds the mutex.
+struct ControlWords {
+    /// Incremented inside every critical section, by whichever process holds the lock.
     counter: AtomicU64,
     /// Set by the parent to tell the contender to stop.
     stop: AtomicBool,
-    /// Set by the contender after its first lock+unlock.
+    /// Set by the contender after its first critical section.
     ready: AtomicBool,
     /// The contender's iteration count, written just before it exits.
     contender_iterations: AtomicU64,
+}
+
+/// The shared page beside the lock under test: the counter every critical section
+/// increments and the contender's control words.
+///
+/// It is its own page, apart from the lock, for the raw mutex and for proclife's `Lock`
+/// alike, so that both critical sections touch the same memory in the same way.
+#[derive(Debug)]
+pub struct Control {
+    page: SharedPage<ControlWords>,
+}
+
+impl Control {
+    /// Maps a fresh control page: counter 0, no stop request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when `mmap` fails.
+    pub fn new() -> Result<Self> {
+        // The mapping is zero-filled: the atomics start at 0/false, which is their meaning
+        // before anything has run.
+        Ok(Control {
+            page: SharedPage::new()?,
+        })
+    }
+
+    fn words(&self) -> &ControlWords {
+        // SAFETY: the mapping lives as long as `self` and holds only atomics.
+        unsafe { self.page.ptr.as_ref() }
+    }
+
+    /// The body of a critical section: increments the counter with a plain load and store,
+    /// not an atomic add, so that two processes inside the section at once lose a count.
+    pub fn bump(&self) {
+        let counter = &self.words().counter;
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// The shared counter: the number of critical sections run so far, by any process.
+    pub fn counter(&self) -> u64 {
+        self.words().counter.load(Ordering::Acquire)
+    }
 }
 
 /// A `PTHREAD_PROCESS_SHARED`, `PTHREAD_MUTEX_ROBUST` mutex in an anonymous shared mapping,
 /// so that children forked after [`RobustMutex::new`] use the same mutex.
 #[derive(Debug)]
 pub struct RobustMutex {
-    shared: NonNull<Shared>,
+    page: SharedPage<libc::pthread_mutex_t>,
     /// Whether `pthread_mutex_init` succeeded, so that drop destroys only a real mutex.
     initialised: bool,
 }
@@ -42,29 +131,9 @@ impl RobustMutex {
     ///
     /// [`Error::Os`] when `mmap` or a `pthread_mutexattr_*`/`pthread_mutex_init` call fails.
     pub fn new() -> Result<Self> {
-        // SAFETY: a fresh shared anonymous mapping aliases nothing; the result is checked.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                mem::size_of::<Shared>(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(Error::last_os("mmap"));
-        }
-        let Some(shared) = NonNull::new(addr.cast::<Shared>()) else {
-            return Err(Error::Invalid {
-                what: "mmap returned a null mapping".into(),
-            });
-        };
-        // The mapping is zero-filled: the atomics start at 0/false, which is their meaning
-        // before anything has run. From here on, drop unmaps it.
+        // From here on, drop unmaps the page.
         let mut this = RobustMutex {
-            shared,
+            page: SharedPage::new()?,
             initialised: false,
         };
         // SAFETY: all zeroes is a valid value for the attribute object before init.
@@ -95,23 +164,16 @@ impl RobustMutex {
     }
 
     fn mutex(&self) -> *mut libc::pthread_mutex_t {
-        // SAFETY: `shared` points to the live mapping; this only computes a field address.
-        unsafe { &raw mut (*self.shared.as_ptr()).mutex }
+        self.page.ptr.as_ptr()
     }
 
-    fn shared(&self) -> &Shared {
-        // SAFETY: the mapping lives as long as `self`. The mutex field is only ever touched
-        // through raw pointers by pthread calls; the other fields are atomics.
-        unsafe { self.shared.as_ref() }
-    }
-
-    /// Locks, increments the shared counter, unlocks; both calls must return 0.
+    /// Locks, runs [`Control::bump`], unlocks; both calls must return 0.
     ///
     /// # Errors
     ///
     /// [`Error::OwnerDied`] when the lock reports `EOWNERDEAD` (the mutex is made consistent
     /// and released first), [`Error::Os`] for any other non-zero return.
-    pub fn lock_unlock(&self) -> Result<()> {
+    pub fn lock_unlock(&self, control: &Control) -> Result<()> {
         // SAFETY: the mutex was initialised in `new` and lives in the mapping.
         match unsafe { libc::pthread_mutex_lock(self.mutex()) } {
             0 => {}
@@ -127,31 +189,24 @@ impl RobustMutex {
             }
             errno => return Err(Error::from_errno("pthread_mutex_lock", errno)),
         }
-        let counter = &self.shared().counter;
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        control.bump();
         // SAFETY: we hold the mutex.
         check(
             unsafe { libc::pthread_mutex_unlock(self.mutex()) },
             "pthread_mutex_unlock",
         )
     }
-
-    /// The shared counter: the number of critical sections run so far, by any process.
-    pub fn counter(&self) -> u64 {
-        self.shared().counter.load(Ordering::Acquire)
-    }
 }
 
 impl Drop for RobustMutex {
     fn drop(&mut self) {
         if self.initialised {
-            // SAFETY: the mutex was initialised, and no contender is alive (each `Contender`
-            // borrows the mutex and its child is reaped or killed before the borrow ends), so
-            // nobody holds or waits on it. A failure cannot be acted on in drop.
+            // SAFETY: the mutex was initialised, and no contender is alive (a `Contender`
+            // borrows the lock through its critical section, and its child is reaped or
+            // killed before the borrow ends), so nobody holds or waits on it. A failure
+            // cannot be acted on in drop.
             unsafe { libc::pthread_mutex_destroy(self.mutex()) };
         }
-        // SAFETY: the mapping was made by `new` with this size and is unmapped only here.
-        let _ = unsafe { libc::munmap(self.shared.as_ptr().cast(), mem::size_of::<Shared>()) };
     }
 }
 
@@ -163,26 +218,31 @@ fn check(rc: libc::c_int, call: &'static str) -> Result<()> {
     }
 }
 
-/// A forked child that locks and unlocks the mutex in a loop until told to stop.
+/// A forked child that runs a critical section in a loop until told to stop.
 #[derive(Debug)]
-pub struct Contender<'m> {
-    mutex: &'m RobustMutex,
+pub struct Contender<'c> {
+    control: &'c Control,
     child: Child,
 }
 
-impl<'m> Contender<'m> {
+impl<'c> Contender<'c> {
     /// Forks the contender, pinned to `cpu` when given, and waits (bounded) until it has run
-    /// its first critical section.
+    /// its first critical section. `critical` is one lock + [`Control::bump`] + unlock, for
+    /// example `|| mutex.lock_unlock(&control)`; the child exits with [`code::LOCK`] when it
+    /// fails.
     ///
     /// # Errors
     ///
     /// As [`fork_helper`]; [`Error::ChildFailed`] or [`Error::ChildHung`] when the child dies
     /// or does not start in time.
-    pub fn start(mutex: &'m RobustMutex, cpu: Option<usize>) -> Result<Self> {
-        let shared = mutex.shared();
-        shared.stop.store(false, Ordering::Release);
-        shared.ready.store(false, Ordering::Release);
-        shared.contender_iterations.store(0, Ordering::Release);
+    pub fn start<F>(control: &'c Control, cpu: Option<usize>, mut critical: F) -> Result<Self>
+    where
+        F: FnMut() -> Result<()>,
+    {
+        let words = control.words();
+        words.stop.store(false, Ordering::Release);
+        words.ready.store(false, Ordering::Release);
+        words.contender_iterations.store(0, Ordering::Release);
         let mut child = fork_helper(|| {
             if let Some(cpu) = cpu {
                 if cpu::pin_to(cpu).is_err() {
@@ -191,24 +251,24 @@ impl<'m> Contender<'m> {
             }
             let mut iterations: u64 = 0;
             loop {
-                if mutex.lock_unlock().is_err() {
+                if critical().is_err() {
                     return code::LOCK;
                 }
                 iterations += 1;
                 if iterations == 1 {
-                    shared.ready.store(true, Ordering::Release);
+                    words.ready.store(true, Ordering::Release);
                 }
-                if shared.stop.load(Ordering::Relaxed) {
+                if words.stop.load(Ordering::Relaxed) {
                     break;
                 }
             }
-            shared
+            words
                 .contender_iterations
                 .store(iterations, Ordering::Release);
             code::OK
         })?;
         let deadline = Instant::now() + READY_BOUND;
-        while !shared.ready.load(Ordering::Acquire) {
+        while !words.ready.load(Ordering::Acquire) {
             if child.try_wait()? {
                 return Err(Error::ChildFailed {
                     pid: child.pid(),
@@ -223,7 +283,7 @@ impl<'m> Contender<'m> {
             }
             std::thread::sleep(Duration::from_micros(50));
         }
-        Ok(Contender { mutex, child })
+        Ok(Contender { control, child })
     }
 
     /// Tells the contender to stop, reaps it (bounded) and returns how many critical
@@ -233,10 +293,10 @@ impl<'m> Contender<'m> {
     ///
     /// As [`Child::wait`].
     pub fn finish(mut self) -> Result<u64> {
-        let shared = self.mutex.shared();
-        shared.stop.store(true, Ordering::Release);
+        let words = self.control.words();
+        words.stop.store(true, Ordering::Release);
         self.child.wait(CHILD_EXIT_BOUND)?;
-        Ok(shared.contender_iterations.load(Ordering::Acquire))
+        Ok(words.contender_iterations.load(Ordering::Acquire))
     }
 }
 
