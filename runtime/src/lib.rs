@@ -41,5 +41,13 @@ pub use current::{
 };
 pub use error::{Error, Result};
 pub use process::{Builder, Pid, Process, ProcessState, Target, TargetResult};
-pub use start::StartMethod;
+pub use start::bootstrap::{BOOTSTRAP_EXIT_CODE, ENV as BOOTSTRAP_ENV};
+pub use start::{StartMethod, get_start_method, set_start_method, set_start_method_force};
+
+/// What [`entry!`] expands to; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::start::entry::{ENTRIES, EntryPoint, Prepared, key_of, prepare};
+    pub use linkme;
+}
 pub use status::BlockedOn;

@@ -139,7 +139,9 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
             // proptest-state-machine first deletes the transitions a failing run never
             // reached; it learns which from this counter.
             let applied = match &outcomes.failure {
-                Some(failure) => owners.get(failure.index()).map_or(count, |&owner| owner + 1),
+                Some(failure) => owners
+                    .get(failure.index())
+                    .map_or(count, |&owner| owner + 1),
                 None => count,
             };
             seen.fetch_add(applied, std::sync::atomic::Ordering::SeqCst);

@@ -99,7 +99,7 @@ impl Launcher for ForkLauncher {
 /// Signalling by pid is safe here: the child is ours and not yet reaped, so its pid cannot
 /// have been recycled (only a foreign `waitpid(-1)` could reap it, which the runtime does
 /// not support in the same process).
-fn kill_unregistered(child: RawPid) {
+pub(super) fn kill_unregistered(child: RawPid) {
     if child.as_raw() <= 0 {
         return;
     }
@@ -135,7 +135,7 @@ fn child_main(
             }
         }
         slot.install_current();
-        let code = run_target(target, spec.name);
+        let code = run_target(|| target.call(), spec.name);
         registry::shutdown_children();
         code
     }))
@@ -149,8 +149,8 @@ fn child_main(
 /// Runs the target under `catch_unwind` and maps the outcome to an exit code: 0 for a
 /// normal return, 1 for a returned error (printed to stderr) or a panic (printed by the
 /// panic hook).
-fn run_target(target: &mut TargetSlot, name: &str) -> i32 {
-    let outcome = catch_unwind(AssertUnwindSafe(|| target.call()));
+pub(super) fn run_target(target: impl FnOnce() -> crate::process::TargetResult, name: &str) -> i32 {
+    let outcome = catch_unwind(AssertUnwindSafe(target));
     match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(error)) => {

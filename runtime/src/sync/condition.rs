@@ -280,3 +280,11 @@ mod tests {
         Ok(())
     }
 }
+
+impl Condition {
+    /// Whether the condition's lock is an [`RLock`]: the `recursive` argument that
+    /// [`Condition::from_fds`] needs to rebuild it in another process.
+    pub fn recursive(&self) -> bool {
+        matches!(self.lock, CondLock::RLock(_))
+    }
+}

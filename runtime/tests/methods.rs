@@ -1,0 +1,434 @@
+//! The re-executing start methods (spawn, forkserver): the same life-cycle as fork, from a
+//! multi-threaded parent, with IPC and synchronisation objects as arguments, and the
+//! bootstrap's defences (T06, T09, T27, T32, T40, T45, T50).
+
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use common::{TestResult, join_code};
+use proclife::ipc::{Connection, Queue, Value, pipe};
+use proclife::sync::{Event, Lock};
+use proclife::{Error, Process, ProcessState, StartMethod, TargetResult};
+
+/// The methods under test.
+const METHODS: [StartMethod; 1] = [StartMethod::Spawn];
+
+fn builder(method: StartMethod) -> proclife::Builder {
+    Process::builder().start_method(method)
+}
+
+fn exit_with(code: i32) -> TargetResult {
+    std::process::exit(code)
+}
+fn panic_now((): ()) -> TargetResult {
+    panic!("the target panics on purpose")
+}
+fn fail_now((): ()) -> TargetResult {
+    Err("the target fails on purpose".into())
+}
+fn sleep_long((): ()) -> TargetResult {
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(())
+}
+fn wait_event(event: Event) -> TargetResult {
+    if event.wait(Some(Duration::from_secs(20)))? {
+        Ok(())
+    } else {
+        Err("the event was never set".into())
+    }
+}
+proclife::entry!(exit_with, panic_now, fail_now, sleep_long, wait_event);
+
+/// Receives a number on the connection, puts it + 1 on the queue, adds it to the value
+/// under the lock held by the parent until it sends again, and answers with the value.
+fn round_trip(
+    (mut conn, queue, lock, value): (Connection, Queue<u32>, Lock, Value<u64>),
+) -> TargetResult {
+    let n: u32 = conn.recv()?;
+    queue.put(&(n + 1))?;
+    if !lock.acquire(Some(Duration::from_secs(20)))? {
+        return Err("the lock was never released".into());
+    }
+    value.set(value.get()? + u64::from(n))?;
+    lock.release()?;
+    conn.send(&value.get()?)?;
+    Ok(())
+}
+proclife::entry!(round_trip);
+
+/// What a re-executed child tells about itself.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Report {
+    fds: Vec<(i32, String)>,
+    environ_has_marker: bool,
+    cmdline: Vec<String>,
+    name: String,
+    parent: Option<(i32, String, bool)>,
+}
+
+fn report(mut conn: Connection) -> TargetResult {
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")?.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let target = std::fs::read_link(entry.path())
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !target.is_empty() && !target.starts_with("/proc/") {
+            fds.push((fd, target));
+        }
+    }
+    let environ = std::fs::read("/proc/self/environ")?;
+    let cmdline = std::fs::read("/proc/self/cmdline")?;
+    let me = proclife::current_process();
+    let parent =
+        proclife::parent_process().map(|p| (p.pid().as_raw(), p.name().to_owned(), p.is_alive()));
+    conn.send(&Report {
+        fds,
+        environ_has_marker: environ
+            .split(|&b| b == 0)
+            .any(|var| var.starts_with(proclife::BOOTSTRAP_ENV.as_bytes())),
+        cmdline: cmdline
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+        name: me.name().to_owned(),
+        parent,
+    })?;
+    Ok(())
+}
+proclife::entry!(report);
+
+fn exit_codes() -> TestResult {
+    for method in METHODS {
+        for (code, expected) in [(0, 0), (3, 3), (256, 0), (-1, 255)] {
+            let mut p = builder(method).entry(exit_with, code);
+            p.start()?;
+            ensure_eq!((method, code, join_code(&p)?), (method, code, expected));
+        }
+        let mut p = builder(method).entry(panic_now, ());
+        p.start()?;
+        ensure_eq!((method, join_code(&p)?), (method, 1));
+        let mut p = builder(method).entry(fail_now, ());
+        p.start()?;
+        ensure_eq!((method, join_code(&p)?), (method, 1));
+        let mut p = builder(method).no_target();
+        p.start()?;
+        ensure_eq!((method, join_code(&p)?), (method, 0));
+        let mut p = builder(method).entry(sleep_long, ());
+        p.start()?;
+        ensure!(p.is_alive()?, "{method}: child not alive");
+        p.terminate()?;
+        ensure_eq!((method, join_code(&p)?), (method, -15));
+        ensure!(!p.is_alive()?, "{method}: child alive after join");
+        let mut p = builder(method).entry(sleep_long, ());
+        p.start()?;
+        p.kill()?;
+        ensure_eq!((method, join_code(&p)?), (method, -9));
+        p.close()?;
+    }
+    Ok(())
+}
+
+fn cpython_refusals() -> TestResult {
+    for method in METHODS {
+        let mut p = builder(method).entry(sleep_long, ());
+        ensure_matches!(p.join(), Err(Error::JoinNotStarted));
+        p.start()?;
+        ensure_matches!(p.start(), Err(Error::AlreadyStarted));
+        ensure_matches!(p.close(), Err(Error::StillRunning));
+        ensure!(
+            common::readable(p.sentinel()?.as_raw_fd(), 0) == false,
+            "sentinel readable early"
+        );
+        p.terminate()?;
+        common::settle(&p)?;
+        ensure_eq!(p.exitcode()?, Some(-15));
+        p.close()?;
+        ensure_matches!(p.start(), Err(Error::Closed));
+
+        let mut closure = builder(method).target(|| ());
+        ensure_matches!(closure.start(), Err(Error::NotPassable { .. }));
+        ensure_eq!(closure.state()?, ProcessState::New);
+        ensure_eq!(closure.pid()?, None);
+
+        fn not_registered((): ()) -> TargetResult {
+            Ok(())
+        }
+        let mut unknown = builder(method).entry(not_registered, ());
+        ensure_matches!(unknown.start(), Err(Error::UnregisteredEntry { .. }));
+        ensure_eq!(unknown.state()?, ProcessState::New);
+        // The same function runs under fork, where it need not be registered.
+        let mut forked = Process::builder()
+            .start_method(StartMethod::Fork)
+            .entry(not_registered, ());
+        forked.start()?;
+        ensure_eq!(join_code(&forked)?, 0);
+    }
+    Ok(())
+}
+
+fn threaded_parent() -> TestResult {
+    let stop = std::sync::Arc::new(std::sync::Barrier::new(5));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                stop.wait();
+            })
+        })
+        .collect();
+    let outcome = (|| -> TestResult {
+        ensure!(common::thread_count() >= 5, "threads did not start");
+        let mut forked = Process::builder()
+            .start_method(StartMethod::Fork)
+            .target(|| ());
+        ensure_matches!(forked.start(), Err(Error::ThreadedFork { .. }));
+        for method in METHODS {
+            let mut a = builder(method).entry(exit_with, 7);
+            let mut b = builder(method).entry(sleep_long, ());
+            a.start()?;
+            b.start()?;
+            ensure_eq!(join_code(&a)?, 7);
+            ensure!(b.is_alive()?, "{method}: sleeper died");
+            b.terminate()?;
+            ensure_eq!(join_code(&b)?, -15);
+            // A daemon started from a thread that ends at once must outlive that thread
+            // (PR_SET_PDEATHSIG follows the thread, T09).
+            let handle = std::thread::spawn(move || -> Result<Process, Error> {
+                let mut d = builder(method).daemon(true).entry(sleep_long, ());
+                d.start()?;
+                Ok(d)
+            });
+            let d = handle.join().map_err(|_| "starter thread panicked")??;
+            std::thread::sleep(Duration::from_millis(200));
+            ensure!(
+                d.is_alive()?,
+                "{method}: daemon died with its starting thread"
+            );
+            d.kill()?;
+            ensure_eq!(join_code(&d)?, -9);
+        }
+        Ok(())
+    })();
+    stop.wait();
+    for t in threads {
+        t.join().map_err(|_| "thread panicked")?;
+    }
+    outcome
+}
+
+fn blocked_on_event_argument() -> TestResult {
+    for method in METHODS {
+        let event = Event::new()?;
+        let mut p = builder(method).entry(
+            wait_event,
+            Event::from_fd(event.as_fd().try_clone_to_owned()?)?,
+        );
+        p.start()?;
+        common::wait_until(Duration::from_secs(10), || {
+            p.state().ok() == Some(ProcessState::Blocked(proclife::BlockedOn::Event))
+        })?;
+        event.set();
+        ensure_eq!(join_code(&p)?, 0);
+    }
+    Ok(())
+}
+
+fn objects_work_both_ways() -> TestResult {
+    for method in METHODS {
+        let (mut here, there) = pipe(true)?;
+        let queue = Queue::<u32>::new(4)?;
+        let lock = Lock::new()?;
+        let value = Value::new(100u64)?;
+        let args = (
+            there,
+            Queue::from_fd(queue.as_fd().try_clone_to_owned()?)?,
+            Lock::from_fd(lock.as_fd().try_clone_to_owned()?)?,
+            Value::from_fds(
+                value.as_fd().try_clone_to_owned()?,
+                value.get_lock().as_fd().try_clone_to_owned()?,
+            )?,
+        );
+        let mut p = builder(method).entry(round_trip, args);
+        p.start()?;
+        // Taken after the start: dropping the handle's copy of the arguments releases a lock
+        // that the parent's thread holds through the copy (one handle per process).
+        ensure!(lock.acquire(Some(Duration::ZERO))?, "lock taken");
+        here.send(&41u32)?;
+        ensure_eq!(queue.get_timeout(Some(Duration::from_secs(10)))?, 42);
+        common::wait_until(Duration::from_secs(10), || {
+            p.state().ok() == Some(ProcessState::Blocked(proclife::BlockedOn::Lock))
+        })
+        .map_err(|e| format!("{method}: {e}: {:?}", p.state()))?;
+        lock.release()?;
+        ensure!(here.poll(Some(Duration::from_secs(10)))?, "no answer");
+        ensure_eq!(here.recv::<u64>()?, 141);
+        ensure_eq!(value.get()?, 141);
+        ensure_eq!(join_code(&p)?, 0);
+        // The parent's copy of the child's end was dropped at start: end of file now.
+        ensure_matches!(here.recv::<u64>(), Err(Error::Disconnected));
+    }
+    Ok(())
+}
+
+fn clean_process_image() -> TestResult {
+    for method in METHODS {
+        let (mut here, there) = pipe(false)?;
+        let mut p = builder(method).name("reporter").entry(report, there);
+        p.start()?;
+        ensure!(
+            here.poll(Some(Duration::from_secs(10)))?,
+            "{method}: no report"
+        );
+        let report: Report = here.recv()?;
+        ensure_eq!(join_code(&p)?, 0);
+        // T45: 0, 1, 2, the passed connection, and the runtime's own two (status slot,
+        // parent pidfd); nothing else of the parent's survived the exec.
+        let extra: Vec<&(i32, String)> = report.fds.iter().filter(|(fd, _)| *fd > 2).collect();
+        ensure_eq!(extra.len(), 3);
+        ensure_eq!(
+            extra
+                .iter()
+                .filter(|(_, t)| t.starts_with("/memfd:proclife"))
+                .count(),
+            1
+        );
+        ensure_eq!(extra.iter().filter(|(_, t)| t.contains("pidfd")).count(), 1);
+        ensure_eq!(
+            extra
+                .iter()
+                .filter(|(_, t)| t.starts_with("pipe:") || t.starts_with("socket:"))
+                .count(),
+            1
+        );
+        // T50: no bootstrap variable, no secret on the command line.
+        ensure!(
+            !report.environ_has_marker,
+            "{method}: bootstrap variable visible"
+        );
+        ensure_eq!(report.cmdline.len(), 2);
+        ensure_eq!(report.cmdline[1].as_str(), "--proclife-bootstrap");
+        ensure_eq!(report.name.as_str(), "reporter");
+        let me = proclife::current_process();
+        ensure_eq!(
+            report.parent,
+            Some((me.pid().as_raw(), me.name().to_owned(), true))
+        );
+    }
+    Ok(())
+}
+
+/// Runs this test binary with a bootstrap socket carrying `bytes` (and `fds`).
+fn forged(
+    bytes: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<(i32, String), Box<dyn std::error::Error>> {
+    use nix::sys::socket::{
+        AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair,
+    };
+    let (ours, theirs): (OwnedFd, OwnedFd) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::empty(),
+    )?;
+    nix::fcntl::fcntl(
+        &ours,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let iov = [std::io::IoSlice::new(bytes)];
+    sendmsg::<()>(
+        ours.as_raw_fd(),
+        &iov,
+        if raw.is_empty() { &[] } else { &cmsg },
+        MsgFlags::empty(),
+        None,
+    )?;
+    drop(ours);
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("--proclife-bootstrap")
+        .env(proclife::BOOTSTRAP_ENV, theirs.as_raw_fd().to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()?;
+    drop(theirs);
+    let code = out.status.code().unwrap_or(-1);
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    Ok((code, text))
+}
+
+fn forged_bootstraps_are_refused() -> TestResult {
+    let mut header = Vec::new();
+    header.extend_from_slice(b"PROCLIFE");
+    header.extend_from_slice(&1u32.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    let good_header = |len: u32, nfds: u32| {
+        let mut h = header.clone();
+        h.extend_from_slice(&len.to_le_bytes());
+        h.extend_from_slice(&nfds.to_le_bytes());
+        h
+    };
+    let mut wrong_magic = good_header(0, 0);
+    wrong_magic[0] = b'X';
+    let mut wrong_version = good_header(0, 0);
+    wrong_version[8] = 9;
+    let lock = Lock::new()?;
+    let cases: Vec<(&str, Vec<u8>, usize)> = vec![
+        ("empty", Vec::new(), 0),
+        ("truncated header", b"PROCLIFE\x01".to_vec(), 0),
+        ("wrong magic", wrong_magic, 0),
+        ("wrong version", wrong_version, 0),
+        ("fd count mismatch", good_header(0, 3), 1),
+        ("truncated payload", good_header(100, 0), 0),
+        (
+            "garbage payload",
+            [good_header(4, 0), vec![0xff; 4]].concat(),
+            0,
+        ),
+        ("huge payload", good_header(u32::MAX, 0), 0),
+    ];
+    for (what, bytes, nfds) in cases {
+        let fds: Vec<_> = (0..nfds).map(|_| lock.as_fd()).collect();
+        let (code, text) = forged(&bytes, &fds)?;
+        ensure!(
+            code == proclife::BOOTSTRAP_EXIT_CODE && text.contains("bootstrap refused"),
+            "{what}: exit {code}, output {text:?}"
+        );
+        // Nothing of the program ran: no test harness output.
+        ensure!(
+            !text.contains("running"),
+            "{what}: the harness ran: {text:?}"
+        );
+    }
+    // The variable without a socket behind it.
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("--proclife-bootstrap")
+        .env(proclife::BOOTSTRAP_ENV, "1")
+        .stderr(std::process::Stdio::piped())
+        .output()?;
+    ensure_eq!(out.status.code(), Some(proclife::BOOTSTRAP_EXIT_CODE));
+    Ok(())
+}
+
+fn main() {
+    common::run(vec![
+        ("exit_codes", exit_codes),
+        ("cpython_refusals", cpython_refusals),
+        ("threaded_parent", threaded_parent),
+        ("blocked_on_event_argument", blocked_on_event_argument),
+        ("objects_work_both_ways", objects_work_both_ways),
+        ("clean_process_image", clean_process_image),
+        (
+            "forged_bootstraps_are_refused",
+            forged_bootstraps_are_refused,
+        ),
+    ]);
+}
