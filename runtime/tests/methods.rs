@@ -13,7 +13,7 @@ use proclife::sync::{Event, Lock};
 use proclife::{Error, Process, ProcessState, StartMethod, TargetResult};
 
 /// The methods under test.
-const METHODS: [StartMethod; 1] = [StartMethod::Spawn];
+const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
 
 fn builder(method: StartMethod) -> proclife::Builder {
     Process::builder().start_method(method)
@@ -131,6 +131,7 @@ fn exit_codes() -> TestResult {
         ensure_eq!((method, join_code(&p)?), (method, -9));
         p.close()?;
     }
+    proclife::stop_fork_server()?;
     Ok(())
 }
 
@@ -169,6 +170,7 @@ fn cpython_refusals() -> TestResult {
         forked.start()?;
         ensure_eq!(join_code(&forked)?, 0);
     }
+    proclife::stop_fork_server()?;
     Ok(())
 }
 
@@ -216,6 +218,7 @@ fn threaded_parent() -> TestResult {
         Ok(())
     })();
     stop.wait();
+    proclife::stop_fork_server()?;
     for t in threads {
         t.join().map_err(|_| "thread panicked")?;
     }
@@ -236,6 +239,7 @@ fn blocked_on_event_argument() -> TestResult {
         event.set();
         ensure_eq!(join_code(&p)?, 0);
     }
+    proclife::stop_fork_server()?;
     Ok(())
 }
 
@@ -273,6 +277,7 @@ fn objects_work_both_ways() -> TestResult {
         // The parent's copy of the child's end was dropped at start: end of file now.
         ensure_matches!(here.recv::<u64>(), Err(Error::Disconnected));
     }
+    proclife::stop_fork_server()?;
     Ok(())
 }
 
@@ -320,6 +325,7 @@ fn clean_process_image() -> TestResult {
             Some((me.pid().as_raw(), me.name().to_owned(), true))
         );
     }
+    proclife::stop_fork_server()?;
     Ok(())
 }
 

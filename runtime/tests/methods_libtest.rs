@@ -35,3 +35,8 @@ fn start_join_terminate(method: StartMethod) -> proclife::Result<()> {
 fn spawn_in_the_threaded_harness() -> proclife::Result<()> {
     start_join_terminate(StartMethod::Spawn)
 }
+
+#[test]
+fn forkserver_in_the_threaded_harness() -> proclife::Result<()> {
+    start_join_terminate(StartMethod::ForkServer)
+}

@@ -71,6 +71,8 @@ pub(crate) enum Kind {
     Child = 1,
     /// A fork server.
     Server = 2,
+    /// A fork server's answer to a start request.
+    Reply = 3,
 }
 
 /// The identity of the running executable: sender and receiver must match.
@@ -265,7 +267,10 @@ extern "C" fn hook() {
     };
     scrub_marker();
     let code = catch_unwind(|| match claim(&value) {
-        Ok(sock) => boot_child(sock),
+        Ok(sock) => match peek_kind(&sock) {
+            Some(Kind::Server) => super::forkserver::serve(sock),
+            _ => boot_child(sock),
+        },
         Err(error) => refuse(&error),
     })
     .unwrap_or(BOOTSTRAP_EXIT_CODE);
@@ -300,7 +305,7 @@ fn scrub_marker() {
 }
 
 /// Prints why a bootstrap was refused and returns [`BOOTSTRAP_EXIT_CODE`].
-fn refuse(error: &Error) -> i32 {
+pub(crate) fn refuse(error: &Error) -> i32 {
     eprintln!("proclife: bootstrap refused: {error}");
     BOOTSTRAP_EXIT_CODE
 }
@@ -369,7 +374,12 @@ pub(crate) struct Ready {
 /// Receives and checks a child's bootstrap message, and decodes its arguments.
 pub(crate) fn accept_child(sock: BorrowedFd<'_>) -> Result<Ready> {
     let (payload, fds) = receive(sock, Kind::Child)?;
-    let boot: ChildBoot = postcard::from_bytes(&payload)
+    accept_parts(&payload, fds)
+}
+
+/// Checks a child's received bootstrap payload and fds, and decodes its arguments.
+pub(crate) fn accept_parts(payload: &[u8], fds: Vec<OwnedFd>) -> Result<Ready> {
+    let boot: ChildBoot = postcard::from_bytes(payload)
         .map_err(|_| Error::Malformed("undecodable bootstrap payload"))?;
     if boot.build != Build::current()? {
         return Err(Error::Malformed(

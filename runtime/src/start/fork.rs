@@ -70,7 +70,7 @@ impl Launcher for ForkLauncher {
         flush_std_streams();
         // SAFETY: see the module's `# Safety`: the parent is single-threaded or the caller
         // vouched for the fork; the child path below never returns and ends in `_exit`.
-        match unsafe { fork() } {
+        match unsafe { fork_process() } {
             Err(errno) => Err(Error::os("fork", errno)),
             Ok(ForkResult::Child) => {
                 drop(reserve);
@@ -92,6 +92,19 @@ impl Launcher for ForkLauncher {
             }
         }
     }
+}
+
+/// `fork()`, the runtime's only call of it: for the fork start method and for the fork
+/// server.
+///
+/// # Safety
+///
+/// The calling process must be single-threaded (or the caller must have taken over that
+/// proof, see the module's `# Safety`), and the child branch must never return into the
+/// caller's frames: it ends with `_exit`.
+pub(super) unsafe fn fork_process() -> nix::Result<ForkResult> {
+    // SAFETY: the caller upholds this function's contract.
+    unsafe { fork() }
 }
 
 /// Kills and reaps a child for which no pidfd could be opened.

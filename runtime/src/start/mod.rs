@@ -17,6 +17,7 @@ use crate::process::TargetSlot;
 pub(crate) mod bootstrap;
 pub(crate) mod entry;
 mod fork;
+mod forkserver;
 pub(crate) mod pass;
 mod spawn;
 
@@ -38,7 +39,16 @@ pub enum StartMethod {
     /// The target must be given with [`Builder::entry`](crate::Builder::entry); its
     /// arguments travel serialised, IPC and synchronisation objects as fds.
     Spawn,
+    /// A fork server, started once by re-execution, forks each child on request; safe in a
+    /// multi-threaded parent, and cheaper than spawn per child.
+    ///
+    /// The target must be given with [`Builder::entry`](crate::Builder::entry), as for
+    /// spawn. Needs Linux 6.15 (`PIDFD_INFO_EXIT`); see
+    /// [`stop_fork_server`](crate::stop_fork_server).
+    ForkServer,
 }
+
+pub use forkserver::{fork_server_pid, stop_fork_server};
 
 impl StartMethod {
     /// The method's name in CPython: `"fork"`, `"spawn"`, `"forkserver"`.
@@ -46,16 +56,22 @@ impl StartMethod {
         match self {
             StartMethod::Fork => "fork",
             StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
         }
     }
 
     /// Every method, in the order of their codes.
-    pub const ALL: [StartMethod; 2] = [StartMethod::Fork, StartMethod::Spawn];
+    pub const ALL: [StartMethod; 3] = [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ];
 
     fn code(self) -> u8 {
         match self {
             StartMethod::Fork => 1,
             StartMethod::Spawn => 2,
+            StartMethod::ForkServer => 3,
         }
     }
 
@@ -165,6 +181,7 @@ impl StartMethod {
         match self {
             StartMethod::Fork => &fork::ForkLauncher,
             StartMethod::Spawn => &spawn::SpawnLauncher,
+            StartMethod::ForkServer => &forkserver::ForkServerLauncher,
         }
     }
 }
