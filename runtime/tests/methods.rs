@@ -386,6 +386,12 @@ fn forged_bootstraps_are_refused() -> TestResult {
     wrong_magic[0] = b'X';
     let mut wrong_version = good_header(0, 0);
     wrong_version[8] = 9;
+    // A fork-server bootstrap whose payload is not a server's.
+    let mut server_request = good_header(4, 0);
+    server_request[12] = 2;
+    server_request.extend_from_slice(&[1, 2, 3, 4]);
+    let mut unknown_kind = good_header(0, 0);
+    unknown_kind[12] = 7;
     let lock = Lock::new()?;
     let cases: Vec<(&str, Vec<u8>, usize)> = vec![
         ("empty", Vec::new(), 0),
@@ -400,6 +406,8 @@ fn forged_bootstraps_are_refused() -> TestResult {
             0,
         ),
         ("huge payload", good_header(u32::MAX, 0), 0),
+        ("forged server", server_request, 0),
+        ("unknown kind", unknown_kind, 0),
     ];
     for (what, bytes, nfds) in cases {
         let fds: Vec<_> = (0..nfds).map(|_| lock.as_fd()).collect();
@@ -424,8 +432,176 @@ fn forged_bootstraps_are_refused() -> TestResult {
     Ok(())
 }
 
+fn global_start_method() -> TestResult {
+    // Nothing in this binary has fixed the global method yet (this test runs first).
+    proclife::set_start_method(StartMethod::Spawn)?;
+    ensure_matches!(
+        proclife::set_start_method(StartMethod::Fork),
+        Err(Error::StartMethodAlreadySet)
+    );
+    ensure_eq!(proclife::get_start_method(), StartMethod::Spawn);
+    let mut p = Process::entry(exit_with, 4);
+    ensure_eq!(p.start_method(), StartMethod::Spawn);
+    p.start()?;
+    ensure_eq!(join_code(&p)?, 4);
+    let mut closure = Process::new(|| ());
+    ensure_matches!(closure.start(), Err(Error::NotPassable { method: "spawn" }));
+    proclife::set_start_method_force(StartMethod::Fork);
+    ensure_eq!(proclife::get_start_method(), StartMethod::Fork);
+    ensure_eq!(
+        "forkserver".parse::<StartMethod>()?,
+        StartMethod::ForkServer
+    );
+    ensure_matches!(
+        "vfork".parse::<StartMethod>(),
+        Err(Error::InvalidArgument(_))
+    );
+    Ok(())
+}
+
+/// Starts a daemon grandchild under `method`, reports its pid, then waits to be killed.
+fn start_daemon_grandchild((mut conn, method): (Connection, String)) -> TargetResult {
+    let method: StartMethod = method.parse()?;
+    let mut grandchild = Process::builder()
+        .start_method(method)
+        .daemon(true)
+        .entry(sleep_long, ());
+    grandchild.start()?;
+    let pid = grandchild.pid()?.map(|p| p.as_raw()).unwrap_or(0);
+    conn.send(&pid)?;
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(())
+}
+
+/// A daemon tries to start a child and reports the error's CPython message.
+fn daemon_starts_child(mut conn: Connection) -> TargetResult {
+    let mut p = Process::entry(exit_with, 0);
+    let outcome = p.start().map_err(|e| e.to_string());
+    conn.send(&outcome)?;
+    Ok(())
+}
+proclife::entry!(start_daemon_grandchild, daemon_starts_child);
+
+fn pidfd_of(pid: i32) -> Result<OwnedFd, Box<dyn std::error::Error>> {
+    // SAFETY: pidfd_open takes integers only and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    ensure!(fd >= 0, "pidfd_open({pid}) failed");
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+fn daemons_die_with_their_parent() -> TestResult {
+    for method in METHODS {
+        // T09/T27: the middle process is SIGKILLed; its daemon child must die too.
+        let (mut here, there) = pipe(false)?;
+        let mut middle =
+            builder(method).entry(start_daemon_grandchild, (there, method.to_string()));
+        middle.start()?;
+        ensure!(
+            here.poll(Some(Duration::from_secs(10)))?,
+            "{method}: no grandchild pid"
+        );
+        let grandchild: i32 = here.recv()?;
+        let watch = pidfd_of(grandchild)?;
+        ensure!(
+            !common::readable(watch.as_raw_fd(), 0),
+            "{method}: grandchild already dead"
+        );
+        middle.kill()?;
+        ensure_eq!(join_code(&middle)?, -9);
+        ensure!(
+            common::readable(watch.as_raw_fd(), 10_000),
+            "{method}: daemon grandchild outlived its killed parent"
+        );
+        // "daemonic processes are not allowed to have children", in a re-executed daemon.
+        let (mut here, there) = pipe(false)?;
+        let mut daemon = builder(method)
+            .daemon(true)
+            .entry(daemon_starts_child, there);
+        daemon.start()?;
+        ensure!(
+            here.poll(Some(Duration::from_secs(10)))?,
+            "{method}: no answer"
+        );
+        let outcome: Result<(), String> = here.recv()?;
+        ensure_eq!(
+            outcome,
+            Err("daemonic processes are not allowed to have children".to_owned())
+        );
+        ensure_eq!(join_code(&daemon)?, 0);
+    }
+    proclife::stop_fork_server()?;
+    Ok(())
+}
+
+fn kill_during_bootstrap() -> TestResult {
+    // T06: a child killed before it read its bootstrap is reported -9, nothing hangs.
+    for method in METHODS {
+        for _ in 0..5 {
+            let mut p = builder(method).entry(sleep_long, ());
+            p.start()?;
+            p.kill()?;
+            ensure_eq!((method, join_code(&p)?), (method, -9));
+        }
+    }
+    proclife::stop_fork_server()?;
+    Ok(())
+}
+
+fn fork_server_death() -> TestResult {
+    // T32: the server is SIGKILLed with a daemon and a non-daemon child running.
+    let method = StartMethod::ForkServer;
+    let mut daemon = builder(method).daemon(true).entry(sleep_long, ());
+    let mut worker = builder(method).entry(sleep_long, ());
+    daemon.start()?;
+    worker.start()?;
+    let server = proclife::fork_server_pid().ok_or("no fork server")?;
+    let server_fd = pidfd_of(server.as_raw())?;
+    // SAFETY: pidfd_send_signal with a null info pointer touches no memory of ours.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            server_fd.as_raw_fd(),
+            libc::SIGKILL,
+            0usize,
+            0,
+        )
+    };
+    ensure_eq!(sent, 0);
+    ensure!(
+        common::readable(server_fd.as_raw_fd(), 10_000),
+        "server did not die"
+    );
+    // The next start fails with a typed error, the one after gets a new server.
+    let mut next = builder(method).entry(exit_with, 0);
+    ensure_matches!(next.start(), Err(Error::ForkServerDied));
+    ensure_eq!(next.state()?, ProcessState::New);
+    next.start()?;
+    ensure_eq!(join_code(&next)?, 0);
+    ensure!(
+        proclife::fork_server_pid() != Some(server),
+        "the dead server is still used"
+    );
+    // The daemon child died with the server (its death signal); nobody can reap it now,
+    // so its exit is reported as 255, as CPython's forkserver does.
+    ensure_eq!(join_code(&daemon)?, 255);
+    // The non-daemon child was not orphaned silently: it still answers to its handle.
+    ensure!(worker.is_alive()?, "worker died with the server");
+    worker.terminate()?;
+    ensure_eq!(join_code(&worker)?, 255);
+    proclife::stop_fork_server()?;
+    Ok(())
+}
+
 fn main() {
     common::run(vec![
+        ("global_start_method", global_start_method),
+        (
+            "daemons_die_with_their_parent",
+            daemons_die_with_their_parent,
+        ),
+        ("kill_during_bootstrap", kill_during_bootstrap),
+        ("fork_server_death", fork_server_death),
         ("exit_codes", exit_codes),
         ("cpython_refusals", cpython_refusals),
         ("threaded_parent", threaded_parent),
