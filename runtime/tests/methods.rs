@@ -143,7 +143,7 @@ fn cpython_refusals() -> TestResult {
         ensure_matches!(p.start(), Err(Error::AlreadyStarted));
         ensure_matches!(p.close(), Err(Error::StillRunning));
         ensure!(
-            common::readable(p.sentinel()?.as_raw_fd(), 0) == false,
+            !common::readable(p.sentinel()?.as_raw_fd(), 0),
             "sentinel readable early"
         );
         p.terminate()?;

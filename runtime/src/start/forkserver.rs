@@ -138,12 +138,7 @@ impl Server {
     /// Kills the server (if it still runs) and reaps it.
     fn reap_dead(self) {
         let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL as i32);
-        loop {
-            match waitid(Id::PIDFd(self.pidfd.as_fd()), WaitPidFlag::WEXITED) {
-                Err(Errno::EINTR) => continue,
-                _ => break,
-            }
-        }
+        while let Err(Errno::EINTR) = waitid(Id::PIDFd(self.pidfd.as_fd()), WaitPidFlag::WEXITED) {}
     }
 
     /// Sends one start request and returns the child's pid and pidfd.
