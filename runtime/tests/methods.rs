@@ -433,7 +433,8 @@ fn forged_bootstraps_are_refused() -> TestResult {
 }
 
 fn global_start_method() -> TestResult {
-    // Nothing in this binary has fixed the global method yet (this test runs first).
+    // Nothing in this binary fixes the global method before this test: every other start
+    // names its method explicitly.
     proclife::set_start_method(StartMethod::Spawn)?;
     ensure_matches!(
         proclife::set_start_method(StartMethod::Fork),
@@ -593,8 +594,96 @@ fn fork_server_death() -> TestResult {
     Ok(())
 }
 
+/// The verifier's puppet shape: connections and every primitive in one derived struct.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Puppet {
+    commands: Connection,
+    replies: Connection,
+    lock: Lock,
+    rlock: proclife::sync::RLock,
+    semaphore: proclife::sync::Semaphore,
+    event: Event,
+    condition: proclife::sync::Condition,
+    barrier: proclife::sync::Barrier,
+}
+
+fn puppet(mut p: Puppet) -> TargetResult {
+    let rounds: u32 = p.commands.recv()?;
+    let limit = Some(Duration::from_secs(20));
+    for _ in 0..rounds {
+        if !p.lock.acquire(limit)? || !p.rlock.acquire(limit)? || !p.rlock.acquire(limit)? {
+            return Err("a lock timed out".into());
+        }
+        p.rlock.release()?;
+        p.rlock.release()?;
+        p.lock.release()?;
+        p.semaphore.release()?;
+    }
+    p.event.set();
+    if !p.condition.acquire(limit)? {
+        return Err("the condition's lock timed out".into());
+    }
+    p.condition.notify_all()?;
+    p.condition.release()?;
+    p.barrier.wait_timeout(limit)?;
+    p.replies.send(&rounds)?;
+    Ok(())
+}
+proclife::entry!(puppet);
+
+fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, Box<dyn std::error::Error>> {
+    Ok(fd.try_clone_to_owned()?)
+}
+
+fn puppet_under_every_method() -> TestResult {
+    use proclife::sync::{Barrier, Condition, RLock, Semaphore};
+    for method in StartMethod::ALL {
+        // A one-way pipe's first end receives: the child reads commands, the parent replies.
+        let (commands_there, mut commands) = pipe(false)?;
+        let (mut replies, replies_there) = pipe(false)?;
+        let lock = Lock::new()?;
+        let rlock = RLock::new()?;
+        let semaphore = Semaphore::new(0)?;
+        let event = Event::new()?;
+        let condition = Condition::new()?;
+        let barrier = Barrier::new(2, None)?;
+        let args = Puppet {
+            commands: commands_there,
+            replies: replies_there,
+            lock: Lock::from_fd(dup(lock.as_fd())?)?,
+            rlock: RLock::from_fd(dup(rlock.as_fd())?)?,
+            semaphore: Semaphore::from_fd(dup(semaphore.as_fd())?)?,
+            event: Event::from_fd(dup(event.as_fd())?)?,
+            condition: Condition::from_fds(
+                dup(condition.lock_fd())?,
+                condition.recursive(),
+                dup(condition.as_fd())?,
+            )?,
+            barrier: Barrier::from_fd(dup(barrier.as_fd())?)?,
+        };
+        let mut p = builder(method).entry(puppet, args);
+        p.start()?;
+        commands.send(&3u32)?;
+        let limit = Some(Duration::from_secs(20));
+        ensure!(event.wait(limit)?, "{method}: event never set");
+        ensure_eq!(semaphore.get_value(), 3);
+        barrier.wait_timeout(limit)?;
+        ensure!(replies.poll(limit)?, "{method}: no reply");
+        ensure_eq!(replies.recv::<u32>()?, 3);
+        ensure_eq!(join_code(&p)?, 0);
+        ensure!(
+            lock.acquire(Some(Duration::ZERO))?,
+            "{method}: lock left held"
+        );
+        lock.release()?;
+    }
+    proclife::stop_fork_server()?;
+    Ok(())
+}
+
 fn main() {
     common::run(vec![
+        ("puppet_under_every_method", puppet_under_every_method),
         ("global_start_method", global_start_method),
         (
             "daemons_die_with_their_parent",
