@@ -139,6 +139,7 @@ fn child_main(
             );
         }
         drop(table);
+        super::forkserver::forget_inherited();
         if spec.daemon {
             // A daemon dies with its parent, even when the parent is SIGKILLed. If the
             // parent died before the request took effect, no signal will come: check.

@@ -323,6 +323,23 @@ pub fn stop_fork_server() -> Result<()> {
     }
 }
 
+/// Drops, in a freshly forked child, the parent's fork server handle: the child's copy of
+/// the request socket would otherwise keep the server from seeing the parent close it.
+///
+/// Uses `try_lock`: only a parent that forked while another thread was starting a child
+/// through the server (the `unsafe` threaded-fork opt-in) leaves the lock held, and then the
+/// copy is left alone rather than deadlocking the child.
+pub(super) fn forget_inherited() {
+    let mut guard = match SERVER.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    if guard.as_ref().is_some_and(|s| s.owner != getpid().as_raw()) {
+        *guard = None;
+    }
+}
+
 /// The pid of this process's fork server, if one runs.
 pub fn fork_server_pid() -> Option<Pid> {
     let guard = server();
