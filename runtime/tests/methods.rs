@@ -460,14 +460,27 @@ fn global_start_method() -> TestResult {
     Ok(())
 }
 
-/// Starts a daemon grandchild under `method`, reports its pid, then waits to be killed.
-fn start_daemon_grandchild((mut conn, method): (Connection, String)) -> TargetResult {
+/// Starts a daemon grandchild under `method` (from a thread that ends at once, if
+/// `from_thread`), reports its pid, then waits to be killed.
+fn start_daemon_grandchild(
+    (mut conn, method, from_thread): (Connection, String, bool),
+) -> TargetResult {
     let method: StartMethod = method.parse()?;
-    let mut grandchild = Process::builder()
-        .start_method(method)
-        .daemon(true)
-        .entry(sleep_long, ());
-    grandchild.start()?;
+    let start = move || -> Result<Process, Error> {
+        let mut grandchild = Process::builder()
+            .start_method(method)
+            .daemon(true)
+            .entry(sleep_long, ());
+        grandchild.start()?;
+        Ok(grandchild)
+    };
+    let grandchild = if from_thread {
+        std::thread::spawn(start)
+            .join()
+            .map_err(|_| "starter thread panicked")??
+    } else {
+        start()?
+    };
     let pid = grandchild.pid()?.map(|p| p.as_raw()).unwrap_or(0);
     conn.send(&pid)?;
     std::thread::sleep(Duration::from_secs(60));
@@ -492,11 +505,14 @@ fn pidfd_of(pid: i32) -> Result<OwnedFd, Box<dyn std::error::Error>> {
 }
 
 fn daemons_die_with_their_parent() -> TestResult {
-    for method in METHODS {
-        // T09/T27: the middle process is SIGKILLed; its daemon child must die too.
+    for (method, from_thread) in METHODS.into_iter().flat_map(|m| [(m, false), (m, true)]) {
+        // T09/T27: the middle process is SIGKILLed; its daemon child must die too, also when
+        // the thread that started it ended long before.
         let (mut here, there) = pipe(false)?;
-        let mut middle =
-            builder(method).entry(start_daemon_grandchild, (there, method.to_string()));
+        let mut middle = builder(method).entry(
+            start_daemon_grandchild,
+            (there, method.to_string(), from_thread),
+        );
         middle.start()?;
         ensure!(
             here.poll(Some(Duration::from_secs(10)))?,
