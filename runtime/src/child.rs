@@ -289,4 +289,19 @@ mod tests {
             assert_eq!(exitcode_from(status), code, "{status:?}");
         }
     }
+
+    #[test]
+    fn raw_wait_statuses_map_like_cpython() {
+        // `PIDFD_INFO_EXIT` reports the raw wait status: `code << 8`, or the signal number.
+        for (raw, code) in [
+            (0, 0),
+            (3 << 8, 3),
+            (255 << 8, 255),
+            (15, -15),
+            (9, -9),
+            (11 | 0x80, -11),
+        ] {
+            assert_eq!(exitcode_from_raw(raw), code, "{raw:#x}");
+        }
+    }
 }

@@ -222,3 +222,47 @@ pub(crate) fn flush_std_streams() {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for method in StartMethod::ALL {
+            assert_eq!(method.name().parse::<StartMethod>().ok(), Some(method));
+            assert_eq!(method.to_string(), method.name());
+            assert_eq!(StartMethod::from_code(method.code()), Some(method));
+        }
+        assert!(matches!(
+            "threads".parse::<StartMethod>(),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn refusals_read_like_cpython() {
+        assert_eq!(
+            Error::StartMethodAlreadySet.python(),
+            Some(("RuntimeError", "context has already been set".to_owned()))
+        );
+        let closure = Error::NotPassable { method: "spawn" };
+        assert_eq!(
+            closure.python().map(|(kind, _)| kind),
+            Some("_pickle.PicklingError")
+        );
+    }
+
+    #[test]
+    fn closures_cannot_be_exported() {
+        let target = TargetSlot::Once(Box::new(|| Ok(())));
+        assert!(matches!(
+            export_target(&target, StartMethod::Spawn),
+            Err(Error::NotPassable { method: "spawn" })
+        ));
+        let (key, bytes, fds) =
+            export_target(&TargetSlot::Empty, StartMethod::ForkServer).unwrap_or_default();
+        assert!(key.contains("no_target"));
+        assert!(bytes.is_empty() && fds.is_empty());
+    }
+}
