@@ -29,7 +29,14 @@ pub(crate) struct Child {
     pidfd: OwnedFd,
     exitcode: Mutex<Option<i32>>,
     slot: StatusSlot,
+    /// For a child of the fork server: the server's pidfd. Such a child is reaped by the
+    /// server, and its status read with `PIDFD_GET_INFO` instead of `waitid`.
+    server: Option<OwnedFd>,
 }
+
+/// The exit code reported for a fork-server child that exited after the server died and
+/// that nobody reaped (CPython's forkserver reports 255 too).
+pub(crate) const LOST_WITH_SERVER: i32 = 255;
 
 /// Maps a wait status to CPython's exit code: the exit status, or `-N` for signal `N`.
 ///
@@ -58,6 +65,23 @@ impl Child {
             pidfd,
             exitcode: Mutex::new(None),
             slot,
+            server: None,
+        }
+    }
+
+    /// Records a child that the fork server forked and reaps; `server` is the server's
+    /// pidfd.
+    pub(crate) fn foreign(
+        pid: Pid,
+        creator: i32,
+        daemon: bool,
+        pidfd: OwnedFd,
+        slot: StatusSlot,
+        server: OwnedFd,
+    ) -> Child {
+        Child {
+            server: Some(server),
+            ..Child::new(pid, creator, daemon, pidfd, slot)
         }
     }
 
@@ -107,6 +131,11 @@ impl Child {
         let mut cell = self.cell();
         if cell.is_some() || !self.is_reaper() {
             return Ok(*cell);
+        }
+        if let Some(server) = &self.server {
+            let code = foreign_exitcode(self.pidfd.as_fd(), server.as_fd())?;
+            *cell = code;
+            return Ok(code);
         }
         loop {
             match waitid(
@@ -189,6 +218,52 @@ impl Child {
     }
 }
 
+/// Whether a pidfd is readable now (its process exited).
+fn readable(pidfd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// How long one status query waits for a living server to reap an exited child; the server
+/// reaps within microseconds unless it is stopped.
+const SERVER_REAP_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The exit code of a fork-server child: `None` while it runs. Once its pidfd is readable
+/// (it exited) the code comes as soon as the server has reaped it, so that a readable
+/// sentinel means a known exit code, as for the other methods (unless the server is
+/// stopped: then `None` after a short wait, and the next query tries again);
+/// [`LOST_WITH_SERVER`] for a zombie the dead server can no longer reap.
+fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Option<i32>> {
+    if !readable(pidfd) {
+        return Ok(None);
+    }
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = sys::pidfd_exit_status(pidfd)? {
+            return Ok(Some(exitcode_from_raw(status)));
+        }
+        if readable(server) {
+            // Check again: the server may have reaped the child just before it died.
+            return Ok(Some(
+                sys::pidfd_exit_status(pidfd)?.map_or(LOST_WITH_SERVER, exitcode_from_raw),
+            ));
+        }
+        if start.elapsed() > SERVER_REAP_LIMIT {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// Maps a raw wait status (`WIFEXITED`/`WIFSIGNALED` encoding) to CPython's exit code.
+fn exitcode_from_raw(status: i32) -> i32 {
+    if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use nix::sys::signal::Signal;
@@ -212,6 +287,21 @@ mod tests {
         ];
         for (status, code) in table {
             assert_eq!(exitcode_from(status), code, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn raw_wait_statuses_map_like_cpython() {
+        // `PIDFD_INFO_EXIT` reports the raw wait status: `code << 8`, or the signal number.
+        for (raw, code) in [
+            (0, 0),
+            (3 << 8, 3),
+            (255 << 8, 255),
+            (15, -15),
+            (9, -9),
+            (11 | 0x80, -11),
+        ] {
+            assert_eq!(exitcode_from_raw(raw), code, "{raw:#x}");
         }
     }
 }

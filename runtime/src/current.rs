@@ -1,9 +1,22 @@
 //! What a process knows about itself, its parent and its children; mirrors
 //! `multiprocessing.current_process()`, `parent_process()` and `active_children()`.
 
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
 use crate::error::Result;
 use crate::process::Pid;
 use crate::registry;
+
+/// The parent's pidfd, in a re-executed child.
+static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Records the parent's pidfd in a re-executed child.
+pub(crate) fn set_parent_pidfd(pidfd: OwnedFd) {
+    let _ = PARENT_PIDFD.set(pidfd);
+}
 
 /// The calling process, as [`current_process`] describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,9 +72,15 @@ impl ParentProcess {
         &self.name
     }
 
-    /// `getppid()`—Whether the parent still runs: once it dies the child is re-parented
+    /// Whether the parent still runs. In a re-executed child: a zero-timeout `poll` of the
+    /// parent's pidfd, which the bootstrap passed (the real parent of a fork server's child
+    /// is the server). Otherwise `getppid()`: once the parent dies the child is re-parented
     /// and `getppid()` no longer names it.
     pub fn is_alive(&self) -> bool {
+        if let Some(pidfd) = PARENT_PIDFD.get() {
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            return matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0));
+        }
         nix::unistd::getppid().as_raw() == self.pid.as_raw()
     }
 }

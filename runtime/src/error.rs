@@ -93,6 +93,42 @@ pub enum Error {
         message: String,
     },
 
+    // ---- start methods (spawn, forkserver) ----
+    /// `set_start_method` when the global method was already fixed.
+    ///
+    /// CPython: `RuntimeError: context has already been set`.
+    #[error("context has already been set")]
+    StartMethodAlreadySet,
+    /// A closure or [`Target`](crate::Target) implementor under a start method that
+    /// re-executes the program: only a registered function can be named in another process.
+    /// The handle stays new.
+    ///
+    /// CPython: `pickle.PicklingError` (a lambda or local function under spawn).
+    #[error(
+        "the {method} start method can only run a function target registered with \
+         proclife::entry! (Builder::entry), not a closure"
+    )]
+    NotPassable {
+        /// The start method's name.
+        method: &'static str,
+    },
+    /// A function target that was not registered with [`entry!`](crate::entry), or a
+    /// bootstrap message naming an unknown entry point.
+    ///
+    /// CPython: `AttributeError: Can't get attribute ...` when unpickling the target.
+    #[error("no entry point {key} is registered: add proclife::entry!(..) next to the function")]
+    UnregisteredEntry {
+        /// The entry's key: the function's and the argument type's names.
+        key: String,
+    },
+    /// The fork server died; the start was not made (T32). The next start launches a new
+    /// server.
+    #[error("the fork server died")]
+    ForkServerDied,
+    /// The running kernel lacks a feature a start method needs.
+    #[error("the kernel does not support {0}")]
+    Unsupported(&'static str),
+
     // ---- IPC and process-shared synchronisation (shm, sync, ipc) ----
     /// The handle was closed by `close()` in this process; the operation never touches the
     /// old descriptor number.
@@ -254,6 +290,15 @@ impl Error {
             }
             Error::NotOwner => ("RuntimeError", "cannot release un-acquired lock"),
             Error::FrameTooLarge { .. } => ("OSError", "bad message length"),
+            Error::StartMethodAlreadySet => ("RuntimeError", "context has already been set"),
+            Error::NotPassable { .. } => (
+                "_pickle.PicklingError",
+                "Can't pickle local object: a closure cannot be sent to a re-executed child",
+            ),
+            Error::UnregisteredEntry { .. } => (
+                "AttributeError",
+                "Can't get attribute of the target function",
+            ),
             Error::ThreadedFork { .. }
             | Error::StatusLost { .. }
             | Error::Target { .. }
@@ -263,7 +308,9 @@ impl Error {
             | Error::Decode(_)
             | Error::Encode(_)
             | Error::WouldDeadlock
-            | Error::NoSpace { .. } => {
+            | Error::NoSpace { .. }
+            | Error::ForkServerDied
+            | Error::Unsupported(_) => {
                 return None;
             }
         };

@@ -41,5 +41,16 @@ pub use current::{
 };
 pub use error::{Error, Result};
 pub use process::{Builder, Pid, Process, ProcessState, Target, TargetResult};
-pub use start::StartMethod;
+pub use start::bootstrap::{BOOTSTRAP_EXIT_CODE, ENV as BOOTSTRAP_ENV};
+pub use start::{
+    StartMethod, fork_server_pid, get_start_method, set_start_method, set_start_method_force,
+    stop_fork_server,
+};
+
+/// What [`entry!`] expands to; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::start::entry::{ENTRIES, EntryPoint, Prepared, key_of, prepare};
+    pub use linkme;
+}
 pub use status::BlockedOn;

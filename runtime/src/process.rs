@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use crate::child::Child;
 use crate::error::{Error, Result};
 use crate::registry;
+use crate::start::entry::{EntryTarget, FnTarget};
 use crate::start::{ChildSpec, StartMethod, Threads};
 use crate::status::BlockedOn;
 use crate::sys;
@@ -98,6 +99,9 @@ pub(crate) enum TargetSlot {
     Once(OnceTarget),
     /// A [`Target`] implementor, callable any number of times.
     Reusable(Box<dyn Target>),
+    /// A registered function and its arguments, callable once; the only kind a re-executed
+    /// child can run.
+    Entry(Box<dyn EntryTarget>),
 }
 
 impl fmt::Debug for TargetSlot {
@@ -106,6 +110,7 @@ impl fmt::Debug for TargetSlot {
             TargetSlot::Empty => "Empty",
             TargetSlot::Once(_) => "Once(..)",
             TargetSlot::Reusable(_) => "Reusable(..)",
+            TargetSlot::Entry(_) => "Entry(..)",
         })
     }
 }
@@ -116,6 +121,7 @@ impl TargetSlot {
         match std::mem::replace(self, TargetSlot::Empty) {
             TargetSlot::Empty => Ok(()),
             TargetSlot::Once(f) => f(),
+            TargetSlot::Entry(target) => target.call(),
             TargetSlot::Reusable(mut target) => {
                 let result = target.run();
                 *self = TargetSlot::Reusable(target);
@@ -184,7 +190,8 @@ pub struct Process {
     identity: Vec<u64>,
     /// The pid of the process that constructed the handle (CPython's `_parent_pid`).
     creator: i32,
-    method: StartMethod,
+    /// The method chosen by the builder; `None`: the global method at `start`.
+    method: Option<StartMethod>,
     target: Mutex<TargetSlot>,
     stage: Stage,
 }
@@ -206,11 +213,12 @@ pub struct Process {
 pub struct Builder {
     name: Option<String>,
     daemon: Option<bool>,
-    method: StartMethod,
+    method: Option<StartMethod>,
 }
 
 impl Builder {
-    /// A builder with the defaults: name `Process-<n>`, the creator's daemon flag, fork.
+    /// A builder with the defaults: name `Process-<n>`, the creator's daemon flag, the
+    /// global start method ([`get_start_method`](crate::get_start_method)) at `start`.
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -227,9 +235,9 @@ impl Builder {
         self
     }
 
-    /// Chooses the start method.
+    /// Chooses the start method for this process, whatever the global one is.
     pub fn start_method(mut self, method: StartMethod) -> Builder {
-        self.method = method;
+        self.method = Some(method);
         self
     }
 
@@ -257,6 +265,26 @@ impl Builder {
     /// Builds a process whose target is the [`Target`] implementor `target`.
     pub fn build_target<T: Target>(self, target: T) -> Process {
         self.build(TargetSlot::Reusable(Box::new(target)))
+    }
+
+    /// Builds a process whose target is the function `f` called with `args`; the only kind
+    /// of target the re-executing start methods can run.
+    ///
+    /// `f` must be registered with [`entry!`](crate::entry) for
+    /// [`StartMethod::Spawn`] and [`StartMethod::ForkServer`]; under [`StartMethod::Fork`]
+    /// it is simply called in the forked child. `args` is serialised with serde (postcard);
+    /// IPC and synchronisation objects inside it travel as file descriptors, so the same
+    /// target works under every method. An unregistered function is
+    /// [`Error::UnregisteredEntry`] at `start` under the re-executing methods.
+    ///
+    /// Like CPython, which deletes `_args` after `start`, the handle drops `args` once the
+    /// child is started: a connection end passed to the child is then closed in the parent.
+    pub fn entry<F, A>(self, f: F, args: A) -> Process
+    where
+        F: FnOnce(A) -> TargetResult + Send + 'static,
+        A: serde::Serialize + Send + 'static,
+    {
+        self.build(TargetSlot::Entry(Box::new(FnTarget { f, args })))
     }
 
     /// Builds a process without a target: starting it runs nothing and exits with 0.
@@ -329,6 +357,16 @@ impl Process {
     /// `Process` subclass that overrides `run()`).
     pub fn from_target<T: Target>(target: T) -> Process {
         Builder::new().build_target(target)
+    }
+
+    /// A new process whose target is the registered function `f` called with `args`; see
+    /// [`Builder::entry`].
+    pub fn entry<F, A>(f: F, args: A) -> Process
+    where
+        F: FnOnce(A) -> TargetResult + Send + 'static,
+        A: serde::Serialize + Send + 'static,
+    {
+        Builder::new().entry(f, args)
     }
 
     /// A builder for a process with a name, a daemon flag or a start method.
@@ -404,7 +442,8 @@ impl Process {
             .target
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        let child = self.method.launcher().launch(&spec, target, threads)?;
+        let method = self.method.unwrap_or_else(crate::start::get_start_method);
+        let child = method.launcher().launch(&spec, target, threads)?;
         // Like CPython's `del self._target`: the target now belongs to the child.
         *target = TargetSlot::Empty;
         self.stage = Stage::Started(child);
@@ -713,9 +752,10 @@ impl Process {
         })
     }
 
-    /// The start method this handle uses.
+    /// The start method this handle uses: its builder's choice, else the current global
+    /// method (which `start` fixes, as CPython's first use of the default context does).
     pub fn start_method(&self) -> StartMethod {
-        self.method
+        self.method.unwrap_or_else(crate::start::peek_start_method)
     }
 }
 

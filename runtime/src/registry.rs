@@ -124,6 +124,22 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Rewrites the table in a re-executed child: as [`Table::become_child`], but the
+    /// parent's name comes with the bootstrap message instead of the inherited table.
+    pub(crate) fn become_child_of(
+        &mut self,
+        identity: Vec<u64>,
+        name: String,
+        daemon: bool,
+        parent: Pid,
+        parent_name: String,
+    ) {
+        self.become_child(identity, name, daemon, parent);
+        self.parent = Some((parent, parent_name));
+    }
+}
+
 /// Removes `child` from the table (it was observed dead, or its handle was closed).
 pub(crate) fn forget(child: &Arc<Child>) {
     lock().children.retain(|c| !Arc::ptr_eq(c, child));

@@ -9,8 +9,9 @@
 //!
 //! # Safety
 //!
-//! The slot is an `AtomicU32` at the start of a page-sized anonymous shared mapping that the
-//! [`StatusSlot`] owns and unmaps on drop.
+//! The slot is an `AtomicU32` at the start of a page-sized shared mapping that the
+//! [`StatusSlot`] owns and unmaps on drop: anonymous for a forked child, a sealed memfd
+//! segment (whose size is checked) for a re-executed child.
 //! The pointer installed by [`StatusSlot::install_current`] is used only in a child, whose
 //! copy of the slot is never dropped: the child path ends in `_exit`.
 #![allow(unsafe_code)]
@@ -21,7 +22,10 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
 use crate::error::{Error, Result};
+use crate::shm::SharedMemory;
 
 /// What a running process is waiting for.
 ///
@@ -89,6 +93,9 @@ static CURRENT: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
 #[derive(Debug)]
 pub(crate) struct StatusSlot {
     word: NonNull<AtomicU32>,
+    /// The memfd segment behind the word, for a slot handed to a re-executed child by fd;
+    /// `None` for an anonymous mapping (inherited through fork), which `drop` unmaps.
+    shm: Option<SharedMemory>,
 }
 
 // SAFETY: the slot is an `AtomicU32` in memory owned by this value; atomics may be shared
@@ -117,7 +124,45 @@ impl StatusSlot {
         .map_err(|errno| Error::os("mmap", errno))?;
         Ok(StatusSlot {
             word: ptr.cast::<AtomicU32>(),
+            shm: None,
         })
+    }
+
+    /// A slot in a sealed memfd segment, so that it can be passed by fd to a re-executed
+    /// child ([`StatusSlot::fd`], [`StatusSlot::from_fd`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::new`].
+    pub(crate) fn new_shared() -> Result<StatusSlot> {
+        Self::over(SharedMemory::new(SLOT_LEN.get())?)
+    }
+
+    /// Maps a slot received by fd.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] when the fd is not a sealed segment of a slot's size.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<StatusSlot> {
+        let shm = SharedMemory::from_fd(fd)?;
+        if shm.len() != SLOT_LEN.get() {
+            return Err(Error::Malformed("status slot segment has the wrong size"));
+        }
+        Self::over(shm)
+    }
+
+    fn over(shm: SharedMemory) -> Result<StatusSlot> {
+        let word = NonNull::new(shm.as_ptr().cast::<AtomicU32>())
+            .ok_or(Error::Malformed("status slot mapped at null"))?;
+        Ok(StatusSlot {
+            word,
+            shm: Some(shm),
+        })
+    }
+
+    /// The fd of a slot made by [`StatusSlot::new_shared`].
+    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.shm.as_ref().map(AsFd::as_fd)
     }
 
     fn word(&self) -> &AtomicU32 {
@@ -147,6 +192,10 @@ impl Drop for StatusSlot {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        if self.shm.is_some() {
+            // The segment unmaps itself.
+            return;
+        }
         // SAFETY: the mapping was made by `new` with this address and length, and no
         // reference into it outlives `self`. An error here cannot be handled in `drop`.
         let _ = unsafe { munmap(self.word.cast(), SLOT_LEN.get()) };

@@ -91,3 +91,82 @@ pub(crate) fn sigrtmax() -> i32 {
 pub(crate) fn sigrtmin() -> i32 {
     libc::SIGRTMIN()
 }
+
+/// Makes `keep` the only descriptor above 2 that survives the next `execve`: marks every
+/// fd from 3 up close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`), then clears the flag
+/// on `keep`. Runs in a child between fork and exec, so it only makes raw system calls
+/// (async-signal-safe, no allocation).
+///
+/// # Errors
+///
+/// The `errno` of `fcntl`; a kernel without `close_range` (before 5.11) is tolerated, as
+/// the runtime creates every fd close-on-exec anyway.
+pub(crate) fn keep_only(keep: i32) -> std::io::Result<()> {
+    // SAFETY: `close_range` takes integers only; with CLOSE_RANGE_CLOEXEC it closes nothing.
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    // SAFETY: `fcntl(F_SETFD)` on an integer fd touches no memory.
+    if unsafe { libc::fcntl(keep, libc::F_SETFD, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `struct pidfd_info` of Linux 6.15 (`PIDFD_INFO_SIZE_VER0`, 64 bytes).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    exit_code: i32,
+}
+
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+
+nix::ioctl_readwrite!(pidfd_get_info, 0xFF, 11, PidfdInfo);
+
+/// `ioctl(PIDFD_GET_INFO, PIDFD_INFO_EXIT)`—The raw wait status of the process the pidfd
+/// names, once it has exited and been reaped (by anyone); `None` before.
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] on kernels before 6.15 (`ENOTTY`, `EINVAL`); `Error::Os` else.
+///
+/// # References
+///
+/// <https://man7.org/linux/man-pages/man2/PIDFD_GET_INFO.2const.html>
+pub(crate) fn pidfd_exit_status(pidfd: BorrowedFd<'_>) -> Result<Option<i32>> {
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_EXIT,
+        ..PidfdInfo::default()
+    };
+    // SAFETY: `info` is a valid, writable `struct pidfd_info` of the size encoded in the
+    // request number; the descriptor is borrowed, so it stays open for the call.
+    match unsafe { pidfd_get_info(pidfd.as_raw_fd(), &mut info) } {
+        Ok(_) => Ok((info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)),
+        // A reaped process whose exit was not recorded (it cannot happen with the EXIT
+        // flag set on 6.15+, but older pidfs answers ESRCH).
+        Err(Errno::ESRCH) => Ok(None),
+        Err(Errno::ENOTTY | Errno::EINVAL) => Err(Error::Unsupported(
+            "PIDFD_GET_INFO with PIDFD_INFO_EXIT (Linux 6.15)",
+        )),
+        Err(errno) => Err(Error::os("ioctl(PIDFD_GET_INFO)", errno)),
+    }
+}

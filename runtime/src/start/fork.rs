@@ -70,7 +70,7 @@ impl Launcher for ForkLauncher {
         flush_std_streams();
         // SAFETY: see the module's `# Safety`: the parent is single-threaded or the caller
         // vouched for the fork; the child path below never returns and ends in `_exit`.
-        match unsafe { fork() } {
+        match unsafe { fork_process() } {
             Err(errno) => Err(Error::os("fork", errno)),
             Ok(ForkResult::Child) => {
                 drop(reserve);
@@ -94,12 +94,25 @@ impl Launcher for ForkLauncher {
     }
 }
 
+/// `fork()`, the runtime's only call of it: for the fork start method and for the fork
+/// server.
+///
+/// # Safety
+///
+/// The calling process must be single-threaded (or the caller must have taken over that
+/// proof, see the module's `# Safety`), and the child branch must never return into the
+/// caller's frames: it ends with `_exit`.
+pub(super) unsafe fn fork_process() -> nix::Result<ForkResult> {
+    // SAFETY: the caller upholds this function's contract.
+    unsafe { fork() }
+}
+
 /// Kills and reaps a child for which no pidfd could be opened.
 ///
 /// Signalling by pid is safe here: the child is ours and not yet reaped, so its pid cannot
 /// have been recycled (only a foreign `waitpid(-1)` could reap it, which the runtime does
 /// not support in the same process).
-fn kill_unregistered(child: RawPid) {
+pub(super) fn kill_unregistered(child: RawPid) {
     if child.as_raw() <= 0 {
         return;
     }
@@ -126,6 +139,7 @@ fn child_main(
             );
         }
         drop(table);
+        super::forkserver::forget_inherited();
         if spec.daemon {
             // A daemon dies with its parent, even when the parent is SIGKILLed. If the
             // parent died before the request took effect, no signal will come: check.
@@ -135,7 +149,7 @@ fn child_main(
             }
         }
         slot.install_current();
-        let code = run_target(target, spec.name);
+        let code = run_target(|| target.call(), spec.name);
         registry::shutdown_children();
         code
     }))
@@ -149,8 +163,8 @@ fn child_main(
 /// Runs the target under `catch_unwind` and maps the outcome to an exit code: 0 for a
 /// normal return, 1 for a returned error (printed to stderr) or a panic (printed by the
 /// panic hook).
-fn run_target(target: &mut TargetSlot, name: &str) -> i32 {
-    let outcome = catch_unwind(AssertUnwindSafe(|| target.call()));
+pub(super) fn run_target(target: impl FnOnce() -> crate::process::TargetResult, name: &str) -> i32 {
+    let outcome = catch_unwind(AssertUnwindSafe(target));
     match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(error)) => {

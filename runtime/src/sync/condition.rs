@@ -257,6 +257,14 @@ impl AsFd for Condition {
     }
 }
 
+impl Condition {
+    /// Whether the condition's lock is an [`RLock`]: the `recursive` argument that
+    /// [`Condition::from_fds`] needs to rebuild it in another process.
+    pub fn recursive(&self) -> bool {
+        matches!(self.lock, CondLock::RLock(_))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,187 @@
+//! Entry points: the functions a re-executed child may run, and their arguments.
+//!
+//! A re-executed child shares no memory with its parent, so it can only run code that both
+//! processes can name. [`entry!`](crate::entry) registers a function in a linker section
+//! (`linkme`'s distributed slice); its key is the function's type name and its argument
+//! type's name, both fixed at compile time. The parent sends the key, never a code
+//! address; the child looks the key up in its own copy of the section and refuses unknown
+//! keys (T40).
+
+use std::any::type_name;
+use std::os::fd::OwnedFd;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::pass;
+use crate::error::{Error, Result};
+use crate::process::TargetResult;
+
+/// What a registered entry point prepares from received arguments: the call, ready to run.
+pub type Prepared = Box<dyn FnOnce() -> TargetResult>;
+
+/// One registered entry point. Made by [`entry!`](crate::entry) only.
+#[derive(Debug)]
+pub struct EntryPoint {
+    key: fn() -> String,
+    prepare: fn(&[u8], Vec<OwnedFd>) -> Result<Prepared>,
+}
+
+impl EntryPoint {
+    /// An entry point with its key and its argument decoder; used by [`entry!`](crate::entry).
+    #[doc(hidden)]
+    pub const fn new(
+        key: fn() -> String,
+        prepare: fn(&[u8], Vec<OwnedFd>) -> Result<Prepared>,
+    ) -> EntryPoint {
+        EntryPoint { key, prepare }
+    }
+}
+
+/// Every entry point of the program, gathered by the linker.
+// The slice is a static in its own link section, which the `unsafe_code` lint flags; linkme
+// generates it and checks that every element has the slice's type.
+#[allow(unsafe_code)]
+#[linkme::distributed_slice]
+#[doc(hidden)]
+pub static ENTRIES: [EntryPoint];
+
+/// The key of the entry point `f`: its type name and its argument type's name.
+#[doc(hidden)]
+pub fn key_of<F, A>(_f: &F) -> String
+where
+    F: FnOnce(A) -> TargetResult,
+{
+    format!("{}({})", type_name::<F>(), type_name::<A>())
+}
+
+/// Decodes the arguments of `f` and returns the call; used by [`entry!`](crate::entry).
+///
+/// # Errors
+///
+/// As `pass::decode`: the arguments do not decode as `A`.
+#[doc(hidden)]
+pub fn prepare<F, A>(bytes: &[u8], fds: Vec<OwnedFd>, f: F) -> Result<Prepared>
+where
+    F: FnOnce(A) -> TargetResult + 'static,
+    A: DeserializeOwned + 'static,
+{
+    let args: A = pass::decode(bytes, fds)?;
+    Ok(Box::new(move || f(args)))
+}
+
+/// The entry point registered under `key`, if any.
+pub(crate) fn find(key: &str) -> Option<&'static EntryPoint> {
+    ENTRIES.iter().find(|entry| (entry.key)() == key)
+}
+
+impl EntryPoint {
+    /// Decodes the arguments and returns the call.
+    pub(crate) fn prepare(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<Prepared> {
+        (self.prepare)(bytes, fds)
+    }
+}
+
+/// A function target with its arguments, as a handle holds it.
+pub(crate) trait EntryTarget: Send {
+    /// The key under which the function must be registered.
+    fn key(&self) -> String;
+    /// Encodes the arguments for a re-executed child.
+    fn encode(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)>;
+    /// Calls the function in this process (the fork method, and `Process::run`).
+    fn call(self: Box<Self>) -> TargetResult;
+}
+
+/// The one implementation of [`EntryTarget`].
+pub(crate) struct FnTarget<F, A> {
+    pub(crate) f: F,
+    pub(crate) args: A,
+}
+
+impl<F, A> EntryTarget for FnTarget<F, A>
+where
+    F: FnOnce(A) -> TargetResult + Send + 'static,
+    A: Serialize + Send + 'static,
+{
+    fn key(&self) -> String {
+        key_of(&self.f)
+    }
+
+    fn encode(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        pass::encode(&self.args)
+    }
+
+    fn call(self: Box<Self>) -> TargetResult {
+        (self.f)(self.args)
+    }
+}
+
+/// Checks that `target` can run in a re-executed child and encodes it: key and arguments.
+///
+/// # Errors
+///
+/// [`Error::UnregisteredEntry`] when the function was not registered with
+/// [`entry!`](crate::entry); the arguments' encoding errors.
+pub(crate) fn export(target: &dyn EntryTarget) -> Result<(String, Vec<u8>, Vec<OwnedFd>)> {
+    let key = target.key();
+    if find(&key).is_none() {
+        return Err(Error::UnregisteredEntry { key });
+    }
+    let (bytes, fds) = target.encode()?;
+    Ok((key, bytes, fds))
+}
+
+/// Registers functions as entry points, so that they can be the target of a process started
+/// by re-execution ([`StartMethod::Spawn`](crate::StartMethod::Spawn) and
+/// [`StartMethod::ForkServer`](crate::StartMethod::ForkServer)).
+///
+/// Each function takes one argument (use a tuple or a struct for several) that implements
+/// `Serialize` and `DeserializeOwned`, and returns [`TargetResult`](crate::TargetResult).
+/// IPC and synchronisation objects (`Connection`, `Queue`, `Lock`, `Event`, ...) can be
+/// part of the argument: they travel as file descriptors. Write the macro next to the
+/// function, at module level; a function registered twice is harmless. The registration is
+/// a static in a link section, which the `unsafe_code` lint counts as unsafe: the macro
+/// allows it locally, so it works under `#![deny(unsafe_code)]` but not under
+/// `#![forbid(unsafe_code)]`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use proclife::ipc::Connection;
+/// use proclife::{Process, StartMethod, TargetResult};
+///
+/// fn echo((mut conn, times): (Connection, u32)) -> TargetResult {
+///     for _ in 0..times {
+///         let word: String = conn.recv()?;
+///         conn.send(&word)?;
+///     }
+///     Ok(())
+/// }
+/// proclife::entry!(echo);
+///
+/// # fn main() -> proclife::Result<()> {
+/// let (mut here, there) = proclife::ipc::pipe(true)?;
+/// let mut p = Process::builder()
+///     .start_method(StartMethod::Spawn)
+///     .entry(echo, (there, 1));
+/// p.start()?;
+/// here.send(&"hi".to_owned())?;
+/// assert_eq!(here.recv::<String>()?, "hi");
+/// p.join()?;
+/// # Ok(())
+/// # }
+/// ```
+#[macro_export]
+macro_rules! entry {
+    ($($f:path),+ $(,)?) => {$(
+        #[allow(unsafe_code)]
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::ENTRIES)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static ENTRY: $crate::__private::EntryPoint = $crate::__private::EntryPoint::new(
+                || $crate::__private::key_of(&$f),
+                |bytes, fds| $crate::__private::prepare(bytes, fds, $f),
+            );
+        };
+    )+};
+}

@@ -1,0 +1,133 @@
+//! The spawn start method: a fresh `execve` of `/proc/self/exe` that runs an entry point.
+//!
+//! The exec goes through `std::process::Command`, which is sound in a multi-threaded
+//! parent: between its fork (or `posix_spawn`/`vfork`) and the exec the child only makes
+//! async-signal-safe calls, and so does the one `pre_exec` step added here (two raw system
+//! calls). The pidfd is opened right after the spawn, while the child is unreaped and only
+//! this process may reap it; a foreign `waitpid(-1)` can at worst cause
+//! [`Error::StatusLost`] later, as with fork.
+//!
+//! # Safety
+//!
+//! The one `unsafe` call registers the `pre_exec` step; see its `SAFETY` comment.
+#![allow(unsafe_code)]
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Arc;
+
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::{Pid as RawPid, getpid, gettid};
+
+use super::bootstrap::{self, ARG, Build, ChildBoot, Death, ENV, Kind};
+use super::{ChildSpec, Launcher, Threads, flush_std_streams};
+use crate::child::Child;
+use crate::error::{Error, Result};
+use crate::process::{Pid, TargetSlot};
+use crate::registry;
+use crate::status::StatusSlot;
+use crate::sys;
+
+/// Re-executes the program and sends it the bootstrap message.
+#[derive(Debug)]
+pub(super) struct SpawnLauncher;
+
+/// The program's `argv[0]`, kept for the re-executed copy so that `ps` shows its name.
+pub(super) fn arg0() -> OsString {
+    std::env::args_os()
+        .next()
+        .unwrap_or_else(|| OsString::from("proclife"))
+}
+
+/// A command that re-executes the program with `sock` as its bootstrap socket (the only fd
+/// above 2 that survives the exec).
+pub(super) fn reexec(sock: BorrowedFd<'_>) -> Command {
+    let raw = sock.as_raw_fd();
+    let mut command = Command::new("/proc/self/exe");
+    command.arg0(arg0()).arg(ARG).env(ENV, raw.to_string());
+    // SAFETY: the closure only makes the async-signal-safe calls of `sys::keep_only`
+    // (`close_range` and `fcntl`), allocates nothing and touches no lock.
+    unsafe {
+        command.pre_exec(move || sys::keep_only(raw));
+    }
+    command
+}
+
+impl Launcher for SpawnLauncher {
+    fn launch(
+        &self,
+        spec: &ChildSpec<'_>,
+        target: &mut TargetSlot,
+        _threads: Threads,
+    ) -> Result<Arc<Child>> {
+        let (key, args, arg_fds) = super::export_target(target, super::StartMethod::Spawn)?;
+        let slot = StatusSlot::new_shared()?;
+        let parent = getpid();
+        let me = sys::pidfd_open(parent)?;
+        let on_main_thread = gettid() == parent;
+        let boot = ChildBoot {
+            build: Build::current()?,
+            parent: parent.as_raw(),
+            parent_name: registry::me().0,
+            real_parent: parent.as_raw(),
+            name: spec.name.to_owned(),
+            identity: spec.identity.to_vec(),
+            daemon: spec.daemon,
+            death: if on_main_thread {
+                Death::ParentDeathSignal
+            } else {
+                Death::WatchParent
+            },
+            key,
+            args,
+        };
+        let payload = postcard::to_allocvec(&boot).map_err(Error::Encode)?;
+        let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(arg_fds.len() + 2);
+        let slot_fd = slot
+            .fd()
+            .ok_or(Error::InvalidArgument("status slot without fd"))?;
+        fds.push(slot_fd);
+        fds.push(me.as_fd());
+        fds.extend(arg_fds.iter().map(AsFd::as_fd));
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|errno| Error::os("socketpair", errno))?;
+        registry::lock().ensure_exit_hook()?;
+        flush_std_streams();
+        let spawned = reexec(theirs.as_fd())
+            .spawn()
+            .map_err(|e| Error::os("execve", bootstrap::io_errno(&e)))?;
+        drop(theirs);
+        let raw = RawPid::from_raw(i32::try_from(spawned.id()).unwrap_or(0));
+        let pidfd = match sys::pidfd_open(raw) {
+            Ok(pidfd) => pidfd,
+            Err(error) => {
+                super::fork::kill_unregistered(raw);
+                return Err(error);
+            }
+        };
+        let pid = Pid::from_nix(raw).ok_or(Error::os("execve", nix::errno::Errno::EINVAL))?;
+        match bootstrap::send(ours.as_fd(), Kind::Child, &payload, &fds) {
+            // A child that died before reading its bootstrap (killed, T06) is started all
+            // the same: its exit code tells what happened.
+            Ok(()) | Err(Error::Disconnected) => {}
+            Err(Error::Os {
+                errno: nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET,
+                ..
+            }) => {}
+            Err(error) => {
+                super::fork::kill_unregistered(raw);
+                return Err(error);
+            }
+        }
+        let record = Arc::new(Child::new(pid, parent.as_raw(), spec.daemon, pidfd, slot));
+        registry::lock().add(Arc::clone(&record));
+        Ok(record)
+    }
+}
