@@ -117,6 +117,15 @@ impl fmt::Debug for TargetSlot {
 
 impl TargetSlot {
     /// Calls the target; a closure is consumed.
+    /// Calls the target in the caller (`Process::run`): a closure is consumed, a
+    /// [`Target`] and a function target stay (the function runs on a copy of its arguments).
+    pub(crate) fn run_in_caller(&mut self) -> TargetResult {
+        match self {
+            TargetSlot::Entry(target) => target.call_on_copy(),
+            _ => self.call(),
+        }
+    }
+
     pub(crate) fn call(&mut self) -> TargetResult {
         match std::mem::replace(self, TargetSlot::Empty) {
             TargetSlot::Empty => Ok(()),
@@ -281,8 +290,8 @@ impl Builder {
     /// child is started: a connection end passed to the child is then closed in the parent.
     pub fn entry<F, A>(self, f: F, args: A) -> Process
     where
-        F: FnOnce(A) -> TargetResult + Send + 'static,
-        A: serde::Serialize + Send + 'static,
+        F: FnOnce(A) -> TargetResult + Copy + Send + 'static,
+        A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
     {
         self.build(TargetSlot::Entry(Box::new(FnTarget { f, args })))
     }
@@ -363,8 +372,8 @@ impl Process {
     /// [`Builder::entry`].
     pub fn entry<F, A>(f: F, args: A) -> Process
     where
-        F: FnOnce(A) -> TargetResult + Send + 'static,
-        A: serde::Serialize + Send + 'static,
+        F: FnOnce(A) -> TargetResult + Copy + Send + 'static,
+        A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
     {
         Builder::new().entry(f, args)
     }
@@ -463,7 +472,11 @@ impl Process {
     /// A closure target is `FnOnce`: `run()` consumes it, and a later `start()` starts a
     /// child that does nothing and exits with 0 (like a Python process without a target).
     /// A [`Target`] implementor runs through `&mut self` and stays in the handle, so
-    /// `start()` after `run()` runs it again, in the child. The handle stays new either way.
+    /// `start()` after `run()` runs it again, in the child. A function target
+    /// ([`Builder::entry`]) runs on a copy of its arguments, made the way a re-executed child
+    /// receives them (IPC and synchronisation objects through duplicated fds), so it too stays
+    /// and runs again after `start()`, as CPython's `run()` leaves `_target` and `_args`.
+    /// The handle stays new either way.
     pub fn run(&mut self) -> Result<()> {
         match self.stage {
             Stage::Started(_) | Stage::Closed { started: true } => {
@@ -475,7 +488,7 @@ impl Process {
             .target
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        target.call().map_err(|error| Error::Target {
+        target.run_in_caller().map_err(|error| Error::Target {
             message: error.to_string(),
         })
     }

@@ -697,8 +697,52 @@ fn puppet_under_every_method() -> TestResult {
     Ok(())
 }
 
+/// `run()` calls a function target in the caller on a copy of its arguments and leaves the
+/// target in the handle, so `start()` afterwards runs it again in the child (CPython's `run()`
+/// leaves `_target` and `_args`), under every method.
+fn run_then_start_function_target() -> TestResult {
+    for method in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
+        let (mut reader, writer) = pipe(false)?;
+        let mut p = builder(method).entry(send_pid, writer);
+        p.run()?;
+        p.run()?;
+        let first: u32 = reader.recv()?;
+        let second: u32 = reader.recv()?;
+        assert_eq!(first, std::process::id(), "{method}");
+        assert_eq!(second, std::process::id(), "{method}");
+        p.start()?;
+        let child: u32 = reader.recv()?;
+        assert_ne!(child, std::process::id(), "{method}");
+        assert_eq!(join_code(&p)?, 0, "{method}");
+        assert!(matches!(p.run(), Err(Error::RunAfterStart)), "{method}");
+        p.close()?;
+        // The handle dropped its arguments at `start()`: the writer is gone everywhere.
+        assert!(
+            matches!(reader.recv::<u32>(), Err(Error::Disconnected)),
+            "{method}"
+        );
+    }
+    proclife::stop_fork_server()?;
+    Ok(())
+}
+
+/// Sends its pid on the connection.
+fn send_pid(mut conn: Connection) -> TargetResult {
+    conn.send(&std::process::id())?;
+    Ok(())
+}
+proclife::entry!(send_pid);
+
 fn main() {
     common::run(vec![
+        (
+            "run_then_start_function_target",
+            run_then_start_function_target,
+        ),
         ("puppet_under_every_method", puppet_under_every_method),
         ("global_start_method", global_start_method),
         (

@@ -90,6 +90,10 @@ pub(crate) trait EntryTarget: Send {
     fn encode(&self) -> Result<(Vec<u8>, Vec<OwnedFd>)>;
     /// Calls the function in this process (the fork method, and `Process::run`).
     fn call(self: Box<Self>) -> TargetResult;
+    /// Calls the function in the caller on a copy of the arguments made the way a
+    /// re-executed child receives them (IPC objects through duplicated fds), so the target
+    /// and its arguments stay in the handle, as CPython's `run()` leaves them.
+    fn call_on_copy(&self) -> TargetResult;
 }
 
 /// The one implementation of [`EntryTarget`].
@@ -100,8 +104,8 @@ pub(crate) struct FnTarget<F, A> {
 
 impl<F, A> EntryTarget for FnTarget<F, A>
 where
-    F: FnOnce(A) -> TargetResult + Send + 'static,
-    A: Serialize + Send + 'static,
+    F: FnOnce(A) -> TargetResult + Copy + Send + 'static,
+    A: Serialize + DeserializeOwned + Send + 'static,
 {
     fn key(&self) -> String {
         key_of(&self.f)
@@ -113,6 +117,12 @@ where
 
     fn call(self: Box<Self>) -> TargetResult {
         (self.f)(self.args)
+    }
+
+    fn call_on_copy(&self) -> TargetResult {
+        let (bytes, fds) = pass::encode(&self.args)?;
+        let copy: A = pass::decode(&bytes, fds)?;
+        (self.f)(copy)
     }
 }
 
