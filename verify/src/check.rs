@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use proclife::StartMethod;
 use proclife_model::TransitionGraph;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
@@ -36,6 +37,8 @@ pub struct Options {
     pub settle: SettleMode,
     /// A bug to plant on top of the runtime (mutation check).
     pub mutant: Option<Mutant>,
+    /// How the runtime starts each child.
+    pub method: StartMethod,
     /// Where a failing sequence is saved, if anywhere.
     pub save_dir: Option<PathBuf>,
 }
@@ -49,6 +52,7 @@ impl Default for Options {
             max_procs: 3,
             settle: SettleMode::Mixed,
             mutant: None,
+            method: StartMethod::Fork,
             save_dir: None,
         }
     }
@@ -141,7 +145,7 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
             .collect();
         let count = transitions.len();
         let steps: Vec<_> = transitions.into_iter().flatten().collect();
-        let outcomes = run::run(&steps, state.procs.len(), options.mutant);
+        let outcomes = run::run(&steps, state.procs.len(), options.mutant, options.method);
         if let Some(seen) = seen {
             // proptest-state-machine first deletes the transitions a failing run never
             // reached; it learns which from this counter.
@@ -191,10 +195,20 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
                 ops: transitions.into_iter().flatten().collect(),
             };
             // A sequence that races may need a few runs to fail again.
-            let mut replay = run::run(&trace.ops, state.procs.len(), options.mutant);
+            let mut replay = run::run(
+                &trace.ops,
+                state.procs.len(),
+                options.mutant,
+                options.method,
+            );
             let mut replays = 1;
             while replay.failure.is_none() && replays < REPLAYS {
-                replay = run::run(&trace.ops, state.procs.len(), options.mutant);
+                replay = run::run(
+                    &trace.ops,
+                    state.procs.len(),
+                    options.mutant,
+                    options.method,
+                );
                 replays += 1;
             }
             let saved = options
@@ -212,7 +226,7 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
         Err(TestError::Abort(reason)) => Some(Counterexample {
             trace: Trace { ops: Vec::new() },
             reason: format!("the search stopped: {reason}"),
-            replay: run::run(&[], 1, None),
+            replay: run::run(&[], 1, None, options.method),
             replays: 1,
             saved: None,
         }),

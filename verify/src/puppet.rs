@@ -4,15 +4,18 @@
 //! with a code, panic, return, or block on one of the runtime's primitives until the checker
 //! releases it, then say so on its acknowledgement pipe.
 //! Every primitive is created by the checker before `start()`, so parent and child share it.
+//! The puppet is a registered function target ([`puppet`], `proclife::entry!`) whose argument
+//! carries its pipe ends and its own handles to the primitives, so it runs under every start
+//! method: forked, spawned, or forked by the fork server.
 //! Called with `run()` in the checker itself, the puppet has no parent to obey and returns at
 //! once, as DESIGN.md's puppet protocol says.
 
-use std::sync::Arc;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use proclife::ipc::Connection;
 use proclife::sync::{Barrier, Condition, Event, Lock, RLock, Semaphore};
-use proclife::{Process, Target, TargetResult};
+use proclife::{Process, TargetResult};
 use proclife_model::BlockedOn;
 use serde::{Deserialize, Serialize};
 
@@ -52,8 +55,8 @@ pub fn block_from_code(code: u8) -> Option<BlockedOn> {
 }
 
 /// The primitives one puppet blocks on, shared by the checker (which holds, sets, notifies
-/// or releases them) and the puppet.
-#[derive(Debug)]
+/// or releases them) and the puppet, each through its own handle.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Primitives {
     /// Held by the checker while the puppet waits to acquire it.
     pub lock: Lock,
@@ -69,6 +72,13 @@ pub struct Primitives {
     pub barrier: Barrier,
     /// At zero; the grandchild the puppet joins waits for one permit from the checker.
     pub gate: Semaphore,
+}
+
+/// What can go wrong making the puppet's handles: the runtime refusing, or `dup` failing.
+pub type SetupError = Box<dyn std::error::Error + Send + Sync>;
+
+fn dup(fd: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    fd.try_clone_to_owned()
 }
 
 impl Primitives {
@@ -88,36 +98,72 @@ impl Primitives {
             gate: Semaphore::new(0)?,
         })
     }
+
+    /// Second handles to the same primitives (duplicated fds), for the puppet: a lock is
+    /// released through the handle that acquired it, so each side needs its own.
+    ///
+    /// # Errors
+    ///
+    /// When the fds cannot be duplicated.
+    pub fn duplicate(&self) -> Result<Primitives, SetupError> {
+        Ok(Primitives {
+            lock: Lock::from_fd(dup(self.lock.as_fd())?)?,
+            rlock: RLock::from_fd(dup(self.rlock.as_fd())?)?,
+            semaphore: Semaphore::from_fd(dup(self.semaphore.as_fd())?)?,
+            event: Event::from_fd(dup(self.event.as_fd())?)?,
+            condition: Condition::from_fds(
+                dup(self.condition.lock_fd())?,
+                self.condition.recursive(),
+                dup(self.condition.as_fd())?,
+            )?,
+            barrier: Barrier::from_fd(dup(self.barrier.as_fd())?)?,
+            gate: Semaphore::from_fd(dup(self.gate.as_fd())?)?,
+        })
+    }
 }
 
-/// The puppet target.
-#[derive(Debug)]
+/// The puppet's argument: its ends of the checker's pipes and its handles to the primitives.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Puppet {
-    creator: u32,
-    commands: Connection,
-    acks: Connection,
-    data: Connection,
-    primitives: Arc<Primitives>,
+    /// The checker's process id: `run()` there returns at once.
+    pub creator: u32,
+    /// Commands from the checker.
+    pub commands: Connection,
+    /// Acknowledgements to the checker.
+    pub acks: Connection,
+    /// What a puppet blocked on a receive waits for.
+    pub data: Connection,
+    /// The primitives it blocks on.
+    pub primitives: Primitives,
+}
+
+/// What the puppet sends on its acknowledgement pipe when it has received an exit command
+/// (a block's end is acknowledged with the block's code).
+pub const EXIT_ACK: u8 = 100;
+
+/// Decides how slowly an exit the puppet was told to carry out happens: a random 0–3 ms, three
+/// times in four with `SIGTERM` blocked meanwhile (a child busy in a critical section).
+///
+/// Real children are sometimes slow to exit and sometimes exit while a signal is on its way;
+/// the model admits every such interleaving, and this makes the checker meet them: a timed
+/// join that expires while the exit is on its way, a `terminate()` whose signal stays pending
+/// until the child's own exit wins the race, one that kills the child first.
+fn exit_delay() -> std::time::Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let noise = u64::from(nanos) ^ u64::from(std::process::id()).rotate_left(17);
+    let noise = noise.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if noise >> 62 != 0 {
+        let mut term = nix::sys::signal::SigSet::empty();
+        term.add(nix::sys::signal::Signal::SIGTERM);
+        // Blocking a signal cannot fail for a valid set; if it did, the exit is only faster.
+        let _ = term.thread_block();
+    }
+    std::time::Duration::from_micros((noise >> 32) % 3000)
 }
 
 impl Puppet {
-    /// A puppet reading commands from `commands`, acknowledging ends of blocks on `acks`,
-    /// and receiving on `data` when told to block on a receive.
-    pub fn new(
-        commands: Connection,
-        acks: Connection,
-        data: Connection,
-        primitives: Arc<Primitives>,
-    ) -> Puppet {
-        Puppet {
-            creator: std::process::id(),
-            commands,
-            acks,
-            data,
-            primitives,
-        }
-    }
-
     fn block(&mut self, on: BlockedOn) -> TargetResult {
         let p = &self.primitives;
         match on {
@@ -149,12 +195,16 @@ impl Puppet {
                 let _: u8 = self.data.recv()?;
             }
             BlockedOn::Join => {
-                let primitives = Arc::clone(&self.primitives);
+                let gate = Semaphore::from_fd(dup(p.gate.as_fd())?)?;
                 // A daemon, so that it dies with the puppet if the puppet is killed while it
-                // waits; the bound covers a checker that went away.
-                let mut grandchild = Process::builder().daemon(true).target(move || {
-                    let _ = primitives.gate.acquire(Some(Duration::from_secs(60)));
-                });
+                // waits; forked (the puppet is single-threaded under every method); the bound
+                // covers a checker that went away.
+                let mut grandchild = Process::builder()
+                    .daemon(true)
+                    .start_method(proclife::StartMethod::Fork)
+                    .target(move || {
+                        let _ = gate.acquire(Some(Duration::from_secs(60)));
+                    });
                 grandchild.start()?;
                 grandchild.join()?;
                 grandchild.close()?;
@@ -163,40 +213,8 @@ impl Puppet {
         }
         Ok(())
     }
-}
 
-/// What the puppet sends on its acknowledgement pipe when it has received an exit command
-/// (a block's end is acknowledged with the block's code).
-pub const EXIT_ACK: u8 = 100;
-
-/// Decides how slowly an exit the puppet was told to carry out happens: a random 0–3 ms, three
-/// times in four with `SIGTERM` blocked meanwhile (a child busy in a critical section).
-///
-/// Real children are sometimes slow to exit and sometimes exit while a signal is on its way;
-/// the model admits every such interleaving, and this makes the checker meet them: a timed
-/// join that expires while the exit is on its way, a `terminate()` whose signal stays pending
-/// until the child's own exit wins the race, one that kills the child first.
-fn exit_delay() -> std::time::Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let noise = u64::from(nanos) ^ u64::from(std::process::id()).rotate_left(17);
-    let noise = noise.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    if noise >> 62 != 0 {
-        let mut term = nix::sys::signal::SigSet::empty();
-        term.add(nix::sys::signal::Signal::SIGTERM);
-        // Blocking a signal cannot fail for a valid set; if it did, the exit is only faster.
-        let _ = term.thread_block();
-    }
-    std::time::Duration::from_micros((noise >> 32) % 3000)
-}
-
-impl Target for Puppet {
-    fn run(&mut self) -> TargetResult {
-        if std::process::id() == self.creator {
-            // `run()` in the checker: no parent to obey.
-            return Ok(());
-        }
+    fn obey(&mut self) -> TargetResult {
         loop {
             // The checker closing its end (or dying) ends the puppet normally.
             let Ok(command) = self.commands.recv::<Command>() else {
@@ -225,3 +243,18 @@ impl Target for Puppet {
         }
     }
 }
+
+/// The puppet target: obeys the checker's commands until told to exit, panic or return.
+///
+/// # Errors
+///
+/// A failed wait or pipe: the child then exits with 1, which the checker reports.
+pub fn puppet(mut puppet: Puppet) -> TargetResult {
+    if std::process::id() == puppet.creator {
+        // `run()` in the checker: no parent to obey.
+        return Ok(());
+    }
+    puppet.obey()
+}
+
+proclife::entry!(puppet);

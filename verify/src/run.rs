@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use proclife::StartMethod;
 use proclife_model::{EdgeKey, Op, Outcome, Possible, State, events};
 
 use crate::leaks::Snapshot;
@@ -119,8 +120,9 @@ fn closure(possible: &Possible) -> Vec<State> {
     out
 }
 
-/// Runs `steps` on `procs` fresh processes (at least as many as the steps address).
-pub fn run(steps: &[Step], procs: usize, mutant: Option<Mutant>) -> Outcomes {
+/// Runs `steps` on `procs` fresh processes (at least as many as the steps address), started
+/// with `method`.
+pub fn run(steps: &[Step], procs: usize, mutant: Option<Mutant>, method: StartMethod) -> Outcomes {
     let procs = procs.max(steps.iter().map(|s| s.proc + 1).max().unwrap_or(1));
     let snapshot = Snapshot::take();
     let mut out = Outcomes {
@@ -129,7 +131,7 @@ pub fn run(steps: &[Step], procs: usize, mutant: Option<Mutant>) -> Outcomes {
         edges: Vec::new(),
         spawned: 0,
     };
-    let mut runtime = match Runtime::new(procs, mutant) {
+    let mut runtime = match Runtime::new(procs, mutant, method) {
         Ok(runtime) => runtime,
         Err(Fault(message)) => {
             out.failure = Some(Failure::Fault { index: 0, message });

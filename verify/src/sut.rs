@@ -10,12 +10,11 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::os::fd::BorrowedFd;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use proclife::ipc::{Connection, pipe};
-use proclife::{Process, ProcessState};
+use proclife::{Process, ProcessState, StartMethod};
 use proclife_model::{BlockedOn, Op, Outcome, Value};
 
 use crate::map;
@@ -113,7 +112,7 @@ fn readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, Fault> {
 #[derive(Debug)]
 struct Proc {
     process: Process,
-    primitives: Arc<Primitives>,
+    primitives: Primitives,
     commands: Connection,
     acks: Connection,
     data: Connection,
@@ -138,19 +137,24 @@ struct Proc {
 }
 
 impl Proc {
-    fn new() -> Result<Proc, Fault> {
-        let primitives = Arc::new(Primitives::new()?);
+    fn new(method: StartMethod) -> Result<Proc, Fault> {
+        let primitives = Primitives::new()?;
         let (command_reader, commands) = pipe(false)?;
         let (acks, ack_writer) = pipe(false)?;
         let (data_reader, data) = pipe(false)?;
-        let puppet = Puppet::new(
-            command_reader,
-            ack_writer,
-            data_reader,
-            Arc::clone(&primitives),
-        );
+        let puppet = Puppet {
+            creator: std::process::id(),
+            commands: command_reader,
+            acks: ack_writer,
+            data: data_reader,
+            primitives: primitives
+                .duplicate()
+                .map_err(|e| Fault(format!("duplicating the primitives: {e}")))?,
+        };
         Ok(Proc {
-            process: Process::from_target(puppet),
+            process: Process::builder()
+                .start_method(method)
+                .entry(crate::puppet::puppet, puppet),
             primitives,
             commands,
             acks,
@@ -414,20 +418,28 @@ impl Proc {
 pub struct Runtime {
     procs: Vec<Proc>,
     mutant: Option<Mutant>,
+    method: StartMethod,
     spawned: usize,
 }
 
 impl Runtime {
-    /// `procs` new processes, each with its puppet.
+    /// `procs` new processes, each with its puppet, to be started with `method`.
     ///
     /// # Errors
     ///
     /// When the runtime cannot create the pipes or primitives.
-    pub fn new(procs: usize, mutant: Option<Mutant>) -> Result<Runtime, Fault> {
-        let procs = (0..procs).map(|_| Proc::new()).collect::<Result<_, _>>()?;
+    pub fn new(
+        procs: usize,
+        mutant: Option<Mutant>,
+        method: StartMethod,
+    ) -> Result<Runtime, Fault> {
+        let procs = (0..procs)
+            .map(|_| Proc::new(method))
+            .collect::<Result<_, _>>()?;
         Ok(Runtime {
             procs,
             mutant,
+            method,
             spawned: 0,
         })
     }
@@ -462,7 +474,7 @@ impl Runtime {
                     && !proc.closed
                     && proc.process.exitcode()?.is_some()
                 {
-                    let mut fresh = Proc::new()?;
+                    let mut fresh = Proc::new(self.method)?;
                     fresh.process.start()?;
                     self.spawned += 1;
                     fresh.started = true;
@@ -637,7 +649,14 @@ impl Runtime {
                 proc.release_held(held);
             }
         }
+        let method = self.method;
         drop(self);
+        if method == StartMethod::ForkServer {
+            // Every child is reaped: the server exits, so the sequence leaves nothing behind.
+            if let Err(error) = proclife::stop_fork_server() {
+                first = first.and(Err(Fault(format!("stopping the fork server: {error}"))));
+            }
+        }
         first
     }
 }

@@ -251,6 +251,34 @@ fn check_catches_a_planted_bug_and_saves_it() -> Result<(), Failed> {
     })
 }
 
+fn check_runs_under_every_method() -> Result<(), Failed> {
+    for method in ["fork", "forkserver", "spawn"] {
+        let run = proclife(
+            &format!("check-{method}"),
+            &[
+                "check",
+                "--cases",
+                "30",
+                "--allow-partial-coverage",
+                "--method",
+                method,
+            ],
+        )?;
+        ensure(run.status == Some(0), || {
+            format!(
+                "{method}: status {:?}: {}{}",
+                run.status, run.stdout, run.stderr
+            )
+        })?;
+        ensure(
+            run.stdout
+                .contains(&format!("start method {method}: 30 sequences")),
+            || run.stdout.clone(),
+        )?;
+    }
+    Ok(())
+}
+
 fn check_writes_coverage() -> Result<(), Failed> {
     let dot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("coverage.dot");
     let dot_arg = dot.to_string_lossy().into_owned();
@@ -268,7 +296,7 @@ fn check_writes_coverage() -> Result<(), Failed> {
     ensure(run.status == Some(0), || {
         format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
     })?;
-    ensure(run.stdout.contains("40 sequences"), || run.stdout.clone())?;
+    ensure(run.stdout.contains(": 40 sequences"), || run.stdout.clone())?;
     let text = std::fs::read_to_string(&dot).map_err(|e| format!("read coverage: {e}"))?;
     ensure(
         text.contains("start / None (") && text.contains(" hits)"),
@@ -319,6 +347,10 @@ fn main() {
         check_catches_a_planted_bug_and_saves_it,
     ));
     trials.push(Trial::test("check_writes_coverage", check_writes_coverage));
+    trials.push(Trial::test(
+        "check_runs_under_every_method",
+        check_runs_under_every_method,
+    ));
     let malformed: [(&'static str, &'static str, &'static [&'static str]); 4] = [
         (
             "unknown-op",
@@ -360,6 +392,11 @@ fn main() {
             "zero-cases",
             &["check", "--cases", "0"][..],
             "invalid value '0' for '--cases <CASES>'",
+        ),
+        (
+            "unknown-method",
+            &["check", "--method", "vfork"][..],
+            "unknown start method",
         ),
         (
             "unknown-mutant",

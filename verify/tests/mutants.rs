@@ -37,7 +37,12 @@ fn caught(mutant: Mutant) -> Result<(), Failed> {
         )
         .into());
     }
-    let without = run::run(&failure.trace.ops, failure.trace.procs(), None);
+    let without = run::run(
+        &failure.trace.ops,
+        failure.trace.procs(),
+        None,
+        proclife::StartMethod::Fork,
+    );
     if let Some(failure) = without.failure {
         return Err(format!("{}: the real runtime fails too: {failure}", mutant.name()).into());
     }

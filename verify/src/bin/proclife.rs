@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use proclife::StartMethod;
 use proclife_model::{Outcome, TransitionGraph};
 use proclife_verify::check::{self, Options};
 use proclife_verify::reference::SettleMode;
@@ -86,9 +87,17 @@ struct CheckArgs {
     /// Do not fail when an edge of the graph was never exercised.
     #[arg(long)]
     allow_partial_coverage: bool,
+    /// How the runtime starts each child: fork, forkserver or spawn.
+    #[arg(long, default_value = "fork", value_parser = parse_method)]
+    method: StartMethod,
     /// Plant a known bug on top of the runtime, to show that the check catches it.
     #[arg(long, value_parser = parse_mutant, hide = true)]
     mutant: Option<Mutant>,
+}
+
+fn parse_method(name: &str) -> Result<StartMethod, String> {
+    name.parse::<StartMethod>()
+        .map_err(|_| "unknown start method; one of fork, forkserver, spawn".to_owned())
 }
 
 fn parse_mutant(name: &str) -> Result<Mutant, String> {
@@ -106,6 +115,9 @@ struct ReplayArgs {
     /// Print `{"model":[..],"runtime":[..],"agree":bool}` instead of a table.
     #[arg(long)]
     json: bool,
+    /// How the runtime starts each child: fork, forkserver or spawn.
+    #[arg(long, default_value = "fork", value_parser = parse_method)]
+    method: StartMethod,
     /// Plant a known bug on top of the runtime.
     #[arg(long, value_parser = parse_mutant, hide = true)]
     mutant: Option<Mutant>,
@@ -150,6 +162,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         max_procs: usize::from(args.procs),
         settle,
         mutant: args.mutant,
+        method: args.method,
         save_dir: Some(args.save_dir.clone()),
     };
     let bar = indicatif::ProgressBar::new(u64::from(args.cases));
@@ -171,8 +184,9 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     println!("{}", summary.coverage.table());
     println!(
-        "seed {}: {} sequences, {} operations, {} processes spawned, {} of {} edges covered, {:.1} s",
+        "seed {}, start method {}: {} sequences, {} operations, {} processes spawned, {} of {} edges covered, {:.1} s",
         options.seed,
+        options.method,
         summary.cases,
         summary.ops,
         summary.spawned,
@@ -233,7 +247,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let trace =
         Trace::parse(&text).with_context(|| format!("{} is not a replay file", args.file))?;
-    let outcomes = run::run(&trace.ops, trace.procs(), args.mutant);
+    let outcomes = run::run(&trace.ops, trace.procs(), args.mutant, args.method);
     let agree = outcomes.failure.is_none();
     if args.json {
         let side = |pick: fn(&run::Row) -> Option<&Outcome>| -> Vec<serde_json::Value> {
