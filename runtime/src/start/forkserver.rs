@@ -28,9 +28,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::{ForkResult, Pid as RawPid, getpid};
+use nix::unistd::{ForkResult, getpid};
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{self, Build, ChildBoot, Death, Kind};
@@ -93,33 +92,12 @@ impl Server {
             parent: parent.as_raw(),
         })
         .map_err(Error::Encode)?;
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|errno| Error::os("socketpair", errno))?;
-        registry::lock().ensure_exit_hook()?;
-        flush_std_streams();
-        let spawned = super::spawn::reexec(theirs.as_fd())
-            .spawn()
-            .map_err(|e| Error::os("execve", bootstrap::io_errno(&e)))?;
-        drop(theirs);
-        let raw = RawPid::from_raw(i32::try_from(spawned.id()).unwrap_or(0));
-        let pidfd = match sys::pidfd_open(raw) {
-            Ok(pidfd) => pidfd,
-            Err(error) => {
-                super::fork::kill_unregistered(raw);
-                return Err(error);
-            }
-        };
-        let pid = Pid::from_nix(raw).ok_or(Error::os("execve", Errno::EINVAL))?;
+        let spawned = super::spawn::reexecute()?;
         let server = Server {
             owner: parent.as_raw(),
-            pid,
-            pidfd,
-            sock: ours,
+            pid: spawned.pid,
+            pidfd: spawned.pidfd,
+            sock: spawned.sock,
         };
         if let Err(error) =
             bootstrap::send(server.sock.as_fd(), Kind::Server, &payload, &[me.as_fd()])

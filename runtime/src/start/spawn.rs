@@ -13,7 +13,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Arc;
@@ -39,6 +39,54 @@ pub(super) fn arg0() -> OsString {
     std::env::args_os()
         .next()
         .unwrap_or_else(|| OsString::from("proclife"))
+}
+
+/// A re-executed copy of this program, not yet told what to be.
+pub(super) struct Reexecuted {
+    /// This process's end of the bootstrap socket.
+    pub(super) sock: OwnedFd,
+    /// Its pid, as nix spells it (for the last-resort kill of an unregistered child).
+    pub(super) raw: RawPid,
+    /// Its pid.
+    pub(super) pid: Pid,
+    /// Its pidfd, opened before anyone could reap it.
+    pub(super) pidfd: OwnedFd,
+}
+
+/// Re-executes `/proc/self/exe` with one end of a fresh socket pair as its bootstrap fd and
+/// opens its pidfd; the child then waits for its bootstrap message on the socket.
+///
+/// Nothing is left behind on failure: a child whose pidfd cannot be opened is killed and
+/// reaped.
+pub(super) fn reexecute() -> Result<Reexecuted> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|errno| Error::os("socketpair", errno))?;
+    registry::lock().ensure_exit_hook()?;
+    flush_std_streams();
+    let spawned = reexec(theirs.as_fd())
+        .spawn()
+        .map_err(|e| Error::os("execve", bootstrap::io_errno(&e)))?;
+    drop(theirs);
+    let raw = RawPid::from_raw(i32::try_from(spawned.id()).unwrap_or(0));
+    let pidfd = match sys::pidfd_open(raw) {
+        Ok(pidfd) => pidfd,
+        Err(error) => {
+            super::fork::kill_unregistered(raw);
+            return Err(error);
+        }
+    };
+    let pid = Pid::from_nix(raw).ok_or(Error::os("execve", nix::errno::Errno::EINVAL))?;
+    Ok(Reexecuted {
+        sock: ours,
+        raw,
+        pid,
+        pidfd,
+    })
 }
 
 /// A command that re-executes the program with `sock` as its bootstrap socket (the only fd
@@ -91,28 +139,12 @@ impl Launcher for SpawnLauncher {
         fds.push(slot_fd);
         fds.push(me.as_fd());
         fds.extend(arg_fds.iter().map(AsFd::as_fd));
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|errno| Error::os("socketpair", errno))?;
-        registry::lock().ensure_exit_hook()?;
-        flush_std_streams();
-        let spawned = reexec(theirs.as_fd())
-            .spawn()
-            .map_err(|e| Error::os("execve", bootstrap::io_errno(&e)))?;
-        drop(theirs);
-        let raw = RawPid::from_raw(i32::try_from(spawned.id()).unwrap_or(0));
-        let pidfd = match sys::pidfd_open(raw) {
-            Ok(pidfd) => pidfd,
-            Err(error) => {
-                super::fork::kill_unregistered(raw);
-                return Err(error);
-            }
-        };
-        let pid = Pid::from_nix(raw).ok_or(Error::os("execve", nix::errno::Errno::EINVAL))?;
+        let Reexecuted {
+            sock: ours,
+            raw,
+            pid,
+            pidfd,
+        } = reexecute()?;
         match bootstrap::send(ours.as_fd(), Kind::Child, &payload, &fds) {
             // A child that died before reading its bootstrap (killed, T06) is started all
             // the same: its exit code tells what happened.
