@@ -109,8 +109,19 @@ fn rng(seed: u64) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
+/// Where a running check is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Sequences run so far.
+    pub cases: u32,
+    /// Edges exercised so far.
+    pub covered: usize,
+    /// Edges in the graph.
+    pub edges: usize,
+}
+
 /// Runs the check; `on_case` is called after each sequence of the search.
-pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
+pub fn check(options: &Options, mut on_case: impl FnMut(&Progress)) -> Summary {
     let started = Instant::now();
     let graph = TransitionGraph::explore();
     let tally = RefCell::new(Tally {
@@ -170,13 +181,10 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Summary)) -> Summary {
                     // What follows is shrinking: it is not counted.
                     tally.searching = false;
                 }
-                Some(Summary {
+                Some(Progress {
                     cases: tally.cases,
-                    ops: tally.ops,
-                    spawned: tally.spawned,
-                    coverage: tally.coverage.clone(),
-                    elapsed: started.elapsed(),
-                    failure: None,
+                    covered: tally.coverage.covered(),
+                    edges: tally.coverage.total(),
                 })
             }
         };

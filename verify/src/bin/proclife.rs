@@ -175,11 +175,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     );
     let summary = check::check(&options, |progress| {
         bar.set_position(u64::from(progress.cases));
-        bar.set_message(format!(
-            "{} edges of {}",
-            progress.coverage.covered(),
-            progress.coverage.total()
-        ));
+        bar.set_message(format!("{} edges of {}", progress.covered, progress.edges));
     });
     bar.finish_and_clear();
     println!("{}", summary.coverage.table());
