@@ -1,6 +1,6 @@
 //! proclife-verify: checks the runtime against the model.
 //!
-//! Random operation sequences ([`reference`]) run on real processes ([`sut`], through the
+//! Random operation sequences ([`reference`](mod@reference)) run on real processes ([`sut`], through the
 //! puppet target of [`puppet`]) and every observation is checked against what the model
 //! admits ([`run`]); [`check`] drives thousands of them with shrinking, coverage and saved
 //! regressions, and [`trace`] reads and writes the replay files.

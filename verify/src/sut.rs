@@ -173,11 +173,9 @@ impl Proc {
         })
     }
 
+    /// Whether the child has exited (read from the sentinel, without reaping it).
     fn has_exited(&self) -> Result<bool, Fault> {
-        match self.process.sentinel() {
-            Ok(fd) => readable(fd, Duration::ZERO),
-            Err(_) => Ok(false),
-        }
+        self.wait_exit(Duration::ZERO)
     }
 
     /// Waits until the child has exited, without reaping it.
