@@ -73,8 +73,13 @@
 //! ([`EXPLORED_QUEUE_MAX`]).
 //! `name` and `set_name` are not in the graph: the name neither steers nor depends on the
 //! life-cycle, and the replay schema has no operation for it.
-//! Every edge is the image of a concrete transition, so a real run can exercise it; [`edge_key`]
-//! names the edge of a concrete transition, for coverage counting.
+//! Every edge is the image of a concrete transition, so a real run can exercise it;
+//! [`transition_edges`] names the edges of a concrete transition, for coverage counting.
+//! An operation that waits for a pending exit (`join`, `settle`, a timed join that ends in time)
+//! is drawn as the exit event followed by the operation on the exited child: a real run cannot
+//! tell a shortcut from that path, so a shortcut edge could never be counted as exercised.
+//! [`Possible::observe`] reports an edge only once every interleaving that explains the run has
+//! taken it.
 //! [`dot::render`] and [`export::render_json`] write the graph byte-stably;
 //! [`table::render_markdown`] writes the state × operation table.
 //!
