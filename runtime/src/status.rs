@@ -13,10 +13,12 @@
 //! - for a forked child, a 64-byte cell of a pool page: anonymous pages, mapped once and
 //!   never unmapped, each cut into 64 cells, with one bitmap word per page saying which are
 //!   taken. A cell is recycled when its [`StatusSlot`] drops after the child was reaped, so
-//!   starting a child costs no `mmap`/`munmap`. Forked children inherit the pages; the
-//!   fork-child handler (`sys::register_atfork`) makes a child forget the parent's pool
-//!   (a new generation: the child takes cells from pages of its own and never frees the
-//!   parent's) and clear its inherited current slot;
+//!   starting a child costs no `mmap`/`munmap`. Forked children inherit the pages and the
+//!   pool; the pool records its owner's pid, and a child adopts it at its first start
+//!   (forgets the parent's pages, takes cells from pages of its own, never frees the
+//!   parent's). The current slot records the pid that installed it, and a process that
+//!   inherited it through a fork it did not make with the runtime never writes to it, so a
+//!   recycled cell is written only by the child it was handed to;
 //! - when the pool is full, a page of its own, unmapped on drop;
 //! - for a re-executed child, a sealed memfd segment (whose size is checked).
 //!
@@ -26,7 +28,8 @@
 
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
 
@@ -111,26 +114,43 @@ struct Pool {
     pages: [AtomicPtr<u8>; MAX_PAGES],
     /// Bit `i` of `used[p]`: cell `i` of page `p` is taken.
     used: [AtomicU64; MAX_PAGES],
-    /// Bumped in a forked child, which then starts a pool of its own.
-    generation: AtomicU64,
+    /// The pid of the process whose pool this is; another pid means it was inherited
+    /// through `fork()` (0 until the first cell is taken).
+    owner: AtomicI32,
 }
 
 static POOL: Pool = Pool {
     pages: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PAGES],
     used: [const { AtomicU64::new(0) }; MAX_PAGES],
-    generation: AtomicU64::new(0),
+    owner: AtomicI32::new(0),
 };
 
-/// Called by the fork-child handler: forgets the parent's pool and current slot. Stores to
-/// atomics only (async-signal-safe). The inherited pages stay mapped: the child's own slot
-/// is in one of them.
-pub(crate) fn forget_inherited() {
-    CURRENT.store(std::ptr::null_mut(), Ordering::Release);
-    POOL.generation.fetch_add(1, Ordering::AcqRel);
+/// Serialises the adoption of an inherited pool (see [`adopt_pool`]).
+static ADOPT: Mutex<()> = Mutex::new(());
+
+/// Makes the pool the calling process's own if it was inherited through `fork()`: forgets
+/// the ancestor's pages (they stay mapped, since a forked child's own slot is in one of
+/// them) and so never hands out or frees a cell of theirs. Done at the first start of a
+/// child rather than right after the fork, so that a forked child that starts nothing
+/// never writes to the pool's memory (each page a child writes costs it a copy-on-write
+/// fault).
+fn adopt_pool(pid: i32) {
+    if POOL.owner.load(Ordering::Acquire) == pid {
+        return;
+    }
+    let _adopt = ADOPT.lock().unwrap_or_else(PoisonError::into_inner);
+    if POOL.owner.load(Ordering::Acquire) == pid {
+        return;
+    }
+    // Pages are mapped in order, so the mapped ones are a prefix.
     for (page, used) in POOL.pages.iter().zip(&POOL.used) {
+        if page.load(Ordering::Acquire).is_null() {
+            break;
+        }
         page.store(std::ptr::null_mut(), Ordering::Release);
         used.store(0, Ordering::Release);
     }
+    POOL.owner.store(pid, Ordering::Release);
 }
 
 /// Maps one zero-filled shared page.
@@ -151,12 +171,10 @@ fn map_page() -> Result<NonNull<u8>> {
 }
 
 /// Takes a free cell of the pool, mapping a page when every mapped one is full; `None`
-/// when the pool is full or the fork-child handler is missing.
+/// when the pool is full.
 fn take_cell() -> Result<Option<StatusSlot>> {
-    if !crate::sys::fork_aware() {
-        return Ok(None);
-    }
-    let generation = POOL.generation.load(Ordering::Acquire);
+    let owner = crate::sys::getpid();
+    adopt_pool(owner);
     for (p, (page_ptr, used)) in POOL.pages.iter().zip(&POOL.used).enumerate() {
         let mut page = page_ptr.load(Ordering::Acquire);
         if page.is_null() {
@@ -196,7 +214,7 @@ fn take_cell() -> Result<Option<StatusSlot>> {
                         backing: Backing::Pooled {
                             page: p,
                             index,
-                            generation,
+                            owner,
                         },
                         recycle: AtomicBool::new(false),
                     };
@@ -213,6 +231,9 @@ fn take_cell() -> Result<Option<StatusSlot>> {
 
 /// The slot a child process writes while it is blocked; `null` in a process without one.
 static CURRENT: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
+/// The pid of the process that installed [`CURRENT`]: a process forked from it without the
+/// runtime inherits the pointer but must not write through it.
+static CURRENT_PID: AtomicI32 = AtomicI32::new(0);
 
 /// A shared word, readable by the parent, written by the child it was made for.
 #[derive(Debug)]
@@ -229,11 +250,11 @@ pub(crate) struct StatusSlot {
 /// The memory behind a slot.
 #[derive(Debug)]
 enum Backing {
-    /// Cell `index` of pool page `page`, taken in pool generation `generation`.
+    /// Cell `index` of pool page `page`, taken by process `owner`.
     Pooled {
         page: usize,
         index: usize,
-        generation: u64,
+        owner: i32,
     },
     /// A page of its own (inherited through fork), which `drop` unmaps.
     Mapped,
@@ -327,6 +348,7 @@ impl StatusSlot {
     /// it was created and before the target runs.
     pub(crate) fn install_current(&self) {
         self.word().store(0, Ordering::Release);
+        CURRENT_PID.store(crate::sys::getpid(), Ordering::Release);
         CURRENT.store(self.word.as_ptr(), Ordering::Release);
     }
 }
@@ -343,14 +365,11 @@ impl Drop for StatusSlot {
         match self.backing {
             // The segment unmaps itself.
             Backing::Shared(_) => {}
-            Backing::Pooled {
-                page,
-                index,
-                generation,
-            } => {
-                // A cell of an older generation belongs to the parent's pool: leave it.
+            Backing::Pooled { page, index, owner } => {
+                // A copy inherited through fork belongs to an ancestor's pool: leave it.
                 if self.recycle.load(Ordering::Acquire)
-                    && generation == POOL.generation.load(Ordering::Acquire)
+                    && owner == POOL.owner.load(Ordering::Acquire)
+                    && owner == crate::sys::getpid()
                     && let Some(used) = POOL.used.get(page)
                 {
                     used.fetch_and(!(1u64 << index), Ordering::AcqRel);
@@ -372,28 +391,38 @@ impl Drop for StatusSlot {
 #[must_use = "the process counts as blocked only while the guard lives"]
 #[derive(Debug)]
 pub(crate) struct BlockedGuard {
+    /// The slot written, or null when the process has none.
+    word: *const AtomicU32,
     previous: u32,
+}
+
+/// The current slot, if this process installed it.
+fn current() -> *const AtomicU32 {
+    let slot = CURRENT.load(Ordering::Acquire);
+    if slot.is_null() || CURRENT_PID.load(Ordering::Acquire) != crate::sys::getpid() {
+        return std::ptr::null();
+    }
+    slot
 }
 
 /// Records that the current process is blocked on `on`, until the returned guard drops.
 pub(crate) fn blocked(on: BlockedOn) -> BlockedGuard {
-    let slot = CURRENT.load(Ordering::Acquire);
-    if slot.is_null() {
-        return BlockedGuard { previous: 0 };
+    let word = current();
+    if word.is_null() {
+        return BlockedGuard { word, previous: 0 };
     }
-    // SAFETY: a non-null `CURRENT` points at a live slot: see the module's `# Safety`.
-    let word = unsafe { &*slot };
-    BlockedGuard {
-        previous: word.swap(on.code(), Ordering::AcqRel),
-    }
+    // SAFETY: a non-null `current()` points at a live slot: see the module's `# Safety`.
+    let previous = unsafe { &*word }.swap(on.code(), Ordering::AcqRel);
+    BlockedGuard { word, previous }
 }
 
 impl Drop for BlockedGuard {
     fn drop(&mut self) {
-        let slot = CURRENT.load(Ordering::Acquire);
-        if !slot.is_null() {
+        // Compared with the current slot, so that a slot dropped meanwhile (which clears
+        // `CURRENT`) is not written.
+        if !self.word.is_null() && std::ptr::eq(self.word, CURRENT.load(Ordering::Acquire)) {
             // SAFETY: as in `blocked`.
-            let word = unsafe { &*slot };
+            let word = unsafe { &*self.word };
             word.store(self.previous, Ordering::Release);
         }
     }

@@ -3,13 +3,10 @@
 //! # Safety
 //!
 //! Each wrapper passes only integers and no pointers to the kernel, checks the result and
-//! takes ownership of a returned file descriptor exactly once. The fork-child handler
-//! registered with `pthread_atfork` only stores to atomics.
+//! takes ownership of a returned file descriptor exactly once.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::unistd::Pid as RawPid;
@@ -85,54 +82,11 @@ pub(crate) fn atexit(hook: extern "C" fn()) -> Result<()> {
     Ok(())
 }
 
-/// The calling process's pid, or 0 when not known yet (and in the child of every `fork()`).
-static PID: AtomicI32 = AtomicI32::new(0);
-
-static ATFORK: Once = Once::new();
-
-/// `getpid()`, asked once per process: the answer is cached, and the cache is cleared in
-/// the child of every `fork()` (the runtime's, a user's `libc::fork`, `std::process`'s) by a
-/// `pthread_atfork` handler, which also forgets the parent's status slots
-/// (see `status`). A child made without glibc's `fork` (a raw `clone`) does not run the
-/// handler; such a child must not call into the runtime.
+/// `getpid()`. Not cached: a cache would have to be cleared in the child of every `fork()`
+/// (a `pthread_atfork` handler), and running such a handler costs each forked child more
+/// copy-on-write page faults than the system calls it saves.
 pub(crate) fn getpid() -> i32 {
-    let pid = PID.load(Ordering::Relaxed);
-    if pid != 0 {
-        return pid;
-    }
-    let pid = nix::unistd::getpid().as_raw();
-    if fork_aware() {
-        PID.store(pid, Ordering::Relaxed);
-    }
-    pid
-}
-
-/// Registers the fork-child handler once per process (inherited by forked children).
-pub(crate) fn register_atfork() {
-    ATFORK.call_once(|| {
-        // SAFETY: `in_fork_child` is a plain C-ABI function with no arguments that only
-        // stores to atomics, which is async-signal-safe as the child of a fork requires; it
-        // stays valid for the life of the program. `pthread_atfork` fails only with
-        // `ENOMEM`; then the cache is never filled (see below) and `getpid` asks each time.
-        let ret = unsafe { libc::pthread_atfork(None, None, Some(in_fork_child)) };
-        if ret != 0 {
-            NO_ATFORK.store(true, Ordering::Relaxed);
-        }
-    });
-}
-
-/// Set when the handler could not be registered: caches must not be used then.
-static NO_ATFORK: AtomicBool = AtomicBool::new(false);
-
-/// Whether per-process caches are cleared in forked children (the handler is registered).
-pub(crate) fn fork_aware() -> bool {
-    register_atfork();
-    !NO_ATFORK.load(Ordering::Relaxed)
-}
-
-extern "C" fn in_fork_child() {
-    PID.store(0, Ordering::Relaxed);
-    crate::status::forget_inherited();
+    nix::unistd::getpid().as_raw()
 }
 
 /// The highest real-time signal number, `SIGRTMAX`.
