@@ -19,10 +19,10 @@
 //! benchmarks (`harness::run` checks before every sample). The server is started before the
 //! parent-size sweep touches memory and stopped at the end.
 
+use proclife::StartMethod;
 use proclife_benches::harness::{self, Pace, Spec, checked};
 use proclife_benches::memory::Touched;
 use proclife_benches::raw::spawn::{Reexec, clone3_pidfd_wait, fork_batch_wait, fork_exit_wait};
-use proclife::StartMethod;
 use proclife_benches::runtime::{
     ensure_fork_server, fork_batch_start_join, fork_start_join, method_start_join,
 };
@@ -46,9 +46,11 @@ fn main() {
     parent_sweep(&mut c);
     reexec(&mut c);
     c.final_summary();
-    checked(proclife::stop_fork_server().map_err(proclife_benches::Error::runtime(
-        "proclife::stop_fork_server",
-    )));
+    checked(
+        proclife::stop_fork_server().map_err(proclife_benches::Error::runtime(
+            "proclife::stop_fork_server",
+        )),
+    );
 }
 
 /// One process at a time: start, then join, pinned to one CPU.
@@ -148,12 +150,8 @@ fn reexec(c: &mut criterion::Criterion) {
             Ok(())
         },
     );
-    harness::run(
-        c,
-        Spec::new("spawn_join/spawn/seq").pace(Pace::Slow),
-        |b| {
-            b.iter(|| checked(method_start_join(StartMethod::Spawn)));
-            Ok(())
-        },
-    );
+    harness::run(c, Spec::new("spawn_join/spawn/seq").pace(Pace::Slow), |b| {
+        b.iter(|| checked(method_start_join(StartMethod::Spawn)));
+        Ok(())
+    });
 }

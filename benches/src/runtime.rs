@@ -9,9 +9,9 @@
 
 use std::fmt;
 
-use proclife::{Process, StartMethod};
 use proclife::ipc::{Connection, Queue, pipe};
 use proclife::sync::Lock;
+use proclife::{Process, StartMethod};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 

@@ -258,10 +258,25 @@ fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Opt
                 sys::pidfd_exit_status(pidfd)?.map_or(LOST_WITH_SERVER, exitcode_from_raw),
             ));
         }
-        if start.elapsed() > SERVER_REAP_LIMIT {
+        let left = SERVER_REAP_LIMIT.saturating_sub(start.elapsed());
+        if left.is_zero() {
             return Ok(None);
         }
-        std::thread::sleep(std::time::Duration::from_micros(200));
+        // Sleep until the server reaps the child or dies: a pidfd polled for no event
+        // reports `POLLHUP` once its process is reaped, and the server's pidfd is readable
+        // once the server exits.
+        let millis = left.as_micros().div_ceil(1000);
+        let mut fds = [
+            PollFd::new(pidfd, PollFlags::empty()),
+            PollFd::new(server, PollFlags::POLLIN),
+        ];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(Error::os("poll", errno)),
+        }
     }
 }
 
