@@ -116,9 +116,16 @@ impl Table {
         daemon: bool,
         parent: Pid,
     ) {
-        // Dropping the inherited records closes the child's copies of pidfds whose handles
-        // were dropped; pidfds still owned by handles stay with those handles.
-        self.children.clear();
+        // Dropping an inherited record whose handle was dropped closes the child's copy of
+        // its pidfd. A record that a handle still holds would only have its reference count
+        // decremented, a write to a page the child shares with its parent (a copy-on-write
+        // fault per page, one or more per sibling in a batch of starts); such records are
+        // left alone instead, as the handles themselves are (the child never returns into
+        // the frames that own them), and their pidfds stay with those handles.
+        let mut inherited = std::mem::ManuallyDrop::new(std::mem::take(&mut self.children));
+        if inherited.iter().any(|c| Arc::strong_count(c) == 1) {
+            inherited.retain(|c| Arc::strong_count(c) > 1);
+        }
         self.swept = (0, None);
         let parent_name = std::mem::replace(&mut self.name, Cow::Owned(name));
         self.parent = Some((parent, parent_name.into_owned()));
