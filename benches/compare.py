@@ -192,15 +192,13 @@ TARGETS: list[Target] = [
            "procspawn re-executes the binary for every child, so this compares a fork with a re-exec; "
            "its row comes from `benches/procspawn.rs`, built with the `procspawn` feature that `run.sh` enables"),
     Target("forkserver_small", "forkserver spawn+join ≤ 2× raw fork, small parent",
-           "spawn_join/forkserver/seq", "spawn_join/raw_fork/seq", "time_max", 2.0,
-           "the forkserver rows arrive with the `ForkServer` start method, which the runtime does not have yet"),
+           "spawn_join/forkserver/seq", "spawn_join/raw_fork/seq", "time_max", 2.0),
     Target("forkserver_flat", "forkserver flat as the parent grows: 1 GiB parent ≤ 1.25× 16 MiB parent",
            "spawn_join/forkserver/parent_1GiB", "spawn_join/forkserver/parent_16MiB", "time_max", 1.25,
            "the issue says \"flat\"; this report reads it as at most 25 % growth from 16 MiB to 1 GiB; "
-           "measured once the `ForkServer` start method exists"),
+           "the fork server is started before the parent touches any of that memory"),
     Target("spawn", "spawn ≤ 1.1× a bare re-exec",
-           "spawn_join/spawn/seq", "spawn_join/raw_reexec/seq", "time_max", 1.1,
-           "the spawn row arrives with the `Spawn` start method, which the runtime does not have yet"),
+           "spawn_join/spawn/seq", "spawn_join/raw_reexec/seq", "time_max", 1.1),
     Target("pipe_rtt", "`Pipe` 8-byte round trip ≤ 1.5× a raw pipe",
            "ipc/pipe/rtt8", "ipc/raw_pipe/rtt8", "time_max", 1.5),
     Target("pipe_tput", "`Pipe` 64 KiB throughput ≥ 0.8× a raw socket pair",
@@ -489,7 +487,10 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         "call the bound `acquire`/`release` methods of a `multiprocessing.Lock` in a loop. These are CPython's "
         "fastest paths for each operation, so the speed-ups are not flattered.")
     add("- proclife rows: `spawn_join/fork/*` is `Process::new(|| ())`, `start`, `join` (bounded), `exitcode() == "
-        "Some(0)`, `close`, as a user writes it. The IPC and lock rows run proclife's code at both ends, but their "
+        "Some(0)`, `close`, as a user writes it; `spawn_join/forkserver/*` and `spawn_join/spawn/seq` are the same "
+        "life-cycle with `Process::builder().start_method(m).entry(noop, ())`, a function registered with "
+        "`proclife::entry!` that returns at once (the fork server is started before its rows are timed and before "
+        "the parent-size sweep touches memory). The IPC and lock rows run proclife's code at both ends, but their "
         "helper children are forked by the same raw helper as the baselines' (how a process starts is what "
         "`spawn_join` measures), so a row differs from its baseline only in the channel or lock under test. "
         "`Queue` rows carry byte strings (serde `serialize_bytes`, as CPython puts `bytes`), and every `put`/`get` of "

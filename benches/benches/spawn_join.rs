@@ -7,13 +7,25 @@
 //! `parent_<size>` (the parent has touched `<size>` of memory first).
 //!
 //! `fork` is `proclife::Process` with the fork start method: `Process::new(|| ())`, `start`,
-//! `join`, `exitcode() == Some(0)`, `close`. The forkserver and spawn methods get their rows
-//! (`spawn_join/forkserver/*`, `spawn_join/spawn/seq`) with the start methods themselves.
+//! `join`, `exitcode() == Some(0)`, `close`. `forkserver` and `spawn` are the same life-cycle
+//! with `Process::builder().start_method(m).entry(noop, ())`, a registered function that
+//! returns at once.
+//!
+//! The re-executed children and the fork server run this binary again; proclife's entry hook
+//! takes them over before `main` (it acts only when its environment variable is set), while the
+//! raw re-exec baseline passes its own argument and no such variable, so it reaches `main`
+//! and `harness::exit_if_reexec_child`. The fork server is a process of its own and spawn
+//! starts no thread in this one, so the process stays single-threaded for the fork
+//! benchmarks (`harness::run` checks before every sample). The server is started before the
+//! parent-size sweep touches memory and stopped at the end.
 
+use proclife::StartMethod;
 use proclife_benches::harness::{self, Pace, Spec, checked};
 use proclife_benches::memory::Touched;
 use proclife_benches::raw::spawn::{Reexec, clone3_pidfd_wait, fork_batch_wait, fork_exit_wait};
-use proclife_benches::runtime::{fork_batch_start_join, fork_start_join};
+use proclife_benches::runtime::{
+    ensure_fork_server, fork_batch_start_join, fork_start_join, method_start_join,
+};
 
 /// Processes per iteration of the batch benchmarks.
 const BATCH: usize = 64;
@@ -34,6 +46,11 @@ fn main() {
     parent_sweep(&mut c);
     reexec(&mut c);
     c.final_summary();
+    checked(
+        proclife::stop_fork_server().map_err(proclife_benches::Error::runtime(
+            "proclife::stop_fork_server",
+        )),
+    );
 }
 
 /// One process at a time: start, then join, pinned to one CPU.
@@ -48,6 +65,12 @@ fn seq(c: &mut criterion::Criterion) {
     });
     harness::run(c, Spec::new("spawn_join/fork/seq"), |b| {
         b.iter(|| checked(fork_start_join()));
+        Ok(())
+    });
+    harness::run(c, Spec::new("spawn_join/forkserver/seq"), |b| {
+        // The server's own start (one re-exec) is not part of a child's cost.
+        ensure_fork_server()?;
+        b.iter(|| checked(method_start_join(StartMethod::ForkServer)));
         Ok(())
     });
 }
@@ -73,12 +96,13 @@ fn batch(c: &mut criterion::Criterion) {
 }
 
 /// Fork cost as the parent's touched memory grows. The memory is touched before the first
-/// sample of each size, measured by the raw baseline and then by proclife's fork method, and
-/// released after both.
+/// sample of each size, measured by the raw baseline, then by proclife's fork and forkserver
+/// methods, and released after all three.
 ///
-/// A forkserver benchmark of the sweep must start its server before touching the memory: the
-/// point of the method is that the server, not the grown parent, forks.
+/// The forkserver rows start the server before any memory is touched: the point of the method
+/// is that the small server, not the grown parent, forks.
 fn parent_sweep(c: &mut criterion::Criterion) {
+    checked(ensure_fork_server());
     for (mib, label) in PARENT_SIZES {
         let mut memory: Option<Touched> = None;
         let spec = Spec::new(format!("spawn_join/raw_fork/parent_{label}")).pace(Pace::Slow);
@@ -97,12 +121,20 @@ fn parent_sweep(c: &mut criterion::Criterion) {
             b.iter(|| checked(fork_start_join()));
             Ok(())
         });
+        let spec = Spec::new(format!("spawn_join/forkserver/parent_{label}")).pace(Pace::Slow);
+        harness::run(c, spec, |b| {
+            if memory.is_none() {
+                memory = Some(Touched::new(mib)?);
+            }
+            b.iter(|| checked(method_start_join(StartMethod::ForkServer)));
+            Ok(())
+        });
         drop(memory);
     }
 }
 
 /// Fork, then `execve` of this very binary with the hidden argument that makes it `_exit(0)`
-/// at the top of `main`, then `waitpid`.
+/// at the top of `main`, then `waitpid`; and proclife's spawn method, one re-exec per child.
 fn reexec(c: &mut criterion::Criterion) {
     let mut prepared: Option<Reexec> = None;
     harness::run(
@@ -118,4 +150,8 @@ fn reexec(c: &mut criterion::Criterion) {
             Ok(())
         },
     );
+    harness::run(c, Spec::new("spawn_join/spawn/seq").pace(Pace::Slow), |b| {
+        b.iter(|| checked(method_start_join(StartMethod::Spawn)));
+        Ok(())
+    });
 }

@@ -9,9 +9,9 @@
 
 use std::fmt;
 
-use proclife::Process;
 use proclife::ipc::{Connection, Queue, pipe};
 use proclife::sync::Lock;
+use proclife::{Process, StartMethod};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -70,6 +70,39 @@ pub fn fork_start_join() -> Result<()> {
     let mut process = Process::new(|| ());
     process.start().map_err(Error::runtime("Process::start"))?;
     join_checked(&mut process)
+}
+
+/// The target of the re-executing start methods' spawn+join: returns at once.
+fn noop((): ()) -> proclife::TargetResult {
+    Ok(())
+}
+proclife::entry!(noop);
+
+/// One spawn+join with a re-executing start method (`StartMethod::Spawn` or
+/// `StartMethod::ForkServer`), as a user writes it: `Process::builder().start_method(method)
+/// .entry(noop, ())` with a registered function that returns at once, `start`, `join`
+/// (bounded), `exitcode() == Some(0)`, `close`.
+///
+/// # Errors
+///
+/// [`Error::Runtime`] from `start`; as [`join_checked`].
+pub fn method_start_join(method: StartMethod) -> Result<()> {
+    let mut process = Process::builder().start_method(method).entry(noop, ());
+    process.start().map_err(Error::runtime("Process::start"))?;
+    join_checked(&mut process)
+}
+
+/// Starts this process's fork server if none runs, with one spawn+join through it, so that
+/// the server is a copy of the process as it is now (before a benchmark grows it).
+///
+/// # Errors
+///
+/// As [`method_start_join`].
+pub fn ensure_fork_server() -> Result<()> {
+    if proclife::fork_server_pid().is_some() {
+        return Ok(());
+    }
+    method_start_join(StartMethod::ForkServer)
 }
 
 /// Starts `n` processes that return at once, then joins and checks each, in start order.

@@ -107,7 +107,7 @@ impl Child {
 
     /// Whether the calling process is the one that started the child (and may reap it).
     pub(crate) fn is_reaper(&self) -> bool {
-        nix::unistd::getpid().as_raw() == self.creator
+        sys::getpid() == self.creator
     }
 
     fn cell(&self) -> MutexGuard<'_, Option<i32>> {
@@ -144,11 +144,19 @@ impl Child {
             ) {
                 Ok(status) => {
                     let code = exitcode_from(status);
+                    if code.is_some() {
+                        // Reaped: nothing writes to the status slot any more.
+                        self.slot.recycle_on_drop();
+                    }
                     *cell = code;
                     return Ok(code);
                 }
                 Err(Errno::EINTR) => continue,
-                Err(Errno::ECHILD) => return Err(Error::StatusLost { pid: self.pid }),
+                Err(Errno::ECHILD) => {
+                    // Reaped by someone else: the child is gone too.
+                    self.slot.recycle_on_drop();
+                    return Err(Error::StatusLost { pid: self.pid });
+                }
                 Err(errno) => return Err(Error::os("waitid", errno)),
             }
         }
@@ -163,7 +171,9 @@ impl Child {
     ///
     /// As [`Child::poll`], plus `Error::Os { call: "poll", .. }`.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<Option<i32>> {
-        if let Some(code) = self.poll()? {
+        // No `waitid(WNOHANG)` first: the `poll` below returns at once for a child that has
+        // already exited, and a join usually waits for a running one.
+        if let Some(code) = self.cached() {
             return Ok(Some(code));
         }
         if !self.is_reaper() {
@@ -248,10 +258,25 @@ fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Opt
                 sys::pidfd_exit_status(pidfd)?.map_or(LOST_WITH_SERVER, exitcode_from_raw),
             ));
         }
-        if start.elapsed() > SERVER_REAP_LIMIT {
+        let left = SERVER_REAP_LIMIT.saturating_sub(start.elapsed());
+        if left.is_zero() {
             return Ok(None);
         }
-        std::thread::sleep(std::time::Duration::from_micros(200));
+        // Sleep until the server reaps the child or dies: a pidfd polled for no event
+        // reports `POLLHUP` once its process is reaped, and the server's pidfd is readable
+        // once the server exits.
+        let millis = left.as_micros().div_ceil(1000);
+        let mut fds = [
+            PollFd::new(pidfd, PollFlags::empty()),
+            PollFd::new(server, PollFlags::POLLIN),
+        ];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(Error::os("poll", errno)),
+        }
     }
 }
 

@@ -308,7 +308,7 @@ impl Builder {
             name: self.name.unwrap_or(birth.name),
             daemon: self.daemon.unwrap_or(birth.daemon),
             identity: birth.identity,
-            creator: nix::unistd::getpid().as_raw(),
+            creator: current_pid(),
             method: self.method,
             target: Mutex::new(target),
             stage: Stage::New,
@@ -317,7 +317,7 @@ impl Builder {
 }
 
 fn current_pid() -> i32 {
-    nix::unistd::getpid().as_raw()
+    sys::getpid()
 }
 
 /// Converts a Python-style timeout in seconds: negative (and -0.0) means poll once, `+inf`
@@ -441,7 +441,7 @@ impl Process {
         if registry::lock().daemon() {
             return Err(Error::DaemonicParent);
         }
-        registry::sweep()?;
+        registry::sweep_before_start()?;
         let spec = ChildSpec {
             name: &self.name,
             identity: &self.identity,

@@ -1,7 +1,7 @@
 //! The per-process status slot: one word of `MAP_SHARED` memory through which a child tells
 //! its parent what it is blocked on.
 //!
-//! The parent maps a slot before it starts a child; the child installs it as its current
+//! The parent takes a slot before it starts a child; the child installs it as its current
 //! slot; every blocking primitive of the runtime wraps its wait in [`blocked`], which writes
 //! the reason into the current slot and restores the previous value when the wait ends.
 //! The parent reads the slot to report [`BlockedOn`] from `Process::state()`.
@@ -9,20 +9,33 @@
 //!
 //! # Safety
 //!
-//! The slot is an `AtomicU32` at the start of a page-sized shared mapping that the
-//! [`StatusSlot`] owns and unmaps on drop: anonymous for a forked child, a sealed memfd
-//! segment (whose size is checked) for a re-executed child.
+//! A slot is an `AtomicU32`, in one of three kinds of `MAP_SHARED` memory:
+//! - for a forked child, a 64-byte cell of a pool page: anonymous pages, mapped once and
+//!   never unmapped, each cut into 64 cells, with one bitmap word per page saying which are
+//!   taken. A cell is recycled when its [`StatusSlot`] drops after the child was reaped, so
+//!   starting a child costs no `mmap`/`munmap`. Forked children inherit the pages and the
+//!   pool; the pool records its owner's pid, and a child adopts it at its first start
+//!   (forgets the parent's pages, takes cells from pages of its own, never frees the
+//!   parent's). The current slot records the pid that installed it, and a process that
+//!   inherited it through a fork it did not make with the runtime never writes to it, so a
+//!   recycled cell is written only by the child it was handed to;
+//! - when the pool is full, a page of its own, unmapped on drop;
+//! - for a re-executed child, a sealed memfd segment (whose size is checked).
+//!
 //! The pointer installed by [`StatusSlot::install_current`] is used only in a child, whose
 //! copy of the slot is never dropped: the child path ends in `_exit`.
 #![allow(unsafe_code)]
 
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+const _: () = assert!(PER_PAGE == u64::BITS as usize);
 
 use crate::error::{Error, Result};
 use crate::shm::SharedMemory;
@@ -86,16 +99,167 @@ const SLOT_LEN: NonZeroUsize = match NonZeroUsize::new(4096) {
     None => panic!("the slot length is not zero"),
 };
 
+/// Bytes between two pooled slots: a cache line each, so that children blocking at the
+/// same time do not write to the same line.
+const CELL: usize = 64;
+/// Slots per pool page (one bit each in the page's `used` word).
+const PER_PAGE: usize = SLOT_LEN.get() / CELL;
+/// Pool pages: up to 16 384 forked children alive at once share them; beyond that each
+/// child gets a page of its own.
+const MAX_PAGES: usize = 256;
+
+/// The pool of slots for forked children (see the module's documentation).
+struct Pool {
+    /// Page addresses; null until a page is mapped. Pages are never unmapped.
+    pages: [AtomicPtr<u8>; MAX_PAGES],
+    /// Bit `i` of `used[p]`: cell `i` of page `p` is taken.
+    used: [AtomicU64; MAX_PAGES],
+    /// The pid of the process whose pool this is; another pid means it was inherited
+    /// through `fork()` (0 until the first cell is taken).
+    owner: AtomicI32,
+}
+
+static POOL: Pool = Pool {
+    pages: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PAGES],
+    used: [const { AtomicU64::new(0) }; MAX_PAGES],
+    owner: AtomicI32::new(0),
+};
+
+/// Serialises the adoption of an inherited pool (see [`adopt_pool`]).
+static ADOPT: Mutex<()> = Mutex::new(());
+
+/// Makes the pool the calling process's own if it was inherited through `fork()`: forgets
+/// the ancestor's pages (they stay mapped, since a forked child's own slot is in one of
+/// them) and so never hands out or frees a cell of theirs. Done at the first start of a
+/// child rather than right after the fork, so that a forked child that starts nothing
+/// never writes to the pool's memory (each page a child writes costs it a copy-on-write
+/// fault).
+fn adopt_pool(pid: i32) {
+    if POOL.owner.load(Ordering::Acquire) == pid {
+        return;
+    }
+    let _adopt = ADOPT.lock().unwrap_or_else(PoisonError::into_inner);
+    if POOL.owner.load(Ordering::Acquire) == pid {
+        return;
+    }
+    // Pages are mapped in order, so the mapped ones are a prefix.
+    for (page, used) in POOL.pages.iter().zip(&POOL.used) {
+        if page.load(Ordering::Acquire).is_null() {
+            break;
+        }
+        page.store(std::ptr::null_mut(), Ordering::Release);
+        used.store(0, Ordering::Release);
+    }
+    POOL.owner.store(pid, Ordering::Release);
+}
+
+/// Maps one zero-filled shared page.
+fn map_page() -> Result<NonNull<u8>> {
+    // SAFETY: an anonymous mapping at an address the kernel picks aliases no Rust object;
+    // the kernel zero-fills it, which is a valid `AtomicU32` with value 0 ("running") at
+    // every cell.
+    let ptr = unsafe {
+        mmap_anonymous(
+            None,
+            SLOT_LEN,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }
+    .map_err(|errno| Error::os("mmap", errno))?;
+    Ok(ptr.cast::<u8>())
+}
+
+/// Takes a free cell of the pool, mapping a page when every mapped one is full; `None`
+/// when the pool is full.
+fn take_cell() -> Result<Option<StatusSlot>> {
+    let owner = crate::sys::getpid();
+    adopt_pool(owner);
+    for (p, (page_ptr, used)) in POOL.pages.iter().zip(&POOL.used).enumerate() {
+        let mut page = page_ptr.load(Ordering::Acquire);
+        if page.is_null() {
+            let fresh = map_page()?;
+            match page_ptr.compare_exchange(
+                std::ptr::null_mut(),
+                fresh.as_ptr(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => page = fresh.as_ptr(),
+                Err(other) => {
+                    // SAFETY: `fresh` was mapped just above with this length and is not
+                    // shared with anyone: another thread published its page first.
+                    let _ = unsafe { munmap(fresh.cast(), SLOT_LEN.get()) };
+                    page = other;
+                }
+            }
+        }
+        let mut taken = used.load(Ordering::Acquire);
+        while taken != u64::MAX {
+            let index = (!taken).trailing_zeros() as usize;
+            match used.compare_exchange_weak(
+                taken,
+                taken | (1 << index),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // SAFETY: `index < PER_PAGE`, so the cell lies inside the mapped page;
+                    // cells are `CELL`-aligned in a page-aligned mapping.
+                    let cell = unsafe { page.add(index * CELL) };
+                    let word = NonNull::new(cell.cast::<AtomicU32>())
+                        .ok_or(Error::Malformed("status slot mapped at null"))?;
+                    let slot = StatusSlot {
+                        word,
+                        backing: Backing::Pooled {
+                            page: p,
+                            index,
+                            owner,
+                        },
+                        recycle: AtomicBool::new(false),
+                    };
+                    // A recycled cell may hold what a dead child was blocked on.
+                    slot.word().store(0, Ordering::Release);
+                    return Ok(Some(slot));
+                }
+                Err(now) => taken = now,
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The slot a child process writes while it is blocked; `null` in a process without one.
 static CURRENT: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
+/// The pid of the process that installed [`CURRENT`]: a process forked from it without the
+/// runtime inherits the pointer but must not write through it.
+static CURRENT_PID: AtomicI32 = AtomicI32::new(0);
 
 /// A shared word, readable by the parent, written by the child it was made for.
 #[derive(Debug)]
 pub(crate) struct StatusSlot {
     word: NonNull<AtomicU32>,
-    /// The memfd segment behind the word, for a slot handed to a re-executed child by fd;
-    /// `None` for an anonymous mapping (inherited through fork), which `drop` unmaps.
-    shm: Option<SharedMemory>,
+    backing: Backing,
+    /// For a pooled cell: whether `drop` may hand it to another child. Set by
+    /// [`StatusSlot::recycle_on_drop`] once the child is known to be dead; a slot dropped
+    /// while its child may still run is left taken, so that the child never writes into
+    /// another child's slot.
+    recycle: AtomicBool,
+}
+
+/// The memory behind a slot.
+#[derive(Debug)]
+enum Backing {
+    /// Cell `index` of pool page `page`, taken by process `owner`.
+    Pooled {
+        page: usize,
+        index: usize,
+        owner: i32,
+    },
+    /// A page of its own (inherited through fork), which `drop` unmaps.
+    Mapped,
+    /// A memfd segment, for a slot handed to a re-executed child by fd.
+    Shared(SharedMemory),
 }
 
 // SAFETY: the slot is an `AtomicU32` in memory owned by this value; atomics may be shared
@@ -105,27 +269,27 @@ unsafe impl Send for StatusSlot {}
 unsafe impl Sync for StatusSlot {}
 
 impl StatusSlot {
-    /// `mmap(MAP_SHARED | MAP_ANONYMOUS)`—Maps a fresh slot, set to "running".
+    /// A slot for a forked child, set to "running": a cell of the pool, or a page of its own
+    /// (`mmap(MAP_SHARED | MAP_ANONYMOUS)`) when the pool is full.
     ///
     /// # Errors
     ///
-    /// `Error::Os { call: "mmap", .. }` when the mapping cannot be made (`ENOMEM`).
+    /// `Error::Os { call: "mmap", .. }` when a page cannot be mapped (`ENOMEM`).
     pub(crate) fn new() -> Result<StatusSlot> {
-        // SAFETY: an anonymous mapping at an address the kernel picks aliases no Rust object;
-        // the kernel zero-fills it, which is a valid `AtomicU32` with value 0 ("running").
-        let ptr = unsafe {
-            mmap_anonymous(
-                None,
-                SLOT_LEN,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
+        if let Some(slot) = take_cell()? {
+            return Ok(slot);
         }
-        .map_err(|errno| Error::os("mmap", errno))?;
         Ok(StatusSlot {
-            word: ptr.cast::<AtomicU32>(),
-            shm: None,
+            word: map_page()?.cast::<AtomicU32>(),
+            backing: Backing::Mapped,
+            recycle: AtomicBool::new(false),
         })
+    }
+
+    /// Lets `drop` hand a pooled cell to another child: to be called once the child this
+    /// slot was made for is dead (reaped, or its status collected).
+    pub(crate) fn recycle_on_drop(&self) {
+        self.recycle.store(true, Ordering::Release);
     }
 
     /// A slot in a sealed memfd segment, so that it can be passed by fd to a re-executed
@@ -156,17 +320,22 @@ impl StatusSlot {
             .ok_or(Error::Malformed("status slot mapped at null"))?;
         Ok(StatusSlot {
             word,
-            shm: Some(shm),
+            backing: Backing::Shared(shm),
+            recycle: AtomicBool::new(false),
         })
     }
 
     /// The fd of a slot made by [`StatusSlot::new_shared`].
     pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
-        self.shm.as_ref().map(AsFd::as_fd)
+        match &self.backing {
+            Backing::Shared(shm) => Some(shm.as_fd()),
+            Backing::Pooled { .. } | Backing::Mapped => None,
+        }
     }
 
     fn word(&self) -> &AtomicU32 {
-        // SAFETY: `word` points at the start of a live, page-aligned mapping owned by `self`.
+        // SAFETY: `word` points at an aligned `AtomicU32` in a live mapping: a pool page
+        // (never unmapped) or a mapping owned by `self`.
         unsafe { self.word.as_ref() }
     }
 
@@ -179,6 +348,7 @@ impl StatusSlot {
     /// it was created and before the target runs.
     pub(crate) fn install_current(&self) {
         self.word().store(0, Ordering::Release);
+        CURRENT_PID.store(crate::sys::getpid(), Ordering::Release);
         CURRENT.store(self.word.as_ptr(), Ordering::Release);
     }
 }
@@ -192,13 +362,25 @@ impl Drop for StatusSlot {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-        if self.shm.is_some() {
+        match self.backing {
             // The segment unmaps itself.
-            return;
+            Backing::Shared(_) => {}
+            Backing::Pooled { page, index, owner } => {
+                // A copy inherited through fork belongs to an ancestor's pool: leave it.
+                if self.recycle.load(Ordering::Acquire)
+                    && owner == POOL.owner.load(Ordering::Acquire)
+                    && owner == crate::sys::getpid()
+                    && let Some(used) = POOL.used.get(page)
+                {
+                    used.fetch_and(!(1u64 << index), Ordering::AcqRel);
+                }
+            }
+            Backing::Mapped => {
+                // SAFETY: the mapping was made by `new` with this address and length, and
+                // no reference into it outlives `self`. An error cannot be handled in `drop`.
+                let _ = unsafe { munmap(self.word.cast(), SLOT_LEN.get()) };
+            }
         }
-        // SAFETY: the mapping was made by `new` with this address and length, and no
-        // reference into it outlives `self`. An error here cannot be handled in `drop`.
-        let _ = unsafe { munmap(self.word.cast(), SLOT_LEN.get()) };
     }
 }
 
@@ -209,28 +391,38 @@ impl Drop for StatusSlot {
 #[must_use = "the process counts as blocked only while the guard lives"]
 #[derive(Debug)]
 pub(crate) struct BlockedGuard {
+    /// The slot written, or null when the process has none.
+    word: *const AtomicU32,
     previous: u32,
+}
+
+/// The current slot, if this process installed it.
+fn current() -> *const AtomicU32 {
+    let slot = CURRENT.load(Ordering::Acquire);
+    if slot.is_null() || CURRENT_PID.load(Ordering::Acquire) != crate::sys::getpid() {
+        return std::ptr::null();
+    }
+    slot
 }
 
 /// Records that the current process is blocked on `on`, until the returned guard drops.
 pub(crate) fn blocked(on: BlockedOn) -> BlockedGuard {
-    let slot = CURRENT.load(Ordering::Acquire);
-    if slot.is_null() {
-        return BlockedGuard { previous: 0 };
+    let word = current();
+    if word.is_null() {
+        return BlockedGuard { word, previous: 0 };
     }
-    // SAFETY: a non-null `CURRENT` points at a live slot: see the module's `# Safety`.
-    let word = unsafe { &*slot };
-    BlockedGuard {
-        previous: word.swap(on.code(), Ordering::AcqRel),
-    }
+    // SAFETY: a non-null `current()` points at a live slot: see the module's `# Safety`.
+    let previous = unsafe { &*word }.swap(on.code(), Ordering::AcqRel);
+    BlockedGuard { word, previous }
 }
 
 impl Drop for BlockedGuard {
     fn drop(&mut self) {
-        let slot = CURRENT.load(Ordering::Acquire);
-        if !slot.is_null() {
+        // Compared with the current slot, so that a slot dropped meanwhile (which clears
+        // `CURRENT`) is not written.
+        if !self.word.is_null() && std::ptr::eq(self.word, CURRENT.load(Ordering::Acquire)) {
             // SAFETY: as in `blocked`.
-            let word = unsafe { &*slot };
+            let word = unsafe { &*self.word };
             word.store(self.previous, Ordering::Release);
         }
     }

@@ -82,6 +82,13 @@ pub(crate) fn atexit(hook: extern "C" fn()) -> Result<()> {
     Ok(())
 }
 
+/// `getpid()`. Not cached: a cache would have to be cleared in the child of every `fork()`
+/// (a `pthread_atfork` handler), and running such a handler costs each forked child more
+/// copy-on-write page faults than the system calls it saves.
+pub(crate) fn getpid() -> i32 {
+    nix::unistd::getpid().as_raw()
+}
+
 /// The highest real-time signal number, `SIGRTMAX`.
 pub(crate) fn sigrtmax() -> i32 {
     libc::SIGRTMAX()

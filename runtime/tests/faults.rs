@@ -554,12 +554,21 @@ fn t13_zero_fd_delta() -> TestResult {
 
 /// T13, ENOMEM: when the status slot cannot be mapped, `start` fails cleanly and works
 /// again once memory is available.
+///
+/// Forked children take their slots from shared pool pages of 64 slots; a slot is in use
+/// until its handle is dropped. The helper (a forked child, so with a fresh pool) holds 64
+/// joined handles, so the next start must map a new page.
 fn t13_enomem() -> TestResult {
     in_helper("t13-enomem", || {
-        // Warm up, so that the allocations `start` makes are served from the heap already.
-        let mut warm = Process::new(|| ());
-        if warm.start().is_err() || join_code(&warm).ok() != Some(0) {
-            return 2;
+        // Fill the pool's first page; this also warms up the heap, so that the allocations
+        // `start` makes are served from it already.
+        let mut held = Vec::with_capacity(64);
+        for _ in 0..64 {
+            let mut warm = Process::new(|| ());
+            if warm.start().is_err() || join_code(&warm).ok() != Some(0) {
+                return 2;
+            }
+            held.push(warm);
         }
         let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_AS) else {
             return 3;

@@ -19,8 +19,16 @@
 //! `SIGPIPE`, which Rust programs ignore by default (the write then fails with `EPIPE`,
 //! reported as [`Error::Disconnected`]). Duplex connections are sockets and send with
 //! `MSG_NOSIGNAL`, so they never raise it.
+//!
+//! # Safety
+//!
+//! Frames are read straight into uninitialised memory (the payload `Vec`'s spare capacity),
+//! so that a large frame is not zero-filled before the kernel overwrites it; the `unsafe`
+//! here is that `read` and the `set_len`/`assume_init` after it.
+#![allow(unsafe_code)]
 
 use std::io::IoSlice;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
@@ -40,6 +48,9 @@ pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 8;
+
+/// Receives that poll first after a receive found nothing to read (see `Connection`).
+const POLL_FIRST: u8 = 16;
 
 /// Creates a connected pair (`multiprocessing.Pipe`).
 ///
@@ -103,6 +114,11 @@ pub struct Connection {
     writable: bool,
     max_frame: usize,
     poisoned: bool,
+    /// How many more receives poll before their first read. A receive that tries a read
+    /// first and gets `EAGAIN` sets it to [`POLL_FIRST`]: a request/reply exchange always
+    /// waits, so its receives skip the read that would fail, while a stream of frames that
+    /// seldom waits goes back to reading first.
+    poll_first: u8,
 }
 
 impl Connection {
@@ -114,6 +130,7 @@ impl Connection {
             writable,
             max_frame: DEFAULT_MAX_FRAME,
             poisoned: false,
+            poll_first: 0,
         }
     }
 
@@ -249,21 +266,24 @@ impl Connection {
         let mut written = 0usize;
         let total = HEADER_LEN + payload.len();
         while written < total {
-            let slices: Vec<IoSlice<'_>> = parts
-                .iter()
-                .filter(|p| !p.is_empty())
-                .map(|p| IoSlice::new(p))
-                .collect();
+            // The header is never empty while unwritten, so an empty first part means it is
+            // done; an empty payload slice is harmless to the kernel.
+            let both = [IoSlice::new(parts[0]), IoSlice::new(parts[1])];
+            let slices = if parts[0].is_empty() {
+                &both[1..]
+            } else {
+                &both[..]
+            };
             let res = match kind {
                 // Sockets: header and payload as one message, without SIGPIPE.
                 Kind::Socket => nix::sys::socket::sendmsg::<()>(
                     fd.as_raw_fd(),
-                    &slices,
+                    slices,
                     &[],
                     MsgFlags::MSG_NOSIGNAL,
                     None,
                 ),
-                Kind::Pipe => nix::sys::uio::writev(fd, &slices),
+                Kind::Pipe => nix::sys::uio::writev(fd, slices),
             };
             match res {
                 Ok(n) => {
@@ -310,8 +330,10 @@ impl Connection {
     /// - [`Error::HandleClosed`], [`Error::Os`].
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let fd = self.usable(true)?;
-        let mut header = [0u8; HEADER_LEN];
-        match read_full(fd, &mut header)? {
+        let mut header = [MaybeUninit::<u8>::uninit(); HEADER_LEN];
+        let try_first = self.poll_first == 0;
+        let (got, waited) = read_full(fd, &mut header, try_first)?;
+        match got {
             0 => return Err(Error::Disconnected),
             HEADER_LEN => {}
             _ => {
@@ -319,7 +341,8 @@ impl Connection {
                 return Err(Error::Malformed("end of file inside a frame header"));
             }
         }
-        let announced = u64::from_le_bytes(header);
+        // SAFETY: `read_full` returned `HEADER_LEN`: `read` wrote every byte of `header`.
+        let announced = u64::from_le_bytes(header.map(|b| unsafe { b.assume_init() }));
         let len = match usize::try_from(announced) {
             Ok(len) if len <= self.max_frame => len,
             _ => {
@@ -330,12 +353,22 @@ impl Connection {
                 });
             }
         };
-        let mut payload = vec![0u8; len];
-        let got = read_full(fd, &mut payload)?;
+        // Read into spare capacity: zero-filling a large frame first costs as much as
+        // copying it.
+        let mut payload = Vec::with_capacity(len);
+        let (got, _) = read_full(fd, payload.spare_capacity_mut(), true)?;
+        self.poll_first = if try_first && waited {
+            POLL_FIRST
+        } else {
+            self.poll_first.saturating_sub(1)
+        };
         if got < len {
             self.poisoned = true;
             return Err(Error::Malformed("end of file inside a frame"));
         }
+        // SAFETY: `read_full` returned `got == len`: the first `len` bytes of the spare
+        // capacity were written by `read`.
+        unsafe { payload.set_len(len) };
         Ok(payload)
     }
 
@@ -368,24 +401,44 @@ fn advance(parts: &mut [&[u8]; 2], mut n: usize) {
     }
 }
 
-/// Reads until `buf` is full or end of file; returns the bytes read. Retries `EINTR`;
-/// waits in `poll`, marked `Blocked(Recv)`, while nothing is there.
-fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
+/// Reads until `buf` is full or end of file; returns the bytes read and whether a read
+/// found nothing there (`EAGAIN`) and had to wait. Retries `EINTR`; waits in `poll`, marked `Blocked(Recv)`, while nothing is there.
+/// Unless `try_first`, it polls before the first read.
+///
+/// `buf` may be uninitialised: only `read` writes to it, and the first `got` bytes are
+/// initialised when it returns.
+fn read_full(
+    fd: BorrowedFd<'_>,
+    buf: &mut [MaybeUninit<u8>],
+    try_first: bool,
+) -> Result<(usize, bool)> {
     let mut got = 0;
+    let mut waited = false;
+    if !try_first && !buf.is_empty() {
+        let _blocked = blocked(BlockedOn::Recv);
+        wait_ready(fd, PollFlags::POLLIN, &Deadline::after(None))?;
+    }
     while got < buf.len() {
-        match nix::unistd::read(fd, &mut buf[got..]) {
+        let rest = &mut buf[got..];
+        // SAFETY: `rest` is valid for writes of `rest.len()` bytes; `read` writes at most
+        // that many and never reads them.
+        let n = unsafe { libc::read(fd.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
+        match usize::try_from(n) {
             Ok(0) => break,
             Ok(n) => got += n,
-            Err(Errno::EINTR) => continue,
-            Err(Errno::EAGAIN) => {
-                let _blocked = blocked(BlockedOn::Recv);
-                wait_ready(fd, PollFlags::POLLIN, &Deadline::after(None))?;
-            }
-            Err(Errno::ECONNRESET) => break,
-            Err(errno) => return Err(Error::os("read", errno)),
+            Err(_) => match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::EAGAIN => {
+                    let _blocked = blocked(BlockedOn::Recv);
+                    wait_ready(fd, PollFlags::POLLIN, &Deadline::after(None))?;
+                    waited = true;
+                }
+                Errno::ECONNRESET => break,
+                errno => return Err(Error::os("read", errno)),
+            },
         }
     }
-    Ok(got)
+    Ok((got, waited))
 }
 
 /// Whether `fd` is ready for `events` right now (errors and hang-ups count as ready).

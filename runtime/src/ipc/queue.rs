@@ -81,33 +81,12 @@ const FULL_WAITERS: usize = 3;
 const ALL_DONE: usize = 4;
 const JOIN_WAITERS: usize = 5;
 
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
 /// CRC-32 (IEEE) of the frame's length and payload.
 fn crc32(len: u32, payload: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in len.to_le_bytes().iter().chain(payload) {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-    }
-    !c
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len.to_le_bytes());
+    hasher.update(payload);
+    hasher.finalize()
 }
 
 fn frame_len(payload: usize) -> usize {
@@ -209,6 +188,25 @@ impl Ring {
             std::ptr::copy_nonoverlapping(base.add(start), out.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
         }
+    }
+
+    /// Copies `len` ring bytes starting at monotonic offset `pos` into a new `Vec`, without
+    /// zero-filling it first; same conditions as [`Ring::copy_out`].
+    fn copy_out_vec(&self, pos: u64, len: usize) -> Vec<u8> {
+        let cap = self.capacity;
+        let start = (pos % cap as u64) as usize;
+        let first = len.min(cap - start);
+        let mut out = Vec::with_capacity(len);
+        // SAFETY: as in `copy_out`; the two copies write `first` and `len - first` bytes,
+        // together the `len` bytes of spare capacity reserved above, so every byte is
+        // initialised before `set_len`.
+        unsafe {
+            let base = self.shm.as_ptr().add(DATA);
+            std::ptr::copy_nonoverlapping(base.add(start), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), len - first);
+            out.set_len(len);
+        }
+        out
     }
 
     /// Copies `data` into the ring at monotonic offset `pos`; caller holds the mutex and
@@ -382,8 +380,7 @@ impl Ring {
         let head = self.get(HEAD);
         let tail = self.get(TAIL);
         let checked = self.frame_at(head, tail).and_then(|(len, crc, _seq)| {
-            let mut payload = vec![0u8; len];
-            self.copy_out(head + FRAME_HEADER as u64, &mut payload);
+            let payload = self.copy_out_vec(head + FRAME_HEADER as u64, len);
             if crc32(len as u32, &payload) == crc {
                 Ok((payload, frame_len(len)))
             } else {
@@ -782,14 +779,37 @@ impl<T> AsFd for JoinableQueue<T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn crc_matches_the_ieee_check_value() {
-        // The standard check value: CRC-32 of "123456789".
+    /// Bit-at-a-time CRC-32 (IEEE, reflected, polynomial 0xEDB88320): the definition.
+    fn reference_crc(bytes: &[u8]) -> u32 {
         let mut c = !0u32;
-        for &b in b"123456789" {
-            c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
         }
-        assert_eq!(!c, 0xCBF4_3926);
+        !c
+    }
+
+    #[test]
+    fn crc_matches_the_ieee_definition() {
+        // The standard check value: CRC-32 of "123456789".
+        assert_eq!(reference_crc(b"123456789"), 0xCBF4_3926);
+        // The frame's CRC covers the length's four bytes, then the payload; lengths around
+        // the vector kernels' block sizes and a 64 KiB item.
+        for n in [
+            0usize, 1, 7, 15, 16, 63, 64, 65, 127, 128, 129, 1000, 65_536,
+        ] {
+            let payload: Vec<u8> = (0..n).map(|i| (i * 31 + 7) as u8).collect();
+            let len = n as u32;
+            let mut framed = len.to_le_bytes().to_vec();
+            framed.extend_from_slice(&payload);
+            assert_eq!(crc32(len, &payload), reference_crc(&framed), "length {n}");
+        }
     }
 
     #[test]

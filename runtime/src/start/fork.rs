@@ -9,18 +9,21 @@
 //! # Safety
 //!
 //! `fork()` is sound here because the parent is single-threaded (checked through
-//! `/proc/self/status`) unless the caller opted in through an `unsafe` call and took over
+//! `/proc/self/stat`) unless the caller opted in through an `unsafe` call and took over
 //! that proof. The child never returns into the caller's frames: it runs the target under
 //! `catch_unwind`, applies the exit policy to its own children, flushes and calls `_exit`.
 #![allow(unsafe_code)]
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::signal::{Signal, kill, raise};
+use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Pid as RawPid, fork, getpid, getppid};
+use nix::unistd::{ForkResult, Pid as RawPid, fork, getppid};
 
 use super::{ChildSpec, Launcher, Threads, flush_std_streams};
 use crate::child::Child;
@@ -34,17 +37,39 @@ use crate::sys;
 #[derive(Debug)]
 pub(super) struct ForkLauncher;
 
-/// The number of threads in the calling process, from `/proc/self/status`.
-fn thread_count() -> Result<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|error| {
-        let errno = error.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
-        Error::os("open(/proc/self/status)", errno)
-    })?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .and_then(|count| count.trim().parse().ok())
-        .ok_or(Error::os("read(/proc/self/status)", Errno::EIO))
+/// Opens `/proc/self/stat`, close-on-exec. The fd is read for the thread count and also
+/// holds an fd slot for the child's pidfd until just after the fork.
+fn open_stat() -> Result<OwnedFd> {
+    nix::fcntl::open(
+        c"/proc/self/stat",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| Error::os("open(/proc/self/stat)", errno))
+}
+
+/// The number of threads in the calling process: field 20 (`num_threads`) of
+/// `/proc/self/stat`, read with one `read` into a stack buffer.
+fn thread_count(stat: BorrowedFd<'_>) -> Result<usize> {
+    let mut buf = [0u8; 1024];
+    let n = loop {
+        match nix::unistd::read(stat, &mut buf) {
+            Ok(n) => break n,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(Error::os("read(/proc/self/stat)", errno)),
+        }
+    };
+    parse_threads(buf.get(..n).unwrap_or_default())
+        .ok_or(Error::os("read(/proc/self/stat)", Errno::EIO))
+}
+
+/// Field 20 of a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses and
+/// may itself contain spaces and parentheses, so fields are counted after the last `)`:
+/// field 3 (the state) is the first one there.
+fn parse_threads(line: &[u8]) -> Option<usize> {
+    let close = line.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(line.get(close + 1..)?).ok()?;
+    rest.split_ascii_whitespace().nth(20 - 3)?.parse().ok()
 }
 
 impl Launcher for ForkLauncher {
@@ -54,17 +79,17 @@ impl Launcher for ForkLauncher {
         target: &mut TargetSlot,
         threads: Threads,
     ) -> Result<Arc<Child>> {
+        // The open fd also holds an fd slot for the child's pidfd, so that running out of
+        // fds fails here, before a child exists, and not after the fork.
+        let reserve = open_stat()?;
         if threads == Threads::Refuse {
-            let threads = thread_count()?;
+            let threads = thread_count(reserve.as_fd())?;
             if threads > 1 {
                 return Err(Error::ThreadedFork { threads });
             }
         }
         let slot = StatusSlot::new()?;
-        let parent = getpid();
-        // Hold an fd slot for the child's pidfd, so that running out of fds fails here,
-        // before a child exists, and not after the fork.
-        let reserve = sys::pidfd_open(parent)?;
+        let parent = RawPid::from_raw(sys::getpid());
         let mut table = registry::lock();
         table.ensure_exit_hook()?;
         flush_std_streams();
@@ -172,5 +197,25 @@ pub(super) fn run_target(target: impl FnOnce() -> crate::process::TargetResult, 
             1
         }
         Err(_) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_count_is_field_20() {
+        let line =
+            b"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 98 0 0 0 1 2 0 0 20 0 7 0 123 4096 \
+                     200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        assert_eq!(parse_threads(line), Some(7));
+        assert_eq!(parse_threads(b"4242 (x) S 1 2"), None);
+        assert_eq!(parse_threads(b"no parenthesis at all"), None);
+        // The live file parses (this test binary runs tests on threads of its own, so only
+        // a lower bound is stable).
+        let stat = open_stat().expect("open /proc/self/stat");
+        let count = thread_count(stat.as_fd()).expect("read /proc/self/stat");
+        assert!(count >= 1);
     }
 }

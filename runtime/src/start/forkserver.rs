@@ -23,6 +23,7 @@
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use nix::errno::Errno;
@@ -64,6 +65,9 @@ struct Server {
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
+/// Whether this process (or an ancestor it was forked from) ever started a fork server.
+static EVER_STARTED: AtomicBool = AtomicBool::new(false);
+
 fn server() -> MutexGuard<'static, Option<Server>> {
     // The slot holds an `Option` that every path replaces in one assignment.
     SERVER.lock().unwrap_or_else(PoisonError::into_inner)
@@ -83,6 +87,7 @@ fn readable(fd: BorrowedFd<'_>, timeout: PollTimeout) -> Result<bool> {
 impl Server {
     /// Re-executes the program as a fork server.
     fn start() -> Result<Server> {
+        EVER_STARTED.store(true, Ordering::Release);
         let parent = getpid();
         let me = sys::pidfd_open(parent)?;
         // Probe the kernel before anything depends on it.
@@ -308,6 +313,11 @@ pub fn stop_fork_server() -> Result<()> {
 /// through the server (the `unsafe` threaded-fork opt-in) leaves the lock held, and then the
 /// copy is left alone rather than deadlocking the child.
 pub(super) fn forget_inherited() {
+    // Read-only when no server was ever started: locking the mutex writes to its page, a
+    // copy-on-write fault in every forked child.
+    if !EVER_STARTED.load(Ordering::Acquire) {
+        return;
+    }
     let mut guard = match SERVER.try_lock() {
         Ok(guard) => guard,
         Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
