@@ -633,32 +633,66 @@ fn vm_size() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// T15: 1000 children released at once, several rounds, then sequential start/join.
+/// T15: rounds of children blocked on one `Event` and released at once (the catalogue's 10).
+const STORM_ROUNDS: usize = 10;
+/// T15: children per round (the catalogue's 1000).
+const STORM_CHILDREN: usize = 1000;
+/// T15: sequential start/join cycles after the storms (the catalogue's 10⁴).
+const SEQUENTIAL_CYCLES: usize = 10_000;
+
+/// T15: [`STORM_ROUNDS`] rounds of [`STORM_CHILDREN`] children blocked on one `Event` and
+/// released at once, then [`SEQUENTIAL_CYCLES`] sequential start/join cycles. Each child
+/// exits with a code of its own, so every handle is seen to collect its own child's status,
+/// once: a second join and a later `exitcode()` give the same code, and no zombie remains.
 fn t15_no_zombies_after_storms() -> TestResult {
-    for round in 0..3 {
-        let mut gate = Gate::new();
-        let mut handles = Vec::with_capacity(1000);
-        for _ in 0..1000 {
-            let mut p = Process::new(gate.waiter());
+    for round in 0..STORM_ROUNDS {
+        let event = std::sync::Arc::new(proclife::sync::Event::new()?);
+        let mut handles = Vec::with_capacity(STORM_CHILDREN);
+        for i in 0..STORM_CHILDREN {
+            let code = storm_code(i);
+            let event = std::sync::Arc::clone(&event);
+            let mut p = Process::new(move || {
+                common::close_all_but(2);
+                // The mapping outlives its fd; a child whose parent is gone ends by itself.
+                let released = event.wait(Some(Duration::from_secs(60)));
+                // Exit before `event` is dropped: its fd was closed above.
+                std::process::exit(if matches!(released, Ok(true)) {
+                    code
+                } else {
+                    255
+                })
+            });
             p.start()?;
             handles.push(p);
         }
-        gate.open();
+        ensure_eq!(active_children()?.len(), STORM_CHILDREN);
+        event.set();
         let mut collected = 0;
-        for p in &handles {
-            ensure_eq!((round, join_code(p)?), (round, 0));
+        for (i, p) in handles.iter().enumerate() {
+            ensure_eq!((round, i, join_code(p)?), (round, i, storm_code(i)));
             collected += 1;
         }
-        ensure_eq!(collected, 1000);
+        ensure_eq!(collected, STORM_CHILDREN);
+        for (i, p) in handles.iter().enumerate() {
+            p.join()?;
+            ensure_eq!((round, i, p.exitcode()?), (round, i, Some(storm_code(i))));
+        }
         ensure_eq!(common::zombies(), Vec::<i32>::new());
+        ensure_eq!(common::children(), Vec::<i32>::new());
     }
-    for _ in 0..2000 {
-        let mut p = Process::new(|| ());
+    for i in 0..SEQUENTIAL_CYCLES {
+        let code = storm_code(i);
+        let mut p = Process::new(move || std::process::exit(code));
         p.start()?;
-        ensure_eq!(join_code(&p)?, 0);
+        ensure_eq!((i, join_code(&p)?), (i, code));
     }
     ensure_eq!(common::zombies(), Vec::<i32>::new());
     Ok(())
+}
+
+/// The exit code of the `i`th child of a T15 storm: 0 to 199.
+fn storm_code(i: usize) -> i32 {
+    (i % 200) as i32
 }
 
 /// T29: `fork` fails with EAGAIN at the process limit; the handle stays New, nothing leaks,
