@@ -124,7 +124,9 @@ fn t02_concurrent_join_and_poll() -> TestResult {
     Ok(())
 }
 
-/// T04: a recycled pid is never signalled; a stale handle's terminate/kill is a no-op.
+/// T04: a recycled pid is never signalled; a stale handle's terminate/kill is a no-op; and
+/// [`RACING_KILLS`] kills racing the exit of children that exit at once each leave exactly
+/// 0 or -SIGKILL.
 fn t04_pid_reuse() -> TestResult {
     in_helper("t04", || {
         if let Err(errno) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID) {
@@ -207,8 +209,11 @@ fn pid_reuse_in_namespace() -> i32 {
         return 27;
     }
     // Racing kills against children that exit at once: the status is 0 or -SIGKILL.
+    // The offsets cover the child's whole life (it exits within a few hundred microseconds
+    // of `start` returning), so both outcomes occur.
     let mut rng = XorShift(7);
-    for _ in 0..300 {
+    let (mut exited, mut killed) = (0u32, 0u32);
+    for _ in 0..RACING_KILLS {
         let mut p = Process::new(|| ());
         if p.start().is_err() {
             return 30;
@@ -218,12 +223,18 @@ fn pid_reuse_in_namespace() -> i32 {
             return 31;
         }
         match join_code(&p) {
-            Ok(0) | Ok(-9) => {}
+            Ok(0) => exited += 1,
+            Ok(-9) => killed += 1,
             _ => return 32,
         }
     }
+    eprintln!("t04: {RACING_KILLS} racing kills: {exited} exited first, {killed} killed");
     0
 }
+
+/// T04's racing loop: `kill()` at a random offset after `start()` against a child that
+/// exits at once, this many times (the catalogue's 10⁴).
+const RACING_KILLS: u32 = 10_000;
 
 /// T05: misuse around the life cycle gives typed errors with CPython's messages.
 fn t05_api_misuse() -> TestResult {
@@ -270,12 +281,16 @@ fn t05_api_misuse() -> TestResult {
     Ok(())
 }
 
-/// T07: dropped handles leave no zombie past the next runtime call, daemons are killed on
-/// drop, and foreign children are not reaped.
+/// T07's storm: short children started and dropped without joining (the catalogue's 10⁴).
+const DROPPED_HANDLES: usize = 10_000;
+
+/// T07: [`DROPPED_HANDLES`] short children dropped without joining (every other one a
+/// daemon) leave no zombie past the next runtime call, daemons are killed on drop, and a
+/// foreign child's status is left for its owner.
 fn t07_dropped_handles() -> TestResult {
     let mut foreign = std::process::Command::new("true").spawn()?;
-    let mut pids = Vec::new();
-    for i in 0..1000 {
+    let mut pids = Vec::with_capacity(DROPPED_HANDLES);
+    for i in 0..DROPPED_HANDLES {
         let mut p = Process::builder().daemon(i % 2 == 0).target(|| ());
         p.start()?;
         pids.push(p.pid()?.ok_or("no pid")?.as_raw());
@@ -301,15 +316,19 @@ fn t07_dropped_handles() -> TestResult {
     gate.open();
     // Wait until every child has exited (they are zombies or reaped), then make one call.
     common::wait_until(Duration::from_secs(20), || {
-        common::children()
-            .iter()
-            .all(|pid| common::zombies().contains(pid))
+        let zombies = common::zombies();
+        common::children().iter().all(|pid| zombies.contains(pid))
     })?;
     ensure!(
         common::zombies().contains(&worker_pid),
         "the orphaned worker is a zombie until the next runtime call"
     );
     ensure!(active_children()?.is_empty(), "no active child is left");
+    let left = common::children();
+    ensure!(
+        !pids.iter().any(|pid| left.contains(pid)),
+        "a dropped child is still ours after the next runtime call"
+    );
     // The foreign child's status was left for its owner.
     ensure!(
         foreign.wait()?.success(),
@@ -614,32 +633,66 @@ fn vm_size() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// T15: 1000 children released at once, several rounds, then sequential start/join.
+/// T15: rounds of children blocked on one `Event` and released at once (the catalogue's 10).
+const STORM_ROUNDS: usize = 10;
+/// T15: children per round (the catalogue's 1000).
+const STORM_CHILDREN: usize = 1000;
+/// T15: sequential start/join cycles after the storms (the catalogue's 10⁴).
+const SEQUENTIAL_CYCLES: usize = 10_000;
+
+/// T15: [`STORM_ROUNDS`] rounds of [`STORM_CHILDREN`] children blocked on one `Event` and
+/// released at once, then [`SEQUENTIAL_CYCLES`] sequential start/join cycles. Each child
+/// exits with a code of its own, so every handle is seen to collect its own child's status,
+/// once: a second join and a later `exitcode()` give the same code, and no zombie remains.
 fn t15_no_zombies_after_storms() -> TestResult {
-    for round in 0..3 {
-        let mut gate = Gate::new();
-        let mut handles = Vec::with_capacity(1000);
-        for _ in 0..1000 {
-            let mut p = Process::new(gate.waiter());
+    for round in 0..STORM_ROUNDS {
+        let event = std::sync::Arc::new(proclife::sync::Event::new()?);
+        let mut handles = Vec::with_capacity(STORM_CHILDREN);
+        for i in 0..STORM_CHILDREN {
+            let code = storm_code(i);
+            let event = std::sync::Arc::clone(&event);
+            let mut p = Process::new(move || {
+                common::close_all_but(2);
+                // The mapping outlives its fd; a child whose parent is gone ends by itself.
+                let released = event.wait(Some(Duration::from_secs(60)));
+                // Exit before `event` is dropped: its fd was closed above.
+                std::process::exit(if matches!(released, Ok(true)) {
+                    code
+                } else {
+                    255
+                })
+            });
             p.start()?;
             handles.push(p);
         }
-        gate.open();
+        ensure_eq!(active_children()?.len(), STORM_CHILDREN);
+        event.set();
         let mut collected = 0;
-        for p in &handles {
-            ensure_eq!((round, join_code(p)?), (round, 0));
+        for (i, p) in handles.iter().enumerate() {
+            ensure_eq!((round, i, join_code(p)?), (round, i, storm_code(i)));
             collected += 1;
         }
-        ensure_eq!(collected, 1000);
+        ensure_eq!(collected, STORM_CHILDREN);
+        for (i, p) in handles.iter().enumerate() {
+            p.join()?;
+            ensure_eq!((round, i, p.exitcode()?), (round, i, Some(storm_code(i))));
+        }
         ensure_eq!(common::zombies(), Vec::<i32>::new());
+        ensure_eq!(common::children(), Vec::<i32>::new());
     }
-    for _ in 0..2000 {
-        let mut p = Process::new(|| ());
+    for i in 0..SEQUENTIAL_CYCLES {
+        let code = storm_code(i);
+        let mut p = Process::new(move || std::process::exit(code));
         p.start()?;
-        ensure_eq!(join_code(&p)?, 0);
+        ensure_eq!((i, join_code(&p)?), (i, code));
     }
     ensure_eq!(common::zombies(), Vec::<i32>::new());
     Ok(())
+}
+
+/// The exit code of the `i`th child of a T15 storm: 0 to 199.
+fn storm_code(i: usize) -> i32 {
+    (i % 200) as i32
 }
 
 /// T29: `fork` fails with EAGAIN at the process limit; the handle stays New, nothing leaks,
