@@ -32,6 +32,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::panic::catch_unwind;
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, Signal, raise, signal};
@@ -85,9 +86,23 @@ pub(crate) struct Build {
     mtime_nsec: i64,
 }
 
+/// The running executable's identity, taken once: a running executable cannot be written
+/// to (`ETXTBSY`), and replacing its path gives a new inode that `/proc/self/exe` does not
+/// follow, so the identity is constant for the life of the process. A forked child inherits
+/// the cache, and it is right there too: the child runs the same executable.
+static BUILD: OnceLock<Build> = OnceLock::new();
+
 impl Build {
-    /// `stat("/proc/self/exe")`.
+    /// `stat("/proc/self/exe")`, once per process (see [`BUILD`]).
     pub(crate) fn current() -> Result<Build> {
+        if let Some(build) = BUILD.get() {
+            return Ok(*build);
+        }
+        let build = Self::read()?;
+        Ok(*BUILD.get_or_init(|| build))
+    }
+
+    fn read() -> Result<Build> {
         let meta = std::fs::metadata("/proc/self/exe")
             .map_err(|e| Error::os("stat(/proc/self/exe)", io_errno(&e)))?;
         Ok(Build {
