@@ -149,7 +149,8 @@ pub(crate) struct ChildBoot {
 }
 
 /// The fds of a child's bootstrap, in this order: the status slot, the parent's pidfd, then
-/// the arguments' fds.
+/// the arguments' fds. A fork server's request leaves out the parent's pidfd: the server
+/// holds one from its own bootstrap, and its forked child takes that.
 pub(crate) const CHILD_FIXED_FDS: usize = 2;
 
 /// Sends one message: the header with `fds` attached, then the payload.
@@ -389,11 +390,18 @@ pub(crate) struct Ready {
 /// Receives and checks a child's bootstrap message, and decodes its arguments.
 pub(crate) fn accept_child(sock: BorrowedFd<'_>) -> Result<Ready> {
     let (payload, fds) = receive(sock, Kind::Child)?;
-    accept_parts(&payload, fds)
+    accept_parts(&payload, fds, None)
 }
 
 /// Checks a child's received bootstrap payload and fds, and decodes its arguments.
-pub(crate) fn accept_parts(payload: &[u8], fds: Vec<OwnedFd>) -> Result<Ready> {
+///
+/// `parent_pidfd` is the parent's pidfd when the child already holds one (a fork server's
+/// child); with `None` it is the second of `fds`, after the status slot.
+pub(crate) fn accept_parts(
+    payload: &[u8],
+    fds: Vec<OwnedFd>,
+    parent_pidfd: Option<OwnedFd>,
+) -> Result<Ready> {
     let boot: ChildBoot = postcard::from_bytes(payload)
         .map_err(|_| Error::Malformed("undecodable bootstrap payload"))?;
     if boot.build != Build::current()? {
@@ -405,7 +413,9 @@ pub(crate) fn accept_parts(payload: &[u8], fds: Vec<OwnedFd>) -> Result<Ready> {
         key: boot.key.clone(),
     })?;
     let mut fds = fds.into_iter();
-    let (Some(slot), Some(parent_pidfd)) = (fds.next(), fds.next()) else {
+    let slot = fds.next();
+    let parent_pidfd = parent_pidfd.or_else(|| fds.next());
+    let (Some(slot), Some(parent_pidfd)) = (slot, parent_pidfd) else {
         return Err(Error::Malformed("bootstrap lacks its fixed fds"));
     };
     let slot = StatusSlot::from_fd(slot)?;

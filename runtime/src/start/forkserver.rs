@@ -3,11 +3,14 @@
 //!
 //! The parent talks to its server over a socket pair. A start request is a child bootstrap
 //! message (as for spawn), fds included; the server forks, and the child checks the message
-//! and runs the entry point exactly as a spawned child does. The server opens the child's
-//! pidfd and sends it back with `SCM_RIGHTS`, so the parent polls and signals the child by
-//! pidfd like any other; the server reaps the child, and the parent reads the exit status
-//! with `ioctl(PIDFD_GET_INFO, PIDFD_INFO_EXIT)` (Linux 6.15, checked when the server
-//! starts: [`Error::Unsupported`] before).
+//! and runs the entry point exactly as a spawned child does, except that the parent's pidfd
+//! is not in the request: it travels once, with the server's bootstrap, and every forked
+//! child takes the server's copy (one open file, shared by server and children; nobody
+//! changes its flags). The server opens the child's pidfd and sends it back with
+//! `SCM_RIGHTS`, so the parent polls and signals the child by pidfd like any other; the
+//! server reaps the child, and the parent reads the exit status with
+//! `ioctl(PIDFD_GET_INFO, PIDFD_INFO_EXIT)` (Linux 6.15, checked when the server starts:
+//! [`Error::Unsupported`] before).
 //!
 //! The server is single-threaded, so its forks are sound. It dies with its parent: it
 //! watches the parent's pidfd (not `PR_SET_PDEATHSIG`, which follows the parent *thread*
@@ -22,7 +25,7 @@
 //! nobody reaped is reported with exit code 255, as CPython does.
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -203,7 +206,6 @@ impl Launcher for ForkServerLauncher {
         let (key, args, arg_fds) = super::export_target(target, StartMethod::ForkServer)?;
         let slot = StatusSlot::new_shared()?;
         let parent = getpid();
-        let me = sys::pidfd_open(parent)?;
         let mut guard = server();
         if guard.as_ref().is_some_and(|s| s.owner != parent.as_raw()) {
             // Inherited through fork from the process that started it: not ours to use. The
@@ -237,7 +239,10 @@ impl Launcher for ForkServerLauncher {
         let slot_fd = slot
             .fd()
             .ok_or(Error::InvalidArgument("status slot without fd"))?;
-        let mut fds: Vec<BorrowedFd<'_>> = vec![slot_fd, me.as_fd()];
+        // The parent's pidfd is not sent: the server has one from its bootstrap, and the
+        // child takes the server's copy.
+        let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(arg_fds.len() + 1);
+        fds.push(slot_fd);
         fds.extend(arg_fds.iter().map(AsFd::as_fd));
         let (pid, pidfd) = match running.request(&payload, &fds) {
             Ok(started) => started,
@@ -468,9 +473,10 @@ fn fork_child(
         Err(errno) => Err(Error::os("fork", errno)),
         Ok(ForkResult::Child) => {
             drop(reserve);
-            // The child must not hold the server's fds (T45). They belong to the server's
-            // frames, which this branch never returns to, so they are closed by number.
-            let inherited = [sock.as_raw_fd(), parent.as_raw_fd()]
+            // The child must not hold the server's fds (T45), except the parent's pidfd, which
+            // becomes its own. They belong to the server's frames, which this branch never
+            // returns to, so they are closed (or taken over) by number.
+            let inherited = [sock.as_raw_fd()]
                 .into_iter()
                 .chain(children.iter().map(|c| c.pidfd.as_raw_fd()));
             for fd in inherited {
@@ -478,7 +484,11 @@ fn fork_child(
                 // in this process again: the branch ends in `_exit`.
                 unsafe { libc::close(fd) };
             }
-            let code = match bootstrap::accept_parts(&payload, fds) {
+            // SAFETY: `parent` is open, and the server's value that owns it is never used or
+            // dropped in this process again (the branch ends in `_exit`), so this is its only
+            // owner from here on.
+            let parent_pidfd = unsafe { OwnedFd::from_raw_fd(parent.as_raw_fd()) };
+            let code = match bootstrap::accept_parts(&payload, fds, Some(parent_pidfd)) {
                 Ok(ready) => bootstrap::run_child(ready),
                 Err(error) => bootstrap::refuse(&error),
             };
