@@ -27,16 +27,15 @@
 //! ignored here as Rust's start-up does, and the main thread has no stack-overflow message.
 #![allow(unsafe_code)]
 
-use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream;
 use std::panic::catch_unwind;
 use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, Signal, raise, signal};
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recv, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
 use super::entry;
@@ -181,23 +180,34 @@ pub(crate) fn send(
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
-    let iov = [IoSlice::new(&header)];
-    loop {
+    // Header and payload in one call; the fds go with the header's first byte.
+    let iov = [IoSlice::new(&header), IoSlice::new(payload)];
+    let sent = loop {
         match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(n) if n == HEADER_LEN => break,
-            Ok(_) => return Err(Error::Malformed("short write of a bootstrap header")),
+            Ok(0) => return Err(Error::Disconnected),
+            Ok(n) => break n,
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(Error::os("sendmsg", errno)),
         }
+    };
+    // A blocking stream socket sends less only when a signal interrupts a long payload.
+    let mut rest = (sent.min(HEADER_LEN), sent.saturating_sub(HEADER_LEN));
+    while rest.0 < HEADER_LEN || rest.1 < payload.len() {
+        let buf = if rest.0 < HEADER_LEN {
+            &header[rest.0..]
+        } else {
+            &payload[rest.1..]
+        };
+        match nix::sys::socket::send(sock.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
+            Ok(0) => return Err(Error::Disconnected),
+            Ok(n) if rest.0 < HEADER_LEN => rest.0 += n,
+            Ok(n) => rest.1 += n,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(Error::Disconnected),
+            Err(errno) => return Err(Error::os("write", errno)),
+        }
     }
-    let dup = sock
-        .try_clone_to_owned()
-        .map_err(|e| Error::os("fcntl(F_DUPFD_CLOEXEC)", io_errno(&e)))?;
-    let mut stream = UnixStream::from(dup);
-    stream.write_all(payload).map_err(|e| match io_errno(&e) {
-        Errno::EPIPE | Errno::ECONNRESET => Error::Disconnected,
-        errno => Error::os("write", errno),
-    })
+    Ok(())
 }
 
 /// Receives one message of kind `want`: its payload and its fds (close-on-exec).
@@ -262,17 +272,16 @@ pub(crate) fn receive(sock: BorrowedFd<'_>, want: Kind) -> Result<(Vec<u8>, Vec<
     if word(20) as usize != fds.len() {
         return Err(Error::Malformed("bootstrap fd count does not match"));
     }
-    let dup = sock
-        .try_clone_to_owned()
-        .map_err(|e| Error::os("fcntl(F_DUPFD_CLOEXEC)", io_errno(&e)))?;
-    let mut stream = UnixStream::from(dup);
     let mut payload = vec![0u8; len as usize];
-    stream
-        .read_exact(&mut payload)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::Malformed("truncated bootstrap payload"),
-            _ => Error::os("read", io_errno(&e)),
-        })?;
+    let mut got = 0;
+    while got < payload.len() {
+        match recv(sock.as_raw_fd(), &mut payload[got..], MsgFlags::MSG_WAITALL) {
+            Ok(0) => return Err(Error::Malformed("truncated bootstrap payload")),
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(Error::os("read", errno)),
+        }
+    }
     Ok((payload, fds))
 }
 

@@ -371,6 +371,7 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
         return Ok(());
     }
     let mut children: Vec<Forked> = Vec::new();
+    let mut spare = Spare::default();
     let mut open = true;
     loop {
         if !open && children.is_empty() {
@@ -427,9 +428,11 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
         if sock_ready {
             match bootstrap::receive(sock.as_fd(), Kind::Child) {
                 Ok((payload, fds)) => {
-                    let reply = fork_child(&sock, &parent, &mut children, payload, fds);
+                    let reply = fork_child(&sock, &parent, &mut spare, &mut children, payload, fds);
                     let (reply, pidfd) = match reply {
-                        Ok((pid, pidfd)) => (Reply::Started { pid }, Some(pidfd)),
+                        // The server's own pidfd of the child goes out: the parent receives
+                        // a new fd for the same open file.
+                        Ok(pid) => (Reply::Started { pid }, children.last().map(|c| &c.pidfd)),
                         Err(Error::Os { call, errno }) => (
                             Reply::Failed {
                                 call: call.to_owned(),
@@ -455,29 +458,61 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
     }
 }
 
-/// Forks one child for a request; returns its pid and a pidfd for the parent. The server
-/// keeps its own pidfd of the child to reap it.
+/// One fd the server holds in reserve, so that the pidfd of a child it just forked can
+/// always be opened (a fork is not undone): when `pidfd_open` finds the fd table full, the
+/// spare is closed and the call retried. The spare is taken again before the next fork, so
+/// a fork that cannot be given a pidfd fails before it happens; while it is held, a fork
+/// costs no system call for it.
+#[derive(Debug, Default)]
+struct Spare(Option<OwnedFd>);
+
+impl Spare {
+    /// Holds a spare fd if none is held.
+    fn ensure(&mut self) -> Result<()> {
+        if self.0.is_none() {
+            self.0 = Some(sys::pidfd_open(getpid())?);
+        }
+        Ok(())
+    }
+
+    /// `pidfd_open(child)`, giving up the spare when the fd table is full.
+    fn pidfd_open(&mut self, child: nix::unistd::Pid) -> Result<OwnedFd> {
+        match sys::pidfd_open(child) {
+            Err(Error::Os {
+                errno: Errno::EMFILE | Errno::ENFILE,
+                ..
+            }) if self.0.is_some() => {
+                self.0 = None;
+                sys::pidfd_open(child)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Forks one child for a request and returns its pid; its pidfd is the last of `children`,
+/// where the server keeps it to reap the child.
 fn fork_child(
     sock: &OwnedFd,
     parent: &OwnedFd,
+    spare: &mut Spare,
     children: &mut Vec<Forked>,
     payload: Vec<u8>,
     fds: Vec<OwnedFd>,
-) -> Result<(i32, OwnedFd)> {
-    // Hold the fd for the child's pidfd before forking, as the fork method does.
-    let reserve = sys::pidfd_open(getpid())?;
+) -> Result<i32> {
+    spare.ensure()?;
     flush_std_streams();
     // SAFETY: the fork server is single-threaded (it never starts a thread), and the child
     // branch below ends in `_exit` without returning.
     match unsafe { super::fork::fork_process() } {
         Err(errno) => Err(Error::os("fork", errno)),
         Ok(ForkResult::Child) => {
-            drop(reserve);
             // The child must not hold the server's fds (T45), except the parent's pidfd, which
             // becomes its own. They belong to the server's frames, which this branch never
             // returns to, so they are closed (or taken over) by number.
             let inherited = [sock.as_raw_fd()]
                 .into_iter()
+                .chain(spare.0.as_ref().map(AsRawFd::as_raw_fd))
                 .chain(children.iter().map(|c| c.pidfd.as_raw_fd()));
             for fd in inherited {
                 // SAFETY: each fd is open and owned by a value that is never used or dropped
@@ -497,20 +532,16 @@ fn fork_child(
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => {
-            drop(reserve);
             drop(fds);
-            let pidfd = match sys::pidfd_open(child) {
+            let pidfd = match spare.pidfd_open(child) {
                 Ok(pidfd) => pidfd,
                 Err(error) => {
                     super::fork::kill_unregistered(child);
                     return Err(error);
                 }
             };
-            let theirs = pidfd
-                .try_clone()
-                .map_err(|e| Error::os("pidfd_open", bootstrap::io_errno(&e)));
             children.push(Forked { pidfd });
-            Ok((child.as_raw(), theirs?))
+            Ok(child.as_raw())
         }
     }
 }
