@@ -27,15 +27,15 @@
 //! ignored here as Rust's start-up does, and the main thread has no stack-overflow message.
 #![allow(unsafe_code)]
 
-use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream;
 use std::panic::catch_unwind;
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, Signal, raise, signal};
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recv, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
 use super::entry;
@@ -85,9 +85,23 @@ pub(crate) struct Build {
     mtime_nsec: i64,
 }
 
+/// The running executable's identity, taken once: a running executable cannot be written
+/// to (`ETXTBSY`), and replacing its path gives a new inode that `/proc/self/exe` does not
+/// follow, so the identity is constant for the life of the process. A forked child inherits
+/// the cache, and it is right there too: the child runs the same executable.
+static BUILD: OnceLock<Build> = OnceLock::new();
+
 impl Build {
-    /// `stat("/proc/self/exe")`.
+    /// `stat("/proc/self/exe")`, once per process (see [`BUILD`]).
     pub(crate) fn current() -> Result<Build> {
+        if let Some(build) = BUILD.get() {
+            return Ok(*build);
+        }
+        let build = Self::read()?;
+        Ok(*BUILD.get_or_init(|| build))
+    }
+
+    fn read() -> Result<Build> {
         let meta = std::fs::metadata("/proc/self/exe")
             .map_err(|e| Error::os("stat(/proc/self/exe)", io_errno(&e)))?;
         Ok(Build {
@@ -134,7 +148,8 @@ pub(crate) struct ChildBoot {
 }
 
 /// The fds of a child's bootstrap, in this order: the status slot, the parent's pidfd, then
-/// the arguments' fds.
+/// the arguments' fds. A fork server's request leaves out the parent's pidfd: the server
+/// holds one from its own bootstrap, and its forked child takes that.
 pub(crate) const CHILD_FIXED_FDS: usize = 2;
 
 /// Sends one message: the header with `fds` attached, then the payload.
@@ -165,23 +180,34 @@ pub(crate) fn send(
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
-    let iov = [IoSlice::new(&header)];
-    loop {
+    // Header and payload in one call; the fds go with the header's first byte.
+    let iov = [IoSlice::new(&header), IoSlice::new(payload)];
+    let sent = loop {
         match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(n) if n == HEADER_LEN => break,
-            Ok(_) => return Err(Error::Malformed("short write of a bootstrap header")),
+            Ok(0) => return Err(Error::Disconnected),
+            Ok(n) => break n,
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(Error::os("sendmsg", errno)),
         }
+    };
+    // A blocking stream socket sends less only when a signal interrupts a long payload.
+    let mut rest = (sent.min(HEADER_LEN), sent.saturating_sub(HEADER_LEN));
+    while rest.0 < HEADER_LEN || rest.1 < payload.len() {
+        let buf = if rest.0 < HEADER_LEN {
+            &header[rest.0..]
+        } else {
+            &payload[rest.1..]
+        };
+        match nix::sys::socket::send(sock.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
+            Ok(0) => return Err(Error::Disconnected),
+            Ok(n) if rest.0 < HEADER_LEN => rest.0 += n,
+            Ok(n) => rest.1 += n,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(Error::Disconnected),
+            Err(errno) => return Err(Error::os("write", errno)),
+        }
     }
-    let dup = sock
-        .try_clone_to_owned()
-        .map_err(|e| Error::os("fcntl(F_DUPFD_CLOEXEC)", io_errno(&e)))?;
-    let mut stream = UnixStream::from(dup);
-    stream.write_all(payload).map_err(|e| match io_errno(&e) {
-        Errno::EPIPE | Errno::ECONNRESET => Error::Disconnected,
-        errno => Error::os("write", errno),
-    })
+    Ok(())
 }
 
 /// Receives one message of kind `want`: its payload and its fds (close-on-exec).
@@ -246,17 +272,16 @@ pub(crate) fn receive(sock: BorrowedFd<'_>, want: Kind) -> Result<(Vec<u8>, Vec<
     if word(20) as usize != fds.len() {
         return Err(Error::Malformed("bootstrap fd count does not match"));
     }
-    let dup = sock
-        .try_clone_to_owned()
-        .map_err(|e| Error::os("fcntl(F_DUPFD_CLOEXEC)", io_errno(&e)))?;
-    let mut stream = UnixStream::from(dup);
     let mut payload = vec![0u8; len as usize];
-    stream
-        .read_exact(&mut payload)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::Malformed("truncated bootstrap payload"),
-            _ => Error::os("read", io_errno(&e)),
-        })?;
+    let mut got = 0;
+    while got < payload.len() {
+        match recv(sock.as_raw_fd(), &mut payload[got..], MsgFlags::MSG_WAITALL) {
+            Ok(0) => return Err(Error::Malformed("truncated bootstrap payload")),
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(Error::os("read", errno)),
+        }
+    }
     Ok((payload, fds))
 }
 
@@ -374,11 +399,18 @@ pub(crate) struct Ready {
 /// Receives and checks a child's bootstrap message, and decodes its arguments.
 pub(crate) fn accept_child(sock: BorrowedFd<'_>) -> Result<Ready> {
     let (payload, fds) = receive(sock, Kind::Child)?;
-    accept_parts(&payload, fds)
+    accept_parts(&payload, fds, None)
 }
 
 /// Checks a child's received bootstrap payload and fds, and decodes its arguments.
-pub(crate) fn accept_parts(payload: &[u8], fds: Vec<OwnedFd>) -> Result<Ready> {
+///
+/// `parent_pidfd` is the parent's pidfd when the child already holds one (a fork server's
+/// child); with `None` it is the second of `fds`, after the status slot.
+pub(crate) fn accept_parts(
+    payload: &[u8],
+    fds: Vec<OwnedFd>,
+    parent_pidfd: Option<OwnedFd>,
+) -> Result<Ready> {
     let boot: ChildBoot = postcard::from_bytes(payload)
         .map_err(|_| Error::Malformed("undecodable bootstrap payload"))?;
     if boot.build != Build::current()? {
@@ -390,7 +422,9 @@ pub(crate) fn accept_parts(payload: &[u8], fds: Vec<OwnedFd>) -> Result<Ready> {
         key: boot.key.clone(),
     })?;
     let mut fds = fds.into_iter();
-    let (Some(slot), Some(parent_pidfd)) = (fds.next(), fds.next()) else {
+    let slot = fds.next();
+    let parent_pidfd = parent_pidfd.or_else(|| fds.next());
+    let (Some(slot), Some(parent_pidfd)) = (slot, parent_pidfd) else {
         return Err(Error::Malformed("bootstrap lacks its fixed fds"));
     };
     let slot = StatusSlot::from_fd(slot)?;

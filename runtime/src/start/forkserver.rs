@@ -3,11 +3,14 @@
 //!
 //! The parent talks to its server over a socket pair. A start request is a child bootstrap
 //! message (as for spawn), fds included; the server forks, and the child checks the message
-//! and runs the entry point exactly as a spawned child does. The server opens the child's
-//! pidfd and sends it back with `SCM_RIGHTS`, so the parent polls and signals the child by
-//! pidfd like any other; the server reaps the child, and the parent reads the exit status
-//! with `ioctl(PIDFD_GET_INFO, PIDFD_INFO_EXIT)` (Linux 6.15, checked when the server
-//! starts: [`Error::Unsupported`] before).
+//! and runs the entry point exactly as a spawned child does, except that the parent's pidfd
+//! is not in the request: it travels once, with the server's bootstrap, and every forked
+//! child takes the server's copy (one open file, shared by server and children; nobody
+//! changes its flags). The server opens the child's pidfd and sends it back with
+//! `SCM_RIGHTS`, so the parent polls and signals the child by pidfd like any other; the
+//! server reaps the child, and the parent reads the exit status with
+//! `ioctl(PIDFD_GET_INFO, PIDFD_INFO_EXIT)` (Linux 6.15, checked when the server starts:
+//! [`Error::Unsupported`] before).
 //!
 //! The server is single-threaded, so its forks are sound. It dies with its parent: it
 //! watches the parent's pidfd (not `PR_SET_PDEATHSIG`, which follows the parent *thread*
@@ -22,7 +25,7 @@
 //! nobody reaped is reported with exit code 255, as CPython does.
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -203,7 +206,6 @@ impl Launcher for ForkServerLauncher {
         let (key, args, arg_fds) = super::export_target(target, StartMethod::ForkServer)?;
         let slot = StatusSlot::new_shared()?;
         let parent = getpid();
-        let me = sys::pidfd_open(parent)?;
         let mut guard = server();
         if guard.as_ref().is_some_and(|s| s.owner != parent.as_raw()) {
             // Inherited through fork from the process that started it: not ours to use. The
@@ -237,7 +239,10 @@ impl Launcher for ForkServerLauncher {
         let slot_fd = slot
             .fd()
             .ok_or(Error::InvalidArgument("status slot without fd"))?;
-        let mut fds: Vec<BorrowedFd<'_>> = vec![slot_fd, me.as_fd()];
+        // The parent's pidfd is not sent: the server has one from its bootstrap, and the
+        // child takes the server's copy.
+        let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(arg_fds.len() + 1);
+        fds.push(slot_fd);
         fds.extend(arg_fds.iter().map(AsFd::as_fd));
         let (pid, pidfd) = match running.request(&payload, &fds) {
             Ok(started) => started,
@@ -366,6 +371,7 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
         return Ok(());
     }
     let mut children: Vec<Forked> = Vec::new();
+    let mut spare = Spare::default();
     let mut open = true;
     loop {
         if !open && children.is_empty() {
@@ -422,9 +428,11 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
         if sock_ready {
             match bootstrap::receive(sock.as_fd(), Kind::Child) {
                 Ok((payload, fds)) => {
-                    let reply = fork_child(&sock, &parent, &mut children, payload, fds);
+                    let reply = fork_child(&sock, &parent, &mut spare, &mut children, payload, fds);
                     let (reply, pidfd) = match reply {
-                        Ok((pid, pidfd)) => (Reply::Started { pid }, Some(pidfd)),
+                        // The server's own pidfd of the child goes out: the parent receives
+                        // a new fd for the same open file.
+                        Ok(pid) => (Reply::Started { pid }, children.last().map(|c| &c.pidfd)),
                         Err(Error::Os { call, errno }) => (
                             Reply::Failed {
                                 call: call.to_owned(),
@@ -450,35 +458,72 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
     }
 }
 
-/// Forks one child for a request; returns its pid and a pidfd for the parent. The server
-/// keeps its own pidfd of the child to reap it.
+/// One fd the server holds in reserve, so that the pidfd of a child it just forked can
+/// always be opened (a fork is not undone): when `pidfd_open` finds the fd table full, the
+/// spare is closed and the call retried. The spare is taken again before the next fork, so
+/// a fork that cannot be given a pidfd fails before it happens; while it is held, a fork
+/// costs no system call for it.
+#[derive(Debug, Default)]
+struct Spare(Option<OwnedFd>);
+
+impl Spare {
+    /// Holds a spare fd if none is held.
+    fn ensure(&mut self) -> Result<()> {
+        if self.0.is_none() {
+            self.0 = Some(sys::pidfd_open(getpid())?);
+        }
+        Ok(())
+    }
+
+    /// `pidfd_open(child)`, giving up the spare when the fd table is full.
+    fn pidfd_open(&mut self, child: nix::unistd::Pid) -> Result<OwnedFd> {
+        match sys::pidfd_open(child) {
+            Err(Error::Os {
+                errno: Errno::EMFILE | Errno::ENFILE,
+                ..
+            }) if self.0.is_some() => {
+                self.0 = None;
+                sys::pidfd_open(child)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Forks one child for a request and returns its pid; its pidfd is the last of `children`,
+/// where the server keeps it to reap the child.
 fn fork_child(
     sock: &OwnedFd,
     parent: &OwnedFd,
+    spare: &mut Spare,
     children: &mut Vec<Forked>,
     payload: Vec<u8>,
     fds: Vec<OwnedFd>,
-) -> Result<(i32, OwnedFd)> {
-    // Hold the fd for the child's pidfd before forking, as the fork method does.
-    let reserve = sys::pidfd_open(getpid())?;
+) -> Result<i32> {
+    spare.ensure()?;
     flush_std_streams();
     // SAFETY: the fork server is single-threaded (it never starts a thread), and the child
     // branch below ends in `_exit` without returning.
     match unsafe { super::fork::fork_process() } {
         Err(errno) => Err(Error::os("fork", errno)),
         Ok(ForkResult::Child) => {
-            drop(reserve);
-            // The child must not hold the server's fds (T45). They belong to the server's
-            // frames, which this branch never returns to, so they are closed by number.
-            let inherited = [sock.as_raw_fd(), parent.as_raw_fd()]
+            // The child must not hold the server's fds (T45), except the parent's pidfd, which
+            // becomes its own. They belong to the server's frames, which this branch never
+            // returns to, so they are closed (or taken over) by number.
+            let inherited = [sock.as_raw_fd()]
                 .into_iter()
+                .chain(spare.0.as_ref().map(AsRawFd::as_raw_fd))
                 .chain(children.iter().map(|c| c.pidfd.as_raw_fd()));
             for fd in inherited {
                 // SAFETY: each fd is open and owned by a value that is never used or dropped
                 // in this process again: the branch ends in `_exit`.
                 unsafe { libc::close(fd) };
             }
-            let code = match bootstrap::accept_parts(&payload, fds) {
+            // SAFETY: `parent` is open, and the server's value that owns it is never used or
+            // dropped in this process again (the branch ends in `_exit`), so this is its only
+            // owner from here on.
+            let parent_pidfd = unsafe { OwnedFd::from_raw_fd(parent.as_raw_fd()) };
+            let code = match bootstrap::accept_parts(&payload, fds, Some(parent_pidfd)) {
                 Ok(ready) => bootstrap::run_child(ready),
                 Err(error) => bootstrap::refuse(&error),
             };
@@ -487,20 +532,16 @@ fn fork_child(
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => {
-            drop(reserve);
             drop(fds);
-            let pidfd = match sys::pidfd_open(child) {
+            let pidfd = match spare.pidfd_open(child) {
                 Ok(pidfd) => pidfd,
                 Err(error) => {
                     super::fork::kill_unregistered(child);
                     return Err(error);
                 }
             };
-            let theirs = pidfd
-                .try_clone()
-                .map_err(|e| Error::os("pidfd_open", bootstrap::io_errno(&e)));
             children.push(Forked { pidfd });
-            Ok((child.as_raw(), theirs?))
+            Ok(child.as_raw())
         }
     }
 }
