@@ -429,19 +429,44 @@ fn t39_invalid_arguments_and_misuse() -> TestResult {
 const WORKERS: usize = 4;
 const INCREMENTS: u64 = 5_000;
 
-fn t43_lock_contention() -> TestResult {
-    let lock = Arc::new(Lock::new()?);
+/// A mutual-exclusion primitive the contention tests drive the same way.
+trait Exclusive: Send + Sync + 'static {
+    fn enter(&self) -> bool;
+    fn leave(&self) -> bool;
+}
+
+impl Exclusive for Lock {
+    fn enter(&self) -> bool {
+        self.acquire(None).is_ok_and(|ok| ok)
+    }
+    fn leave(&self) -> bool {
+        self.release().is_ok()
+    }
+}
+
+impl Exclusive for BoundedSemaphore {
+    fn enter(&self) -> bool {
+        self.acquire(None).is_ok_and(|ok| ok)
+    }
+    fn leave(&self) -> bool {
+        self.release().is_ok()
+    }
+}
+
+/// `WORKERS` processes each increment a shared counter `INCREMENTS` times under `mutex`; the
+/// total must be exact.
+fn contend<M: Exclusive>(mutex: &Arc<M>) -> TestResult {
     let counter = Arc::new(Counter::new());
     let mut children: Vec<Child> = (0..WORKERS)
         .map(|_| {
-            let (lock, counter) = (Arc::clone(&lock), Arc::clone(&counter));
+            let (mutex, counter) = (Arc::clone(mutex), Arc::clone(&counter));
             spawn(move || {
                 for _ in 0..INCREMENTS {
-                    if !lock.acquire(None).is_ok_and(|ok| ok) {
+                    if !mutex.enter() {
                         return 2;
                     }
                     counter.bump();
-                    if lock.release().is_err() {
+                    if !mutex.leave() {
                         return 3;
                     }
                 }
@@ -458,8 +483,11 @@ fn t43_lock_contention() -> TestResult {
     ensure(
         counter.get() == WORKERS as u64 * INCREMENTS,
         format!("exact total, got {}", counter.get()),
-    )?;
-    Ok(())
+    )
+}
+
+fn t43_lock_contention() -> TestResult {
+    contend(&Arc::new(Lock::new()?))
 }
 
 fn t43_rlock_contention() -> TestResult {
@@ -619,34 +647,6 @@ fn t43_semaphore_contention() -> TestResult {
     // A BoundedSemaphore(1) used as a mutex by several processes: exact totals, and the
     // bound is never exceeded.
     let sem = Arc::new(BoundedSemaphore::new(1)?);
-    let counter = Arc::new(Counter::new());
-    let mut children: Vec<Child> = (0..WORKERS)
-        .map(|_| {
-            let (sem, counter) = (Arc::clone(&sem), Arc::clone(&counter));
-            spawn(move || {
-                for _ in 0..INCREMENTS {
-                    if !sem.acquire(None).is_ok_and(|ok| ok) {
-                        return 2;
-                    }
-                    counter.bump();
-                    if sem.release().is_err() {
-                        return 3;
-                    }
-                }
-                0
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    for child in &mut children {
-        ensure(
-            child.wait(Duration::from_secs(60)) == Some(0),
-            "worker finished",
-        )?;
-    }
-    ensure(
-        counter.get() == WORKERS as u64 * INCREMENTS,
-        format!("exact total, got {}", counter.get()),
-    )?;
-    ensure(sem.get_value() == 1, "all permits back")?;
-    Ok(())
+    contend(&sem)?;
+    ensure(sem.get_value() == 1, "all permits back")
 }
