@@ -13,7 +13,7 @@
 //! strings. Their helper children are forked by the same raw helper as the baselines' (see
 //! `proclife_benches::runtime`).
 
-use proclife_benches::harness::{self, Spec, checked};
+use proclife_benches::harness::{self, Spec, time_round_trips, time_transfers};
 use proclife_benches::raw::ipc::{Echo, MSG_64K, Sink, Transport};
 use proclife_benches::runtime::{ConnectionEcho, ConnectionSink, QueueEcho, QueueSink};
 
@@ -32,32 +32,20 @@ fn rtt8(c: &mut criterion::Criterion) {
     ] {
         harness::run(c, Spec::new(id), |b| {
             let mut echo = Echo::start(transport)?;
-            let mut seq = 0u64;
-            b.iter(|| {
-                seq += 1;
-                checked(echo.round_trip(seq));
-            });
+            time_round_trips(b, |seq| echo.round_trip(seq));
             echo.finish()
         });
     }
     for (id, duplex) in [("ipc/pipe/rtt8", true), ("ipc/pipe_oneway/rtt8", false)] {
         harness::run(c, Spec::new(id), |b| {
             let mut echo = ConnectionEcho::start(duplex)?;
-            let mut seq = 0u64;
-            b.iter(|| {
-                seq += 1;
-                checked(echo.round_trip(seq));
-            });
+            time_round_trips(b, |seq| echo.round_trip(seq));
             echo.finish()
         });
     }
     harness::run(c, Spec::new("ipc/queue/rtt8"), |b| {
         let mut echo = QueueEcho::start()?;
-        let mut seq = 0u64;
-        b.iter(|| {
-            seq += 1;
-            checked(echo.round_trip(seq));
-        });
+        time_round_trips(b, |seq| echo.round_trip(seq));
         echo.finish()
     });
 }
@@ -71,11 +59,7 @@ fn tput64k(c: &mut criterion::Criterion) {
     ] {
         harness::run(c, Spec::new(id).bytes(MSG_64K as u64), |b| {
             let mut sink = Sink::start(transport, MSG_64K)?;
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                checked(sink.transfer(iters));
-                start.elapsed()
-            });
+            time_transfers(b, |count| sink.transfer(count));
             sink.finish()
         });
     }
@@ -84,11 +68,7 @@ fn tput64k(c: &mut criterion::Criterion) {
         Spec::new("ipc/pipe/tput64k").bytes(MSG_64K as u64),
         |b| {
             let mut sink = ConnectionSink::start(MSG_64K)?;
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                checked(sink.transfer(iters));
-                start.elapsed()
-            });
+            time_transfers(b, |count| sink.transfer(count));
             sink.finish()
         },
     );
@@ -97,11 +77,7 @@ fn tput64k(c: &mut criterion::Criterion) {
         Spec::new("ipc/queue/tput64k").bytes(MSG_64K as u64),
         |b| {
             let mut sink = QueueSink::start(MSG_64K)?;
-            b.iter_custom(|iters| {
-                let start = std::time::Instant::now();
-                checked(sink.transfer(iters));
-                start.elapsed()
-            });
+            time_transfers(b, |count| sink.transfer(count));
             sink.finish()
         },
     );

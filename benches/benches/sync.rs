@@ -14,7 +14,7 @@
 use proclife::sync::Lock;
 use proclife_benches::Error;
 use proclife_benches::cpu::{self, Placement};
-use proclife_benches::harness::{self, Spec, checked};
+use proclife_benches::harness::{self, Spec, time_counted};
 use proclife_benches::raw::sync::{Contender, Control, RobustMutex, check_count};
 use proclife_benches::runtime::lock_section;
 
@@ -30,21 +30,13 @@ fn uncontended(c: &mut criterion::Criterion) {
     harness::run(c, Spec::new("sync/raw_pthread_robust/uncontended"), |b| {
         let mutex = RobustMutex::new()?;
         let control = Control::new()?;
-        let mut iterations = 0u64;
-        b.iter(|| {
-            checked(mutex.lock_unlock(&control));
-            iterations += 1;
-        });
+        let iterations = time_counted(b, || mutex.lock_unlock(&control));
         check_count(0, control.counter(), iterations, 0)
     });
     harness::run(c, Spec::new("sync/lock/uncontended"), |b| {
         let lock = Lock::new().map_err(Error::runtime("Lock::new"))?;
         let control = Control::new()?;
-        let mut iterations = 0u64;
-        b.iter(|| {
-            checked(lock_section(&lock, &control));
-            iterations += 1;
-        });
+        let iterations = time_counted(b, || lock_section(&lock, &control));
         check_count(0, control.counter(), iterations, 0)
     });
 }
@@ -58,11 +50,7 @@ fn contended2(c: &mut criterion::Criterion) {
         let control = Control::new()?;
         let contender =
             Contender::start(&control, Some(helper_cpu), || mutex.lock_unlock(&control))?;
-        let mut iterations = 0u64;
-        b.iter(|| {
-            checked(mutex.lock_unlock(&control));
-            iterations += 1;
-        });
+        let iterations = time_counted(b, || mutex.lock_unlock(&control));
         let child_iterations = contender.finish()?;
         check_count(0, control.counter(), iterations, child_iterations)
     });
@@ -73,11 +61,7 @@ fn contended2(c: &mut criterion::Criterion) {
         let control = Control::new()?;
         let contender =
             Contender::start(&control, Some(helper_cpu), || lock_section(&lock, &control))?;
-        let mut iterations = 0u64;
-        b.iter(|| {
-            checked(lock_section(&lock, &control));
-            iterations += 1;
-        });
+        let iterations = time_counted(b, || lock_section(&lock, &control));
         let child_iterations = contender.finish()?;
         check_count(0, control.counter(), iterations, child_iterations)
     });

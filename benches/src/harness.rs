@@ -260,6 +260,40 @@ fn place(spec: &Spec) {
     }
 }
 
+/// Times one `round_trip(seq)` per iteration, with a fresh sequence number each time, and
+/// checks every result.
+pub fn time_round_trips(
+    b: &mut Bencher<'_, WallTime>,
+    mut round_trip: impl FnMut(u64) -> Result<()>,
+) {
+    let mut seq = 0u64;
+    b.iter(|| {
+        seq += 1;
+        checked(round_trip(seq));
+    });
+}
+
+/// Times one `section()` per iteration, checks every result, and returns how many ran (so the
+/// caller can check a shared counter against it).
+pub fn time_counted(b: &mut Bencher<'_, WallTime>, mut section: impl FnMut() -> Result<()>) -> u64 {
+    let mut iterations = 0u64;
+    b.iter(|| {
+        checked(section());
+        iterations += 1;
+    });
+    iterations
+}
+
+/// Times `transfer(iters)` for the whole batch of iterations (a stream whose end is
+/// acknowledged once), and checks it.
+pub fn time_transfers(b: &mut Bencher<'_, WallTime>, mut transfer: impl FnMut(u64) -> Result<()>) {
+    b.iter_custom(|iters| {
+        let start = std::time::Instant::now();
+        checked(transfer(iters));
+        start.elapsed()
+    });
+}
+
 /// Returns the value, or panics with the error: for benchmark bodies, where a failed check
 /// must stop the run instead of producing a time.
 ///
