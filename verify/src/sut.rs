@@ -603,7 +603,7 @@ impl Runtime {
             .get(index)
             .ok_or_else(|| Fault(format!("no process {index}")))?;
         let state = proc.process.state()?;
-        if proc.started && !proc.closed && self.mutant.is_none() {
+        if proc.started && !proc.closed {
             let pid = proc.process.pid()?.map(proclife::Pid::as_raw);
             if pid != proc.pid {
                 return Err(Fault(format!(
