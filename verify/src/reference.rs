@@ -72,14 +72,12 @@ struct Phase {
     blocked: bool,
     terminated: bool,
     closed: bool,
-    daemon: bool,
     signalled: bool,
 }
 
 fn phase(possible: &Possible) -> Phase {
     let mut phase = Phase::default();
     for state in possible.states() {
-        phase.daemon |= state.daemon;
         phase.exiting |= state.is_exiting();
         phase.signalled |= matches!(
             state.life,
