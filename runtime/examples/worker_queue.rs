@@ -27,7 +27,7 @@ fn calculate(op: Op, a: u64, b: u64) -> u64 {
 
 /// The task with index `i`: the tutorial's `(mul, (i, 7))` and `(plus, (i, 8))`.
 fn task(i: u64) -> (Op, u64, u64) {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         (Op::Mul, i, 7)
     } else {
         (Op::Plus, i, 8)

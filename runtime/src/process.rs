@@ -502,10 +502,10 @@ impl Process {
     pub fn is_alive(&self) -> Result<bool> {
         registry::reap_orphans();
         let child = self.started()?;
-        if let Some(child) = child {
-            if child.pid().as_raw() == current_pid() {
-                return Ok(true);
-            }
+        if let Some(child) = child
+            && child.pid().as_raw() == current_pid()
+        {
+            return Ok(true);
         }
         if self.creator != current_pid() {
             return Err(Error::TestNotChild);

@@ -148,7 +148,7 @@ impl SharedMemory {
     /// must be a valid `T`, and `T` must tolerate concurrent access by other processes
     /// (atomics, or types only touched under a process-shared lock).
     pub(crate) unsafe fn at<T>(&self, offset: usize) -> &T {
-        debug_assert!(offset % std::mem::align_of::<T>() == 0);
+        debug_assert!(offset.is_multiple_of(std::mem::align_of::<T>()));
         debug_assert!(offset + std::mem::size_of::<T>() <= self.len.get());
         // SAFETY: guaranteed by the caller; the mapping lives as long as `&self`.
         unsafe { &*self.ptr.as_ptr().add(offset).cast::<T>() }

@@ -961,7 +961,7 @@ fn joinable_work_queue_with_workers() -> TestResult {
 /// One create, use, drop cycle of every IPC and synchronisation object.
 fn cycle(round: u32) -> Result<(), proclife::Error> {
     use proclife::sync::{Barrier, BoundedSemaphore, Condition, Lock, RLock, Semaphore};
-    let (mut a, mut b) = pipe(round % 2 == 0)?;
+    let (mut a, mut b) = pipe(round.is_multiple_of(2))?;
     b.send(&round)?;
     assert_eq!(a.recv::<u32>()?, round);
     let queue = Queue::<u32>::with_capacity(1, 4096)?;

@@ -58,10 +58,10 @@ impl Step {
         if let (Some(secs), Some(object)) = (self.secs, json.as_object_mut()) {
             object.insert("secs".to_owned(), Json::from(secs));
         }
-        if self.proc != 0 {
-            if let Some(object) = json.as_object_mut() {
-                object.insert("proc".to_owned(), Json::from(self.proc));
-            }
+        if self.proc != 0
+            && let Some(object) = json.as_object_mut()
+        {
+            object.insert("proc".to_owned(), Json::from(self.proc));
         }
         json
     }
@@ -194,10 +194,10 @@ impl Trace {
 /// `{"op":..,"err":{"type":..,"msg":..}}`, plus `"proc"` when it is not 0.
 pub fn observation_json(step: &Step, outcome: &Outcome) -> Json {
     let mut json = outcome.to_json(&step.op);
-    if step.proc != 0 {
-        if let Some(object) = json.as_object_mut() {
-            object.insert("proc".to_owned(), Json::from(step.proc));
-        }
+    if step.proc != 0
+        && let Some(object) = json.as_object_mut()
+    {
+        object.insert("proc".to_owned(), Json::from(step.proc));
     }
     json
 }

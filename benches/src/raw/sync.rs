@@ -244,10 +244,10 @@ impl<'c> Contender<'c> {
         words.ready.store(false, Ordering::Release);
         words.contender_iterations.store(0, Ordering::Release);
         let mut child = fork_helper(|| {
-            if let Some(cpu) = cpu {
-                if cpu::pin_to(cpu).is_err() {
-                    return code::PIN;
-                }
+            if let Some(cpu) = cpu
+                && cpu::pin_to(cpu).is_err()
+            {
+                return code::PIN;
             }
             let mut iterations: u64 = 0;
             loop {

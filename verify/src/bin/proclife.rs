@@ -299,10 +299,10 @@ fn table(outcomes: &Outcomes) -> String {
             admitted.join(" | "),
         ));
     }
-    if let Some(failure) = &outcomes.failure {
-        if failure.index() >= outcomes.rows.len() {
-            out.push_str(&format!("{failure}\n"));
-        }
+    if let Some(failure) = &outcomes.failure
+        && failure.index() >= outcomes.rows.len()
+    {
+        out.push_str(&format!("{failure}\n"));
     }
     out
 }
