@@ -28,6 +28,8 @@ mod child;
 mod current;
 pub mod error;
 pub mod ipc;
+#[doc(hidden)]
+pub mod planted;
 mod process;
 mod registry;
 pub mod shm;
