@@ -111,6 +111,7 @@ mod possible;
 mod schema;
 mod state;
 mod step;
+pub mod story;
 pub mod table;
 
 pub use graph::{

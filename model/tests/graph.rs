@@ -226,3 +226,45 @@ fn no_shortcut_bypasses_a_pending_exit() {
         }
     }
 }
+
+#[test]
+fn story_keeps_exactly_the_state_changing_edges() {
+    use proclife_model::story::{Actor, StoryNode, story};
+    let graph = graph();
+    let arrows = story(&graph);
+    assert_eq!(
+        arrows.len(),
+        12,
+        "the story's arrow count changed: {arrows:#?}"
+    );
+    for arrow in &arrows {
+        assert_ne!(arrow.from, arrow.to, "a self-loop in the story: {arrow:?}");
+        assert!(
+            !arrow.lines.is_empty(),
+            "an arrow without a label: {arrow:?}"
+        );
+    }
+    // Every edge of the full graph that changes the story node has an arrow between the same
+    // two story nodes; no arrow exists without such an edge.
+    let changing: BTreeSet<(StoryNode, StoryNode)> = graph
+        .edges()
+        .map(|key| (StoryNode::of(key.from), StoryNode::of(key.to)))
+        .filter(|(from, to)| from != to)
+        .collect();
+    let drawn: BTreeSet<(StoryNode, StoryNode)> =
+        arrows.iter().map(|arrow| (arrow.from, arrow.to)).collect();
+    assert_eq!(drawn, changing);
+    // Only events end a process, and every exit code of the graph is named on some arrow.
+    for arrow in arrows.iter().filter(|a| a.to == StoryNode::Terminated) {
+        assert_eq!(arrow.actor, Actor::Event, "{arrow:?}");
+    }
+    let text: String = arrows.iter().flat_map(|a| a.lines.clone()).collect();
+    for node in graph.nodes() {
+        if let Node::Terminated { exitcode } = node {
+            assert!(
+                text.contains(&exitcode.to_string()),
+                "exit code {exitcode} is missing from the story's labels: {text}"
+            );
+        }
+    }
+}

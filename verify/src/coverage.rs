@@ -154,11 +154,10 @@ impl Coverage {
         out
     }
 
-    /// The transition graph as DOT with each edge's hit count.
+    /// The transition graph as DOT with each edge's hit count; edges never hit are grey and
+    /// dotted.
     pub fn dot(&self, graph: &TransitionGraph) -> String {
-        proclife_model::dot::render_annotated(graph, |edge| {
-            Some(format!("{} hits", self.hits(edge)))
-        })
+        proclife_model::dot::render_coverage(graph, |edge| self.hits(edge))
     }
 }
 

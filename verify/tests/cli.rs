@@ -104,6 +104,31 @@ fn graph_dot_equals_committed_file() -> Result<(), Failed> {
     Ok(())
 }
 
+fn graph_story_equals_committed_file() -> Result<(), Failed> {
+    let committed = std::fs::read_to_string(root().join("docs/lifecycle-story.dot"))
+        .map_err(|e| format!("read docs/lifecycle-story.dot: {e}"))?;
+    let run = proclife("story", &["graph", "--view", "story"])?;
+    ensure(run.status == Some(0), || {
+        format!("status {:?}, {}", run.status, run.stderr)
+    })?;
+    ensure(run.stdout == committed, || {
+        "`graph --view story` differs from docs/lifecycle-story.dot".to_owned()
+    })?;
+    let json = proclife(
+        "story-json",
+        &["graph", "--view", "story", "--format", "json"],
+    )?;
+    ensure(json.status == Some(2), || {
+        format!("story as JSON: expected status 2, got {:?}", json.status)
+    })?;
+    ensure(json.stderr.contains("DOT only"), || {
+        format!(
+            "story as JSON: expected a message naming DOT, got {:?}",
+            json.stderr
+        )
+    })
+}
+
 fn graph_json_parses() -> Result<(), Failed> {
     let run = proclife("json", &["graph", "--format", "json"])?;
     ensure(run.status == Some(0), || {
@@ -299,7 +324,9 @@ fn check_writes_coverage() -> Result<(), Failed> {
     ensure(run.stdout.contains(": 40 sequences"), || run.stdout.clone())?;
     let text = std::fs::read_to_string(&dot).map_err(|e| format!("read coverage: {e}"))?;
     ensure(
-        text.contains("start / None (") && text.contains(" hits)"),
+        text.starts_with("// Coverage of a `proclife check` run")
+            && text.contains("start / None (")
+            && text.contains(" hits)"),
         || text.clone(),
     )
 }
@@ -337,6 +364,10 @@ fn main() {
             graph_dot_equals_committed_file,
         ),
         Trial::test("graph_json_parses", graph_json_parses),
+        Trial::test(
+            "graph_story_equals_committed_file",
+            graph_story_equals_committed_file,
+        ),
     ];
     trials.push(Trial::test(
         "replay_json_prints_both_sides",

@@ -270,6 +270,30 @@ fn lifecycle_dot_is_fresh() {
 }
 
 #[test]
+fn lifecycle_story_is_fresh() {
+    let graph = proclife_model::TransitionGraph::explore();
+    let story = proclife_model::dot::render_story(&graph);
+    check_fresh("docs/lifecycle-story.dot", &story);
+    // The picture is drawn by Graphviz (`dot -Tsvg`), which CI need not have; every label line
+    // of the story must at least appear in it, so a picture of an older story is caught.
+    let svg = read(&root().join("docs/lifecycle-story.svg"));
+    for arrow in proclife_model::story::story(&graph) {
+        for line in &arrow.lines {
+            let shown = line
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('-', "&#45;");
+            assert!(
+                svg.contains(&format!(">{shown}</text>")),
+                "docs/lifecycle-story.svg does not show the label {line:?} of the story; redraw it with \
+                 `dot -Tsvg docs/lifecycle-story.dot > docs/lifecycle-story.svg`"
+            );
+        }
+    }
+}
+
+#[test]
 fn semantics_table_is_fresh() {
     check_fresh(
         "docs/semantics.md",

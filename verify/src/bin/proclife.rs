@@ -45,6 +45,19 @@ struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     format: GraphFormat,
+    /// Which picture: every edge the model can take, or only those that change state.
+    #[arg(long, value_enum, default_value_t = GraphView::Full)]
+    view: GraphView,
+}
+
+/// The views `proclife graph` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GraphView {
+    /// Every edge, the graph that coverage counts (`docs/lifecycle.dot`).
+    Full,
+    /// Only the edges that change state, exit codes grouped, with a legend
+    /// (`docs/lifecycle-story.dot`; DOT only).
+    Story,
 }
 
 /// The formats `proclife graph` writes.
@@ -142,9 +155,13 @@ fn main() -> ExitCode {
 
 fn graph(args: &GraphArgs) -> anyhow::Result<()> {
     let graph = TransitionGraph::explore();
-    let text = match args.format {
-        GraphFormat::Dot => proclife_model::dot::render(&graph),
-        GraphFormat::Json => proclife_model::export::render_json(&graph),
+    let text = match (args.view, args.format) {
+        (GraphView::Full, GraphFormat::Dot) => proclife_model::dot::render(&graph),
+        (GraphView::Full, GraphFormat::Json) => proclife_model::export::render_json(&graph),
+        (GraphView::Story, GraphFormat::Dot) => proclife_model::dot::render_story(&graph),
+        (GraphView::Story, GraphFormat::Json) => {
+            anyhow::bail!("the story view is drawn as DOT only; use --format dot or --view full")
+        }
     };
     write_stdout(&text)
 }
