@@ -37,6 +37,33 @@ mod start;
 mod status;
 pub mod sync;
 mod sys;
+pub mod testing;
+
+/// Makes a function a test whose body runs on the main thread of a fresh, single-threaded
+/// process, so that it may start processes under every start method, including
+/// [`StartMethod::Fork`] with closure targets, from the default test harness.
+///
+/// A plain `#[test]` runs on a thread libtest starts, so the fork start method refuses it
+/// with [`Error::ThreadedFork`] (even with `--test-threads=1`). Write `#[proclife::test]`
+/// instead of `#[test]`; nothing else changes: the function returns `()` or
+/// `Result<(), E: Debug>`, and `#[should_panic]`, `#[should_panic(expected = "..")]` and
+/// `#[ignore]` work as usual. The test binary is re-executed (the spawn start method) and
+/// runs the body before `main`, on its main thread; the test passes when the body returns
+/// (or returns `Ok`) and fails with the body's panic message otherwise, or when its process
+/// dies first. The body's stdout and stderr reach libtest's capture, shown for a failing
+/// test or with `--nocapture`. See [`testing`] for the details.
+///
+/// ```no_run
+/// #[proclife::test]
+/// fn child_exits_with_its_code() -> proclife::Result<()> {
+///     let mut p = proclife::Process::new(|| std::process::exit(3));
+///     p.start()?;
+///     p.join()?;
+///     assert_eq!(p.exitcode()?, Some(3));
+///     Ok(())
+/// }
+/// ```
+pub use proclife_macros::test;
 
 pub use current::{
     CurrentProcess, ParentProcess, active_children, current_process, parent_process,
