@@ -28,10 +28,17 @@ mod child;
 mod current;
 pub mod error;
 pub mod ipc;
+
+/// CPython's `multiprocessing.connection`: [`Connection`](ipc::Connection),
+/// [`Pipe`](ipc::pipe) and [`wait`](ipc::wait) under the names Python programs use.
+pub mod connection {
+    pub use crate::ipc::{Connection, Waitable, pipe, wait};
+}
 #[doc(hidden)]
 pub mod planted;
 mod process;
 mod registry;
+pub mod result;
 pub mod shm;
 mod start;
 mod status;
