@@ -53,8 +53,8 @@ pub mod testing;
 /// A plain `#[test]` runs on a thread libtest starts, so the fork start method refuses it
 /// with [`Error::ThreadedFork`] (even with `--test-threads=1`). Write `#[proclife::test]`
 /// instead of `#[test]`; nothing else changes: the function returns `()` or
-/// `Result<(), E: Debug>`, and `#[should_panic]`, `#[should_panic(expected = "..")]` and
-/// `#[ignore]` work as usual. The test binary is re-executed (the spawn start method) and
+/// `Result<(), E: Debug>`, and the `should_panic` (with or without `expected`) and `ignore`
+/// attributes work as usual. The test binary is re-executed (the spawn start method) and
 /// runs the body before `main`, on its main thread; the test passes when the body returns
 /// (or returns `Ok`) and fails with the body's panic message otherwise, or when its process
 /// dies first. The body's stdout and stderr reach libtest's capture, shown for a failing

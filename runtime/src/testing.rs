@@ -9,7 +9,7 @@
 //! libtest thread in the parent waits for that process, replays its output through
 //! `print!` (libtest captures it and shows it only for a failing test, or with
 //! `--nocapture`), and fails the test with the body's panic message, so
-//! `#[should_panic(expected = "...")]` works too.
+//! `should_panic` with an `expected` message works too.
 //!
 //! The body's process has the standard streams of a test: its stdout and stderr both go
 //! into one pipe that the parent reads; its stdin is the parent's.

@@ -46,40 +46,84 @@ fn closures_share_objects_with_the_child() {
     assert_eq!(p.exitcode().unwrap(), Some(0));
 }
 
-#[proclife::test]
-#[should_panic(expected = "the child said 5")]
-fn a_panic_fails_the_test_with_its_message() {
-    let mut p = Process::new(|| std::process::exit(5));
-    p.start().unwrap();
-    p.join().unwrap();
-    panic!("the child said {}", p.exitcode().unwrap().unwrap_or(0));
-}
+/// How `#[proclife::test]` fails a test, checked on what its generated code calls: each
+/// body below is one that must fail, and `failure_of` returns the message the test fails
+/// with (the payload libtest matches against `should_panic(expected = ..)`).
+mod failing_bodies {
+    use proclife::TargetResult;
+    use proclife::testing::{Sink, run_test};
 
-#[proclife::test]
-#[should_panic(expected = "the test returned an error: AlreadyStarted")]
-fn an_error_fails_the_test() -> proclife::Result<()> {
-    let mut p = Process::new(|| ());
-    p.start()?;
-    p.join()?;
-    p.start()
-}
+    fn failure_of<F>(name: &str, body: F) -> String
+    where
+        F: FnOnce(Sink) -> TargetResult + Copy + Send + 'static,
+    {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_test(name, body))) {
+            Ok(()) => panic!("{name}: expected the test to fail, it passed"),
+            Err(payload) => payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| format!("{name}: a payload that is not a String")),
+        }
+    }
 
-#[proclife::test]
-#[should_panic(expected = "exited with code 7 before the test finished")]
-fn an_exit_in_the_body_fails_the_test() {
-    std::process::exit(7)
-}
+    fn panics(sink: Sink) -> TargetResult {
+        sink.run(|| -> () {
+            let mut p = proclife::Process::new(|| std::process::exit(5));
+            p.start().unwrap();
+            p.join().unwrap();
+            panic!("the child said {}", p.exitcode().unwrap().unwrap_or(0));
+        })
+    }
 
-#[proclife::test]
-#[should_panic(expected = "killed by signal 9 before the test finished")]
-fn a_killed_body_fails_the_test() {
-    nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
-}
+    fn returns_an_error(sink: Sink) -> TargetResult {
+        sink.run(|| -> proclife::Result<()> {
+            let mut p = proclife::Process::new(|| ());
+            p.start()?;
+            p.join()?;
+            p.start()
+        })
+    }
 
-#[proclife::test]
-#[ignore = "shows that #[ignore] passes through"]
-fn ignored() {
-    panic!("an ignored test never runs");
+    fn exits(sink: Sink) -> TargetResult {
+        sink.run(|| -> () { std::process::exit(7) })
+    }
+
+    fn is_killed(sink: Sink) -> TargetResult {
+        sink.run(|| {
+            nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
+        })
+    }
+
+    proclife::entry!(panics, returns_an_error, exits, is_killed);
+
+    #[test]
+    fn a_panic_fails_the_test_with_its_message() {
+        assert_eq!(failure_of("panics", panics), "the child said 5");
+    }
+
+    #[test]
+    fn an_error_fails_the_test() {
+        let message = failure_of("returns_an_error", returns_an_error);
+        assert_eq!(message, "the test returned an error: AlreadyStarted");
+    }
+
+    #[test]
+    fn an_exit_in_the_body_fails_the_test() {
+        let message = failure_of("exits", exits);
+        assert!(
+            message.contains("exited with code 7 before the test finished"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_killed_body_fails_the_test() {
+        let message = failure_of("is_killed", is_killed);
+        assert!(
+            message.contains("killed by signal 9 before the test finished"),
+            "{message}"
+        );
+    }
 }
 
 /// Without the attribute, fork refuses, and the refusal names the attribute.
