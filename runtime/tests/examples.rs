@@ -8,14 +8,22 @@ use std::time::Duration;
 
 use common::TestResult;
 
+#[path = "../examples/barrier_phases.rs"]
+mod barrier_phases;
+#[path = "../examples/condition_handoff.rs"]
+mod condition_handoff;
 #[path = "../examples/custom_target.rs"]
 mod custom_target;
 #[path = "../examples/event_shutdown.rs"]
 mod event_shutdown;
 #[path = "../examples/lifecycle.rs"]
 mod lifecycle;
+#[path = "../examples/lock_section.rs"]
+mod lock_section;
 #[path = "../examples/pipe_result.rs"]
 mod pipe_result;
+#[path = "../examples/semaphore_limit.rs"]
+mod semaphore_limit;
 #[path = "../examples/shared_counter.rs"]
 mod shared_counter;
 #[path = "../examples/terminate_kill.rs"]
@@ -30,10 +38,11 @@ fn example_binary(name: &str) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Runs the built example binary (if built) with a 60 s bound and checks it exits 0.
+/// Runs the built example binary (if built) with a 60 s bound and checks it exits 0. The
+/// examples are built by `cargo test --all-targets` (the README's command); `main` says
+/// once when they were not.
 fn run_binary(name: &str) -> TestResult {
     let Some(path) = example_binary(name) else {
-        println!("{name}: binary not built, ran its code in-process only");
         return Ok(());
     };
     let mut child = std::process::Command::new(&path)
@@ -89,7 +98,33 @@ fn event_shutdown_example() -> TestResult {
     run_binary("event_shutdown")
 }
 
+fn lock_example() -> TestResult {
+    lock_section::main()?;
+    run_binary("lock_section")
+}
+
+fn semaphore_example() -> TestResult {
+    semaphore_limit::main()?;
+    run_binary("semaphore_limit")
+}
+
+fn barrier_example() -> TestResult {
+    barrier_phases::main()?;
+    run_binary("barrier_phases")
+}
+
+fn condition_example() -> TestResult {
+    condition_handoff::main()?;
+    run_binary("condition_handoff")
+}
+
 fn main() {
+    if example_binary("lifecycle").is_none() {
+        println!(
+            "examples: binaries not built (`cargo test --all-targets` builds them); \
+             their code runs in this process only"
+        );
+    }
     common::run(vec![
         ("lifecycle_example", lifecycle_example),
         ("terminate_kill_example", terminate_kill_example),
@@ -98,5 +133,9 @@ fn main() {
         ("worker_queue_example", worker_queue_example),
         ("shared_counter_example", shared_counter_example),
         ("event_shutdown_example", event_shutdown_example),
+        ("lock_example", lock_example),
+        ("semaphore_example", semaphore_example),
+        ("barrier_example", barrier_example),
+        ("condition_example", condition_example),
     ]);
 }
