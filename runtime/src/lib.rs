@@ -22,7 +22,32 @@
 //! Every child has a pidfd, opened right after `fork()` before anyone can reap the child:
 //! it is the [sentinel](Process::sentinel), joins sleep in `poll(2)` on it, signals go
 //! through `pidfd_send_signal`, and reaping is `waitid(P_PIDFD)`, never `waitpid(-1)`.
+//!
+//! # Use it
+//!
+//! - **Linux only** (5.4 or newer, 6.15 for the fork server); other systems get a compile
+//!   error.
+//! - **The threads rule.** The default start method, [`StartMethod::Fork`], refuses a
+//!   parent with more than one thread ([`Error::ThreadedFork`]): start processes before
+//!   threads, or use [`StartMethod::Spawn`] or [`StartMethod::ForkServer`] with a function
+//!   registered by [`entry!`] ([`Builder::entry`]).
+//! - **Tests.** Write [`#[proclife::test]`](macro@test) instead of `#[test]`: the body runs
+//!   on the main thread of its own process, so every start method works there, closures
+//!   under fork included, with the default harness and no other setting.
+//! - **Values back.** [`Builder::target_returning`] and [`Builder::entry_returning`] give a
+//!   [`result::JoinHandle`] whose `join()` returns the child's value or a typed
+//!   [`result::ResultError`]; [`connection::wait`] waits for the first of several processes,
+//!   connections and queues.
+//! - **Examples** in `examples/`: `lifecycle`, `terminate_kill`, `custom_target`,
+//!   `pipe_result`, `worker_queue`, `shared_counter`, `event_shutdown`, `lock_section`,
+//!   `semaphore_limit`, `barrier_phases`, `condition_handoff`.
 #![deny(unsafe_code)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "proclife supports Linux only: it is built on pidfds, futexes, memfds and \
+     /proc/self/exe (Linux 5.4 or newer; 6.15 for the fork server)"
+);
 
 mod child;
 mod current;

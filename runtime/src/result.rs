@@ -2,7 +2,7 @@
 //! through [`JoinHandle::join`]; mirrors `concurrent.futures.Future.result()` of a
 //! `ProcessPoolExecutor` and procspawn's `JoinHandle::join`.
 //!
-//! The child sends one frame over a one-way [`pipe`](crate::ipc::pipe) the runtime creates
+//! The child sends one frame over a one-way [`pipe`] the runtime creates
 //! for it: the value encoded with postcard, or the panic's message. The parent reads the
 //! frame while the child runs (a value larger than the pipe's buffer does not deadlock),
 //! checks its announced length against [`JoinHandle::max_size`] before allocating
