@@ -123,7 +123,7 @@ pub enum Error {
         /// The entry's key: the function's and the argument type's names.
         key: String,
     },
-    /// The fork server died; the start was not made (T32). The next start launches a new
+    /// The fork server died; the start was not made. The next start launches a new
     /// server.
     #[error("the fork server died")]
     ForkServerDied,

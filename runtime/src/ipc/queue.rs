@@ -45,7 +45,7 @@ use crate::sync::futex::{self, Deadline};
 use crate::sync::mutex::{Acquire, RawMutex};
 
 /// The default byte capacity of a queue's ring: 16 MiB, enough for a child to leave a
-/// 10 MiB item and ten thousand small ones behind before it exits (T25).
+/// 10 MiB item and ten thousand small ones behind before it exits.
 ///
 /// The pages are reserved at creation (no `SIGBUS` later), so every queue costs its capacity
 /// in shared memory; use [`Queue::with_capacity`] for smaller or larger rings.
