@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use proclife::ipc::{Queue, SimpleQueue, Waitable, pipe, wait};
 use proclife::sync::Event;
-use proclife::{Error, Process};
+use proclife::{Error, Process, StartMethod, TargetResult};
 
 /// Bounds every wait for something that happens soon; never reached when all is well.
 const BOUND: Option<Duration> = Some(Duration::from_secs(60));
@@ -39,6 +39,46 @@ fn the_process_that_exits_is_the_one_ready() -> proclife::Result<()> {
     long.join()?;
     assert_eq!(long.exitcode()?, Some(-2), "interrupt() is SIGINT");
     Ok(())
+}
+
+fn exit_with(code: i32) -> TargetResult {
+    std::process::exit(code)
+}
+fn sleep_long((): ()) -> TargetResult {
+    std::thread::sleep(Duration::from_secs(120));
+    Ok(())
+}
+proclife::entry!(exit_with, sleep_long);
+
+#[proclife::test]
+fn sentinels_are_ready_under_every_method() -> proclife::Result<()> {
+    for method in StartMethod::ALL {
+        let mut long = Process::builder()
+            .start_method(method)
+            .entry(sleep_long, ());
+        let mut short = Process::builder().start_method(method).entry(exit_with, 6);
+        long.start()?;
+        short.start()?;
+        assert_eq!(
+            wait(&[&long as &dyn Waitable, &short], BOUND)?,
+            vec![1],
+            "under {method}"
+        );
+        long.interrupt()?;
+        assert_eq!(
+            wait(&[&long as &dyn Waitable], BOUND)?,
+            vec![0],
+            "under {method}"
+        );
+        long.join()?;
+        short.join()?;
+        assert_eq!(
+            (long.exitcode()?, short.exitcode()?),
+            (Some(-2), Some(6)),
+            "under {method}"
+        );
+    }
+    proclife::stop_fork_server()
 }
 
 #[proclife::test]
