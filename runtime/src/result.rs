@@ -295,8 +295,11 @@ impl<T: DeserializeOwned> JoinHandle<T> {
         }
     }
 
-    /// Sets the largest encoded result accepted, in bytes, before the start (the child is
-    /// told, and the parent checks the length it announces before allocating).
+    /// Sets the largest encoded result accepted, in bytes, before the start. The parent
+    /// compares the length the child announces with it before allocating anything and
+    /// closes the pipe on a larger one ([`ResultError::TooLarge`]; the child's send then
+    /// fails with `EPIPE`). The child itself refuses to send more than [`DEFAULT_MAX_SIZE`]
+    /// and reports [`ResultError::TooLarge`] instead.
     ///
     /// # Errors
     ///
