@@ -73,8 +73,10 @@ pub enum Error {
     #[error(
         "the fork start method refuses to fork a parent with {threads} threads: the child \
          could inherit locks held by other threads and deadlock; start processes before \
-         creating threads, use the spawn or forkserver start method (re-exec, safe with \
-         threads), or opt in with the unsafe Process::start_in_threaded_parent"
+         creating threads; in a test, write #[proclife::test] instead of #[test] (the body \
+         then runs on the main thread of its own process); or use the spawn or forkserver \
+         start method (re-exec, safe with threads), or opt in with the unsafe \
+         Process::start_in_threaded_parent"
     )]
     ThreadedFork {
         /// How many threads the parent had.
@@ -121,7 +123,7 @@ pub enum Error {
         /// The entry's key: the function's and the argument type's names.
         key: String,
     },
-    /// The fork server died; the start was not made (T32). The next start launches a new
+    /// The fork server died; the start was not made. The next start launches a new
     /// server.
     #[error("the fork server died")]
     ForkServerDied,

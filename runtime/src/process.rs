@@ -301,6 +301,10 @@ impl Builder {
         self.build(TargetSlot::Empty)
     }
 
+    pub(crate) fn build_slot(self, target: TargetSlot) -> Process {
+        self.build(target)
+    }
+
     fn build(self, target: TargetSlot) -> Process {
         registry::reap_orphans();
         let birth = registry::birth();
@@ -637,6 +641,17 @@ impl Process {
         registry::reap_orphans();
         let child = self.started()?.ok_or(Error::KillNotStarted)?;
         child.signal(Signal::SIGKILL as i32)
+    }
+
+    /// `pidfd_send_signal(SIGINT)`—Interrupts the child; mirrors `Process.interrupt()`
+    /// (Python 3.14). Does not wait. A Rust child dies by the signal (exit code -2) unless
+    /// it handles SIGINT.
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::send_signal`]: [`Error::Closed`]; [`Error::KillNotStarted`].
+    pub fn interrupt(&self) -> Result<()> {
+        self.send_signal(Signal::SIGINT as i32)
     }
 
     /// `pidfd_send_signal(signal)`—Sends any deliverable signal to the child.

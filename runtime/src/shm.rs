@@ -4,9 +4,9 @@
 //! Nothing is ever named in `/dev/shm`, so nothing can be left behind there, whatever kills
 //! the processes; the memory goes away with the last fd and the last mapping.
 //! The pages are reserved with `posix_fallocate` at creation, so a full tmpfs or memory
-//! cgroup is a typed [`Error::NoSpace`] then, never a `SIGBUS` later (T31); the size is sealed
+//! cgroup is a typed [`Error::NoSpace`] then, never a `SIGBUS` later; the size is sealed
 //! (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`), so no peer holding the fd can truncate it
-//! under the others (T49).
+//! under the others.
 //! The fd is kept, close-on-exec, so an object can be handed to a re-executed child by fd and
 //! rebuilt there with [`SharedMemory::from_fd`].
 //!

@@ -1,5 +1,5 @@
-//! Runs every example: its code in this process, and its built binary when `cargo test`
-//! has built the examples next to this test.
+//! Runs every example: its code in this process, and its built binary when
+//! `cargo build --examples` has built the examples next to this test.
 
 mod common;
 
@@ -8,20 +8,59 @@ use std::time::Duration;
 
 use common::TestResult;
 
+#[path = "../examples/barrier_phases.rs"]
+mod barrier_phases;
+#[path = "../examples/condition_handoff.rs"]
+mod condition_handoff;
 #[path = "../examples/custom_target.rs"]
 mod custom_target;
 #[path = "../examples/event_shutdown.rs"]
 mod event_shutdown;
 #[path = "../examples/lifecycle.rs"]
 mod lifecycle;
+#[path = "../examples/lock_section.rs"]
+mod lock_section;
 #[path = "../examples/pipe_result.rs"]
 mod pipe_result;
+#[path = "../examples/semaphore_limit.rs"]
+mod semaphore_limit;
 #[path = "../examples/shared_counter.rs"]
 mod shared_counter;
 #[path = "../examples/terminate_kill.rs"]
 mod terminate_kill;
 #[path = "../examples/worker_queue.rs"]
 mod worker_queue;
+
+/// Runs an example's `main` with this process's stdout and stderr (and so its forked
+/// children's) in a memfd, so that a passing run prints nothing; a failure shows what it
+/// printed.
+fn quietly(main: fn() -> Result<(), Box<dyn std::error::Error>>) -> TestResult {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsFd;
+
+    let mut capture = std::fs::File::from(nix::sys::memfd::memfd_create(
+        c"example-output",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )?);
+    std::io::stdout().flush()?;
+    let saved_out = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let saved_err = std::io::stderr().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2_stdout(&capture)?;
+    nix::unistd::dup2_stderr(&capture)?;
+    let result = main();
+    let flushed = std::io::stdout().flush();
+    nix::unistd::dup2_stdout(&saved_out)?;
+    nix::unistd::dup2_stderr(&saved_err)?;
+    drop((saved_out, saved_err));
+    flushed?;
+    if let Err(error) = result {
+        let mut output = String::new();
+        capture.rewind()?;
+        capture.read_to_string(&mut output)?;
+        return Err(format!("{error}; the example printed:\n{output}").into());
+    }
+    Ok(())
+}
 
 /// `target/<profile>/examples/<name>`, next to `target/<profile>/deps/<this test>`.
 fn example_binary(name: &str) -> Option<PathBuf> {
@@ -30,10 +69,11 @@ fn example_binary(name: &str) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Runs the built example binary (if built) with a 60 s bound and checks it exits 0.
+/// Runs the built example binary with a 60 s bound and checks it exits 0, when
+/// `cargo build --examples` has built it (`cargo test` builds examples as test harnesses
+/// only); otherwise the example's code ran in this process, which is the check.
 fn run_binary(name: &str) -> TestResult {
     let Some(path) = example_binary(name) else {
-        println!("{name}: binary not built, ran its code in-process only");
         return Ok(());
     };
     let mut child = std::process::Command::new(&path)
@@ -55,38 +95,58 @@ fn run_binary(name: &str) -> TestResult {
 }
 
 fn lifecycle_example() -> TestResult {
-    lifecycle::main()?;
+    quietly(lifecycle::main)?;
     run_binary("lifecycle")
 }
 
 fn terminate_kill_example() -> TestResult {
-    terminate_kill::main()?;
+    quietly(terminate_kill::main)?;
     run_binary("terminate_kill")
 }
 
 fn custom_target_example() -> TestResult {
-    custom_target::main()?;
+    quietly(custom_target::main)?;
     run_binary("custom_target")
 }
 
 fn pipe_result_example() -> TestResult {
-    pipe_result::main()?;
+    quietly(pipe_result::main)?;
     run_binary("pipe_result")
 }
 
 fn worker_queue_example() -> TestResult {
-    worker_queue::main()?;
+    quietly(worker_queue::main)?;
     run_binary("worker_queue")
 }
 
 fn shared_counter_example() -> TestResult {
-    shared_counter::main()?;
+    quietly(shared_counter::main)?;
     run_binary("shared_counter")
 }
 
 fn event_shutdown_example() -> TestResult {
-    event_shutdown::main()?;
+    quietly(event_shutdown::main)?;
     run_binary("event_shutdown")
+}
+
+fn lock_example() -> TestResult {
+    quietly(lock_section::main)?;
+    run_binary("lock_section")
+}
+
+fn semaphore_example() -> TestResult {
+    quietly(semaphore_limit::main)?;
+    run_binary("semaphore_limit")
+}
+
+fn barrier_example() -> TestResult {
+    quietly(barrier_phases::main)?;
+    run_binary("barrier_phases")
+}
+
+fn condition_example() -> TestResult {
+    quietly(condition_handoff::main)?;
+    run_binary("condition_handoff")
 }
 
 fn main() {
@@ -98,5 +158,9 @@ fn main() {
         ("worker_queue_example", worker_queue_example),
         ("shared_counter_example", shared_counter_example),
         ("event_shutdown_example", event_shutdown_example),
+        ("lock_example", lock_example),
+        ("semaphore_example", semaphore_example),
+        ("barrier_example", barrier_example),
+        ("condition_example", condition_example),
     ]);
 }

@@ -138,7 +138,13 @@ fn t04_pid_reuse() -> TestResult {
         if init.start().is_err() {
             return 2;
         }
-        join_code(&init).unwrap_or(3)
+        // The scenario starts and kills RACING_KILLS children: its bound scales with them
+        // (10 ms each), where `join_code`'s fixed 10 s is too short on a loaded machine.
+        let bound = Duration::from_millis(10) * RACING_KILLS;
+        match init.join_timeout(bound).and_then(|()| init.exitcode()) {
+            Ok(Some(code)) => code,
+            _ => 3,
+        }
     })
 }
 

@@ -105,7 +105,7 @@ enum Kind {
 ///
 /// Methods that move data take `&mut self`: a connection end is used by one thread at a time.
 /// After [`Connection::close`] every operation is [`Error::HandleClosed`] and the old fd number is
-/// never touched again (T38).
+/// never touched again.
 #[derive(Debug)]
 pub struct Connection {
     fd: Option<OwnedFd>,

@@ -7,10 +7,14 @@
 mod connection;
 mod queue;
 mod shared;
+mod wait;
 
 pub use connection::{Connection, DEFAULT_MAX_FRAME, HEADER_LEN, pipe};
 pub use queue::{DEFAULT_CAPACITY, JoinableQueue, MAX_CAPACITY, MIN_CAPACITY, Queue, SimpleQueue};
 pub use shared::{Array, RawArray, RawValue, Shareable, Value};
+pub use wait::{QUEUE_SLICE, Waitable, wait};
+#[doc(hidden)]
+pub use wait::{QueueReady, Readiness};
 
 #[cfg(test)]
 mod tests {

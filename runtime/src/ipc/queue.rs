@@ -45,7 +45,7 @@ use crate::sync::futex::{self, Deadline};
 use crate::sync::mutex::{Acquire, RawMutex};
 
 /// The default byte capacity of a queue's ring: 16 MiB, enough for a child to leave a
-/// 10 MiB item and ten thousand small ones behind before it exits (T25).
+/// 10 MiB item and ten thousand small ones behind before it exits.
 ///
 /// The pages are reserved at creation (no `SIGBUS` later), so every queue costs its capacity
 /// in shared memory; use [`Queue::with_capacity`] for smaller or larger rings.
@@ -597,6 +597,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 }
 
+impl<T> Queue<T> {
+    /// For [`wait`](crate::ipc::wait): whether an item is there to get, with the error
+    /// `get` gives on a closed handle.
+    pub(crate) fn poll_ready(&self) -> Result<bool> {
+        self.ring.check_open()?;
+        Ok(self.ring.get(TAIL) != self.ring.get(HEAD))
+    }
+}
+
 impl<T> AsFd for Queue<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.ring.shm.as_fd()
@@ -669,6 +678,13 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// See [`Queue::close`].
     pub fn close(&self) {
         self.queue.close();
+    }
+}
+
+impl<T> SimpleQueue<T> {
+    /// The queue underneath, for [`wait`](crate::ipc::wait).
+    pub(crate) fn ring_queue(&self) -> &Queue<T> {
+        &self.queue
     }
 }
 
@@ -766,6 +782,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// See [`Queue::close`].
     pub fn close(&self) {
         self.queue.close();
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// The queue underneath, for [`wait`](crate::ipc::wait).
+    pub(crate) fn ring_queue(&self) -> &Queue<T> {
+        &self.queue
     }
 }
 

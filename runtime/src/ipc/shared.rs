@@ -321,7 +321,7 @@ impl<T: Shareable> RawArray<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] when `len * size_of::<T>()` overflows (T39);
+    /// [`Error::InvalidArgument`] when `len * size_of::<T>()` overflows;
     /// [`Error::NoSpace`] or [`Error::Os`] when the segment cannot be made.
     pub fn new(len: usize, fill: T) -> Result<RawArray<T>> {
         let cells = Cells::new(len)?;

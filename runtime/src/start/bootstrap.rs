@@ -53,7 +53,7 @@ pub const ENV: &str = "PROCLIFE_BOOTSTRAP";
 /// not linked in stops at its argument parser instead of running as itself.
 pub(crate) const ARG: &str = "--proclife-bootstrap";
 
-/// The exit code of a re-executed process that refused its bootstrap message (T40).
+/// The exit code of a re-executed process that refused its bootstrap message.
 pub const BOOTSTRAP_EXIT_CODE: i32 = 125;
 
 const MAGIC: [u8; 8] = *b"PROCLIFE";

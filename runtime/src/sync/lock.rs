@@ -72,7 +72,7 @@ impl Drop for MutexSegment {
 /// A non-recursive, process-shared lock (`multiprocessing.Lock`).
 ///
 /// Robust: when a process dies holding it, the next `acquire` gets [`Error::OwnerDied`]
-/// and holds the lock (T19).
+/// and holds the lock.
 ///
 /// Only the holder may release it: unlike CPython's `multiprocessing.Lock` (a semaphore that
 /// any process may release), releasing a lock the caller does not hold is

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 /// Converts Python-style timeout seconds into the `Option<Duration>` the primitives take.
 ///
 /// Negative (and `-0.0`) means "try once" (`Some(Duration::ZERO)`), `+inf` or a value too
-/// large for a `Duration` means "forever" (`None`), NaN is an error (T34).
+/// large for a `Duration` means "forever" (`None`), NaN is an error.
 ///
 /// # Errors
 ///

@@ -128,7 +128,7 @@ impl SemCore {
 /// A process-shared counting semaphore (`multiprocessing.Semaphore`).
 ///
 /// A negative initial value cannot be written (`u32`); one above [`SEM_VALUE_MAX`] is
-/// [`Error::InvalidArgument`] (T39).
+/// [`Error::InvalidArgument`].
 #[derive(Debug)]
 pub struct Semaphore {
     core: SemCore,
