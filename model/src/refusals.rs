@@ -153,9 +153,7 @@ pub const REFUSALS: &[Refusal] = &[
         object: Object::Barrier,
         operation: "__init__",
         situation: "zero parties",
-        cpython: CPython::Returns(
-            "<multiprocessing.synchronize.Barrier at 0x7f5ac8d832d0: waiters=0/0>",
-        ),
+        cpython: CPython::Returns("<multiprocessing.synchronize.Barrier at 0x…: waiters=0/0>"),
         error: "InvalidArgument",
         deviation: Some(Deviation {
             decision: "0005",
@@ -189,7 +187,7 @@ pub const REFUSALS: &[Refusal] = &[
         error: "BrokenBarrier",
         deviation: Some(Deviation {
             decision: "0005",
-            names: None,
+            names: Some(PyRaise::new("threading.BrokenBarrierError", "")),
         }),
     },
     Refusal {

@@ -3,6 +3,7 @@
 use nix::errno::Errno;
 
 use crate::process::Pid;
+use crate::site::{Object, Operation, Site};
 
 /// Everything that can go wrong in the runtime.
 ///
@@ -234,10 +235,15 @@ impl Error {
         Error::Os { call, errno }
     }
 
-    /// The CPython exception type name and exact message this error stands for.
+    /// The CPython exception type name and exact message this error stands for, where that
+    /// does not depend on the object and operation that refused.
     ///
     /// `None` for errors CPython has no counterpart for (the refusal to fork a threaded
-    /// parent, a status stolen by a foreign reaper, a failed target run in the caller).
+    /// parent, a status stolen by a foreign reaper, a failed target run in the caller, a dead
+    /// lock holder, ...), and for the errors whose CPython name depends on where they
+    /// happened ([`Error::HandleClosed`], [`Error::Disconnected`], [`Error::NotOwner`],
+    /// [`Error::InvalidArgument`], [`Error::FrameTooLarge`]): name those with
+    /// [`Error::python_for`].
     ///
     /// # Examples
     ///
@@ -280,16 +286,10 @@ impl Error {
             ),
             Error::NanTimeout => ("ValueError", "cannot convert float NaN to integer"),
             Error::InvalidSignal { .. } => ("ValueError", "signal number out of range"),
-            Error::HandleClosed => ("OSError", "handle is closed"),
-            Error::Disconnected => ("EOFError", ""),
             Error::Full => ("queue.Full", ""),
-            Error::Empty => ("queue.Empty", ""),
+            Error::Empty => ("_queue.Empty", ""),
             Error::BrokenBarrier => ("threading.BrokenBarrierError", ""),
-            Error::TooManyReleases(message) | Error::InvalidArgument(message) => {
-                ("ValueError", *message)
-            }
-            Error::NotOwner => ("RuntimeError", "cannot release un-acquired lock"),
-            Error::FrameTooLarge { .. } => ("OSError", "bad message length"),
+            Error::TooManyReleases(message) => ("ValueError", *message),
             Error::StartMethodAlreadySet => ("RuntimeError", "context has already been set"),
             Error::NotPassable { .. } => (
                 "_pickle.PicklingError",
@@ -310,11 +310,105 @@ impl Error {
             | Error::WouldDeadlock
             | Error::NoSpace { .. }
             | Error::ForkServerDied
-            | Error::Unsupported(_) => {
+            | Error::Unsupported(_)
+            | Error::HandleClosed
+            | Error::Disconnected
+            | Error::NotOwner
+            | Error::InvalidArgument(_)
+            | Error::FrameTooLarge { .. } => {
                 return None;
             }
         };
         Some((kind, message.to_owned()))
+    }
+
+    /// The CPython exception type name and exact message this error stands for when `site`
+    /// returned it: CPython names the same refusal differently on different objects and
+    /// operations.
+    ///
+    /// Every refusal of the refusal table (`model/src/refusals.rs`, measured on CPython by
+    /// `verify/python/refusals.py`) is named here as the table says; `verify/tests/refusals.rs`
+    /// drives each row on real objects and checks it. `None` where CPython has no counterpart
+    /// (it accepts the call, hangs, or cannot get there). For errors whose name does not depend
+    /// on the site this is [`Error::python`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proclife::{Error, Object, Operation, Site};
+    ///
+    /// let lock = Site::new(Object::Lock, Operation::Release);
+    /// let (kind, message) = Error::NotOwner.python_for(lock).unwrap();
+    /// assert_eq!(kind, "ValueError");
+    /// assert_eq!(message, "semaphore or lock released too many times");
+    ///
+    /// let rlock = Site::new(Object::RLock, Operation::Release);
+    /// let (kind, _) = Error::NotOwner.python_for(rlock).unwrap();
+    /// assert_eq!(kind, "AssertionError");
+    ///
+    /// let send = Site::new(Object::Connection, Operation::Send);
+    /// let recv = Site::new(Object::Connection, Operation::Recv);
+    /// let (kind, message) = Error::Disconnected.python_for(send).unwrap();
+    /// assert_eq!((kind, message.as_str()), ("BrokenPipeError", "[Errno 32] Broken pipe"));
+    /// assert_eq!(Error::Disconnected.python_for(recv).unwrap().0, "EOFError");
+    /// ```
+    pub fn python_for(&self, site: Site) -> Option<(&'static str, String)> {
+        use Object as O;
+        use Operation as Op;
+        let Site { object, operation } = site;
+        let named = |kind: &'static str, message: &str| Some((kind, message.to_owned()));
+        match self {
+            Error::HandleClosed => match object {
+                O::Queue | O::JoinableQueue => Some((
+                    "ValueError",
+                    format!(
+                        "Queue <multiprocessing.queues.{object} object at 0x\u{2026}> is closed"
+                    ),
+                )),
+                O::Connection | O::SimpleQueue => named("OSError", "handle is closed"),
+                _ => None,
+            },
+            Error::Disconnected => match (object, operation) {
+                (O::Connection, Op::Send | Op::SendBytes) => Some(os_error(Errno::EPIPE)),
+                (O::Connection, Op::Recv | Op::RecvBytes) => named("EOFError", ""),
+                _ => None,
+            },
+            Error::NotOwner => match (object, operation) {
+                (O::Lock | O::ConditionWithLock, Op::Release) => {
+                    named("ValueError", "semaphore or lock released too many times")
+                }
+                (O::RLock | O::Condition, Op::Release) => named(
+                    "AssertionError",
+                    "attempt to release recursive lock not owned by thread",
+                ),
+                (O::Condition | O::ConditionWithLock, Op::Wait | Op::WaitFor) => named(
+                    "AssertionError",
+                    "must acquire() condition before using wait()",
+                ),
+                (O::Condition | O::ConditionWithLock, Op::Notify | Op::NotifyAll) => {
+                    named("AssertionError", "lock is not owned")
+                }
+                _ => None,
+            },
+            Error::InvalidArgument(_) => match (object, operation) {
+                (O::Connection, Op::Send | Op::SendBytes) => {
+                    named("OSError", "connection is read-only")
+                }
+                (O::Connection, Op::Recv | Op::RecvBytes | Op::Poll) => {
+                    named("OSError", "connection is write-only")
+                }
+                (O::Array, Op::GetItem | Op::SetItem) => named("IndexError", "invalid index"),
+                (O::Semaphore | O::BoundedSemaphore, Op::New) => {
+                    named("OverflowError", "Python int too large to convert to C int")
+                }
+                _ => None,
+            },
+            Error::FrameTooLarge { .. } => match (object, operation) {
+                (O::Connection, Op::Recv | Op::RecvBytes) => named("OSError", "bad message length"),
+                _ => None,
+            },
+            _ => self.python(),
+        }
     }
 }
 

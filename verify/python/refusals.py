@@ -239,24 +239,6 @@ def _():
     return CTX.JoinableQueue().task_done()
 
 
-@row("joinable_queue.task_done.closed")
-def _():
-    q = CTX.JoinableQueue()
-    q.put(1)
-    q.get(timeout=CHILD_BOUND)
-    q.close()
-    q.join_thread()
-    return q.task_done()
-
-
-@row("joinable_queue.join.closed")
-def _():
-    q = CTX.JoinableQueue()
-    q.close()
-    q.join_thread()
-    return q.join()
-
-
 @row("queue.put.too_large")
 def _():
     # proclife bounds an item by the ring's capacity; CPython's pipe takes any size.

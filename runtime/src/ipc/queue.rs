@@ -407,7 +407,6 @@ impl Ring {
     }
 
     fn task_done(&self) -> Result<()> {
-        self.check_open()?;
         self.enter(BlockedOn::Join)?;
         let done = self.get(DONE);
         if done >= self.get(PUT_SEQ) {
@@ -423,7 +422,6 @@ impl Ring {
     }
 
     fn join(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.check_open()?;
         let deadline = Deadline::after(timeout);
         self.enter(BlockedOn::Join)?;
         while self.get(DONE) < self.get(PUT_SEQ) {

@@ -109,13 +109,8 @@ impl SemCore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
                 (v < limit).then_some(v + 1)
             })
-            .map_err(|_| {
-                if bound == UNBOUNDED {
-                    Error::TooManyReleases("semaphore value would exceed SEM_VALUE_MAX")
-                } else {
-                    Error::TooManyReleases("semaphore or lock released too many times")
-                }
-            })?;
+            // CPython words both (a bounded semaphore's bound, SEM_VALUE_MAX) the same way.
+            .map_err(|_| Error::TooManyReleases("semaphore or lock released too many times"))?;
         // Wake every sleeper, not one: a woken sleeper may die before it takes the permit,
         // and the others must not sleep on with a permit available.
         if self.sleepers().load(Ordering::SeqCst) > 0 {
