@@ -134,12 +134,15 @@ pub enum Error {
     /// The handle was closed by `close()` in this process; the operation never touches the
     /// old descriptor number.
     ///
-    /// CPython: `OSError: handle is closed` (connections), `ValueError: Queue ... is closed`.
+    /// CPython: `OSError: handle is closed` (connections, `SimpleQueue`),
+    /// `ValueError: Queue <...> is closed` (`Queue`, `JoinableQueue`); see
+    /// [`Error::python_for`].
     #[error("handle is closed")]
     HandleClosed,
     /// The peer end is gone: end of file on receive, a broken pipe on send.
     ///
-    /// CPython: `EOFError` on receive, `BrokenPipeError` on send.
+    /// CPython: `EOFError` on receive, `BrokenPipeError: [Errno 32] Broken pipe` on send; see
+    /// [`Error::python_for`].
     #[error("the peer closed the connection or died")]
     Disconnected,
     /// The previous holder of a robust lock died while holding it (`EOWNERDEAD`).
@@ -155,6 +158,9 @@ pub enum Error {
     NotRecoverable,
     /// A frame or item is longer than the configured maximum; nothing was allocated
     /// (receive) or written (send).
+    ///
+    /// CPython: `OSError: bad message length` on receive (`recv_bytes(maxlength)`); CPython
+    /// sends and queues items of any length (decisions 0004 and 0009).
     #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
     FrameTooLarge {
         /// The length that was announced or requested.
@@ -183,7 +189,7 @@ pub enum Error {
     Full,
     /// A queue had no item within the timeout.
     ///
-    /// CPython: `queue.Empty`.
+    /// CPython: `queue.Empty` (its qualified name is `_queue.Empty`).
     #[error("queue is empty")]
     Empty,
     /// The barrier was broken: reset or aborted, timed out, or a party died.
@@ -194,9 +200,11 @@ pub enum Error {
     /// The caller does not hold the lock it tried to release, or waited or notified on a
     /// condition without holding its lock.
     ///
-    /// CPython: `RuntimeError: cannot release un-acquired lock`,
-    /// `AssertionError: attempt to release recursive lock not owned by thread`,
-    /// `RuntimeError: cannot wait on un-acquired lock`.
+    /// CPython ([`Error::python_for`]): `ValueError: semaphore or lock released too many times`
+    /// (`Lock.release`; CPython accepts a release by another process, decision 0003),
+    /// `AssertionError: attempt to release recursive lock not owned by thread` (`RLock.release`),
+    /// `AssertionError: must acquire() condition before using wait()` (`Condition.wait`),
+    /// `AssertionError: lock is not owned` (`Condition.notify`).
     #[error("the caller does not hold the lock")]
     NotOwner,
     /// The caller already holds this non-recursive lock and would wait for itself
@@ -211,9 +219,11 @@ pub enum Error {
     #[error("released too many times: {0}")]
     TooManyReleases(&'static str),
     /// An argument is out of range (a NaN timeout, zero barrier parties, a size that
-    /// overflows, ...).
+    /// overflows, ...), or an operation the object cannot do (receiving on a write-only end).
     ///
-    /// CPython: `ValueError`.
+    /// CPython ([`Error::python_for`]): `OSError: connection is read-only` /
+    /// `connection is write-only`, `IndexError: invalid index` (`Array`), `OverflowError`
+    /// (a semaphore value above `SEM_VALUE_MAX`); none where CPython accepts the argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
     /// Shared memory could not be reserved (`ENOSPC` from `posix_fallocate`): the object was

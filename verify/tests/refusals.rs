@@ -527,6 +527,31 @@ fn check_cpython(python: &Path) -> Result<(), Failed> {
     }
 }
 
+/// Every deviation names a decision record that exists in `docs/decisions/`.
+fn deviations_have_records() -> Result<(), Failed> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/decisions");
+    let records: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    let missing: Vec<String> = REFUSALS
+        .iter()
+        .filter_map(|row| row.deviation.map(|d| (row.id, d.decision)))
+        .filter(|(_, decision)| {
+            !records
+                .iter()
+                .any(|name| name.starts_with(&format!("{decision}-")))
+        })
+        .map(|(id, decision)| format!("{id}: no docs/decisions/{decision}-*.md"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join("\n").into())
+    }
+}
+
 /// `python3` on the PATH, if any.
 fn python3() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -555,5 +580,9 @@ fn main() {
         }
     };
     trials.push(cpython);
+    trials.push(Trial::test(
+        "every_deviation_has_its_decision_record",
+        deviations_have_records,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }

@@ -134,7 +134,8 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] above [`SEM_VALUE_MAX`]; [`Error::NoSpace`]/[`Error::Os`].
+    /// [`Error::InvalidArgument`] above [`SEM_VALUE_MAX`] (CPython: `OverflowError: Python
+    /// int too large to convert to C int`); [`Error::NoSpace`]/[`Error::Os`].
     pub fn new(value: u32) -> Result<Semaphore> {
         Ok(Semaphore {
             core: SemCore::new(value, UNBOUNDED)?,
@@ -165,7 +166,8 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::TooManyReleases`] when the count is already [`SEM_VALUE_MAX`].
+    /// [`Error::TooManyReleases`] when the count is already [`SEM_VALUE_MAX`] (CPython:
+    /// `ValueError: semaphore or lock released too many times`).
     pub fn release(&self) -> Result<()> {
         self.core.release()
     }
