@@ -74,6 +74,19 @@ class Child:
             raise RuntimeError("probe child outlived its bound")
 
 
+def answer_or_hang(body, *args):
+    """Runs `body(*args, conn)` in a child that sends one outcome; "hangs" without one in time."""
+    r, w = CTX.Pipe(duplex=False)
+    child = Child(body, *args, w)
+    w.close()
+    try:
+        if r.poll(HANG_PROBE):
+            return Reported(r.recv())
+        return Reported({"hangs": f"no answer within {HANG_PROBE} s"})
+    finally:
+        child.kill()
+
+
 def sleep_forever(*_objects):
     time.sleep(3600)
 
@@ -266,15 +279,7 @@ def _():
     # CPython: the lock of a holder that died stays taken, so the read waits forever (T19).
     value = CTX.Value("i", 7)
     Child(acquire_and_exit, value.get_lock()).finish()
-    r, w = CTX.Pipe(duplex=False)
-    reader = Child(read_value_and_report, value, w)
-    w.close()
-    try:
-        if r.poll(HANG_PROBE):
-            return Reported(r.recv())
-        return Reported({"hangs": f"no answer within {HANG_PROBE} s"})
-    finally:
-        reader.kill()
+    return answer_or_hang(read_value_and_report, value)
 
 @row("array.getitem.out_of_range")
 def _():
@@ -302,9 +307,8 @@ def _():
     return lock.release()
 
 
-@row("lock.release.held_by_other")
-def _():
-    lock, ready = CTX.Lock(), CTX.Event()
+def release_held_by_other(kind):
+    lock, ready = kind(), CTX.Event()
     child = Child(hold_then_signal, lock, ready)
     try:
         if not ready.wait(CHILD_BOUND):
@@ -312,6 +316,10 @@ def _():
         return lock.release()
     finally:
         child.kill()
+
+
+ROWS["lock.release.held_by_other"] = lambda: release_held_by_other(CTX.Lock)
+ROWS["rlock.release.held_by_other"] = lambda: release_held_by_other(CTX.RLock)
 
 
 @row("lock.acquire.already_held")
@@ -335,18 +343,6 @@ ROWS["rlock.acquire.holder_died"] = lambda: holder_died(CTX.RLock)
 @row("rlock.release.unheld")
 def _():
     return CTX.RLock().release()
-
-
-@row("rlock.release.held_by_other")
-def _():
-    lock, ready = CTX.RLock(), CTX.Event()
-    child = Child(hold_then_signal, lock, ready)
-    try:
-        if not ready.wait(CHILD_BOUND):
-            raise RuntimeError("child did not take the lock")
-        return lock.release()
-    finally:
-        child.kill()
 
 
 # ---- Semaphore, BoundedSemaphore ----
@@ -452,15 +448,7 @@ def _():
             raise RuntimeError("child never reached the barrier")
         time.sleep(0.001)
     dying.kill()
-    r, w = CTX.Pipe(duplex=False)
-    survivor = Child(timed_wait_and_report, barrier, w)
-    w.close()
-    try:
-        if r.poll(HANG_PROBE):
-            return Reported(r.recv())
-        return Reported({"hangs": f"no answer within {HANG_PROBE} s"})
-    finally:
-        survivor.kill()
+    return answer_or_hang(timed_wait_and_report, barrier)
 
 
 @row("barrier.new.zero_parties")

@@ -125,6 +125,48 @@ fn died_holding(take: impl FnOnce() -> bool + Send + 'static) -> Result<(), Stri
     reap(&process)
 }
 
+/// `Lock` and `RLock`, for the rows they share.
+trait Mutex: Send + Sync + 'static {
+    fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool>;
+    fn give(&self) -> proclife::Result<()>;
+}
+
+impl Mutex for Lock {
+    fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
+        self.acquire(timeout)
+    }
+    fn give(&self) -> proclife::Result<()> {
+        self.release()
+    }
+}
+
+impl Mutex for RLock {
+    fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
+        self.acquire(timeout)
+    }
+    fn give(&self) -> proclife::Result<()> {
+        self.release()
+    }
+}
+
+/// Releases `lock` while a live child holds it.
+fn release_held_by_other(lock: impl Mutex) -> Result<Error, String> {
+    let lock = Arc::new(lock);
+    let held = Arc::clone(&lock);
+    let process = holder(move || held.take(None).is_ok_and(|ok| ok))?;
+    let got = refused(lock.give());
+    kill(&process)?;
+    got
+}
+
+/// Acquires `lock` after a child died holding it.
+fn acquire_after_holder_died(lock: impl Mutex) -> Result<Error, String> {
+    let lock = Arc::new(lock);
+    let held = Arc::clone(&lock);
+    died_holding(move || held.take(None).is_ok_and(|ok| ok))?;
+    refused(lock.take(Some(BOUND)))
+}
+
 fn start_twice() -> Result<Error, String> {
     let mut process = Process::builder()
         .start_method(StartMethod::Fork)
@@ -306,40 +348,16 @@ fn drive(id: &str) -> Result<Error, String> {
             setup(lock.release())?;
             refused(lock.release())
         }
-        "lock.release.held_by_other" => {
-            let lock = Arc::new(setup(Lock::new())?);
-            let held = Arc::clone(&lock);
-            let process = holder(move || held.acquire(None).is_ok_and(|ok| ok))?;
-            let got = refused(lock.release());
-            kill(&process)?;
-            got
-        }
+        "lock.release.held_by_other" => release_held_by_other(setup(Lock::new())?),
         "lock.acquire.already_held" => {
             let lock = setup(Lock::new())?;
             setup(lock.acquire(None))?;
             refused(lock.acquire(Some(SHORT)))
         }
-        "lock.acquire.holder_died" => {
-            let lock = Arc::new(setup(Lock::new())?);
-            let held = Arc::clone(&lock);
-            died_holding(move || held.acquire(None).is_ok_and(|ok| ok))?;
-            refused(lock.acquire(Some(BOUND)))
-        }
-        "rlock.acquire.holder_died" => {
-            let lock = Arc::new(setup(RLock::new())?);
-            let held = Arc::clone(&lock);
-            died_holding(move || held.acquire(None).is_ok_and(|ok| ok))?;
-            refused(lock.acquire(Some(BOUND)))
-        }
+        "lock.acquire.holder_died" => acquire_after_holder_died(setup(Lock::new())?),
+        "rlock.acquire.holder_died" => acquire_after_holder_died(setup(RLock::new())?),
         "rlock.release.unheld" => refused(setup(RLock::new())?.release()),
-        "rlock.release.held_by_other" => {
-            let lock = Arc::new(setup(RLock::new())?);
-            let held = Arc::clone(&lock);
-            let process = holder(move || held.acquire(None).is_ok_and(|ok| ok))?;
-            let got = refused(lock.release());
-            kill(&process)?;
-            got
-        }
+        "rlock.release.held_by_other" => release_held_by_other(setup(RLock::new())?),
         "semaphore.release.at_max" => refused(setup(Semaphore::new(SEM_VALUE_MAX))?.release()),
         "semaphore.new.above_max" => refused(Semaphore::new(SEM_VALUE_MAX + 1)),
         "bounded_semaphore.release.over" => refused(setup(BoundedSemaphore::new(1))?.release()),
