@@ -719,12 +719,36 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "process.is_alive.not_child",
+        object: Object::Process,
+        operation: "is_alive",
+        situation: "from a process other than its parent",
+        cpython: CPython::Raises(PyRaise::new(
+            "AssertionError",
+            "can only test a child process",
+        )),
+        error: "TestNotChild",
+        deviation: None,
+    },
+    Refusal {
         id: "process.join.closed",
         object: Object::Process,
         operation: "join",
         situation: "the handle was closed",
         cpython: CPython::Raises(PyRaise::new("ValueError", "process object is closed")),
         error: "Closed",
+        deviation: None,
+    },
+    Refusal {
+        id: "process.join.not_child",
+        object: Object::Process,
+        operation: "join",
+        situation: "from a process other than its parent",
+        cpython: CPython::Raises(PyRaise::new(
+            "AssertionError",
+            "can only join a child process",
+        )),
+        error: "JoinNotChild",
         deviation: None,
     },
     Refusal {
@@ -788,6 +812,18 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "process.run.after_start",
+        object: Object::Process,
+        operation: "run",
+        situation: "after start (the target went to the child)",
+        cpython: CPython::Raises(PyRaise::new(
+            "AttributeError",
+            "'Process' object has no attribute '_target'",
+        )),
+        error: "RunAfterStart",
+        deviation: None,
+    },
+    Refusal {
         id: "process.sentinel.not_started",
         object: Object::Process,
         operation: "sentinel",
@@ -815,6 +851,30 @@ pub const REFUSALS: &[Refusal] = &[
         situation: "the handle was closed",
         cpython: CPython::Raises(PyRaise::new("ValueError", "process object is closed")),
         error: "Closed",
+        deviation: None,
+    },
+    Refusal {
+        id: "process.start.daemonic_parent",
+        object: Object::Process,
+        operation: "start",
+        situation: "inside a daemonic process",
+        cpython: CPython::Raises(PyRaise::new(
+            "AssertionError",
+            "daemonic processes are not allowed to have children",
+        )),
+        error: "DaemonicParent",
+        deviation: None,
+    },
+    Refusal {
+        id: "process.start.not_creator",
+        object: Object::Process,
+        operation: "start",
+        situation: "from a process other than the one that created it",
+        cpython: CPython::Raises(PyRaise::new(
+            "AssertionError",
+            "can only start a process object created by current process",
+        )),
+        error: "NotCreator",
         deviation: None,
     },
     Refusal {

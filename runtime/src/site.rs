@@ -102,6 +102,8 @@ pub enum Operation {
     New,
     /// `start()`.
     Start,
+    /// `run()`.
+    Run,
     /// `join()` of a process or a joinable queue.
     Join,
     /// `is_alive()` (and proclife's `state()`).
@@ -168,9 +170,10 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 33] = [
+    pub const ALL: [Operation; 34] = [
         Operation::New,
         Operation::Start,
+        Operation::Run,
         Operation::Join,
         Operation::IsAlive,
         Operation::Terminate,
@@ -209,6 +212,7 @@ impl Operation {
         match self {
             Operation::New => "__init__",
             Operation::Start => "start",
+            Operation::Run => "run",
             Operation::Join => "join",
             Operation::IsAlive => "is_alive",
             Operation::Terminate => "terminate",
@@ -269,5 +273,23 @@ impl Site {
 impl fmt::Display for Site {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.object, self.operation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let objects: std::collections::HashSet<_> = Object::ALL.iter().map(|o| o.name()).collect();
+        assert_eq!(objects.len(), Object::ALL.len());
+        let operations: std::collections::HashSet<_> =
+            Operation::ALL.iter().map(|o| o.name()).collect();
+        assert_eq!(operations.len(), Operation::ALL.len());
+        assert_eq!(
+            Site::new(Object::Connection, Operation::SendBytes).to_string(),
+            "Connection.send_bytes"
+        );
     }
 }

@@ -505,6 +505,58 @@ for op, call in [
     ROWS[f"process.{op}.closed"] = (lambda call: lambda: call(closed_process()))(call)
 
 
+def report_call(call, target, conn):
+    conn.send(outcome_of(lambda: call(target)))
+    conn.close()
+
+
+def from_another_process(target, call):
+    """`call(target)` in a fork child (daemonic, as every probe child), its outcome."""
+    return answer_or_hang(report_call, call, target)
+
+
+@row("process.join.not_child")
+def _():
+    p = started(CHILD_BOUND)
+    try:
+        return from_another_process(p, lambda p: p.join(0))
+    finally:
+        p.kill()
+        p.join(CHILD_BOUND)
+
+
+@row("process.is_alive.not_child")
+def _():
+    p = started(CHILD_BOUND)
+    try:
+        return from_another_process(p, lambda p: p.is_alive())
+    finally:
+        p.kill()
+        p.join(CHILD_BOUND)
+
+
+@row("process.start.not_creator")
+def _():
+    return from_another_process(new_process(), lambda p: p.start())
+
+
+@row("process.start.daemonic_parent")
+def _():
+    # Every probe child is daemonic; this one tries to start a child of its own.
+    return from_another_process(None, lambda _: new_process().start())
+
+
+@row("process.run.after_start")
+def _():
+    # multiprocessing.Process, not the fork context's ForkProcess: the message names the class.
+    p = mp.Process(target=time.sleep, args=(0,))
+    p.start()
+    try:
+        return p.run()
+    finally:
+        p.join(CHILD_BOUND)
+
+
 @row("process.close.running")
 def _():
     p = started(CHILD_BOUND)

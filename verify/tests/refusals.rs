@@ -401,6 +401,15 @@ fn drive(id: &str) -> Result<Error, String> {
             reap(&process)?;
             refused(process.set_daemon(true))
         }
+        "process.run.after_start" => {
+            let mut process = Process::builder()
+                .start_method(StartMethod::Fork)
+                .target(|| {});
+            setup(process.start())?;
+            let got = refused(process.run());
+            reap(&process)?;
+            got
+        }
         "process.start.closed" => closed_process(|p| refused(p.start())),
         "process.join.closed" => closed_process(|p| refused(p.join())),
         "process.is_alive.closed" => closed_process(|p| refused(p.is_alive())),
@@ -425,30 +434,92 @@ fn drive(id: &str) -> Result<Error, String> {
     }
 }
 
-/// Drives a row whose refusal is observed in a child: `barrier.wait.reset_while_waiting`.
-fn drive_in_child(id: &str, site: Site) -> Option<Result<Observed, String>> {
-    (id == "barrier.wait.reset_while_waiting").then(|| {
-        let barrier = Arc::new(setup(Barrier::new(2, None))?);
-        let (mut reader, mut writer) = setup(pipe(false))?;
-        let party = Arc::clone(&barrier);
-        let process = child(move || {
-            let observed: Option<Observed> = party
-                .wait_timeout(Some(BOUND))
-                .err()
-                .map(|e| observe(&e, site));
+/// Runs `body` in a fork child (daemonic when `daemon`), runs `meanwhile` here, and returns
+/// what the child observed.
+fn observed_in_child(
+    daemon: bool,
+    body: impl FnOnce() -> Option<Observed> + Send + 'static,
+    meanwhile: impl FnOnce() -> Result<(), String>,
+) -> Result<Observed, String> {
+    let (mut reader, mut writer) = setup(pipe(false))?;
+    let mut process = Process::builder()
+        .start_method(StartMethod::Fork)
+        .daemon(daemon)
+        .target(move || {
+            let observed = body();
             let _ = writer.send(&observed);
-        })?;
-        let got = until_waiting(&barrier, 1)
-            .and_then(|()| setup(barrier.reset()))
-            .and_then(|()| {
-                if setup(reader.poll(Some(BOUND)))? {
-                    setup(reader.recv::<Option<Observed>>())
-                } else {
-                    Err("the waiting child did not report".into())
-                }
-            });
-        reap(&process)?;
-        got?.ok_or_else(|| "expected a refusal, the child's wait returned".to_owned())
+        });
+    setup(process.start())?;
+    let got = meanwhile().and_then(|()| {
+        if setup(reader.poll(Some(BOUND)))? {
+            setup(reader.recv::<Option<Observed>>())
+        } else {
+            Err(format!("the child did not report within {BOUND:?}"))
+        }
+    });
+    if got.is_err() {
+        setup(process.kill())?;
+    }
+    reap(&process)?;
+    got?.ok_or_else(|| "expected a refusal, the child's call returned".to_owned())
+}
+
+/// `call` on a running process's handle, from another process (a fork child).
+fn from_another_process(
+    site: Site,
+    call: impl FnOnce(&Process) -> proclife::Result<bool> + Send + 'static,
+) -> Result<Observed, String> {
+    let sibling = Arc::new(child(|| std::thread::sleep(BOUND))?);
+    let inherited = Arc::clone(&sibling);
+    let got = observed_in_child(
+        false,
+        move || call(&inherited).err().map(|e| observe(&e, site)),
+        || Ok(()),
+    );
+    kill(&sibling)?;
+    got
+}
+
+/// Drives a row whose refusal is observed in a child process; `None` for the other rows.
+fn drive_in_child(id: &str, site: Site) -> Option<Result<Observed, String>> {
+    Some(match id {
+        "barrier.wait.reset_while_waiting" => (|| {
+            let barrier = Arc::new(setup(Barrier::new(2, None))?);
+            let party = Arc::clone(&barrier);
+            observed_in_child(
+                true,
+                move || {
+                    party
+                        .wait_timeout(Some(BOUND))
+                        .err()
+                        .map(|e| observe(&e, site))
+                },
+                || until_waiting(&barrier, 1).and_then(|()| setup(barrier.reset())),
+            )
+        })(),
+        "process.join.not_child" => from_another_process(site, |p| p.join().map(|()| true)),
+        "process.is_alive.not_child" => from_another_process(site, Process::is_alive),
+        "process.start.not_creator" => {
+            let mut fresh = Process::builder()
+                .start_method(StartMethod::Fork)
+                .target(|| {});
+            observed_in_child(
+                false,
+                move || fresh.start().err().map(|e| observe(&e, site)),
+                || Ok(()),
+            )
+        }
+        "process.start.daemonic_parent" => observed_in_child(
+            true,
+            move || {
+                let mut grandchild = Process::builder()
+                    .start_method(StartMethod::Fork)
+                    .target(|| {});
+                grandchild.start().err().map(|e| observe(&e, site))
+            },
+            || Ok(()),
+        ),
+        _ => return None,
     })
 }
 
