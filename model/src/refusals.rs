@@ -18,8 +18,8 @@
 //! (or hangs on), or names the refusal differently; the deviation names its decision record in
 //! `docs/decisions/`.
 //!
-//! `Event` has no row: its operations never refuse (a timed-out `wait` returns `false`, as in
-//! CPython). A failed system call (`Error::Os`) is named by its errno wherever it happens and
+//! `Event`'s only row is a NaN timeout: otherwise its operations never refuse (a timed-out
+//! `wait` returns `false`, as in CPython). A failed system call (`Error::Os`) is named by its errno wherever it happens and
 //! has no row.
 
 /// The CPython class (or, for `Condition`, the class with the kind of its lock) a row is about.
@@ -47,6 +47,8 @@ pub enum Object {
     Semaphore,
     /// `multiprocessing.BoundedSemaphore`.
     BoundedSemaphore,
+    /// `multiprocessing.Event`.
+    Event,
     /// `multiprocessing.Condition()` with its default lock, an `RLock`.
     Condition,
     /// `multiprocessing.Condition(Lock())`.
@@ -209,6 +211,24 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "barrier.wait.timeout_nan",
+        object: Object::Barrier,
+        operation: "wait",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new("OSError", "[Errno 22] Invalid argument")),
+        error: "NanTimeout",
+        deviation: None,
+    },
+    Refusal {
+        id: "bounded_semaphore.acquire.timeout_nan",
+        object: Object::BoundedSemaphore,
+        operation: "acquire",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new("OSError", "[Errno 22] Invalid argument")),
+        error: "NanTimeout",
+        deviation: None,
+    },
+    Refusal {
         id: "bounded_semaphore.new.above_max",
         object: Object::BoundedSemaphore,
         operation: "__init__",
@@ -263,6 +283,15 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "condition.wait.timeout_nan",
+        object: Object::Condition,
+        operation: "wait",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new("OSError", "[Errno 22] Invalid argument")),
+        error: "NanTimeout",
+        deviation: None,
+    },
+    Refusal {
         id: "condition.wait.unowned",
         object: Object::Condition,
         operation: "wait",
@@ -272,6 +301,15 @@ pub const REFUSALS: &[Refusal] = &[
             "must acquire() condition before using wait()",
         )),
         error: "NotOwner",
+        deviation: None,
+    },
+    Refusal {
+        id: "condition.wait_for.timeout_nan",
+        object: Object::Condition,
+        operation: "wait_for",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new("OSError", "[Errno 22] Invalid argument")),
+        error: "NanTimeout",
         deviation: None,
     },
     Refusal {
@@ -356,6 +394,18 @@ pub const REFUSALS: &[Refusal] = &[
         situation: "the end was closed",
         cpython: CPython::Raises(PyRaise::new("OSError", "handle is closed")),
         error: "HandleClosed",
+        deviation: None,
+    },
+    Refusal {
+        id: "connection.poll.timeout_nan",
+        object: Object::Connection,
+        operation: "poll",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new(
+            "ValueError",
+            "cannot convert float NaN to integer",
+        )),
+        error: "NanTimeout",
         deviation: None,
     },
     Refusal {
@@ -530,6 +580,15 @@ pub const REFUSALS: &[Refusal] = &[
         }),
     },
     Refusal {
+        id: "event.wait.timeout_nan",
+        object: Object::Event,
+        operation: "wait",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new("OSError", "[Errno 22] Invalid argument")),
+        error: "NanTimeout",
+        deviation: None,
+    },
+    Refusal {
         id: "joinable_queue.get.closed",
         object: Object::JoinableQueue,
         operation: "get",
@@ -548,6 +607,18 @@ pub const REFUSALS: &[Refusal] = &[
         situation: "no item, the timeout passed",
         cpython: CPython::Raises(PyRaise::new("_queue.Empty", "")),
         error: "Empty",
+        deviation: None,
+    },
+    Refusal {
+        id: "joinable_queue.get.timeout_nan",
+        object: Object::JoinableQueue,
+        operation: "get",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new(
+            "ValueError",
+            "cannot convert float NaN to integer",
+        )),
+        error: "NanTimeout",
         deviation: None,
     },
     Refusal {
@@ -646,6 +717,18 @@ pub const REFUSALS: &[Refusal] = &[
         error: "OwnerDied",
         deviation: Some(Deviation {
             decision: "0003",
+            names: None,
+        }),
+    },
+    Refusal {
+        id: "lock.acquire.timeout_nan",
+        object: Object::Lock,
+        operation: "acquire",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Returns("True"),
+        error: "NanTimeout",
+        deviation: Some(Deviation {
+            decision: "0009",
             names: None,
         }),
     },
@@ -938,6 +1021,18 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "queue.get.timeout_nan",
+        object: Object::Queue,
+        operation: "get",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new(
+            "ValueError",
+            "cannot convert float NaN to integer",
+        )),
+        error: "NanTimeout",
+        deviation: None,
+    },
+    Refusal {
         id: "queue.get_nowait.closed",
         object: Object::Queue,
         operation: "get_nowait",
@@ -978,6 +1073,18 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Raises(PyRaise::new("queue.Full", "")),
         error: "Full",
         deviation: None,
+    },
+    Refusal {
+        id: "queue.put.timeout_nan",
+        object: Object::Queue,
+        operation: "put",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`), room for the item",
+        cpython: CPython::Returns("None"),
+        error: "NanTimeout",
+        deviation: Some(Deviation {
+            decision: "0009",
+            names: None,
+        }),
     },
     Refusal {
         id: "queue.put.too_large",
@@ -1025,6 +1132,18 @@ pub const REFUSALS: &[Refusal] = &[
         }),
     },
     Refusal {
+        id: "rlock.acquire.timeout_nan",
+        object: Object::RLock,
+        operation: "acquire",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Returns("True"),
+        error: "NanTimeout",
+        deviation: Some(Deviation {
+            decision: "0009",
+            names: None,
+        }),
+    },
+    Refusal {
         id: "rlock.release.held_by_other",
         object: Object::RLock,
         operation: "release",
@@ -1046,6 +1165,15 @@ pub const REFUSALS: &[Refusal] = &[
             "attempt to release recursive lock not owned by thread",
         )),
         error: "NotOwner",
+        deviation: None,
+    },
+    Refusal {
+        id: "semaphore.acquire.timeout_nan",
+        object: Object::Semaphore,
+        operation: "acquire",
+        situation: "the timeout is NaN (through `sync::timeout_from_secs`)",
+        cpython: CPython::Raises(PyRaise::new("OSError", "[Errno 22] Invalid argument")),
+        error: "NanTimeout",
         deviation: None,
     },
     Refusal {

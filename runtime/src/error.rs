@@ -61,7 +61,12 @@ pub enum Error {
     /// `run()` after `start()`: the target was handed to the child.
     #[error("'Process' object has no attribute '_target'")]
     RunAfterStart,
-    /// A timeout given as a float was NaN.
+    /// A timeout given as a float was NaN (`Process::join_timeout_secs`,
+    /// `sync::timeout_from_secs`).
+    ///
+    /// CPython: `ValueError: cannot convert float NaN to integer` (`Process.join`,
+    /// `Queue.get`, `Connection.poll`), `OSError: [Errno 22] Invalid argument` (the waits of
+    /// `Semaphore`, `Event`, `Condition`, `Barrier`); see [`Error::python_for`].
     #[error("timeout is NaN")]
     NanTimeout,
     /// A signal number that is not a deliverable signal, or a job-control signal.
@@ -412,6 +417,17 @@ impl Error {
                     named("OverflowError", "Python int too large to convert to C int")
                 }
                 _ => None,
+            },
+            Error::NanTimeout => match (object, operation) {
+                (O::Semaphore | O::BoundedSemaphore, Op::Acquire)
+                | (O::Event | O::Barrier, Op::Wait)
+                | (O::Condition | O::ConditionWithLock, Op::Wait | Op::WaitFor) => {
+                    Some(os_error(Errno::EINVAL))
+                }
+                // CPython acquires, or puts without looking at the timeout (decision 0009).
+                (O::Lock | O::RLock | O::Condition | O::ConditionWithLock, Op::Acquire)
+                | (O::Queue | O::JoinableQueue | O::SimpleQueue, Op::Put) => None,
+                _ => self.python(),
             },
             Error::FrameTooLarge { .. } => match (object, operation) {
                 (O::Connection, Op::Recv | Op::RecvBytes) => named("OSError", "bad message length"),

@@ -456,6 +456,34 @@ def _():
     return CTX.Barrier(0)
 
 
+# ---- A NaN timeout (proclife: `sync::timeout_from_secs`) ----
+
+NAN = float("nan")
+
+
+def held_condition():
+    condition = CTX.Condition()
+    condition.acquire()
+    return condition
+
+
+for name, call in [
+    ("lock.acquire", lambda: CTX.Lock().acquire(timeout=NAN)),
+    ("rlock.acquire", lambda: CTX.RLock().acquire(timeout=NAN)),
+    ("semaphore.acquire", lambda: CTX.Semaphore(0).acquire(timeout=NAN)),
+    ("bounded_semaphore.acquire", lambda: CTX.BoundedSemaphore(0).acquire(timeout=NAN)),
+    ("event.wait", lambda: CTX.Event().wait(NAN)),
+    ("condition.wait", lambda: held_condition().wait(NAN)),
+    ("condition.wait_for", lambda: held_condition().wait_for(lambda: False, NAN)),
+    ("barrier.wait", lambda: CTX.Barrier(2).wait(NAN)),
+    ("queue.get", lambda: CTX.Queue().get(timeout=NAN)),
+    ("queue.put", lambda: CTX.Queue(1).put(1, timeout=NAN)),
+    ("joinable_queue.get", lambda: CTX.JoinableQueue().get(timeout=NAN)),
+    ("connection.poll", lambda: CTX.Pipe()[0].poll(NAN)),
+]:
+    ROWS[f"{name}.timeout_nan"] = call
+
+
 # ---- Process (the life-cycle's refusals) ----
 
 def new_process():

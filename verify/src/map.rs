@@ -106,6 +106,7 @@ pub fn site(row: &proclife_model::refusals::Refusal) -> Option<proclife::Site> {
         M::RLock => R::RLock,
         M::Semaphore => R::Semaphore,
         M::BoundedSemaphore => R::BoundedSemaphore,
+        M::Event => R::Event,
         M::Condition => R::Condition,
         M::ConditionWithLock => R::ConditionWithLock,
         M::Barrier => R::Barrier,

@@ -19,6 +19,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use proclife::ipc::{Array, JoinableQueue, Queue, SimpleQueue, Value, pipe};
 use proclife::sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SEM_VALUE_MAX, Semaphore,
+    timeout_from_secs,
 };
 use proclife::{Error, Process, Site, StartMethod};
 use proclife_model::refusals::{CPython, PyRaise, REFUSALS, Refusal};
@@ -210,6 +211,11 @@ fn killed_peer(
     then(&mut mine)
 }
 
+/// A NaN timeout, converted as a caller holding Python-style seconds would.
+fn nan() -> proclife::Result<Option<Duration>> {
+    timeout_from_secs(f64::NAN)
+}
+
 fn condition(recursive: bool) -> Result<Condition, String> {
     if recursive {
         setup(Condition::new())
@@ -384,6 +390,55 @@ fn drive(id: &str) -> Result<Error, String> {
             refused(barrier.wait_timeout(Some(BOUND)))
         }
         "barrier.new.zero_parties" => refused(Barrier::new(0, None)),
+        "lock.acquire.timeout_nan" => {
+            let lock = setup(Lock::new())?;
+            refused(nan().and_then(|t| lock.acquire(t)))
+        }
+        "rlock.acquire.timeout_nan" => {
+            let lock = setup(RLock::new())?;
+            refused(nan().and_then(|t| lock.acquire(t)))
+        }
+        "semaphore.acquire.timeout_nan" => {
+            let sem = setup(Semaphore::new(0))?;
+            refused(nan().and_then(|t| sem.acquire(t)))
+        }
+        "bounded_semaphore.acquire.timeout_nan" => {
+            let sem = setup(BoundedSemaphore::new(0))?;
+            refused(nan().and_then(|t| sem.acquire(t)))
+        }
+        "event.wait.timeout_nan" => {
+            let event = setup(Event::new())?;
+            refused(nan().and_then(|t| event.wait(t)))
+        }
+        "condition.wait.timeout_nan" | "condition.wait_for.timeout_nan" => {
+            let cond = condition(true)?;
+            setup(cond.acquire(None))?;
+            if id == "condition.wait.timeout_nan" {
+                refused(nan().and_then(|t| cond.wait(t)))
+            } else {
+                refused(nan().and_then(|t| cond.wait_for(|| false, t)))
+            }
+        }
+        "barrier.wait.timeout_nan" => {
+            let barrier = setup(Barrier::new(2, None))?;
+            refused(nan().and_then(|t| barrier.wait_timeout(t)))
+        }
+        "queue.get.timeout_nan" => {
+            let q = queue(0)?;
+            refused(nan().and_then(|t| q.get_timeout(t)))
+        }
+        "queue.put.timeout_nan" => {
+            let q = queue(1)?;
+            refused(nan().and_then(|t| q.put_timeout(&1, t)))
+        }
+        "joinable_queue.get.timeout_nan" => {
+            let q = joinable(0)?;
+            refused(nan().and_then(|t| q.queue().get_timeout(t)))
+        }
+        "connection.poll.timeout_nan" => {
+            let (mine, _peer) = setup(pipe(true))?;
+            refused(nan().and_then(|t| mine.poll(t)))
+        }
         "process.start.twice" => start_twice(),
         "process.join.not_started" => refused(Process::new(|| {}).join()),
         "process.terminate.not_started" => refused(Process::new(|| {}).terminate()),
