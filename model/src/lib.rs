@@ -108,6 +108,7 @@ mod graph;
 mod op;
 mod outcome;
 mod possible;
+pub mod refusals;
 mod schema;
 mod state;
 mod step;

@@ -3,6 +3,7 @@
 use nix::errno::Errno;
 
 use crate::process::Pid;
+use crate::site::{Object, Operation, Site};
 
 /// Everything that can go wrong in the runtime.
 ///
@@ -60,7 +61,12 @@ pub enum Error {
     /// `run()` after `start()`: the target was handed to the child.
     #[error("'Process' object has no attribute '_target'")]
     RunAfterStart,
-    /// A timeout given as a float was NaN.
+    /// A timeout given as a float was NaN (`Process::join_timeout_secs`,
+    /// `sync::timeout_from_secs`).
+    ///
+    /// CPython: `ValueError: cannot convert float NaN to integer` (`Process.join`,
+    /// `Queue.get`, `Connection.poll`), `OSError: [Errno 22] Invalid argument` (the waits of
+    /// `Semaphore`, `Event`, `Condition`, `Barrier`); see [`Error::python_for`].
     #[error("timeout is NaN")]
     NanTimeout,
     /// A signal number that is not a deliverable signal, or a job-control signal.
@@ -135,12 +141,15 @@ pub enum Error {
     /// The handle was closed by `close()` in this process; the operation never touches the
     /// old descriptor number.
     ///
-    /// CPython: `OSError: handle is closed` (connections), `ValueError: Queue ... is closed`.
+    /// CPython: `OSError: handle is closed` (connections, `SimpleQueue`),
+    /// `ValueError: Queue <...> is closed` (`Queue`, `JoinableQueue`); see
+    /// [`Error::python_for`].
     #[error("handle is closed")]
     HandleClosed,
     /// The peer end is gone: end of file on receive, a broken pipe on send.
     ///
-    /// CPython: `EOFError` on receive, `BrokenPipeError` on send.
+    /// CPython: `EOFError` on receive, `BrokenPipeError: [Errno 32] Broken pipe` on send; see
+    /// [`Error::python_for`].
     #[error("the peer closed the connection or died")]
     Disconnected,
     /// The previous holder of a robust lock died while holding it (`EOWNERDEAD`).
@@ -156,6 +165,9 @@ pub enum Error {
     NotRecoverable,
     /// A frame or item is longer than the configured maximum; nothing was allocated
     /// (receive) or written (send).
+    ///
+    /// CPython: `OSError: bad message length` on receive (`recv_bytes(maxlength)`); CPython
+    /// sends and queues items of any length (decisions 0004 and 0009).
     #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
     FrameTooLarge {
         /// The length that was announced or requested.
@@ -184,7 +196,7 @@ pub enum Error {
     Full,
     /// A queue had no item within the timeout.
     ///
-    /// CPython: `queue.Empty`.
+    /// CPython: `queue.Empty` (its qualified name is `_queue.Empty`).
     #[error("queue is empty")]
     Empty,
     /// The barrier was broken: reset or aborted, timed out, or a party died.
@@ -195,9 +207,11 @@ pub enum Error {
     /// The caller does not hold the lock it tried to release, or waited or notified on a
     /// condition without holding its lock.
     ///
-    /// CPython: `RuntimeError: cannot release un-acquired lock`,
-    /// `AssertionError: attempt to release recursive lock not owned by thread`,
-    /// `RuntimeError: cannot wait on un-acquired lock`.
+    /// CPython ([`Error::python_for`]): `ValueError: semaphore or lock released too many times`
+    /// (`Lock.release`; CPython accepts a release by another process, decision 0003),
+    /// `AssertionError: attempt to release recursive lock not owned by thread` (`RLock.release`),
+    /// `AssertionError: must acquire() condition before using wait()` (`Condition.wait`),
+    /// `AssertionError: lock is not owned` (`Condition.notify`).
     #[error("the caller does not hold the lock")]
     NotOwner,
     /// The caller already holds this non-recursive lock and would wait for itself
@@ -212,9 +226,11 @@ pub enum Error {
     #[error("released too many times: {0}")]
     TooManyReleases(&'static str),
     /// An argument is out of range (a NaN timeout, zero barrier parties, a size that
-    /// overflows, ...).
+    /// overflows, ...), or an operation the object cannot do (receiving on a write-only end).
     ///
-    /// CPython: `ValueError`.
+    /// CPython ([`Error::python_for`]): `OSError: connection is read-only` /
+    /// `connection is write-only`, `IndexError: invalid index` (`Array`), `OverflowError`
+    /// (a semaphore value above `SEM_VALUE_MAX`); none where CPython accepts the argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
     /// Shared memory could not be reserved (`ENOSPC` from `posix_fallocate`): the object was
@@ -236,10 +252,15 @@ impl Error {
         Error::Os { call, errno }
     }
 
-    /// The CPython exception type name and exact message this error stands for.
+    /// The CPython exception type name and exact message this error stands for, where that
+    /// does not depend on the object and operation that refused.
     ///
     /// `None` for errors CPython has no counterpart for (the refusal to fork a threaded
-    /// parent, a status stolen by a foreign reaper, a failed target run in the caller).
+    /// parent, a status stolen by a foreign reaper, a failed target run in the caller, a dead
+    /// lock holder, ...), and for the errors whose CPython name depends on where they
+    /// happened ([`Error::HandleClosed`], [`Error::Disconnected`], [`Error::NotOwner`],
+    /// [`Error::InvalidArgument`], [`Error::FrameTooLarge`]): name those with
+    /// [`Error::python_for`].
     ///
     /// # Examples
     ///
@@ -282,16 +303,10 @@ impl Error {
             ),
             Error::NanTimeout => ("ValueError", "cannot convert float NaN to integer"),
             Error::InvalidSignal { .. } => ("ValueError", "signal number out of range"),
-            Error::HandleClosed => ("OSError", "handle is closed"),
-            Error::Disconnected => ("EOFError", ""),
             Error::Full => ("queue.Full", ""),
-            Error::Empty => ("queue.Empty", ""),
+            Error::Empty => ("_queue.Empty", ""),
             Error::BrokenBarrier => ("threading.BrokenBarrierError", ""),
-            Error::TooManyReleases(message) | Error::InvalidArgument(message) => {
-                ("ValueError", *message)
-            }
-            Error::NotOwner => ("RuntimeError", "cannot release un-acquired lock"),
-            Error::FrameTooLarge { .. } => ("OSError", "bad message length"),
+            Error::TooManyReleases(message) => ("ValueError", *message),
             Error::StartMethodAlreadySet => ("RuntimeError", "context has already been set"),
             Error::NotPassable { .. } => (
                 "_pickle.PicklingError",
@@ -312,11 +327,116 @@ impl Error {
             | Error::WouldDeadlock
             | Error::NoSpace { .. }
             | Error::ForkServerDied
-            | Error::Unsupported(_) => {
+            | Error::Unsupported(_)
+            | Error::HandleClosed
+            | Error::Disconnected
+            | Error::NotOwner
+            | Error::InvalidArgument(_)
+            | Error::FrameTooLarge { .. } => {
                 return None;
             }
         };
         Some((kind, message.to_owned()))
+    }
+
+    /// The CPython exception type name and exact message this error stands for when `site`
+    /// returned it: CPython names the same refusal differently on different objects and
+    /// operations.
+    ///
+    /// Every refusal of the refusal table (`model/src/refusals.rs`, measured on CPython by
+    /// `verify/python/refusals.py`) is named here as the table says; `verify/tests/refusals.rs`
+    /// drives each row on real objects and checks it. `None` where CPython has no counterpart
+    /// (it accepts the call, hangs, or cannot get there). For errors whose name does not depend
+    /// on the site this is [`Error::python`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use proclife::{Error, Object, Operation, Site};
+    ///
+    /// let lock = Site::new(Object::Lock, Operation::Release);
+    /// let (kind, message) = Error::NotOwner.python_for(lock).unwrap();
+    /// assert_eq!(kind, "ValueError");
+    /// assert_eq!(message, "semaphore or lock released too many times");
+    ///
+    /// let rlock = Site::new(Object::RLock, Operation::Release);
+    /// let (kind, _) = Error::NotOwner.python_for(rlock).unwrap();
+    /// assert_eq!(kind, "AssertionError");
+    ///
+    /// let send = Site::new(Object::Connection, Operation::Send);
+    /// let recv = Site::new(Object::Connection, Operation::Recv);
+    /// let (kind, message) = Error::Disconnected.python_for(send).unwrap();
+    /// assert_eq!((kind, message.as_str()), ("BrokenPipeError", "[Errno 32] Broken pipe"));
+    /// assert_eq!(Error::Disconnected.python_for(recv).unwrap().0, "EOFError");
+    /// ```
+    pub fn python_for(&self, site: Site) -> Option<(&'static str, String)> {
+        use Object as O;
+        use Operation as Op;
+        let Site { object, operation } = site;
+        let named = |kind: &'static str, message: &str| Some((kind, message.to_owned()));
+        match self {
+            Error::HandleClosed => match object {
+                O::Queue | O::JoinableQueue => Some((
+                    "ValueError",
+                    format!(
+                        "Queue <multiprocessing.queues.{object} object at 0x\u{2026}> is closed"
+                    ),
+                )),
+                O::Connection | O::SimpleQueue => named("OSError", "handle is closed"),
+                _ => None,
+            },
+            Error::Disconnected => match (object, operation) {
+                (O::Connection, Op::Send | Op::SendBytes) => Some(os_error(Errno::EPIPE)),
+                (O::Connection, Op::Recv | Op::RecvBytes) => named("EOFError", ""),
+                _ => None,
+            },
+            Error::NotOwner => match (object, operation) {
+                (O::Lock | O::ConditionWithLock, Op::Release) => {
+                    named("ValueError", "semaphore or lock released too many times")
+                }
+                (O::RLock | O::Condition, Op::Release) => named(
+                    "AssertionError",
+                    "attempt to release recursive lock not owned by thread",
+                ),
+                (O::Condition | O::ConditionWithLock, Op::Wait | Op::WaitFor) => named(
+                    "AssertionError",
+                    "must acquire() condition before using wait()",
+                ),
+                (O::Condition | O::ConditionWithLock, Op::Notify | Op::NotifyAll) => {
+                    named("AssertionError", "lock is not owned")
+                }
+                _ => None,
+            },
+            Error::InvalidArgument(_) => match (object, operation) {
+                (O::Connection, Op::Send | Op::SendBytes) => {
+                    named("OSError", "connection is read-only")
+                }
+                (O::Connection, Op::Recv | Op::RecvBytes | Op::Poll) => {
+                    named("OSError", "connection is write-only")
+                }
+                (O::Array, Op::GetItem | Op::SetItem) => named("IndexError", "invalid index"),
+                (O::Semaphore | O::BoundedSemaphore, Op::New) => {
+                    named("OverflowError", "Python int too large to convert to C int")
+                }
+                _ => None,
+            },
+            Error::NanTimeout => match (object, operation) {
+                (O::Semaphore | O::BoundedSemaphore, Op::Acquire)
+                | (O::Event | O::Barrier, Op::Wait)
+                | (O::Condition | O::ConditionWithLock, Op::Wait | Op::WaitFor) => {
+                    Some(os_error(Errno::EINVAL))
+                }
+                // CPython acquires, or puts without looking at the timeout (decision 0009).
+                (O::Lock | O::RLock | O::Condition | O::ConditionWithLock, Op::Acquire)
+                | (O::Queue | O::JoinableQueue | O::SimpleQueue, Op::Put) => None,
+                _ => self.python(),
+            },
+            Error::FrameTooLarge { .. } => match (object, operation) {
+                (O::Connection, Op::Recv | Op::RecvBytes) => named("OSError", "bad message length"),
+                _ => None,
+            },
+            _ => self.python(),
+        }
     }
 }
 

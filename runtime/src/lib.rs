@@ -65,6 +65,7 @@ mod process;
 mod registry;
 pub mod result;
 pub mod shm;
+mod site;
 mod start;
 mod status;
 pub mod sync;
@@ -102,6 +103,7 @@ pub use current::{
 };
 pub use error::{Error, Result};
 pub use process::{Builder, Pid, Process, ProcessState, Target, TargetResult};
+pub use site::{Object, Operation, Site};
 pub use start::bootstrap::{BOOTSTRAP_EXIT_CODE, ENV as BOOTSTRAP_ENV};
 pub use start::{
     StartMethod, fork_server_pid, get_start_method, set_start_method, set_start_method_force,

@@ -336,7 +336,7 @@ fn t34_timeouts() -> TestResult {
     )?;
     ensure(timeout_from_secs(1e300)?.is_none(), "huge is forever")?;
     ensure(
-        matches!(timeout_from_secs(f64::NAN), Err(Error::InvalidArgument(_))),
+        matches!(timeout_from_secs(f64::NAN), Err(Error::NanTimeout)),
         "NaN",
     )?;
     let lock = Lock::new()?;

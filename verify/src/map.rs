@@ -88,6 +88,35 @@ pub fn state_admits(state: &State, observed: ProcessState) -> bool {
     }
 }
 
+/// The runtime's site for a row of the refusal table: the same object and the same CPython
+/// operation name. `None` when the runtime has no such object or operation (a table the
+/// runtime cannot name; the refusal test reports it).
+pub fn site(row: &proclife_model::refusals::Refusal) -> Option<proclife::Site> {
+    use proclife::Object as R;
+    use proclife_model::refusals::Object as M;
+    let object = match row.object {
+        M::Process => R::Process,
+        M::Connection => R::Connection,
+        M::Queue => R::Queue,
+        M::SimpleQueue => R::SimpleQueue,
+        M::JoinableQueue => R::JoinableQueue,
+        M::Value => R::Value,
+        M::Array => R::Array,
+        M::Lock => R::Lock,
+        M::RLock => R::RLock,
+        M::Semaphore => R::Semaphore,
+        M::BoundedSemaphore => R::BoundedSemaphore,
+        M::Event => R::Event,
+        M::Condition => R::Condition,
+        M::ConditionWithLock => R::ConditionWithLock,
+        M::Barrier => R::Barrier,
+    };
+    let operation = proclife::Operation::ALL
+        .into_iter()
+        .find(|op| op.name() == row.operation)?;
+    Some(proclife::Site::new(object, operation))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

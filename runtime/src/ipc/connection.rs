@@ -198,7 +198,8 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::HandleClosed`] after [`Connection::close`].
+    /// [`Error::HandleClosed`] after [`Connection::close`] (CPython's `fileno()`:
+    /// `OSError: handle is closed`).
     pub fn fd(&self) -> Result<BorrowedFd<'_>> {
         self.fd.as_ref().map(AsFd::as_fd).ok_or(Error::HandleClosed)
     }
@@ -233,8 +234,15 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::Encode`]; [`Error::FrameTooLarge`] before writing a byte; [`Error::HandleClosed`];
-    /// [`Error::Disconnected`] when the peer is gone; [`Error::Malformed`] when poisoned.
+    /// - [`Error::HandleClosed`] after [`Connection::close`] (CPython: `OSError: handle is
+    ///   closed`);
+    /// - [`Error::InvalidArgument`] on the receiving end of a one-way pipe (CPython:
+    ///   `OSError: connection is read-only`);
+    /// - [`Error::Disconnected`] when the peer is gone, closed or killed (CPython:
+    ///   `BrokenPipeError: [Errno 32] Broken pipe`);
+    /// - [`Error::FrameTooLarge`] above [`Connection::max_frame`], before writing a byte
+    ///   (CPython sends any length; decision 0009);
+    /// - [`Error::Encode`]; [`Error::Malformed`] when poisoned (no CPython counterpart).
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.usable(false)?;
         let payload = postcard::to_stdvec(value).map_err(Error::Encode)?;
@@ -245,7 +253,7 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// As [`Connection::send`], without `Encode`.
+    /// As [`Connection::send`], without `Encode` (the same CPython exceptions).
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         self.write_frame(bytes)
     }
@@ -314,7 +322,8 @@ impl Connection {
     /// # Errors
     ///
     /// [`Error::Decode`] for a complete frame that is not a `T` (the connection stays
-    /// usable); otherwise as [`Connection::recv_bytes`].
+    /// usable; postcard is not pickle, so no CPython exception stands for it, decision 0009);
+    /// otherwise as [`Connection::recv_bytes`].
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
         let bytes = self.recv_bytes()?;
         postcard::from_bytes(&bytes).map_err(Error::Decode)
@@ -324,10 +333,15 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// - [`Error::Disconnected`]: end of file at a frame boundary (the peer closed or died);
-    /// - [`Error::FrameTooLarge`]: the announced length exceeds `max_frame` (poisons);
+    /// - [`Error::Disconnected`]: end of file at a frame boundary (the peer closed or died;
+    ///   CPython: `EOFError`);
+    /// - [`Error::FrameTooLarge`]: the announced length exceeds `max_frame` (poisons; CPython's
+    ///   `recv_bytes(maxlength)`: `OSError: bad message length`);
+    /// - [`Error::HandleClosed`] (CPython: `OSError: handle is closed`);
+    /// - [`Error::InvalidArgument`] on the sending end of a one-way pipe (CPython:
+    ///   `OSError: connection is write-only`);
     /// - [`Error::Malformed`]: end of file inside a frame (poisons), or already poisoned;
-    /// - [`Error::HandleClosed`], [`Error::Os`].
+    ///   [`Error::Os`].
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let fd = self.usable(true)?;
         let mut header = [MaybeUninit::<u8>::uninit(); HEADER_LEN];
@@ -377,7 +391,9 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::HandleClosed`], [`Error::Malformed`] when poisoned, [`Error::Os`].
+    /// [`Error::HandleClosed`] (CPython: `OSError: handle is closed`),
+    /// [`Error::InvalidArgument`] on the sending end of a one-way pipe (CPython: `OSError:
+    /// connection is write-only`), [`Error::Malformed`] when poisoned, [`Error::Os`].
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         let fd = self.usable(true)?;
         if ready(fd, PollFlags::POLLIN)? {

@@ -407,7 +407,6 @@ impl Ring {
     }
 
     fn task_done(&self) -> Result<()> {
-        self.check_open()?;
         self.enter(BlockedOn::Join)?;
         let done = self.get(DONE);
         if done >= self.get(PUT_SEQ) {
@@ -423,7 +422,6 @@ impl Ring {
     }
 
     fn join(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.check_open()?;
         let deadline = Deadline::after(timeout);
         self.enter(BlockedOn::Join)?;
         while self.get(DONE) < self.get(PUT_SEQ) {
@@ -506,8 +504,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Encode`]; [`Error::FrameTooLarge`] when the item can never fit;
-    /// [`Error::HandleClosed`] after [`Queue::close`].
+    /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
+    /// closed`); [`Error::FrameTooLarge`] when the item can never fit (CPython queues any size;
+    /// decision 0004); [`Error::Encode`].
     pub fn put(&self, item: &T) -> Result<()> {
         self.put_timeout(item, None)
     }
@@ -536,9 +535,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`] when the item is not a `T` (the item is consumed);
-    /// [`Error::Malformed`] when the shared data failed its checksum (it is dropped);
-    /// [`Error::HandleClosed`] after [`Queue::close`].
+    /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
+    /// closed`); [`Error::Decode`] when the item is not a `T` (the item is consumed);
+    /// [`Error::Malformed`] when the shared data failed its checksum (it is dropped).
     pub fn get(&self) -> Result<T> {
         self.get_timeout(None)
     }
@@ -656,7 +655,8 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     ///
-    /// As [`Queue::put`].
+    /// As [`Queue::put`], except that CPython names [`Error::HandleClosed`] of a
+    /// `SimpleQueue` `OSError: handle is closed`.
     pub fn put(&self, item: &T) -> Result<()> {
         self.queue.put(item)
     }
@@ -665,7 +665,8 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     ///
     /// # Errors
     ///
-    /// As [`Queue::get`].
+    /// As [`Queue::get`], except that CPython names [`Error::HandleClosed`] of a
+    /// `SimpleQueue` `OSError: handle is closed`.
     pub fn get(&self) -> Result<T> {
         self.queue.get()
     }
@@ -764,7 +765,8 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// # Errors
     ///
     /// [`Error::TooManyReleases`] when every put item is already done (CPython:
-    /// `ValueError: task_done() called too many times`); [`Error::HandleClosed`].
+    /// `ValueError: task_done() called too many times`). Allowed after
+    /// [`JoinableQueue::close`], as in CPython.
     pub fn task_done(&self) -> Result<()> {
         self.queue.ring.task_done()
     }
@@ -774,7 +776,8 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::HandleClosed`]; [`Error::Os`] for an unexpected futex failure.
+    /// [`Error::Os`] for an unexpected futex failure. Allowed after [`JoinableQueue::close`],
+    /// as in CPython.
     pub fn join(&self, timeout: Option<Duration>) -> Result<bool> {
         self.queue.ring.join(timeout)
     }
@@ -887,6 +890,19 @@ mod tests {
         assert_eq!(q.get()?, 2);
         q.task_done()?;
         assert!(q.join(None)?);
+        Ok(())
+    }
+
+    #[test]
+    fn joinable_task_done_and_join_work_after_close_as_in_cpython() -> Result<()> {
+        let q = JoinableQueue::<u32>::with_capacity(0, 4096)?;
+        q.put(&1)?;
+        assert_eq!(q.get()?, 1);
+        q.close();
+        assert!(!q.join(Some(Duration::ZERO))?);
+        q.task_done()?;
+        assert!(q.join(Some(Duration::ZERO))?);
+        assert!(matches!(q.task_done(), Err(Error::TooManyReleases(_))));
         Ok(())
     }
 

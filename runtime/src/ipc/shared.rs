@@ -272,7 +272,8 @@ impl<T: Shareable> Value<T> {
     ///
     /// [`Error::OwnerDied`] when a process died holding the lock (the caller then holds it:
     /// inspect, repair, `get_lock().mark_consistent()`, `release()`), or
-    /// [`Error::NotRecoverable`].
+    /// [`Error::NotRecoverable`]. CPython raises neither: its `value` waits for a dead holder
+    /// forever (decision 0003).
     pub fn get(&self) -> Result<T> {
         locked(&self.lock, || Ok(self.raw.get()))
     }
@@ -369,7 +370,7 @@ impl<T: Shareable> RawArray<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] when `index >= len` (CPython: `IndexError`).
+    /// [`Error::InvalidArgument`] when `index >= len` (CPython: `IndexError: invalid index`).
     pub fn get(&self, index: usize) -> Result<T> {
         self.cells.read(index)
     }
@@ -466,7 +467,8 @@ impl<T: Shareable> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] when out of range; lock errors as in [`Value::get`].
+    /// [`Error::InvalidArgument`] when `index >= len` (CPython: `IndexError: invalid index`);
+    /// lock errors as in [`Value::get`].
     pub fn get(&self, index: usize) -> Result<T> {
         locked(&self.lock, || self.raw.get(index))
     }

@@ -66,8 +66,9 @@ impl Barrier {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for `parties == 0` (CPython accepts it) or above
-    /// [`MAX_PARTIES`]; [`Error::NoSpace`] or [`Error::Os`] when the segment cannot be made.
+    /// [`Error::InvalidArgument`] for `parties == 0` (CPython 3.11–3.13 accept it; a
+    /// deviation, decision 0005) or above [`MAX_PARTIES`]; [`Error::NoSpace`] or [`Error::Os`]
+    /// when the segment cannot be made.
     pub fn new(parties: usize, timeout: Option<Duration>) -> Result<Barrier> {
         if parties == 0 {
             return Err(Error::InvalidArgument("a barrier needs at least one party"));
@@ -207,7 +208,9 @@ impl Barrier {
     /// # Errors
     ///
     /// [`Error::BrokenBarrier`] when the barrier is or becomes broken: aborted, reset while
-    /// waiting, timed out (the timeout breaks it, as in CPython), or a party died.
+    /// waiting, timed out (the timeout breaks it, as in CPython), or a party died. CPython:
+    /// `threading.BrokenBarrierError`, except for a dead party, where CPython waits forever
+    /// (decision 0005).
     pub fn wait_timeout(&self, timeout: Option<Duration>) -> Result<usize> {
         let deadline = Deadline::after(timeout);
         let pid = nix::unistd::getpid().as_raw();

@@ -128,7 +128,10 @@ impl Condition {
     ///
     /// # Errors
     ///
-    /// [`Error::NotOwner`] when the caller does not hold it.
+    /// [`Error::NotOwner`] when the caller does not hold it. CPython names it as its lock's
+    /// `release` does: `AssertionError: attempt to release recursive lock not owned by thread`
+    /// over an `RLock` (the default), `ValueError: semaphore or lock released too many times`
+    /// over a `Lock`.
     pub fn release(&self) -> Result<()> {
         self.raw().unlock()
     }
@@ -148,8 +151,9 @@ impl Condition {
     /// # Errors
     ///
     /// [`Error::NotOwner`] when the caller does not hold the lock (CPython:
-    /// `RuntimeError: cannot wait on un-acquired lock`); [`Error::OwnerDied`] when a holder
-    /// died while the caller slept (the caller holds the lock again).
+    /// `AssertionError: must acquire() condition before using wait()`); [`Error::OwnerDied`]
+    /// when a holder died while the caller slept (the caller holds the lock again; CPython
+    /// would wait forever, decision 0003).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         let raw = self.raw();
         if !raw.held_by_caller() || raw.depth() == 0 {
@@ -230,7 +234,7 @@ impl Condition {
     /// # Errors
     ///
     /// [`Error::NotOwner`] when the caller does not hold the lock (CPython:
-    /// `RuntimeError: cannot notify on un-acquired lock`).
+    /// `AssertionError: lock is not owned`).
     pub fn notify(&self, n: u32) -> Result<()> {
         if !self.raw().held_by_caller() || self.raw().depth() == 0 {
             return Err(Error::NotOwner);

@@ -132,6 +132,10 @@ impl Lock {
     /// - [`Error::WouldDeadlock`]: the calling thread already holds it and `timeout` is not
     ///   zero (CPython would sleep for the whole timeout and return `False`; a zero timeout
     ///   returns `Ok(false)` here too).
+    ///
+    /// CPython raises none of these: it waits for a dead holder forever (or returns `False`
+    /// at the timeout). Both are deviations of decision 0003, rows `lock.acquire.*` of the
+    /// refusal table.
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
         self.seg.acquire(timeout, BlockedOn::Lock)
     }
@@ -140,7 +144,9 @@ impl Lock {
     ///
     /// # Errors
     ///
-    /// [`Error::NotOwner`] when the caller does not hold it.
+    /// [`Error::NotOwner`] when the caller does not hold it. CPython: `ValueError: semaphore
+    /// or lock released too many times` when nobody holds it (a second release); when another
+    /// process holds it CPython releases it, proclife refuses (decision 0003).
     pub fn release(&self) -> Result<()> {
         self.seg.mutex().unlock()
     }
@@ -209,7 +215,8 @@ impl RLock {
     /// # Errors
     ///
     /// As [`Lock::acquire`], except that re-acquiring is allowed (never
-    /// [`Error::WouldDeadlock`]).
+    /// [`Error::WouldDeadlock`]). [`Error::OwnerDied`] is a deviation (decision 0003): CPython
+    /// waits for a dead holder forever.
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
         self.seg.acquire(timeout, BlockedOn::RLock)
     }
@@ -218,7 +225,9 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`Error::NotOwner`] when the caller does not hold it.
+    /// [`Error::NotOwner`] when the caller does not hold it (nobody does, or another process
+    /// does). CPython: `AssertionError: attempt to release recursive lock not owned by
+    /// thread`.
     pub fn release(&self) -> Result<()> {
         self.seg.mutex().unlock()
     }

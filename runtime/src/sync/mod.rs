@@ -32,7 +32,12 @@ use crate::error::{Error, Result};
 ///
 /// # Errors
 ///
-/// [`Error::InvalidArgument`] for NaN.
+/// [`Error::NanTimeout`] for NaN, as `Process::join_timeout_secs`. CPython names a NaN
+/// timeout by the call it reaches ([`Error::python_for`](crate::Error::python_for)):
+/// `OSError: [Errno 22] Invalid argument` from `Semaphore.acquire`, `Event.wait`,
+/// `Condition.wait` and `Barrier.wait`, `ValueError: cannot convert float NaN to integer` from
+/// `Queue.get` and `Connection.poll`; `Lock.acquire` and `RLock.acquire` accept it and acquire,
+/// and `Queue.put` with room ignores it (deviations, decision 0009).
 ///
 /// ```
 /// use std::time::Duration;
@@ -44,7 +49,7 @@ use crate::error::{Error, Result};
 /// ```
 pub fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
     if secs.is_nan() {
-        return Err(Error::InvalidArgument("timeout is NaN"));
+        return Err(Error::NanTimeout);
     }
     if secs <= 0.0 {
         return Ok(Some(Duration::ZERO));

@@ -109,13 +109,8 @@ impl SemCore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
                 (v < limit).then_some(v + 1)
             })
-            .map_err(|_| {
-                if bound == UNBOUNDED {
-                    Error::TooManyReleases("semaphore value would exceed SEM_VALUE_MAX")
-                } else {
-                    Error::TooManyReleases("semaphore or lock released too many times")
-                }
-            })?;
+            // CPython words both (a bounded semaphore's bound, SEM_VALUE_MAX) the same way.
+            .map_err(|_| Error::TooManyReleases("semaphore or lock released too many times"))?;
         // Wake every sleeper, not one: a woken sleeper may die before it takes the permit,
         // and the others must not sleep on with a permit available.
         if self.sleepers().load(Ordering::SeqCst) > 0 {
@@ -139,7 +134,8 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] above [`SEM_VALUE_MAX`]; [`Error::NoSpace`]/[`Error::Os`].
+    /// [`Error::InvalidArgument`] above [`SEM_VALUE_MAX`] (CPython: `OverflowError: Python
+    /// int too large to convert to C int`); [`Error::NoSpace`]/[`Error::Os`].
     pub fn new(value: u32) -> Result<Semaphore> {
         Ok(Semaphore {
             core: SemCore::new(value, UNBOUNDED)?,
@@ -170,7 +166,8 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::TooManyReleases`] when the count is already [`SEM_VALUE_MAX`].
+    /// [`Error::TooManyReleases`] when the count is already [`SEM_VALUE_MAX`] (CPython:
+    /// `ValueError: semaphore or lock released too many times`).
     pub fn release(&self) -> Result<()> {
         self.core.release()
     }
