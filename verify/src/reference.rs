@@ -57,6 +57,11 @@ pub struct GenState {
     pub focus: BTreeSet<String>,
 }
 
+/// The timeout of the expiring waits whose length is judged: long enough that a wait that
+/// returned early is told apart from clock granularity ([`crate::timing::SLACK`]), short
+/// enough for thousands of sequences.
+pub const JUDGED_EXPIRY_SECS: f64 = 0.005;
+
 /// How much more often a favoured operation is drawn.
 const FOCUS_WEIGHT: u32 = 6;
 
@@ -169,9 +174,17 @@ fn transition_strategy(state: &GenState) -> BoxedStrategy<Transition> {
     let focus = state.focus.clone();
     (0..procs.len())
         .prop_flat_map(move |proc| {
-            op_strategy(&procs[proc], &focus).prop_map(move |op| {
+            (op_strategy(&procs[proc], &focus), any::<bool>()).prop_map(move |(op, long)| {
                 let exits = op.may_cause_exit();
-                let mut steps = vec![Step::new(proc, op)];
+                let first = match op {
+                    // Half of the expiring waits are long enough for their length to be
+                    // judged: with nothing on its way the wait must last its whole timeout.
+                    Op::JoinTimeout(Timeout::Expires) if long => {
+                        Step::join_timeout(proc, JUDGED_EXPIRY_SECS)
+                    }
+                    op => Step::new(proc, op),
+                };
+                let mut steps = vec![first];
                 if settle && exits {
                     steps.push(Step::new(proc, Op::Settle));
                 }

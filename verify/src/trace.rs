@@ -118,6 +118,29 @@ pub struct Trace {
     pub ops: Vec<Step>,
 }
 
+/// The longest message about a replay file, in characters: what a file says (an unknown
+/// operation's name, say) is cut in the middle beyond it.
+pub const MESSAGE_LIMIT: usize = 200;
+
+/// `text`, cut in the middle to at most about [`MESSAGE_LIMIT`] characters.
+///
+/// ```
+/// use proclife_verify::trace::{MESSAGE_LIMIT, shorten};
+/// assert_eq!(shorten("short"), "short");
+/// let long = format!("unknown operation {:?}", "x".repeat(10_000_000));
+/// assert!(shorten(&long).chars().count() < MESSAGE_LIMIT + 40);
+/// ```
+pub fn shorten(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= MESSAGE_LIMIT {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(MESSAGE_LIMIT * 3 / 4).collect();
+    let tail: String = text.chars().skip(count - MESSAGE_LIMIT / 4).collect();
+    let cut = count - MESSAGE_LIMIT;
+    format!("{head}[… {cut} characters left out …]{tail}")
+}
+
 /// Why a replay file was rejected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceError {
@@ -157,12 +180,12 @@ impl Trace {
         let trace: Trace = serde_json::from_str(text).map_err(|e| TraceError {
             line: e.line(),
             column: e.column(),
-            message: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            message: shorten(
+                e.to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default(),
+            ),
         })?;
         if trace.ops.len() > MAX_OPS {
             return Err(TraceError {

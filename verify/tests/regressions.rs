@@ -16,7 +16,7 @@ fn corpus() -> PathBuf {
 fn replay(path: &Path) -> Result<(), Failed> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("read: {e}"))?;
     let trace = Trace::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let outcomes = run::run(&trace.ops, trace.procs(), None, proclife::StartMethod::Fork);
+    let outcomes = run::run(&trace.ops, trace.procs(), proclife::StartMethod::Fork);
     match outcomes.failure {
         None => Ok(()),
         Some(failure) => Err(format!("{}: {failure}", path.display()).into()),
