@@ -15,18 +15,23 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use proclife::StartMethod;
-use proclife_model::TransitionGraph;
+use proclife_model::{Op, TransitionGraph};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
 use crate::coverage::Coverage;
 use crate::reference::{self, GenConfig, GenState, SettleMode, Transition};
 use crate::run::{self, Outcomes};
 use crate::timing;
-use crate::trace::Trace;
+use crate::trace::{Step, Trace};
 
 /// How many times a counterexample is replayed alone in a fresh process; it is kept only if
 /// every replay fails.
 pub const FRESH_REPLAYS: usize = 3;
+
+/// How many runs in a row a sequence must fail to count as failing: a disagreement that
+/// does not repeat depends on timing; the search notes it and goes on looking for one that
+/// repeats, and shrinking keeps only candidates that repeat.
+pub const CONFIRM_RUNS: usize = 3;
 
 /// The start methods a default check spreads its sequences over, in turn.
 pub const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
@@ -133,6 +138,9 @@ pub struct Summary {
     pub timing: timing::Tally,
     /// Sequences that left something behind.
     pub leaks: u32,
+    /// Failures that did not repeat when the sequence ran again ([`CONFIRM_RUNS`]), each as
+    /// its first reason.
+    pub unconfirmed: Vec<String>,
     /// Wall-clock time, shrinking included.
     pub elapsed: Duration,
     /// The counterexample, if the runtime and the model disagreed.
@@ -179,6 +187,8 @@ struct Tally {
     leaks: u32,
     /// The first failing sequence and its method; shrinking follows and is not counted.
     first_failure: Option<(Trace, StartMethod)>,
+    /// Failures that did not repeat, with their sequence and method.
+    unconfirmed: Vec<(String, Trace, StartMethod)>,
 }
 
 impl Tally {
@@ -204,6 +214,7 @@ impl Tally {
             timing: timing::Tally::default(),
             leaks: 0,
             first_failure: None,
+            unconfirmed: Vec::new(),
         }
     }
 
@@ -216,7 +227,15 @@ impl Tally {
         self.methods[self.cases as usize % self.methods.len()].method
     }
 
-    fn record(&mut self, steps: Trace, method: StartMethod, outcomes: &Outcomes) -> Progress {
+    /// Counts one sequence of the search; `confirmed` says whether its failure, if any,
+    /// repeated.
+    fn record(
+        &mut self,
+        steps: Trace,
+        method: StartMethod,
+        outcomes: &Outcomes,
+        confirmed: bool,
+    ) -> Progress {
         self.cases += 1;
         self.ops += outcomes.rows.len() as u64;
         self.spawned += outcomes.spawned as u64;
@@ -230,8 +249,12 @@ impl Tally {
         }
         self.timing.add(outcomes.timing);
         self.leaks += u32::from(outcomes.leaked);
-        if outcomes.failure.is_some() {
-            self.first_failure = Some((steps, method));
+        match &outcomes.failure {
+            Some(_) if confirmed => self.first_failure = Some((steps, method)),
+            Some(failure) => self
+                .unconfirmed
+                .push((failure.to_string(), steps, method)),
+            None => {}
         }
         Progress {
             cases: self.cases,
@@ -255,7 +278,21 @@ pub fn check(options: &Options, on_case: impl FnMut(&Progress)) -> Summary {
     let graph = TransitionGraph::explore();
     let (tally, result) = search(options, &graph, on_case);
     let failure = match result {
-        Ok(()) => None,
+        Ok(()) => tally
+            .unconfirmed
+            .first()
+            .map(|(reason, trace, method)| Counterexample {
+                trace: None,
+                shrunk: trace.clone(),
+                method: *method,
+                reason: reason.clone(),
+                replay: run::run(&trace.ops, trace.procs(), *method),
+                saved: None,
+                save_error: Some(format!(
+                    "{} disagreements were found, but none repeated when its sequence ran again: they depend on timing",
+                    tally.unconfirmed.len()
+                )),
+            }),
         Err(TestError::Fail(reason, (_, transitions, _))) => {
             let shrunk = Trace {
                 ops: transitions.into_iter().flatten().collect(),
@@ -286,6 +323,7 @@ pub fn check(options: &Options, on_case: impl FnMut(&Progress)) -> Summary {
         unreaped: tally.unreaped,
         timing: tally.timing,
         leaks: tally.leaks,
+        unconfirmed: tally.unconfirmed.iter().map(|(reason, _, _)| reason.clone()).collect(),
         elapsed: started.elapsed(),
         failure,
     }
@@ -331,7 +369,10 @@ fn search(
         let method = shrinking_method
             .get()
             .unwrap_or_else(|| tally.borrow().next_method());
-        let outcomes = run::run(&trace.ops, state.procs.len(), method);
+        let procs = state.procs.len();
+        let mut outcomes = run::run(&trace.ops, procs, method);
+        let confirmed = outcomes.failure.is_some()
+            && (1..CONFIRM_RUNS).all(|_| run::run(&trace.ops, procs, method).failure.is_some());
         if let Some(seen) = seen {
             // proptest-state-machine first deletes the transitions a failing run never
             // reached; it learns which from this counter.
@@ -345,12 +386,19 @@ fn search(
         }
         let searching = tally.borrow().searching();
         if searching {
-            let progress = tally.borrow_mut().record(trace, method, &outcomes);
-            if outcomes.failure.is_some() {
+            let progress = tally
+                .borrow_mut()
+                .record(trace, method, &outcomes, confirmed);
+            if confirmed {
                 // Shrinking keeps the method the failure was found with.
                 shrinking_method.set(Some(method));
             }
             (on_case.borrow_mut())(&progress);
+        }
+        if !confirmed {
+            // A failure that does not repeat is noted (above) but does not stop the search,
+            // and a shrinking candidate that fails only sometimes is not kept.
+            outcomes.failure = None;
         }
         match outcomes.failure {
             None => Ok(()),
@@ -371,7 +419,17 @@ fn counterexample(
 ) -> Counterexample {
     let mut save_error = None;
     let mut kept = None;
-    for candidate in [&shrunk, &first] {
+    // A sequence that races may fail only with some timings; the same sequence with a settle
+    // after every exit has one correct set of observations, so it is tried first.
+    let mut candidates = Vec::new();
+    for trace in [shrunk.clone(), first] {
+        for variant in [settled(&trace, true), settled(&trace, false), trace] {
+            if !candidates.contains(&variant) {
+                candidates.push(variant);
+            }
+        }
+    }
+    for candidate in &candidates {
         match fails_alone(options, candidate, method) {
             Ok(true) => {
                 kept = Some(candidate.clone());
@@ -402,6 +460,35 @@ fn counterexample(
         saved,
         save_error,
     }
+}
+
+/// `trace` with a `settle` after every operation that may cause an exit (unless one follows
+/// already); with `move_probe` the operation's `state()` probe moves to its settle, else the
+/// settle has none.
+pub fn settled(trace: &Trace, move_probe: bool) -> Trace {
+    let mut ops = Vec::with_capacity(trace.ops.len() * 2);
+    for (index, step) in trace.ops.iter().enumerate() {
+        let next_settles = trace
+            .ops
+            .get(index + 1)
+            .is_some_and(|next| next.proc == step.proc && next.op == Op::Settle);
+        if step.op.may_cause_exit() && !next_settles {
+            let settle = Step::new(step.proc, Op::Settle).unprobed();
+            if move_probe {
+                ops.push(step.clone().unprobed());
+                ops.push(Step {
+                    probe: step.probe,
+                    ..settle
+                });
+            } else {
+                ops.push(step.clone());
+                ops.push(settle);
+            }
+        } else {
+            ops.push(step.clone());
+        }
+    }
+    Trace { ops }
 }
 
 /// Whether `trace` fails on each of [`FRESH_REPLAYS`] replays, each alone in a fresh process

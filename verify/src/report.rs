@@ -54,18 +54,12 @@ pub fn counterexample(failure: &Counterexample) -> String {
         "The runtime and the model DISAGREE (start method {}).",
         failure.method
     );
-    let _ = writeln!(out, "First found: {}", failure.reason);
+    let _ = writeln!(out, "What failed: {}", failure.reason);
     match &failure.trace {
-        Some(trace) if *trace == failure.shrunk => {
-            let _ = writeln!(
-                out,
-                "Shortest failing sequence, which failed again each time it ran alone in a fresh process:"
-            );
-        }
         Some(_) => {
             let _ = writeln!(
                 out,
-                "The shortest failing sequence did not fail every time it ran alone, so the sequence as first found is kept:"
+                "A sequence that failed again each time it ran alone in a fresh process:"
             );
         }
         None => {
@@ -151,6 +145,13 @@ pub fn summary(summary: &Summary) -> String {
         "Sequences that left a process or file descriptor behind: {}.",
         summary.leaks
     );
+    if !summary.unconfirmed.is_empty() {
+        let _ = writeln!(
+            out,
+            "Disagreements that did not repeat when their sequence ran again: {}.",
+            summary.unconfirmed.len()
+        );
+    }
     out
 }
 

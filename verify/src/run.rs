@@ -8,10 +8,10 @@
 //!
 //! The probes after a step must not change what later steps observe. The sentinel is peeked
 //! at after every step (a `poll`, which reaps nothing). `Process::state()` collects the exit
-//! status of an exited child, so it runs only after about half of the steps, chosen by a hash
-//! of the sequence (the same sequence is always probed the same way): the other half leave an
-//! exited child unreaped for the next operation, and [`Outcomes::unreaped`] counts the
-//! operations that met one.
+//! status of an exited child, so it runs only after the steps that ask for it
+//! ([`Step::probe`]; the generator leaves it out after about half of them, and a replay file
+//! says `"probe":false`): the others leave an exited child unreaped for the next operation,
+//! and [`Outcomes::unreaped`] counts the operations that met one.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -148,10 +148,9 @@ pub fn run(steps: &[Step], procs: usize, method: StartMethod) -> Outcomes {
     match Runtime::new(procs, method) {
         Ok(mut runtime) => {
             let mut possibles = vec![Possible::new(); procs];
-            let salt = probe_salt(steps);
             for (index, step) in steps.iter().enumerate() {
                 let possible = &mut possibles[step.proc];
-                if let Err(failure) = one_step(&mut runtime, possible, index, step, salt, &mut out)
+                if let Err(failure) = one_step(&mut runtime, possible, index, step, &mut out)
                 {
                     out.failure = Some(failure);
                     break;
@@ -184,7 +183,6 @@ fn one_step(
     possible: &mut Possible,
     index: usize,
     step: &Step,
-    salt: u64,
     out: &mut Outcomes,
 ) -> Result<(), Failure> {
     let fault = |Fault(message)| Failure::Fault { index, message };
@@ -229,7 +227,7 @@ fn one_step(
         }
     }
     peek_sentinel(runtime, possible, index, step.proc, out)?;
-    if probes_state(salt, index) {
+    if step.probe {
         if runtime.exited_unreaped(step.proc).map_err(fault)? {
             out.unreaped.push("state");
         }
@@ -286,23 +284,4 @@ fn check_state(
             message: format!("the runtime reports {state:?}, which no model state allows"),
         })
     }
-}
-
-/// A number derived from the whole sequence, so that the same sequence is always probed at
-/// the same steps.
-fn probe_salt(steps: &[Step]) -> u64 {
-    steps
-        .iter()
-        .flat_map(|step| format!("{step:?}").into_bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, fnv)
-}
-
-fn fnv(hash: u64, byte: u8) -> u64 {
-    (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-}
-
-/// Whether `state()` is probed after step `index`: about half of the steps.
-pub fn probes_state(salt: u64, index: usize) -> bool {
-    let hash = index.to_le_bytes().into_iter().fold(salt, fnv);
-    hash >> 63 == 1
 }

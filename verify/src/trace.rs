@@ -31,6 +31,9 @@ pub struct Step {
     pub op: Op,
     /// For `join_timeout`, the real timeout in seconds (the model keeps only its class).
     pub secs: Option<f64>,
+    /// Whether the checker probes the runtime's `state()` after this step (which collects
+    /// the exit status of an exited child); `"probe":false` in a replay file, default true.
+    pub probe: bool,
 }
 
 impl Step {
@@ -40,7 +43,20 @@ impl Step {
             Op::JoinTimeout(timeout) => Some(representative_secs(timeout)),
             _ => None,
         };
-        Step { proc, op, secs }
+        Step {
+            proc,
+            op,
+            secs,
+            probe: true,
+        }
+    }
+
+    /// This step without the `state()` probe after it.
+    pub fn unprobed(self) -> Step {
+        Step {
+            probe: false,
+            ..self
+        }
     }
 
     /// An op on process `proc` with a concrete timeout in seconds.
@@ -49,6 +65,7 @@ impl Step {
             proc,
             op: Op::JoinTimeout(Timeout::from_secs(secs)),
             secs: Some(secs),
+            probe: true,
         }
     }
 
@@ -62,6 +79,11 @@ impl Step {
             && let Some(object) = json.as_object_mut()
         {
             object.insert("proc".to_owned(), Json::from(self.proc));
+        }
+        if !self.probe
+            && let Some(object) = json.as_object_mut()
+        {
+            object.insert("probe".to_owned(), Json::from(false));
         }
         json
     }
@@ -92,6 +114,11 @@ impl<'de> Deserialize<'de> for Step {
                 "field `proc` is {proc}, it must be below {MAX_PROCS}"
             )));
         }
+        let probe = match fields.remove("probe") {
+            None => true,
+            Some(value) => bool::deserialize(value)
+                .map_err(|e| D::Error::custom(format!("field `probe`: {e}")))?,
+        };
         let json = Json::Object(fields);
         let op = Op::from_json(&json).map_err(D::Error::custom)?;
         // The model's reader ignores fields it does not use; a replay file must not carry any.
@@ -106,7 +133,12 @@ impl<'de> Deserialize<'de> for Step {
             )));
         }
         let secs = fields.get("secs").and_then(Json::as_f64);
-        Ok(Step { proc, op, secs })
+        Ok(Step {
+            proc,
+            op,
+            secs,
+            probe,
+        })
     }
 }
 
