@@ -356,13 +356,7 @@ fn search(
         1..=options.max_ops.max(1),
     );
     let result = runner.run(&strategy, |(state, transitions, seen)| {
-        // Which transition each step belongs to, so the shrinker learns how many were applied.
-        let owners: Vec<usize> = transitions
-            .iter()
-            .enumerate()
-            .flat_map(|(index, steps)| std::iter::repeat_n(index, steps.len()))
-            .collect();
-        let count = transitions.len();
+        let owners = owners(&transitions);
         let trace = Trace {
             ops: transitions.into_iter().flatten().collect(),
         };
@@ -376,11 +370,10 @@ fn search(
         if let Some(seen) = seen {
             // proptest-state-machine first deletes the transitions a failing run never
             // reached; it learns which from this counter.
-            let applied = match &outcomes.failure {
-                Some(failure) => owners
-                    .get(failure.index())
-                    .map_or(count, |&owner| owner + 1),
-                None => count,
+            let applied = if confirmed {
+                applied(&owners, &outcomes)
+            } else {
+                owners.last().map_or(0, |&last| last + 1)
             };
             seen.fetch_add(applied, std::sync::atomic::Ordering::SeqCst);
         }
@@ -406,6 +399,26 @@ fn search(
         }
     });
     (tally.into_inner(), result)
+}
+
+/// Which transition each step belongs to, so the shrinker learns how many were applied.
+fn owners(transitions: &[Transition]) -> Vec<usize> {
+    transitions
+        .iter()
+        .enumerate()
+        .flat_map(|(index, steps)| std::iter::repeat_n(index, steps.len()))
+        .collect()
+}
+
+/// How many transitions a run applied: all, or up to the one whose step failed.
+fn applied(owners: &[usize], outcomes: &Outcomes) -> usize {
+    let count = owners.last().map_or(0, |&last| last + 1);
+    match &outcomes.failure {
+        Some(failure) => owners
+            .get(failure.index())
+            .map_or(count, |&owner| owner + 1),
+        None => count,
+    }
 }
 
 /// Keeps the shrunk sequence if it fails alone every time, else the first one found if that
