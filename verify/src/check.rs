@@ -26,7 +26,7 @@ use crate::trace::{Step, Trace};
 
 /// How many times a counterexample is replayed alone in a fresh process; it is kept only if
 /// every replay fails.
-pub const FRESH_REPLAYS: usize = 3;
+pub const FRESH_REPLAYS: usize = 5;
 
 /// How many runs in a row a sequence must fail to count as failing: a disagreement that
 /// does not repeat depends on timing; the search notes it and goes on looking for one that
@@ -273,45 +273,50 @@ fn rng(seed: u64) -> TestRng {
 }
 
 /// Runs the check; `on_case` is called after each sequence of the search.
-pub fn check(options: &Options, on_case: impl FnMut(&Progress)) -> Summary {
+pub fn check(options: &Options, mut on_case: impl FnMut(&Progress)) -> Summary {
     let started = Instant::now();
     let graph = TransitionGraph::explore();
-    let (tally, result) = search(options, &graph, on_case);
-    let failure = match result {
-        Ok(()) => tally
-            .unconfirmed
-            .first()
-            .map(|(reason, trace, method)| Counterexample {
-                trace: None,
-                shrunk: trace.clone(),
-                method: *method,
-                reason: reason.clone(),
-                replay: run::run(&trace.ops, trace.procs(), *method),
-                saved: None,
-                save_error: Some(format!(
-                    "{} disagreements were found, but none repeated when its sequence ran again: they depend on timing",
-                    tally.unconfirmed.len()
-                )),
-            }),
-        Err(TestError::Fail(reason, (_, transitions, _))) => {
-            let shrunk = Trace {
-                ops: transitions.into_iter().flatten().collect(),
-            };
-            let (first, method) = tally
-                .first_failure
-                .clone()
-                .unwrap_or_else(|| (shrunk.clone(), options.method.unwrap_or(StartMethod::Fork)));
-            Some(counterexample(options, shrunk, first, method, reason.to_string()))
+    let mut tally = Tally::new(&graph, options);
+    // Counterexamples that were not kept (they did not fail every time alone): the search goes
+    // on, with another seed, for one that is, at most `ROUNDS` times.
+    let mut dropped: Option<Counterexample> = None;
+    let mut round = 0;
+    let failure = loop {
+        let cases = options.cases.saturating_sub(tally.cases);
+        if cases == 0 || round == ROUNDS {
+            break dropped.or_else(|| unconfirmed(&tally));
         }
-        Err(TestError::Abort(reason)) => Some(Counterexample {
-            trace: None,
-            shrunk: Trace { ops: Vec::new() },
-            method: options.method.unwrap_or(StartMethod::Fork),
-            reason: format!("the search stopped: {reason}"),
-            replay: Outcomes::default(),
-            saved: None,
-            save_error: None,
-        }),
+        let seed = options.seed.wrapping_add(round);
+        let (next, result) = search(options, tally, seed, cases, &mut on_case);
+        tally = next;
+        round += 1;
+        match result {
+            Ok(()) => break dropped.or_else(|| unconfirmed(&tally)),
+            Err(TestError::Fail(reason, (_, transitions, _))) => {
+                let shrunk = Trace {
+                    ops: transitions.into_iter().flatten().collect(),
+                };
+                let (first, method) = tally.first_failure.take().unwrap_or_else(|| {
+                    (shrunk.clone(), options.method.unwrap_or(StartMethod::Fork))
+                });
+                let found = counterexample(options, shrunk, first, method, reason.to_string());
+                if found.trace.is_some() {
+                    break Some(found);
+                }
+                dropped.get_or_insert(found);
+            }
+            Err(TestError::Abort(reason)) => {
+                break Some(Counterexample {
+                    trace: None,
+                    shrunk: Trace { ops: Vec::new() },
+                    method: options.method.unwrap_or(StartMethod::Fork),
+                    reason: format!("the search stopped: {reason}"),
+                    replay: Outcomes::default(),
+                    saved: None,
+                    save_error: None,
+                });
+            }
+        }
     };
     Summary {
         seed: options.seed,
@@ -329,25 +334,48 @@ pub fn check(options: &Options, on_case: impl FnMut(&Progress)) -> Summary {
     }
 }
 
+/// How many failures a check shrinks, at most, looking for one that fails every time alone.
+pub const ROUNDS: u64 = 4;
+
+/// The first failure that did not repeat, as a counterexample that is not kept.
+fn unconfirmed(tally: &Tally) -> Option<Counterexample> {
+    let (reason, trace, method) = tally.unconfirmed.first()?;
+    Some(Counterexample {
+        trace: None,
+        shrunk: trace.clone(),
+        method: *method,
+        reason: reason.clone(),
+        replay: run::run(&trace.ops, trace.procs(), *method),
+        saved: None,
+        save_error: Some(format!(
+            "{} disagreements were found, but none repeated when its sequence ran again: they depend on timing",
+            tally.unconfirmed.len()
+        )),
+    })
+}
+
 type Generated = (GenState, Vec<Transition>, Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>);
 
 /// The proptest search: every generated sequence run on both sides, a failure shrunk.
+/// `cases` sequences drawn from `seed`, counted into `tally`, until one fails.
 fn search(
     options: &Options,
-    graph: &TransitionGraph,
-    mut on_case: impl FnMut(&Progress),
+    tally: Tally,
+    seed: u64,
+    cases: u32,
+    on_case: &mut impl FnMut(&Progress),
 ) -> (Tally, Result<(), TestError<Generated>>) {
-    let tally = RefCell::new(Tally::new(graph, options));
+    let tally = RefCell::new(tally);
     let shrinking_method = Cell::new(None);
-    let on_case = RefCell::new(&mut on_case);
+    let on_case = RefCell::new(on_case);
     let config = Config {
-        cases: options.cases,
+        cases,
         failure_persistence: None,
         max_shrink_iters: 512,
-        max_global_rejects: options.cases.saturating_mul(16).max(1024),
+        max_global_rejects: cases.saturating_mul(16).max(1024),
         ..Config::default()
     };
-    let mut runner = TestRunner::new_with_rng(config, rng(options.seed));
+    let mut runner = TestRunner::new_with_rng(config, rng(seed));
     let strategy = reference::sequences(
         GenConfig {
             max_procs: options.max_procs,
@@ -436,7 +464,13 @@ fn counterexample(
     // after every exit has one correct set of observations, so it is tried first.
     let mut candidates = Vec::new();
     for trace in [shrunk.clone(), first] {
-        for variant in [settled(&trace, true), settled(&trace, false), trace] {
+        let variants = [
+            settled(&trace, Probe::Move),
+            settled(&trace, Probe::Drop),
+            settled(&trace, Probe::Keep),
+            trace,
+        ];
+        for variant in variants {
             if !candidates.contains(&variant) {
                 candidates.push(variant);
             }
@@ -475,31 +509,45 @@ fn counterexample(
     }
 }
 
+/// What [`settled`] does with the `state()` probe after an operation it puts a settle after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The probe moves to the settle (it sees the exit).
+    Move,
+    /// Neither probes (the exited child stays unreaped for the next operation).
+    Drop,
+    /// The operation keeps its probe; the settle has none.
+    Keep,
+}
+
 /// `trace` with a `settle` after every operation that may cause an exit (unless one follows
-/// already); with `move_probe` the operation's `state()` probe moves to its settle, else the
-/// settle has none.
-pub fn settled(trace: &Trace, move_probe: bool) -> Trace {
+/// already), the probes of both treated as `probe` says.
+pub fn settled(trace: &Trace, probe: Probe) -> Trace {
     let mut ops = Vec::with_capacity(trace.ops.len() * 2);
-    for (index, step) in trace.ops.iter().enumerate() {
-        let next_settles = trace
-            .ops
-            .get(index + 1)
-            .is_some_and(|next| next.proc == step.proc && next.op == Op::Settle);
-        if step.op.may_cause_exit() && !next_settles {
-            let settle = Step::new(step.proc, Op::Settle).unprobed();
-            if move_probe {
-                ops.push(step.clone().unprobed());
-                ops.push(Step {
-                    probe: step.probe,
-                    ..settle
-                });
-            } else {
-                ops.push(step.clone());
-                ops.push(settle);
-            }
-        } else {
+    let mut steps = trace.ops.iter().peekable();
+    while let Some(step) = steps.next() {
+        if !step.op.may_cause_exit() {
             ops.push(step.clone());
+            continue;
         }
+        // The settle that follows already, or a new one.
+        let settle = match steps.next_if(|next| next.proc == step.proc && next.op == Op::Settle) {
+            Some(settle) => settle.clone(),
+            None => Step::new(step.proc, Op::Settle).unprobed(),
+        };
+        let (op, settle) = match probe {
+            Probe::Move => (
+                step.clone().unprobed(),
+                Step {
+                    probe: step.probe || settle.probe,
+                    ..settle
+                },
+            ),
+            Probe::Drop => (step.clone().unprobed(), settle.unprobed()),
+            Probe::Keep => (step.clone(), settle),
+        };
+        ops.push(op);
+        ops.push(settle);
     }
     Trace { ops }
 }

@@ -189,11 +189,16 @@ fn transition_strategy(state: &GenState) -> BoxedStrategy<Transition> {
                 // About half of the steps are not followed by the `state()` probe, so that
                 // an exited child often meets the next operation unreaped.
                 let unprobed = |step: Step, skip: bool| if skip { step.unprobed() } else { step };
-                let mut steps = vec![unprobed(first, skip)];
                 if settle && exits {
-                    steps.push(unprobed(Step::new(proc, Op::Settle), skip_settle));
+                    // A probe between the operation and its settle would race with the exit:
+                    // a settled sequence probes only after the settle.
+                    vec![
+                        first.unprobed(),
+                        unprobed(Step::new(proc, Op::Settle), skip_settle),
+                    ]
+                } else {
+                    vec![unprobed(first, skip)]
                 }
-                steps
             },
             )
         })

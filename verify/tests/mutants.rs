@@ -23,7 +23,7 @@ const BUGS: [(&str, &str); 10] = [
     ("close-while-running", "close() of a running child succeeds and forgets the child"),
     ("panic-exit-code", "a panicking target exits with 101 instead of 1"),
     ("kill-sends-sigterm", "kill() sends SIGTERM"),
-    ("signal-overwrites-exitcode", "a signal to an exited, unreaped child overwrites its exit code"),
+    ("signal-overwrites-exitcode", "terminate() of an exited, unreaped child overwrites its exit code"),
     ("is-alive-cached", "is_alive() never collects the exit status, it reads only what is cached"),
     ("join-timeout-truncated", "a join_timeout below one second returns at once"),
     ("poll-leaves-zombie", "collecting an exit status leaves the zombie behind"),
