@@ -218,7 +218,10 @@ impl Child {
     ///
     /// `Error::Os { call: "pidfd_send_signal", .. }` for errors other than `ESRCH`.
     pub(crate) fn signal(&self, signal: i32) -> Result<()> {
-        if crate::planted::active("signal-overwrites-exitcode") && signal == libc::SIGTERM && readable(self.pidfd()) {
+        if crate::planted::active("signal-overwrites-exitcode")
+            && signal == libc::SIGTERM
+            && readable(self.pidfd())
+        {
             self.cell().get_or_insert(-signal);
         }
         if self.cached().is_some() {

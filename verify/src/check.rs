@@ -34,7 +34,11 @@ pub const FRESH_REPLAYS: usize = 5;
 pub const CONFIRM_RUNS: usize = 3;
 
 /// The start methods a default check spreads its sequences over, in turn.
-pub const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
+pub const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::ForkServer,
+    StartMethod::Spawn,
+];
 
 /// The operations that must meet a child that exited and was not yet reaped (the `state`
 /// probe included) for a check to count as complete.
@@ -251,9 +255,7 @@ impl Tally {
         self.leaks += u32::from(outcomes.leaked);
         match &outcomes.failure {
             Some(_) if confirmed => self.first_failure = Some((steps, method)),
-            Some(failure) => self
-                .unconfirmed
-                .push((failure.to_string(), steps, method)),
+            Some(failure) => self.unconfirmed.push((failure.to_string(), steps, method)),
             None => {}
         }
         Progress {
@@ -328,7 +330,11 @@ pub fn check(options: &Options, mut on_case: impl FnMut(&Progress)) -> Summary {
         unreaped: tally.unreaped,
         timing: tally.timing,
         leaks: tally.leaks,
-        unconfirmed: tally.unconfirmed.iter().map(|(reason, _, _)| reason.clone()).collect(),
+        unconfirmed: tally
+            .unconfirmed
+            .iter()
+            .map(|(reason, _, _)| reason.clone())
+            .collect(),
         elapsed: started.elapsed(),
         failure,
     }
@@ -354,7 +360,11 @@ fn unconfirmed(tally: &Tally) -> Option<Counterexample> {
     })
 }
 
-type Generated = (GenState, Vec<Transition>, Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>);
+type Generated = (
+    GenState,
+    Vec<Transition>,
+    Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+);
 
 /// The proptest search: every generated sequence run on both sides, a failure shrunk.
 /// `cases` sequences drawn from `seed`, counted into `tally`, until one fails.
@@ -560,8 +570,11 @@ pub fn settled(trace: &Trace, probe: Probe) -> Trace {
 /// A sentence when the replayer cannot be run.
 fn fails_alone(options: &Options, trace: &Trace, method: StartMethod) -> Result<bool, String> {
     let Some(replayer) = &options.replayer else {
-        return Ok((0..FRESH_REPLAYS)
-            .all(|_| run::run(&trace.ops, trace.procs(), method).failure.is_some()));
+        return Ok((0..FRESH_REPLAYS).all(|_| {
+            run::run(&trace.ops, trace.procs(), method)
+                .failure
+                .is_some()
+        }));
     };
     let dir = std::env::temp_dir().join(format!("proclife-check-{}", std::process::id()));
     let file = save(&dir, trace).map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
@@ -583,7 +596,11 @@ fn fails_alone(options: &Options, trace: &Trace, method: StartMethod) -> Result<
 const REPLAY_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs `replayer replay FILE --method M`; `true` if it reported a failure (exit status 1).
-fn replay_in_fresh_process(replayer: &Path, file: &Path, method: StartMethod) -> Result<bool, String> {
+fn replay_in_fresh_process(
+    replayer: &Path,
+    file: &Path,
+    method: StartMethod,
+) -> Result<bool, String> {
     let mut child = std::process::Command::new(replayer)
         .arg("replay")
         .arg(file)
@@ -608,7 +625,9 @@ fn replay_in_fresh_process(replayer: &Path, file: &Path, method: StartMethod) ->
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("the replay in a fresh process took more than {REPLAY_LIMIT:?}"));
+                return Err(format!(
+                    "the replay in a fresh process took more than {REPLAY_LIMIT:?}"
+                ));
             }
             Err(e) => return Err(format!("waiting for the replay: {e}")),
         }

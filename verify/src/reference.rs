@@ -177,29 +177,30 @@ fn transition_strategy(state: &GenState) -> BoxedStrategy<Transition> {
             let probes = (any::<bool>(), any::<bool>());
             (op_strategy(&procs[proc], &focus), any::<bool>(), probes).prop_map(
                 move |(op, long, (skip, skip_settle))| {
-                let exits = op.may_cause_exit();
-                let first = match op {
-                    // Half of the expiring waits are long enough for their length to be
-                    // judged: with nothing on its way the wait must last its whole timeout.
-                    Op::JoinTimeout(Timeout::Expires) if long => {
-                        Step::join_timeout(proc, JUDGED_EXPIRY_SECS)
+                    let exits = op.may_cause_exit();
+                    let first = match op {
+                        // Half of the expiring waits are long enough for their length to be
+                        // judged: with nothing on its way the wait must last its whole timeout.
+                        Op::JoinTimeout(Timeout::Expires) if long => {
+                            Step::join_timeout(proc, JUDGED_EXPIRY_SECS)
+                        }
+                        op => Step::new(proc, op),
+                    };
+                    // About half of the steps are not followed by the `state()` probe, so that
+                    // an exited child often meets the next operation unreaped.
+                    let unprobed =
+                        |step: Step, skip: bool| if skip { step.unprobed() } else { step };
+                    if settle && exits {
+                        // A probe between the operation and its settle would race with the exit:
+                        // a settled sequence probes only after the settle.
+                        vec![
+                            first.unprobed(),
+                            unprobed(Step::new(proc, Op::Settle), skip_settle),
+                        ]
+                    } else {
+                        vec![unprobed(first, skip)]
                     }
-                    op => Step::new(proc, op),
-                };
-                // About half of the steps are not followed by the `state()` probe, so that
-                // an exited child often meets the next operation unreaped.
-                let unprobed = |step: Step, skip: bool| if skip { step.unprobed() } else { step };
-                if settle && exits {
-                    // A probe between the operation and its settle would race with the exit:
-                    // a settled sequence probes only after the settle.
-                    vec![
-                        first.unprobed(),
-                        unprobed(Step::new(proc, Op::Settle), skip_settle),
-                    ]
-                } else {
-                    vec![unprobed(first, skip)]
-                }
-            },
+                },
             )
         })
         .boxed()

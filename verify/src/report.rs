@@ -90,7 +90,11 @@ pub fn counterexample(failure: &Counterexample) -> String {
             if let Some(error) = &failure.save_error {
                 let _ = writeln!(out, "{error}");
             }
-            let _ = writeln!(out, "The shortest sequence is:\n{}", failure.shrunk.to_json());
+            let _ = writeln!(
+                out,
+                "The shortest sequence is:\n{}",
+                failure.shrunk.to_json()
+            );
         }
     }
     out

@@ -150,8 +150,7 @@ pub fn run(steps: &[Step], procs: usize, method: StartMethod) -> Outcomes {
             let mut possibles = vec![Possible::new(); procs];
             for (index, step) in steps.iter().enumerate() {
                 let possible = &mut possibles[step.proc];
-                if let Err(failure) = one_step(&mut runtime, possible, index, step, &mut out)
-                {
+                if let Err(failure) = one_step(&mut runtime, possible, index, step, &mut out) {
                     out.failure = Some(failure);
                     break;
                 }

@@ -112,20 +112,35 @@ mod tests {
     fn an_early_full_wait_fails_whatever_the_load() {
         let verdict = judge(WaitLength::Full, 0.005, MS / 10, || true);
         assert!(matches!(verdict, Verdict::Fails(_)), "{verdict:?}");
-        assert_eq!(judge(WaitLength::Full, 0.005, 5 * MS, || true), Verdict::Agrees);
-        assert_eq!(judge(WaitLength::Full, 0.005, 4 * MS, || true), Verdict::Agrees);
+        assert_eq!(
+            judge(WaitLength::Full, 0.005, 5 * MS, || true),
+            Verdict::Agrees
+        );
+        assert_eq!(
+            judge(WaitLength::Full, 0.005, 4 * MS, || true),
+            Verdict::Agrees
+        );
     }
 
     #[test]
     fn an_overrun_is_undecided_only_on_a_saturated_machine() {
         let long = 2 * GRACE;
-        assert_eq!(judge(WaitLength::Immediate, 5.0, long, || true), Verdict::Undecided);
+        assert_eq!(
+            judge(WaitLength::Immediate, 5.0, long, || true),
+            Verdict::Undecided
+        );
         assert!(matches!(
             judge(WaitLength::Immediate, 5.0, long, || false),
             Verdict::Fails(_)
         ));
-        assert_eq!(judge(WaitLength::Immediate, 5.0, MS, || false), Verdict::Agrees);
-        assert_eq!(judge(WaitLength::Unknown, 0.001, 50 * MS, || false), Verdict::Agrees);
+        assert_eq!(
+            judge(WaitLength::Immediate, 5.0, MS, || false),
+            Verdict::Agrees
+        );
+        assert_eq!(
+            judge(WaitLength::Unknown, 0.001, 50 * MS, || false),
+            Verdict::Agrees
+        );
     }
 
     #[test]
@@ -139,6 +154,12 @@ mod tests {
         ] {
             tally.count(&verdict);
         }
-        assert_eq!(tally, Tally { decided: 2, undecided: 1 });
+        assert_eq!(
+            tally,
+            Tally {
+                decided: 2,
+                undecided: 1
+            }
+        );
     }
 }

@@ -212,12 +212,7 @@ impl Trace {
         let trace: Trace = serde_json::from_str(text).map_err(|e| TraceError {
             line: e.line(),
             column: e.column(),
-            message: shorten(
-                e.to_string()
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or_default(),
-            ),
+            message: shorten(e.to_string().split(" at line ").next().unwrap_or_default()),
         })?;
         if trace.ops.len() > MAX_OPS {
             return Err(TraceError {

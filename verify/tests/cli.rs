@@ -228,7 +228,15 @@ fn check_catches_a_planted_bug_and_saves_it() -> Result<(), Failed> {
     let bug = Some("exitcode-sign-lost");
     let run = proclife_env(
         "check-planted",
-        &["check", "--cases", "200", "--method", "fork", "--save-dir", &dir_arg],
+        &[
+            "check",
+            "--cases",
+            "200",
+            "--method",
+            "fork",
+            "--save-dir",
+            &dir_arg,
+        ],
         None,
         bug,
     )?;
@@ -236,9 +244,14 @@ fn check_catches_a_planted_bug_and_saves_it() -> Result<(), Failed> {
         format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
     })?;
     // The disagreement comes first, before the coverage table.
-    ensure(run.stdout.starts_with("The runtime and the model DISAGREE"), || run.stdout.clone())?;
+    ensure(
+        run.stdout.starts_with("The runtime and the model DISAGREE"),
+        || run.stdout.clone(),
+    )?;
     ensure(run.stdout.contains("<-- differs"), || run.stdout.clone())?;
-    ensure(run.stdout.contains(&format!("Saved to {dir_arg}")), || run.stdout.clone())?;
+    ensure(run.stdout.contains(&format!("Saved to {dir_arg}")), || {
+        run.stdout.clone()
+    })?;
     let saved: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| format!("read {}: {e}", dir.display()))?
         .flatten()
@@ -279,7 +292,8 @@ fn check_runs_under_every_method() -> Result<(), Failed> {
             )
         })?;
         ensure(
-            run.stdout.contains(&format!("Ran 30 sequences (30 {method})")),
+            run.stdout
+                .contains(&format!("Ran 30 sequences (30 {method})")),
             || run.stdout.clone(),
         )?;
     }
@@ -292,9 +306,17 @@ fn partial_coverage_gives_a_hint() -> Result<(), Failed> {
     ensure(run.status == Some(1), || {
         format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
     })?;
-    ensure(run.stdout.contains("Ran 6 sequences (2 fork, 2 forkserver, 2 spawn)"), || run.stdout.clone())?;
-    ensure(run.stdout.contains("Hint: raise --cases"), || run.stdout.clone())?;
-    ensure(run.stdout.contains("coverage is partial"), || run.stdout.clone())
+    ensure(
+        run.stdout
+            .contains("Ran 6 sequences (2 fork, 2 forkserver, 2 spawn)"),
+        || run.stdout.clone(),
+    )?;
+    ensure(run.stdout.contains("Hint: raise --cases"), || {
+        run.stdout.clone()
+    })?;
+    ensure(run.stdout.contains("coverage is partial"), || {
+        run.stdout.clone()
+    })
 }
 
 /// `--help` gives the exit statuses and the replay format.
@@ -302,7 +324,11 @@ fn help_gives_exit_codes_and_the_replay_format() -> Result<(), Failed> {
     for command in [&["--help"][..], &["check", "--help"], &["replay", "--help"]] {
         let run = proclife("help", command)?;
         ensure(run.status == Some(0), || format!("status {:?}", run.status))?;
-        for needle in ["Exit status:", "2  bad arguments", "{\"op\":\"child_exit\",\"code\":3}"] {
+        for needle in [
+            "Exit status:",
+            "2  bad arguments",
+            "{\"op\":\"child_exit\",\"code\":3}",
+        ] {
             ensure(run.stdout.contains(needle), || {
                 format!("{command:?} lacks {needle:?}: {}", run.stdout)
             })?;
@@ -318,8 +344,12 @@ fn long_names_are_cut() -> Result<(), Failed> {
     std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
     let run = proclife("long-name", &["replay", &path.to_string_lossy()])?;
     ensure(run.status == Some(2), || format!("status {:?}", run.status))?;
-    ensure(run.stderr.contains("unknown operation"), || run.stderr.clone())?;
-    ensure(run.stderr.contains("characters left out"), || run.stderr.clone())?;
+    ensure(run.stderr.contains("unknown operation"), || {
+        run.stderr.clone()
+    })?;
+    ensure(run.stderr.contains("characters left out"), || {
+        run.stderr.clone()
+    })?;
     ensure(run.stderr.len() < 1000, || {
         format!("{} bytes of messages", run.stderr.len())
     })
@@ -342,7 +372,9 @@ fn check_writes_coverage() -> Result<(), Failed> {
     ensure(run.status == Some(0), || {
         format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
     })?;
-    ensure(run.stdout.contains("Ran 40 sequences"), || run.stdout.clone())?;
+    ensure(run.stdout.contains("Ran 40 sequences"), || {
+        run.stdout.clone()
+    })?;
     let text = std::fs::read_to_string(&dot).map_err(|e| format!("read coverage: {e}"))?;
     ensure(
         text.contains("start / None (") && text.contains(" hits)"),

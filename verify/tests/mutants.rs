@@ -17,16 +17,43 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 /// The bugs planted in the runtime, each with what it breaks.
 const BUGS: [(&str, &str); 10] = [
-    ("exitcode-sign-lost", "a death by signal N reads as exit code N"),
-    ("forkserver-exitcode-sign", "the same, only for children of the fork server"),
-    ("restart-after-exit", "start() of a handle whose child exited and was reaped starts again"),
-    ("close-while-running", "close() of a running child succeeds and forgets the child"),
-    ("panic-exit-code", "a panicking target exits with 101 instead of 1"),
+    (
+        "exitcode-sign-lost",
+        "a death by signal N reads as exit code N",
+    ),
+    (
+        "forkserver-exitcode-sign",
+        "the same, only for children of the fork server",
+    ),
+    (
+        "restart-after-exit",
+        "start() of a handle whose child exited and was reaped starts again",
+    ),
+    (
+        "close-while-running",
+        "close() of a running child succeeds and forgets the child",
+    ),
+    (
+        "panic-exit-code",
+        "a panicking target exits with 101 instead of 1",
+    ),
     ("kill-sends-sigterm", "kill() sends SIGTERM"),
-    ("signal-overwrites-exitcode", "terminate() of an exited, unreaped child overwrites its exit code"),
-    ("is-alive-cached", "is_alive() never collects the exit status, it reads only what is cached"),
-    ("join-timeout-truncated", "a join_timeout below one second returns at once"),
-    ("poll-leaves-zombie", "collecting an exit status leaves the zombie behind"),
+    (
+        "signal-overwrites-exitcode",
+        "terminate() of an exited, unreaped child overwrites its exit code",
+    ),
+    (
+        "is-alive-cached",
+        "is_alive() never collects the exit status, it reads only what is cached",
+    ),
+    (
+        "join-timeout-truncated",
+        "a join_timeout below one second returns at once",
+    ),
+    (
+        "poll-leaves-zombie",
+        "collecting an exit status leaves the zombie behind",
+    ),
 ];
 
 /// How long one run of the binary may take before the test fails.

@@ -225,7 +225,9 @@ fn only_map_translates_runtime_values_into_model_values() {
     }
     assert!(offenders.is_empty(), "{offenders:?}");
     let map = read(&root().join("verify/src/map.rs"));
-    assert!(map.contains("proclife::") && map.contains("proclife_model::") && map.contains(".python()"));
+    assert!(
+        map.contains("proclife::") && map.contains("proclife_model::") && map.contains(".python()")
+    );
 }
 
 #[test]

@@ -185,8 +185,8 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         println!("Coverage graph written to {}.", path.display());
     }
     print!("{}", report::verdict(&summary, args.allow_partial_coverage));
-    let passed = summary.failure.is_none()
-        && (summary.is_complete() || args.allow_partial_coverage);
+    let passed =
+        summary.failure.is_none() && (summary.is_complete() || args.allow_partial_coverage);
     Ok(if passed {
         ExitCode::SUCCESS
     } else {
