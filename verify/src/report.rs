@@ -29,7 +29,7 @@ pub fn table(outcomes: &Outcomes) -> String {
                 .is_some_and(|failure| failure.index() == index);
         let mark = if differs { "   <-- differs" } else { "" };
         let op = match row.step.secs {
-            Some(secs) => format!("{} [{secs} s]", row.step.op),
+            Some(secs) => format!("{}({secs} s)", row.step.op.schema_name()),
             None => row.step.op.to_string(),
         };
         // Writing to a `String` cannot fail.
