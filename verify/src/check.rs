@@ -478,6 +478,7 @@ fn counterexample(
             settled(&trace, Probe::Move),
             settled(&trace, Probe::Drop),
             settled(&trace, Probe::Keep),
+            settled(&trace, Probe::None),
             trace,
         ];
         for variant in variants {
@@ -528,6 +529,9 @@ pub enum Probe {
     Drop,
     /// The operation keeps its probe; the settle has none.
     Keep,
+    /// No step of the sequence probes (an exited child stays unreaped until an operation
+    /// collects it).
+    None,
 }
 
 /// `trace` with a `settle` after every operation that may cause an exit (unless one follows
@@ -537,7 +541,11 @@ pub fn settled(trace: &Trace, probe: Probe) -> Trace {
     let mut steps = trace.ops.iter().peekable();
     while let Some(step) = steps.next() {
         if !step.op.may_cause_exit() {
-            ops.push(step.clone());
+            ops.push(if probe == Probe::None {
+                step.clone().unprobed()
+            } else {
+                step.clone()
+            });
             continue;
         }
         // The settle that follows already, or a new one.
@@ -553,7 +561,7 @@ pub fn settled(trace: &Trace, probe: Probe) -> Trace {
                     ..settle
                 },
             ),
-            Probe::Drop => (step.clone().unprobed(), settle.unprobed()),
+            Probe::Drop | Probe::None => (step.clone().unprobed(), settle.unprobed()),
             Probe::Keep => (step.clone(), settle),
         };
         ops.push(op);
