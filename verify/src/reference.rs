@@ -152,7 +152,7 @@ fn op_strategy(possible: &Possible, focus: &BTreeSet<String>) -> BoxedStrategy<O
             Op::ChildExit(code),
         );
     }
-    add(2 + boost(calm_alive || p.terminated, 2), Op::ChildPanic);
+    add(3 + boost(calm_alive || p.terminated, 3), Op::ChildPanic);
     add(1 + boost(calm_alive || p.terminated, 1), Op::ChildReturn);
     for on in BlockedOn::GRAPH {
         add(1 + boost(p.running && !p.exiting, 1), Op::ChildBlock(on));
