@@ -121,7 +121,7 @@ pub use graph::{
 };
 pub use op::{GRAPH_EXIT_CODES, NameArg, Op, Timeout, exit_status};
 pub use outcome::{Outcome, PyError, PyErrorKind, Step, Value};
-pub use possible::{Disagreement, Possible};
+pub use possible::{Disagreement, Possible, WaitLength};
 pub use schema::SchemaError;
 pub use state::{BlockedOn, Command, Life, Signal, Signals, State};
 pub use step::{Event, events, step};

@@ -65,6 +65,17 @@ impl fmt::Display for Disagreement {
 
 impl std::error::Error for Disagreement {}
 
+/// How long a wait may take, as far as the model can tell (see [`Possible::wait_length`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WaitLength {
+    /// It must return without sleeping.
+    Immediate,
+    /// It must sleep its whole timeout.
+    Full,
+    /// It may do either, or is not a wait.
+    Unknown,
+}
+
 impl Default for Possible {
     fn default() -> Possible {
         Possible::new()
@@ -99,6 +110,60 @@ impl Possible {
     /// The states kept after the last observation (pending events not yet fired).
     pub fn states(&self) -> BTreeSet<State> {
         self.states.keys().cloned().collect()
+    }
+
+    /// The states the process may be in now: the kept states and every state their pending
+    /// events lead to (an exit may have happened since the last observation).
+    ///
+    /// ```
+    /// use proclife_model::{Op, Outcome, Possible};
+    /// let mut possible = Possible::new();
+    /// possible.observe(&Op::Start, &Outcome::NONE).unwrap();
+    /// possible.observe(&Op::ChildExit(3), &Outcome::bool(true)).unwrap();
+    /// // Still exiting, or exited with 3.
+    /// assert_eq!(possible.reachable().len(), 2);
+    /// ```
+    pub fn reachable(&self) -> BTreeSet<State> {
+        self.closure().into_iter().map(|(state, _)| state).collect()
+    }
+
+    /// How long `op` may take, whatever state the process is in now.
+    ///
+    /// Only waits have a length: `join_timeout(t)` with `t > 0` on a child that is alive with
+    /// nothing on its way ([`WaitLength::Full`]: it must wait its whole timeout, since nothing
+    /// can end the child meanwhile), and a wait on a child that is already dead or never
+    /// started, or with a zero or negative timeout ([`WaitLength::Immediate`]: it must not
+    /// sleep). Every other case, and every other operation, is [`WaitLength::Unknown`].
+    ///
+    /// ```
+    /// use proclife_model::{Op, Outcome, Possible, Timeout, WaitLength};
+    /// let mut possible = Possible::new();
+    /// possible.observe(&Op::Start, &Outcome::NONE).unwrap();
+    /// let wait = Op::JoinTimeout(Timeout::Expires);
+    /// assert_eq!(possible.wait_length(&wait), WaitLength::Full);
+    /// possible.observe(&Op::ChildExit(3), &Outcome::bool(true)).unwrap();
+    /// assert_eq!(possible.wait_length(&wait), WaitLength::Unknown);
+    /// possible.observe(&Op::Settle, &Outcome::NONE).unwrap();
+    /// assert_eq!(possible.wait_length(&wait), WaitLength::Immediate);
+    /// ```
+    pub fn wait_length(&self, op: &Op) -> WaitLength {
+        let Op::JoinTimeout(timeout) = op else {
+            return WaitLength::Unknown;
+        };
+        if !timeout.is_positive() {
+            return WaitLength::Immediate;
+        }
+        let states = self.reachable();
+        if states.iter().all(|state| !state.is_alive()) {
+            WaitLength::Immediate
+        } else if states
+            .iter()
+            .all(|state| state.is_alive() && events(state).is_empty())
+        {
+            WaitLength::Full
+        } else {
+            WaitLength::Unknown
+        }
     }
 
     /// The kept states together with every state reachable from them by pending events, each

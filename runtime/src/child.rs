@@ -44,6 +44,9 @@ pub(crate) const LOST_WITH_SERVER: i32 = 255;
 pub(crate) fn exitcode_from(status: WaitStatus) -> Option<i32> {
     match status {
         WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, signal, _) if crate::planted::active("exitcode-sign-lost") => {
+            Some(signal as i32)
+        }
         WaitStatus::Signaled(_, signal, _) => Some(-(signal as i32)),
         _ => None,
     }
@@ -138,10 +141,11 @@ impl Child {
             return Ok(code);
         }
         loop {
-            match waitid(
-                Id::PIDFd(self.pidfd.as_fd()),
-                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG,
-            ) {
+            let mut flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
+            if crate::planted::active("poll-leaves-zombie") {
+                flags |= WaitPidFlag::WNOWAIT;
+            }
+            match waitid(Id::PIDFd(self.pidfd.as_fd()), flags) {
                 Ok(status) => {
                     let code = exitcode_from(status);
                     if code.is_some() {
@@ -214,6 +218,12 @@ impl Child {
     ///
     /// `Error::Os { call: "pidfd_send_signal", .. }` for errors other than `ESRCH`.
     pub(crate) fn signal(&self, signal: i32) -> Result<()> {
+        if crate::planted::active("signal-overwrites-exitcode")
+            && signal == libc::SIGTERM
+            && readable(self.pidfd())
+        {
+            self.cell().get_or_insert(-signal);
+        }
         if self.cached().is_some() {
             return Ok(());
         }
@@ -282,6 +292,9 @@ fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Opt
 
 /// Maps a raw wait status (`WIFEXITED`/`WIFSIGNALED` encoding) to CPython's exit code.
 fn exitcode_from_raw(status: i32) -> i32 {
+    if crate::planted::active("forkserver-exitcode-sign") {
+        return libc::WTERMSIG(status) + libc::WEXITSTATUS(status);
+    }
     if libc::WIFSIGNALED(status) {
         -libc::WTERMSIG(status)
     } else {

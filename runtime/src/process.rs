@@ -330,7 +330,7 @@ fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
     if secs.is_nan() {
         return Err(Error::NanTimeout);
     }
-    if secs <= 0.0 {
+    if secs <= 0.0 || crate::planted::active("join-timeout-truncated") && secs < 1.0 {
         return Ok(Some(Duration::ZERO));
     }
     Ok(Duration::try_from_secs_f64(secs).ok())
@@ -436,6 +436,8 @@ impl Process {
         registry::reap_orphans();
         match self.stage {
             Stage::Closed { .. } => return Err(Error::Closed),
+            Stage::Started(ref child)
+                if crate::planted::active("restart-after-exit") && child.cached().is_some() => {}
             Stage::Started(_) => return Err(Error::AlreadyStarted),
             Stage::New => {}
         }
@@ -517,6 +519,9 @@ impl Process {
         let Some(child) = child else {
             return Ok(false);
         };
+        if crate::planted::active("is-alive-cached") {
+            return Ok(child.cached().is_none());
+        }
         match child.poll()? {
             None => Ok(true),
             Some(_) => {
@@ -640,6 +645,9 @@ impl Process {
     pub fn kill(&self) -> Result<()> {
         registry::reap_orphans();
         let child = self.started()?.ok_or(Error::KillNotStarted)?;
+        if crate::planted::active("kill-sends-sigterm") {
+            return child.signal(Signal::SIGTERM as i32);
+        }
         child.signal(Signal::SIGKILL as i32)
     }
 
@@ -704,7 +712,7 @@ impl Process {
             Stage::Closed { .. } => return Ok(()),
             Stage::New => false,
             Stage::Started(child) => {
-                if child.poll()?.is_none() {
+                if child.poll()?.is_none() && !crate::planted::active("close-while-running") {
                     return Err(Error::StillRunning);
                 }
                 registry::forget(child);

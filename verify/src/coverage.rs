@@ -133,7 +133,7 @@ impl Coverage {
         if self.outside > 0 {
             let _ = writeln!(
                 out,
-                "{} traversals of edges outside the graph's representative exit codes (checked, not counted)",
+                "{} steps with exit codes the graph does not draw (such as child_exit(42)): checked, not counted above",
                 self.outside
             );
         }

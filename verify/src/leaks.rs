@@ -91,3 +91,40 @@ impl Snapshot {
         }
     }
 }
+
+/// Kills (`SIGKILL`) and reaps every child of this process, so that what one sequence left
+/// behind is reported against that sequence only and never against the next.
+///
+/// Returns the children it found, as [`children`] lists them.
+pub fn reap_leftovers() -> Vec<(u32, char)> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use nix::unistd::Pid;
+
+    let found = children();
+    for &(pid, _) in &found {
+        let Ok(raw) = i32::try_from(pid) else {
+            continue;
+        };
+        let pid = Pid::from_raw(raw);
+        // A zombie ignores the signal; a live child dies of it. Either way the wait below
+        // returns: SIGKILL cannot be blocked.
+        let _ = kill(pid, Signal::SIGKILL);
+        let deadline = std::time::Instant::now() + crate::sut::PROMPT;
+        let mut pause = std::time::Duration::from_micros(50);
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(5));
+                }
+                // Reaped, no longer ours, or still there after the bound: the next
+                // sequence's own check reports what is left.
+                _ => break,
+            }
+        }
+    }
+    found
+}

@@ -11,6 +11,8 @@ pub mod leaks;
 pub mod map;
 pub mod puppet;
 pub mod reference;
+pub mod report;
 pub mod run;
 pub mod sut;
+pub mod timing;
 pub mod trace;

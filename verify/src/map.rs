@@ -1,7 +1,9 @@
 //! Where the two vocabularies meet: runtime results as model outcomes, runtime states as
 //! model states.
 //!
-//! This is the only module that knows both `proclife` and `proclife_model`.
+//! This is the only module that turns a runtime value into a model value; other modules may
+//! use both crates side by side (the system under test performs model operations on runtime
+//! processes) but hand every runtime result here (the tidy test checks it).
 
 use std::borrow::Cow;
 

@@ -57,6 +57,11 @@ pub struct GenState {
     pub focus: BTreeSet<String>,
 }
 
+/// The timeout of the expiring waits whose length is judged: long enough that a wait that
+/// returned early is told apart from clock granularity ([`crate::timing::SLACK`]), short
+/// enough for thousands of sequences.
+pub const JUDGED_EXPIRY_SECS: f64 = 0.005;
+
 /// How much more often a favoured operation is drawn.
 const FOCUS_WEIGHT: u32 = 6;
 
@@ -147,7 +152,7 @@ fn op_strategy(possible: &Possible, focus: &BTreeSet<String>) -> BoxedStrategy<O
             Op::ChildExit(code),
         );
     }
-    add(2 + boost(calm_alive || p.terminated, 2), Op::ChildPanic);
+    add(3 + boost(calm_alive || p.terminated, 3), Op::ChildPanic);
     add(1 + boost(calm_alive || p.terminated, 1), Op::ChildReturn);
     for on in BlockedOn::GRAPH {
         add(1 + boost(p.running && !p.exiting, 1), Op::ChildBlock(on));
@@ -169,14 +174,34 @@ fn transition_strategy(state: &GenState) -> BoxedStrategy<Transition> {
     let focus = state.focus.clone();
     (0..procs.len())
         .prop_flat_map(move |proc| {
-            op_strategy(&procs[proc], &focus).prop_map(move |op| {
-                let exits = op.may_cause_exit();
-                let mut steps = vec![Step::new(proc, op)];
-                if settle && exits {
-                    steps.push(Step::new(proc, Op::Settle));
-                }
-                steps
-            })
+            let probes = (any::<bool>(), any::<bool>());
+            (op_strategy(&procs[proc], &focus), any::<bool>(), probes).prop_map(
+                move |(op, long, (skip, skip_settle))| {
+                    let exits = op.may_cause_exit();
+                    let first = match op {
+                        // Half of the expiring waits are long enough for their length to be
+                        // judged: with nothing on its way the wait must last its whole timeout.
+                        Op::JoinTimeout(Timeout::Expires) if long => {
+                            Step::join_timeout(proc, JUDGED_EXPIRY_SECS)
+                        }
+                        op => Step::new(proc, op),
+                    };
+                    // About half of the steps are not followed by the `state()` probe, so that
+                    // an exited child often meets the next operation unreaped.
+                    let unprobed =
+                        |step: Step, skip: bool| if skip { step.unprobed() } else { step };
+                    if settle && exits {
+                        // A probe between the operation and its settle would race with the exit:
+                        // a settled sequence probes only after the settle.
+                        vec![
+                            first.unprobed(),
+                            unprobed(Step::new(proc, Op::Settle), skip_settle),
+                        ]
+                    } else {
+                        vec![unprobed(first, skip)]
+                    }
+                },
+            )
         })
         .boxed()
 }

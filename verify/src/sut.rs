@@ -5,14 +5,16 @@
 //! The puppet protocol's answers (`child_*`, `release`) come from the harness's own
 //! bookkeeping of what it has told each child, exactly as DESIGN.md defines them; all other
 //! observations come from the runtime.
-//! A [`Mutant`] plants a known bug on top of the runtime's answers, to show that the checker
-//! catches it.
+//! Bugs planted to show that the checker catches them live in the runtime itself
+//! (`proclife::planted`), never here: this module only reports what the runtime did.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use proclife::ipc::{Connection, pipe};
 use proclife::{Process, ProcessState, StartMethod};
 use proclife_model::{BlockedOn, Op, Outcome, Value};
@@ -30,48 +32,6 @@ pub const HANG_PROBE: Duration = Duration::from_millis(20);
 
 /// The longest `join_timeout` the harness passes on; longer ones are cut to this.
 pub const MAX_TIMEOUT_SECS: f64 = 30.0;
-
-/// A bug planted on top of the runtime, for the mutation check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Mutant {
-    /// `start()` of a handle whose child has exited starts a new child.
-    RestartAfterExit,
-    /// `is_alive()` stays true after the child exited.
-    AliveAfterExit,
-    /// The exit code loses its sign (killed by SIGTERM reads as 15).
-    ExitcodeSignLost,
-    /// `close()` of a running process kills and reaps it instead of refusing.
-    CloseWhileRunning,
-    /// `terminate()` after the child exited overwrites the exit code with -15.
-    TerminateOverwritesExitcode,
-}
-
-impl Mutant {
-    /// Every mutant.
-    pub const ALL: [Mutant; 5] = [
-        Mutant::RestartAfterExit,
-        Mutant::AliveAfterExit,
-        Mutant::ExitcodeSignLost,
-        Mutant::CloseWhileRunning,
-        Mutant::TerminateOverwritesExitcode,
-    ];
-
-    /// The mutant's command-line name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mutant::RestartAfterExit => "restart-after-exit",
-            Mutant::AliveAfterExit => "alive-after-exit",
-            Mutant::ExitcodeSignLost => "exitcode-sign-lost",
-            Mutant::CloseWhileRunning => "close-while-running",
-            Mutant::TerminateOverwritesExitcode => "terminate-overwrites-exitcode",
-        }
-    }
-
-    /// The mutant with this name.
-    pub fn from_name(name: &str) -> Option<Mutant> {
-        Mutant::ALL.into_iter().find(|m| m.name() == name)
-    }
-}
 
 /// Something went wrong in the harness itself, or the runtime did something the model has no
 /// outcome for (an OS error, a child that never blocked): reported, never compared.
@@ -132,8 +92,11 @@ struct Proc {
     pid: Option<i32>,
     /// Killed and joined by the harness at the end of the sequence.
     reaped: bool,
-    /// For [`Mutant::TerminateOverwritesExitcode`]: a terminate after the exit happened.
-    overwritten: bool,
+    /// The start method, which decides how "exited, not reaped" is observed.
+    method: StartMethod,
+    /// Whether a runtime call has collected the exit status since the child exited (for
+    /// the fork server's children, whose status the server reaps).
+    collected: bool,
 }
 
 impl Proc {
@@ -169,7 +132,8 @@ impl Proc {
             queue: VecDeque::new(),
             pid: None,
             reaped: false,
-            overwritten: false,
+            method,
+            collected: false,
         })
     }
 
@@ -397,6 +361,57 @@ impl Proc {
         };
     }
 
+    fn start(&mut self) -> Result<Outcome, Fault> {
+        let result = self.process.start();
+        if result.is_ok() {
+            self.started = true;
+            self.collected = false;
+            self.pid = self.process.pid()?.map(proclife::Pid::as_raw);
+        }
+        Ok(map::result(result, |()| Value::None)?)
+    }
+
+    /// `join()`, bounded: a join the model says can only hang is probed for [`HANG_PROBE`]
+    /// and reported as `hangs`.
+    fn join(&mut self, admitted: &BTreeSet<Outcome>) -> Result<Outcome, Fault> {
+        let only_hangs = admitted.iter().all(|o| *o == Outcome::Hangs);
+        let bound = if only_hangs { HANG_PROBE } else { PROMPT };
+        match self.process.sentinel() {
+            Ok(fd) if !readable(fd, bound)? => Ok(Outcome::Hangs),
+            _ => Ok(map::result(self.process.join(), |()| Value::None)?),
+        }
+    }
+
+    fn close(&mut self) -> Result<Outcome, Fault> {
+        let result = self.process.close();
+        if result.is_ok() {
+            self.closed = true;
+        }
+        Ok(map::result(result, |()| Value::None)?)
+    }
+
+    fn block(&mut self, on: BlockedOn) -> Result<Outcome, Fault> {
+        if on == BlockedOn::Join && self.process.daemon() {
+            return Err(Fault(
+                "a daemonic puppet cannot block on a join: daemonic processes may not have children"
+                    .into(),
+            ));
+        }
+        if on == BlockedOn::Send {
+            return Err(Fault("the puppet cannot block on a send".into()));
+        }
+        self.command(Command::Block(block_code(on)))
+    }
+
+    /// `settle`: waits until an exit on its way has happened, without reaping.
+    fn settle(&mut self) -> Result<Outcome, Fault> {
+        if self.started && !self.closed && self.exit_in_flight && !self.wait_exit(PROMPT)? {
+            Ok(Outcome::Hangs)
+        } else {
+            Ok(Outcome::NONE)
+        }
+    }
+
     fn kill_and_reap(&mut self) -> Result<(), Fault> {
         if self.started && !self.closed && !self.reaped {
             self.reaped = true;
@@ -411,11 +426,27 @@ impl Proc {
     }
 }
 
+/// What one operation gave on the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Its result, in the model's vocabulary.
+    pub outcome: Outcome,
+    /// For a `join_timeout`, how long the runtime call took.
+    pub took: Option<Duration>,
+}
+
+/// Whether `op` makes the runtime collect the exit status of an exited child.
+fn collects(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::IsAlive | Op::Join | Op::JoinTimeout(_) | Op::Exitcode | Op::Close
+    )
+}
+
 /// The real processes of one sequence.
 #[derive(Debug)]
 pub struct Runtime {
     procs: Vec<Proc>,
-    mutant: Option<Mutant>,
     method: StartMethod,
     spawned: usize,
 }
@@ -426,17 +457,12 @@ impl Runtime {
     /// # Errors
     ///
     /// When the runtime cannot create the pipes or primitives.
-    pub fn new(
-        procs: usize,
-        mutant: Option<Mutant>,
-        method: StartMethod,
-    ) -> Result<Runtime, Fault> {
+    pub fn new(procs: usize, method: StartMethod) -> Result<Runtime, Fault> {
         let procs = (0..procs)
             .map(|_| Proc::new(method))
             .collect::<Result<_, _>>()?;
         Ok(Runtime {
             procs,
-            mutant,
             method,
             spawned: 0,
         })
@@ -447,95 +473,48 @@ impl Runtime {
         self.spawned
     }
 
-    /// Performs `step` and returns what it gave. `admitted` is what the model allows; it
-    /// only chooses how long a `join` that may hang is given.
+    /// Performs `step` and returns what it gave, and how long the runtime call took for a
+    /// timed wait. `admitted` is what the model allows; it only chooses how long a `join`
+    /// that may hang is given.
     ///
     /// # Errors
     ///
     /// A [`Fault`] when the harness fails or the runtime answers outside the model's
     /// vocabulary.
-    pub fn apply(&mut self, step: &Step, admitted: &BTreeSet<Outcome>) -> Result<Outcome, Fault> {
-        let mutant = self.mutant;
+    pub fn apply(&mut self, step: &Step, admitted: &BTreeSet<Outcome>) -> Result<Observed, Fault> {
         let proc = self
             .procs
             .get_mut(step.proc)
             .ok_or_else(|| Fault(format!("no process {}", step.proc)))?;
+        let exited_before = proc.started && !proc.closed && proc.has_exited()?;
+        let mut took = None;
         let outcome = match &step.op {
             Op::Start => {
-                let result = proc.process.start();
-                if result.is_ok() {
-                    proc.started = true;
+                let outcome = proc.start()?;
+                if outcome == Outcome::NONE {
                     self.spawned += 1;
-                    proc.pid = proc.process.pid()?.map(proclife::Pid::as_raw);
-                } else if mutant == Some(Mutant::RestartAfterExit)
-                    && proc.started
-                    && !proc.closed
-                    && proc.process.exitcode()?.is_some()
-                {
-                    let mut fresh = Proc::new(self.method)?;
-                    fresh.process.start()?;
-                    self.spawned += 1;
-                    fresh.started = true;
-                    fresh.pid = fresh.process.pid()?.map(proclife::Pid::as_raw);
-                    let old = std::mem::replace(proc, fresh);
-                    drop(old);
-                    return Ok(Outcome::NONE);
                 }
-                map::result(result, |()| Value::None)?
+                outcome
             }
             Op::Run => map::result(proc.process.run(), |()| Value::None)?,
-            Op::IsAlive => {
-                let outcome = map::result(proc.process.is_alive(), Value::Bool)?;
-                if mutant == Some(Mutant::AliveAfterExit)
-                    && outcome == Outcome::bool(false)
-                    && proc.started
-                {
-                    Outcome::bool(true)
-                } else {
-                    outcome
-                }
-            }
-            Op::Join => {
-                let only_hangs = admitted.iter().all(|o| *o == Outcome::Hangs);
-                let bound = if only_hangs { HANG_PROBE } else { PROMPT };
-                match proc.process.sentinel() {
-                    Ok(fd) if !readable(fd, bound)? => Outcome::Hangs,
-                    _ => map::result(proc.process.join(), |()| Value::None)?,
-                }
-            }
+            Op::IsAlive => map::result(proc.process.is_alive(), Value::Bool)?,
+            Op::Join => proc.join(admitted)?,
             Op::JoinTimeout(_) => {
                 let secs = step.secs.unwrap_or(0.0).min(MAX_TIMEOUT_SECS);
-                map::result(proc.process.join_timeout_secs(secs), |()| Value::None)?
+                let began = Instant::now();
+                let result = proc.process.join_timeout_secs(secs);
+                took = Some(began.elapsed());
+                map::result(result, |()| Value::None)?
             }
-            Op::Exitcode => {
-                let code = proc.process.exitcode();
-                let code = match (mutant, code) {
-                    (Some(Mutant::ExitcodeSignLost), Ok(Some(c))) => Ok(Some(c.abs())),
-                    (Some(Mutant::TerminateOverwritesExitcode), Ok(Some(_)))
-                        if proc.overwritten =>
-                    {
-                        Ok(Some(-15))
-                    }
-                    (_, other) => other,
-                };
-                map::result(code, |c| match c {
-                    Some(c) => Value::Int(i64::from(c)),
-                    None => Value::None,
-                })?
-            }
+            Op::Exitcode => map::result(proc.process.exitcode(), |code| {
+                code.map_or(Value::None, |c| Value::Int(i64::from(c)))
+            })?,
             Op::PidIsSet => map::result(proc.process.pid(), |pid| Value::Bool(pid.is_some()))?,
             Op::SentinelReady => match proc.process.sentinel() {
                 Ok(fd) => Outcome::bool(readable(fd, Duration::ZERO)?),
                 Err(e) => map::error(&e)?,
             },
             Op::Terminate => {
-                if mutant == Some(Mutant::TerminateOverwritesExitcode)
-                    && proc.started
-                    && !proc.closed
-                    && proc.has_exited()?
-                {
-                    proc.overwritten = true;
-                }
                 let result = proc.process.terminate();
                 proc.signal(result)?
             }
@@ -543,53 +522,55 @@ impl Runtime {
                 let result = proc.process.kill();
                 proc.signal(result)?
             }
-            Op::Close => {
-                let mut result = proc.process.close();
-                if mutant == Some(Mutant::CloseWhileRunning)
-                    && matches!(result, Err(proclife::Error::StillRunning))
-                {
-                    proc.kill_and_reap()?;
-                    result = proc.process.close();
-                }
-                if result.is_ok() {
-                    proc.closed = true;
-                }
-                map::result(result, |()| Value::None)?
-            }
+            Op::Close => proc.close()?,
             Op::Daemon => Outcome::bool(proc.process.daemon()),
             Op::SetDaemon(value) => map::result(proc.process.set_daemon(*value), |()| Value::None)?,
             Op::Name | Op::SetName(_) => {
                 return Err(Fault("name operations are not in the replay schema".into()));
             }
-            Op::ChildExit(code) => {
-                // `exit` takes a C int; the kernel keeps the low byte either way.
-                let code = *code as i32;
-                proc.command(Command::Exit(code))?
-            }
+            // `exit` takes a C int; the kernel keeps the low byte either way.
+            Op::ChildExit(code) => proc.command(Command::Exit(*code as i32))?,
             Op::ChildPanic => proc.command(Command::Panic)?,
             Op::ChildReturn => proc.command(Command::Return)?,
-            Op::ChildBlock(on) => {
-                if *on == BlockedOn::Join && proc.process.daemon() {
-                    return Err(Fault(
-                        "a daemonic puppet cannot block on a join: daemonic processes may not have children"
-                            .into(),
-                    ));
-                }
-                if *on == BlockedOn::Send {
-                    return Err(Fault("the puppet cannot block on a send".into()));
-                }
-                proc.command(Command::Block(block_code(*on)))?
-            }
+            Op::ChildBlock(on) => proc.block(*on)?,
             Op::Release => proc.release()?,
-            Op::Settle => {
-                if proc.started && !proc.closed && proc.exit_in_flight && !proc.wait_exit(PROMPT)? {
-                    Outcome::Hangs
-                } else {
-                    Outcome::NONE
-                }
-            }
+            Op::Settle => proc.settle()?,
         };
-        Ok(outcome)
+        if exited_before && collects(&step.op) {
+            proc.collected = true;
+        }
+        Ok(Observed { outcome, took })
+    }
+
+    /// Whether process `index`'s child has exited and the runtime has not yet collected its
+    /// exit status: read without changing anything (`waitid(.., WNOWAIT)` for a child of
+    /// this process; for a child of the fork server, which reaps it, whether any runtime call
+    /// that collects the status ran since it exited).
+    ///
+    /// # Errors
+    ///
+    /// A [`Fault`] when `poll` or `waitid` fails unexpectedly.
+    pub fn exited_unreaped(&self, index: usize) -> Result<bool, Fault> {
+        let proc = self
+            .procs
+            .get(index)
+            .ok_or_else(|| Fault(format!("no process {index}")))?;
+        if !proc.started || proc.closed || !proc.has_exited()? {
+            return Ok(false);
+        }
+        if proc.method == StartMethod::ForkServer {
+            return Ok(!proc.collected);
+        }
+        let fd = proc.process.sentinel()?;
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        loop {
+            return match waitid(Id::PIDFd(fd), flags) {
+                Ok(status) => Ok(status != WaitStatus::StillAlive),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => Ok(false),
+                Err(errno) => Err(Fault(format!("waitid(WNOWAIT) failed: {errno}"))),
+            };
+        }
     }
 
     /// The runtime's view of process `index`: its `state()` and its pid, for the invariants.
@@ -597,12 +578,16 @@ impl Runtime {
     /// # Errors
     ///
     /// A [`Fault`] when `state()` fails, or when the pid changed after `start()` (a restart).
-    pub fn observe_state(&self, index: usize) -> Result<ProcessState, Fault> {
+    pub fn observe_state(&mut self, index: usize) -> Result<ProcessState, Fault> {
         let proc = self
             .procs
-            .get(index)
+            .get_mut(index)
             .ok_or_else(|| Fault(format!("no process {index}")))?;
+        let exited_before = proc.started && !proc.closed && proc.has_exited()?;
         let state = proc.process.state()?;
+        if exited_before {
+            proc.collected = true;
+        }
         if proc.started && !proc.closed {
             let pid = proc.process.pid()?.map(proclife::Pid::as_raw);
             if pid != proc.pid {

@@ -31,6 +31,9 @@ pub struct Step {
     pub op: Op,
     /// For `join_timeout`, the real timeout in seconds (the model keeps only its class).
     pub secs: Option<f64>,
+    /// Whether the checker probes the runtime's `state()` after this step (which collects
+    /// the exit status of an exited child); `"probe":false` in a replay file, default true.
+    pub probe: bool,
 }
 
 impl Step {
@@ -40,7 +43,20 @@ impl Step {
             Op::JoinTimeout(timeout) => Some(representative_secs(timeout)),
             _ => None,
         };
-        Step { proc, op, secs }
+        Step {
+            proc,
+            op,
+            secs,
+            probe: true,
+        }
+    }
+
+    /// This step without the `state()` probe after it.
+    pub fn unprobed(self) -> Step {
+        Step {
+            probe: false,
+            ..self
+        }
     }
 
     /// An op on process `proc` with a concrete timeout in seconds.
@@ -49,6 +65,7 @@ impl Step {
             proc,
             op: Op::JoinTimeout(Timeout::from_secs(secs)),
             secs: Some(secs),
+            probe: true,
         }
     }
 
@@ -62,6 +79,11 @@ impl Step {
             && let Some(object) = json.as_object_mut()
         {
             object.insert("proc".to_owned(), Json::from(self.proc));
+        }
+        if !self.probe
+            && let Some(object) = json.as_object_mut()
+        {
+            object.insert("probe".to_owned(), Json::from(false));
         }
         json
     }
@@ -92,6 +114,11 @@ impl<'de> Deserialize<'de> for Step {
                 "field `proc` is {proc}, it must be below {MAX_PROCS}"
             )));
         }
+        let probe = match fields.remove("probe") {
+            None => true,
+            Some(value) => bool::deserialize(value)
+                .map_err(|e| D::Error::custom(format!("field `probe`: {e}")))?,
+        };
         let json = Json::Object(fields);
         let op = Op::from_json(&json).map_err(D::Error::custom)?;
         // The model's reader ignores fields it does not use; a replay file must not carry any.
@@ -106,7 +133,12 @@ impl<'de> Deserialize<'de> for Step {
             )));
         }
         let secs = fields.get("secs").and_then(Json::as_f64);
-        Ok(Step { proc, op, secs })
+        Ok(Step {
+            proc,
+            op,
+            secs,
+            probe,
+        })
     }
 }
 
@@ -116,6 +148,29 @@ impl<'de> Deserialize<'de> for Step {
 pub struct Trace {
     /// The operations, in order.
     pub ops: Vec<Step>,
+}
+
+/// The longest message about a replay file, in characters: what a file says (an unknown
+/// operation's name, say) is cut in the middle beyond it.
+pub const MESSAGE_LIMIT: usize = 200;
+
+/// `text`, cut in the middle to at most about [`MESSAGE_LIMIT`] characters.
+///
+/// ```
+/// use proclife_verify::trace::{MESSAGE_LIMIT, shorten};
+/// assert_eq!(shorten("short"), "short");
+/// let long = format!("unknown operation {:?}", "x".repeat(10_000_000));
+/// assert!(shorten(&long).chars().count() < MESSAGE_LIMIT + 40);
+/// ```
+pub fn shorten(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= MESSAGE_LIMIT {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(MESSAGE_LIMIT * 3 / 4).collect();
+    let tail: String = text.chars().skip(count - MESSAGE_LIMIT / 4).collect();
+    let cut = count - MESSAGE_LIMIT;
+    format!("{head}[… {cut} characters left out …]{tail}")
 }
 
 /// Why a replay file was rejected.
@@ -157,12 +212,7 @@ impl Trace {
         let trace: Trace = serde_json::from_str(text).map_err(|e| TraceError {
             line: e.line(),
             column: e.column(),
-            message: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            message: shorten(e.to_string().split(" at line ").next().unwrap_or_default()),
         })?;
         if trace.ops.len() > MAX_OPS {
             return Err(TraceError {

@@ -23,15 +23,18 @@ fn agree(settle: SettleMode, seed: u64, method: StartMethod) -> Result<(), Faile
         cases: cases(),
         seed,
         settle,
-        method,
+        method: Some(method),
         ..Options::default()
     };
     let summary = check::check(&options, |_| {});
     if let Some(failure) = summary.failure {
-        return Err(format!("{}\n{}", failure.reason, failure.trace.to_json()).into());
+        return Err(format!("{}\n{}", failure.reason, failure.shrunk.to_json()).into());
     }
     if summary.cases != options.cases {
         return Err(format!("ran {} of {} sequences", summary.cases, options.cases).into());
+    }
+    if summary.leaks > 0 {
+        return Err(format!("{} sequences left something behind", summary.leaks).into());
     }
     if summary.coverage.foreign().next().is_some() {
         return Err(format!("edges outside the graph:\n{}", summary.coverage.table()).into());

@@ -1,7 +1,9 @@
 //! Tests of the `proclife` command line: `graph` prints the committed DOT and JSON that parses;
-//! `replay` runs a file (or standard input) and prints both sides; `check` catches a planted
-//! bug, saves the sequence and exits with 1; bad arguments and malformed replay files give a
-//! clear message and exit status 2, never a panic.
+//! `replay` runs a file (or standard input) and prints both sides; `check` catches a bug planted
+//! in the runtime, prints it first, saves the sequence where it says and exits with 1; partial
+//! coverage comes with a hint; `--help` gives the exit statuses and the replay format; bad
+//! arguments and malformed replay files give a clear, short message and exit status 2, never a
+//! panic.
 //!
 //! The binary is run as a child process, so this runner has `harness = false` and runs its
 //! tests one at a time on the main thread; every wait for the child is bounded.
@@ -37,6 +39,16 @@ fn proclife(name: &str, args: &[&str]) -> Result<Run, Failed> {
 
 /// As [`proclife`], with standard input read from `stdin`.
 fn proclife_with_stdin(name: &str, args: &[&str], stdin: Option<&Path>) -> Result<Run, Failed> {
+    proclife_env(name, args, stdin, None)
+}
+
+/// As [`proclife_with_stdin`], with the runtime's planted bug `bug` switched on.
+fn proclife_env(
+    name: &str,
+    args: &[&str],
+    stdin: Option<&Path>,
+    bug: Option<&str>,
+) -> Result<Run, Failed> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let out_path = dir.join(format!("cli-{name}.stdout"));
     let err_path = dir.join(format!("cli-{name}.stderr"));
@@ -48,7 +60,12 @@ fn proclife_with_stdin(name: &str, args: &[&str], stdin: Option<&Path>) -> Resul
         }
         None => Stdio::null(),
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proclife"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_proclife"));
+    match bug {
+        Some(bug) => command.env(proclife::planted::ENV, bug),
+        None => command.env_remove(proclife::planted::ENV),
+    };
+    let mut child = command
         .args(args)
         .stdin(input)
         .stdout(out)
@@ -233,26 +250,33 @@ fn check_catches_a_planted_bug_and_saves_it() -> Result<(), Failed> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-regressions");
     let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.to_string_lossy().into_owned();
-    let run = proclife(
-        "check-mutant",
+    let bug = Some("exitcode-sign-lost");
+    let run = proclife_env(
+        "check-planted",
         &[
             "check",
             "--cases",
             "200",
-            // Settled sequences have one correct set of observations, so the shrunk one
-            // fails on every replay.
-            "--settle",
-            "--mutant",
-            "exitcode-sign-lost",
+            "--method",
+            "fork",
             "--save-dir",
             &dir_arg,
         ],
+        None,
+        bug,
     )?;
     ensure(run.status == Some(1), || {
         format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
     })?;
-    ensure(run.stdout.contains("DISAGREEMENT"), || run.stdout.clone())?;
+    // The disagreement comes first, before the coverage table.
+    ensure(
+        run.stdout.starts_with("The runtime and the model DISAGREE"),
+        || run.stdout.clone(),
+    )?;
     ensure(run.stdout.contains("<-- differs"), || run.stdout.clone())?;
+    ensure(run.stdout.contains(&format!("Saved to {dir_arg}")), || {
+        run.stdout.clone()
+    })?;
     let saved: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| format!("read {}: {e}", dir.display()))?
         .flatten()
@@ -260,10 +284,7 @@ fn check_catches_a_planted_bug_and_saves_it() -> Result<(), Failed> {
         .collect();
     ensure(saved.len() == 1, || format!("saved {saved:?}"))?;
     let saved = saved[0].to_string_lossy().into_owned();
-    let with = proclife(
-        "replay-mutant",
-        &["replay", "--json", "--mutant", "exitcode-sign-lost", &saved],
-    )?;
+    let with = proclife_env("replay-planted", &["replay", "--json", &saved], None, bug)?;
     ensure(with.status == Some(1), || {
         format!("status {:?}", with.status)
     })?;
@@ -297,11 +318,66 @@ fn check_runs_under_every_method() -> Result<(), Failed> {
         })?;
         ensure(
             run.stdout
-                .contains(&format!("start method {method}: 30 sequences")),
+                .contains(&format!("Ran 30 sequences (30 {method})")),
             || run.stdout.clone(),
         )?;
     }
     Ok(())
+}
+
+/// A partial run says so in plain words, with what to do, and exits with 1.
+fn partial_coverage_gives_a_hint() -> Result<(), Failed> {
+    let run = proclife("check-partial", &["check", "--cases", "6"])?;
+    ensure(run.status == Some(1), || {
+        format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
+    })?;
+    ensure(
+        run.stdout
+            .contains("Ran 6 sequences (2 fork, 2 forkserver, 2 spawn)"),
+        || run.stdout.clone(),
+    )?;
+    ensure(run.stdout.contains("Hint: raise --cases"), || {
+        run.stdout.clone()
+    })?;
+    ensure(run.stdout.contains("coverage is partial"), || {
+        run.stdout.clone()
+    })
+}
+
+/// `--help` gives the exit statuses and the replay format.
+fn help_gives_exit_codes_and_the_replay_format() -> Result<(), Failed> {
+    for command in [&["--help"][..], &["check", "--help"], &["replay", "--help"]] {
+        let run = proclife("help", command)?;
+        ensure(run.status == Some(0), || format!("status {:?}", run.status))?;
+        for needle in [
+            "Exit status:",
+            "2  bad arguments",
+            "{\"op\":\"child_exit\",\"code\":3}",
+        ] {
+            ensure(run.stdout.contains(needle), || {
+                format!("{command:?} lacks {needle:?}: {}", run.stdout)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// An unknown operation's enormous name is not echoed back.
+fn long_names_are_cut() -> Result<(), Failed> {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-long-name.json");
+    let text = format!("{{\"ops\":[{{\"op\":\"{}\"}}]}}", "x".repeat(10 << 20));
+    std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+    let run = proclife("long-name", &["replay", &path.to_string_lossy()])?;
+    ensure(run.status == Some(2), || format!("status {:?}", run.status))?;
+    ensure(run.stderr.contains("unknown operation"), || {
+        run.stderr.clone()
+    })?;
+    ensure(run.stderr.contains("characters left out"), || {
+        run.stderr.clone()
+    })?;
+    ensure(run.stderr.len() < 1000, || {
+        format!("{} bytes of messages", run.stderr.len())
+    })
 }
 
 fn check_writes_coverage() -> Result<(), Failed> {
@@ -321,7 +397,9 @@ fn check_writes_coverage() -> Result<(), Failed> {
     ensure(run.status == Some(0), || {
         format!("status {:?}: {}{}", run.status, run.stdout, run.stderr)
     })?;
-    ensure(run.stdout.contains(": 40 sequences"), || run.stdout.clone())?;
+    ensure(run.stdout.contains("Ran 40 sequences"), || {
+        run.stdout.clone()
+    })?;
     let text = std::fs::read_to_string(&dot).map_err(|e| format!("read coverage: {e}"))?;
     ensure(
         text.starts_with("// Coverage of a `proclife check` run")
@@ -379,6 +457,15 @@ fn main() {
     ));
     trials.push(Trial::test("check_writes_coverage", check_writes_coverage));
     trials.push(Trial::test(
+        "partial_coverage_gives_a_hint",
+        partial_coverage_gives_a_hint,
+    ));
+    trials.push(Trial::test(
+        "help_gives_exit_codes_and_the_replay_format",
+        help_gives_exit_codes_and_the_replay_format,
+    ));
+    trials.push(Trial::test("long_names_are_cut", long_names_are_cut));
+    trials.push(Trial::test(
         "check_runs_under_every_method",
         check_runs_under_every_method,
     ));
@@ -428,11 +515,6 @@ fn main() {
             "unknown-method",
             &["check", "--method", "vfork"][..],
             "unknown start method",
-        ),
-        (
-            "unknown-mutant",
-            &["check", "--mutant", "gremlin"][..],
-            "unknown mutant",
         ),
         (
             "settle-and-no-settle",

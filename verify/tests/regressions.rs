@@ -1,4 +1,5 @@
-//! Replays every sequence in `verify/regressions/` on the model and on real processes.
+//! Replays every sequence in `verify/regressions/` on the model and on real processes, under
+//! each start method.
 //!
 //! The sequences start children, so this runner has `harness = false` and runs its tests one
 //! at a time on the main thread (the fork start method refuses a threaded parent).
@@ -16,11 +17,13 @@ fn corpus() -> PathBuf {
 fn replay(path: &Path) -> Result<(), Failed> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("read: {e}"))?;
     let trace = Trace::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let outcomes = run::run(&trace.ops, trace.procs(), None, proclife::StartMethod::Fork);
-    match outcomes.failure {
-        None => Ok(()),
-        Some(failure) => Err(format!("{}: {failure}", path.display()).into()),
+    for method in proclife_verify::check::METHODS {
+        let outcomes = run::run(&trace.ops, trace.procs(), method);
+        if let Some(failure) = outcomes.failure {
+            return Err(format!("{} under {method}: {failure}", path.display()).into());
+        }
     }
+    Ok(())
 }
 
 fn main() {

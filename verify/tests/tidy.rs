@@ -195,6 +195,41 @@ fn no_should_panic_or_ignored_tests() {
     assert!(offenders.is_empty(), "{offenders:?}");
 }
 
+/// ARCHITECTURE.md: runtime values become model values only in `verify/src/map.rs`. Other
+/// modules may use both crates side by side, but one that uses the runtime never builds a
+/// model outcome, error or life from what it got.
+#[test]
+fn only_map_translates_runtime_values_into_model_values() {
+    let translating = [
+        ".python()",
+        "PyError",
+        "PyErrorKind",
+        "Outcome::Raised",
+        "Life::",
+        "proclife_model::BlockedOn::",
+    ];
+    let mut offenders = Vec::new();
+    for path in rust_files(&root().join("verify/src")) {
+        if path.ends_with("map.rs") {
+            continue;
+        }
+        let text = read(&path);
+        if !text.contains("proclife::") {
+            continue;
+        }
+        for needle in translating {
+            if text.contains(needle) {
+                offenders.push(format!("{} contains {needle}", path.display()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:?}");
+    let map = read(&root().join("verify/src/map.rs"));
+    assert!(
+        map.contains("proclife::") && map.contains("proclife_model::") && map.contains(".python()")
+    );
+}
+
 #[test]
 fn model_has_no_system_dependencies() {
     let manifest = read(&root().join("model/Cargo.toml"));

@@ -196,6 +196,7 @@ pub(super) fn run_target(target: impl FnOnce() -> crate::process::TargetResult, 
             eprintln!("Process {name}:\n{error}");
             1
         }
+        Err(_) if crate::planted::active("panic-exit-code") => 101,
         Err(_) => 1,
     }
 }

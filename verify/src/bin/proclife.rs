@@ -2,9 +2,9 @@
 //! sequences on the model and real processes (`check`), and one sequence from a file
 //! (`replay`).
 //!
-//! Every subcommand is one variant of [`Command`] with its own argument struct and handler.
-//! Exit status: 0 when everything agrees, 1 when the model and the runtime disagree (or
-//! coverage is incomplete), 2 for bad arguments or a malformed replay file.
+//! Every subcommand is one variant of [`Command`] with its own argument struct and handler;
+//! adding one is a variant, an argument struct and a line in `main`.
+//! What `check` and `replay` print is composed in `proclife_verify::report`.
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -16,13 +16,36 @@ use proclife::StartMethod;
 use proclife_model::{Outcome, TransitionGraph};
 use proclife_verify::check::{self, Options};
 use proclife_verify::reference::SettleMode;
-use proclife_verify::run::{self, Outcomes};
-use proclife_verify::sut::Mutant;
+use proclife_verify::report;
+use proclife_verify::run;
 use proclife_verify::trace::{Trace, observation_json};
+
+/// Where `check` saves a failing sequence unless told otherwise: the regression corpus of the
+/// workspace the command was built from, which `cargo test` replays.
+const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/regressions");
+
+/// The exit statuses and the replay format, for `--help`.
+const AFTER_HELP: &str = r#"Exit status:
+  0  the runtime agreed with the model (for `check`: with full coverage)
+  1  a disagreement, or (for `check`) coverage was partial
+  2  bad arguments, or a replay file that is not valid (nothing is started then)
+
+Replay file: one JSON object with the operations in order, one per line, e.g.
+  {"ops":[
+    {"op":"start"},
+    {"op":"child_exit","code":3},
+    {"op":"settle"},
+    {"op":"join_timeout","secs":0.005},
+    {"op":"exitcode","proc":1}
+  ]}
+"proc" picks one of up to 8 processes (default 0). Operations: start, run, is_alive, join,
+join_timeout (secs), exitcode, pid_is_set, sentinel_ready, terminate, kill, close, daemon,
+set_daemon (value), child_exit (code), child_panic, child_return, child_block (on: lock,
+rlock, semaphore, event, condition, barrier, recv, join), release, settle."#;
 
 /// Python's multiprocessing.Process life-cycle in Rust, checked against a formal model.
 #[derive(Debug, Parser)]
-#[command(name = "proclife", version)]
+#[command(name = "proclife", version, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,6 +94,7 @@ enum GraphFormat {
 
 /// Arguments of `proclife check`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 struct CheckArgs {
     /// Sequences to run.
     #[arg(long, default_value_t = Options::default().cases, value_parser = clap::value_parser!(u32).range(1..))]
@@ -94,18 +118,16 @@ struct CheckArgs {
     /// Write the transition graph with each edge's hit count to this DOT file.
     #[arg(long, value_name = "FILE")]
     dot_coverage: Option<PathBuf>,
-    /// Where a failing sequence is saved.
-    #[arg(long, value_name = "DIR", default_value = "verify/regressions")]
-    save_dir: PathBuf,
-    /// Do not fail when an edge of the graph was never exercised.
+    /// Where a failing sequence is saved [default: the workspace's verify/regressions]
+    #[arg(long, value_name = "DIR")]
+    save_dir: Option<PathBuf>,
+    /// Do not fail when coverage is partial.
     #[arg(long)]
     allow_partial_coverage: bool,
-    /// How the runtime starts each child: fork, forkserver or spawn.
-    #[arg(long, default_value = "fork", value_parser = parse_method)]
-    method: StartMethod,
-    /// Plant a known bug on top of the runtime, to show that the check catches it.
-    #[arg(long, value_parser = parse_mutant, hide = true)]
-    mutant: Option<Mutant>,
+    /// Start every child with this method: fork, forkserver or spawn [default: the
+    /// sequences take the three in turn]
+    #[arg(long, value_parser = parse_method)]
+    method: Option<StartMethod>,
 }
 
 fn parse_method(name: &str) -> Result<StartMethod, String> {
@@ -113,15 +135,9 @@ fn parse_method(name: &str) -> Result<StartMethod, String> {
         .map_err(|_| "unknown start method; one of fork, forkserver, spawn".to_owned())
 }
 
-fn parse_mutant(name: &str) -> Result<Mutant, String> {
-    Mutant::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Mutant::ALL.iter().map(|m| m.name()).collect();
-        format!("unknown mutant; one of {}", names.join(", "))
-    })
-}
-
 /// Arguments of `proclife replay`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 struct ReplayArgs {
     /// The replay file, or `-` for standard input.
     file: String,
@@ -131,9 +147,6 @@ struct ReplayArgs {
     /// How the runtime starts each child: fork, forkserver or spawn.
     #[arg(long, default_value = "fork", value_parser = parse_method)]
     method: StartMethod,
-    /// Plant a known bug on top of the runtime.
-    #[arg(long, value_parser = parse_mutant, hide = true)]
-    mutant: Option<Mutant>,
 }
 
 fn main() -> ExitCode {
@@ -167,85 +180,70 @@ fn graph(args: &GraphArgs) -> anyhow::Result<()> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let options = check_options(args);
+    let bar = progress_bar(args.cases)?;
+    let summary = check::check(&options, |progress| {
+        bar.set_position(u64::from(progress.cases));
+        bar.set_message(format!(
+            "{} of {} transitions",
+            progress.covered, progress.edges
+        ));
+    });
+    bar.finish_and_clear();
+    if let Some(failure) = &summary.failure {
+        println!("{}", report::counterexample(failure));
+    }
+    println!("{}", summary.coverage.table());
+    print!("{}", report::summary(&summary));
+    if let Some(path) = &args.dot_coverage {
+        let graph = TransitionGraph::explore();
+        std::fs::write(path, summary.coverage.dot(&graph))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("Coverage graph written to {}.", path.display());
+    }
+    print!("{}", report::verdict(&summary, args.allow_partial_coverage));
+    let passed =
+        summary.failure.is_none() && (summary.is_complete() || args.allow_partial_coverage);
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check_options(args: &CheckArgs) -> Options {
     let settle = match (args.settle, args.no_settle) {
         (true, _) => SettleMode::Always,
         (_, true) => SettleMode::Never,
         _ => SettleMode::Mixed,
     };
-    let options = Options {
+    Options {
         cases: args.cases,
         seed: args.seed,
         max_ops: usize::from(args.max_ops),
         max_procs: usize::from(args.procs),
         settle,
-        mutant: args.mutant,
         method: args.method,
-        save_dir: Some(args.save_dir.clone()),
-    };
-    let bar = indicatif::ProgressBar::new(u64::from(args.cases));
+        save_dir: Some(
+            args.save_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(REGRESSIONS)),
+        ),
+        // A counterexample is replayed alone by this very program.
+        replayer: std::env::current_exe().ok(),
+    }
+}
+
+fn progress_bar(cases: u32) -> anyhow::Result<indicatif::ProgressBar> {
+    let bar = indicatif::ProgressBar::new(u64::from(cases));
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} sequences  {msg}",
+            "{elapsed_precise} [{bar:30}] {pos}/{len} sequences, about {eta} left  {msg}",
         )
         .context("progress bar template")?
         .progress_chars("=> "),
     );
-    let summary = check::check(&options, |progress| {
-        bar.set_position(u64::from(progress.cases));
-        bar.set_message(format!("{} edges of {}", progress.covered, progress.edges));
-    });
-    bar.finish_and_clear();
-    println!("{}", summary.coverage.table());
-    println!(
-        "seed {}, start method {}: {} sequences, {} operations, {} processes spawned, {} of {} edges covered, {:.1} s",
-        options.seed,
-        options.method,
-        summary.cases,
-        summary.ops,
-        summary.spawned,
-        summary.coverage.covered(),
-        summary.coverage.total(),
-        summary.elapsed.as_secs_f64()
-    );
-    if let Some(path) = &args.dot_coverage {
-        let graph = TransitionGraph::explore();
-        std::fs::write(path, summary.coverage.dot(&graph))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("coverage graph written to {}", path.display());
-    }
-    if let Some(failure) = &summary.failure {
-        println!("\nDISAGREEMENT: {}", failure.reason);
-        if failure.replay.failure.is_none() {
-            println!(
-                "(the shrunk sequence agreed in {} replays: the disagreement depends on timing; the last replay:)",
-                failure.replays
-            );
-        } else if failure.replays > 1 {
-            println!(
-                "(failed again on replay {} of the shrunk sequence)",
-                failure.replays
-            );
-        }
-        println!("{}", table(&failure.replay));
-        match &failure.saved {
-            Some(path) => println!(
-                "saved to {} (run `proclife replay {}`)",
-                path.display(),
-                path.display()
-            ),
-            None => println!(
-                "the sequence could not be saved; it is:\n{}",
-                failure.trace.to_json()
-            ),
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    if !summary.coverage.is_complete() && !args.allow_partial_coverage {
-        println!("FAILED: not every edge of the transition graph was exercised");
-        return Ok(ExitCode::FAILURE);
-    }
-    println!("the runtime agreed with the model on every observation");
-    Ok(ExitCode::SUCCESS)
+    Ok(bar)
 }
 
 fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -260,7 +258,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let trace =
         Trace::parse(&text).with_context(|| format!("{} is not a replay file", args.file))?;
-    let outcomes = run::run(&trace.ops, trace.procs(), args.mutant, args.method);
+    let outcomes = run::run(&trace.ops, trace.procs(), args.method);
     let agree = outcomes.failure.is_none();
     if args.json {
         let side = |pick: fn(&run::Row) -> Option<&Outcome>| -> Vec<serde_json::Value> {
@@ -282,10 +280,9 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         });
         write_stdout(&format!("{json}\n"))?;
     } else {
-        write_stdout(&format!("{}\n", table(&outcomes)))?;
-        match &outcomes.failure {
-            None => write_stdout("the runtime agreed with the model on every observation\n")?,
-            Some(failure) => write_stdout(&format!("{failure}\n"))?,
+        write_stdout(&report::table(&outcomes))?;
+        if agree {
+            write_stdout("The runtime agreed with the model on every observation.\n")?;
         }
     }
     Ok(if agree {
@@ -293,35 +290,6 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// The side-by-side table of a run: step, process, op, what the model admits, what the
-/// runtime gave.
-fn table(outcomes: &Outcomes) -> String {
-    let mut out = format!(
-        "{:>4}  {:>4}  {:<28}  {:<40}  {}\n",
-        "step", "proc", "op", "model", "runtime"
-    );
-    for (index, row) in outcomes.rows.iter().enumerate() {
-        let admitted: Vec<String> = row.admitted.iter().map(ToString::to_string).collect();
-        let observed = row
-            .observed
-            .as_ref()
-            .map_or_else(|| "(harness failed)".to_owned(), ToString::to_string);
-        let mark = if row.agrees() { "" } else { "   <-- differs" };
-        out.push_str(&format!(
-            "{index:>4}  {:>4}  {:<28}  {:<40}  {observed}{mark}\n",
-            row.step.proc,
-            row.step.op.to_string(),
-            admitted.join(" | "),
-        ));
-    }
-    if let Some(failure) = &outcomes.failure
-        && failure.index() >= outcomes.rows.len()
-    {
-        out.push_str(&format!("{failure}\n"));
-    }
-    out
 }
 
 /// Writes `text` to standard output; a reader that went away (`proclife graph | head`) is not
