@@ -2,8 +2,8 @@
 //! `multiprocessing.current_process()`, `parent_process()` and `active_children()`.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 

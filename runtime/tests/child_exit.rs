@@ -154,7 +154,9 @@ impl Run {
 
 /// Runs `start` (which builds the child) inside a sacrificial process whose stdout is a
 /// memfd, as the module's documentation describes.
-fn scenario(start: impl FnOnce() -> Process + Send + 'static) -> Result<Run, Box<dyn std::error::Error>> {
+fn scenario(
+    start: impl FnOnce() -> Process + Send + 'static,
+) -> Result<Run, Box<dyn std::error::Error>> {
     let memfd: OwnedFd = nix::sys::memfd::memfd_create(
         c"proclife-child-exit",
         nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
@@ -214,7 +216,10 @@ fn scenario(start: impl FnOnce() -> Process + Send + 'static) -> Result<Run, Box
 fn check_common(method: StartMethod, what: &str, run: &Run) -> Result<(i32, i32), String> {
     let context = format!("{method}, {what}: output {:?}", run.text);
     if run.p_code != 0 {
-        return Err(format!("{context}: P exited with {}, expected 0", run.p_code));
+        return Err(format!(
+            "{context}: P exited with {}, expected 0",
+            run.p_code
+        ));
     }
     let Some((child, code)) = run.child() else {
         return Err(format!("{context}: no child report"));
@@ -234,7 +239,9 @@ fn check_common(method: StartMethod, what: &str, run: &Run) -> Result<(i32, i32)
     ];
     for (name, got, want) in checks {
         if got != want {
-            return Err(format!("{context}: {name} appears {got} times, expected {want}"));
+            return Err(format!(
+                "{context}: {name} appears {got} times, expected {want}"
+            ));
         }
     }
     Ok((child, code))
@@ -244,11 +251,8 @@ fn exit_paths_under_every_method() -> TestResult {
     let mut problems = Vec::new();
     for method in StartMethod::ALL {
         for path in PATHS {
-            let run = scenario(move || {
-                Process::builder()
-                    .start_method(method)
-                    .entry(ending, path)
-            })?;
+            let run =
+                scenario(move || Process::builder().start_method(method).entry(ending, path))?;
             if let Err(problem) = check_path(method, path, &run) {
                 problems.push(problem.to_string());
             }

@@ -201,7 +201,11 @@ fn differ<T: std::fmt::Debug + PartialEq>(problems: &mut Vec<String>, what: &str
 }
 
 /// Runs one pair; returns the mismatches found (the protocol's own failures are errors).
-fn one_pair(m1: StartMethod, m2: StartMethod, ending: Ending) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+fn one_pair(
+    m1: StartMethod,
+    m2: StartMethod,
+    ending: Ending,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let ctx = format!("main -{m1}-> C -{m2}-> G, {ending:?}");
     let mut problems = Vec::new();
     let main = proclife::current_process();
@@ -253,7 +257,10 @@ fn one_pair(m1: StartMethod, m2: StartMethod, ending: Ending) -> Result<Vec<Stri
 
     ensure!(g_report.poll(Some(LIMIT))?, "{ctx}: no report from G");
     let g_me: Me = g_report.recv()?;
-    ensure!(c_report.poll(Some(LIMIT))?, "{ctx}: no second report from C");
+    ensure!(
+        c_report.poll(Some(LIMIT))?,
+        "{ctx}: no second report from C"
+    );
     let started: Started = c_report.recv()?;
     match m2 {
         StartMethod::ForkServer => {
@@ -264,7 +271,12 @@ fn one_pair(m1: StartMethod, m2: StartMethod, ending: Ending) -> Result<Vec<Stri
                 ));
             }
         }
-        _ => differ(&mut problems, &format!("{ctx}: C's fork server"), started.server, None),
+        _ => differ(
+            &mut problems,
+            &format!("{ctx}: C's fork server"),
+            started.server,
+            None,
+        ),
     }
     let g_name = format!("{c_name}:1");
     let expected_g = Me {

@@ -476,7 +476,10 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
     if boot.join_threads
         && let Err(error) = super::exit::join_threads()
     {
-        eprintln!("Process {}: cannot wait for its threads: {error}", boot.name);
+        eprintln!(
+            "Process {}: cannot wait for its threads: {error}",
+            boot.name
+        );
     }
     // The slot must outlive every blocking call of the target; the process ends next,
     // through `exit()`: the child's own handlers, then the exit policy and `_exit`.

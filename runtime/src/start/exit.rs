@@ -146,7 +146,11 @@ pub(crate) fn join_threads() -> Result<()> {
             .map_err(|e| Error::os("open(/proc/self/task)", super::bootstrap::io_errno(&e)))?;
         let mut others = 0;
         for task in tasks.flatten() {
-            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<i32>().ok()) else {
+            let Some(tid) = task
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<i32>().ok())
+            else {
                 continue;
             };
             if tid == me || tid == EXEMPT.load(Ordering::Acquire) {

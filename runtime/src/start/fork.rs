@@ -185,7 +185,10 @@ fn child_main(
         if spec.join_threads
             && let Err(error) = super::exit::join_threads()
         {
-            eprintln!("Process {}: cannot wait for its threads: {error}", spec.name);
+            eprintln!(
+                "Process {}: cannot wait for its threads: {error}",
+                spec.name
+            );
         }
         code
     }))
