@@ -146,6 +146,56 @@ fn middle(mut a: Middle) -> TargetResult {
 }
 proclife::entry!(leaf, middle);
 
+/// Reports whether `set_start_method` succeeds here (it does only while the setting is
+/// unset) and the method that is then in force.
+fn try_set(mut report: Connection) -> TargetResult {
+    let set = proclife::set_start_method(StartMethod::Fork).map_err(|e| e.to_string());
+    report.send(&(set, proclife::get_start_method().to_string()))?;
+    Ok(())
+}
+proclife::entry!(try_set);
+
+/// Starts a `try_set` child under every method and returns their answers.
+fn try_set_everywhere() -> Result<Vec<(Result<(), String>, String)>, Box<dyn std::error::Error>> {
+    let mut answers = Vec::new();
+    for method in StartMethod::ALL {
+        let (mut rx, tx) = pipe(false)?;
+        let mut p = Process::builder().start_method(method).entry(try_set, tx);
+        p.start()?;
+        ensure!(rx.poll(Some(LIMIT))?, "{method}: no answer");
+        answers.push(rx.recv()?);
+        ensure_eq!((method, join_code(&p)?), (method, 0));
+    }
+    Ok(answers)
+}
+
+/// The start-method setting passes to every kind of child as the parent has it: unset (the
+/// child may still set it) or set (the child has that method, and setting it again fails).
+fn setting_set_or_unset() -> TestResult {
+    // Builder methods do not fix the global setting; nothing here has touched it yet unless
+    // another test of this binary ran first, which the first `set_start_method` tells.
+    let before = try_set_everywhere()?;
+    let was_unset = proclife::set_start_method(StartMethod::Spawn).is_ok();
+    for (method, (set, _)) in StartMethod::ALL.into_iter().zip(&before) {
+        ensure!(
+            set.is_ok() == was_unset,
+            "{method}: the child could set the method: {set:?}, the parent's was unset: {was_unset}"
+        );
+    }
+    proclife::set_start_method_force(StartMethod::ForkServer);
+    let after = try_set_everywhere()?;
+    for (method, answer) in StartMethod::ALL.into_iter().zip(after) {
+        let expected = (
+            Err("context has already been set".to_owned()),
+            "forkserver".to_owned(),
+        );
+        ensure_eq!((method, answer), (method, expected));
+    }
+    proclife::stop_fork_server()?;
+    proclife::set_start_method_force(StartMethod::Fork);
+    Ok(())
+}
+
 fn pidfd_of(pid: i32) -> Result<OwnedFd, Box<dyn std::error::Error>> {
     // SAFETY: pidfd_open takes integers only and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -400,6 +450,7 @@ fn main() {
         std::process::exit(2);
     }
     common::run(vec![
+        ("setting_set_or_unset", setting_set_or_unset),
         ("parent_killed", parent_killed),
         ("parent_returns", parent_returns),
         ("parent_returns_with_daemon", parent_returns_with_daemon),
