@@ -28,9 +28,10 @@
 //!
 //! # Safety
 //!
-//! The three `unsafe` calls are glibc functions: `on_exit` with a C-ABI function that lives
-//! as long as the program and a null argument, `fflush(NULL)`, which touches only glibc's
-//! own streams, and `_exit`, which ends the process. `pidfd_open` takes integers only.
+//! The `unsafe` calls are glibc's `on_exit` (with a C-ABI function that lives as long as
+//! the program and a null argument), `fflush(NULL)` (which touches only glibc's own
+//! streams), `_exit` (which ends the process), and `pidfd_open` (integers only), whose new
+//! descriptor is owned once.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_int, c_void};

@@ -229,8 +229,8 @@ pub(crate) fn export_target(
     }
 }
 
-/// Flushes Rust's stdout and stderr and every C stdio stream, so buffered output is neither lost nor duplicated by
-/// a fork (CPython's `util._flush_std_streams`).
+/// Flushes Rust's stdout and stderr and every C stdio stream (`fflush(NULL)`), so buffered
+/// output is neither lost nor duplicated by a fork (CPython's `util._flush_std_streams`).
 pub(crate) fn flush_std_streams() {
     // Nothing useful can be done when a flush fails (a closed terminal): the bytes are lost
     // either way, and the process must go on.
