@@ -155,8 +155,11 @@ fn try_set(mut report: Connection) -> TargetResult {
 }
 proclife::entry!(try_set);
 
+/// A `try_set` child's answer: whether it could set the method, and the method in force.
+type Answer = (Result<(), String>, String);
+
 /// Starts a `try_set` child under every method and returns their answers.
-fn try_set_everywhere() -> Result<Vec<(Result<(), String>, String)>, Box<dyn std::error::Error>> {
+fn try_set_everywhere() -> Result<Vec<Answer>, Box<dyn std::error::Error>> {
     let mut answers = Vec::new();
     for method in StartMethod::ALL {
         let (mut rx, tx) = pipe(false)?;
