@@ -3,6 +3,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -13,9 +14,32 @@ use crate::registry;
 /// The parent's pidfd, in a re-executed child.
 static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();
 
+/// The pid of the process whose parent [`PARENT_PIDFD`] names: a child forked from it
+/// inherits the pidfd, which names its grandparent there, and must not use it.
+static PARENT_PIDFD_OWNER: AtomicI32 = AtomicI32::new(0);
+
 /// Records the parent's pidfd in a re-executed child.
 pub(crate) fn set_parent_pidfd(pidfd: OwnedFd) {
-    let _ = PARENT_PIDFD.set(pidfd);
+    if PARENT_PIDFD.set(pidfd).is_ok() {
+        PARENT_PIDFD_OWNER.store(crate::sys::getpid(), Ordering::Release);
+    }
+}
+
+/// In a freshly forked child: stops using an inherited parent pidfd (it names the
+/// grandparent); the child's parent is the process that forked it, watched by `getppid()`.
+/// Only a process whose own parent pidfd was set writes here.
+pub(crate) fn forget_inherited_parent() {
+    if PARENT_PIDFD_OWNER.load(Ordering::Acquire) != 0 {
+        PARENT_PIDFD_OWNER.store(0, Ordering::Release);
+    }
+}
+
+/// The parent pidfd of this very process, if it has one.
+fn own_parent_pidfd() -> Option<&'static OwnedFd> {
+    let owner = PARENT_PIDFD_OWNER.load(Ordering::Acquire);
+    (owner != 0 && owner == crate::sys::getpid())
+        .then(|| PARENT_PIDFD.get())
+        .flatten()
 }
 
 /// The calling process, as [`current_process`] describes it.
@@ -74,10 +98,11 @@ impl ParentProcess {
 
     /// Whether the parent still runs. In a re-executed child: a zero-timeout `poll` of the
     /// parent's pidfd, which the bootstrap passed (the real parent of a fork server's child
-    /// is the server). Otherwise `getppid()`: once the parent dies the child is re-parented
-    /// and `getppid()` no longer names it.
+    /// is the server). In a forked child `getppid()`: once the parent dies the child is
+    /// re-parented and `getppid()` no longer names it. A forked child of a re-executed
+    /// child does not use the pidfd it inherited, which names its grandparent.
     pub fn is_alive(&self) -> bool {
-        if let Some(pidfd) = PARENT_PIDFD.get() {
+        if let Some(pidfd) = own_parent_pidfd() {
             let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
             return matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0));
         }

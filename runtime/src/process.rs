@@ -191,6 +191,31 @@ enum Stage {
 /// (SIGTERM and SIGCONT, then SIGKILL after half a second), then every non-daemon child is
 /// joined, so the parent's exit waits for them. Daemon children also die when the parent
 /// is SIGKILLed (`PR_SET_PDEATHSIG`); non-daemon children are then orphaned and go on.
+///
+/// # Exit
+///
+/// How a child ends follows CPython 3.13 (`popen_fork`, `forkserver`, `_bootstrap`) under
+/// every start method:
+///
+/// - The exit code: 0 when the target returns, 1 when it returns an error (printed on the
+///   child's stderr as `Process <name>:` and the error) or panics, `n & 0xFF` after
+///   `std::process::exit(n)` or `libc::exit(n)`, `-N` when a signal `N` kills it.
+/// - Exit handlers (`libc::atexit`, `on_exit`, C++ static destructors) registered in the
+///   parent before the start, inherited through `fork()` (or from the fork server), never
+///   run in the child. Those the child registers itself run exactly once, in the reverse
+///   order of registration, whichever way the target ends, except on a signal, which runs
+///   nothing.
+/// - Then the exit policy runs for the child's own children (its daemon children are
+///   terminated, the others joined, as at a normal exit of the main process), then
+///   Rust's standard streams and every C stdio stream are flushed, then `_exit`.
+/// - The parent flushes Rust's standard streams and every C stdio stream before it
+///   starts a child, so a byte buffered before the start is written once, by the parent.
+///   A byte the child buffers is written once, by the child (lost on a signal).
+/// - Thread-local destructors of the thread that runs the target run at the child's exit,
+///   as at the end of any Rust program.
+/// - Threads the target started: by default the child exits when its target is done, as a
+///   Rust `main` does, and they end with it; [`Builder::join_threads`] makes it wait for
+///   them first, as a CPython child waits for its non-daemon threads (decision 0010).
 #[derive(Debug)]
 #[must_use = "a process does nothing until it is started"]
 pub struct Process {
@@ -201,6 +226,8 @@ pub struct Process {
     creator: i32,
     /// The method chosen by the builder; `None`: the global method at `start`.
     method: Option<StartMethod>,
+    /// Whether the child waits for its other threads ([`Builder::join_threads`]).
+    join_threads: bool,
     target: Mutex<TargetSlot>,
     stage: Stage,
 }
@@ -223,6 +250,7 @@ pub struct Builder {
     name: Option<String>,
     daemon: Option<bool>,
     method: Option<StartMethod>,
+    join_threads: bool,
 }
 
 impl Builder {
@@ -247,6 +275,21 @@ impl Builder {
     /// Chooses the start method for this process, whatever the global one is.
     pub fn start_method(mut self, method: StartMethod) -> Builder {
         self.method = Some(method);
+        self
+    }
+
+    /// Makes the child wait, once its target has returned (or failed, or panicked), until
+    /// every other thread of the child has ended, as a CPython child waits for its
+    /// non-daemon threads (`threading._shutdown`). Off by default: like a Rust `main`, the
+    /// child exits when its target is done and its other threads end with it. A target that
+    /// calls `std::process::exit` does not wait either way. See [`Process`]'s "Exit"
+    /// section and decision 0010.
+    ///
+    /// The wait sleeps in `poll(2)` on one thread pidfd at a time (`PIDFD_THREAD`, Linux
+    /// 6.9); on an older kernel the child prints why it cannot wait on its stderr and exits
+    /// without waiting.
+    pub fn join_threads(mut self, join: bool) -> Builder {
+        self.join_threads = join;
         self
     }
 
@@ -314,6 +357,7 @@ impl Builder {
             identity: birth.identity,
             creator: current_pid(),
             method: self.method,
+            join_threads: self.join_threads,
             target: Mutex::new(target),
             stage: Stage::New,
         }
@@ -452,6 +496,7 @@ impl Process {
             name: &self.name,
             identity: &self.identity,
             daemon: self.daemon,
+            join_threads: self.join_threads,
         };
         let target = self
             .target

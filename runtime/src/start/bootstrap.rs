@@ -145,6 +145,10 @@ pub(crate) struct ChildBoot {
     pub(crate) death: Death,
     pub(crate) key: String,
     pub(crate) args: Vec<u8>,
+    /// Whether the child waits for its other threads when its target is done.
+    pub(crate) join_threads: bool,
+    /// The parent's global start-method setting (0: unset), which the child takes over.
+    pub(crate) method: u8,
 }
 
 /// The fds of a child's bootstrap, in this order: the status slot, the parent's pidfd, then
@@ -448,6 +452,12 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
     // Rust's start-up ignores SIGPIPE, so a write to a closed pipe is an error, not a death.
     // SAFETY: installs the `SIG_IGN` disposition, no handler code.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+    // Before any user code: the child's own exit handlers run before it, and nothing
+    // registered earlier (the fork server's, constructors') runs after it.
+    if let Err(error) = super::exit::arm() {
+        eprintln!("proclife: {error}");
+    }
+    super::inherit_global(boot.method);
     let parent = Pid::from_raw(boot.parent).unwrap_or(Pid::INIT);
     registry::lock().become_child_of(
         boot.identity.clone(),
@@ -463,10 +473,18 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
     crate::current::set_parent_pidfd(parent_pidfd);
     slot.install_current();
     let code = super::fork::run_target(call, &boot.name);
-    registry::shutdown_children();
-    // The slot must outlive every blocking call of the target; the process ends next.
+    if boot.join_threads
+        && let Err(error) = super::exit::join_threads()
+    {
+        eprintln!(
+            "Process {}: cannot wait for its threads: {error}",
+            boot.name
+        );
+    }
+    // The slot must outlive every blocking call of the target; the process ends next,
+    // through `exit()`: the child's own handlers, then the exit policy and `_exit`.
     std::mem::forget(slot);
-    code
+    super::exit::end(code)
 }
 
 /// Arranges for a daemon child to die with its parent; `false` when the parent is dead.
@@ -483,13 +501,18 @@ fn die_with_parent(boot: &ChildBoot, parent_pidfd: &OwnedFd) -> bool {
             if parent_exited(watch.as_fd(), Some(0)) {
                 return false;
             }
+            // The watcher is the runtime's own: a child that joins its threads does not wait
+            // for it, and knows so before the target runs.
+            let (known, exempt) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name("proclife-parent-watch".into())
                 .spawn(move || {
+                    super::exit::exempt_current_thread();
+                    let _ = known.send(());
                     parent_exited(watch.as_fd(), None);
                     let _ = raise(Signal::SIGKILL);
                 })
-                .is_ok()
+                .is_ok_and(|_| exempt.recv().is_ok())
         }
     }
 }

@@ -10,8 +10,9 @@
 //!
 //! `fork()` is sound here because the parent is single-threaded (checked through
 //! `/proc/self/stat`) unless the caller opted in through an `unsafe` call and took over
-//! that proof. The child never returns into the caller's frames: it runs the target under
-//! `catch_unwind`, applies the exit policy to its own children, flushes and calls `_exit`.
+//! that proof. The child never returns into the caller's frames: it arms its exit handler
+//! ([`super::exit`]), runs the target under `catch_unwind` and ends through `exit()`, whose
+//! handler applies the exit policy to its own children, flushes and calls `_exit`.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -153,6 +154,11 @@ fn child_main(
     parent: RawPid,
     slot: StatusSlot,
 ) -> ! {
+    // First of all, so that it runs after every handler the child registers and before
+    // every inherited one. Without it (ENOMEM) the child still ends as the handler would.
+    if let Err(error) = super::exit::arm() {
+        eprintln!("proclife: {error}");
+    }
     let code = catch_unwind(AssertUnwindSafe(|| {
         let parent_pid = Pid::from_nix(parent);
         if let Some(parent_pid) = parent_pid {
@@ -165,6 +171,7 @@ fn child_main(
         }
         drop(table);
         super::forkserver::forget_inherited();
+        crate::current::forget_inherited_parent();
         if spec.daemon {
             // A daemon dies with its parent, even when the parent is SIGKILLed. If the
             // parent died before the request took effect, no signal will come: check.
@@ -175,14 +182,19 @@ fn child_main(
         }
         slot.install_current();
         let code = run_target(|| target.call(), spec.name);
-        registry::shutdown_children();
+        if spec.join_threads
+            && let Err(error) = super::exit::join_threads()
+        {
+            eprintln!(
+                "Process {}: cannot wait for its threads: {error}",
+                spec.name
+            );
+        }
         code
     }))
     .unwrap_or(1);
-    flush_std_streams();
-    // SAFETY: `_exit` ends the process without running atexit handlers or destructors,
-    // which is exactly what the child of a fork must do; it touches no Rust state.
-    unsafe { libc::_exit(code) }
+    // The exit policy, the flush and `_exit` run in the handler, after the child's own.
+    super::exit::end(code)
 }
 
 /// Runs the target under `catch_unwind` and maps the outcome to an exit code: 0 for a

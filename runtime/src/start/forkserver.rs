@@ -234,6 +234,8 @@ impl Launcher for ForkServerLauncher {
             death: Death::ParentDeathSignal,
             key,
             args,
+            join_threads: spec.join_threads,
+            method: super::global_code(),
         };
         let payload = postcard::to_allocvec(&boot).map_err(Error::Encode)?;
         let slot_fd = slot

@@ -16,6 +16,7 @@ use crate::process::TargetSlot;
 
 pub(crate) mod bootstrap;
 pub(crate) mod entry;
+pub(crate) mod exit;
 mod fork;
 mod forkserver;
 pub(crate) mod pass;
@@ -135,6 +136,18 @@ pub fn get_start_method() -> StartMethod {
     StartMethod::from_code(GLOBAL.load(Ordering::Acquire)).unwrap_or_default()
 }
 
+/// The global setting as it stands (0 while unset), for a re-executed child to take over.
+pub(crate) fn global_code() -> u8 {
+    GLOBAL.load(Ordering::Acquire)
+}
+
+/// Takes over the parent's global setting in a re-executed child (set or unset, as the
+/// parent had it); an unknown code leaves it unset.
+pub(crate) fn inherit_global(code: u8) {
+    let code = StartMethod::from_code(code).map_or(0, StartMethod::code);
+    GLOBAL.store(code, Ordering::Release);
+}
+
 /// The global start method without fixing it (CPython's `get_start_method(allow_none=True)`
 /// with the default filled in).
 pub(crate) fn peek_start_method() -> StartMethod {
@@ -159,6 +172,8 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) identity: &'a [u64],
     /// Whether the child is a daemon.
     pub(crate) daemon: bool,
+    /// Whether the child waits for its other threads when its target is done.
+    pub(crate) join_threads: bool,
 }
 
 /// One start method.
@@ -214,13 +229,14 @@ pub(crate) fn export_target(
     }
 }
 
-/// Flushes Rust's stdout and stderr, so buffered output is neither lost nor duplicated by
-/// a fork (CPython's `util._flush_std_streams`).
+/// Flushes Rust's stdout and stderr and every C stdio stream (`fflush(NULL)`), so buffered
+/// output is neither lost nor duplicated by a fork (CPython's `util._flush_std_streams`).
 pub(crate) fn flush_std_streams() {
     // Nothing useful can be done when a flush fails (a closed terminal): the bytes are lost
     // either way, and the process must go on.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    exit::flush_c_stdio();
 }
 
 #[cfg(test)]

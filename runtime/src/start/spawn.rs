@@ -130,6 +130,8 @@ impl Launcher for SpawnLauncher {
             },
             key,
             args,
+            join_threads: spec.join_threads,
+            method: super::global_code(),
         };
         let payload = postcard::to_allocvec(&boot).map_err(Error::Encode)?;
         let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(arg_fds.len() + 2);
