@@ -2,7 +2,7 @@
 
 use nix::errno::Errno;
 
-use crate::process::Pid;
+use crate::pid::Pid;
 
 /// Everything that can go wrong in the runtime.
 ///

@@ -24,26 +24,27 @@
 //! through `pidfd_send_signal`, and reaping is `waitid(P_PIDFD)`, never `waitpid(-1)`.
 #![deny(unsafe_code)]
 
-mod child;
-mod current;
+mod children;
 pub mod error;
 pub mod ipc;
+mod os;
+mod pid;
 #[doc(hidden)]
 pub mod planted;
 mod process;
-mod registry;
-pub mod shm;
 mod start;
-mod status;
 pub mod sync;
-mod sys;
 
-pub use current::{
+pub use os::shm;
+
+pub use children::current::{
     CurrentProcess, ParentProcess, active_children, current_process, parent_process,
 };
 pub use error::{Error, Result};
-pub use process::{Builder, Pid, Process, ProcessState, Target, TargetResult};
+pub use pid::Pid;
+pub use process::{Builder, Process, ProcessState};
 pub use start::bootstrap::{BOOTSTRAP_EXIT_CODE, ENV as BOOTSTRAP_ENV};
+pub use start::target::{Target, TargetResult};
 pub use start::{
     StartMethod, fork_server_pid, get_start_method, set_start_method, set_start_method_force,
     stop_fork_server,
@@ -55,4 +56,4 @@ pub mod __private {
     pub use crate::start::entry::{ENTRIES, EntryPoint, Prepared, key_of, prepare};
     pub use linkme;
 }
-pub use status::BlockedOn;
+pub use children::status::BlockedOn;

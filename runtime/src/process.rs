@@ -1,144 +1,20 @@
 //! `Process`: the handle to one child process, with CPython's whole life-cycle API.
 
-use std::fmt;
-use std::num::NonZeroI32;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::child::Child;
+use crate::children::child::Child;
+use crate::children::registry;
+use crate::children::status::BlockedOn;
 use crate::error::{Error, Result};
-use crate::registry;
-use crate::start::entry::{EntryTarget, FnTarget};
+use crate::os;
+use crate::pid::Pid;
+use crate::start::entry::FnTarget;
+use crate::start::target::{Target, TargetResult, TargetSlot};
 use crate::start::{ChildSpec, StartMethod, Threads};
-use crate::status::BlockedOn;
-use crate::sys;
-
-/// A process id: always positive, never the `0`/`-1` wildcards of `kill(2)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Pid(NonZeroI32);
-
-impl Pid {
-    /// Pid 1.
-    pub(crate) const INIT: Pid = match NonZeroI32::new(1) {
-        Some(one) => Pid(one),
-        None => panic!("1 is not zero"),
-    };
-
-    /// Wraps a raw pid; `None` unless it is positive.
-    pub fn from_raw(raw: i32) -> Option<Pid> {
-        if raw > 0 {
-            NonZeroI32::new(raw).map(Pid)
-        } else {
-            None
-        }
-    }
-
-    /// The raw pid.
-    pub fn as_raw(self) -> i32 {
-        self.0.get()
-    }
-
-    pub(crate) fn from_nix(pid: nix::unistd::Pid) -> Option<Pid> {
-        Pid::from_raw(pid.as_raw())
-    }
-}
-
-impl fmt::Display for Pid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// What a target returns: `Ok(())` exits with 0, an error exits with 1 and is printed on the
-/// child's stderr.
-pub type TargetResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// The Rust form of subclassing `multiprocessing.Process` and overriding `run()`.
-///
-/// A `Target` can run any number of times: [`Process::run`] calls it in the caller and
-/// leaves it in the handle, so a later [`Process::start`] runs it again, in the child.
-///
-/// # Examples
-///
-/// ```
-/// use proclife::{Process, Target, TargetResult};
-///
-/// struct Countdown(u32);
-///
-/// impl Target for Countdown {
-///     fn run(&mut self) -> TargetResult {
-///         while self.0 > 0 {
-///             self.0 -= 1;
-///         }
-///         Ok(())
-///     }
-/// }
-///
-/// let mut p = Process::from_target(Countdown(3));
-/// p.run().unwrap(); // in the caller, like Python's `p.run()`
-/// ```
-pub trait Target: Send + 'static {
-    /// The process's activity; mirrors `multiprocessing.Process.run`.
-    ///
-    /// # Errors
-    ///
-    /// An error ends a child with exit code 1 after printing it on the child's stderr.
-    fn run(&mut self) -> TargetResult;
-}
-
-type OnceTarget = Box<dyn FnOnce() -> TargetResult + Send>;
-
-/// The target a handle holds.
-pub(crate) enum TargetSlot {
-    /// No target (consumed by `run`, handed to the child, or never given): does nothing.
-    Empty,
-    /// A closure, callable once.
-    Once(OnceTarget),
-    /// A [`Target`] implementor, callable any number of times.
-    Reusable(Box<dyn Target>),
-    /// A registered function and its arguments, callable once; the only kind a re-executed
-    /// child can run.
-    Entry(Box<dyn EntryTarget>),
-}
-
-impl fmt::Debug for TargetSlot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TargetSlot::Empty => "Empty",
-            TargetSlot::Once(_) => "Once(..)",
-            TargetSlot::Reusable(_) => "Reusable(..)",
-            TargetSlot::Entry(_) => "Entry(..)",
-        })
-    }
-}
-
-impl TargetSlot {
-    /// Calls the target; a closure is consumed.
-    /// Calls the target in the caller (`Process::run`): a closure is consumed, a
-    /// [`Target`] and a function target stay (the function runs on a copy of its arguments).
-    pub(crate) fn run_in_caller(&mut self) -> TargetResult {
-        match self {
-            TargetSlot::Entry(target) => target.call_on_copy(),
-            _ => self.call(),
-        }
-    }
-
-    pub(crate) fn call(&mut self) -> TargetResult {
-        match std::mem::replace(self, TargetSlot::Empty) {
-            TargetSlot::Empty => Ok(()),
-            TargetSlot::Once(f) => f(),
-            TargetSlot::Entry(target) => target.call(),
-            TargetSlot::Reusable(mut target) => {
-                let result = target.run();
-                *self = TargetSlot::Reusable(target);
-                result
-            }
-        }
-    }
-}
 
 /// The life-cycle state of a handle, as [`Process::state`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -317,7 +193,7 @@ impl Builder {
 }
 
 fn current_pid() -> i32 {
-    sys::getpid()
+    os::process::getpid()
 }
 
 /// Converts a Python-style timeout in seconds: negative (and -0.0) means poll once, `+inf`
@@ -336,7 +212,7 @@ fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
 fn check_signal(signal: i32) -> Result<i32> {
     let job_control = signal == Signal::SIGSTOP as i32 || signal == Signal::SIGCONT as i32;
     let standard = (1..32).contains(&signal);
-    let realtime = (sys::sigrtmin()..=sys::sigrtmax()).contains(&signal);
+    let realtime = (os::process::sigrtmin()..=os::process::sigrtmax()).contains(&signal);
     if job_control || !(standard || realtime) {
         return Err(Error::InvalidSignal { signal });
     }

@@ -39,9 +39,9 @@ use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::Deadline;
+use crate::os::time::Deadline;
 
 /// The default largest payload a connection accepts: 64 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 << 20;

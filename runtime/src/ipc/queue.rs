@@ -38,11 +38,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline};
-use crate::sync::mutex::{Acquire, RawMutex};
+use crate::os::futex;
+use crate::os::pthread_mutex::{Acquire, RawMutex};
+use crate::os::shm::SharedMemory;
+use crate::os::time::Deadline;
 
 /// The default byte capacity of a queue's ring: 16 MiB, enough for a child to leave a
 /// 10 MiB item and ten thousand small ones behind before it exits (T25).

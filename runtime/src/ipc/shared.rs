@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
+use crate::os::shm::SharedMemory;
 use crate::sync::RLock;
 
 /// Plain old data that may live in shared memory.

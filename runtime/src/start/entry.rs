@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::pass;
 use crate::error::{Error, Result};
-use crate::process::TargetResult;
+use crate::start::target::TargetResult;
 
 /// What a registered entry point prepares from received arguments: the call, ready to run.
 pub type Prepared = Box<dyn FnOnce() -> TargetResult>;

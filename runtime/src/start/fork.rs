@@ -25,13 +25,15 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid as RawPid, fork, getppid};
 
-use super::{ChildSpec, Launcher, Threads, flush_std_streams};
-use crate::child::Child;
+use super::{ChildSpec, Launcher, Threads};
+use crate::children::child::Child;
+use crate::children::registry::{self, Table};
+use crate::children::status::StatusSlot;
 use crate::error::{Error, Result};
-use crate::process::{Pid, TargetSlot};
-use crate::registry::{self, Table};
-use crate::status::StatusSlot;
-use crate::sys;
+use crate::os;
+use crate::os::stdio::flush_std_streams;
+use crate::pid::Pid;
+use crate::start::target::TargetSlot;
 
 /// `fork()` followed at once by `pidfd_open()` in the parent.
 #[derive(Debug)]
@@ -89,7 +91,7 @@ impl Launcher for ForkLauncher {
             }
         }
         let slot = StatusSlot::new()?;
-        let parent = RawPid::from_raw(sys::getpid());
+        let parent = RawPid::from_raw(os::process::getpid());
         let mut table = registry::lock();
         table.ensure_exit_hook()?;
         flush_std_streams();
@@ -103,7 +105,7 @@ impl Launcher for ForkLauncher {
             }
             Ok(ForkResult::Parent { child }) => {
                 drop(reserve);
-                let pidfd = match sys::pidfd_open(child) {
+                let pidfd = match os::pidfd::pidfd_open(child) {
                     Ok(pidfd) => pidfd,
                     Err(error) => {
                         kill_unregistered(child);
@@ -127,7 +129,7 @@ impl Launcher for ForkLauncher {
 /// The calling process must be single-threaded (or the caller must have taken over that
 /// proof, see the module's `# Safety`), and the child branch must never return into the
 /// caller's frames: it ends with `_exit`.
-pub(super) unsafe fn fork_process() -> nix::Result<ForkResult> {
+pub(crate) unsafe fn fork_process() -> nix::Result<ForkResult> {
     // SAFETY: the caller upholds this function's contract.
     unsafe { fork() }
 }
@@ -137,7 +139,7 @@ pub(super) unsafe fn fork_process() -> nix::Result<ForkResult> {
 /// Signalling by pid is safe here: the child is ours and not yet reaped, so its pid cannot
 /// have been recycled (only a foreign `waitpid(-1)` could reap it, which the runtime does
 /// not support in the same process).
-pub(super) fn kill_unregistered(child: RawPid) {
+pub(crate) fn kill_unregistered(child: RawPid) {
     if child.as_raw() <= 0 {
         return;
     }
@@ -164,7 +166,7 @@ fn child_main(
             );
         }
         drop(table);
-        super::forkserver::forget_inherited();
+        super::forkserver::client::forget_inherited();
         if spec.daemon {
             // A daemon dies with its parent, even when the parent is SIGKILLed. If the
             // parent died before the request took effect, no signal will come: check.
@@ -188,7 +190,10 @@ fn child_main(
 /// Runs the target under `catch_unwind` and maps the outcome to an exit code: 0 for a
 /// normal return, 1 for a returned error (printed to stderr) or a panic (printed by the
 /// panic hook).
-pub(super) fn run_target(target: impl FnOnce() -> crate::process::TargetResult, name: &str) -> i32 {
+pub(crate) fn run_target(
+    target: impl FnOnce() -> crate::start::target::TargetResult,
+    name: &str,
+) -> i32 {
     let outcome = catch_unwind(AssertUnwindSafe(target));
     match outcome {
         Ok(Ok(())) => 0,

@@ -5,21 +5,21 @@
 //! re-executes the program and hands it an entry point and its arguments over a
 //! [`bootstrap`] socket.
 
-use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::child::Child;
+use crate::children::child::Child;
 use crate::error::{Error, Result};
-use crate::process::TargetSlot;
+use target::TargetSlot;
 
 pub(crate) mod bootstrap;
 pub(crate) mod entry;
-mod fork;
-mod forkserver;
+pub(crate) mod fork;
+pub(crate) mod forkserver;
 pub(crate) mod pass;
-mod spawn;
+pub(crate) mod spawn;
+pub(crate) mod target;
 
 /// How a child process is created; mirrors CPython's start methods.
 ///
@@ -48,7 +48,7 @@ pub enum StartMethod {
     ForkServer,
 }
 
-pub use forkserver::{fork_server_pid, stop_fork_server};
+pub use forkserver::client::{fork_server_pid, stop_fork_server};
 
 impl StartMethod {
     /// The method's name in CPython: `"fork"`, `"spawn"`, `"forkserver"`.
@@ -181,7 +181,7 @@ impl StartMethod {
         match self {
             StartMethod::Fork => &fork::ForkLauncher,
             StartMethod::Spawn => &spawn::SpawnLauncher,
-            StartMethod::ForkServer => &forkserver::ForkServerLauncher,
+            StartMethod::ForkServer => &forkserver::client::ForkServerLauncher,
         }
     }
 }
@@ -212,15 +212,6 @@ pub(crate) fn export_target(
             method: method.name(),
         }),
     }
-}
-
-/// Flushes Rust's stdout and stderr, so buffered output is neither lost nor duplicated by
-/// a fork (CPython's `util._flush_std_streams`).
-pub(crate) fn flush_std_streams() {
-    // Nothing useful can be done when a flush fails (a closed terminal): the bytes are lost
-    // either way, and the process must go on.
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::ipc::{
     Array, Connection, JoinableQueue, Queue, RawArray, RawValue, Shareable, SimpleQueue, Value,
 };
-use crate::shm::SharedMemory;
+use crate::os::shm::SharedMemory;
 use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
 /// The most fds one start may pass (the kernel's `SCM_MAX_FD` is 253; the status slot and

@@ -21,14 +21,16 @@ use std::sync::Arc;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::{Pid as RawPid, getpid, gettid};
 
-use super::bootstrap::{self, ARG, Build, ChildBoot, Death, ENV, Kind};
-use super::{ChildSpec, Launcher, Threads, flush_std_streams};
-use crate::child::Child;
+use crate::children::child::Child;
+use crate::children::registry;
+use crate::children::status::StatusSlot;
 use crate::error::{Error, Result};
-use crate::process::{Pid, TargetSlot};
-use crate::registry;
-use crate::status::StatusSlot;
-use crate::sys;
+use crate::os;
+use crate::os::stdio::flush_std_streams;
+use crate::pid::Pid;
+use crate::start::bootstrap::wire::{self, ARG, Build, ChildBoot, Death, ENV, Kind};
+use crate::start::target::TargetSlot;
+use crate::start::{ChildSpec, Launcher, Threads};
 
 /// Re-executes the program and sends it the bootstrap message.
 #[derive(Debug)]
@@ -42,15 +44,15 @@ pub(super) fn arg0() -> OsString {
 }
 
 /// A re-executed copy of this program, not yet told what to be.
-pub(super) struct Reexecuted {
+pub(crate) struct Reexecuted {
     /// This process's end of the bootstrap socket.
-    pub(super) sock: OwnedFd,
+    pub(crate) sock: OwnedFd,
     /// Its pid, as nix spells it (for the last-resort kill of an unregistered child).
-    pub(super) raw: RawPid,
+    pub(crate) raw: RawPid,
     /// Its pid.
-    pub(super) pid: Pid,
+    pub(crate) pid: Pid,
     /// Its pidfd, opened before anyone could reap it.
-    pub(super) pidfd: OwnedFd,
+    pub(crate) pidfd: OwnedFd,
 }
 
 /// Re-executes `/proc/self/exe` with one end of a fresh socket pair as its bootstrap fd and
@@ -58,7 +60,7 @@ pub(super) struct Reexecuted {
 ///
 /// Nothing is left behind on failure: a child whose pidfd cannot be opened is killed and
 /// reaped.
-pub(super) fn reexecute() -> Result<Reexecuted> {
+pub(crate) fn reexecute() -> Result<Reexecuted> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -70,10 +72,10 @@ pub(super) fn reexecute() -> Result<Reexecuted> {
     flush_std_streams();
     let spawned = reexec(theirs.as_fd())
         .spawn()
-        .map_err(|e| Error::os("execve", bootstrap::io_errno(&e)))?;
+        .map_err(|e| Error::os("execve", wire::io_errno(&e)))?;
     drop(theirs);
     let raw = RawPid::from_raw(i32::try_from(spawned.id()).unwrap_or(0));
-    let pidfd = match sys::pidfd_open(raw) {
+    let pidfd = match os::pidfd::pidfd_open(raw) {
         Ok(pidfd) => pidfd,
         Err(error) => {
             super::fork::kill_unregistered(raw);
@@ -95,10 +97,10 @@ pub(super) fn reexec(sock: BorrowedFd<'_>) -> Command {
     let raw = sock.as_raw_fd();
     let mut command = Command::new("/proc/self/exe");
     command.arg0(arg0()).arg(ARG).env(ENV, raw.to_string());
-    // SAFETY: the closure only makes the async-signal-safe calls of `sys::keep_only`
+    // SAFETY: the closure only makes the async-signal-safe calls of `os::fork::keep_only`
     // (`close_range` and `fcntl`), allocates nothing and touches no lock.
     unsafe {
-        command.pre_exec(move || sys::keep_only(raw));
+        command.pre_exec(move || os::fork::keep_only(raw));
     }
     command
 }
@@ -113,7 +115,7 @@ impl Launcher for SpawnLauncher {
         let (key, args, arg_fds) = super::export_target(target, super::StartMethod::Spawn)?;
         let slot = StatusSlot::new_shared()?;
         let parent = getpid();
-        let me = sys::pidfd_open(parent)?;
+        let me = os::pidfd::pidfd_open(parent)?;
         let on_main_thread = gettid() == parent;
         let boot = ChildBoot {
             build: Build::current()?,
@@ -145,7 +147,7 @@ impl Launcher for SpawnLauncher {
             pid,
             pidfd,
         } = reexecute()?;
-        match bootstrap::send(ours.as_fd(), Kind::Child, &payload, &fds) {
+        match wire::send(ours.as_fd(), Kind::Child, &payload, &fds) {
             // A child that died before reading its bootstrap (killed, T06) is started all
             // the same: its exit code tells what happened.
             Ok(()) | Err(Error::Disconnected) => {}

@@ -18,11 +18,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline};
-use crate::sync::mutex::{Acquire, RawMutex};
+use crate::os::futex;
+use crate::os::pthread_mutex::{Acquire, RawMutex};
+use crate::os::shm::SharedMemory;
+use crate::os::time::Deadline;
 
 /// How often a waiting party re-checks that the others are alive.
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(20);

@@ -19,11 +19,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline, Wake};
-use crate::sync::mutex::{Acquire, RawMutex};
+use crate::os::futex::{self, Wake};
+use crate::os::pthread_mutex::{Acquire, RawMutex};
+use crate::os::shm::SharedMemory;
+use crate::os::time::Deadline;
 use crate::sync::{Lock, RLock};
 
 #[derive(Debug)]

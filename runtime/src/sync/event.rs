@@ -13,10 +13,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline, Wake};
+use crate::os::futex::{self, Wake};
+use crate::os::shm::SharedMemory;
+use crate::os::time::Deadline;
 
 /// A process-shared event flag (`multiprocessing.Event`), the seed's "process-safe boolean
 /// flag".

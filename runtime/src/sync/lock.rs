@@ -12,10 +12,10 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
+use crate::children::status::BlockedOn;
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::BlockedOn;
-use crate::sync::mutex::{Acquire, RawMutex};
+use crate::os::pthread_mutex::{Acquire, RawMutex};
+use crate::os::shm::SharedMemory;
 
 /// A segment holding one initialised mutex.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! Process-shared synchronisation: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`,
 //! `Event`, `Condition`, `Barrier`, as in Python's `multiprocessing`.
 //!
-//! Every primitive lives in its own sealed memfd segment ([`crate::shm::SharedMemory`]), is
+//! Every primitive lives in its own sealed memfd segment ([`crate::os::shm::SharedMemory`]), is
 //! created before the processes that share it are started, and survives the death of any
 //! of them: locks are robust, wakers never wait for waiters, a barrier breaks when a party
 //! dies. Timeouts are `Option<Duration>` (`None` waits forever, zero tries once); use
@@ -10,9 +10,7 @@
 mod barrier;
 mod condition;
 mod event;
-pub(crate) mod futex;
 mod lock;
-pub(crate) mod mutex;
 mod semaphore;
 
 pub use barrier::{Barrier, LIVENESS_SLICE, MAX_PARTIES};

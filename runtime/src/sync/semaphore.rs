@@ -15,10 +15,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline, Wake};
+use crate::os::futex::{self, Wake};
+use crate::os::shm::SharedMemory;
+use crate::os::time::Deadline;
 
 /// The largest count, as glibc's `SEM_VALUE_MAX`.
 pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;

@@ -1,6 +1,6 @@
 //! The robust, process-shared pthread mutex under `Lock`, `RLock`, `Barrier` and `Queue`.
 //!
-//! A [`RawMutex`] lives inside a [`SharedMemory`](crate::shm::SharedMemory) segment. It is a
+//! A [`RawMutex`] lives inside a [`SharedMemory`](crate::os::shm::SharedMemory) segment. It is a
 //! glibc mutex initialised with `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`, so the
 //! kernel's robust list hands a dead holder's mutex to the next locker with `EOWNERDEAD`
 //! instead of leaving it locked forever (T19). Non-recursive mutexes are
@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{Deadline, gettid};
+use crate::os::thread::gettid;
+use crate::os::time::Deadline;
 
 // SAFETY: the signature matches glibc's declaration in <pthread.h> (glibc 2.30 and later).
 unsafe extern "C" {

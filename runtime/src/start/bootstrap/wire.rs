@@ -1,5 +1,5 @@
-//! The bootstrap of a re-executed process: the message its parent sends over an inherited
-//! socket, and the hook that receives it before `main`.
+//! The bootstrap wire format of a re-executed process: the message its parent sends over an
+//! inherited socket, and its checks.
 //!
 //! A process started by [`StartMethod::Spawn`](crate::StartMethod::Spawn), and the fork
 //! server of [`StartMethod::ForkServer`](crate::StartMethod::ForkServer), is a fresh
@@ -13,37 +13,19 @@
 //! very same executable file (device, inode, size, modification time of `/proc/self/exe`),
 //! and that the entry key is registered. Anything else is refused: the process prints the
 //! reason and exits with [`BOOTSTRAP_EXIT_CODE`] without running user code (T40).
-//!
-//! # Safety
-//!
-//! The hook is a function pointer in `.init_array`, so the dynamic loader calls it before
-//! `main` in every program that links proclife. In a process without [`ENV`] it returns at
-//! once having only read the environment. In a re-executed process it never returns: it
-//! runs the bootstrap and the target, then ends the process with `_exit`, so `main` (and a
-//! test harness's `main`) never runs there. Before `main` the process is single-threaded,
-//! which makes removing the variable sound; the standard library needs no initialisation
-//! for what the child does (allocation, I/O, threads, panics with their default hook). What
-//! `main`'s runtime start-up would have done and the target may notice: SIGPIPE is set to
-//! ignored here as Rust's start-up does, and the main thread has no stack-overflow message.
 #![allow(unsafe_code)]
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
-use std::panic::catch_unwind;
 use std::sync::OnceLock;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigHandler, Signal, raise, signal};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recv, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
-use super::entry;
-use super::pass::MAX_FDS;
 use crate::error::{Error, Result};
-use crate::process::Pid;
-use crate::registry;
-use crate::status::StatusSlot;
+use crate::start::pass::MAX_FDS;
 
 /// The environment variable that marks a re-executed process: the number of its bootstrap
 /// socket.
@@ -285,226 +267,8 @@ pub(crate) fn receive(sock: BorrowedFd<'_>, want: Kind) -> Result<(Vec<u8>, Vec<
     Ok((payload, fds))
 }
 
-/// The hook in `.init_array`; see the module's `# Safety`.
-extern "C" fn hook() {
-    let Some(value) = std::env::var_os(ENV) else {
-        return;
-    };
-    scrub_marker();
-    let code = catch_unwind(|| match claim(&value) {
-        Ok(sock) => match peek_kind(&sock) {
-            Some(Kind::Server) => super::forkserver::serve(sock),
-            _ => boot_child(sock),
-        },
-        Err(error) => refuse(&error),
-    })
-    .unwrap_or(BOOTSTRAP_EXIT_CODE);
-    super::flush_std_streams();
-    // SAFETY: ends the process at once; nothing after this point may run in a re-executed
-    // process (see the module's `# Safety`).
-    unsafe { libc::_exit(code) }
-}
-
-#[used]
-#[unsafe(link_section = ".init_array")]
-static HOOK: extern "C" fn() = hook;
-
-/// Removes [`ENV`] from the environment and wipes its bytes from the initial environment
-/// block, which `/proc/<pid>/environ` shows even after `unsetenv` (T50).
-fn scrub_marker() {
-    let name = c"PROCLIFE_BOOTSTRAP";
-    // SAFETY: constructors run before `main`, while the process has a single thread, so no
-    // other thread reads or changes the environment meanwhile. `getenv` returns a pointer
-    // to the value inside the `NAME=value` string that the kernel placed in the initial
-    // environment block; after `unsetenv` nothing refers to that string any more, so its
-    // bytes (from the name's start to the value's terminating NUL) may be overwritten.
-    unsafe {
-        let value = libc::getenv(name.as_ptr());
-        libc::unsetenv(name.as_ptr());
-        if !value.is_null() {
-            let start = value.sub(name.to_bytes().len() + 1);
-            let len = name.to_bytes().len() + 1 + libc::strlen(value);
-            std::ptr::write_bytes(start, 0, len);
-        }
-    }
-}
-
 /// Prints why a bootstrap was refused and returns [`BOOTSTRAP_EXIT_CODE`].
 pub(crate) fn refuse(error: &Error) -> i32 {
     eprintln!("proclife: bootstrap refused: {error}");
     BOOTSTRAP_EXIT_CODE
-}
-
-/// Takes ownership of the socket named by the environment variable.
-fn claim(value: &std::ffi::OsStr) -> Result<OwnedFd> {
-    let fd: RawFd = value
-        .to_str()
-        .and_then(|s| s.parse().ok())
-        .filter(|&fd| fd > 2)
-        .ok_or(Error::Malformed("bootstrap variable does not name an fd"))?;
-    // SAFETY: `fstat` on any integer is harmless; it only tells whether the fd is open.
-    let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
-    // SAFETY: `stat` is a valid, writable `struct stat`.
-    if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(Error::Malformed("bootstrap fd is not a socket"));
-    }
-    // SAFETY: before `main` nothing in the process owns descriptors above 2; the parent
-    // made exactly this one survive the exec, and it is claimed once.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    nix::fcntl::fcntl(
-        &sock,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .map_err(|errno| Error::os("fcntl", errno))?;
-    Ok(sock)
-}
-
-/// The kind of the first message, without consuming it.
-fn peek_kind(sock: &OwnedFd) -> Option<Kind> {
-    let mut header = [0u8; 16];
-    let got = loop {
-        match nix::sys::socket::recv(
-            sock.as_raw_fd(),
-            &mut header,
-            MsgFlags::MSG_PEEK | MsgFlags::MSG_WAITALL,
-        ) {
-            Err(Errno::EINTR) => continue,
-            other => break other.ok()?,
-        }
-    };
-    (got == 16
-        && u32::from_le_bytes([header[12], header[13], header[14], header[15]])
-            == Kind::Server as u32)
-        .then_some(Kind::Server)
-}
-
-/// A re-executed child's life: receive, check, become the child, run, exit code.
-fn boot_child(sock: OwnedFd) -> i32 {
-    let ready = match accept_child(sock.as_fd()) {
-        Ok(ready) => ready,
-        Err(error) => return refuse(&error),
-    };
-    drop(sock);
-    run_child(ready)
-}
-
-/// A child whose bootstrap was accepted, ready to run.
-pub(crate) struct Ready {
-    boot: ChildBoot,
-    slot: StatusSlot,
-    parent_pidfd: OwnedFd,
-    call: entry::Prepared,
-}
-
-/// Receives and checks a child's bootstrap message, and decodes its arguments.
-pub(crate) fn accept_child(sock: BorrowedFd<'_>) -> Result<Ready> {
-    let (payload, fds) = receive(sock, Kind::Child)?;
-    accept_parts(&payload, fds, None)
-}
-
-/// Checks a child's received bootstrap payload and fds, and decodes its arguments.
-///
-/// `parent_pidfd` is the parent's pidfd when the child already holds one (a fork server's
-/// child); with `None` it is the second of `fds`, after the status slot.
-pub(crate) fn accept_parts(
-    payload: &[u8],
-    fds: Vec<OwnedFd>,
-    parent_pidfd: Option<OwnedFd>,
-) -> Result<Ready> {
-    let boot: ChildBoot = postcard::from_bytes(payload)
-        .map_err(|_| Error::Malformed("undecodable bootstrap payload"))?;
-    if boot.build != Build::current()? {
-        return Err(Error::Malformed(
-            "bootstrap comes from another build of the program",
-        ));
-    }
-    let entry = entry::find(&boot.key).ok_or(Error::UnregisteredEntry {
-        key: boot.key.clone(),
-    })?;
-    let mut fds = fds.into_iter();
-    let slot = fds.next();
-    let parent_pidfd = parent_pidfd.or_else(|| fds.next());
-    let (Some(slot), Some(parent_pidfd)) = (slot, parent_pidfd) else {
-        return Err(Error::Malformed("bootstrap lacks its fixed fds"));
-    };
-    let slot = StatusSlot::from_fd(slot)?;
-    let call = entry.prepare(&boot.args, fds.collect())?;
-    Ok(Ready {
-        boot,
-        slot,
-        parent_pidfd,
-        call,
-    })
-}
-
-/// Becomes the child the bootstrap describes and runs its target; returns the exit code.
-pub(crate) fn run_child(ready: Ready) -> i32 {
-    let Ready {
-        boot,
-        slot,
-        parent_pidfd,
-        call,
-    } = ready;
-    // Rust's start-up ignores SIGPIPE, so a write to a closed pipe is an error, not a death.
-    // SAFETY: installs the `SIG_IGN` disposition, no handler code.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
-    let parent = Pid::from_raw(boot.parent).unwrap_or(Pid::INIT);
-    registry::lock().become_child_of(
-        boot.identity.clone(),
-        boot.name.clone(),
-        boot.daemon,
-        parent,
-        boot.parent_name.clone(),
-    );
-    if boot.daemon && !die_with_parent(&boot, &parent_pidfd) {
-        let _ = raise(Signal::SIGKILL);
-        return 1;
-    }
-    crate::current::set_parent_pidfd(parent_pidfd);
-    slot.install_current();
-    let code = super::fork::run_target(call, &boot.name);
-    registry::shutdown_children();
-    // The slot must outlive every blocking call of the target; the process ends next.
-    std::mem::forget(slot);
-    code
-}
-
-/// Arranges for a daemon child to die with its parent; `false` when the parent is dead.
-fn die_with_parent(boot: &ChildBoot, parent_pidfd: &OwnedFd) -> bool {
-    match boot.death {
-        Death::ParentDeathSignal => {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
-                && nix::unistd::getppid().as_raw() == boot.real_parent
-        }
-        Death::WatchParent => {
-            let Ok(watch) = parent_pidfd.try_clone() else {
-                return false;
-            };
-            if parent_exited(watch.as_fd(), Some(0)) {
-                return false;
-            }
-            std::thread::Builder::new()
-                .name("proclife-parent-watch".into())
-                .spawn(move || {
-                    parent_exited(watch.as_fd(), None);
-                    let _ = raise(Signal::SIGKILL);
-                })
-                .is_ok()
-        }
-    }
-}
-
-/// Polls a pidfd; `true` once the process exited (or the poll fails).
-fn parent_exited(pidfd: BorrowedFd<'_>, timeout_ms: Option<u16>) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let timeout = timeout_ms.map_or(PollTimeout::NONE, PollTimeout::from);
-    loop {
-        let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(0) => return false,
-            Ok(_) => return true,
-            Err(Errno::EINTR) => continue,
-            Err(_) => return true,
-        }
-    }
 }

@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::children::registry;
 use crate::error::Result;
-use crate::process::Pid;
-use crate::registry;
+use crate::pid::Pid;
 
 /// The parent's pidfd, in a re-executed child.
 static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();

@@ -1,9 +1,10 @@
-//! The few raw system calls nix 0.32 lacks, each wrapped once, safely.
+//! The pidfd calls nix 0.32 lacks, each wrapped once, safely: open, signal, exit status.
 //!
 //! # Safety
 //!
-//! Each wrapper passes only integers and no pointers to the kernel, checks the result and
-//! takes ownership of a returned file descriptor exactly once.
+//! Each wrapper passes the kernel integers, or one pointer to a struct of the exact size the
+//! call expects on the caller's stack; it checks the result and takes ownership of a
+//! returned file descriptor exactly once.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -63,64 +64,6 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<()
     };
     if ret < 0 {
         return Err(Error::os("pidfd_send_signal", Errno::last()));
-    }
-    Ok(())
-}
-
-/// `atexit(hook)`—Registers `hook` to run when the process calls `exit`.
-///
-/// # Errors
-///
-/// `Error::Os { call: "atexit", errno: ENOMEM }` when the list of handlers cannot grow.
-pub(crate) fn atexit(hook: extern "C" fn()) -> Result<()> {
-    // SAFETY: `hook` is a plain function with the C ABI and no arguments, as `atexit`
-    // requires; it stays valid for the life of the program.
-    let ret = unsafe { libc::atexit(hook) };
-    if ret != 0 {
-        return Err(Error::os("atexit", Errno::ENOMEM));
-    }
-    Ok(())
-}
-
-/// `getpid()`. Not cached: a cache would have to be cleared in the child of every `fork()`
-/// (a `pthread_atfork` handler), and running such a handler costs each forked child more
-/// copy-on-write page faults than the system calls it saves.
-pub(crate) fn getpid() -> i32 {
-    nix::unistd::getpid().as_raw()
-}
-
-/// The highest real-time signal number, `SIGRTMAX`.
-pub(crate) fn sigrtmax() -> i32 {
-    libc::SIGRTMAX()
-}
-
-/// The lowest real-time signal number glibc leaves to applications, `SIGRTMIN`.
-pub(crate) fn sigrtmin() -> i32 {
-    libc::SIGRTMIN()
-}
-
-/// Makes `keep` the only descriptor above 2 that survives the next `execve`: marks every
-/// fd from 3 up close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`), then clears the flag
-/// on `keep`. Runs in a child between fork and exec, so it only makes raw system calls
-/// (async-signal-safe, no allocation).
-///
-/// # Errors
-///
-/// The `errno` of `fcntl`; a kernel without `close_range` (before 5.11) is tolerated, as
-/// the runtime creates every fd close-on-exec anyway.
-pub(crate) fn keep_only(keep: i32) -> std::io::Result<()> {
-    // SAFETY: `close_range` takes integers only; with CLOSE_RANGE_CLOEXEC it closes nothing.
-    let _ = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        )
-    };
-    // SAFETY: `fcntl(F_SETFD)` on an integer fd touches no memory.
-    if unsafe { libc::fcntl(keep, libc::F_SETFD, 0) } < 0 {
-        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
-use crate::child::Child;
+use crate::children::child::Child;
 use crate::error::Result;
-use crate::process::Pid;
-use crate::sys;
+use crate::os;
+use crate::pid::Pid;
 
 /// How long a daemon child gets between SIGTERM and SIGKILL when its parent exits.
 pub(crate) const DAEMON_GRACE: Duration = Duration::from_millis(500);
@@ -101,7 +101,7 @@ impl Table {
     /// Registers the exit hook once per process.
     pub(crate) fn ensure_exit_hook(&mut self) -> Result<()> {
         if !self.exit_hook {
-            sys::atexit(exit_hook)?;
+            os::process::atexit(exit_hook)?;
             self.exit_hook = true;
         }
         Ok(())
@@ -282,6 +282,6 @@ extern "C" fn exit_hook() {
     // A panic must not unwind into libc's `exit`.
     let _ = std::panic::catch_unwind(|| {
         shutdown_children();
-        crate::start::flush_std_streams();
+        crate::os::stdio::flush_std_streams();
     });
 }

@@ -14,10 +14,10 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 
+use crate::children::status::{self, BlockedOn, StatusSlot};
 use crate::error::{Error, Result};
-use crate::process::Pid;
-use crate::status::{self, BlockedOn, StatusSlot};
-use crate::sys;
+use crate::os;
+use crate::pid::Pid;
 
 /// The runtime's record of one child it started.
 #[derive(Debug)]
@@ -107,7 +107,7 @@ impl Child {
 
     /// Whether the calling process is the one that started the child (and may reap it).
     pub(crate) fn is_reaper(&self) -> bool {
-        sys::getpid() == self.creator
+        os::process::getpid() == self.creator
     }
 
     fn cell(&self) -> MutexGuard<'_, Option<i32>> {
@@ -217,7 +217,7 @@ impl Child {
         if self.cached().is_some() {
             return Ok(());
         }
-        match sys::pidfd_send_signal(self.pidfd.as_fd(), signal) {
+        match os::pidfd::pidfd_send_signal(self.pidfd.as_fd(), signal) {
             Ok(()) => Ok(()),
             Err(Error::Os {
                 errno: Errno::ESRCH,
@@ -249,13 +249,13 @@ fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Opt
     }
     let start = std::time::Instant::now();
     loop {
-        if let Some(status) = sys::pidfd_exit_status(pidfd)? {
+        if let Some(status) = os::pidfd::pidfd_exit_status(pidfd)? {
             return Ok(Some(exitcode_from_raw(status)));
         }
         if readable(server) {
             // Check again: the server may have reaped the child just before it died.
             return Ok(Some(
-                sys::pidfd_exit_status(pidfd)?.map_or(LOST_WITH_SERVER, exitcode_from_raw),
+                os::pidfd::pidfd_exit_status(pidfd)?.map_or(LOST_WITH_SERVER, exitcode_from_raw),
             ));
         }
         let left = SERVER_REAP_LIMIT.saturating_sub(start.elapsed());
