@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::pid::Pid;
 use crate::start::entry::FnTarget;
-use crate::start::target::{Target, TargetResult, TargetSlot};
+use crate::start::launch::TargetSlot;
+use crate::start::target::{Target, TargetResult};
 use crate::start::{ChildSpec, StartMethod, Threads};
 
 /// The life-cycle state of a handle, as [`Process::state`] reports it.
@@ -328,7 +329,7 @@ impl Process {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
         let method = self.method.unwrap_or_else(crate::start::get_start_method);
-        let child = method.launcher().launch(&spec, target, threads)?;
+        let child = method.launcher(threads).launch(&spec, target)?;
         // Like CPython's `del self._target`: the target now belongs to the child.
         *target = TargetSlot::Empty;
         self.stage = Stage::Started(child);

@@ -8,7 +8,7 @@
 //! CPython's `_children` set does, so a child whose handle was dropped is still reaped.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -53,6 +53,27 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     exit_hook: false,
     swept: (0, None),
 });
+
+/// What a layer above must do in a freshly forked child; registered once, see
+/// [`at_fork_child`].
+static AT_FORK_CHILD: OnceLock<fn()> = OnceLock::new();
+
+/// Registers `hook` to run in every child forked from now on, right after the child's table
+/// was rewritten ([`after_fork_in_child`]). One hook per program (the fork server's client
+/// drops its parent's server handle there); a second registration of the same function is
+/// a no-op.
+pub(crate) fn at_fork_child(hook: fn()) {
+    let _ = AT_FORK_CHILD.set(hook);
+}
+
+/// Runs the hook registered with [`at_fork_child`], if any; called by the fork start method
+/// in the child. Reads one word when nothing was registered, so a forked child takes no
+/// copy-on-write fault here.
+pub(crate) fn after_fork_in_child() {
+    if let Some(hook) = AT_FORK_CHILD.get() {
+        hook();
+    }
+}
 
 /// Locks the table.
 pub(crate) fn lock() -> MutexGuard<'static, Table> {
@@ -214,7 +235,7 @@ pub(crate) fn sweep() -> Result<()> {
             match poll(&mut fds, PollTimeout::ZERO) {
                 Ok(_) => break,
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(errno) => return Err(crate::Error::os("poll", errno)),
+                Err(errno) => return Err(crate::error::Error::os("poll", errno)),
             }
         }
         fds.iter()

@@ -276,7 +276,7 @@ impl Ring {
     }
 
     fn enter(&self, on: BlockedOn) -> Result<()> {
-        match self.mutex().lock(None, on)? {
+        match self.mutex().lock(None, || blocked(on))? {
             Acquire::Acquired => Ok(()),
             Acquire::OwnerDied => {
                 self.recover();

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os::thread::gettid;
 use crate::os::time::Deadline;
@@ -167,14 +166,19 @@ impl RawMutex {
         how
     }
 
-    /// Takes the mutex, waiting at most `timeout` (`None`: forever); while it sleeps, the process's status slot
-    /// says `Blocked(on)`.
+    /// Takes the mutex, waiting at most `timeout` (`None`: forever). Only when it has to
+    /// sleep does it call `while_blocked` and hold what that returns until it wakes up (the
+    /// callers pass `|| blocked(on)`, so the process's status slot says what it waits for).
     ///
     /// # Errors
     ///
     /// [`Error::NotRecoverable`], [`Error::WouldDeadlock`] (non-recursive, already held by
     /// the caller), [`Error::InvalidArgument`] (recursion limit), [`Error::Os`].
-    pub(crate) fn lock(&self, timeout: Option<Duration>, on: BlockedOn) -> Result<Acquire> {
+    pub(crate) fn lock<G>(
+        &self,
+        timeout: Option<Duration>,
+        while_blocked: impl FnOnce() -> G,
+    ) -> Result<Acquire> {
         // SAFETY: the mutex was initialised (module `# Safety`).
         let rc = unsafe { libc::pthread_mutex_trylock(self.raw()) };
         let poll_only = timeout == Some(Duration::ZERO);
@@ -190,7 +194,7 @@ impl RawMutex {
         if poll_only || deadline.expired() {
             return Ok(Acquire::TimedOut);
         }
-        let _blocked = blocked(on);
+        let _blocked = while_blocked();
         loop {
             let rc = match deadline.timespec() {
                 // SAFETY: as above.

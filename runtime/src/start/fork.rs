@@ -25,7 +25,7 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid as RawPid, fork, getppid};
 
-use super::{ChildSpec, Launcher, Threads};
+use super::launch::{ChildSpec, Launcher, Threads};
 use crate::children::child::Child;
 use crate::children::registry::{self, Table};
 use crate::children::status::StatusSlot;
@@ -33,11 +33,14 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::os::stdio::flush_std_streams;
 use crate::pid::Pid;
-use crate::start::target::TargetSlot;
+use crate::start::launch::TargetSlot;
 
 /// `fork()` followed at once by `pidfd_open()` in the parent.
 #[derive(Debug)]
-pub(super) struct ForkLauncher;
+pub(crate) struct ForkLauncher {
+    /// Whether a multi-threaded parent is refused.
+    pub(crate) threads: Threads,
+}
 
 /// Opens `/proc/self/stat`, close-on-exec. The fd is read for the thread count and also
 /// holds an fd slot for the child's pidfd until just after the fork.
@@ -75,16 +78,11 @@ fn parse_threads(line: &[u8]) -> Option<usize> {
 }
 
 impl Launcher for ForkLauncher {
-    fn launch(
-        &self,
-        spec: &ChildSpec<'_>,
-        target: &mut TargetSlot,
-        threads: Threads,
-    ) -> Result<Arc<Child>> {
+    fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         // The open fd also holds an fd slot for the child's pidfd, so that running out of
         // fds fails here, before a child exists, and not after the fork.
         let reserve = open_stat()?;
-        if threads == Threads::Refuse {
+        if self.threads == Threads::Refuse {
             let threads = thread_count(reserve.as_fd())?;
             if threads > 1 {
                 return Err(Error::ThreadedFork { threads });
@@ -166,7 +164,7 @@ fn child_main(
             );
         }
         drop(table);
-        super::forkserver::client::forget_inherited();
+        registry::after_fork_in_child();
         if spec.daemon {
             // A daemon dies with its parent, even when the parent is SIGKILLed. If the
             // parent died before the request took effect, no signal will come: check.

@@ -29,8 +29,9 @@ use crate::os;
 use crate::os::stdio::flush_std_streams;
 use crate::pid::Pid;
 use crate::start::bootstrap::wire::{self, ARG, Build, ChildBoot, Death, ENV, Kind};
-use crate::start::target::TargetSlot;
-use crate::start::{ChildSpec, Launcher, Threads};
+use crate::start::launch::TargetSlot;
+use crate::start::launch::{ChildSpec, Launcher, export_target};
+use crate::start::method::StartMethod;
 
 /// Re-executes the program and sends it the bootstrap message.
 #[derive(Debug)]
@@ -106,13 +107,8 @@ pub(super) fn reexec(sock: BorrowedFd<'_>) -> Command {
 }
 
 impl Launcher for SpawnLauncher {
-    fn launch(
-        &self,
-        spec: &ChildSpec<'_>,
-        target: &mut TargetSlot,
-        _threads: Threads,
-    ) -> Result<Arc<Child>> {
-        let (key, args, arg_fds) = super::export_target(target, super::StartMethod::Spawn)?;
+    fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
+        let (key, args, arg_fds) = export_target(target, StartMethod::Spawn)?;
         let slot = StatusSlot::new_shared()?;
         let parent = getpid();
         let me = os::pidfd::pidfd_open(parent)?;

@@ -159,7 +159,7 @@ impl Barrier {
     /// Locks the internal mutex. A party that died inside the critical section breaks the
     /// barrier; the mutex is then repaired.
     fn enter(&self) -> Result<()> {
-        match self.mutex().lock(None, BlockedOn::Barrier)? {
+        match self.mutex().lock(None, || blocked(BlockedOn::Barrier))? {
             Acquire::Acquired => Ok(()),
             Acquire::OwnerDied => {
                 self.mutex().make_consistent()?;

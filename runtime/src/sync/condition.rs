@@ -189,7 +189,7 @@ impl Condition {
         let raw = self.raw();
         let mut owner_died = false;
         for _ in 0..depth {
-            match raw.lock(None, BlockedOn::Condition)? {
+            match raw.lock(None, || blocked(BlockedOn::Condition))? {
                 Acquire::Acquired => {}
                 Acquire::OwnerDied => owner_died = true,
                 // A wait without deadline never times out.

@@ -12,7 +12,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use crate::children::status::BlockedOn;
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os::pthread_mutex::{Acquire, RawMutex};
 use crate::os::shm::SharedMemory;
@@ -46,7 +46,7 @@ impl MutexSegment {
     }
 
     fn acquire(&self, timeout: Option<Duration>, on: BlockedOn) -> Result<bool> {
-        match self.mutex().lock(timeout, on)? {
+        match self.mutex().lock(timeout, || blocked(on))? {
             Acquire::Acquired => Ok(true),
             Acquire::OwnerDied => Err(Error::OwnerDied),
             Acquire::TimedOut => Ok(false),

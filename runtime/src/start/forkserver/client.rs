@@ -19,8 +19,9 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::pid::Pid;
 use crate::start::bootstrap::wire::{self, Build, ChildBoot, Death, Kind};
-use crate::start::target::TargetSlot;
-use crate::start::{ChildSpec, Launcher, StartMethod, Threads};
+use crate::start::launch::TargetSlot;
+use crate::start::launch::{ChildSpec, Launcher, export_target};
+use crate::start::method::StartMethod;
 
 /// Asks the fork server to fork each child.
 #[derive(Debug)]
@@ -50,6 +51,7 @@ impl Server {
     /// Re-executes the program as a fork server.
     fn start() -> Result<Server> {
         EVER_STARTED.store(true, Ordering::Release);
+        registry::at_fork_child(forget_inherited);
         let parent = getpid();
         let me = os::pidfd::pidfd_open(parent)?;
         // Probe the kernel before anything depends on it.
@@ -137,13 +139,8 @@ impl Server {
 }
 
 impl Launcher for ForkServerLauncher {
-    fn launch(
-        &self,
-        spec: &ChildSpec<'_>,
-        target: &mut TargetSlot,
-        _threads: Threads,
-    ) -> Result<Arc<Child>> {
-        let (key, args, arg_fds) = crate::start::export_target(target, StartMethod::ForkServer)?;
+    fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
+        let (key, args, arg_fds) = export_target(target, StartMethod::ForkServer)?;
         let slot = StatusSlot::new_shared()?;
         let parent = getpid();
         let mut guard = server();
@@ -257,7 +254,7 @@ pub fn stop_fork_server() -> Result<()> {
 /// Uses `try_lock`: only a parent that forked while another thread was starting a child
 /// through the server (the `unsafe` threaded-fork opt-in) leaves the lock held, and then the
 /// copy is left alone rather than deadlocking the child.
-pub(crate) fn forget_inherited() {
+fn forget_inherited() {
     // Read-only when no server was ever started: locking the mutex writes to its page, a
     // copy-on-write fault in every forked child.
     if !EVER_STARTED.load(Ordering::Acquire) {
