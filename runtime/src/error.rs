@@ -1,4 +1,5 @@
 //! The runtime's one error type, and the CPython exception each variant stands for.
+#![forbid(unsafe_code)]
 
 use nix::errno::Errno;
 

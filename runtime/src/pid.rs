@@ -1,4 +1,5 @@
 //! `Pid`: a positive process id, never the `0`/`-1` wildcards of `kill(2)`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::num::NonZeroI32;

@@ -5,6 +5,7 @@
 //! the code before it releases the lock, so no thread ever sees "exited" without a code.
 //! Waiting threads sleep in `poll` on the pidfd without holding the lock, so any number of
 //! threads can join the same child at once.
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -250,12 +251,13 @@ fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Opt
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = os::pidfd::pidfd_exit_status(pidfd)? {
-            return Ok(Some(exitcode_from_raw(status)));
+            return Ok(Some(os::pidfd::exitcode_from_raw(status)));
         }
         if readable(server) {
             // Check again: the server may have reaped the child just before it died.
             return Ok(Some(
-                os::pidfd::pidfd_exit_status(pidfd)?.map_or(LOST_WITH_SERVER, exitcode_from_raw),
+                os::pidfd::pidfd_exit_status(pidfd)?
+                    .map_or(LOST_WITH_SERVER, os::pidfd::exitcode_from_raw),
             ));
         }
         let left = SERVER_REAP_LIMIT.saturating_sub(start.elapsed());
@@ -277,15 +279,6 @@ fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Opt
             Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(Error::os("poll", errno)),
         }
-    }
-}
-
-/// Maps a raw wait status (`WIFEXITED`/`WIFSIGNALED` encoding) to CPython's exit code.
-fn exitcode_from_raw(status: i32) -> i32 {
-    if libc::WIFSIGNALED(status) {
-        -libc::WTERMSIG(status)
-    } else {
-        libc::WEXITSTATUS(status)
     }
 }
 
@@ -326,7 +319,7 @@ mod tests {
             (9, -9),
             (11 | 0x80, -11),
         ] {
-            assert_eq!(exitcode_from_raw(raw), code, "{raw:#x}");
+            assert_eq!(os::pidfd::exitcode_from_raw(raw), code, "{raw:#x}");
         }
     }
 }

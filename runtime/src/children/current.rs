@@ -1,5 +1,6 @@
 //! What a process knows about itself, its parent and its children; mirrors
 //! `multiprocessing.current_process()`, `parent_process()` and `active_children()`.
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;

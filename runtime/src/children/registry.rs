@@ -6,6 +6,7 @@
 //! a child has no children, a fresh name counter, and its own name and daemon flag.
 //! The table owns a strong reference to every child that has not been observed dead, as
 //! CPython's `_children` set does, so a child whose handle was dropped is still reaped.
+#![forbid(unsafe_code)]
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};

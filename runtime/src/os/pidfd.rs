@@ -120,3 +120,12 @@ pub(crate) fn pidfd_exit_status(pidfd: BorrowedFd<'_>) -> Result<Option<i32>> {
         Err(errno) => Err(Error::os("ioctl(PIDFD_GET_INFO)", errno)),
     }
 }
+
+/// Maps a raw wait status (`WIFEXITED`/`WIFSIGNALED` encoding) to CPython's exit code.
+pub(crate) fn exitcode_from_raw(status: i32) -> i32 {
+    if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    }
+}

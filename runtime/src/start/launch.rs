@@ -1,5 +1,6 @@
 //! What every start method implements ([`Launcher`]) and is given: a [`ChildSpec`] and the
 //! [`TargetSlot`] of the handle.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::os::fd::OwnedFd;
@@ -91,12 +92,6 @@ pub(crate) trait Launcher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>>;
 }
 
-/// The target of a process without one, under the re-executing methods.
-fn no_target((): ()) -> TargetResult {
-    Ok(())
-}
-crate::entry!(no_target);
-
 /// Encodes the target for a re-executed child: entry key, argument bytes, argument fds.
 ///
 /// # Errors
@@ -110,7 +105,7 @@ pub(crate) fn export_target(
     match target {
         TargetSlot::Entry(target) => entry::export(target.as_ref()),
         TargetSlot::Empty => entry::export(&entry::FnTarget {
-            f: no_target,
+            f: entry::no_target,
             args: (),
         }),
         TargetSlot::Once(_) | TargetSlot::Reusable(_) => Err(Error::NotPassable {

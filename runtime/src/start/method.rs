@@ -1,4 +1,5 @@
 //! [`StartMethod`] and the process-wide default method.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

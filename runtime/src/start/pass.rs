@@ -15,6 +15,7 @@
 //! After the hand-off both processes hold the object: the child a rebuilt copy, the parent
 //! its original until the handle drops its arguments (right after `start`, as CPython
 //! deletes `_args`), so a `Connection` end passed to the child is closed in the parent then.
+#![forbid(unsafe_code)]
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

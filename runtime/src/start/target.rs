@@ -1,4 +1,5 @@
 //! What a child runs: [`Target`] and [`TargetResult`].
+#![forbid(unsafe_code)]
 
 /// What a target returns: `Ok(())` exits with 0, an error exits with 1 and is printed on the
 /// child's stderr.

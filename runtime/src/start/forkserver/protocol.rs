@@ -1,5 +1,6 @@
 //! The fork server's protocol, shared by its client and its server: the server's bootstrap
 //! payload and the reply to a start request.
+#![forbid(unsafe_code)]
 
 use std::os::fd::BorrowedFd;
 
