@@ -10,12 +10,14 @@
 mod barrier;
 mod condition;
 mod event;
+mod guard;
 mod lock;
 mod semaphore;
 
 pub use barrier::{Barrier, LIVENESS_SLICE, MAX_PARTIES};
 pub use condition::Condition;
 pub use event::Event;
+pub use guard::{BoundedSemaphoreGuard, Guard, Guarded, LockGuard, RLockGuard, SemaphoreGuard};
 pub use lock::{Lock, RLock};
 pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};
 
