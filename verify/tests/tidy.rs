@@ -516,8 +516,6 @@ fn the_stack_check_resolves_paths_as_rustc_does() {
 const UNSAFE_OUTSIDE_OS: &[&str] = &[
     "children/status.rs",
     "ipc/connection.rs",
-    "ipc/queue.rs",
-    "ipc/shared.rs",
     "process.rs",
     "start/bootstrap/child.rs",
     "start/bootstrap/hook.rs",
@@ -527,11 +525,6 @@ const UNSAFE_OUTSIDE_OS: &[&str] = &[
     "start/forkserver/client.rs",
     "start/forkserver/server.rs",
     "start/spawn.rs",
-    "sync/barrier.rs",
-    "sync/condition.rs",
-    "sync/event.rs",
-    "sync/lock.rs",
-    "sync/semaphore.rs",
 ];
 
 #[test]

@@ -6,6 +6,7 @@
 
 pub(crate) mod fork;
 pub(crate) mod futex;
+pub(crate) mod layout;
 pub(crate) mod pidfd;
 pub(crate) mod process;
 pub(crate) mod pthread_mutex;

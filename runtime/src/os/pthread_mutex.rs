@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use super::shm::Fresh;
 use crate::error::{Error, Result};
 use crate::os::thread::gettid;
 use crate::os::time::Deadline;
@@ -43,6 +44,11 @@ pub(crate) struct RawMutex {
     /// Recursion depth of a recursive mutex. Written only by the holder.
     depth: AtomicU32,
 }
+
+// SAFETY: the `pthread_mutex_t` is touched only through `pthread_mutex_*` calls, which are
+// made for concurrent use (by threads and, with `PTHREAD_PROCESS_SHARED`, by processes); the
+// other fields are atomics.
+unsafe impl Sync for RawMutex {}
 
 impl std::fmt::Debug for RawMutex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,19 +79,12 @@ fn check(call: &'static str, rc: libc::c_int) -> Result<()> {
 }
 
 impl RawMutex {
-    /// Bytes a `RawMutex` needs in a segment.
-    pub(crate) const SIZE: usize = std::mem::size_of::<RawMutex>();
-
     fn raw(&self) -> *mut libc::pthread_mutex_t {
         self.mutex.get()
     }
 
-    /// Initialises the mutex in place.
-    ///
-    /// # Safety
-    ///
-    /// Called once, on zeroed memory that no other thread or process uses yet.
-    pub(crate) unsafe fn init(&self, recursive: bool) -> Result<()> {
+    /// Initialises the mutex in place, in a segment nobody else sees yet (`Fresh` proves it).
+    pub(crate) fn init(&self, recursive: bool, _fresh: &Fresh) -> Result<()> {
         let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
         let kind = if recursive {
             libc::PTHREAD_MUTEX_RECURSIVE
@@ -93,7 +92,7 @@ impl RawMutex {
             libc::PTHREAD_MUTEX_ERRORCHECK
         };
         // SAFETY: `attr` is initialised by `pthread_mutexattr_init` before any other use and
-        // destroyed once at the end; the mutex memory is exclusively ours (caller contract).
+        // destroyed once at the end; the mutex memory is exclusively ours (the segment is fresh).
         unsafe {
             check(
                 "pthread_mutexattr_init",

@@ -18,6 +18,7 @@
 //! objects initialised for `PTHREAD_PROCESS_SHARED`, or copies made under a lock.
 #![allow(unsafe_code)]
 
+use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
@@ -139,20 +140,6 @@ impl SharedMemory {
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
-
-    /// A reference to the `T` at byte `offset`.
-    ///
-    /// # Safety
-    ///
-    /// `offset` must be aligned for `T`, `offset + size_of::<T>() <= len`, the bytes there
-    /// must be a valid `T`, and `T` must tolerate concurrent access by other processes
-    /// (atomics, or types only touched under a process-shared lock).
-    pub(crate) unsafe fn at<T>(&self, offset: usize) -> &T {
-        debug_assert!(offset.is_multiple_of(std::mem::align_of::<T>()));
-        debug_assert!(offset + std::mem::size_of::<T>() <= self.len.get());
-        // SAFETY: guaranteed by the caller; the mapping lives as long as `&self`.
-        unsafe { &*self.ptr.as_ptr().add(offset).cast::<T>() }
-    }
 }
 
 impl AsFd for SharedMemory {
@@ -166,6 +153,233 @@ impl Drop for SharedMemory {
         // SAFETY: the mapping was made by `map` with this address and length and no
         // reference into it outlives `self`. An error cannot be handled in `drop`.
         let _ = unsafe { munmap(self.ptr.cast(), self.len.get()) };
+    }
+}
+
+/// The alignment of the data area that follows a segment's header, and the largest alignment
+/// a header, an element or a [`Shareable`] may have.
+pub(crate) const DATA_ALIGN: usize = 64;
+
+/// A `#[repr(C)]` layout with named fields that lives at the start of a shared segment
+/// (the layouts are in [`super::layout`]).
+///
+/// # Safety
+///
+/// The all-zero bytes must be a valid `Self` (a fresh segment is zero-filled), and so must
+/// every state another process can leave behind: every field is an atomic, a
+/// [`RawMutex`](super::pthread_mutex::RawMutex) (touched only through `pthread_mutex_*`), or a
+/// `#[repr(C)]` struct of those. The alignment is at most [`DATA_ALIGN`].
+pub(crate) unsafe trait Header: Sync + Sized + 'static {
+    /// The refusal of a segment too small for this header.
+    const TOO_SMALL: &'static str;
+}
+
+/// Plain old data that may live in shared memory.
+///
+/// # Safety
+///
+/// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self` (so `bool`, `char`,
+/// enums and references are excluded: store a `bool` as `u8`); the type must hold no
+/// pointers or handles that mean nothing in another process, and its alignment must be at
+/// most 64.
+pub unsafe trait Shareable: Copy + Send + Sync + 'static {}
+
+macro_rules! shareable {
+    ($($t:ty),*) => {
+        $(
+            // SAFETY: a primitive number: every bit pattern is valid, no pointers.
+            unsafe impl Shareable for $t {}
+        )*
+    };
+}
+
+shareable!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
+);
+
+// SAFETY: an array of valid-for-every-bit-pattern elements is itself valid for every bit
+// pattern, and has its element's alignment.
+unsafe impl<T: Shareable, const N: usize> Shareable for [T; N] {}
+
+/// Proof that a segment was created a moment ago and is not shared with anyone yet; only
+/// [`Segment::new`] makes one, and hands it to the header's initialiser.
+#[derive(Debug)]
+pub(crate) struct Fresh {
+    _private: (),
+}
+
+/// A [`SharedMemory`] segment laid out as a header `H` followed by a data area.
+///
+/// The bounds that make [`Segment::header`] sound are checked once, with `assert!`, when the
+/// segment is created or mapped; every access to the data area checks its range with
+/// `assert!` too, so a wrong offset is a panic, never undefined behaviour.
+#[derive(Debug)]
+pub(crate) struct Segment<H: Header> {
+    shm: SharedMemory,
+    // `fn() -> H`: the segment owns no `H` by value, so `H` does not decide its auto traits.
+    _header: PhantomData<fn() -> H>,
+}
+
+impl<H: Header> Segment<H> {
+    /// The offset of the data area: the header's size rounded up to [`DATA_ALIGN`].
+    pub(crate) const DATA: usize = std::mem::size_of::<H>().next_multiple_of(DATA_ALIGN);
+
+    /// Creates a zero-filled segment with `data_len` bytes after the header, and lets `init`
+    /// set the header up before anyone else can see it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the size overflows; as [`SharedMemory::new`]; what
+    /// `init` returns.
+    pub(crate) fn new(
+        data_len: usize,
+        init: impl FnOnce(&H, &Fresh) -> Result<()>,
+    ) -> Result<Self> {
+        let len = Self::DATA
+            .checked_add(data_len)
+            .filter(|&len| len <= isize::MAX as usize)
+            .ok_or(Error::InvalidArgument("shared segment size overflows"))?;
+        let segment = Self::checked(SharedMemory::new(len)?);
+        init(segment.header(), &Fresh { _private: () })?;
+        Ok(segment)
+    }
+
+    /// Maps a segment received from another process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] (`H::TOO_SMALL`) when it cannot hold the header; as
+    /// [`SharedMemory::from_fd`]. The caller checks the header's contents.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<Self> {
+        let shm = SharedMemory::from_fd(fd)?;
+        if shm.len() < Self::DATA {
+            return Err(Error::Malformed(H::TOO_SMALL));
+        }
+        Ok(Self::checked(shm))
+    }
+
+    fn checked(shm: SharedMemory) -> Self {
+        assert!(
+            std::mem::align_of::<H>() <= DATA_ALIGN,
+            "header alignment above DATA_ALIGN"
+        );
+        assert!(
+            (shm.as_ptr() as usize).is_multiple_of(DATA_ALIGN),
+            "mapping not aligned"
+        );
+        assert!(shm.len() >= Self::DATA, "segment smaller than its header");
+        Segment {
+            shm,
+            _header: PhantomData,
+        }
+    }
+
+    /// The header.
+    pub(crate) fn header(&self) -> &H {
+        // SAFETY: `checked` asserted that the mapping is aligned for `H` and holds at least
+        // `size_of::<H>()` bytes; `H: Header` is valid for every state the memory can be in
+        // and tolerates shared access; the mapping lives as long as `&self`.
+        unsafe { &*self.shm.as_ptr().cast::<H>() }
+    }
+
+    /// The length of the data area in bytes.
+    pub(crate) fn data_len(&self) -> usize {
+        self.shm.len() - Self::DATA
+    }
+
+    /// The start of `len` bytes at `at` in the data area; panics when out of bounds.
+    fn data_at(&self, at: usize, len: usize) -> *mut u8 {
+        let end = at.checked_add(len);
+        assert!(
+            end.is_some_and(|end| end <= self.data_len()),
+            "range {at}+{len} outside the data area of {} bytes",
+            self.data_len()
+        );
+        // SAFETY: `DATA + at + len <= shm.len()` was just checked.
+        unsafe { self.shm.as_ptr().add(Self::DATA + at) }
+    }
+
+    /// Whether `count` elements of `E` fit in the data area.
+    pub(crate) fn fits<E>(&self, count: usize) -> bool {
+        count
+            .checked_mul(std::mem::size_of::<E>())
+            .is_some_and(|bytes| bytes <= self.data_len())
+    }
+
+    /// Element `index` of an array of `E` that fills the data area; panics when it lies
+    /// outside.
+    pub(crate) fn element<E: Header>(&self, index: usize) -> &E {
+        assert!(
+            std::mem::align_of::<E>() <= DATA_ALIGN,
+            "element alignment above DATA_ALIGN"
+        );
+        let size = std::mem::size_of::<E>();
+        let at = index.checked_mul(size).unwrap_or(usize::MAX);
+        let ptr = self.data_at(at, size);
+        // SAFETY: in bounds (checked by `data_at`), aligned (`DATA` and the mapping are
+        // `DATA_ALIGN`-aligned and `at` is a multiple of `size`, itself a multiple of
+        // `align_of::<E>()`); `E: Header` is valid for any state of the memory.
+        unsafe { &*ptr.cast::<E>() }
+    }
+
+    /// Copies `bytes` into the data area at `at`; the caller serialises writers (a lock).
+    pub(crate) fn copy_in(&self, at: usize, bytes: &[u8]) {
+        let dst = self.data_at(at, bytes.len());
+        // SAFETY: `dst` has room for `bytes.len()` bytes (checked) and is shared memory, not
+        // the private buffer `bytes`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+    }
+
+    /// Copies `out.len()` bytes of the data area from `at`.
+    pub(crate) fn copy_out(&self, at: usize, out: &mut [u8]) {
+        let src = self.data_at(at, out.len());
+        // SAFETY: as in `copy_in`, the other way round.
+        unsafe { std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
+    }
+
+    /// Appends `len` bytes of the data area from `at` to `out`, without zero-filling them
+    /// first.
+    pub(crate) fn append_out(&self, at: usize, len: usize, out: &mut Vec<u8>) {
+        let src = self.data_at(at, len);
+        out.reserve(len);
+        let filled = out.len();
+        // SAFETY: `reserve` made room for `len` more bytes after `filled`; the copy
+        // initialises exactly those before `set_len`; the source is in bounds (checked).
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(filled), len);
+            out.set_len(filled + len);
+        }
+    }
+
+    /// Element `index` of an array of `T` that fills the data area, read with one volatile
+    /// load; panics when out of bounds.
+    pub(crate) fn read<T: Shareable>(&self, index: usize) -> T {
+        let ptr = self.shareable_at::<T>(index);
+        // SAFETY: in bounds and aligned (`shareable_at`); any bits are a valid `T`.
+        unsafe { ptr.read_volatile() }
+    }
+
+    /// Writes element `index` of an array of `T` with one volatile store.
+    pub(crate) fn write<T: Shareable>(&self, index: usize, value: T) {
+        let ptr = self.shareable_at::<T>(index);
+        // SAFETY: as in `read`; the segment is writable shared memory.
+        unsafe { ptr.write_volatile(value) }
+    }
+
+    fn shareable_at<T: Shareable>(&self, index: usize) -> *mut T {
+        assert!(
+            std::mem::align_of::<T>() <= DATA_ALIGN,
+            "element alignment above DATA_ALIGN"
+        );
+        let size = std::mem::size_of::<T>();
+        let at = index.checked_mul(size).unwrap_or(usize::MAX);
+        self.data_at(at, size).cast::<T>()
+    }
+}
+
+impl<H: Header> AsFd for Segment<H> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shm.as_fd()
     }
 }
 
@@ -185,8 +399,11 @@ mod tests {
     fn segment_is_zeroed_sealed_and_rebuildable() {
         let shm = SharedMemory::new(10_000).expect("create");
         assert_eq!(shm.len(), 10_000);
-        // SAFETY: offset 0 is page-aligned and inside the segment; u8 has no invalid values.
-        assert_eq!(unsafe { *shm.at::<u8>(9_999) }, 0);
+        let bytes = Segment::<crate::os::layout::EventHeader>::from_fd(
+            shm.as_fd().try_clone_to_owned().expect("dup"),
+        )
+        .expect("map");
+        assert_eq!(bytes.read::<u8>(bytes.data_len() - 1), 0);
         assert_eq!(
             nix::unistd::ftruncate(&shm, 0).err(),
             Some(Errno::EPERM),
@@ -199,13 +416,31 @@ mod tests {
         let dup = shm.as_fd().try_clone_to_owned().expect("dup");
         let again = SharedMemory::from_fd(dup).expect("rebuild");
         assert_eq!(again.len(), 10_000);
-        // SAFETY: offset 8 is aligned for u64 and inside the segment.
-        unsafe { shm.at::<std::sync::atomic::AtomicU64>(8) }
-            .store(42, std::sync::atomic::Ordering::SeqCst);
-        // SAFETY: as above, through the second mapping of the same pages.
-        let seen = unsafe { again.at::<std::sync::atomic::AtomicU64>(8) }
-            .load(std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(seen, 42);
+        let first = Segment::<crate::os::layout::EventHeader>::from_fd(
+            shm.as_fd().try_clone_to_owned().expect("dup"),
+        )
+        .expect("map");
+        let second = Segment::<crate::os::layout::EventHeader>::from_fd(
+            again.as_fd().try_clone_to_owned().expect("dup"),
+        )
+        .expect("map");
+        first.write::<u64>(1, 42);
+        assert_eq!(
+            second.read::<u64>(1),
+            42,
+            "two mappings of one segment share their pages"
+        );
+        first
+            .header()
+            .flag
+            .store(7, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            second
+                .header()
+                .flag
+                .load(std::sync::atomic::Ordering::SeqCst),
+            7
+        );
     }
 
     #[test]
@@ -215,5 +450,20 @@ mod tests {
             SharedMemory::from_fd(fd),
             Err(Error::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn out_of_bounds_data_access_panics() {
+        let seg =
+            Segment::<crate::os::layout::EventHeader>::new(16, |_, _| Ok(())).expect("create");
+        assert_eq!(seg.data_len(), 16);
+        seg.write::<u64>(1, 5);
+        assert_eq!(seg.read::<u64>(1), 5);
+        let past = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| seg.read::<u64>(2)));
+        assert!(past.is_err(), "reading past the data area must panic");
+        let mut out = [0u8; 4];
+        let past =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| seg.copy_out(13, &mut out)));
+        assert!(past.is_err(), "copying past the data area must panic");
     }
 }
