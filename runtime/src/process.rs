@@ -299,10 +299,12 @@ impl Process {
     /// the main thread is killed when that thread exits (`PR_SET_PDEATHSIG` follows the
     /// thread), and a foreign `waitpid(-1)` running in another thread may steal the
     /// child's exit status ([`Error::StatusLost`]).
-    // The only `unsafe` item outside `sys` and `start::fork`: the opt-in itself.
+    // The only `unsafe` outside `os/`: the opt-in itself, whose contract is the permit's.
     #[allow(unsafe_code)]
     pub unsafe fn start_in_threaded_parent(&mut self) -> Result<()> {
-        self.start_with(Threads::Allow)
+        // SAFETY: this function's contract is `ForkPermit::vouched`'s, passed on unchanged.
+        let permit = unsafe { os::fork::ForkPermit::vouched() };
+        self.start_with(Threads::Allow(permit))
     }
 
     fn start_with(&mut self, threads: Threads) -> Result<()> {
@@ -329,7 +331,7 @@ impl Process {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
         let method = self.method.unwrap_or_else(crate::start::get_start_method);
-        let child = method.launcher(threads).launch(&spec, target)?;
+        let child = method.launch(threads, &spec, target)?;
         // Like CPython's `del self._target`: the target now belongs to the child.
         *target = TargetSlot::Empty;
         self.stage = Stage::Started(child);

@@ -309,7 +309,7 @@ fn fork_is_called_in_one_place() {
         .map(|(path, code)| format!("{} ({}x)", path.display(), code.matches(&call).count()))
         .collect();
     assert_eq!(callers.len(), 1, "{callers:?}");
-    assert!(callers[0].contains("start/fork.rs (1x)"), "{callers:?}");
+    assert!(callers[0].contains("os/fork.rs (1x)"), "{callers:?}");
 }
 
 #[test]
@@ -326,12 +326,12 @@ fn waits_are_targeted_and_signals_go_through_pidfds() {
             assert!(!code.contains(forbidden), "{name} contains {forbidden}");
         }
         // The only pid-based signal is the kill of an unregistered, unreaped child in
-        // `start/fork.rs` (when `pidfd_open` fails right after `fork`).
+        // `os/fork.rs` (when `pidfd_open` fails right after `fork`).
         assert!(!code.contains("signal::kill"), "{name} signals by pid");
         let imports_kill = code
             .lines()
             .any(|line| line.starts_with("use nix::sys::signal::") && line.contains(" kill"));
-        if path.ends_with("start/fork.rs") {
+        if path.ends_with("os/fork.rs") {
             assert!(imports_kill);
             assert_eq!(code.matches("kill(child, Signal::SIGKILL)").count(), 1);
             assert_eq!(
@@ -515,16 +515,9 @@ fn the_stack_check_resolves_paths_as_rustc_does() {
 /// `allow(unsafe_code)` fails the check below until it is removed from here.
 const UNSAFE_OUTSIDE_OS: &[&str] = &[
     "children/status.rs",
-    "ipc/connection.rs",
     "process.rs",
-    "start/bootstrap/child.rs",
     "start/bootstrap/hook.rs",
-    "start/bootstrap/wire.rs",
     "start/entry.rs",
-    "start/fork.rs",
-    "start/forkserver/client.rs",
-    "start/forkserver/server.rs",
-    "start/spawn.rs",
 ];
 
 #[test]

@@ -6,10 +6,13 @@
 
 pub(crate) mod fork;
 pub(crate) mod futex;
+pub(crate) mod io;
 pub(crate) mod layout;
 pub(crate) mod pidfd;
 pub(crate) mod process;
+pub(crate) mod procfs;
 pub(crate) mod pthread_mutex;
+pub(crate) mod scm;
 pub mod shm;
 pub(crate) mod stdio;
 pub(crate) mod thread;

@@ -11,6 +11,7 @@ use super::method::StartMethod;
 use super::target::{Target, TargetResult};
 use crate::children::child::Child;
 use crate::error::{Error, Result};
+use crate::os::fork::ForkPermit;
 
 type OnceTarget = Box<dyn FnOnce() -> TargetResult + Send>;
 
@@ -64,12 +65,12 @@ impl TargetSlot {
 }
 
 /// Whether the fork start method may fork a multi-threaded parent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Threads {
     /// Refuse a parent with more than one thread.
     Refuse,
     /// The caller promised, through an `unsafe` call, that forking is sound anyway.
-    Allow,
+    Allow(ForkPermit),
 }
 
 /// What the child needs to know about itself.

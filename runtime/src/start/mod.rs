@@ -5,6 +5,11 @@
 //! re-executes the program and hands it an entry point and its arguments over a
 //! [`bootstrap`] socket.
 
+use std::sync::Arc;
+
+use crate::children::child::Child;
+use crate::error::Result;
+
 pub(crate) mod bootstrap;
 pub(crate) mod entry;
 pub(crate) mod fork;
@@ -16,23 +21,24 @@ pub(crate) mod spawn;
 pub(crate) mod target;
 
 pub use forkserver::client::{fork_server_pid, stop_fork_server};
-pub(crate) use launch::{ChildSpec, Launcher, Threads};
+pub(crate) use launch::{ChildSpec, Launcher, TargetSlot, Threads};
 pub(crate) use method::peek_start_method;
 pub use method::{StartMethod, get_start_method, set_start_method, set_start_method_force};
 
 impl StartMethod {
-    /// The implementation of this method; `threads` says whether the fork method may fork
-    /// a multi-threaded parent (the other methods never fork the caller).
-    pub(crate) fn launcher(self, threads: Threads) -> &'static dyn Launcher {
-        match (self, threads) {
-            (StartMethod::Fork, Threads::Refuse) => &fork::ForkLauncher {
-                threads: Threads::Refuse,
-            },
-            (StartMethod::Fork, Threads::Allow) => &fork::ForkLauncher {
-                threads: Threads::Allow,
-            },
-            (StartMethod::Spawn, _) => &spawn::SpawnLauncher,
-            (StartMethod::ForkServer, _) => &forkserver::client::ForkServerLauncher,
+    /// Starts a child with this method; `threads` says whether the fork method may fork a
+    /// multi-threaded parent (the other methods never fork the caller). See
+    /// [`Launcher::launch`].
+    pub(crate) fn launch(
+        self,
+        threads: Threads,
+        spec: &ChildSpec<'_>,
+        target: &mut TargetSlot,
+    ) -> Result<Arc<Child>> {
+        match self {
+            StartMethod::Fork => fork::ForkLauncher { threads }.launch(spec, target),
+            StartMethod::Spawn => spawn::SpawnLauncher.launch(spec, target),
+            StartMethod::ForkServer => forkserver::client::ForkServerLauncher.launch(spec, target),
         }
     }
 }

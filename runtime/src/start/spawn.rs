@@ -10,7 +10,7 @@
 //! # Safety
 //!
 //! The one `unsafe` call registers the `pre_exec` step; see its `SAFETY` comment.
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -79,7 +79,7 @@ pub(crate) fn reexecute() -> Result<Reexecuted> {
     let pidfd = match os::pidfd::pidfd_open(raw) {
         Ok(pidfd) => pidfd,
         Err(error) => {
-            super::fork::kill_unregistered(raw);
+            os::fork::kill_unregistered(raw);
             return Err(error);
         }
     };
@@ -98,11 +98,7 @@ pub(super) fn reexec(sock: BorrowedFd<'_>) -> Command {
     let raw = sock.as_raw_fd();
     let mut command = Command::new("/proc/self/exe");
     command.arg0(arg0()).arg(ARG).env(ENV, raw.to_string());
-    // SAFETY: the closure only makes the async-signal-safe calls of `os::fork::keep_only`
-    // (`close_range` and `fcntl`), allocates nothing and touches no lock.
-    unsafe {
-        command.pre_exec(move || os::fork::keep_only(raw));
-    }
+    os::fork::keep_only_on_exec(&mut command, raw);
     command
 }
 
@@ -152,7 +148,7 @@ impl Launcher for SpawnLauncher {
                 ..
             }) => {}
             Err(error) => {
-                super::fork::kill_unregistered(raw);
+                os::fork::kill_unregistered(raw);
                 return Err(error);
             }
         }

@@ -20,6 +20,7 @@ use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os::futex;
 use crate::os::layout::{BarrierHeader, BarrierSlot};
+use crate::os::procfs;
 use crate::os::pthread_mutex::{Acquire, RawMutex};
 use crate::os::shm::Segment;
 use crate::os::time::Deadline;
@@ -35,16 +36,9 @@ const NO_GENERATION: u32 = u32::MAX;
 
 /// The start time (clock ticks since boot) of `pid`, or `None` if it is gone or a zombie.
 fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?;
-    if matches!(state, "Z" | "X" | "x") {
-        return None;
-    }
-    // `starttime` is field 22; `state` was field 3.
-    fields.nth(22 - 4)?.parse().ok()
+    procfs::stat_of(pid)
+        .filter(|stat| !stat.exited())
+        .map(|stat| stat.start_time)
 }
 
 /// A process-shared barrier for a fixed number of parties (`multiprocessing.Barrier`).

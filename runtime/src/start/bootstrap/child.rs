@@ -1,17 +1,18 @@
 //! The run-time of a re-executed child: accept its bootstrap message, become the child it
 //! describes, run its target, return its exit code.
 
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigHandler, Signal, raise, signal};
+use nix::sys::signal::{Signal, raise};
 
 use super::wire::{Build, ChildBoot, Death, Kind, receive};
 use crate::children::registry;
 use crate::children::status::StatusSlot;
 use crate::error::{Error, Result};
+use crate::os;
 use crate::pid::Pid;
 use crate::start::entry;
 
@@ -73,8 +74,7 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
         call,
     } = ready;
     // Rust's start-up ignores SIGPIPE, so a write to a closed pipe is an error, not a death.
-    // SAFETY: installs the `SIG_IGN` disposition, no handler code.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+    os::process::ignore_sigpipe();
     let parent = Pid::from_raw(boot.parent).unwrap_or(Pid::INIT);
     registry::lock().become_child_of(
         boot.identity.clone(),

@@ -3,7 +3,9 @@
 //!
 //! # Safety
 //!
-//! The hook is a function pointer in `.init_array`, so the dynamic loader calls it before
+//! The only `unsafe` here is the `link_section` attribute that puts the hook in
+//! `.init_array` (the calls it makes before `main` are in `os::process`). The hook is a
+//! function pointer in `.init_array`, so the dynamic loader calls it before
 //! `main` in every program that links proclife. In a process without [`ENV`] it returns at
 //! once having only read the environment. In a re-executed process it never returns: it
 //! runs the bootstrap and the target, then ends the process with `_exit`, so `main` (and a
@@ -15,7 +17,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::catch_unwind;
 
 use nix::errno::Errno;
@@ -24,7 +26,7 @@ use nix::sys::socket::MsgFlags;
 use super::child::{accept_child, run_child};
 use super::wire::{BOOTSTRAP_EXIT_CODE, ENV, Kind, refuse};
 use crate::error::{Error, Result};
-use crate::os::stdio::flush_std_streams;
+use crate::os;
 use crate::start::forkserver::server;
 
 /// The hook in `.init_array`; see the module's `# Safety`.
@@ -41,10 +43,8 @@ extern "C" fn hook() {
         Err(error) => refuse(&error),
     })
     .unwrap_or(BOOTSTRAP_EXIT_CODE);
-    flush_std_streams();
-    // SAFETY: ends the process at once; nothing after this point may run in a re-executed
-    // process (see the module's `# Safety`).
-    unsafe { libc::_exit(code) }
+    // Nothing after this point may run in a re-executed process (see `# Safety`).
+    os::fork::exit_now(code)
 }
 
 #[used]
@@ -54,21 +54,7 @@ static HOOK: extern "C" fn() = hook;
 /// Removes [`ENV`] from the environment and wipes its bytes from the initial environment
 /// block, which `/proc/<pid>/environ` shows even after `unsetenv` (T50).
 fn scrub_marker() {
-    let name = c"PROCLIFE_BOOTSTRAP";
-    // SAFETY: constructors run before `main`, while the process has a single thread, so no
-    // other thread reads or changes the environment meanwhile. `getenv` returns a pointer
-    // to the value inside the `NAME=value` string that the kernel placed in the initial
-    // environment block; after `unsetenv` nothing refers to that string any more, so its
-    // bytes (from the name's start to the value's terminating NUL) may be overwritten.
-    unsafe {
-        let value = libc::getenv(name.as_ptr());
-        libc::unsetenv(name.as_ptr());
-        if !value.is_null() {
-            let start = value.sub(name.to_bytes().len() + 1);
-            let len = name.to_bytes().len() + 1 + libc::strlen(value);
-            std::ptr::write_bytes(start, 0, len);
-        }
-    }
+    os::process::scrub_env_before_main(c"PROCLIFE_BOOTSTRAP");
 }
 
 /// Takes ownership of the socket named by the environment variable.
@@ -78,21 +64,7 @@ fn claim(value: &OsStr) -> Result<OwnedFd> {
         .and_then(|s| s.parse().ok())
         .filter(|&fd| fd > 2)
         .ok_or(Error::Malformed("bootstrap variable does not name an fd"))?;
-    // SAFETY: `fstat` on any integer is harmless; it only tells whether the fd is open.
-    let mut stat = unsafe { std::mem::zeroed::<libc::stat>() };
-    // SAFETY: `stat` is a valid, writable `struct stat`.
-    if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(Error::Malformed("bootstrap fd is not a socket"));
-    }
-    // SAFETY: before `main` nothing in the process owns descriptors above 2; the parent
-    // made exactly this one survive the exec, and it is claimed once.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    nix::fcntl::fcntl(
-        &sock,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .map_err(|errno| Error::os("fcntl", errno))?;
-    Ok(sock)
+    os::process::claim_inherited_socket(fd)
 }
 
 /// The kind of the first message, without consuming it.

@@ -13,18 +13,19 @@
 //! very same executable file (device, inode, size, modification time of `/proc/self/exe`),
 //! and that the entry key is registered. Anything else is refused: the process prints the
 //! reason and exits with [`BOOTSTRAP_EXIT_CODE`] without running user code (T40).
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 
 use nix::errno::Errno;
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recv, recvmsg, sendmsg};
+use nix::sys::socket::{ControlMessage, MsgFlags, recv, sendmsg};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::os;
 use crate::start::pass::MAX_FDS;
 
 /// The environment variable that marks a re-executed process: the number of its bootstrap
@@ -201,31 +202,14 @@ pub(crate) fn send(
 pub(crate) fn receive(sock: BorrowedFd<'_>, want: Kind) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut header = [0u8; HEADER_LEN];
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS + CHILD_FIXED_FDS]);
-    let (got, fds, truncated) = loop {
-        let mut iov = [IoSliceMut::new(&mut header)];
-        match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_WAITALL,
-        ) {
-            Ok(msg) => {
-                let mut fds = Vec::new();
-                for cmsg in msg.cmsgs().map_err(|e| Error::os("recvmsg", e))? {
-                    if let ControlMessageOwned::ScmRights(raw) = cmsg {
-                        for fd in raw {
-                            // SAFETY: the kernel installed this descriptor for us just now
-                            // (SCM_RIGHTS); nothing else owns it.
-                            fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                        }
-                    }
-                }
-                break (msg.bytes, fds, msg.flags.contains(MsgFlags::MSG_CTRUNC));
-            }
-            Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(Error::os("recvmsg", errno)),
-        }
-    };
+    let received = os::scm::recv_with_fds(
+        sock,
+        &mut header,
+        &mut space,
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_WAITALL,
+    )
+    .map_err(|errno| Error::os("recvmsg", errno))?;
+    let (got, fds, truncated) = (received.bytes, received.fds, received.truncated);
     if got == 0 {
         return Err(Error::Disconnected);
     }

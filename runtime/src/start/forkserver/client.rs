@@ -1,5 +1,5 @@
 //! The parent's side of the fork server: start it, send it start requests, stop it.
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};

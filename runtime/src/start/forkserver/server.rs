@@ -1,18 +1,18 @@
 //! The fork server's own process: it receives start requests, forks each child, sends back
 //! the child's pidfd and reaps its children; see [`super`] for the protocol.
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::{ForkResult, getpid};
+use nix::unistd::getpid;
 
 use super::protocol::{Reply, ServerBoot, readable};
 use crate::error::{Error, Result};
 use crate::os;
-use crate::os::stdio::flush_std_streams;
+use crate::os::fork::{ForkPermit, fork_with, kill_unregistered};
 use crate::start::bootstrap::child as boot_child;
 use crate::start::bootstrap::wire::Build;
 use crate::start::bootstrap::wire::{self, Kind};
@@ -20,6 +20,19 @@ use crate::start::bootstrap::wire::{self, Kind};
 /// One child of the server.
 struct Forked {
     pidfd: OwnedFd,
+}
+
+/// What the server owns: each fork hands it to the child, which drops what it must not keep
+/// (T45) and takes the parent's pidfd, and gives it back to the server.
+struct ServerFds {
+    /// The request socket.
+    sock: OwnedFd,
+    /// The parent's pidfd.
+    parent: OwnedFd,
+    /// `/proc/self/stat`, read before each fork to check the server is single-threaded.
+    stat: OwnedFd,
+    spare: Spare,
+    children: Vec<Forked>,
 }
 
 /// The fork server's life; runs in the re-executed process, returns its exit code.
@@ -45,26 +58,32 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
     if readable(parent.as_fd(), PollTimeout::ZERO)? {
         return Ok(());
     }
-    let mut children: Vec<Forked> = Vec::new();
-    let mut spare = Spare::default();
+    let mut server = ServerFds {
+        sock,
+        parent,
+        stat: os::procfs::open_self_stat()?,
+        spare: Spare::default(),
+        children: Vec::new(),
+    };
     let mut open = true;
     loop {
-        if !open && children.is_empty() {
+        if !open && server.children.is_empty() {
             return Ok(());
         }
         let (sock_ready, parent_ready, exited) = {
-            let mut fds = Vec::with_capacity(children.len() + 2);
+            let mut fds = Vec::with_capacity(server.children.len() + 2);
             fds.push(PollFd::new(
-                sock.as_fd(),
+                server.sock.as_fd(),
                 if open {
                     PollFlags::POLLIN
                 } else {
                     PollFlags::empty()
                 },
             ));
-            fds.push(PollFd::new(parent.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(server.parent.as_fd(), PollFlags::POLLIN));
             fds.extend(
-                children
+                server
+                    .children
                     .iter()
                     .map(|c| PollFd::new(c.pidfd.as_fd(), PollFlags::POLLIN)),
             );
@@ -77,12 +96,12 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
             (open && ready(&fds[0]), ready(&fds[1]), exited)
         };
         if parent_ready {
-            // The parent died: daemon children die with this process (their death signal),
+            // The parent died: daemon server.children die with this process (their death signal),
             // the others go on as orphans, as under fork.
             return Ok(());
         }
         let mut index = 0;
-        children.retain(|child| {
+        server.children.retain(|child| {
             let gone = exited.get(index).copied().unwrap_or(false);
             index += 1;
             if !gone {
@@ -101,13 +120,17 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
             }
         });
         if sock_ready {
-            match wire::receive(sock.as_fd(), Kind::Child) {
+            match wire::receive(server.sock.as_fd(), Kind::Child) {
                 Ok((payload, fds)) => {
-                    let reply = fork_child(&sock, &parent, &mut spare, &mut children, payload, fds);
+                    let reply;
+                    (server, reply) = fork_child(server, payload, fds);
                     let (reply, pidfd) = match reply {
                         // The server's own pidfd of the child goes out: the parent receives
                         // a new fd for the same open file.
-                        Ok(pid) => (Reply::Started { pid }, children.last().map(|c| &c.pidfd)),
+                        Ok(pid) => (
+                            Reply::Started { pid },
+                            server.children.last().map(|c| &c.pidfd),
+                        ),
                         Err(Error::Os { call, errno }) => (
                             Reply::Failed {
                                 call: call.to_owned(),
@@ -119,7 +142,7 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
                     };
                     let bytes = postcard::to_allocvec(&reply).map_err(Error::Encode)?;
                     let fds: Vec<BorrowedFd<'_>> = pidfd.iter().map(AsFd::as_fd).collect();
-                    if let Err(error) = wire::send(sock.as_fd(), Kind::Reply, &bytes, &fds) {
+                    if let Err(error) = wire::send(server.sock.as_fd(), Kind::Reply, &bytes, &fds) {
                         if !matches!(error, Error::Disconnected | Error::Os { .. }) {
                             return Err(error);
                         }
@@ -165,58 +188,51 @@ impl Spare {
     }
 }
 
-/// Forks one child for a request and returns its pid; its pidfd is the last of `children`,
-/// where the server keeps it to reap the child.
+/// Forks one child for a request and returns its pid; its pidfd is the last of
+/// `server.children`, where the server keeps it to reap the child.
 fn fork_child(
-    sock: &OwnedFd,
-    parent: &OwnedFd,
-    spare: &mut Spare,
-    children: &mut Vec<Forked>,
+    mut server: ServerFds,
     payload: Vec<u8>,
     fds: Vec<OwnedFd>,
-) -> Result<i32> {
-    spare.ensure()?;
-    flush_std_streams();
-    // SAFETY: the fork server is single-threaded (it never starts a thread), and the child
-    // branch below ends in `_exit` without returning.
-    match unsafe { crate::start::fork::fork_process() } {
-        Err(errno) => Err(Error::os("fork", errno)),
-        Ok(ForkResult::Child) => {
-            // The child must not hold the server's fds (T45), except the parent's pidfd, which
-            // becomes its own. They belong to the server's frames, which this branch never
-            // returns to, so they are closed (or taken over) by number.
-            let inherited = [sock.as_raw_fd()]
-                .into_iter()
-                .chain(spare.0.as_ref().map(AsRawFd::as_raw_fd))
-                .chain(children.iter().map(|c| c.pidfd.as_raw_fd()));
-            for fd in inherited {
-                // SAFETY: each fd is open and owned by a value that is never used or dropped
-                // in this process again: the branch ends in `_exit`.
-                unsafe { libc::close(fd) };
-            }
-            // SAFETY: `parent` is open, and the server's value that owns it is never used or
-            // dropped in this process again (the branch ends in `_exit`), so this is its only
-            // owner from here on.
-            let parent_pidfd = unsafe { OwnedFd::from_raw_fd(parent.as_raw_fd()) };
-            let code = match boot_child::accept_parts(&payload, fds, Some(parent_pidfd)) {
-                Ok(ready) => boot_child::run_child(ready),
-                Err(error) => wire::refuse(&error),
-            };
-            flush_std_streams();
-            // SAFETY: ends the forked child without returning into the server's loop.
-            unsafe { libc::_exit(code) }
+) -> (ServerFds, Result<i32>) {
+    if let Err(error) = server.spare.ensure() {
+        return (server, Err(error));
+    }
+    let permit = match ForkPermit::if_single_threaded(server.stat.as_fd()) {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(threads)) => return (server, Err(Error::ThreadedFork { threads })),
+        Err(error) => return (server, Err(error)),
+    };
+    let ((mut server, fds), forked) = fork_with(permit, (server, fds), |(server, fds)| {
+        // The child must not hold the server's fds (T45), except the parent's pidfd, which
+        // becomes its own: the child owns them all here, and closes the others before it
+        // runs anything.
+        let ServerFds {
+            sock,
+            parent,
+            stat,
+            spare,
+            children,
+        } = server;
+        drop((sock, stat, spare, children));
+        match boot_child::accept_parts(&payload, fds, Some(parent)) {
+            Ok(ready) => boot_child::run_child(ready),
+            Err(error) => wire::refuse(&error),
         }
-        Ok(ForkResult::Parent { child }) => {
-            drop(fds);
-            let pidfd = match spare.pidfd_open(child) {
-                Ok(pidfd) => pidfd,
-                Err(error) => {
-                    crate::start::fork::kill_unregistered(child);
-                    return Err(error);
-                }
-            };
-            children.push(Forked { pidfd });
-            Ok(child.as_raw())
+    });
+    drop(fds);
+    let child = match forked {
+        Ok(child) => child,
+        Err(errno) => return (server, Err(Error::os("fork", errno))),
+    };
+    match server.spare.pidfd_open(child) {
+        Ok(pidfd) => {
+            server.children.push(Forked { pidfd });
+            (server, Ok(child.as_raw()))
+        }
+        Err(error) => {
+            kill_unregistered(child);
+            (server, Err(error))
         }
     }
 }
