@@ -2,7 +2,7 @@
 
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
@@ -11,6 +11,7 @@ use crate::children::registry;
 use crate::children::status::BlockedOn;
 use crate::error::{Error, Result};
 use crate::os;
+use crate::os::time::Deadline;
 use crate::pid::Pid;
 use crate::start::entry::FnTarget;
 use crate::start::launch::TargetSlot;
@@ -197,16 +198,9 @@ fn current_pid() -> i32 {
     os::process::getpid()
 }
 
-/// Converts a Python-style timeout in seconds: negative (and -0.0) means poll once, `+inf`
-/// and values too large for a `Duration` mean no timeout.
+/// [`os::time::timeout_from_secs`], with NaN refused as `Process.join` refuses it.
 fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
-    if secs.is_nan() {
-        return Err(Error::NanTimeout);
-    }
-    if secs <= 0.0 {
-        return Ok(Some(Duration::ZERO));
-    }
-    Ok(Duration::try_from_secs_f64(secs).ok())
+    os::time::timeout_from_secs(secs).map_err(|()| Error::NanTimeout)
 }
 
 /// Checks a signal number for [`Process::send_signal`].
@@ -401,7 +395,7 @@ impl Process {
         }
     }
 
-    fn join_until(&self, deadline: Option<Instant>) -> Result<Option<i32>> {
+    fn join_until(&self, deadline: &Deadline) -> Result<Option<i32>> {
         registry::reap_orphans();
         let child = self.started()?;
         if self.creator != current_pid() {
@@ -428,7 +422,7 @@ impl Process {
     /// [`Error::JoinNotStarted`]; [`Error::StatusLost`].
     #[doc(alias = "waitpid")]
     pub fn join(&self) -> Result<()> {
-        self.join_until(None).map(drop)
+        self.join_until(&Deadline::after(None)).map(drop)
     }
 
     /// Waits at most `timeout` for the child to exit; mirrors `Process.join(timeout)`.
@@ -441,8 +435,7 @@ impl Process {
     /// As [`Process::join`].
     #[doc(alias = "waitpid")]
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        self.join_until(Instant::now().checked_add(timeout))
-            .map(drop)
+        self.join_until(&Deadline::after(Some(timeout))).map(drop)
     }
 
     /// [`Process::join_timeout`] with a Python-style timeout in seconds.
@@ -543,11 +536,11 @@ impl Process {
     /// As [`Process::terminate`] and [`Process::join`].
     pub fn stop(&self, grace: Duration) -> Result<i32> {
         self.terminate()?;
-        if let Some(code) = self.join_until(Instant::now().checked_add(grace))? {
+        if let Some(code) = self.join_until(&Deadline::after(Some(grace)))? {
             return Ok(code);
         }
         self.kill()?;
-        match self.join_until(None)? {
+        match self.join_until(&Deadline::after(None))? {
             Some(code) => Ok(code),
             // A wait without deadline by the creator ends only with a code or an error.
             None => Err(Error::JoinNotChild),
@@ -664,8 +657,8 @@ impl Drop for Process {
                 // Errors cannot be reported from `drop`; the registry still holds the
                 // child and reaps it later if the kill or the wait did not finish.
                 let _ = child.signal(Signal::SIGKILL as i32);
-                let deadline = Instant::now().checked_add(Duration::from_secs(1));
-                if let Ok(Some(_)) = child.wait(deadline) {
+                let deadline = Deadline::after(Some(Duration::from_secs(1)));
+                if let Ok(Some(_)) = child.wait(&deadline) {
                     registry::forget(child);
                 }
             }

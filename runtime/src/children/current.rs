@@ -5,10 +5,11 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 
 use crate::children::registry;
 use crate::error::Result;
+use crate::os;
 use crate::pid::Pid;
 
 /// The parent's pidfd, in a re-executed child.
@@ -80,7 +81,7 @@ impl ParentProcess {
     pub fn is_alive(&self) -> bool {
         if let Some(pidfd) = PARENT_PIDFD.get() {
             let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-            return matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0));
+            return matches!(os::poll::now(&mut fds), Ok(0));
         }
         nix::unistd::getppid().as_raw() == self.pid.as_raw()
     }

@@ -10,14 +10,15 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::Signal;
 
 use crate::children::child::Child;
 use crate::error::Result;
 use crate::os;
+use crate::os::time::Deadline;
 use crate::pid::Pid;
 
 /// How long a daemon child gets between SIGTERM and SIGKILL when its parent exits.
@@ -40,8 +41,8 @@ pub(crate) struct Table {
     parent: Option<(Pid, String)>,
     /// Whether the exit hook is registered in this process (inherited across fork).
     exit_hook: bool,
-    /// The number of children left by the last sweep, and when it ran.
-    swept: (usize, Option<Instant>),
+    /// What the last sweep left.
+    swept: Swept,
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -52,8 +53,19 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     daemon: false,
     parent: None,
     exit_hook: false,
-    swept: (0, None),
+    swept: Swept {
+        left: 0,
+        next_due: None,
+    },
 });
+
+/// What the last sweep left: the number of children, and when the next start must sweep
+/// again however few children it added (`None` before the first sweep).
+#[derive(Debug)]
+struct Swept {
+    left: usize,
+    next_due: Option<Deadline>,
+}
 
 /// What a layer above must do in a freshly forked child; registered once, see
 /// [`at_fork_child`].
@@ -148,7 +160,10 @@ impl Table {
         if inherited.iter().any(|c| Arc::strong_count(c) == 1) {
             inherited.retain(|c| Arc::strong_count(c) > 1);
         }
-        self.swept = (0, None);
+        self.swept = Swept {
+            left: 0,
+            next_due: None,
+        };
         let parent_name = std::mem::replace(&mut self.name, Cow::Owned(name));
         self.parent = Some((parent, parent_name.into_owned()));
         self.counter = 1;
@@ -207,12 +222,12 @@ pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 /// reaped within a bounded time by the next start. A table with no children costs nothing.
 pub(crate) fn sweep_before_start() -> Result<()> {
     let table = lock();
-    let (left, at) = table.swept;
     let len = table.children.len();
     if len == 0 {
         return Ok(());
     }
-    let due = len >= left.saturating_mul(2) || at.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL);
+    let due = len >= table.swept.left.saturating_mul(2)
+        || table.swept.next_due.is_none_or(|due| due.expired());
     drop(table);
     if due { sweep() } else { Ok(()) }
 }
@@ -222,7 +237,10 @@ pub(crate) fn sweep_before_start() -> Result<()> {
 /// One `poll(2)` over all pidfds finds the exited ones; only those are waited for.
 pub(crate) fn sweep() -> Result<()> {
     let mut table = lock();
-    table.swept = (table.children.len(), Some(Instant::now()));
+    table.swept = Swept {
+        left: table.children.len(),
+        next_due: Some(Deadline::after(Some(SWEEP_INTERVAL))),
+    };
     let ready: Vec<bool> = {
         let mut fds: Vec<PollFd<'_>> = table
             .children
@@ -232,13 +250,7 @@ pub(crate) fn sweep() -> Result<()> {
         if fds.is_empty() {
             return Ok(());
         }
-        loop {
-            match poll(&mut fds, PollTimeout::ZERO) {
-                Ok(_) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(errno) => return Err(crate::error::Error::os("poll", errno)),
-            }
-        }
+        os::poll::now(&mut fds)?;
         fds.iter()
             .map(|fd| fd.any().unwrap_or(false) || fd.revents().is_none())
             .collect()
@@ -249,7 +261,7 @@ pub(crate) fn sweep() -> Result<()> {
         index += 1;
         !exited || matches!(c.poll(), Ok(None))
     });
-    table.swept.0 = table.children.len();
+    table.swept.left = table.children.len();
     Ok(())
 }
 
@@ -285,14 +297,13 @@ pub(crate) fn shutdown_children() {
     for child in children.iter().rev().filter(|c| c.daemon()) {
         let _ = child.signal(Signal::SIGTERM as i32);
         let _ = child.signal(Signal::SIGCONT as i32);
-        let deadline = Instant::now().checked_add(DAEMON_GRACE);
-        if matches!(child.wait(deadline), Ok(None)) {
+        if matches!(child.wait(&Deadline::after(Some(DAEMON_GRACE))), Ok(None)) {
             let _ = child.signal(Signal::SIGKILL as i32);
-            let _ = child.wait(None);
+            let _ = child.wait(&Deadline::after(None));
         }
     }
     for child in children.iter().filter(|c| !c.daemon()) {
-        let _ = child.wait(None);
+        let _ = child.wait(&Deadline::after(None));
     }
     lock()
         .children

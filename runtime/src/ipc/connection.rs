@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::poll::PollFlags;
 use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -437,36 +437,12 @@ fn read_full(
 
 /// Whether `fd` is ready for `events` right now (errors and hang-ups count as ready).
 fn ready(fd: BorrowedFd<'_>, events: PollFlags) -> Result<bool> {
-    wait_ready(fd, events, &Deadline::after(Some(Duration::ZERO)))
+    os::poll::ready(fd, events, &Deadline::after(Some(Duration::ZERO)))
 }
 
-/// Polls `fd` until ready or `deadline`; retries `EINTR` with the remaining time.
-pub(crate) fn wait_ready(
-    fd: BorrowedFd<'_>,
-    events: PollFlags,
-    deadline: &Deadline,
-) -> Result<bool> {
-    loop {
-        let timeout = match deadline.remaining() {
-            None => PollTimeout::NONE,
-            Some(left) => {
-                // Round up so a sub-millisecond remainder still sleeps; cap each round.
-                let ms = left.as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms.min(i32::MAX as u128)).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let mut fds = [PollFd::new(fd, events)];
-        match nix::poll::poll(&mut fds, timeout) {
-            Ok(0) => {
-                if deadline.expired() {
-                    return Ok(false);
-                }
-            }
-            Ok(_) => return Ok(true),
-            Err(Errno::EINTR) => {}
-            Err(errno) => return Err(Error::os("poll", errno)),
-        }
-    }
+/// Polls `fd` until ready or `deadline` ([`os::poll::ready`]).
+fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: &Deadline) -> Result<bool> {
+    os::poll::ready(fd, events, deadline)
 }
 
 #[cfg(test)]

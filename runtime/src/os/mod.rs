@@ -9,6 +9,7 @@ pub(crate) mod futex;
 pub(crate) mod io;
 pub(crate) mod layout;
 pub(crate) mod pidfd;
+pub(crate) mod poll;
 pub(crate) mod process;
 pub(crate) mod procfs;
 pub(crate) mod pthread_mutex;

@@ -33,6 +33,8 @@ pub(crate) struct Received {
 /// # References
 ///
 /// <https://man7.org/linux/man-pages/man7/unix.7.html> (`SCM_RIGHTS`)
+// `recvmsg` takes the control buffer as a `Vec`.
+#[allow(clippy::ptr_arg)]
 pub(crate) fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],

@@ -314,7 +314,7 @@ impl<H: Header> Segment<H> {
             "element alignment above DATA_ALIGN"
         );
         let size = std::mem::size_of::<E>();
-        let at = index.checked_mul(size).unwrap_or(usize::MAX);
+        let at = index.saturating_mul(size);
         let ptr = self.data_at(at, size);
         // SAFETY: in bounds (checked by `data_at`), aligned (`DATA` and the mapping are
         // `DATA_ALIGN`-aligned and `at` is a multiple of `size`, itself a multiple of
@@ -372,7 +372,7 @@ impl<H: Header> Segment<H> {
             "element alignment above DATA_ALIGN"
         );
         let size = std::mem::size_of::<T>();
-        let at = index.checked_mul(size).unwrap_or(usize::MAX);
+        let at = index.saturating_mul(size);
         self.data_at(at, size).cast::<T>()
     }
 }

@@ -105,6 +105,20 @@ impl Deadline {
     }
 }
 
+/// Converts a Python-style timeout in seconds: negative (and `-0.0`) means "check once"
+/// (`Some(Duration::ZERO)`), `+inf` and values too large for a `Duration` mean no timeout
+/// (`None`); `Err(())` for NaN, which each caller reports with its own error (CPython
+/// refuses NaN differently in `Process.join` and in the synchronisation primitives).
+pub(crate) fn timeout_from_secs(secs: f64) -> std::result::Result<Option<Duration>, ()> {
+    if secs.is_nan() {
+        return Err(());
+    }
+    if secs <= 0.0 {
+        return Ok(Some(Duration::ZERO));
+    }
+    Ok(Duration::try_from_secs_f64(secs).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,11 +43,5 @@ use crate::error::{Error, Result};
 /// assert!(timeout_from_secs(f64::NAN).is_err());
 /// ```
 pub fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
-    if secs.is_nan() {
-        return Err(Error::InvalidArgument("timeout is NaN"));
-    }
-    if secs <= 0.0 {
-        return Ok(Some(Duration::ZERO));
-    }
-    Ok(Duration::try_from_secs_f64(secs).ok())
+    crate::os::time::timeout_from_secs(secs).map_err(|()| Error::InvalidArgument("timeout is NaN"))
 }

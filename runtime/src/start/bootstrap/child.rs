@@ -4,8 +4,9 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
-use nix::errno::Errno;
+use nix::poll::PollFlags;
 use nix::sys::signal::{Signal, raise};
 
 use super::wire::{Build, ChildBoot, Death, Kind, receive};
@@ -13,6 +14,7 @@ use crate::children::registry;
 use crate::children::status::StatusSlot;
 use crate::error::{Error, Result};
 use crate::os;
+use crate::os::time::Deadline;
 use crate::pid::Pid;
 use crate::start::entry;
 
@@ -107,7 +109,7 @@ fn die_with_parent(boot: &ChildBoot, parent_pidfd: &OwnedFd) -> bool {
             let Ok(watch) = parent_pidfd.try_clone() else {
                 return false;
             };
-            if parent_exited(watch.as_fd(), Some(0)) {
+            if parent_exited(watch.as_fd(), Some(Duration::ZERO)) {
                 return false;
             }
             std::thread::Builder::new()
@@ -121,17 +123,8 @@ fn die_with_parent(boot: &ChildBoot, parent_pidfd: &OwnedFd) -> bool {
     }
 }
 
-/// Polls a pidfd; `true` once the process exited (or the poll fails).
-fn parent_exited(pidfd: BorrowedFd<'_>, timeout_ms: Option<u16>) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let timeout = timeout_ms.map_or(PollTimeout::NONE, PollTimeout::from);
-    loop {
-        let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(0) => return false,
-            Ok(_) => return true,
-            Err(Errno::EINTR) => continue,
-            Err(_) => return true,
-        }
-    }
+/// Polls a pidfd for at most `timeout` (`None`: forever); `true` once the process exited
+/// (or the poll fails).
+fn parent_exited(pidfd: BorrowedFd<'_>, timeout: Option<Duration>) -> bool {
+    os::poll::ready(pidfd, PollFlags::POLLIN, &Deadline::after(timeout)).unwrap_or(true)
 }

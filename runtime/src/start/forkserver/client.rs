@@ -4,19 +4,21 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::getpid;
 
-use super::protocol::{Reply, ServerBoot, call_name, readable};
+use super::protocol::{Reply, ServerBoot, call_name};
 use crate::children::child::Child;
 use crate::children::registry;
 use crate::children::status::StatusSlot;
 use crate::error::{Error, Result};
 use crate::os;
+use crate::os::time::Deadline;
 use crate::pid::Pid;
 use crate::start::bootstrap::wire::{self, Build, ChildBoot, Death, Kind};
 use crate::start::launch::TargetSlot;
@@ -77,7 +79,11 @@ impl Server {
 
     /// Whether the server has exited.
     fn dead(&self) -> Result<bool> {
-        readable(self.pidfd.as_fd(), PollTimeout::ZERO)
+        os::poll::ready(
+            self.pidfd.as_fd(),
+            PollFlags::POLLIN,
+            &Deadline::after(Some(Duration::ZERO)),
+        )
     }
 
     /// Kills the server (if it still runs) and reaps it.
@@ -103,10 +109,7 @@ impl Server {
                 PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
             ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(errno) => return Err(Error::os("poll", errno)),
-            }
+            os::poll::wait(&mut fds, &Deadline::after(None))?;
             if fds[0].any().unwrap_or(false) {
                 break;
             }

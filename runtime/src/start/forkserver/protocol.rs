@@ -2,13 +2,8 @@
 //! payload and the reply to a start request.
 #![forbid(unsafe_code)]
 
-use std::os::fd::BorrowedFd;
-
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
 use crate::start::bootstrap::wire::Build;
 
 /// What a fork server needs besides its parent's pidfd.
@@ -32,17 +27,5 @@ pub(super) fn call_name(call: &str) -> &'static str {
         "fork" => "fork",
         "pidfd_open" => "pidfd_open",
         _ => "fork server",
-    }
-}
-
-/// Whether `fd` is readable within `timeout`.
-pub(super) fn readable(fd: BorrowedFd<'_>, timeout: PollTimeout) -> Result<bool> {
-    loop {
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(n) => return Ok(n > 0),
-            Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(Error::os("poll", errno)),
-        }
     }
 }

@@ -3,16 +3,18 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::getpid;
 
-use super::protocol::{Reply, ServerBoot, readable};
+use super::protocol::{Reply, ServerBoot};
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::fork::{ForkPermit, fork_with, kill_unregistered};
+use crate::os::time::Deadline;
 use crate::start::bootstrap::child as boot_child;
 use crate::start::bootstrap::wire::Build;
 use crate::start::bootstrap::wire::{self, Kind};
@@ -55,7 +57,11 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
     let parent = fds.into_iter().next().ok_or(Error::Malformed(
         "fork server bootstrap lacks the parent's pidfd",
     ))?;
-    if readable(parent.as_fd(), PollTimeout::ZERO)? {
+    if os::poll::ready(
+        parent.as_fd(),
+        PollFlags::POLLIN,
+        &Deadline::after(Some(Duration::ZERO)),
+    )? {
         return Ok(());
     }
     let mut server = ServerFds {
@@ -87,10 +93,7 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
                     .iter()
                     .map(|c| PollFd::new(c.pidfd.as_fd(), PollFlags::POLLIN)),
             );
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(errno) => return Err(Error::os("poll", errno)),
-            }
+            os::poll::wait(&mut fds, &Deadline::after(None))?;
             let ready = |fd: &PollFd<'_>| fd.any().unwrap_or(false);
             let exited: Vec<bool> = fds[2..].iter().map(ready).collect();
             (open && ready(&fds[0]), ready(&fds[1]), exited)
