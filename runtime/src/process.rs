@@ -328,6 +328,12 @@ impl Process {
         let child = method.launch(threads, &spec, target)?;
         // Like CPython's `del self._target`: the target now belongs to the child.
         *target = TargetSlot::Empty;
+        // Checked at the top, and nothing between could change it: New -> Started only.
+        debug_assert!(
+            matches!(self.stage, Stage::New),
+            "start from {:?}",
+            self.stage
+        );
         self.stage = Stage::Started(child);
         Ok(())
     }
@@ -568,6 +574,8 @@ impl Process {
                 true
             }
         };
+        // New or Started (with an exited child) -> Closed, never back.
+        debug_assert!(!matches!(self.stage, Stage::Closed { .. }), "closed twice");
         self.stage = Stage::Closed { started };
         Ok(())
     }

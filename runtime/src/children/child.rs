@@ -135,6 +135,8 @@ impl Child {
         }
         if let Some(server) = &self.server {
             let code = foreign_exitcode(self.pidfd.as_fd(), server.as_fd())?;
+            // The cache was empty (checked above, under the same lock): written at most once.
+            assert!(cell.is_none(), "a cached exit code never changes");
             *cell = code;
             return Ok(code);
         }
@@ -149,6 +151,7 @@ impl Child {
                         // Reaped: nothing writes to the status slot any more.
                         self.slot.recycle_on_drop();
                     }
+                    assert!(cell.is_none(), "a cached exit code never changes");
                     *cell = code;
                     return Ok(code);
                 }

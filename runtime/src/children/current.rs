@@ -90,7 +90,12 @@ impl ParentProcess {
 /// The calling process; mirrors `multiprocessing.current_process()`.
 pub fn current_process() -> CurrentProcess {
     registry::reap_orphans();
-    let (name, daemon, identity, _) = registry::me();
+    let registry::Me {
+        name,
+        daemon,
+        identity,
+        ..
+    } = registry::me();
     let raw = nix::unistd::getpid().as_raw();
     CurrentProcess {
         // `getpid()` is positive in every process; init's pid stands in for a broken kernel.
@@ -104,7 +109,7 @@ pub fn current_process() -> CurrentProcess {
 /// The parent of a process started by proclife, `None` in the main process; mirrors
 /// `multiprocessing.parent_process()`.
 pub fn parent_process() -> Option<ParentProcess> {
-    let (_, _, _, parent) = registry::me();
+    let parent = registry::me().parent;
     parent.map(|(pid, name)| ParentProcess { pid, name })
 }
 

@@ -271,15 +271,33 @@ pub(crate) fn active_children() -> Result<Vec<Pid>> {
     Ok(lock().children.iter().map(|c| c.pid()).collect())
 }
 
-/// The current process's pid-independent facts: name, daemon flag, identity, parent.
-pub(crate) fn me() -> (String, bool, Vec<u64>, Option<(Pid, String)>) {
+/// What the current process knows of itself, apart from its pid.
+#[derive(Debug, Clone)]
+pub(crate) struct Me {
+    /// Its name (`MainProcess`, `Process-1`, ...).
+    pub(crate) name: String,
+    /// Whether it is a daemon.
+    pub(crate) daemon: bool,
+    /// Its identity (`[2, 1]` for `Process-2:1`; empty in the main process).
+    pub(crate) identity: Vec<u64>,
+    /// Its parent's pid and name, in a child.
+    pub(crate) parent: Option<(Pid, String)>,
+}
+
+/// The current process's pid-independent facts.
+pub(crate) fn me() -> Me {
     let table = lock();
-    (
-        table.name.clone().into_owned(),
-        table.daemon,
-        table.identity.clone(),
-        table.parent.clone(),
-    )
+    Me {
+        name: table.name.clone().into_owned(),
+        daemon: table.daemon,
+        identity: table.identity.clone(),
+        parent: table.parent.clone(),
+    }
+}
+
+/// The current process's name, without copying the rest of [`me`].
+pub(crate) fn my_name() -> String {
+    lock().name.clone().into_owned()
 }
 
 /// The exit policy: daemon children are stopped in reverse start order (SIGTERM and

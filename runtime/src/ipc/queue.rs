@@ -80,6 +80,30 @@ fn frame_len(payload: usize) -> usize {
     FRAME_HEADER + payload.div_ceil(8) * 8
 }
 
+/// The ring's mutex, held: released by [`Held::leave`] (which reports an unlock error) or,
+/// on an early return, when it drops.
+#[must_use = "the ring's mutex is released as soon as the guard drops"]
+#[derive(Debug)]
+struct Held<'r> {
+    ring: &'r Ring,
+}
+
+impl Held<'_> {
+    /// Releases the mutex.
+    fn leave(self) -> Result<()> {
+        let ring = self.ring;
+        std::mem::forget(self);
+        ring.mutex().unlock()
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // Only on an early return; `leave` reports the error a drop must swallow.
+        let _ = self.ring.mutex().unlock();
+    }
+}
+
 /// The shared ring and the operations every queue flavour is built from.
 #[derive(Debug)]
 struct Ring {
@@ -226,35 +250,33 @@ impl Ring {
         }
     }
 
-    fn enter(&self, on: BlockedOn) -> Result<()> {
+    /// Takes the ring's mutex (repairing the ring when its holder died); the guard releases
+    /// it.
+    fn enter(&self, on: BlockedOn) -> Result<Held<'_>> {
         match self.mutex().lock(None, || blocked(on))? {
-            Acquire::Acquired => Ok(()),
+            Acquire::Acquired => Ok(Held { ring: self }),
             Acquire::OwnerDied => {
                 self.recover();
-                self.mutex().make_consistent()
+                self.mutex().make_consistent().map(|()| Held { ring: self })
             }
             Acquire::TimedOut => Err(Error::Malformed("untimed lock timed out")),
         }
     }
 
-    fn leave(&self) -> Result<()> {
-        self.mutex().unlock()
-    }
-
     /// Sleeps on futex word `word` (sampled under the mutex) until woken or `deadline`,
-    /// then re-enters the mutex. The caller holds the mutex; on `Ok` it holds it again, on
-    /// `Err` it does not.
-    fn sleep(
-        &self,
+    /// then re-enters the mutex: `held` is given up for the sleep, and a new guard comes
+    /// back with `Ok`; with `Err` the mutex is not held.
+    fn sleep<'r>(
+        &'r self,
+        held: Held<'r>,
         word: &AtomicU32,
         waiters: &AtomicU32,
         deadline: &Deadline,
         on: BlockedOn,
-    ) -> Result<()> {
+    ) -> Result<Held<'r>> {
         let seq = word.load(Ordering::SeqCst);
         waiters.fetch_add(1, Ordering::SeqCst);
-        let left = self.leave();
-        let res = left.and_then(|()| {
+        let res = held.leave().and_then(|()| {
             let _blocked = blocked(on);
             futex::wait(word, seq, deadline)
         });
@@ -285,7 +307,7 @@ impl Ring {
             })?;
         let crc = crc32(len, payload);
         let deadline = Deadline::after(timeout);
-        self.enter(BlockedOn::Send)?;
+        let mut held = self.enter(BlockedOn::Send)?;
         loop {
             let used = load(&self.header().tail) - load(&self.header().head);
             let free = self.capacity as u64 - used;
@@ -294,10 +316,11 @@ impl Ring {
                 break;
             }
             if deadline.expired() {
-                self.leave()?;
+                held.leave()?;
                 return Err(Error::Full);
             }
-            self.sleep(
+            held = self.sleep(
+                held,
                 &self.header().not_full,
                 &self.header().full_waiters,
                 &deadline,
@@ -312,24 +335,30 @@ impl Ring {
         header[8..].copy_from_slice(&seq.to_le_bytes());
         self.copy_in(tail, &header);
         self.copy_in(tail + FRAME_HEADER as u64, payload);
-        // The commit point: one store publishes the whole frame.
-        store(&self.header().tail, tail + need as u64);
+        // The commit point: one store publishes the whole frame, which must fit the ring.
+        let new_tail = tail + need as u64;
+        assert!(
+            new_tail - load(&self.header().head) <= self.capacity as u64,
+            "a committed frame overruns the ring"
+        );
+        store(&self.header().tail, new_tail);
         store(&self.header().put_seq, seq + 1);
         store(&self.header().count, load(&self.header().count) + 1);
         Ring::signal(&self.header().not_empty, &self.header().empty_waiters);
-        self.leave()
+        held.leave()
     }
 
     fn get_bytes(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
         self.check_open()?;
         let deadline = Deadline::after(timeout);
-        self.enter(BlockedOn::Recv)?;
+        let mut held = self.enter(BlockedOn::Recv)?;
         while load(&self.header().tail) == load(&self.header().head) {
             if deadline.expired() {
-                self.leave()?;
+                held.leave()?;
                 return Err(Error::Empty);
             }
-            self.sleep(
+            held = self.sleep(
+                held,
                 &self.header().not_empty,
                 &self.header().empty_waiters,
                 &deadline,
@@ -337,7 +366,7 @@ impl Ring {
             )?;
         }
         let out = self.take_head();
-        let left = self.leave();
+        let left = held.leave();
         let payload = out?;
         left?;
         Ok(payload)
@@ -357,8 +386,10 @@ impl Ring {
         });
         match checked {
             Ok((payload, flen)) => {
-                // The commit point: one store consumes the frame.
-                store(&self.header().head, head + flen as u64);
+                // The commit point: one store consumes the frame, which lay before the tail.
+                let new_head = head + flen as u64;
+                assert!(new_head <= tail, "a consumed frame ends past the tail");
+                store(&self.header().head, new_head);
                 store(
                     &self.header().count,
                     load(&self.header().count).saturating_sub(1),
@@ -379,10 +410,10 @@ impl Ring {
 
     fn task_done(&self) -> Result<()> {
         self.check_open()?;
-        self.enter(BlockedOn::Join)?;
+        let held = self.enter(BlockedOn::Join)?;
         let done = load(&self.header().done);
         if done >= load(&self.header().put_seq) {
-            self.leave()?;
+            held.leave()?;
             return Err(Error::TooManyReleases("task_done() called too many times"));
         }
         store(&self.header().done, done + 1);
@@ -390,26 +421,27 @@ impl Ring {
             self.header().all_done.fetch_add(1, Ordering::SeqCst);
             futex::wake_all(&self.header().all_done);
         }
-        self.leave()
+        held.leave()
     }
 
     fn join(&self, timeout: Option<Duration>) -> Result<bool> {
         self.check_open()?;
         let deadline = Deadline::after(timeout);
-        self.enter(BlockedOn::Join)?;
+        let mut held = self.enter(BlockedOn::Join)?;
         while load(&self.header().done) < load(&self.header().put_seq) {
             if deadline.expired() {
-                self.leave()?;
+                held.leave()?;
                 return Ok(false);
             }
-            self.sleep(
+            held = self.sleep(
+                held,
                 &self.header().all_done,
                 &self.header().join_waiters,
                 &deadline,
                 BlockedOn::Join,
             )?;
         }
-        self.leave()?;
+        held.leave()?;
         Ok(true)
     }
 }

@@ -166,7 +166,7 @@ impl Launcher for ForkServerLauncher {
         let boot = ChildBoot {
             build: Build::current()?,
             parent: parent.as_raw(),
-            parent_name: registry::me().0,
+            parent_name: registry::my_name(),
             real_parent: running.pid.as_raw(),
             name: spec.name.to_owned(),
             identity: spec.identity.to_vec(),
