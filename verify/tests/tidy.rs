@@ -558,3 +558,63 @@ fn unsafe_code_and_libc_calls_live_in_os() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The stack as `ARCHITECTURE.md` draws it ("The runtime's layers"): the name column of its
+/// first `text` block after that heading, top line first.
+fn documented_stack() -> Vec<String> {
+    let doc = read(&root().join("ARCHITECTURE.md"));
+    let after = doc
+        .split("#### The runtime's layers")
+        .nth(1)
+        .expect("ARCHITECTURE.md has the section \"The runtime's layers\"");
+    let block = after
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the section draws the stack in a text block");
+    block
+        .lines()
+        .map(|line| {
+            line.trim()
+                .split("  ")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// How `documented_stack` names a unit: `os/` for a directory, `fork.rs` or
+/// `bootstrap/hook.rs` inside `start/`, `pid.rs` for a file.
+fn documented_name(unit: &str) -> String {
+    let parts: Vec<&str> = unit.split("::").collect();
+    match parts.as_slice() {
+        [] | [""] => "lib.rs".to_owned(),
+        [one] if root().join("runtime/src").join(one).is_dir() => format!("{one}/"),
+        [one] => format!("{one}.rs"),
+        [_, rest @ ..] => format!("{}.rs", rest.join("/")),
+    }
+}
+
+#[test]
+fn architecture_md_draws_the_checked_stack() {
+    let lines = documented_stack();
+    let line_of = |unit: &str| {
+        let name = documented_name(unit);
+        lines
+            .iter()
+            .position(|line| line.split(", ").any(|n| n == name))
+            .unwrap_or_else(|| panic!("ARCHITECTURE.md's stack lacks {name} ({unit})"))
+    };
+    // Drawn top down: a higher row of RUNTIME_STACK is an earlier line.
+    for pair in RUNTIME_STACK.windows(2) {
+        for lower in pair[0] {
+            for higher in pair[1] {
+                assert!(
+                    line_of(higher) < line_of(lower),
+                    "ARCHITECTURE.md draws {higher} below {lower}, RUNTIME_STACK above"
+                );
+            }
+        }
+    }
+}
