@@ -1,8 +1,9 @@
 //! The runtime's one error type, and the CPython exception each variant stands for.
+#![forbid(unsafe_code)]
 
 use nix::errno::Errno;
 
-use crate::process::Pid;
+use crate::pid::Pid;
 use crate::site::{Object, Operation, Site};
 
 /// Everything that can go wrong in the runtime.

@@ -49,27 +49,24 @@ compile_error!(
      /proc/self/exe (Linux 5.4 or newer; 6.15 for the fork server)"
 );
 
-mod child;
-mod current;
+mod children;
 pub mod error;
 pub mod ipc;
+mod os;
+mod pid;
+#[doc(hidden)]
+pub mod planted;
+mod process;
+pub mod result;
+mod site;
 
 /// CPython's `multiprocessing.connection`: [`Connection`](ipc::Connection),
 /// [`Pipe`](ipc::pipe) and [`wait`](ipc::wait) under the names Python programs use.
 pub mod connection {
     pub use crate::ipc::{Connection, Waitable, pipe, wait};
 }
-#[doc(hidden)]
-pub mod planted;
-mod process;
-mod registry;
-pub mod result;
-pub mod shm;
-mod site;
 mod start;
-mod status;
 pub mod sync;
-mod sys;
 pub mod testing;
 
 /// Makes a function a test whose body runs on the main thread of a fresh, single-threaded
@@ -98,13 +95,17 @@ pub mod testing;
 /// ```
 pub use proclife_macros::test;
 
-pub use current::{
+pub use os::shm;
+
+pub use children::current::{
     CurrentProcess, ParentProcess, active_children, current_process, parent_process,
 };
 pub use error::{Error, Result};
-pub use process::{Builder, Pid, Process, ProcessState, Target, TargetResult};
+pub use pid::Pid;
+pub use process::{Builder, Process, ProcessState};
 pub use site::{Object, Operation, Site};
 pub use start::bootstrap::{BOOTSTRAP_EXIT_CODE, ENV as BOOTSTRAP_ENV};
+pub use start::target::{Target, TargetResult};
 pub use start::{
     StartMethod, fork_server_pid, get_start_method, set_start_method, set_start_method_force,
     stop_fork_server,
@@ -116,4 +117,4 @@ pub mod __private {
     pub use crate::start::entry::{ENTRIES, EntryPoint, Prepared, key_of, prepare};
     pub use linkme;
 }
-pub use status::BlockedOn;
+pub use children::status::BlockedOn;

@@ -4,6 +4,7 @@
 //! (read once per process, inherited by every child); code paths that carry a planted bug
 //! ask [`active`] and misbehave only when it names them. Without the feature, [`active`] is
 //! the constant `false` and every planted branch compiles away.
+#![forbid(unsafe_code)]
 
 /// The environment variable that names the planted bug to switch on (feature `planted-bugs`).
 pub const ENV: &str = "PROCLIFE_PLANTED_BUG";

@@ -1,144 +1,22 @@
 //! `Process`: the handle to one child process, with CPython's whole life-cycle API.
 
-use std::fmt;
-use std::num::NonZeroI32;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::child::Child;
+use crate::children::child::Child;
+use crate::children::registry;
+use crate::children::status::BlockedOn;
 use crate::error::{Error, Result};
-use crate::registry;
-use crate::start::entry::{EntryTarget, FnTarget};
+use crate::os;
+use crate::os::time::Deadline;
+use crate::pid::Pid;
+use crate::start::entry::FnTarget;
+use crate::start::launch::TargetSlot;
+use crate::start::target::{Target, TargetResult};
 use crate::start::{ChildSpec, StartMethod, Threads};
-use crate::status::BlockedOn;
-use crate::sys;
-
-/// A process id: always positive, never the `0`/`-1` wildcards of `kill(2)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Pid(NonZeroI32);
-
-impl Pid {
-    /// Pid 1.
-    pub(crate) const INIT: Pid = match NonZeroI32::new(1) {
-        Some(one) => Pid(one),
-        None => panic!("1 is not zero"),
-    };
-
-    /// Wraps a raw pid; `None` unless it is positive.
-    pub fn from_raw(raw: i32) -> Option<Pid> {
-        if raw > 0 {
-            NonZeroI32::new(raw).map(Pid)
-        } else {
-            None
-        }
-    }
-
-    /// The raw pid.
-    pub fn as_raw(self) -> i32 {
-        self.0.get()
-    }
-
-    pub(crate) fn from_nix(pid: nix::unistd::Pid) -> Option<Pid> {
-        Pid::from_raw(pid.as_raw())
-    }
-}
-
-impl fmt::Display for Pid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// What a target returns: `Ok(())` exits with 0, an error exits with 1 and is printed on the
-/// child's stderr.
-pub type TargetResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// The Rust form of subclassing `multiprocessing.Process` and overriding `run()`.
-///
-/// A `Target` can run any number of times: [`Process::run`] calls it in the caller and
-/// leaves it in the handle, so a later [`Process::start`] runs it again, in the child.
-///
-/// # Examples
-///
-/// ```
-/// use proclife::{Process, Target, TargetResult};
-///
-/// struct Countdown(u32);
-///
-/// impl Target for Countdown {
-///     fn run(&mut self) -> TargetResult {
-///         while self.0 > 0 {
-///             self.0 -= 1;
-///         }
-///         Ok(())
-///     }
-/// }
-///
-/// let mut p = Process::from_target(Countdown(3));
-/// p.run().unwrap(); // in the caller, like Python's `p.run()`
-/// ```
-pub trait Target: Send + 'static {
-    /// The process's activity; mirrors `multiprocessing.Process.run`.
-    ///
-    /// # Errors
-    ///
-    /// An error ends a child with exit code 1 after printing it on the child's stderr.
-    fn run(&mut self) -> TargetResult;
-}
-
-type OnceTarget = Box<dyn FnOnce() -> TargetResult + Send>;
-
-/// The target a handle holds.
-pub(crate) enum TargetSlot {
-    /// No target (consumed by `run`, handed to the child, or never given): does nothing.
-    Empty,
-    /// A closure, callable once.
-    Once(OnceTarget),
-    /// A [`Target`] implementor, callable any number of times.
-    Reusable(Box<dyn Target>),
-    /// A registered function and its arguments, callable once; the only kind a re-executed
-    /// child can run.
-    Entry(Box<dyn EntryTarget>),
-}
-
-impl fmt::Debug for TargetSlot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TargetSlot::Empty => "Empty",
-            TargetSlot::Once(_) => "Once(..)",
-            TargetSlot::Reusable(_) => "Reusable(..)",
-            TargetSlot::Entry(_) => "Entry(..)",
-        })
-    }
-}
-
-impl TargetSlot {
-    /// Calls the target; a closure is consumed.
-    /// Calls the target in the caller (`Process::run`): a closure is consumed, a
-    /// [`Target`] and a function target stay (the function runs on a copy of its arguments).
-    pub(crate) fn run_in_caller(&mut self) -> TargetResult {
-        match self {
-            TargetSlot::Entry(target) => target.call_on_copy(),
-            _ => self.call(),
-        }
-    }
-
-    pub(crate) fn call(&mut self) -> TargetResult {
-        match std::mem::replace(self, TargetSlot::Empty) {
-            TargetSlot::Empty => Ok(()),
-            TargetSlot::Once(f) => f(),
-            TargetSlot::Entry(target) => target.call(),
-            TargetSlot::Reusable(mut target) => {
-                let result = target.run();
-                *self = TargetSlot::Reusable(target);
-                result
-            }
-        }
-    }
-}
 
 /// The life-cycle state of a handle, as [`Process::state`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -365,26 +243,22 @@ impl Builder {
 }
 
 fn current_pid() -> i32 {
-    sys::getpid()
+    os::process::getpid()
 }
 
-/// Converts a Python-style timeout in seconds: negative (and -0.0) means poll once, `+inf`
-/// and values too large for a `Duration` mean no timeout.
+/// [`os::time::timeout_from_secs`], with NaN refused as `Process.join` refuses it.
 fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
-    if secs.is_nan() {
-        return Err(Error::NanTimeout);
-    }
-    if secs <= 0.0 || crate::planted::active("join-timeout-truncated") && secs < 1.0 {
+    if crate::planted::active("join-timeout-truncated") && secs > 0.0 && secs < 1.0 {
         return Ok(Some(Duration::ZERO));
     }
-    Ok(Duration::try_from_secs_f64(secs).ok())
+    os::time::timeout_from_secs(secs).map_err(|()| Error::NanTimeout)
 }
 
 /// Checks a signal number for [`Process::send_signal`].
 fn check_signal(signal: i32) -> Result<i32> {
     let job_control = signal == Signal::SIGSTOP as i32 || signal == Signal::SIGCONT as i32;
     let standard = (1..32).contains(&signal);
-    let realtime = (sys::sigrtmin()..=sys::sigrtmax()).contains(&signal);
+    let realtime = (os::process::sigrtmin()..=os::process::sigrtmax()).contains(&signal);
     if job_control || !(standard || realtime) {
         return Err(Error::InvalidSignal { signal });
     }
@@ -470,10 +344,12 @@ impl Process {
     /// the main thread is killed when that thread exits (`PR_SET_PDEATHSIG` follows the
     /// thread), and a foreign `waitpid(-1)` running in another thread may steal the
     /// child's exit status ([`Error::StatusLost`]).
-    // The only `unsafe` item outside `sys` and `start::fork`: the opt-in itself.
+    // The only `unsafe` outside `os/`: the opt-in itself, whose contract is the permit's.
     #[allow(unsafe_code)]
     pub unsafe fn start_in_threaded_parent(&mut self) -> Result<()> {
-        self.start_with(Threads::Allow)
+        // SAFETY: this function's contract is `ForkPermit::vouched`'s, passed on unchanged.
+        let permit = unsafe { os::fork::ForkPermit::vouched() };
+        self.start_with(Threads::Allow(permit))
     }
 
     fn start_with(&mut self, threads: Threads) -> Result<()> {
@@ -503,9 +379,15 @@ impl Process {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
         let method = self.method.unwrap_or_else(crate::start::get_start_method);
-        let child = method.launcher().launch(&spec, target, threads)?;
+        let child = method.launch(threads, &spec, target)?;
         // Like CPython's `del self._target`: the target now belongs to the child.
         *target = TargetSlot::Empty;
+        // Checked at the top, and nothing between could change it: New -> Started only.
+        debug_assert!(
+            matches!(self.stage, Stage::New),
+            "start from {:?}",
+            self.stage
+        );
         self.stage = Stage::Started(child);
         Ok(())
     }
@@ -576,7 +458,7 @@ impl Process {
         }
     }
 
-    fn join_until(&self, deadline: Option<Instant>) -> Result<Option<i32>> {
+    fn join_until(&self, deadline: &Deadline) -> Result<Option<i32>> {
         registry::reap_orphans();
         let child = self.started()?;
         if self.creator != current_pid() {
@@ -603,7 +485,7 @@ impl Process {
     /// [`Error::JoinNotStarted`]; [`Error::StatusLost`].
     #[doc(alias = "waitpid")]
     pub fn join(&self) -> Result<()> {
-        self.join_until(None).map(drop)
+        self.join_until(&Deadline::after(None)).map(drop)
     }
 
     /// Waits at most `timeout` for the child to exit; mirrors `Process.join(timeout)`.
@@ -616,8 +498,7 @@ impl Process {
     /// As [`Process::join`].
     #[doc(alias = "waitpid")]
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        self.join_until(Instant::now().checked_add(timeout))
-            .map(drop)
+        self.join_until(&Deadline::after(Some(timeout))).map(drop)
     }
 
     /// [`Process::join_timeout`] with a Python-style timeout in seconds.
@@ -732,11 +613,11 @@ impl Process {
     /// As [`Process::terminate`] and [`Process::join`].
     pub fn stop(&self, grace: Duration) -> Result<i32> {
         self.terminate()?;
-        if let Some(code) = self.join_until(Instant::now().checked_add(grace))? {
+        if let Some(code) = self.join_until(&Deadline::after(Some(grace)))? {
             return Ok(code);
         }
         self.kill()?;
-        match self.join_until(None)? {
+        match self.join_until(&Deadline::after(None))? {
             Some(code) => Ok(code),
             // A wait without deadline by the creator ends only with a code or an error.
             None => Err(Error::JoinNotChild),
@@ -764,6 +645,8 @@ impl Process {
                 true
             }
         };
+        // New or Started (with an exited child) -> Closed, never back.
+        debug_assert!(!matches!(self.stage, Stage::Closed { .. }), "closed twice");
         self.stage = Stage::Closed { started };
         Ok(())
     }
@@ -853,8 +736,8 @@ impl Drop for Process {
                 // Errors cannot be reported from `drop`; the registry still holds the
                 // child and reaps it later if the kill or the wait did not finish.
                 let _ = child.signal(Signal::SIGKILL as i32);
-                let deadline = Instant::now().checked_add(Duration::from_secs(1));
-                if let Ok(Some(_)) = child.wait(deadline) {
+                let deadline = Deadline::after(Some(Duration::from_secs(1)));
+                if let Ok(Some(_)) = child.wait(&deadline) {
                     registry::forget(child);
                 }
             }
@@ -925,5 +808,13 @@ mod tests {
     #[test]
     fn process_is_send_and_sync() {
         assert_send_sync::<Process>();
+    }
+}
+
+impl crate::ipc::Waitable for Process {
+    /// The sentinel; errors as [`Process::sentinel`] ([`Error::Closed`],
+    /// [`Error::SentinelNotStarted`]).
+    fn readiness(&self) -> Result<crate::ipc::Readiness<'_>> {
+        self.sentinel().map(crate::ipc::Readiness::Fd)
     }
 }

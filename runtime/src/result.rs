@@ -25,10 +25,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::ipc::{Connection, Waitable, pipe, wait};
-use crate::process::{Builder, TargetSlot};
+use crate::process::Builder;
+use crate::start::launch::TargetSlot;
 use crate::start::entry::{EntryTarget, Prepared};
 use crate::start::pass;
-use crate::sync::futex::Deadline;
+use crate::os::time::Deadline;
 use crate::testing::panic_message;
 use crate::{Process, TargetResult};
 
@@ -611,5 +612,11 @@ mod tests {
         drop(tx_fd);
         assert!(matches!(reader.read(rx.fd()?, 9)?, Progress::Eof));
         Ok(())
+    }
+}
+
+impl<T> Waitable for JoinHandle<T> {
+    fn readiness(&self) -> crate::error::Result<crate::ipc::Readiness<'_>> {
+        self.process().readiness()
     }
 }

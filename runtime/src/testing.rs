@@ -81,7 +81,7 @@ impl Sink {
         // parent is slow to read (the flag belongs to the shared open file, so this is done
         // before the fd is copied).
         fcntl(fd, FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| Error::os("fcntl", e))?;
-        crate::start::flush_std_streams();
+        crate::os::stdio::flush_std_streams();
         nix::unistd::dup2_stdout(fd).map_err(|e| Error::os("dup2", e))?;
         nix::unistd::dup2_stderr(fd).map_err(|e| Error::os("dup2", e))?;
         drop(output);
@@ -95,7 +95,7 @@ impl Sink {
             },
             Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
         };
-        crate::start::flush_std_streams();
+        crate::os::stdio::flush_std_streams();
         // The outcome, not the exit code, is the verdict: the parent already replays the
         // panic or the error, so the process ends without printing it a second time.
         outcome.send(&result)?;

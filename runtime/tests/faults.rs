@@ -1,4 +1,4 @@
-//! Catalogue items from `reference/faults.md`: races, leaks, failure paths and bad input
+//! Catalogue items from `docs/reference/faults.md`: races, leaks, failure paths and bad input
 //! (T02, T04, T05, T07, T11, T13, T15, T27, T29, T30, T33, T34, T38).
 //!
 //! Scenarios that change limits, credentials or namespaces run in a sacrificial child that

@@ -1,4 +1,4 @@
-//! Every row of the CPython life-cycle table (`reference/cpython-semantics.md` §2), on real
+//! Every row of the CPython life-cycle table (`docs/reference/cpython-semantics.md` §2), on real
 //! processes: each operation in each state New, Running, Exited (unobserved and observed),
 //! Closed.
 

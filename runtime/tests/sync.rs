@@ -54,6 +54,15 @@ fn main() {
             semaphore_hands_permits_across_processes,
         ),
         ("rebuild_from_fd", rebuild_from_fd),
+        ("guards_release_on_drop", guards_release_on_drop),
+        (
+            "guard_dropped_by_a_panic_releases",
+            guard_dropped_by_a_panic_releases,
+        ),
+        (
+            "lock_guard_excludes_another_process",
+            lock_guard_excludes_another_process,
+        ),
     ]);
 }
 
@@ -628,4 +637,164 @@ fn t43_semaphore_contention() -> TestResult {
     let sem = Arc::new(BoundedSemaphore::new(1)?);
     contend(&sem)?;
     ensure(sem.get_value() == 1, "all permits back")
+}
+
+/// Every guard releases exactly one acquisition when it drops, and `Guard::release` reports
+/// the primitive's answer.
+fn guards_release_on_drop() -> TestResult {
+    let lock = Lock::new()?;
+    {
+        let _held = lock.lock()?;
+        ensure(
+            lock.is_held(),
+            "Lock::lock returned a guard for a lock not held",
+        )?;
+        ensure(
+            !lock.acquire(Some(Duration::ZERO))?,
+            "a held Lock was acquired again with a zero timeout",
+        )?;
+    }
+    ensure(!lock.is_held(), "Lock still held after its guard dropped")?;
+    let held = lock.acquire_guard(Some(Duration::ZERO))?;
+    ensure(
+        held.is_some(),
+        "acquire_guard(0) on a free Lock returned no guard",
+    )?;
+    ensure(
+        lock.acquire_guard(Some(Duration::ZERO))?.is_none(),
+        "acquire_guard(0) on a held Lock returned a guard",
+    )?;
+    if let Some(guard) = held {
+        guard.release()?;
+    }
+    ensure(!lock.is_held(), "Lock still held after Guard::release")?;
+
+    let rlock = RLock::new()?;
+    {
+        let _outer = rlock.lock()?;
+        let inner = rlock.lock()?;
+        ensure(
+            rlock.depth() == 2,
+            format!("RLock depth {} under two guards, expected 2", rlock.depth()),
+        )?;
+        drop(inner);
+        ensure(
+            rlock.depth() == 1,
+            format!(
+                "RLock depth {} after one guard dropped, expected 1",
+                rlock.depth()
+            ),
+        )?;
+    }
+    ensure(
+        rlock.depth() == 0,
+        format!(
+            "RLock depth {} after both guards dropped, expected 0",
+            rlock.depth()
+        ),
+    )?;
+
+    let sem = Semaphore::new(2)?;
+    {
+        let _a = sem.acquire_guard(None)?;
+        let _b = sem.acquire_guard(None)?;
+        ensure(
+            sem.get_value() == 0,
+            format!(
+                "Semaphore value {} under two guards, expected 0",
+                sem.get_value()
+            ),
+        )?;
+        ensure(
+            sem.acquire_guard(Some(Duration::ZERO))?.is_none(),
+            "an empty Semaphore handed out a guard",
+        )?;
+    }
+    ensure(
+        sem.get_value() == 2,
+        format!(
+            "Semaphore value {} after the guards dropped, expected 2",
+            sem.get_value()
+        ),
+    )?;
+
+    let bounded = BoundedSemaphore::new(1)?;
+    {
+        let _permit = bounded.acquire_guard(None)?;
+        ensure(
+            bounded.get_value() == 0,
+            "BoundedSemaphore permit not taken by its guard",
+        )?;
+    }
+    ensure(
+        bounded.get_value() == 1,
+        format!(
+            "BoundedSemaphore value {} after its guard dropped, expected 1",
+            bounded.get_value()
+        ),
+    )?;
+    Ok(())
+}
+
+/// A guard dropped while its thread unwinds from a panic still releases (CPython's `with`
+/// releases on an exception).
+fn guard_dropped_by_a_panic_releases() -> TestResult {
+    let lock = Lock::new()?;
+    let rlock = RLock::new()?;
+    let sem = BoundedSemaphore::new(1)?;
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(|| {
+        let _l = lock.lock();
+        let _r = rlock.lock();
+        let _s = sem.acquire_guard(None);
+        panic!("unwinding through three guards");
+    });
+    std::panic::set_hook(previous);
+    ensure(outcome.is_err(), "the closure did not panic")?;
+    ensure(
+        !lock.is_held(),
+        "Lock still held after its guard was dropped by a panic",
+    )?;
+    ensure(
+        rlock.depth() == 0,
+        format!("RLock depth {} after a panic, expected 0", rlock.depth()),
+    )?;
+    ensure(
+        sem.get_value() == 1,
+        format!(
+            "BoundedSemaphore value {} after a panic, expected 1",
+            sem.get_value()
+        ),
+    )?;
+    Ok(())
+}
+
+/// While the parent holds a `Lock` through a guard, a child cannot take it; once the guard
+/// drops, the child can.
+fn lock_guard_excludes_another_process() -> TestResult {
+    let lock = Arc::new(Lock::new()?);
+    let probed = Arc::new(Event::new()?);
+    let guard = lock.lock()?;
+    let (probe, told) = (Arc::clone(&lock), Arc::clone(&probed));
+    let mut child = spawn(move || {
+        let took_held_lock = probe.acquire(Some(Duration::ZERO)).unwrap_or(true);
+        told.set();
+        if took_held_lock {
+            return 1;
+        }
+        match probe.acquire_guard(Some(LONG)) {
+            Ok(Some(_held)) => 0,
+            _ => 2,
+        }
+    })?;
+    let told = probed.wait(Some(LONG))?;
+    drop(guard);
+    ensure(told, "the child never reported its probe of the held lock")?;
+    let code = child.wait(LONG);
+    ensure(
+        code == Some(0),
+        format!("child ended with {code:?} (its stderr names the failed check), expected Some(0)"),
+    )?;
+    Ok(())
 }

@@ -368,7 +368,7 @@ fn fork_is_called_in_one_place() {
         .map(|(path, code)| format!("{} ({}x)", path.display(), code.matches(&call).count()))
         .collect();
     assert_eq!(callers.len(), 1, "{callers:?}");
-    assert!(callers[0].contains("start/fork.rs (1x)"), "{callers:?}");
+    assert!(callers[0].contains("os/fork.rs (1x)"), "{callers:?}");
 }
 
 #[test]
@@ -385,12 +385,12 @@ fn waits_are_targeted_and_signals_go_through_pidfds() {
             assert!(!code.contains(forbidden), "{name} contains {forbidden}");
         }
         // The only pid-based signal is the kill of an unregistered, unreaped child in
-        // `start/fork.rs` (when `pidfd_open` fails right after `fork`).
+        // `os/fork.rs` (when `pidfd_open` fails right after `fork`).
         assert!(!code.contains("signal::kill"), "{name} signals by pid");
         let imports_kill = code
             .lines()
             .any(|line| line.starts_with("use nix::sys::signal::") && line.contains(" kill"));
-        if path.ends_with("start/fork.rs") {
+        if path.ends_with("os/fork.rs") {
             assert!(imports_kill);
             assert_eq!(code.matches("kill(child, Signal::SIGKILL)").count(), 1);
             assert_eq!(
@@ -400,6 +400,284 @@ fn waits_are_targeted_and_signals_go_through_pidfds() {
             );
         } else {
             assert!(!imports_kill, "{name} imports kill");
+        }
+    }
+}
+
+/// The runtime's module stack, lowest first; `ARCHITECTURE.md` ("The runtime's layers") lists
+/// the same. A unit is a module path; a file belongs to the longest unit that prefixes its
+/// module path. Units in one row may import each other; a file may import only its own row
+/// and the rows below it.
+const RUNTIME_STACK: &[&[&str]] = &[
+    &["planted"],
+    &["pid"],
+    &["site"],
+    &["error"],
+    &["os"],
+    &["children"],
+    &["sync"],
+    &["ipc"],
+    &["start::pass"],
+    &["start::exit"],
+    &["start::target"],
+    &["start::entry"],
+    &["start::method", "start::launch"],
+    &["start::bootstrap::wire"],
+    &["start::fork"],
+    &["start::bootstrap::child"],
+    &["start::forkserver::protocol"],
+    &["start::forkserver::server"],
+    &["start::spawn"],
+    &["start::forkserver::client"],
+    &["start::bootstrap::hook"],
+    &["start"],
+    &["process"],
+    &["testing"],
+    &["result"],
+    &[""],
+];
+
+/// The row of the unit `path` (a module path without `crate::`) belongs to.
+fn stack_level(path: &str) -> usize {
+    let mut best: Option<(usize, usize)> = None;
+    for (level, units) in RUNTIME_STACK.iter().enumerate() {
+        for unit in *units {
+            let inside = unit.is_empty()
+                || path == *unit
+                || path
+                    .strip_prefix(unit)
+                    .is_some_and(|rest| rest.starts_with("::"));
+            if inside && best.is_none_or(|(len, _)| unit.len() > len) {
+                best = Some((unit.len(), level));
+            }
+        }
+    }
+    best.map_or(RUNTIME_STACK.len() - 1, |(_, level)| level)
+}
+
+/// The module path of a runtime source file: `start/bootstrap/wire.rs` is
+/// `start::bootstrap::wire`, `os/mod.rs` is `os`, `lib.rs` is the empty path.
+fn module_path(relative: &Path) -> String {
+    let mut parts: Vec<String> = relative
+        .with_extension("")
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|last| last == "mod" || last == "lib")
+    {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+/// The `crate::` and `super::` paths a line of code names (not `$crate::`, not macro calls),
+/// as module paths from the crate root.
+fn named_paths(line: &str, module: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (keyword, base) in [
+        ("crate::", String::new()),
+        ("super::", {
+            let mut parts: Vec<&str> = module.split("::").collect();
+            parts.pop();
+            parts.join("::")
+        }),
+    ] {
+        let mut rest = line;
+        while let Some(at) = rest.find(keyword) {
+            let before = rest[..at].chars().next_back();
+            let tail = &rest[at + keyword.len()..];
+            rest = tail;
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == ':') {
+                continue;
+            }
+            let end = tail
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(tail.len());
+            if tail[end..].starts_with('!') {
+                continue;
+            }
+            let named = tail[..end].trim_end_matches(':');
+            out.push(match (base.is_empty(), named.is_empty()) {
+                (true, _) => named.to_owned(),
+                (false, true) => base.clone(),
+                (false, false) => format!("{base}::{named}"),
+            });
+        }
+    }
+    out
+}
+
+/// Every import of a runtime file that points up the stack, as `file:line: unit -> path`.
+fn upward_imports() -> Vec<String> {
+    let src = root().join("runtime/src");
+    let mut found = Vec::new();
+    for path in rust_files(&src) {
+        let relative = path.strip_prefix(&src).expect("under runtime/src");
+        let module = module_path(relative);
+        let own = stack_level(&module);
+        let text = read(&path);
+        // Unit tests may use any layer: they stop at the file's `#[cfg(test)]` module.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (index, line) in code.lines().enumerate() {
+            if is_comment(line) {
+                continue;
+            }
+            for named in named_paths(line, &module) {
+                if stack_level(&named) > own {
+                    found.push(format!(
+                        "runtime/src/{}:{}: {module} -> {named}",
+                        relative.display(),
+                        index + 1
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn runtime_imports_never_point_up_the_stack() {
+    let found = upward_imports();
+    assert!(
+        found.is_empty(),
+        "imports pointing up:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_stack_check_resolves_paths_as_rustc_does() {
+    assert_eq!(
+        module_path(Path::new("start/bootstrap/wire.rs")),
+        "start::bootstrap::wire"
+    );
+    assert_eq!(module_path(Path::new("os/mod.rs")), "os");
+    assert_eq!(module_path(Path::new("lib.rs")), "");
+    assert_eq!(
+        named_paths("use super::wire::{Kind, ENV};", "start::bootstrap::hook"),
+        ["start::bootstrap::wire"]
+    );
+    assert_eq!(
+        named_paths(
+            "x = crate::os::pidfd::pidfd_open(p); crate::entry!(f); $crate::x",
+            "pid"
+        ),
+        ["os::pidfd::pidfd_open"]
+    );
+    // An upward import is caught, a downward one is not.
+    assert!(stack_level("sync::lock") > stack_level("os::futex"));
+    assert!(stack_level("start::forkserver::server") < stack_level("start::bootstrap::hook"));
+    assert_eq!(stack_level("Error"), RUNTIME_STACK.len() - 1);
+}
+
+/// Files outside `runtime/src/os/` that still hold `unsafe` code, each to move into `os/`
+/// (decision record 0009). The list only shrinks: a file that no longer needs its
+/// `allow(unsafe_code)` fails the check below until it is removed from here.
+const UNSAFE_OUTSIDE_OS: &[&str] = &[
+    "children/status.rs",
+    "process.rs",
+    "start/bootstrap/hook.rs",
+    "start/entry.rs",
+];
+
+#[test]
+fn unsafe_code_and_libc_calls_live_in_os() {
+    let src = root().join("runtime/src");
+    let mut wrong = Vec::new();
+    for path in rust_files(&src) {
+        let relative = path.strip_prefix(&src).expect("under runtime/src");
+        let name = relative.to_string_lossy().replace('\\', "/");
+        let text = read(&path);
+        let code: Vec<&str> = text.lines().filter(|line| !is_comment(line)).collect();
+        let allows = code.iter().any(|line| line.contains("allow(unsafe_code)"));
+        let forbids = code
+            .iter()
+            .any(|line| line.trim() == "#![forbid(unsafe_code)]");
+        let in_os = name.starts_with("os/");
+        let pending = UNSAFE_OUTSIDE_OS.contains(&name.as_str());
+        let declares_modules = name == "lib.rs" || name.ends_with("/mod.rs");
+        if allows && !in_os && !pending {
+            wrong.push(format!("{name}: allow(unsafe_code) outside os/"));
+        }
+        if pending && !allows {
+            wrong.push(format!(
+                "{name}: needs no unsafe any more; drop it from UNSAFE_OUTSIDE_OS"
+            ));
+        }
+        if !in_os && !pending && !declares_modules && !forbids {
+            wrong.push(format!("{name}: lacks #![forbid(unsafe_code)]"));
+        }
+        // Raw system calls: `libc::syscall` only in os/; no `libc::` item at all outside
+        // os/ except in the files still listed above.
+        if !in_os && code.iter().any(|line| line.contains("libc::syscall")) {
+            wrong.push(format!("{name}: libc::syscall outside os/"));
+        }
+        if !in_os && !pending && code.iter().any(|line| line.contains("libc::")) {
+            wrong.push(format!("{name}: names libc:: outside os/"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The stack as `ARCHITECTURE.md` draws it ("The runtime's layers"): the name column of its
+/// first `text` block after that heading, top line first.
+fn documented_stack() -> Vec<String> {
+    let doc = read(&root().join("ARCHITECTURE.md"));
+    let after = doc
+        .split("#### The runtime's layers")
+        .nth(1)
+        .expect("ARCHITECTURE.md has the section \"The runtime's layers\"");
+    let block = after
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the section draws the stack in a text block");
+    block
+        .lines()
+        .map(|line| {
+            line.trim()
+                .split("  ")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// How `documented_stack` names a unit: `os/` for a directory, `fork.rs` or
+/// `bootstrap/hook.rs` inside `start/`, `pid.rs` for a file.
+fn documented_name(unit: &str) -> String {
+    let parts: Vec<&str> = unit.split("::").collect();
+    match parts.as_slice() {
+        [] | [""] => "lib.rs".to_owned(),
+        [one] if root().join("runtime/src").join(one).is_dir() => format!("{one}/"),
+        [one] => format!("{one}.rs"),
+        [_, rest @ ..] => format!("{}.rs", rest.join("/")),
+    }
+}
+
+#[test]
+fn architecture_md_draws_the_checked_stack() {
+    let lines = documented_stack();
+    let line_of = |unit: &str| {
+        let name = documented_name(unit);
+        lines
+            .iter()
+            .position(|line| line.split(", ").any(|n| n == name))
+            .unwrap_or_else(|| panic!("ARCHITECTURE.md's stack lacks {name} ({unit})"))
+    };
+    // Drawn top down: a higher row of RUNTIME_STACK is an earlier line.
+    for pair in RUNTIME_STACK.windows(2) {
+        for lower in pair[0] {
+            for higher in pair[1] {
+                assert!(
+                    line_of(higher) < line_of(lower),
+                    "ARCHITECTURE.md draws {higher} below {lower}, RUNTIME_STACK above"
+                );
+            }
         }
     }
 }

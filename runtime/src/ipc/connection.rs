@@ -20,28 +20,26 @@
 //! reported as [`Error::Disconnected`]). Duplex connections are sockets and send with
 //! `MSG_NOSIGNAL`, so they never raise it.
 //!
-//! # Safety
-//!
-//! Frames are read straight into uninitialised memory (the payload `Vec`'s spare capacity),
-//! so that a large frame is not zero-filled before the kernel overwrites it; the `unsafe`
-//! here is that `read` and the `set_len`/`assume_init` after it.
-#![allow(unsafe_code)]
+//! Frames are read straight into the payload `Vec`'s spare capacity
+//! ([`os::io::read_spare`]), so that a large frame is not zero-filled before the kernel
+//! overwrites it.
+#![forbid(unsafe_code)]
 
 use std::io::IoSlice;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::poll::PollFlags;
 use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::Deadline;
+use crate::os;
+use crate::os::time::Deadline;
 
 /// The default largest payload a connection accepts: 64 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
@@ -153,7 +151,9 @@ impl Connection {
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))
             .map_err(|errno| Error::os("fcntl", errno))?;
-        let kind = if stat.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+        let file_type =
+            nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode) & nix::sys::stat::SFlag::S_IFMT;
+        let kind = if file_type == nix::sys::stat::SFlag::S_IFSOCK {
             Kind::Socket
         } else {
             Kind::Pipe
@@ -344,9 +344,11 @@ impl Connection {
     ///   [`Error::Os`].
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let fd = self.usable(true)?;
-        let mut header = [MaybeUninit::<u8>::uninit(); HEADER_LEN];
+        let mut header = [0u8; HEADER_LEN];
         let try_first = self.poll_first == 0;
-        let (got, waited) = read_full(fd, &mut header, try_first)?;
+        let (got, waited) = read_full(fd, HEADER_LEN, try_first, |got| {
+            nix::unistd::read(fd, &mut header[got..])
+        })?;
         match got {
             0 => return Err(Error::Disconnected),
             HEADER_LEN => {}
@@ -355,8 +357,7 @@ impl Connection {
                 return Err(Error::Malformed("end of file inside a frame header"));
             }
         }
-        // SAFETY: `read_full` returned `HEADER_LEN`: `read` wrote every byte of `header`.
-        let announced = u64::from_le_bytes(header.map(|b| unsafe { b.assume_init() }));
+        let announced = u64::from_le_bytes(header);
         let len = match usize::try_from(announced) {
             Ok(len) if len <= self.max_frame => len,
             _ => {
@@ -370,7 +371,9 @@ impl Connection {
         // Read into spare capacity: zero-filling a large frame first costs as much as
         // copying it.
         let mut payload = Vec::with_capacity(len);
-        let (got, _) = read_full(fd, payload.spare_capacity_mut(), true)?;
+        let (got, _) = read_full(fd, len, true, |got| {
+            os::io::read_spare(fd, &mut payload, len - got)
+        })?;
         self.poll_first = if try_first && waited {
             POLL_FIRST
         } else {
@@ -380,9 +383,6 @@ impl Connection {
             self.poisoned = true;
             return Err(Error::Malformed("end of file inside a frame"));
         }
-        // SAFETY: `read_full` returned `got == len`: the first `len` bytes of the spare
-        // capacity were written by `read`.
-        unsafe { payload.set_len(len) };
         Ok(payload)
     }
 
@@ -417,41 +417,35 @@ fn advance(parts: &mut [&[u8]; 2], mut n: usize) {
     }
 }
 
-/// Reads until `buf` is full or end of file; returns the bytes read and whether a read
-/// found nothing there (`EAGAIN`) and had to wait. Retries `EINTR`; waits in `poll`, marked `Blocked(Recv)`, while nothing is there.
-/// Unless `try_first`, it polls before the first read.
-///
-/// `buf` may be uninitialised: only `read` writes to it, and the first `got` bytes are
-/// initialised when it returns.
+/// Reads until `want` bytes arrived or end of file, calling `read_at(got)` for each
+/// `read(2)` (it reads into the destination after the `got` bytes already there); returns
+/// the bytes read and whether a read found nothing there (`EAGAIN`) and had to wait.
+/// Retries `EINTR`; waits in `poll`, marked `Blocked(Recv)`, while nothing is there. Unless
+/// `try_first`, it polls before the first read.
 fn read_full(
     fd: BorrowedFd<'_>,
-    buf: &mut [MaybeUninit<u8>],
+    want: usize,
     try_first: bool,
+    mut read_at: impl FnMut(usize) -> nix::Result<usize>,
 ) -> Result<(usize, bool)> {
     let mut got = 0;
     let mut waited = false;
-    if !try_first && !buf.is_empty() {
+    if !try_first && want > 0 {
         let _blocked = blocked(BlockedOn::Recv);
         wait_ready(fd, PollFlags::POLLIN, &Deadline::after(None))?;
     }
-    while got < buf.len() {
-        let rest = &mut buf[got..];
-        // SAFETY: `rest` is valid for writes of `rest.len()` bytes; `read` writes at most
-        // that many and never reads them.
-        let n = unsafe { libc::read(fd.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
-        match usize::try_from(n) {
+    while got < want {
+        match read_at(got) {
             Ok(0) => break,
             Ok(n) => got += n,
-            Err(_) => match Errno::last() {
-                Errno::EINTR => continue,
-                Errno::EAGAIN => {
-                    let _blocked = blocked(BlockedOn::Recv);
-                    wait_ready(fd, PollFlags::POLLIN, &Deadline::after(None))?;
-                    waited = true;
-                }
-                Errno::ECONNRESET => break,
-                errno => return Err(Error::os("read", errno)),
-            },
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => {
+                let _blocked = blocked(BlockedOn::Recv);
+                wait_ready(fd, PollFlags::POLLIN, &Deadline::after(None))?;
+                waited = true;
+            }
+            Err(Errno::ECONNRESET) => break,
+            Err(errno) => return Err(Error::os("read", errno)),
         }
     }
     Ok((got, waited))
@@ -459,36 +453,12 @@ fn read_full(
 
 /// Whether `fd` is ready for `events` right now (errors and hang-ups count as ready).
 fn ready(fd: BorrowedFd<'_>, events: PollFlags) -> Result<bool> {
-    wait_ready(fd, events, &Deadline::after(Some(Duration::ZERO)))
+    os::poll::ready(fd, events, &Deadline::after(Some(Duration::ZERO)))
 }
 
-/// Polls `fd` until ready or `deadline`; retries `EINTR` with the remaining time.
-pub(crate) fn wait_ready(
-    fd: BorrowedFd<'_>,
-    events: PollFlags,
-    deadline: &Deadline,
-) -> Result<bool> {
-    loop {
-        let timeout = match deadline.remaining() {
-            None => PollTimeout::NONE,
-            Some(left) => {
-                // Round up so a sub-millisecond remainder still sleeps; cap each round.
-                let ms = left.as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms.min(i32::MAX as u128)).unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let mut fds = [PollFd::new(fd, events)];
-        match nix::poll::poll(&mut fds, timeout) {
-            Ok(0) => {
-                if deadline.expired() {
-                    return Ok(false);
-                }
-            }
-            Ok(_) => return Ok(true),
-            Err(Errno::EINTR) => {}
-            Err(errno) => return Err(Error::os("poll", errno)),
-        }
-    }
+/// Polls `fd` until ready or `deadline` ([`os::poll::ready`]).
+fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: &Deadline) -> Result<bool> {
+    os::poll::ready(fd, events, deadline)
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use crate::BlockedOn;
+    use crate::children::status::StatusSlot;
     use crate::ipc::{JoinableQueue, Queue, pipe};
-    use crate::status::StatusSlot;
     use crate::sync::{Barrier, Condition, Event, Lock, RLock, Semaphore};
 
     const CHILD_ENV: &str = "PROCLIFE_BLOCKED_STATUS_CHILD";

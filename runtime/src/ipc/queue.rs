@@ -22,13 +22,10 @@
 //! the byte capacity bounds the total size of the frames, so `put` also waits for room in
 //! bytes. An item larger than the whole ring is [`Error::FrameTooLarge`] at once.
 //!
-//! # Safety
-//!
-//! The segment is `DATA + capacity` bytes, page-aligned, initialised by `new` before it is
-//! shared: the mutex at 0, `u64` atomics from `HEADER`, `u32` futex words from `WORDS`, the
-//! ring from `DATA`. Ring bytes are only read or written while holding the mutex, and only
-//! between head and tail (reads) or in free space (writes).
-#![allow(unsafe_code)]
+//! The segment is a [`QueueHeader`] (the mutex, the `u64` counters, the `u32` futex words)
+//! followed by the ring's `capacity` bytes. Ring bytes are only read or written while
+//! holding the mutex, and only between head and tail (reads) or in free space (writes).
+#![forbid(unsafe_code)]
 
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -38,11 +35,13 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline};
-use crate::sync::mutex::{Acquire, RawMutex};
+use crate::os::futex;
+use crate::os::layout::QueueHeader;
+use crate::os::pthread_mutex::{Acquire, RawMutex};
+use crate::os::shm::Segment;
+use crate::os::time::Deadline;
 
 /// The default byte capacity of a queue's ring: 16 MiB, enough for a child to leave a
 /// 10 MiB item and ten thousand small ones behind before it exits.
@@ -58,28 +57,16 @@ pub const MIN_CAPACITY: usize = 64;
 pub const MAX_CAPACITY: usize = 1 << 40;
 
 const FRAME_HEADER: usize = 16;
-const HEADER: usize = 64;
-const WORDS: usize = 192;
-const DATA: usize = 4096;
-
-// Header words (u64).
-const HEAD: usize = 0;
-const TAIL: usize = 1;
-const COUNT: usize = 2;
-const PUT_SEQ: usize = 3;
-const DONE: usize = 4;
-const CAPACITY: usize = 5;
-const MAXSIZE: usize = 6;
-const MAGIC: usize = 7;
 const MAGIC_VALUE: u64 = 0x7072_6f63_6c69_6671; // "proclifq"
 
-// Futex words (u32).
-const NOT_EMPTY: usize = 0;
-const NOT_FULL: usize = 1;
-const EMPTY_WAITERS: usize = 2;
-const FULL_WAITERS: usize = 3;
-const ALL_DONE: usize = 4;
-const JOIN_WAITERS: usize = 5;
+/// A counter of the header, read with `SeqCst` like every access to the shared words.
+fn load(word: &AtomicU64) -> u64 {
+    word.load(Ordering::SeqCst)
+}
+
+fn store(word: &AtomicU64, value: u64) {
+    word.store(value, Ordering::SeqCst);
+}
 
 /// CRC-32 (IEEE) of the frame's length and payload.
 fn crc32(len: u32, payload: &[u8]) -> u32 {
@@ -93,10 +80,34 @@ fn frame_len(payload: usize) -> usize {
     FRAME_HEADER + payload.div_ceil(8) * 8
 }
 
+/// The ring's mutex, held: released by [`Held::leave`] (which reports an unlock error) or,
+/// on an early return, when it drops.
+#[must_use = "the ring's mutex is released as soon as the guard drops"]
+#[derive(Debug)]
+struct Held<'r> {
+    ring: &'r Ring,
+}
+
+impl Held<'_> {
+    /// Releases the mutex.
+    fn leave(self) -> Result<()> {
+        let ring = self.ring;
+        std::mem::forget(self);
+        ring.mutex().unlock()
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // Only on an early return; `leave` reports the error a drop must swallow.
+        let _ = self.ring.mutex().unlock();
+    }
+}
+
 /// The shared ring and the operations every queue flavour is built from.
 #[derive(Debug)]
 struct Ring {
-    shm: SharedMemory,
+    seg: Segment<QueueHeader>,
     capacity: usize,
     closed: AtomicBool,
 }
@@ -107,64 +118,42 @@ impl Ring {
             return Err(Error::InvalidArgument("queue capacity out of range"));
         }
         let capacity = capacity.div_ceil(8) * 8;
-        let shm = SharedMemory::new(DATA + capacity)?;
-        let ring = Ring {
-            shm,
+        let seg = Segment::new(capacity, |header: &QueueHeader, fresh| {
+            header.mutex.init(false, fresh)?;
+            store(&header.capacity, capacity as u64);
+            store(&header.maxsize, maxsize as u64);
+            store(&header.magic, MAGIC_VALUE);
+            Ok(())
+        })?;
+        Ok(Ring {
+            seg,
             capacity,
             closed: AtomicBool::new(false),
-        };
-        // SAFETY: the segment is fresh, zeroed and not yet shared.
-        unsafe { ring.mutex().init(false)? };
-        ring.h(CAPACITY).store(capacity as u64, Ordering::SeqCst);
-        ring.h(MAXSIZE).store(maxsize as u64, Ordering::SeqCst);
-        ring.h(MAGIC).store(MAGIC_VALUE, Ordering::SeqCst);
-        Ok(ring)
+        })
     }
 
     fn from_fd(fd: OwnedFd) -> Result<Ring> {
-        let shm = SharedMemory::from_fd(fd)?;
-        if shm.len() < DATA + MIN_CAPACITY {
+        let seg = Segment::<QueueHeader>::from_fd(fd)?;
+        if seg.data_len() < MIN_CAPACITY {
             return Err(Error::Malformed("segment too small for a queue"));
         }
-        let mut ring = Ring {
-            shm,
-            capacity: 0,
-            closed: AtomicBool::new(false),
-        };
-        let capacity = usize::try_from(ring.h(CAPACITY).load(Ordering::SeqCst)).unwrap_or(0);
-        if ring.h(MAGIC).load(Ordering::SeqCst) != MAGIC_VALUE
-            || capacity == 0
-            || DATA + capacity > ring.shm.len()
-        {
+        let capacity = usize::try_from(load(&seg.header().capacity)).unwrap_or(0);
+        if load(&seg.header().magic) != MAGIC_VALUE || capacity == 0 || capacity > seg.data_len() {
             return Err(Error::Malformed("segment is not a queue"));
         }
-        ring.capacity = capacity;
-        Ok(ring)
+        Ok(Ring {
+            seg,
+            capacity,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn header(&self) -> &QueueHeader {
+        self.seg.header()
     }
 
     fn mutex(&self) -> &RawMutex {
-        // SAFETY: see the module's `# Safety`.
-        unsafe { self.shm.at::<RawMutex>(0) }
-    }
-
-    fn h(&self, i: usize) -> &AtomicU64 {
-        debug_assert!(i < 8);
-        // SAFETY: see the module's `# Safety`; eight aligned words from HEADER.
-        unsafe { self.shm.at::<AtomicU64>(HEADER + 8 * i) }
-    }
-
-    fn w(&self, i: usize) -> &AtomicU32 {
-        debug_assert!(i < 6);
-        // SAFETY: see the module's `# Safety`; six aligned words from WORDS.
-        unsafe { self.shm.at::<AtomicU32>(WORDS + 4 * i) }
-    }
-
-    fn get(&self, i: usize) -> u64 {
-        self.h(i).load(Ordering::SeqCst)
-    }
-
-    fn set(&self, i: usize, v: u64) {
-        self.h(i).store(v, Ordering::SeqCst);
+        &self.header().mutex
     }
 
     fn check_open(&self) -> Result<()> {
@@ -181,13 +170,9 @@ impl Ring {
         let cap = self.capacity;
         let start = (pos % cap as u64) as usize;
         let first = out.len().min(cap - start);
-        // SAFETY: `start + first <= cap` and `out.len() - first <= cap`: both ranges lie in
-        // the ring, which does not overlap `out` (a private buffer).
-        unsafe {
-            let base = self.shm.as_ptr().add(DATA);
-            std::ptr::copy_nonoverlapping(base.add(start), out.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
-        }
+        let (head, wrapped) = out.split_at_mut(first);
+        self.seg.copy_out(start, head);
+        self.seg.copy_out(0, wrapped);
     }
 
     /// Copies `len` ring bytes starting at monotonic offset `pos` into a new `Vec`, without
@@ -197,15 +182,8 @@ impl Ring {
         let start = (pos % cap as u64) as usize;
         let first = len.min(cap - start);
         let mut out = Vec::with_capacity(len);
-        // SAFETY: as in `copy_out`; the two copies write `first` and `len - first` bytes,
-        // together the `len` bytes of spare capacity reserved above, so every byte is
-        // initialised before `set_len`.
-        unsafe {
-            let base = self.shm.as_ptr().add(DATA);
-            std::ptr::copy_nonoverlapping(base.add(start), out.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), len - first);
-            out.set_len(len);
-        }
+        self.seg.append_out(start, first, &mut out);
+        self.seg.append_out(0, len - first, &mut out);
         out
     }
 
@@ -215,12 +193,9 @@ impl Ring {
         let cap = self.capacity;
         let start = (pos % cap as u64) as usize;
         let first = data.len().min(cap - start);
-        // SAFETY: as in `copy_out`, with the private buffer as the source.
-        unsafe {
-            let base = self.shm.as_ptr().add(DATA);
-            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(start), first);
-            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
-        }
+        let (head, wrapped) = data.split_at(first);
+        self.seg.copy_in(start, head);
+        self.seg.copy_in(0, wrapped);
     }
 
     /// Reads and checks the frame header at `pos`; returns (payload length, crc, seq).
@@ -244,8 +219,8 @@ impl Ring {
 
     /// Rebuilds the derived counters after a process died holding the mutex.
     fn recover(&self) {
-        let head = self.get(HEAD);
-        let tail = self.get(TAIL);
+        let head = load(&self.header().head);
+        let tail = load(&self.header().tail);
         let mut pos = head;
         let mut count = 0u64;
         let mut last_seq = None;
@@ -258,59 +233,64 @@ impl Ring {
                 }
                 // Cannot happen without memory corruption: drop what cannot be parsed.
                 Err(_) => {
-                    self.set(TAIL, pos);
+                    store(&self.header().tail, pos);
                     break;
                 }
             }
         }
-        self.set(COUNT, count);
+        store(&self.header().count, count);
         if let Some(seq) = last_seq {
-            self.set(PUT_SEQ, seq + 1);
+            store(&self.header().put_seq, seq + 1);
         }
         // Wake everyone: the dead process may have been about to.
-        for word in [NOT_EMPTY, NOT_FULL, ALL_DONE] {
-            self.w(word).fetch_add(1, Ordering::SeqCst);
-            futex::wake_all(self.w(word));
+        let header = self.header();
+        for word in [&header.not_empty, &header.not_full, &header.all_done] {
+            word.fetch_add(1, Ordering::SeqCst);
+            futex::wake_all(word);
         }
     }
 
-    fn enter(&self, on: BlockedOn) -> Result<()> {
-        match self.mutex().lock(None, on)? {
-            Acquire::Acquired => Ok(()),
+    /// Takes the ring's mutex (repairing the ring when its holder died); the guard releases
+    /// it.
+    fn enter(&self, on: BlockedOn) -> Result<Held<'_>> {
+        match self.mutex().lock(None, || blocked(on))? {
+            Acquire::Acquired => Ok(Held { ring: self }),
             Acquire::OwnerDied => {
                 self.recover();
-                self.mutex().make_consistent()
+                self.mutex().make_consistent().map(|()| Held { ring: self })
             }
             Acquire::TimedOut => Err(Error::Malformed("untimed lock timed out")),
         }
     }
 
-    fn leave(&self) -> Result<()> {
-        self.mutex().unlock()
-    }
-
     /// Sleeps on futex word `word` (sampled under the mutex) until woken or `deadline`,
-    /// then re-enters the mutex. The caller holds the mutex; on `Ok` it holds it again, on
-    /// `Err` it does not.
-    fn sleep(&self, word: usize, waiters: usize, deadline: &Deadline, on: BlockedOn) -> Result<()> {
-        let seq = self.w(word).load(Ordering::SeqCst);
-        self.w(waiters).fetch_add(1, Ordering::SeqCst);
-        let left = self.leave();
-        let res = left.and_then(|()| {
+    /// then re-enters the mutex: `held` is given up for the sleep, and a new guard comes
+    /// back with `Ok`; with `Err` the mutex is not held.
+    fn sleep<'r>(
+        &'r self,
+        held: Held<'r>,
+        word: &AtomicU32,
+        waiters: &AtomicU32,
+        deadline: &Deadline,
+        on: BlockedOn,
+    ) -> Result<Held<'r>> {
+        let seq = word.load(Ordering::SeqCst);
+        waiters.fetch_add(1, Ordering::SeqCst);
+        let res = held.leave().and_then(|()| {
             let _blocked = blocked(on);
-            futex::wait(self.w(word), seq, deadline)
+            futex::wait(word, seq, deadline)
         });
-        self.w(waiters).fetch_sub(1, Ordering::SeqCst);
+        waiters.fetch_sub(1, Ordering::SeqCst);
         match res {
             Ok(_) => self.enter(on),
             Err(e) => Err(e),
         }
     }
 
-    fn signal(&self, word: usize, waiters: usize) {
-        self.w(word).fetch_add(1, Ordering::SeqCst);
-        if self.w(waiters).load(Ordering::SeqCst) > 0 {
-            futex::wake_all(self.w(word));
+    fn signal(word: &AtomicU32, waiters: &AtomicU32) {
+        word.fetch_add(1, Ordering::SeqCst);
+        if waiters.load(Ordering::SeqCst) > 0 {
+            futex::wake_all(word);
         }
     }
 
@@ -327,49 +307,66 @@ impl Ring {
             })?;
         let crc = crc32(len, payload);
         let deadline = Deadline::after(timeout);
-        self.enter(BlockedOn::Send)?;
+        let mut held = self.enter(BlockedOn::Send)?;
         loop {
-            let used = self.get(TAIL) - self.get(HEAD);
+            let used = load(&self.header().tail) - load(&self.header().head);
             let free = self.capacity as u64 - used;
-            let maxsize = self.get(MAXSIZE);
-            if (maxsize == 0 || self.get(COUNT) < maxsize) && free >= need as u64 {
+            let maxsize = load(&self.header().maxsize);
+            if (maxsize == 0 || load(&self.header().count) < maxsize) && free >= need as u64 {
                 break;
             }
             if deadline.expired() {
-                self.leave()?;
+                held.leave()?;
                 return Err(Error::Full);
             }
-            self.sleep(NOT_FULL, FULL_WAITERS, &deadline, BlockedOn::Send)?;
+            held = self.sleep(
+                held,
+                &self.header().not_full,
+                &self.header().full_waiters,
+                &deadline,
+                BlockedOn::Send,
+            )?;
         }
-        let tail = self.get(TAIL);
-        let seq = self.get(PUT_SEQ);
+        let tail = load(&self.header().tail);
+        let seq = load(&self.header().put_seq);
         let mut header = [0u8; FRAME_HEADER];
         header[..4].copy_from_slice(&len.to_le_bytes());
         header[4..8].copy_from_slice(&crc.to_le_bytes());
         header[8..].copy_from_slice(&seq.to_le_bytes());
         self.copy_in(tail, &header);
         self.copy_in(tail + FRAME_HEADER as u64, payload);
-        // The commit point: one store publishes the whole frame.
-        self.set(TAIL, tail + need as u64);
-        self.set(PUT_SEQ, seq + 1);
-        self.set(COUNT, self.get(COUNT) + 1);
-        self.signal(NOT_EMPTY, EMPTY_WAITERS);
-        self.leave()
+        // The commit point: one store publishes the whole frame, which must fit the ring.
+        let new_tail = tail + need as u64;
+        assert!(
+            new_tail - load(&self.header().head) <= self.capacity as u64,
+            "a committed frame overruns the ring"
+        );
+        store(&self.header().tail, new_tail);
+        store(&self.header().put_seq, seq + 1);
+        store(&self.header().count, load(&self.header().count) + 1);
+        Ring::signal(&self.header().not_empty, &self.header().empty_waiters);
+        held.leave()
     }
 
     fn get_bytes(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
         self.check_open()?;
         let deadline = Deadline::after(timeout);
-        self.enter(BlockedOn::Recv)?;
-        while self.get(TAIL) == self.get(HEAD) {
+        let mut held = self.enter(BlockedOn::Recv)?;
+        while load(&self.header().tail) == load(&self.header().head) {
             if deadline.expired() {
-                self.leave()?;
+                held.leave()?;
                 return Err(Error::Empty);
             }
-            self.sleep(NOT_EMPTY, EMPTY_WAITERS, &deadline, BlockedOn::Recv)?;
+            held = self.sleep(
+                held,
+                &self.header().not_empty,
+                &self.header().empty_waiters,
+                &deadline,
+                BlockedOn::Recv,
+            )?;
         }
         let out = self.take_head();
-        let left = self.leave();
+        let left = held.leave();
         let payload = out?;
         left?;
         Ok(payload)
@@ -377,8 +374,8 @@ impl Ring {
 
     /// Consumes the frame at the head; the caller holds the mutex and the ring is not empty.
     fn take_head(&self) -> Result<Vec<u8>> {
-        let head = self.get(HEAD);
-        let tail = self.get(TAIL);
+        let head = load(&self.header().head);
+        let tail = load(&self.header().tail);
         let checked = self.frame_at(head, tail).and_then(|(len, crc, _seq)| {
             let payload = self.copy_out_vec(head + FRAME_HEADER as u64, len);
             if crc32(len as u32, &payload) == crc {
@@ -389,49 +386,60 @@ impl Ring {
         });
         match checked {
             Ok((payload, flen)) => {
-                // The commit point: one store consumes the frame.
-                self.set(HEAD, head + flen as u64);
-                self.set(COUNT, self.get(COUNT).saturating_sub(1));
-                self.signal(NOT_FULL, FULL_WAITERS);
+                // The commit point: one store consumes the frame, which lay before the tail.
+                let new_head = head + flen as u64;
+                assert!(new_head <= tail, "a consumed frame ends past the tail");
+                store(&self.header().head, new_head);
+                store(
+                    &self.header().count,
+                    load(&self.header().count).saturating_sub(1),
+                );
+                Ring::signal(&self.header().not_full, &self.header().full_waiters);
                 Ok(payload)
             }
             Err(e) => {
                 // Unparseable data cannot be skipped frame by frame: drop it all, keep the
                 // queue usable, and report it.
-                self.set(HEAD, tail);
-                self.set(COUNT, 0);
-                self.signal(NOT_FULL, FULL_WAITERS);
+                store(&self.header().head, tail);
+                store(&self.header().count, 0);
+                Ring::signal(&self.header().not_full, &self.header().full_waiters);
                 Err(e)
             }
         }
     }
 
     fn task_done(&self) -> Result<()> {
-        self.enter(BlockedOn::Join)?;
-        let done = self.get(DONE);
-        if done >= self.get(PUT_SEQ) {
-            self.leave()?;
+        let held = self.enter(BlockedOn::Join)?;
+        let done = load(&self.header().done);
+        if done >= load(&self.header().put_seq) {
+            held.leave()?;
             return Err(Error::TooManyReleases("task_done() called too many times"));
         }
-        self.set(DONE, done + 1);
-        if done + 1 == self.get(PUT_SEQ) {
-            self.w(ALL_DONE).fetch_add(1, Ordering::SeqCst);
-            futex::wake_all(self.w(ALL_DONE));
+        store(&self.header().done, done + 1);
+        if done + 1 == load(&self.header().put_seq) {
+            self.header().all_done.fetch_add(1, Ordering::SeqCst);
+            futex::wake_all(&self.header().all_done);
         }
-        self.leave()
+        held.leave()
     }
 
     fn join(&self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = Deadline::after(timeout);
-        self.enter(BlockedOn::Join)?;
-        while self.get(DONE) < self.get(PUT_SEQ) {
+        let mut held = self.enter(BlockedOn::Join)?;
+        while load(&self.header().done) < load(&self.header().put_seq) {
             if deadline.expired() {
-                self.leave()?;
+                held.leave()?;
                 return Ok(false);
             }
-            self.sleep(ALL_DONE, JOIN_WAITERS, &deadline, BlockedOn::Join)?;
+            held = self.sleep(
+                held,
+                &self.header().all_done,
+                &self.header().join_waiters,
+                &deadline,
+                BlockedOn::Join,
+            )?;
         }
-        self.leave()?;
+        held.leave()?;
         Ok(true)
     }
 }
@@ -564,24 +572,24 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// The number of items (a snapshot).
     pub fn qsize(&self) -> usize {
-        usize::try_from(self.ring.get(COUNT)).unwrap_or(usize::MAX)
+        usize::try_from(load(&self.ring.header().count)).unwrap_or(usize::MAX)
     }
 
     /// Whether the queue holds no item (a snapshot).
     pub fn empty(&self) -> bool {
-        self.ring.get(TAIL) == self.ring.get(HEAD)
+        load(&self.ring.header().tail) == load(&self.ring.header().head)
     }
 
     /// Whether the queue holds `maxsize` items (a snapshot; always false when unbounded,
     /// although `put` may still wait for room in bytes).
     pub fn full(&self) -> bool {
-        let maxsize = self.ring.get(MAXSIZE);
-        maxsize != 0 && self.ring.get(COUNT) >= maxsize
+        let maxsize = load(&self.ring.header().maxsize);
+        maxsize != 0 && load(&self.ring.header().count) >= maxsize
     }
 
     /// The item bound (0: unbounded).
     pub fn maxsize(&self) -> usize {
-        usize::try_from(self.ring.get(MAXSIZE)).unwrap_or(usize::MAX)
+        usize::try_from(load(&self.ring.header().maxsize)).unwrap_or(usize::MAX)
     }
 
     /// The ring's byte capacity.
@@ -601,13 +609,13 @@ impl<T> Queue<T> {
     /// `get` gives on a closed handle.
     pub(crate) fn poll_ready(&self) -> Result<bool> {
         self.ring.check_open()?;
-        Ok(self.ring.get(TAIL) != self.ring.get(HEAD))
+        Ok(load(&self.ring.header().tail) != load(&self.ring.header().head))
     }
 }
 
 impl<T> AsFd for Queue<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.ring.shm.as_fd()
+        self.ring.seg.as_fd()
     }
 }
 
@@ -917,7 +925,7 @@ mod tests {
         let simple = SimpleQueue::<u8>::from_fd(q.as_fd().try_clone_to_owned().expect("dup"))?;
         simple.put(&6)?;
         assert_eq!(q.get()?, 6);
-        let shm = SharedMemory::new(DATA + 64)?;
+        let shm = crate::os::shm::SharedMemory::new(Segment::<QueueHeader>::DATA + 64)?;
         let not_a_queue = Queue::<u8>::from_fd(shm.as_fd().try_clone_to_owned().expect("dup"));
         assert!(matches!(not_a_queue, Err(Error::Malformed(_))));
         Ok(())
@@ -940,20 +948,20 @@ mod tests {
         q.put(&vec![1; 10])?;
         q.put(&vec![2; 20])?;
         // A writer that died mid-copy: bytes after the tail, stale counters.
-        let tail = ring.get(TAIL);
+        let tail = load(&ring.header().tail);
         ring.copy_in(tail, &[0xAB; 100]);
-        ring.set(COUNT, 7);
-        ring.set(PUT_SEQ, 0);
+        store(&ring.header().count, 7);
+        store(&ring.header().put_seq, 0);
         ring.recover();
-        assert_eq!(ring.get(COUNT), 2);
-        assert_eq!(ring.get(PUT_SEQ), 2);
-        assert_eq!(ring.get(TAIL), tail);
+        assert_eq!(load(&ring.header().count), 2);
+        assert_eq!(load(&ring.header().put_seq), 2);
+        assert_eq!(load(&ring.header().tail), tail);
         // A consumer that died after its commit store but before the count update.
-        let head = ring.get(HEAD);
+        let head = load(&ring.header().head);
         let (len, _, _) = ring.frame_at(head, tail)?;
-        ring.set(HEAD, head + frame_len(len) as u64);
+        store(&ring.header().head, head + frame_len(len) as u64);
         ring.recover();
-        assert_eq!(ring.get(COUNT), 1);
+        assert_eq!(load(&ring.header().count), 1);
         assert_eq!(q.get()?, vec![2; 20]);
         assert!(q.empty());
         q.put(&vec![3; 5])?;
@@ -965,7 +973,7 @@ mod tests {
     fn corrupt_item_is_reported_and_dropped() -> Result<()> {
         let q = Queue::<Vec<u8>>::with_capacity(0, 1024)?;
         q.put(&vec![1; 10])?;
-        let head = q.ring.get(HEAD);
+        let head = load(&q.ring.header().head);
         q.ring.copy_in(head + FRAME_HEADER as u64 + 3, &[0x55]);
         assert!(matches!(q.get(), Err(Error::Malformed(_))));
         assert!(q.empty());

@@ -1,139 +1,96 @@
 //! `Value<T>` and `Array<T>`: plain data in shared memory, with a lock, and their lock-free
 //! `RawValue`/`RawArray` variants (`multiprocessing.Value`, `Array`, `RawValue`, `RawArray`).
 //!
-//! The data lives in a sealed memfd segment: a 64-byte header (element count and element
+//! The data lives in a sealed memfd segment: a [`CellsHeader`] (element count and element
 //! size, checked when rebuilding from an fd) followed by the elements. Only types whose every
 //! bit pattern is valid ([`Shareable`]) may be stored, so whatever another process writes,
-//! even half of a write cut short by its death, is still a valid `T`.
-//!
-//! # Safety
-//!
-//! Data offset 64 is aligned for every [`Shareable`] type (checked at compile time by
-//! `ALIGN_OK`); the segment holds `64 + len * size_of::<T>()` bytes. Elements are read and
+//! even half of a write cut short by its death, is still a valid `T`. Elements are read and
 //! written with volatile copies: the memory is shared with other processes, which may write
 //! at any time. The locked variants serialise those writes; the raw ones may observe a torn
 //! multi-byte value, which is still a valid `T` (the `Shareable` contract).
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
+use crate::os::layout::CellsHeader;
+pub use crate::os::shm::Shareable;
+use crate::os::shm::{DATA_ALIGN, Segment};
 use crate::sync::RLock;
-
-/// Plain old data that may live in shared memory.
-///
-/// # Safety
-///
-/// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self` (so `bool`, `char`,
-/// enums and references are excluded: store a `bool` as `u8`); the type must hold no
-/// pointers or handles that mean nothing in another process, and its alignment must be at
-/// most 64.
-pub unsafe trait Shareable: Copy + Send + Sync + 'static {}
-
-macro_rules! shareable {
-    ($($t:ty),*) => {
-        $(
-            // SAFETY: a primitive number: every bit pattern is valid, no pointers.
-            unsafe impl Shareable for $t {}
-        )*
-    };
-}
-
-shareable!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
-);
-
-// SAFETY: an array of valid-for-every-bit-pattern elements is itself valid for every bit
-// pattern, and has its element's alignment.
-unsafe impl<T: Shareable, const N: usize> Shareable for [T; N] {}
-
-const DATA: usize = 64;
 
 /// A segment holding `len` elements of `T` after a header.
 #[derive(Debug)]
 struct Cells<T> {
-    shm: SharedMemory,
+    seg: Segment<CellsHeader>,
     len: usize,
     _t: PhantomData<T>,
 }
 
 impl<T: Shareable> Cells<T> {
-    const ALIGN_OK: () = assert!(std::mem::align_of::<T>() <= DATA);
+    const ALIGN_OK: () = assert!(std::mem::align_of::<T>() <= DATA_ALIGN);
 
     fn new(len: usize) -> Result<Cells<T>> {
         let () = Self::ALIGN_OK;
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
-            .and_then(|b| b.checked_add(DATA))
-            .filter(|&b| b <= isize::MAX as usize)
             .ok_or(Error::InvalidArgument(
                 "array length times element size overflows",
             ))?;
-        let cells = Cells {
-            shm: SharedMemory::new(bytes)?,
+        let seg = Segment::new(bytes, |header: &CellsHeader, _| {
+            header.len.store(len as u64, Ordering::SeqCst);
+            header
+                .element_size
+                .store(std::mem::size_of::<T>() as u64, Ordering::SeqCst);
+            Ok(())
+        })
+        .map_err(|error| match error {
+            Error::InvalidArgument(_) => {
+                Error::InvalidArgument("array length times element size overflows")
+            }
+            other => other,
+        })?;
+        Ok(Cells {
+            seg,
             len,
             _t: PhantomData,
-        };
-        cells.header(0).store(len as u64, Ordering::SeqCst);
-        cells
-            .header(1)
-            .store(std::mem::size_of::<T>() as u64, Ordering::SeqCst);
-        Ok(cells)
+        })
     }
 
     fn from_fd(fd: OwnedFd) -> Result<Cells<T>> {
         let () = Self::ALIGN_OK;
-        let shm = SharedMemory::from_fd(fd)?;
-        if shm.len() < DATA {
-            return Err(Error::Malformed("segment too small for shared data"));
-        }
-        let mut cells = Cells {
-            shm,
-            len: 0,
-            _t: PhantomData,
-        };
-        let len = usize::try_from(cells.header(0).load(Ordering::SeqCst))
+        let seg = Segment::<CellsHeader>::from_fd(fd)?;
+        let len = usize::try_from(seg.header().len.load(Ordering::SeqCst))
             .map_err(|_| Error::Malformed("shared data length does not fit"))?;
-        let size = cells.header(1).load(Ordering::SeqCst);
-        let fits = len
-            .checked_mul(std::mem::size_of::<T>())
-            .and_then(|b| b.checked_add(DATA))
-            .is_some_and(|b| b <= cells.shm.len());
-        if size != std::mem::size_of::<T>() as u64 || !fits {
+        let size = seg.header().element_size.load(Ordering::SeqCst);
+        if size != std::mem::size_of::<T>() as u64 || !seg.fits::<T>(len) {
             return Err(Error::Malformed(
                 "shared data has another element type or size",
             ));
         }
-        cells.len = len;
-        Ok(cells)
+        Ok(Cells {
+            seg,
+            len,
+            _t: PhantomData,
+        })
     }
 
-    fn header(&self, i: usize) -> &AtomicU64 {
-        // SAFETY: the header is 64 bytes at offset 0; `i < 2` words of 8 bytes, aligned.
-        unsafe { self.shm.at::<AtomicU64>(8 * i) }
-    }
-
-    fn slot(&self, index: usize) -> Result<*mut T> {
+    fn check(&self, index: usize) -> Result<()> {
         if index >= self.len {
             return Err(Error::InvalidArgument("index out of range"));
         }
-        // SAFETY: `index < len`, so the element lies inside the segment (module Safety).
-        Ok(unsafe { self.shm.as_ptr().add(DATA).cast::<T>().add(index) })
+        Ok(())
     }
 
     fn read(&self, index: usize) -> Result<T> {
-        let ptr = self.slot(index)?;
-        // SAFETY: in bounds and aligned (module Safety); any bits are a valid `T`.
-        Ok(unsafe { ptr.read_volatile() })
+        self.check(index)?;
+        Ok(self.seg.read(index))
     }
 
     fn write(&self, index: usize, value: T) -> Result<()> {
-        let ptr = self.slot(index)?;
-        // SAFETY: as in `read`; the segment is writable shared memory.
-        unsafe { ptr.write_volatile(value) };
+        self.check(index)?;
+        self.seg.write(index, value);
         Ok(())
     }
 }
@@ -179,27 +136,21 @@ impl<T: Shareable> RawValue<T> {
         Ok(RawValue { cells })
     }
 
-    fn ptr(&self) -> *mut T {
-        // SAFETY: a `RawValue` segment always holds exactly one element at the data offset.
-        unsafe { self.cells.shm.as_ptr().add(DATA).cast::<T>() }
-    }
-
     /// Reads the value (a multi-byte value written concurrently may be torn).
     pub fn get(&self) -> T {
-        // SAFETY: in bounds and aligned (module Safety); any bits are a valid `T`.
-        unsafe { self.ptr().read_volatile() }
+        // A `RawValue` segment holds exactly one element (checked when it was made or mapped).
+        self.cells.seg.read(0)
     }
 
     /// Writes the value.
     pub fn set(&self, value: T) {
-        // SAFETY: as in `get`; the segment is writable shared memory.
-        unsafe { self.ptr().write_volatile(value) }
+        self.cells.seg.write(0, value);
     }
 }
 
 impl<T> AsFd for RawValue<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.cells.shm.as_fd()
+        self.cells.seg.as_fd()
     }
 }
 
@@ -394,7 +345,7 @@ impl<T: Shareable> RawArray<T> {
 
 impl<T> AsFd for RawArray<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.cells.shm.as_fd()
+        self.cells.seg.as_fd()
     }
 }
 

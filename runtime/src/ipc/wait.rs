@@ -13,8 +13,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::{Connection, JoinableQueue, Queue, SimpleQueue};
 use crate::error::{Error, Result};
-use crate::sync::futex::Deadline;
-use crate::{Process, result::JoinHandle};
+use crate::os::time::Deadline;
 
 /// How often [`wait`] looks at the queues among its objects.
 pub const QUEUE_SLICE: Duration = Duration::from_millis(2);
@@ -52,27 +51,13 @@ impl<T> QueueReady for Queue<T> {
 
 /// An object [`wait`] can wait for (CPython's "waitable object").
 ///
-/// Implemented by [`Process`] and [`JoinHandle`] (ready once the child exited, like its
+/// Implemented by [`Process`](crate::Process) and [`JoinHandle`](crate::result::JoinHandle) (ready once the child exited, like its
 /// sentinel), [`Connection`] (something to receive, or end of file), [`Queue`],
 /// [`SimpleQueue`] and [`JoinableQueue`] (an item to get), and [`BorrowedFd`] (readable).
 pub trait Waitable {
     /// What to wait on, or the error the object's own methods give (a closed object).
     #[doc(hidden)]
     fn readiness(&self) -> Result<Readiness<'_>>;
-}
-
-impl Waitable for Process {
-    /// The sentinel; errors as [`Process::sentinel`] ([`Error::Closed`],
-    /// [`Error::SentinelNotStarted`]).
-    fn readiness(&self) -> Result<Readiness<'_>> {
-        self.sentinel().map(Readiness::Fd)
-    }
-}
-
-impl<T> Waitable for JoinHandle<T> {
-    fn readiness(&self) -> Result<Readiness<'_>> {
-        self.process().readiness()
-    }
 }
 
 impl Waitable for Connection {

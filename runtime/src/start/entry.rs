@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::pass;
 use crate::error::{Error, Result};
-use crate::process::TargetResult;
+use crate::start::target::TargetResult;
 
 /// What a registered entry point prepares from received arguments: the call, ready to run.
 pub type Prepared = Box<dyn FnOnce() -> TargetResult>;
@@ -195,3 +195,9 @@ macro_rules! entry {
         };
     )+};
 }
+
+/// The target of a process without one, under the re-executing methods.
+pub(crate) fn no_target((): ()) -> TargetResult {
+    Ok(())
+}
+crate::entry!(no_target);

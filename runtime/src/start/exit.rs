@@ -26,28 +26,21 @@
 //! ([`join_threads`]), as CPython's child waits for its non-daemon threads; `exit(n)` called
 //! by the target does not wait (decision 0010).
 //!
-//! # Safety
-//!
-//! The `unsafe` calls are glibc's `on_exit` (with a C-ABI function that lives as long as
-//! the program and a null argument), `fflush(NULL)` (which touches only glibc's own
-//! streams), `_exit` (which ends the process), and `pidfd_open` (integers only), whose new
-//! descriptor is owned once.
-#![allow(unsafe_code)]
+//! The system calls (glibc's `on_exit`, `fflush(NULL)`, `_exit`, thread pidfds) are in
+//! [`crate::os`].
+#![forbid(unsafe_code)]
 
 use std::ffi::{c_int, c_void};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 
+use crate::children::registry;
 use crate::error::{Error, Result};
-use crate::registry;
-
-unsafe extern "C" {
-    /// glibc's `on_exit(3)`: registers `function(status, arg)` to run at `exit(status)`.
-    fn on_exit(function: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
-}
+use crate::os;
+use crate::os::time::Deadline;
 
 /// The pid of the process that armed the handler; another pid (a process forked from it
 /// without the runtime) ends without running the policy through [`end`].
@@ -55,13 +48,6 @@ static ARMED: AtomicI32 = AtomicI32::new(0);
 
 /// A runtime thread that [`join_threads`] does not wait for (the daemon's parent watcher).
 static EXEMPT: AtomicI32 = AtomicI32::new(0);
-
-/// `fflush(NULL)`—Writes out every C stdio output stream's buffer.
-pub(crate) fn flush_c_stdio() {
-    // SAFETY: `fflush(NULL)` flushes glibc's own open streams under their own locks; it
-    // takes no pointer of ours. A failure (a closed descriptor) cannot be acted on.
-    let _ = unsafe { libc::fflush(std::ptr::null_mut()) };
-}
 
 /// Registers the child's exit handler; see the module's documentation. Call once, in the
 /// child, before the target runs.
@@ -71,13 +57,8 @@ pub(crate) fn flush_c_stdio() {
 /// `Error::Os { call: "on_exit", errno: ENOMEM }` when glibc cannot grow its list of
 /// handlers; the child then ends through [`end`] without the handler, as before a target.
 pub(crate) fn arm() -> Result<()> {
-    // SAFETY: `child_exit` is a C-ABI function with `on_exit`'s signature that lives for the
-    // whole program; the argument is null and never dereferenced.
-    let ret = unsafe { on_exit(child_exit, std::ptr::null_mut()) };
-    if ret != 0 {
-        return Err(Error::os("on_exit", Errno::ENOMEM));
-    }
-    ARMED.store(crate::sys::getpid(), Ordering::Release);
+    os::process::on_exit(child_exit)?;
+    ARMED.store(os::process::getpid(), Ordering::Release);
     Ok(())
 }
 
@@ -91,16 +72,16 @@ extern "C" fn child_exit(status: c_int, _arg: *mut c_void) {
 fn finish(status: c_int) -> ! {
     // A panic must not unwind into glibc's `exit`.
     let _ = std::panic::catch_unwind(registry::shutdown_children);
-    super::flush_std_streams();
-    // SAFETY: ends the process at once; nothing registered before the handler may run.
-    unsafe { libc::_exit(status) }
+    // Flushes Rust's streams and C stdio, then `_exit`: nothing registered before the
+    // handler may run.
+    os::fork::exit_now(status)
 }
 
 /// Ends a child whose target is done with exit code `code`, through `exit()` (so the
 /// child's own handlers run, then [`child_exit`]); without an armed handler, directly as
 /// the handler would.
 pub(crate) fn end(code: i32) -> ! {
-    if ARMED.load(Ordering::Acquire) == crate::sys::getpid() {
+    if ARMED.load(Ordering::Acquire) == os::process::getpid() {
         std::process::exit(code)
     }
     finish(code)
@@ -109,25 +90,6 @@ pub(crate) fn end(code: i32) -> ! {
 /// Marks the calling thread as the runtime's own: [`join_threads`] does not wait for it.
 pub(crate) fn exempt_current_thread() {
     EXEMPT.store(nix::unistd::gettid().as_raw(), Ordering::Release);
-}
-
-/// `PIDFD_THREAD` (Linux 6.9): a pidfd of one thread, readable once that thread exited.
-const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
-
-/// `pidfd_open(tid, PIDFD_THREAD)`; `None` once the thread is gone.
-fn thread_pidfd(tid: i32) -> Result<Option<OwnedFd>> {
-    // SAFETY: `pidfd_open` takes integers only and returns -1 or a new descriptor.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
-    if ret < 0 {
-        return match Errno::last() {
-            Errno::ESRCH | Errno::ENOENT => Ok(None),
-            Errno::EINVAL => Err(Error::Unsupported("pidfd_open(PIDFD_THREAD) (Linux 6.9)")),
-            errno => Err(Error::os("pidfd_open", errno)),
-        };
-    }
-    let fd = i32::try_from(ret).map_err(|_| Error::os("pidfd_open", Errno::EOVERFLOW))?;
-    // SAFETY: a descriptor the kernel just returned, owned by nothing else.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// Waits until every thread of this process but the caller (and the runtime's own) has
@@ -144,7 +106,10 @@ pub(crate) fn join_threads() -> Result<()> {
     let me = nix::unistd::gettid().as_raw();
     loop {
         let tasks = std::fs::read_dir("/proc/self/task")
-            .map_err(|e| Error::os("open(/proc/self/task)", super::bootstrap::io_errno(&e)))?;
+            .map_err(|e| {
+                let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+                Error::os("open(/proc/self/task)", errno)
+            })?;
         let mut others = 0;
         for task in tasks.flatten() {
             let Some(tid) = task
@@ -157,23 +122,15 @@ pub(crate) fn join_threads() -> Result<()> {
             if tid == me || tid == EXEMPT.load(Ordering::Acquire) {
                 continue;
             }
-            let Some(pidfd) = thread_pidfd(tid)? else {
+            let Some(pidfd) = os::pidfd::pidfd_open_thread(tid)? else {
                 continue;
             };
             // A thread that has already ended (it may linger in the list for a moment)
             // does not count; one that had to be waited for may have started others.
-            let mut timeout = PollTimeout::ZERO;
-            loop {
-                let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-                match poll(&mut fds, timeout) {
-                    Ok(0) => {
-                        others += 1;
-                        timeout = PollTimeout::NONE;
-                    }
-                    Ok(_) => break,
-                    Err(Errno::EINTR) => continue,
-                    Err(errno) => return Err(Error::os("poll", errno)),
-                }
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            if os::poll::now(&mut fds)? == 0 {
+                others += 1;
+                os::poll::wait(&mut fds, &Deadline::after(None))?;
             }
         }
         if others == 0 {

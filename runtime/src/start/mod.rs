@@ -5,280 +5,41 @@
 //! re-executes the program and hands it an entry point and its arguments over a
 //! [`bootstrap`] socket.
 
-use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::child::Child;
-use crate::error::{Error, Result};
-use crate::process::TargetSlot;
+use crate::children::child::Child;
+use crate::error::Result;
 
 pub(crate) mod bootstrap;
 pub(crate) mod entry;
 pub(crate) mod exit;
-mod fork;
-mod forkserver;
+pub(crate) mod fork;
+pub(crate) mod forkserver;
+pub(crate) mod launch;
+pub(crate) mod method;
 pub(crate) mod pass;
-mod spawn;
+pub(crate) mod spawn;
+pub(crate) mod target;
 
-/// How a child process is created; mirrors CPython's start methods.
-///
-/// See `docs/start-methods.md` for when to choose which.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum StartMethod {
-    /// `fork()`: the child is a copy of the parent and runs the target at once.
-    ///
-    /// Any closure can be a target. The parent must be single-threaded, see
-    /// [`Process::start`](crate::Process::start).
-    #[default]
-    Fork,
-    /// A fresh `execve` of the running program (`/proc/self/exe`) that runs an entry point
-    /// registered with [`entry!`](crate::entry); safe in a multi-threaded parent.
-    ///
-    /// The target must be given with [`Builder::entry`](crate::Builder::entry); its
-    /// arguments travel serialised, IPC and synchronisation objects as fds.
-    Spawn,
-    /// A fork server, started once by re-execution, forks each child on request; safe in a
-    /// multi-threaded parent, and cheaper than spawn per child.
-    ///
-    /// The target must be given with [`Builder::entry`](crate::Builder::entry), as for
-    /// spawn. Needs Linux 6.15 (`PIDFD_INFO_EXIT`); see
-    /// [`stop_fork_server`](crate::stop_fork_server).
-    ForkServer,
-}
-
-pub use forkserver::{fork_server_pid, stop_fork_server};
+pub use forkserver::client::{fork_server_pid, stop_fork_server};
+pub(crate) use launch::{ChildSpec, Launcher, TargetSlot, Threads};
+pub(crate) use method::peek_start_method;
+pub use method::{StartMethod, get_start_method, set_start_method, set_start_method_force};
 
 impl StartMethod {
-    /// The method's name in CPython: `"fork"`, `"spawn"`, `"forkserver"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            StartMethod::Fork => "fork",
-            StartMethod::Spawn => "spawn",
-            StartMethod::ForkServer => "forkserver",
-        }
-    }
-
-    /// Every method, in the order of their codes.
-    pub const ALL: [StartMethod; 3] = [
-        StartMethod::Fork,
-        StartMethod::Spawn,
-        StartMethod::ForkServer,
-    ];
-
-    fn code(self) -> u8 {
-        match self {
-            StartMethod::Fork => 1,
-            StartMethod::Spawn => 2,
-            StartMethod::ForkServer => 3,
-        }
-    }
-
-    fn from_code(code: u8) -> Option<StartMethod> {
-        StartMethod::ALL.into_iter().find(|m| m.code() == code)
-    }
-}
-
-impl std::str::FromStr for StartMethod {
-    type Err = Error;
-
-    /// Parses CPython's name of a method.
-    fn from_str(name: &str) -> Result<StartMethod> {
-        StartMethod::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or(Error::InvalidArgument("unknown start method"))
-    }
-}
-
-impl std::fmt::Display for StartMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The global method: 0 while unset (the default applies and may still be set).
-static GLOBAL: AtomicU8 = AtomicU8::new(0);
-
-/// Sets the start method of every process whose builder does not choose one; mirrors
-/// `multiprocessing.set_start_method(method)`.
-///
-/// # Errors
-///
-/// [`Error::StartMethodAlreadySet`] when the method was already fixed: by an earlier call,
-/// or by [`get_start_method`] or a `start()` that used the default (CPython's
-/// `RuntimeError('context has already been set')`). Use [`set_start_method_force`] to
-/// change it anyway.
-pub fn set_start_method(method: StartMethod) -> Result<()> {
-    GLOBAL
-        .compare_exchange(0, method.code(), Ordering::AcqRel, Ordering::Acquire)
-        .map(drop)
-        .map_err(|_| Error::StartMethodAlreadySet)
-}
-
-/// Sets the global start method even if it was fixed before; mirrors
-/// `multiprocessing.set_start_method(method, force=True)`.
-pub fn set_start_method_force(method: StartMethod) {
-    GLOBAL.store(method.code(), Ordering::Release);
-}
-
-/// The global start method, fixing the default ([`StartMethod::Fork`]) if none was set;
-/// mirrors `multiprocessing.get_start_method()`.
-pub fn get_start_method() -> StartMethod {
-    let _ = GLOBAL.compare_exchange(
-        0,
-        StartMethod::Fork.code(),
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    );
-    StartMethod::from_code(GLOBAL.load(Ordering::Acquire)).unwrap_or_default()
-}
-
-/// The global setting as it stands (0 while unset), for a re-executed child to take over.
-pub(crate) fn global_code() -> u8 {
-    GLOBAL.load(Ordering::Acquire)
-}
-
-/// Takes over the parent's global setting in a re-executed child (set or unset, as the
-/// parent had it); an unknown code leaves it unset.
-pub(crate) fn inherit_global(code: u8) {
-    let code = StartMethod::from_code(code).map_or(0, StartMethod::code);
-    GLOBAL.store(code, Ordering::Release);
-}
-
-/// The global start method without fixing it (CPython's `get_start_method(allow_none=True)`
-/// with the default filled in).
-pub(crate) fn peek_start_method() -> StartMethod {
-    StartMethod::from_code(GLOBAL.load(Ordering::Acquire)).unwrap_or_default()
-}
-
-/// Whether the fork start method may fork a multi-threaded parent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Threads {
-    /// Refuse a parent with more than one thread.
-    Refuse,
-    /// The caller promised, through an `unsafe` call, that forking is sound anyway.
-    Allow,
-}
-
-/// What the child needs to know about itself.
-#[derive(Debug)]
-pub(crate) struct ChildSpec<'a> {
-    /// The child's name.
-    pub(crate) name: &'a str,
-    /// The child's identity (for its own children's default names).
-    pub(crate) identity: &'a [u64],
-    /// Whether the child is a daemon.
-    pub(crate) daemon: bool,
-    /// Whether the child waits for its other threads when its target is done.
-    pub(crate) join_threads: bool,
-}
-
-/// One start method.
-pub(crate) trait Launcher {
-    /// Creates a running child that runs `target` and exits with its exit code.
-    ///
-    /// On error no child exists, no fd was leaked and `target` is untouched, so the caller
-    /// can try again.
-    fn launch(
-        &self,
+    /// Starts a child with this method; `threads` says whether the fork method may fork a
+    /// multi-threaded parent (the other methods never fork the caller). See
+    /// [`Launcher::launch`].
+    pub(crate) fn launch(
+        self,
+        threads: Threads,
         spec: &ChildSpec<'_>,
         target: &mut TargetSlot,
-        threads: Threads,
-    ) -> Result<Arc<Child>>;
-}
-
-impl StartMethod {
-    /// The implementation of this method.
-    pub(crate) fn launcher(self) -> &'static dyn Launcher {
+    ) -> Result<Arc<Child>> {
         match self {
-            StartMethod::Fork => &fork::ForkLauncher,
-            StartMethod::Spawn => &spawn::SpawnLauncher,
-            StartMethod::ForkServer => &forkserver::ForkServerLauncher,
+            StartMethod::Fork => fork::ForkLauncher { threads }.launch(spec, target),
+            StartMethod::Spawn => spawn::SpawnLauncher.launch(spec, target),
+            StartMethod::ForkServer => forkserver::client::ForkServerLauncher.launch(spec, target),
         }
-    }
-}
-
-/// The target of a process without one, under the re-executing methods.
-fn no_target((): ()) -> crate::TargetResult {
-    Ok(())
-}
-crate::entry!(no_target);
-
-/// Encodes the target for a re-executed child: entry key, argument bytes, argument fds.
-///
-/// # Errors
-///
-/// [`Error::NotPassable`] for a closure or a [`Target`](crate::Target) implementor (they
-/// cannot be named in another process); as [`entry::export`] for a function target.
-pub(crate) fn export_target(
-    target: &TargetSlot,
-    method: StartMethod,
-) -> Result<(String, Vec<u8>, Vec<OwnedFd>)> {
-    match target {
-        TargetSlot::Entry(target) => entry::export(target.as_ref()),
-        TargetSlot::Empty => entry::export(&entry::FnTarget {
-            f: no_target,
-            args: (),
-        }),
-        TargetSlot::Once(_) | TargetSlot::Reusable(_) => Err(Error::NotPassable {
-            method: method.name(),
-        }),
-    }
-}
-
-/// Flushes Rust's stdout and stderr and every C stdio stream (`fflush(NULL)`), so buffered
-/// output is neither lost nor duplicated by a fork (CPython's `util._flush_std_streams`).
-pub(crate) fn flush_std_streams() {
-    // Nothing useful can be done when a flush fails (a closed terminal): the bytes are lost
-    // either way, and the process must go on.
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    exit::flush_c_stdio();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for method in StartMethod::ALL {
-            assert_eq!(method.name().parse::<StartMethod>().ok(), Some(method));
-            assert_eq!(method.to_string(), method.name());
-            assert_eq!(StartMethod::from_code(method.code()), Some(method));
-        }
-        assert!(matches!(
-            "threads".parse::<StartMethod>(),
-            Err(Error::InvalidArgument(_))
-        ));
-    }
-
-    #[test]
-    fn refusals_read_like_cpython() {
-        assert_eq!(
-            Error::StartMethodAlreadySet.python(),
-            Some(("RuntimeError", "context has already been set".to_owned()))
-        );
-        let closure = Error::NotPassable { method: "spawn" };
-        assert_eq!(
-            closure.python().map(|(kind, _)| kind),
-            Some("_pickle.PicklingError")
-        );
-    }
-
-    #[test]
-    fn closures_cannot_be_exported() {
-        let target = TargetSlot::Once(Box::new(|| Ok(())));
-        assert!(matches!(
-            export_target(&target, StartMethod::Spawn),
-            Err(Error::NotPassable { method: "spawn" })
-        ));
-        let (key, bytes, fds) =
-            export_target(&TargetSlot::Empty, StartMethod::ForkServer).unwrap_or_default();
-        assert!(key.contains("no_target"));
-        assert!(bytes.is_empty() && fds.is_empty());
     }
 }

@@ -15,6 +15,7 @@
 //! After the hand-off both processes hold the object: the child a rebuilt copy, the parent
 //! its original until the handle drops its arguments (right after `start`, as CPython
 //! deletes `_args`), so a `Connection` end passed to the child is closed in the parent then.
+#![forbid(unsafe_code)]
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -27,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::ipc::{
     Array, Connection, JoinableQueue, Queue, RawArray, RawValue, Shareable, SimpleQueue, Value,
 };
-use crate::shm::SharedMemory;
+use crate::os::shm::SharedMemory;
 use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
 /// The most fds one start may pass (the kernel's `SCM_MAX_FD` is 253; the status slot and

@@ -10,7 +10,7 @@
 //! # Safety
 //!
 //! The one `unsafe` call registers the `pre_exec` step; see its `SAFETY` comment.
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -21,14 +21,17 @@ use std::sync::Arc;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::{Pid as RawPid, getpid, gettid};
 
-use super::bootstrap::{self, ARG, Build, ChildBoot, Death, ENV, Kind};
-use super::{ChildSpec, Launcher, Threads, flush_std_streams};
-use crate::child::Child;
+use crate::children::child::Child;
+use crate::children::registry;
+use crate::children::status::StatusSlot;
 use crate::error::{Error, Result};
-use crate::process::{Pid, TargetSlot};
-use crate::registry;
-use crate::status::StatusSlot;
-use crate::sys;
+use crate::os;
+use crate::os::stdio::flush_std_streams;
+use crate::pid::Pid;
+use crate::start::bootstrap::wire::{self, ARG, Build, ChildBoot, Death, ENV, Kind};
+use crate::start::launch::TargetSlot;
+use crate::start::launch::{ChildSpec, Launcher, export_target};
+use crate::start::method::StartMethod;
 
 /// Re-executes the program and sends it the bootstrap message.
 #[derive(Debug)]
@@ -42,15 +45,15 @@ pub(super) fn arg0() -> OsString {
 }
 
 /// A re-executed copy of this program, not yet told what to be.
-pub(super) struct Reexecuted {
+pub(crate) struct Reexecuted {
     /// This process's end of the bootstrap socket.
-    pub(super) sock: OwnedFd,
+    pub(crate) sock: OwnedFd,
     /// Its pid, as nix spells it (for the last-resort kill of an unregistered child).
-    pub(super) raw: RawPid,
+    pub(crate) raw: RawPid,
     /// Its pid.
-    pub(super) pid: Pid,
+    pub(crate) pid: Pid,
     /// Its pidfd, opened before anyone could reap it.
-    pub(super) pidfd: OwnedFd,
+    pub(crate) pidfd: OwnedFd,
 }
 
 /// Re-executes `/proc/self/exe` with one end of a fresh socket pair as its bootstrap fd and
@@ -58,7 +61,7 @@ pub(super) struct Reexecuted {
 ///
 /// Nothing is left behind on failure: a child whose pidfd cannot be opened is killed and
 /// reaped.
-pub(super) fn reexecute() -> Result<Reexecuted> {
+pub(crate) fn reexecute() -> Result<Reexecuted> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -70,13 +73,13 @@ pub(super) fn reexecute() -> Result<Reexecuted> {
     flush_std_streams();
     let spawned = reexec(theirs.as_fd())
         .spawn()
-        .map_err(|e| Error::os("execve", bootstrap::io_errno(&e)))?;
+        .map_err(|e| Error::os("execve", wire::io_errno(&e)))?;
     drop(theirs);
     let raw = RawPid::from_raw(i32::try_from(spawned.id()).unwrap_or(0));
-    let pidfd = match sys::pidfd_open(raw) {
+    let pidfd = match os::pidfd::pidfd_open(raw) {
         Ok(pidfd) => pidfd,
         Err(error) => {
-            super::fork::kill_unregistered(raw);
+            os::fork::kill_unregistered(raw);
             return Err(error);
         }
     };
@@ -95,30 +98,21 @@ pub(super) fn reexec(sock: BorrowedFd<'_>) -> Command {
     let raw = sock.as_raw_fd();
     let mut command = Command::new("/proc/self/exe");
     command.arg0(arg0()).arg(ARG).env(ENV, raw.to_string());
-    // SAFETY: the closure only makes the async-signal-safe calls of `sys::keep_only`
-    // (`close_range` and `fcntl`), allocates nothing and touches no lock.
-    unsafe {
-        command.pre_exec(move || sys::keep_only(raw));
-    }
+    os::fork::keep_only_on_exec(&mut command, raw);
     command
 }
 
 impl Launcher for SpawnLauncher {
-    fn launch(
-        &self,
-        spec: &ChildSpec<'_>,
-        target: &mut TargetSlot,
-        _threads: Threads,
-    ) -> Result<Arc<Child>> {
-        let (key, args, arg_fds) = super::export_target(target, super::StartMethod::Spawn)?;
+    fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
+        let (key, args, arg_fds) = export_target(target, StartMethod::Spawn)?;
         let slot = StatusSlot::new_shared()?;
         let parent = getpid();
-        let me = sys::pidfd_open(parent)?;
+        let me = os::pidfd::pidfd_open(parent)?;
         let on_main_thread = gettid() == parent;
         let boot = ChildBoot {
             build: Build::current()?,
             parent: parent.as_raw(),
-            parent_name: registry::me().0,
+            parent_name: registry::my_name(),
             real_parent: parent.as_raw(),
             name: spec.name.to_owned(),
             identity: spec.identity.to_vec(),
@@ -131,7 +125,7 @@ impl Launcher for SpawnLauncher {
             key,
             args,
             join_threads: spec.join_threads,
-            method: super::global_code(),
+            method: crate::start::method::global_code(),
         };
         let payload = postcard::to_allocvec(&boot).map_err(Error::Encode)?;
         let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(arg_fds.len() + 2);
@@ -147,7 +141,7 @@ impl Launcher for SpawnLauncher {
             pid,
             pidfd,
         } = reexecute()?;
-        match bootstrap::send(ours.as_fd(), Kind::Child, &payload, &fds) {
+        match wire::send(ours.as_fd(), Kind::Child, &payload, &fds) {
             // A child that died before reading its bootstrap (killed, T06) is started all
             // the same: its exit code tells what happened.
             Ok(()) | Err(Error::Disconnected) => {}
@@ -156,7 +150,7 @@ impl Launcher for SpawnLauncher {
                 ..
             }) => {}
             Err(error) => {
-                super::fork::kill_unregistered(raw);
+                os::fork::kill_unregistered(raw);
                 return Err(error);
             }
         }

@@ -9,21 +9,19 @@
 //! Because waking is by sequence number, `notify(n)` may wake more than `n` waiters (those
 //! that sampled the word but were not yet asleep): waits can return spuriously, as POSIX
 //! allows. Use [`Condition::wait_for`] with a predicate.
-//!
-//! # Safety
-//!
-//! The segment holds one zero-initialised `AtomicU32` at offset 0.
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline, Wake};
-use crate::sync::mutex::{Acquire, RawMutex};
+use crate::os::futex::{self, Wake};
+use crate::os::layout::ConditionHeader;
+use crate::os::pthread_mutex::{Acquire, RawMutex};
+use crate::os::shm::Segment;
+use crate::os::time::Deadline;
 use crate::sync::{Lock, RLock};
 
 #[derive(Debug)]
@@ -36,7 +34,7 @@ enum CondLock {
 #[derive(Debug)]
 pub struct Condition {
     lock: CondLock,
-    seq: SharedMemory,
+    seq: Segment<ConditionHeader>,
 }
 
 impl Condition {
@@ -57,7 +55,7 @@ impl Condition {
     pub fn with_lock(lock: Lock) -> Result<Condition> {
         Ok(Condition {
             lock: CondLock::Lock(lock),
-            seq: SharedMemory::new(std::mem::size_of::<AtomicU32>())?,
+            seq: Segment::new(0, |_, _| Ok(()))?,
         })
     }
 
@@ -69,7 +67,7 @@ impl Condition {
     pub fn with_rlock(lock: RLock) -> Result<Condition> {
         Ok(Condition {
             lock: CondLock::RLock(lock),
-            seq: SharedMemory::new(std::mem::size_of::<AtomicU32>())?,
+            seq: Segment::new(0, |_, _| Ok(()))?,
         })
     }
 
@@ -85,10 +83,7 @@ impl Condition {
         } else {
             CondLock::Lock(Lock::from_fd(lock)?)
         };
-        let seq = SharedMemory::from_fd(seq)?;
-        if seq.len() < std::mem::size_of::<AtomicU32>() {
-            return Err(Error::Malformed("segment too small for a condition"));
-        }
+        let seq = Segment::from_fd(seq)?;
         Ok(Condition { lock, seq })
     }
 
@@ -108,8 +103,7 @@ impl Condition {
     }
 
     fn word(&self) -> &AtomicU32 {
-        // SAFETY: see the module's `# Safety`.
-        unsafe { self.seq.at::<AtomicU32>(0) }
+        &self.seq.header().seq
     }
 
     /// Acquires the underlying lock; see [`Lock::acquire`].
@@ -192,7 +186,7 @@ impl Condition {
         let raw = self.raw();
         let mut owner_died = false;
         for _ in 0..depth {
-            match raw.lock(None, BlockedOn::Condition)? {
+            match raw.lock(None, || blocked(BlockedOn::Condition))? {
                 Acquire::Acquired => {}
                 Acquire::OwnerDied => owner_died = true,
                 // A wait without deadline never times out.

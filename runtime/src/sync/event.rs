@@ -3,20 +3,18 @@
 //! One futex word in its own segment: 0 clear, 1 set. `set` stores 1 and wakes every
 //! waiter; it never waits for a waiter to acknowledge, so a waiter that died cannot make it
 //! hang (T20, where CPython's `Event.set()` deadlocks).
-//!
-//! # Safety
-//!
-//! The segment holds at least one `AtomicU32` at offset 0 (page-aligned), zero-initialised.
-#![allow(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline, Wake};
+use crate::children::status::{BlockedOn, blocked};
+use crate::error::Result;
+use crate::os::futex::{self, Wake};
+use crate::os::layout::EventHeader;
+use crate::os::shm::Segment;
+use crate::os::time::Deadline;
 
 /// A process-shared event flag (`multiprocessing.Event`), the seed's "process-safe boolean
 /// flag".
@@ -33,7 +31,7 @@ use crate::sync::futex::{self, Deadline, Wake};
 /// ```
 #[derive(Debug)]
 pub struct Event {
-    shm: SharedMemory,
+    seg: Segment<EventHeader>,
 }
 
 impl Event {
@@ -44,7 +42,7 @@ impl Event {
     /// [`Error::NoSpace`] or [`Error::Os`] when the segment cannot be made.
     pub fn new() -> Result<Event> {
         Ok(Event {
-            shm: SharedMemory::new(std::mem::size_of::<AtomicU32>())?,
+            seg: Segment::new(0, |_, _| Ok(()))?,
         })
     }
 
@@ -54,16 +52,13 @@ impl Event {
     ///
     /// [`Error::Malformed`] when the fd is not a sealed segment.
     pub fn from_fd(fd: OwnedFd) -> Result<Event> {
-        let shm = SharedMemory::from_fd(fd)?;
-        if shm.len() < std::mem::size_of::<AtomicU32>() {
-            return Err(Error::Malformed("segment too small for an event"));
-        }
-        Ok(Event { shm })
+        Ok(Event {
+            seg: Segment::from_fd(fd)?,
+        })
     }
 
     fn flag(&self) -> &AtomicU32 {
-        // SAFETY: see the module's `# Safety`.
-        unsafe { self.shm.at::<AtomicU32>(0) }
+        &self.seg.header().flag
     }
 
     /// Whether the flag is set.
@@ -110,6 +105,6 @@ impl Event {
 
 impl AsFd for Event {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.shm.as_fd()
+        self.seg.as_fd()
     }
 }

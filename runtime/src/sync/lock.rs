@@ -1,52 +1,42 @@
 //! `Lock` and `RLock`: process-shared, robust, with timeouts.
 //!
-//! Both wrap one [`RawMutex`] in its own [`SharedMemory`] page. Create them before starting
-//! the processes that use them; a forked child shares the same mutex.
-//!
-//! # Safety
-//!
-//! The segment is at least [`RawMutex::SIZE`] bytes, page-aligned, and its mutex is
-//! initialised in `new` before the value is returned (or rebuilt from a segment that was).
-#![allow(unsafe_code)]
+//! Both wrap one [`RawMutex`], the header of a shared [`Segment`] of its own. Create them
+//! before starting the processes that use them; a forked child shares the same mutex.
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::BlockedOn;
-use crate::sync::mutex::{Acquire, RawMutex};
+use crate::os::pthread_mutex::{Acquire, RawMutex};
+use crate::os::shm::Segment;
 
 /// A segment holding one initialised mutex.
 #[derive(Debug)]
 struct MutexSegment {
-    shm: SharedMemory,
+    seg: Segment<RawMutex>,
 }
 
 impl MutexSegment {
     fn new(recursive: bool) -> Result<MutexSegment> {
-        let shm = SharedMemory::new(RawMutex::SIZE)?;
-        let seg = MutexSegment { shm };
-        // SAFETY: the segment is fresh, zeroed and not yet shared with anyone.
-        unsafe { seg.mutex().init(recursive)? };
-        Ok(seg)
+        Ok(MutexSegment {
+            seg: Segment::new(0, |mutex: &RawMutex, fresh| mutex.init(recursive, fresh))?,
+        })
     }
 
     fn from_fd(fd: OwnedFd) -> Result<MutexSegment> {
-        let shm = SharedMemory::from_fd(fd)?;
-        if shm.len() < RawMutex::SIZE {
-            return Err(Error::Malformed("segment too small for a lock"));
-        }
-        Ok(MutexSegment { shm })
+        Ok(MutexSegment {
+            seg: Segment::from_fd(fd)?,
+        })
     }
 
     fn mutex(&self) -> &RawMutex {
-        // SAFETY: offset 0 is page-aligned and the segment holds a RawMutex (module Safety).
-        unsafe { self.shm.at::<RawMutex>(0) }
+        self.seg.header()
     }
 
     fn acquire(&self, timeout: Option<Duration>, on: BlockedOn) -> Result<bool> {
-        match self.mutex().lock(timeout, on)? {
+        match self.mutex().lock(timeout, || blocked(on))? {
             Acquire::Acquired => Ok(true),
             Acquire::OwnerDied => Err(Error::OwnerDied),
             Acquire::TimedOut => Ok(false),
@@ -173,7 +163,7 @@ impl Lock {
 
 impl AsFd for Lock {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.seg.shm.as_fd()
+        self.seg.seg.as_fd()
     }
 }
 
@@ -257,7 +247,7 @@ impl RLock {
 
 impl AsFd for RLock {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.seg.shm.as_fd()
+        self.seg.seg.as_fd()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Process-shared synchronisation: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`,
 //! `Event`, `Condition`, `Barrier`, as in Python's `multiprocessing`.
 //!
-//! Every primitive lives in its own sealed memfd segment ([`crate::shm::SharedMemory`]), is
+//! Every primitive lives in its own sealed memfd segment ([`crate::os::shm::SharedMemory`]), is
 //! created before the processes that share it are started, and survives the death of any
 //! of them: locks are robust, wakers never wait for waiters, a barrier breaks when a party
 //! dies. Timeouts are `Option<Duration>` (`None` waits forever, zero tries once); use
@@ -10,14 +10,14 @@
 mod barrier;
 mod condition;
 mod event;
-pub(crate) mod futex;
+mod guard;
 mod lock;
-pub(crate) mod mutex;
 mod semaphore;
 
 pub use barrier::{Barrier, LIVENESS_SLICE, MAX_PARTIES};
 pub use condition::Condition;
 pub use event::Event;
+pub use guard::{BoundedSemaphoreGuard, Guard, Guarded, LockGuard, RLockGuard, SemaphoreGuard};
 pub use lock::{Lock, RLock};
 pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};
 
@@ -48,11 +48,5 @@ use crate::error::{Error, Result};
 /// assert!(timeout_from_secs(f64::NAN).is_err());
 /// ```
 pub fn timeout_from_secs(secs: f64) -> Result<Option<Duration>> {
-    if secs.is_nan() {
-        return Err(Error::NanTimeout);
-    }
-    if secs <= 0.0 {
-        return Ok(Some(Duration::ZERO));
-    }
-    Ok(Duration::try_from_secs_f64(secs).ok())
+    crate::os::time::timeout_from_secs(secs).map_err(|()| Error::NanTimeout)
 }

@@ -4,21 +4,19 @@
 //! `release` increments the count and wakes the sleepers; it never waits for them.
 //! Permits are not owned: when a process dies holding some, they are lost, and `acquire`
 //! still honours its timeout (T22, as in CPython).
-//!
-//! # Safety
-//!
-//! The segment holds three `AtomicU32` at offsets 0, 4 and 8, zero-initialised except for
-//! what `new` stores before the value is returned.
-#![allow(unsafe_code)]
+//! The segment's header is a [`SemaphoreHeader`].
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{self, Deadline, Wake};
+use crate::os::futex::{self, Wake};
+use crate::os::layout::SemaphoreHeader;
+use crate::os::shm::Segment;
+use crate::os::time::Deadline;
 
 /// The largest count, as glibc's `SEM_VALUE_MAX`.
 pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;
@@ -28,49 +26,40 @@ const UNBOUNDED: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct SemCore {
-    shm: SharedMemory,
+    seg: Segment<SemaphoreHeader>,
 }
 
 impl SemCore {
-    const LEN: usize = 3 * std::mem::size_of::<AtomicU32>();
-
     fn new(value: u32, bound: u32) -> Result<SemCore> {
         if value > SEM_VALUE_MAX {
             return Err(Error::InvalidArgument(
                 "semaphore value exceeds SEM_VALUE_MAX",
             ));
         }
-        let core = SemCore {
-            shm: SharedMemory::new(Self::LEN)?,
-        };
-        core.value().store(value, Ordering::SeqCst);
-        core.bound().store(bound, Ordering::SeqCst);
-        Ok(core)
+        let seg = Segment::new(0, |header: &SemaphoreHeader, _| {
+            header.value.store(value, Ordering::SeqCst);
+            header.bound.store(bound, Ordering::SeqCst);
+            Ok(())
+        })?;
+        Ok(SemCore { seg })
     }
 
     fn from_fd(fd: OwnedFd) -> Result<SemCore> {
-        let shm = SharedMemory::from_fd(fd)?;
-        if shm.len() < Self::LEN {
-            return Err(Error::Malformed("segment too small for a semaphore"));
-        }
-        Ok(SemCore { shm })
-    }
-
-    fn word(&self, i: usize) -> &AtomicU32 {
-        // SAFETY: see the module's `# Safety`; `i < 3`.
-        unsafe { self.shm.at::<AtomicU32>(i * 4) }
+        Ok(SemCore {
+            seg: Segment::from_fd(fd)?,
+        })
     }
 
     fn value(&self) -> &AtomicU32 {
-        self.word(0)
+        &self.seg.header().value
     }
 
     fn sleepers(&self) -> &AtomicU32 {
-        self.word(1)
+        &self.seg.header().sleepers
     }
 
     fn bound(&self) -> &AtomicU32 {
-        self.word(2)
+        &self.seg.header().bound
     }
 
     fn try_take(&self) -> bool {
@@ -180,7 +169,7 @@ impl Semaphore {
 
 impl AsFd for Semaphore {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.core.shm.as_fd()
+        self.core.seg.as_fd()
     }
 }
 
@@ -241,7 +230,7 @@ impl BoundedSemaphore {
 
 impl AsFd for BoundedSemaphore {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.core.shm.as_fd()
+        self.core.seg.as_fd()
     }
 }
 

@@ -38,7 +38,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 const _: () = assert!(PER_PAGE == u64::BITS as usize);
 
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
+use crate::os::shm::SharedMemory;
 
 /// What a running process is waiting for.
 ///
@@ -173,7 +173,7 @@ fn map_page() -> Result<NonNull<u8>> {
 /// Takes a free cell of the pool, mapping a page when every mapped one is full; `None`
 /// when the pool is full.
 fn take_cell() -> Result<Option<StatusSlot>> {
-    let owner = crate::sys::getpid();
+    let owner = crate::os::process::getpid();
     adopt_pool(owner);
     for (p, (page_ptr, used)) in POOL.pages.iter().zip(&POOL.used).enumerate() {
         let mut page = page_ptr.load(Ordering::Acquire);
@@ -348,7 +348,7 @@ impl StatusSlot {
     /// it was created and before the target runs.
     pub(crate) fn install_current(&self) {
         self.word().store(0, Ordering::Release);
-        CURRENT_PID.store(crate::sys::getpid(), Ordering::Release);
+        CURRENT_PID.store(crate::os::process::getpid(), Ordering::Release);
         CURRENT.store(self.word.as_ptr(), Ordering::Release);
     }
 }
@@ -369,7 +369,7 @@ impl Drop for StatusSlot {
                 // A copy inherited through fork belongs to an ancestor's pool: leave it.
                 if self.recycle.load(Ordering::Acquire)
                     && owner == POOL.owner.load(Ordering::Acquire)
-                    && owner == crate::sys::getpid()
+                    && owner == crate::os::process::getpid()
                     && let Some(used) = POOL.used.get(page)
                 {
                     used.fetch_and(!(1u64 << index), Ordering::AcqRel);
@@ -399,7 +399,7 @@ pub(crate) struct BlockedGuard {
 /// The current slot, if this process installed it.
 fn current() -> *const AtomicU32 {
     let slot = CURRENT.load(Ordering::Acquire);
-    if slot.is_null() || CURRENT_PID.load(Ordering::Acquire) != crate::sys::getpid() {
+    if slot.is_null() || CURRENT_PID.load(Ordering::Acquire) != crate::os::process::getpid() {
         return std::ptr::null();
     }
     slot

@@ -5,19 +5,20 @@
 //! the code before it releases the lock, so no thread ever sees "exited" without a code.
 //! Waiting threads sleep in `poll` on the pidfd without holding the lock, so any number of
 //! threads can join the same child at once.
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 
+use crate::children::status::{self, BlockedOn, StatusSlot};
 use crate::error::{Error, Result};
-use crate::process::Pid;
-use crate::status::{self, BlockedOn, StatusSlot};
-use crate::sys;
+use crate::os;
+use crate::os::time::Deadline;
+use crate::pid::Pid;
 
 /// The runtime's record of one child it started.
 #[derive(Debug)]
@@ -110,7 +111,7 @@ impl Child {
 
     /// Whether the calling process is the one that started the child (and may reap it).
     pub(crate) fn is_reaper(&self) -> bool {
-        sys::getpid() == self.creator
+        os::process::getpid() == self.creator
     }
 
     fn cell(&self) -> MutexGuard<'_, Option<i32>> {
@@ -137,6 +138,8 @@ impl Child {
         }
         if let Some(server) = &self.server {
             let code = foreign_exitcode(self.pidfd.as_fd(), server.as_fd())?;
+            // The cache was empty (checked above, under the same lock): written at most once.
+            assert!(cell.is_none(), "a cached exit code never changes");
             *cell = code;
             return Ok(code);
         }
@@ -152,6 +155,7 @@ impl Child {
                         // Reaped: nothing writes to the status slot any more.
                         self.slot.recycle_on_drop();
                     }
+                    assert!(cell.is_none(), "a cached exit code never changes");
                     *cell = code;
                     return Ok(code);
                 }
@@ -166,15 +170,15 @@ impl Child {
         }
     }
 
-    /// Waits until the child has exited or `deadline` passes (`None`: no deadline).
+    /// Waits until the child has exited or `deadline` passes.
     ///
-    /// Sleeps in `poll(2)` on the pidfd, re-arming after `EINTR` with the time left, and
-    /// marks the current process as blocked on `Join` meanwhile.
+    /// Sleeps in `poll(2)` on the pidfd ([`os::poll::wait`]) and marks the current process
+    /// as blocked on `Join` meanwhile.
     ///
     /// # Errors
     ///
     /// As [`Child::poll`], plus `Error::Os { call: "poll", .. }`.
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<Option<i32>> {
+    pub(crate) fn wait(&self, deadline: &Deadline) -> Result<Option<i32>> {
         // No `waitid(WNOHANG)` first: the `poll` below returns at once for a child that has
         // already exited, and a join usually waits for a running one.
         if let Some(code) = self.cached() {
@@ -185,25 +189,13 @@ impl Child {
         }
         let _blocked = status::blocked(BlockedOn::Join);
         loop {
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return self.poll();
-                    }
-                    // Round up so that a wait never ends before its deadline.
-                    let millis = left.as_micros().div_ceil(1000);
-                    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
-                }
-            };
             let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(errno) => return Err(Error::os("poll", errno)),
-            }
+            os::poll::wait(&mut fds, deadline)?;
             if let Some(code) = self.poll()? {
                 return Ok(Some(code));
+            }
+            if deadline.expired() {
+                return Ok(None);
             }
         }
     }
@@ -220,14 +212,14 @@ impl Child {
     pub(crate) fn signal(&self, signal: i32) -> Result<()> {
         if crate::planted::active("signal-overwrites-exitcode")
             && signal == libc::SIGTERM
-            && readable(self.pidfd())
+            && exited_now(self.pidfd())
         {
             self.cell().get_or_insert(-signal);
         }
         if self.cached().is_some() {
             return Ok(());
         }
-        match sys::pidfd_send_signal(self.pidfd.as_fd(), signal) {
+        match os::pidfd::pidfd_send_signal(self.pidfd.as_fd(), signal) {
             Ok(()) => Ok(()),
             Err(Error::Os {
                 errno: Errno::ESRCH,
@@ -238,10 +230,10 @@ impl Child {
     }
 }
 
-/// Whether a pidfd is readable now (its process exited).
-fn readable(pidfd: BorrowedFd<'_>) -> bool {
+/// Whether a pidfd is readable now (its process exited); a failed poll counts as not.
+fn exited_now(pidfd: BorrowedFd<'_>) -> bool {
     let mut fds = [PollFd::new(pidfd, PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    matches!(os::poll::now(&mut fds), Ok(n) if n > 0)
 }
 
 /// How long one status query waits for a living server to reap an exited child; the server
@@ -254,51 +246,32 @@ const SERVER_REAP_LIMIT: std::time::Duration = std::time::Duration::from_millis(
 /// stopped: then `None` after a short wait, and the next query tries again);
 /// [`LOST_WITH_SERVER`] for a zombie the dead server can no longer reap.
 fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Option<i32>> {
-    if !readable(pidfd) {
+    if !exited_now(pidfd) {
         return Ok(None);
     }
-    let start = std::time::Instant::now();
+    let limit = Deadline::after(Some(SERVER_REAP_LIMIT));
     loop {
-        if let Some(status) = sys::pidfd_exit_status(pidfd)? {
-            return Ok(Some(exitcode_from_raw(status)));
+        if let Some(status) = os::pidfd::pidfd_exit_status(pidfd)? {
+            return Ok(Some(os::pidfd::exitcode_from_raw(status)));
         }
-        if readable(server) {
+        if exited_now(server) {
             // Check again: the server may have reaped the child just before it died.
             return Ok(Some(
-                sys::pidfd_exit_status(pidfd)?.map_or(LOST_WITH_SERVER, exitcode_from_raw),
+                os::pidfd::pidfd_exit_status(pidfd)?
+                    .map_or(LOST_WITH_SERVER, os::pidfd::exitcode_from_raw),
             ));
         }
-        let left = SERVER_REAP_LIMIT.saturating_sub(start.elapsed());
-        if left.is_zero() {
+        if limit.expired() {
             return Ok(None);
         }
         // Sleep until the server reaps the child or dies: a pidfd polled for no event
         // reports `POLLHUP` once its process is reaped, and the server's pidfd is readable
         // once the server exits.
-        let millis = left.as_micros().div_ceil(1000);
         let mut fds = [
             PollFd::new(pidfd, PollFlags::empty()),
             PollFd::new(server, PollFlags::POLLIN),
         ];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(errno) => return Err(Error::os("poll", errno)),
-        }
-    }
-}
-
-/// Maps a raw wait status (`WIFEXITED`/`WIFSIGNALED` encoding) to CPython's exit code.
-fn exitcode_from_raw(status: i32) -> i32 {
-    if crate::planted::active("forkserver-exitcode-sign") {
-        return libc::WTERMSIG(status) + libc::WEXITSTATUS(status);
-    }
-    if libc::WIFSIGNALED(status) {
-        -libc::WTERMSIG(status)
-    } else {
-        libc::WEXITSTATUS(status)
+        os::poll::wait(&mut fds, &limit)?;
     }
 }
 
@@ -339,7 +312,7 @@ mod tests {
             (9, -9),
             (11 | 0x80, -11),
         ] {
-            assert_eq!(exitcode_from_raw(raw), code, "{raw:#x}");
+            assert_eq!(os::pidfd::exitcode_from_raw(raw), code, "{raw:#x}");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The robust, process-shared pthread mutex under `Lock`, `RLock`, `Barrier` and `Queue`.
 //!
-//! A [`RawMutex`] lives inside a [`SharedMemory`](crate::shm::SharedMemory) segment. It is a
+//! A [`RawMutex`] lives inside a [`SharedMemory`](crate::os::shm::SharedMemory) segment. It is a
 //! glibc mutex initialised with `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`, so the
 //! kernel's robust list hands a dead holder's mutex to the next locker with `EOWNERDEAD`
 //! instead of leaving it locked forever (T19). Non-recursive mutexes are
@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use super::shm::Fresh;
 use crate::error::{Error, Result};
-use crate::status::{BlockedOn, blocked};
-use crate::sync::futex::{Deadline, gettid};
+use crate::os::thread::gettid;
+use crate::os::time::Deadline;
 
 // SAFETY: the signature matches glibc's declaration in <pthread.h> (glibc 2.30 and later).
 unsafe extern "C" {
@@ -43,6 +44,11 @@ pub(crate) struct RawMutex {
     /// Recursion depth of a recursive mutex. Written only by the holder.
     depth: AtomicU32,
 }
+
+// SAFETY: the `pthread_mutex_t` is touched only through `pthread_mutex_*` calls, which are
+// made for concurrent use (by threads and, with `PTHREAD_PROCESS_SHARED`, by processes); the
+// other fields are atomics.
+unsafe impl Sync for RawMutex {}
 
 impl std::fmt::Debug for RawMutex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,19 +79,12 @@ fn check(call: &'static str, rc: libc::c_int) -> Result<()> {
 }
 
 impl RawMutex {
-    /// Bytes a `RawMutex` needs in a segment.
-    pub(crate) const SIZE: usize = std::mem::size_of::<RawMutex>();
-
     fn raw(&self) -> *mut libc::pthread_mutex_t {
         self.mutex.get()
     }
 
-    /// Initialises the mutex in place.
-    ///
-    /// # Safety
-    ///
-    /// Called once, on zeroed memory that no other thread or process uses yet.
-    pub(crate) unsafe fn init(&self, recursive: bool) -> Result<()> {
+    /// Initialises the mutex in place, in a segment nobody else sees yet (`Fresh` proves it).
+    pub(crate) fn init(&self, recursive: bool, _fresh: &Fresh) -> Result<()> {
         let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
         let kind = if recursive {
             libc::PTHREAD_MUTEX_RECURSIVE
@@ -93,7 +92,7 @@ impl RawMutex {
             libc::PTHREAD_MUTEX_ERRORCHECK
         };
         // SAFETY: `attr` is initialised by `pthread_mutexattr_init` before any other use and
-        // destroyed once at the end; the mutex memory is exclusively ours (caller contract).
+        // destroyed once at the end; the mutex memory is exclusively ours (the segment is fresh).
         unsafe {
             check(
                 "pthread_mutexattr_init",
@@ -166,14 +165,19 @@ impl RawMutex {
         how
     }
 
-    /// Takes the mutex, waiting at most `timeout` (`None`: forever); while it sleeps, the process's status slot
-    /// says `Blocked(on)`.
+    /// Takes the mutex, waiting at most `timeout` (`None`: forever). Only when it has to
+    /// sleep does it call `while_blocked` and hold what that returns until it wakes up (the
+    /// callers pass `|| blocked(on)`, so the process's status slot says what it waits for).
     ///
     /// # Errors
     ///
     /// [`Error::NotRecoverable`], [`Error::WouldDeadlock`] (non-recursive, already held by
     /// the caller), [`Error::InvalidArgument`] (recursion limit), [`Error::Os`].
-    pub(crate) fn lock(&self, timeout: Option<Duration>, on: BlockedOn) -> Result<Acquire> {
+    pub(crate) fn lock<G>(
+        &self,
+        timeout: Option<Duration>,
+        while_blocked: impl FnOnce() -> G,
+    ) -> Result<Acquire> {
         // SAFETY: the mutex was initialised (module `# Safety`).
         let rc = unsafe { libc::pthread_mutex_trylock(self.raw()) };
         let poll_only = timeout == Some(Duration::ZERO);
@@ -189,7 +193,7 @@ impl RawMutex {
         if poll_only || deadline.expired() {
             return Ok(Acquire::TimedOut);
         }
-        let _blocked = blocked(on);
+        let _blocked = while_blocked();
         loop {
             let rc = match deadline.timespec() {
                 // SAFETY: as above.

@@ -1,15 +1,17 @@
 //! What a process knows about itself, its parent and its children; mirrors
 //! `multiprocessing.current_process()`, `parent_process()` and `active_children()`.
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 
+use crate::children::registry;
 use crate::error::Result;
-use crate::process::Pid;
-use crate::registry;
+use crate::os;
+use crate::pid::Pid;
 
 /// The parent's pidfd, in a re-executed child.
 static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();
@@ -21,7 +23,7 @@ static PARENT_PIDFD_OWNER: AtomicI32 = AtomicI32::new(0);
 /// Records the parent's pidfd in a re-executed child.
 pub(crate) fn set_parent_pidfd(pidfd: OwnedFd) {
     if PARENT_PIDFD.set(pidfd).is_ok() {
-        PARENT_PIDFD_OWNER.store(crate::sys::getpid(), Ordering::Release);
+        PARENT_PIDFD_OWNER.store(crate::os::process::getpid(), Ordering::Release);
     }
 }
 
@@ -37,7 +39,7 @@ pub(crate) fn forget_inherited_parent() {
 /// The parent pidfd of this very process, if it has one.
 fn own_parent_pidfd() -> Option<&'static OwnedFd> {
     let owner = PARENT_PIDFD_OWNER.load(Ordering::Acquire);
-    (owner != 0 && owner == crate::sys::getpid())
+    (owner != 0 && owner == crate::os::process::getpid())
         .then(|| PARENT_PIDFD.get())
         .flatten()
 }
@@ -104,7 +106,7 @@ impl ParentProcess {
     pub fn is_alive(&self) -> bool {
         if let Some(pidfd) = own_parent_pidfd() {
             let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-            return matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0));
+            return matches!(os::poll::now(&mut fds), Ok(0));
         }
         nix::unistd::getppid().as_raw() == self.pid.as_raw()
     }
@@ -113,7 +115,12 @@ impl ParentProcess {
 /// The calling process; mirrors `multiprocessing.current_process()`.
 pub fn current_process() -> CurrentProcess {
     registry::reap_orphans();
-    let (name, daemon, identity, _) = registry::me();
+    let registry::Me {
+        name,
+        daemon,
+        identity,
+        ..
+    } = registry::me();
     let raw = nix::unistd::getpid().as_raw();
     CurrentProcess {
         // `getpid()` is positive in every process; init's pid stands in for a broken kernel.
@@ -127,7 +134,7 @@ pub fn current_process() -> CurrentProcess {
 /// The parent of a process started by proclife, `None` in the main process; mirrors
 /// `multiprocessing.parent_process()`.
 pub fn parent_process() -> Option<ParentProcess> {
-    let (_, _, _, parent) = registry::me();
+    let parent = registry::me().parent;
     parent.map(|(pid, name)| ParentProcess { pid, name })
 }
 

@@ -6,18 +6,20 @@
 //! a child has no children, a fresh name counter, and its own name and daemon flag.
 //! The table owns a strong reference to every child that has not been observed dead, as
 //! CPython's `_children` set does, so a child whose handle was dropped is still reaped.
+#![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::Signal;
 
-use crate::child::Child;
+use crate::children::child::Child;
 use crate::error::Result;
-use crate::process::Pid;
-use crate::sys;
+use crate::os;
+use crate::os::time::Deadline;
+use crate::pid::Pid;
 
 /// How long a daemon child gets between SIGTERM and SIGKILL when its parent exits.
 pub(crate) const DAEMON_GRACE: Duration = Duration::from_millis(500);
@@ -39,8 +41,8 @@ pub(crate) struct Table {
     parent: Option<(Pid, String)>,
     /// Whether the exit hook is registered in this process (inherited across fork).
     exit_hook: bool,
-    /// The number of children left by the last sweep, and when it ran.
-    swept: (usize, Option<Instant>),
+    /// What the last sweep left.
+    swept: Swept,
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table {
@@ -51,8 +53,40 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     daemon: false,
     parent: None,
     exit_hook: false,
-    swept: (0, None),
+    swept: Swept {
+        left: 0,
+        next_due: None,
+    },
 });
+
+/// What the last sweep left: the number of children, and when the next start must sweep
+/// again however few children it added (`None` before the first sweep).
+#[derive(Debug)]
+struct Swept {
+    left: usize,
+    next_due: Option<Deadline>,
+}
+
+/// What a layer above must do in a freshly forked child; registered once, see
+/// [`at_fork_child`].
+static AT_FORK_CHILD: OnceLock<fn()> = OnceLock::new();
+
+/// Registers `hook` to run in every child forked from now on, right after the child's table
+/// was rewritten ([`after_fork_in_child`]). One hook per program (the fork server's client
+/// drops its parent's server handle there); a second registration of the same function is
+/// a no-op.
+pub(crate) fn at_fork_child(hook: fn()) {
+    let _ = AT_FORK_CHILD.set(hook);
+}
+
+/// Runs the hook registered with [`at_fork_child`], if any; called by the fork start method
+/// in the child. Reads one word when nothing was registered, so a forked child takes no
+/// copy-on-write fault here.
+pub(crate) fn after_fork_in_child() {
+    if let Some(hook) = AT_FORK_CHILD.get() {
+        hook();
+    }
+}
 
 /// Locks the table.
 pub(crate) fn lock() -> MutexGuard<'static, Table> {
@@ -101,7 +135,7 @@ impl Table {
     /// Registers the exit hook once per process.
     pub(crate) fn ensure_exit_hook(&mut self) -> Result<()> {
         if !self.exit_hook {
-            sys::atexit(exit_hook)?;
+            os::process::atexit(exit_hook)?;
             self.exit_hook = true;
         }
         Ok(())
@@ -126,7 +160,10 @@ impl Table {
         if inherited.iter().any(|c| Arc::strong_count(c) == 1) {
             inherited.retain(|c| Arc::strong_count(c) > 1);
         }
-        self.swept = (0, None);
+        self.swept = Swept {
+            left: 0,
+            next_due: None,
+        };
         let parent_name = std::mem::replace(&mut self.name, Cow::Owned(name));
         self.parent = Some((parent, parent_name.into_owned()));
         self.counter = 1;
@@ -185,12 +222,12 @@ pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 /// reaped within a bounded time by the next start. A table with no children costs nothing.
 pub(crate) fn sweep_before_start() -> Result<()> {
     let table = lock();
-    let (left, at) = table.swept;
     let len = table.children.len();
     if len == 0 {
         return Ok(());
     }
-    let due = len >= left.saturating_mul(2) || at.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL);
+    let due = len >= table.swept.left.saturating_mul(2)
+        || table.swept.next_due.is_none_or(|due| due.expired());
     drop(table);
     if due { sweep() } else { Ok(()) }
 }
@@ -200,7 +237,10 @@ pub(crate) fn sweep_before_start() -> Result<()> {
 /// One `poll(2)` over all pidfds finds the exited ones; only those are waited for.
 pub(crate) fn sweep() -> Result<()> {
     let mut table = lock();
-    table.swept = (table.children.len(), Some(Instant::now()));
+    table.swept = Swept {
+        left: table.children.len(),
+        next_due: Some(Deadline::after(Some(SWEEP_INTERVAL))),
+    };
     let ready: Vec<bool> = {
         let mut fds: Vec<PollFd<'_>> = table
             .children
@@ -210,13 +250,7 @@ pub(crate) fn sweep() -> Result<()> {
         if fds.is_empty() {
             return Ok(());
         }
-        loop {
-            match poll(&mut fds, PollTimeout::ZERO) {
-                Ok(_) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(errno) => return Err(crate::Error::os("poll", errno)),
-            }
-        }
+        os::poll::now(&mut fds)?;
         fds.iter()
             .map(|fd| fd.any().unwrap_or(false) || fd.revents().is_none())
             .collect()
@@ -227,7 +261,7 @@ pub(crate) fn sweep() -> Result<()> {
         index += 1;
         !exited || matches!(c.poll(), Ok(None))
     });
-    table.swept.0 = table.children.len();
+    table.swept.left = table.children.len();
     Ok(())
 }
 
@@ -237,15 +271,33 @@ pub(crate) fn active_children() -> Result<Vec<Pid>> {
     Ok(lock().children.iter().map(|c| c.pid()).collect())
 }
 
-/// The current process's pid-independent facts: name, daemon flag, identity, parent.
-pub(crate) fn me() -> (String, bool, Vec<u64>, Option<(Pid, String)>) {
+/// What the current process knows of itself, apart from its pid.
+#[derive(Debug, Clone)]
+pub(crate) struct Me {
+    /// Its name (`MainProcess`, `Process-1`, ...).
+    pub(crate) name: String,
+    /// Whether it is a daemon.
+    pub(crate) daemon: bool,
+    /// Its identity (`[2, 1]` for `Process-2:1`; empty in the main process).
+    pub(crate) identity: Vec<u64>,
+    /// Its parent's pid and name, in a child.
+    pub(crate) parent: Option<(Pid, String)>,
+}
+
+/// The current process's pid-independent facts.
+pub(crate) fn me() -> Me {
     let table = lock();
-    (
-        table.name.clone().into_owned(),
-        table.daemon,
-        table.identity.clone(),
-        table.parent.clone(),
-    )
+    Me {
+        name: table.name.clone().into_owned(),
+        daemon: table.daemon,
+        identity: table.identity.clone(),
+        parent: table.parent.clone(),
+    }
+}
+
+/// The current process's name, without copying the rest of [`me`].
+pub(crate) fn my_name() -> String {
+    lock().name.clone().into_owned()
 }
 
 /// The exit policy: daemon children are stopped in reverse start order (SIGTERM and
@@ -263,14 +315,13 @@ pub(crate) fn shutdown_children() {
     for child in children.iter().rev().filter(|c| c.daemon()) {
         let _ = child.signal(Signal::SIGTERM as i32);
         let _ = child.signal(Signal::SIGCONT as i32);
-        let deadline = Instant::now().checked_add(DAEMON_GRACE);
-        if matches!(child.wait(deadline), Ok(None)) {
+        if matches!(child.wait(&Deadline::after(Some(DAEMON_GRACE))), Ok(None)) {
             let _ = child.signal(Signal::SIGKILL as i32);
-            let _ = child.wait(None);
+            let _ = child.wait(&Deadline::after(None));
         }
     }
     for child in children.iter().filter(|c| !c.daemon()) {
-        let _ = child.wait(None);
+        let _ = child.wait(&Deadline::after(None));
     }
     lock()
         .children
@@ -282,6 +333,6 @@ extern "C" fn exit_hook() {
     // A panic must not unwind into libc's `exit`.
     let _ = std::panic::catch_unwind(|| {
         shutdown_children();
-        crate::start::flush_std_streams();
+        crate::os::stdio::flush_std_streams();
     });
 }

@@ -1,9 +1,10 @@
-//! The few raw system calls nix 0.32 lacks, each wrapped once, safely.
+//! The pidfd calls nix 0.32 lacks, each wrapped once, safely: open, signal, exit status.
 //!
 //! # Safety
 //!
-//! Each wrapper passes only integers and no pointers to the kernel, checks the result and
-//! takes ownership of a returned file descriptor exactly once.
+//! Each wrapper passes the kernel integers, or one pointer to a struct of the exact size the
+//! call expects on the caller's stack; it checks the result and takes ownership of a
+//! returned file descriptor exactly once.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -35,6 +36,35 @@ pub(crate) fn pidfd_open(pid: RawPid) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `PIDFD_THREAD` (Linux 6.9): a pidfd of one thread, readable once that thread exited.
+const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+
+/// `pidfd_open(tid, PIDFD_THREAD)`—A pidfd of one thread of this process; `None` once the
+/// thread is gone.
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] before Linux 6.9 (`EINVAL`); `Error::Os { call: "pidfd_open", .. }`
+/// otherwise.
+///
+/// # References
+///
+/// <https://man7.org/linux/man-pages/man2/pidfd_open.2.html>
+pub(crate) fn pidfd_open_thread(tid: i32) -> Result<Option<OwnedFd>> {
+    // SAFETY: `pidfd_open` takes integers only and returns -1 or a new descriptor.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
+    if ret < 0 {
+        return match Errno::last() {
+            Errno::ESRCH | Errno::ENOENT => Ok(None),
+            Errno::EINVAL => Err(Error::Unsupported("pidfd_open(PIDFD_THREAD) (Linux 6.9)")),
+            errno => Err(Error::os("pidfd_open", errno)),
+        };
+    }
+    let fd = i32::try_from(ret).map_err(|_| Error::os("pidfd_open", Errno::EOVERFLOW))?;
+    // SAFETY: a descriptor the kernel just returned, owned by nothing else.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
 /// `pidfd_send_signal(pidfd, signal, NULL, 0)`—Signals the process the pidfd names.
 ///
 /// `signal` is a raw number so that real-time signals can be sent too.
@@ -63,64 +93,6 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<()
     };
     if ret < 0 {
         return Err(Error::os("pidfd_send_signal", Errno::last()));
-    }
-    Ok(())
-}
-
-/// `atexit(hook)`—Registers `hook` to run when the process calls `exit`.
-///
-/// # Errors
-///
-/// `Error::Os { call: "atexit", errno: ENOMEM }` when the list of handlers cannot grow.
-pub(crate) fn atexit(hook: extern "C" fn()) -> Result<()> {
-    // SAFETY: `hook` is a plain function with the C ABI and no arguments, as `atexit`
-    // requires; it stays valid for the life of the program.
-    let ret = unsafe { libc::atexit(hook) };
-    if ret != 0 {
-        return Err(Error::os("atexit", Errno::ENOMEM));
-    }
-    Ok(())
-}
-
-/// `getpid()`. Not cached: a cache would have to be cleared in the child of every `fork()`
-/// (a `pthread_atfork` handler), and running such a handler costs each forked child more
-/// copy-on-write page faults than the system calls it saves.
-pub(crate) fn getpid() -> i32 {
-    nix::unistd::getpid().as_raw()
-}
-
-/// The highest real-time signal number, `SIGRTMAX`.
-pub(crate) fn sigrtmax() -> i32 {
-    libc::SIGRTMAX()
-}
-
-/// The lowest real-time signal number glibc leaves to applications, `SIGRTMIN`.
-pub(crate) fn sigrtmin() -> i32 {
-    libc::SIGRTMIN()
-}
-
-/// Makes `keep` the only descriptor above 2 that survives the next `execve`: marks every
-/// fd from 3 up close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`), then clears the flag
-/// on `keep`. Runs in a child between fork and exec, so it only makes raw system calls
-/// (async-signal-safe, no allocation).
-///
-/// # Errors
-///
-/// The `errno` of `fcntl`; a kernel without `close_range` (before 5.11) is tolerated, as
-/// the runtime creates every fd close-on-exec anyway.
-pub(crate) fn keep_only(keep: i32) -> std::io::Result<()> {
-    // SAFETY: `close_range` takes integers only; with CLOSE_RANGE_CLOEXEC it closes nothing.
-    let _ = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        )
-    };
-    // SAFETY: `fcntl(F_SETFD)` on an integer fd touches no memory.
-    if unsafe { libc::fcntl(keep, libc::F_SETFD, 0) } < 0 {
-        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
@@ -175,5 +147,17 @@ pub(crate) fn pidfd_exit_status(pidfd: BorrowedFd<'_>) -> Result<Option<i32>> {
             "PIDFD_GET_INFO with PIDFD_INFO_EXIT (Linux 6.15)",
         )),
         Err(errno) => Err(Error::os("ioctl(PIDFD_GET_INFO)", errno)),
+    }
+}
+
+/// Maps a raw wait status (`WIFEXITED`/`WIFSIGNALED` encoding) to CPython's exit code.
+pub(crate) fn exitcode_from_raw(status: i32) -> i32 {
+    if crate::planted::active("forkserver-exitcode-sign") {
+        return libc::WTERMSIG(status) + libc::WEXITSTATUS(status);
+    }
+    if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
     }
 }

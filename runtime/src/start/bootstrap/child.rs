@@ -1,0 +1,149 @@
+//! The run-time of a re-executed child: accept its bootstrap message, become the child it
+//! describes, run its target, return its exit code.
+
+#![forbid(unsafe_code)]
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use nix::poll::PollFlags;
+use nix::sys::signal::{Signal, raise};
+
+use super::wire::{Build, ChildBoot, Death, Kind, receive};
+use crate::children::registry;
+use crate::children::status::StatusSlot;
+use crate::error::{Error, Result};
+use crate::os;
+use crate::os::time::Deadline;
+use crate::pid::Pid;
+use crate::start::entry;
+
+/// A child whose bootstrap was accepted, ready to run.
+pub(crate) struct Ready {
+    boot: ChildBoot,
+    slot: StatusSlot,
+    parent_pidfd: OwnedFd,
+    call: entry::Prepared,
+}
+
+/// Receives and checks a child's bootstrap message, and decodes its arguments.
+pub(crate) fn accept_child(sock: BorrowedFd<'_>) -> Result<Ready> {
+    let (payload, fds) = receive(sock, Kind::Child)?;
+    accept_parts(&payload, fds, None)
+}
+
+/// Checks a child's received bootstrap payload and fds, and decodes its arguments.
+///
+/// `parent_pidfd` is the parent's pidfd when the child already holds one (a fork server's
+/// child); with `None` it is the second of `fds`, after the status slot.
+pub(crate) fn accept_parts(
+    payload: &[u8],
+    fds: Vec<OwnedFd>,
+    parent_pidfd: Option<OwnedFd>,
+) -> Result<Ready> {
+    let boot: ChildBoot = postcard::from_bytes(payload)
+        .map_err(|_| Error::Malformed("undecodable bootstrap payload"))?;
+    if boot.build != Build::current()? {
+        return Err(Error::Malformed(
+            "bootstrap comes from another build of the program",
+        ));
+    }
+    let entry = entry::find(&boot.key).ok_or(Error::UnregisteredEntry {
+        key: boot.key.clone(),
+    })?;
+    let mut fds = fds.into_iter();
+    let slot = fds.next();
+    let parent_pidfd = parent_pidfd.or_else(|| fds.next());
+    let (Some(slot), Some(parent_pidfd)) = (slot, parent_pidfd) else {
+        return Err(Error::Malformed("bootstrap lacks its fixed fds"));
+    };
+    let slot = StatusSlot::from_fd(slot)?;
+    let call = entry.prepare(&boot.args, fds.collect())?;
+    Ok(Ready {
+        boot,
+        slot,
+        parent_pidfd,
+        call,
+    })
+}
+
+/// Becomes the child the bootstrap describes and runs its target; returns the exit code.
+pub(crate) fn run_child(ready: Ready) -> i32 {
+    let Ready {
+        boot,
+        slot,
+        parent_pidfd,
+        call,
+    } = ready;
+    // Rust's start-up ignores SIGPIPE, so a write to a closed pipe is an error, not a death.
+    os::process::ignore_sigpipe();
+    // Before any user code: the child's own exit handlers run before it, and nothing
+    // registered earlier (the fork server's, constructors') runs after it.
+    if let Err(error) = crate::start::exit::arm() {
+        eprintln!("proclife: {error}");
+    }
+    crate::start::method::inherit_global(boot.method);
+    let parent = Pid::from_raw(boot.parent).unwrap_or(Pid::INIT);
+    registry::lock().become_child_of(
+        boot.identity.clone(),
+        boot.name.clone(),
+        boot.daemon,
+        parent,
+        boot.parent_name.clone(),
+    );
+    if boot.daemon && !die_with_parent(&boot, &parent_pidfd) {
+        let _ = raise(Signal::SIGKILL);
+        return 1;
+    }
+    crate::children::current::set_parent_pidfd(parent_pidfd);
+    slot.install_current();
+    let code = crate::start::fork::run_target(call, &boot.name);
+    if boot.join_threads
+        && let Err(error) = crate::start::exit::join_threads()
+    {
+        eprintln!(
+            "Process {}: cannot wait for its threads: {error}",
+            boot.name
+        );
+    }
+    // The slot must outlive every blocking call of the target; the process ends next,
+    // through `exit()`: the child's own handlers, then the exit policy and `_exit`.
+    std::mem::forget(slot);
+    crate::start::exit::end(code)
+}
+
+/// Arranges for a daemon child to die with its parent; `false` when the parent is dead.
+fn die_with_parent(boot: &ChildBoot, parent_pidfd: &OwnedFd) -> bool {
+    match boot.death {
+        Death::ParentDeathSignal => {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
+                && nix::unistd::getppid().as_raw() == boot.real_parent
+        }
+        Death::WatchParent => {
+            let Ok(watch) = parent_pidfd.try_clone() else {
+                return false;
+            };
+            if parent_exited(watch.as_fd(), Some(Duration::ZERO)) {
+                return false;
+            }
+            // The watcher is the runtime's own: a child that joins its threads does not wait
+            // for it, and knows so before the target runs.
+            let (known, exempt) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("proclife-parent-watch".into())
+                .spawn(move || {
+                    crate::start::exit::exempt_current_thread();
+                    let _ = known.send(());
+                    parent_exited(watch.as_fd(), None);
+                    let _ = raise(Signal::SIGKILL);
+                })
+                .is_ok_and(|_| exempt.recv().is_ok())
+        }
+    }
+}
+
+/// Polls a pidfd for at most `timeout` (`None`: forever); `true` once the process exited
+/// (or the poll fails).
+fn parent_exited(pidfd: BorrowedFd<'_>, timeout: Option<Duration>) -> bool {
+    os::poll::ready(pidfd, PollFlags::POLLIN, &Deadline::after(timeout)).unwrap_or(true)
+}

@@ -1,0 +1,285 @@
+//! The parent's side of the fork server: start it, send it start requests, stop it.
+#![forbid(unsafe_code)]
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::getpid;
+
+use super::protocol::{Reply, ServerBoot, call_name};
+use crate::children::child::Child;
+use crate::children::registry;
+use crate::children::status::StatusSlot;
+use crate::error::{Error, Result};
+use crate::os;
+use crate::os::time::Deadline;
+use crate::pid::Pid;
+use crate::start::bootstrap::wire::{self, Build, ChildBoot, Death, Kind};
+use crate::start::launch::TargetSlot;
+use crate::start::launch::{ChildSpec, Launcher, export_target};
+use crate::start::method::StartMethod;
+
+/// Asks the fork server to fork each child.
+#[derive(Debug)]
+pub(crate) struct ForkServerLauncher;
+
+/// The parent's handle on its server.
+#[derive(Debug)]
+struct Server {
+    /// The process that started the server; a forked child of it must not use it.
+    owner: i32,
+    pid: Pid,
+    pidfd: OwnedFd,
+    sock: OwnedFd,
+}
+
+static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+
+/// Whether this process (or an ancestor it was forked from) ever started a fork server.
+static EVER_STARTED: AtomicBool = AtomicBool::new(false);
+
+fn server() -> MutexGuard<'static, Option<Server>> {
+    // The slot holds an `Option` that every path replaces in one assignment.
+    SERVER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Server {
+    /// Re-executes the program as a fork server.
+    fn start() -> Result<Server> {
+        EVER_STARTED.store(true, Ordering::Release);
+        registry::at_fork_child(forget_inherited);
+        let parent = getpid();
+        let me = os::pidfd::pidfd_open(parent)?;
+        // Probe the kernel before anything depends on it.
+        os::pidfd::pidfd_exit_status(me.as_fd())?;
+        let payload = postcard::to_allocvec(&ServerBoot {
+            build: Build::current()?,
+            parent: parent.as_raw(),
+        })
+        .map_err(Error::Encode)?;
+        let spawned = crate::start::spawn::reexecute()?;
+        let server = Server {
+            owner: parent.as_raw(),
+            pid: spawned.pid,
+            pidfd: spawned.pidfd,
+            sock: spawned.sock,
+        };
+        if let Err(error) = wire::send(server.sock.as_fd(), Kind::Server, &payload, &[me.as_fd()]) {
+            server.reap_dead();
+            return Err(error);
+        }
+        Ok(server)
+    }
+
+    /// Whether the server has exited.
+    fn dead(&self) -> Result<bool> {
+        os::poll::ready(
+            self.pidfd.as_fd(),
+            PollFlags::POLLIN,
+            &Deadline::after(Some(Duration::ZERO)),
+        )
+    }
+
+    /// Kills the server (if it still runs) and reaps it.
+    fn reap_dead(self) {
+        let _ = os::pidfd::pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL as i32);
+        while let Err(Errno::EINTR) = waitid(Id::PIDFd(self.pidfd.as_fd()), WaitPidFlag::WEXITED) {}
+    }
+
+    /// Sends one start request and returns the child's pid and pidfd.
+    fn request(&self, payload: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(Pid, OwnedFd)> {
+        match wire::send(self.sock.as_fd(), Kind::Child, payload, fds) {
+            Ok(()) => {}
+            Err(Error::Disconnected) => return Err(Error::ForkServerDied),
+            Err(Error::Os {
+                errno: Errno::EPIPE | Errno::ECONNRESET,
+                ..
+            }) => return Err(Error::ForkServerDied),
+            Err(error) => return Err(error),
+        }
+        // Wait for the answer or for the server's death, whichever comes first.
+        loop {
+            let mut fds = [
+                PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
+            ];
+            os::poll::wait(&mut fds, &Deadline::after(None))?;
+            if fds[0].any().unwrap_or(false) {
+                break;
+            }
+            if fds[1].any().unwrap_or(false) {
+                return Err(Error::ForkServerDied);
+            }
+        }
+        let (payload, fds) = match wire::receive(self.sock.as_fd(), Kind::Reply) {
+            Ok(reply) => reply,
+            Err(Error::Disconnected) => return Err(Error::ForkServerDied),
+            Err(error) => return Err(error),
+        };
+        let reply: Reply = postcard::from_bytes(&payload)
+            .map_err(|_| Error::Malformed("undecodable fork server reply"))?;
+        match reply {
+            Reply::Started { pid } => {
+                let pid =
+                    Pid::from_raw(pid).ok_or(Error::Malformed("fork server sent a bad pid"))?;
+                let pidfd = fds
+                    .into_iter()
+                    .next()
+                    .ok_or(Error::Malformed("fork server sent no pidfd"))?;
+                Ok((pid, pidfd))
+            }
+            Reply::Failed { call, errno } => {
+                Err(Error::os(call_name(&call), Errno::from_raw(errno)))
+            }
+        }
+    }
+}
+
+impl Launcher for ForkServerLauncher {
+    fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
+        let (key, args, arg_fds) = export_target(target, StartMethod::ForkServer)?;
+        let slot = StatusSlot::new_shared()?;
+        let parent = getpid();
+        let mut guard = server();
+        if guard.as_ref().is_some_and(|s| s.owner != parent.as_raw()) {
+            // Inherited through fork from the process that started it: not ours to use. The
+            // fds are this process's copies; dropping them leaves the owner's server alone.
+            *guard = None;
+        }
+        if let Some(running) = guard.take() {
+            if running.dead()? {
+                running.reap_dead();
+                return Err(Error::ForkServerDied);
+            }
+            *guard = Some(running);
+        }
+        let running = match guard.take() {
+            Some(running) => running,
+            None => Server::start()?,
+        };
+        let boot = ChildBoot {
+            build: Build::current()?,
+            parent: parent.as_raw(),
+            parent_name: registry::my_name(),
+            real_parent: running.pid.as_raw(),
+            name: spec.name.to_owned(),
+            identity: spec.identity.to_vec(),
+            daemon: spec.daemon,
+            death: Death::ParentDeathSignal,
+            key,
+            args,
+            join_threads: spec.join_threads,
+            method: crate::start::method::global_code(),
+        };
+        let payload = postcard::to_allocvec(&boot).map_err(Error::Encode)?;
+        let slot_fd = slot
+            .fd()
+            .ok_or(Error::InvalidArgument("status slot without fd"))?;
+        // The parent's pidfd is not sent: the server has one from its bootstrap, and the
+        // child takes the server's copy.
+        let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(arg_fds.len() + 1);
+        fds.push(slot_fd);
+        fds.extend(arg_fds.iter().map(AsFd::as_fd));
+        let (pid, pidfd) = match running.request(&payload, &fds) {
+            Ok(started) => started,
+            Err(Error::ForkServerDied) => {
+                running.reap_dead();
+                return Err(Error::ForkServerDied);
+            }
+            Err(error) => {
+                *guard = Some(running);
+                return Err(error);
+            }
+        };
+        let server_pidfd = running
+            .pidfd
+            .try_clone()
+            .map_err(|e| Error::os("fcntl(F_DUPFD_CLOEXEC)", wire::io_errno(&e)));
+        *guard = Some(running);
+        drop(guard);
+        let server_pidfd = match server_pidfd {
+            Ok(fd) => fd,
+            Err(error) => {
+                let _ = os::pidfd::pidfd_send_signal(pidfd.as_fd(), Signal::SIGKILL as i32);
+                return Err(error);
+            }
+        };
+        let record = Arc::new(Child::foreign(
+            pid,
+            parent.as_raw(),
+            spec.daemon,
+            pidfd,
+            slot,
+            server_pidfd,
+        ));
+        registry::lock().add(Arc::clone(&record));
+        Ok(record)
+    }
+}
+
+/// Stops this process's fork server, if it started one: closes the request socket, and
+/// waits until the server has exited, which it does once every child it forked has
+/// exited. Join the children first.
+///
+/// The server also ends by itself when this process exits; this is for programs (and
+/// tests) that want it gone earlier. The next start under
+/// [`StartMethod::ForkServer`] launches a new one.
+///
+/// # Errors
+///
+/// `Error::Os` when the wait fails.
+pub fn stop_fork_server() -> Result<()> {
+    let mut guard = server();
+    let Some(running) = guard.take() else {
+        return Ok(());
+    };
+    if running.owner != getpid().as_raw() {
+        return Ok(());
+    }
+    let Server { pidfd, sock, .. } = running;
+    drop(sock);
+    loop {
+        match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED) {
+            Ok(_) | Err(Errno::ECHILD) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(Error::os("waitid", errno)),
+        }
+    }
+}
+
+/// Drops, in a freshly forked child, the parent's fork server handle: the child's copy of
+/// the request socket would otherwise keep the server from seeing the parent close it.
+///
+/// Uses `try_lock`: only a parent that forked while another thread was starting a child
+/// through the server (the `unsafe` threaded-fork opt-in) leaves the lock held, and then the
+/// copy is left alone rather than deadlocking the child.
+fn forget_inherited() {
+    // Read-only when no server was ever started: locking the mutex writes to its page, a
+    // copy-on-write fault in every forked child.
+    if !EVER_STARTED.load(Ordering::Acquire) {
+        return;
+    }
+    let mut guard = match SERVER.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    if guard.as_ref().is_some_and(|s| s.owner != getpid().as_raw()) {
+        *guard = None;
+    }
+}
+
+/// The pid of this process's fork server, if one runs.
+pub fn fork_server_pid() -> Option<Pid> {
+    let guard = server();
+    guard
+        .as_ref()
+        .filter(|s| s.owner == getpid().as_raw())
+        .map(|s| s.pid)
+}
