@@ -13,6 +13,7 @@
 //! Under [`StartMethod::Fork`](crate::StartMethod::Fork) the target is any closure
 //! ([`Builder::target_returning`]); under every method it can be a function registered with
 //! [`entry_returning!`](crate::entry_returning) ([`Builder::entry_returning`]).
+#![forbid(unsafe_code)]
 
 use std::any::type_name;
 use std::ops::{Deref, DerefMut};
@@ -25,13 +26,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::ipc::{Connection, Waitable, pipe, wait};
-use crate::process::Builder;
-use crate::start::launch::TargetSlot;
-use crate::start::entry::{EntryTarget, Prepared};
-use crate::start::pass;
 use crate::os::time::Deadline;
+use crate::process::Builder;
+use crate::process::Process;
+use crate::start::entry::{EntryTarget, Prepared};
+use crate::start::launch::TargetSlot;
+use crate::start::pass;
+use crate::start::target::TargetResult;
 use crate::testing::panic_message;
-use crate::{Process, TargetResult};
 
 /// The largest encoded result a [`JoinHandle`] accepts unless told otherwise: 64 MiB.
 pub const DEFAULT_MAX_SIZE: usize = crate::ipc::DEFAULT_MAX_FRAME;
@@ -305,7 +307,7 @@ impl<T: DeserializeOwned> JoinHandle<T> {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] above `isize::MAX - 8`, or after the start.
-    pub fn set_max_size(&mut self, max_size: usize) -> crate::Result<()> {
+    pub fn set_max_size(&mut self, max_size: usize) -> crate::error::Result<()> {
         if self.process.pid()?.is_some() {
             return Err(Error::InvalidArgument(
                 "the result size limit is fixed once the process started",
@@ -344,7 +346,11 @@ struct FrameReader {
 }
 
 impl FrameReader {
-    fn read(&mut self, fd: std::os::fd::BorrowedFd<'_>, max: usize) -> crate::Result<Progress> {
+    fn read(
+        &mut self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        max: usize,
+    ) -> crate::error::Result<Progress> {
         loop {
             let n = match &mut self.payload {
                 None => nix::unistd::read(fd, &mut self.header[self.header_got..]),
@@ -385,7 +391,7 @@ impl FrameReader {
 }
 
 /// The result pipe and the child's sender.
-fn channel(max: usize) -> crate::Result<(Connection, ResultSender)> {
+fn channel(max: usize) -> crate::error::Result<(Connection, ResultSender)> {
     let (rx, tx) = pipe(false)?;
     Ok((
         rx,
@@ -473,7 +479,7 @@ where
         key_of(&self.f)
     }
 
-    fn encode(&self) -> crate::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    fn encode(&self) -> crate::error::Result<(Vec<u8>, Vec<OwnedFd>)> {
         pass::encode(&(&self.args, &self.sender))
     }
 
@@ -508,7 +514,7 @@ where
 /// Decodes the arguments and the sender of `f`; used by
 /// [`entry_returning!`](crate::entry_returning).
 #[doc(hidden)]
-pub fn prepare<F, A, T>(bytes: &[u8], fds: Vec<OwnedFd>, f: F) -> crate::Result<Prepared>
+pub fn prepare<F, A, T>(bytes: &[u8], fds: Vec<OwnedFd>, f: F) -> crate::error::Result<Prepared>
 where
     F: FnOnce(A) -> T + 'static,
     A: DeserializeOwned + 'static,
@@ -518,45 +524,6 @@ where
     Ok(Box::new(move || sender.run(move || f(args))))
 }
 
-/// Registers functions whose value comes back to the parent
-/// ([`Builder::entry_returning`]), so that the re-executing start methods can run them;
-/// as [`entry!`](crate::entry) for functions that return a [`TargetResult`].
-///
-/// Each function takes one argument (`Serialize + DeserializeOwned`, IPC objects
-/// included) and returns any `Serialize + DeserializeOwned` type.
-///
-/// ```no_run
-/// use proclife::{Process, StartMethod};
-///
-/// fn square(x: u64) -> u64 {
-///     x * x
-/// }
-/// proclife::entry_returning!(square);
-///
-/// # fn main() -> Result<(), proclife::result::ResultError> {
-/// let mut h = Process::builder()
-///     .start_method(StartMethod::Spawn)
-///     .entry_returning(square, 12);
-/// h.start()?;
-/// assert_eq!(h.join()?, 144);
-/// # Ok(())
-/// # }
-/// ```
-#[macro_export]
-macro_rules! entry_returning {
-    ($($f:path),+ $(,)?) => {$(
-        #[allow(unsafe_code)]
-        const _: () = {
-            #[$crate::__private::linkme::distributed_slice($crate::__private::ENTRIES)]
-            #[linkme(crate = $crate::__private::linkme)]
-            static ENTRY: $crate::__private::EntryPoint = $crate::__private::EntryPoint::new(
-                || $crate::result::key_of(&$f),
-                |bytes, fds| $crate::result::prepare(bytes, fds, $f),
-            );
-        };
-    )+};
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;
@@ -564,7 +531,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_forged_length_is_refused_before_any_allocation() -> crate::Result<()> {
+    fn a_forged_length_is_refused_before_any_allocation() -> crate::error::Result<()> {
         let (rx, mut tx) = pipe(false)?;
         let tx_fd = tx
             .fd()?
@@ -587,7 +554,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_arrive_in_pieces_and_a_torn_one_is_end_of_file() -> crate::Result<()> {
+    fn frames_arrive_in_pieces_and_a_torn_one_is_end_of_file() -> crate::error::Result<()> {
         let (rx, mut tx) = pipe(false)?;
         let tx_fd = tx
             .fd()?

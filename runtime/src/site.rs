@@ -4,6 +4,7 @@
 //! too often raises `ValueError`, an `RLock` released by a non-owner `AssertionError`, a dead
 //! peer is `EOFError` on receive and `BrokenPipeError` on send), so
 //! [`Error::python_for`](crate::Error::python_for) takes a [`Site`].
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

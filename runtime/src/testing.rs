@@ -13,6 +13,7 @@
 //!
 //! The body's process has the standard streams of a test: its stdout and stderr both go
 //! into one pipe that the parent reads; its stdin is the parent's.
+#![forbid(unsafe_code)]
 
 use std::io::Write as _;
 use std::os::fd::AsFd;
@@ -26,7 +27,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ipc::Connection;
-use crate::{Process, StartMethod, TargetResult};
+use crate::process::Process;
+use crate::start::bootstrap::BOOTSTRAP_EXIT_CODE;
+use crate::start::method::StartMethod;
+use crate::start::target::TargetResult;
 
 /// How a test body ended, as its process reports it to the parent.
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,7 +184,7 @@ where
             "the test's process was killed by signal {} before the test finished",
             -code
         )),
-        None if code == crate::BOOTSTRAP_EXIT_CODE => Some(format!(
+        None if code == BOOTSTRAP_EXIT_CODE => Some(format!(
             "the test's process refused its bootstrap (exit code {code}; see its output)"
         )),
         None => Some(format!(

@@ -211,7 +211,7 @@ impl Child {
     /// `Error::Os { call: "pidfd_send_signal", .. }` for errors other than `ESRCH`.
     pub(crate) fn signal(&self, signal: i32) -> Result<()> {
         if crate::planted::active("signal-overwrites-exitcode")
-            && signal == libc::SIGTERM
+            && signal == nix::sys::signal::Signal::SIGTERM as i32
             && exited_now(self.pidfd())
         {
             self.cell().get_or_insert(-signal);

@@ -4,6 +4,7 @@
 //! Processes (their sentinels), connections and raw fds are polled together in one
 //! `poll(2)`. Queues live in shared memory and have no fd that becomes readable, so while a
 //! queue is among the objects the poll wakes up every [`QUEUE_SLICE`] to look at them.
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;

@@ -47,7 +47,9 @@ unsafe extern "C" {
 /// # References
 ///
 /// <https://man7.org/linux/man-pages/man3/on_exit.3.html>
-pub(crate) fn on_exit(handler: extern "C" fn(std::ffi::c_int, *mut std::ffi::c_void)) -> Result<()> {
+pub(crate) fn on_exit(
+    handler: extern "C" fn(std::ffi::c_int, *mut std::ffi::c_void),
+) -> Result<()> {
     // SAFETY: `handler` is a C-ABI function with `on_exit`'s signature that lives for the
     // whole program; the argument is null and never dereferenced.
     let ret = unsafe { glibc_on_exit(handler, std::ptr::null_mut()) };

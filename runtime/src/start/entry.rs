@@ -201,3 +201,42 @@ pub(crate) fn no_target((): ()) -> TargetResult {
     Ok(())
 }
 crate::entry!(no_target);
+
+/// Registers functions whose value comes back to the parent
+/// ([`Builder::entry_returning`]), so that the re-executing start methods can run them;
+/// as [`entry!`](crate::entry) for functions that return a [`TargetResult`].
+///
+/// Each function takes one argument (`Serialize + DeserializeOwned`, IPC objects
+/// included) and returns any `Serialize + DeserializeOwned` type.
+///
+/// ```no_run
+/// use proclife::{Process, StartMethod};
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// proclife::entry_returning!(square);
+///
+/// # fn main() -> Result<(), proclife::result::ResultError> {
+/// let mut h = Process::builder()
+///     .start_method(StartMethod::Spawn)
+///     .entry_returning(square, 12);
+/// h.start()?;
+/// assert_eq!(h.join()?, 144);
+/// # Ok(())
+/// # }
+/// ```
+#[macro_export]
+macro_rules! entry_returning {
+    ($($f:path),+ $(,)?) => {$(
+        #[allow(unsafe_code)]
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::ENTRIES)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static ENTRY: $crate::__private::EntryPoint = $crate::__private::EntryPoint::new(
+                || $crate::result::key_of(&$f),
+                |bytes, fds| $crate::result::prepare(bytes, fds, $f),
+            );
+        };
+    )+};
+}

@@ -105,11 +105,10 @@ pub(crate) fn exempt_current_thread() {
 pub(crate) fn join_threads() -> Result<()> {
     let me = nix::unistd::gettid().as_raw();
     loop {
-        let tasks = std::fs::read_dir("/proc/self/task")
-            .map_err(|e| {
-                let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
-                Error::os("open(/proc/self/task)", errno)
-            })?;
+        let tasks = std::fs::read_dir("/proc/self/task").map_err(|e| {
+            let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+            Error::os("open(/proc/self/task)", errno)
+        })?;
         let mut others = 0;
         for task in tasks.flatten() {
             let Some(tid) = task
