@@ -747,6 +747,14 @@ impl Drop for Process {
     }
 }
 
+impl crate::ipc::Waitable for Process {
+    /// The sentinel; errors as [`Process::sentinel`] ([`Error::Closed`],
+    /// [`Error::SentinelNotStarted`]).
+    fn readiness(&self) -> Result<crate::ipc::Readiness<'_>> {
+        self.sentinel().map(crate::ipc::Readiness::Fd)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,13 +816,5 @@ mod tests {
     #[test]
     fn process_is_send_and_sync() {
         assert_send_sync::<Process>();
-    }
-}
-
-impl crate::ipc::Waitable for Process {
-    /// The sentinel; errors as [`Process::sentinel`] ([`Error::Closed`],
-    /// [`Error::SentinelNotStarted`]).
-    fn readiness(&self) -> Result<crate::ipc::Readiness<'_>> {
-        self.sentinel().map(crate::ipc::Readiness::Fd)
     }
 }

@@ -524,6 +524,12 @@ where
     Ok(Box::new(move || sender.run(move || f(args))))
 }
 
+impl<T> Waitable for JoinHandle<T> {
+    fn readiness(&self) -> crate::error::Result<crate::ipc::Readiness<'_>> {
+        self.process().readiness()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;
@@ -579,11 +585,5 @@ mod tests {
         drop(tx_fd);
         assert!(matches!(reader.read(rx.fd()?, 9)?, Progress::Eof));
         Ok(())
-    }
-}
-
-impl<T> Waitable for JoinHandle<T> {
-    fn readiness(&self) -> crate::error::Result<crate::ipc::Readiness<'_>> {
-        self.process().readiness()
     }
 }
