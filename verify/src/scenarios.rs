@@ -1,0 +1,150 @@
+//! Annotated replay files: operations with the observations expected of them, or seen on
+//! each side of a comparison.
+//!
+//! An annotated file is a replay file ([`Trace`]) whose operations may carry observations
+//! (without their `"op"`), one per side: `"expect"` (what every implementation must give: the
+//! scenario corpus in `verify/scenarios/`), and `"model"`, `"runtime"`, `"cpython"` (what
+//! each gave, written by `proclife conform` beside a disagreement):
+//!
+//! ```json
+//! {"ops":[
+//!   {"op":"start","expect":{"ok":null}},
+//!   {"op":"start","expect":{"err":{"type":"AssertionError","msg":"cannot start a process twice"}}}
+//! ]}
+//! ```
+//!
+//! `proclife replay` runs such a file like any other ([`Trace::parse`] accepts and checks the
+//! annotations); [`Annotated::parse`] also returns them.
+
+use proclife_model::Outcome;
+use serde_json::{Map, Value as Json};
+
+use crate::trace::{ANNOTATIONS, Trace, TraceError};
+
+/// The observations written beside one operation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations {
+    /// What every implementation must give.
+    pub expect: Option<Outcome>,
+    /// What the model gave.
+    pub model: Option<Outcome>,
+    /// What the runtime gave.
+    pub runtime: Option<Outcome>,
+    /// What CPython gave.
+    pub cpython: Option<Outcome>,
+}
+
+impl Annotations {
+    fn fields(&self) -> [(&'static str, Option<&Outcome>); 4] {
+        [
+            ("expect", self.expect.as_ref()),
+            ("model", self.model.as_ref()),
+            ("runtime", self.runtime.as_ref()),
+            ("cpython", self.cpython.as_ref()),
+        ]
+    }
+}
+
+/// A replay file with its annotations, one [`Annotations`] per operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotated {
+    /// The operations.
+    pub trace: Trace,
+    /// The observations beside each operation (same length as `trace.ops`).
+    pub annotations: Vec<Annotations>,
+}
+
+/// The observation `outcome` without its `"op"` field, as an annotation holds it.
+fn bare(outcome: &Outcome) -> Json {
+    let mut json = outcome.to_json(&proclife_model::Op::Start);
+    if let Some(object) = json.as_object_mut() {
+        object.remove("op");
+    }
+    json
+}
+
+impl Annotated {
+    /// Parses an annotated replay file.
+    ///
+    /// # Errors
+    ///
+    /// A [`TraceError`] as [`Trace::parse`] gives it (a malformed annotation is one).
+    pub fn parse(text: &str) -> Result<Annotated, TraceError> {
+        let trace = Trace::parse(text)?;
+        let json: Json = serde_json::from_str(text).map_err(|e| TraceError {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        let ops = json
+            .get("ops")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let annotations = ops
+            .iter()
+            .enumerate()
+            .map(|(index, op)| {
+                let get = |name: &str| -> Result<Option<Outcome>, TraceError> {
+                    op.get(name)
+                        .map(|json| {
+                            Outcome::from_json(json).map_err(|e| TraceError {
+                                line: 0,
+                                column: 0,
+                                message: format!("operation {index}, {name:?}: {e}"),
+                            })
+                        })
+                        .transpose()
+                };
+                Ok(Annotations {
+                    expect: get("expect")?,
+                    model: get("model")?,
+                    runtime: get("runtime")?,
+                    cpython: get("cpython")?,
+                })
+            })
+            .collect::<Result<Vec<_>, TraceError>>()?;
+        Ok(Annotated { trace, annotations })
+    }
+
+    /// The file as JSON, one operation and its annotations per line.
+    pub fn to_json(&self) -> String {
+        let lines: Vec<String> = self
+            .trace
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                let mut json = step.to_json();
+                if let (Some(object), Some(notes)) = (json.as_object_mut(), self.annotations.get(index)) {
+                    for (name, outcome) in notes.fields() {
+                        if let Some(outcome) = outcome {
+                            object.insert(name.to_owned(), bare(outcome));
+                        }
+                    }
+                }
+                format!("  {json}")
+            })
+            .collect();
+        format!("{{\"ops\":[\n{}\n]}}\n", lines.join(",\n"))
+    }
+}
+
+/// Whether `key` is an annotation rather than a field of the operation.
+pub fn is_annotation(key: &str) -> bool {
+    ANNOTATIONS.contains(&key)
+}
+
+/// Removes the annotations from an operation object, checking that each is an observation.
+///
+/// # Errors
+///
+/// The annotation's name and what is wrong with it.
+pub fn strip(fields: &mut Map<String, Json>) -> Result<(), String> {
+    for name in ANNOTATIONS {
+        if let Some(json) = fields.remove(name) {
+            Outcome::from_json(&json).map_err(|e| format!("annotation `{name}`: {e}"))?;
+        }
+    }
+    Ok(())
+}
