@@ -73,9 +73,9 @@ def die_with_parent(parent):
         os._exit(70)
 
 
-def grandchild(gate):
+def grandchild(parent, gate):
     """The child a puppet blocked on a join waits for: it waits for the gate (bounded)."""
-    die_with_parent(None)
+    die_with_parent(parent)
     gate.acquire(True, 60.0)
 
 
@@ -153,7 +153,9 @@ def block(on, acks, data, prims):
         acks.send(code)
         data.recv()
     elif on == "join":
-        child = multiprocessing.Process(target=grandchild, args=(prims["gate"],), daemon=True)
+        # Forked, as the Rust puppet's is; a daemon, and it dies with the puppet.
+        fork = multiprocessing.get_context("fork")
+        child = fork.Process(target=grandchild, args=(os.getpid(), prims["gate"]), daemon=True)
         child.start()
         acks.send(code)
         child.join()
@@ -457,11 +459,12 @@ PUPPET_OPS = ("child_exit", "child_panic", "child_return", "child_block", "relea
 def apply(proc, step):
     op = step["op"]
     if op in PUPPET_OPS:
-        return {"ok": puppet_op(proc, op, step)}
-    try:
-        value = parent_op(proc, op, step)
-    except (AssertionError, ValueError, AttributeError) as error:
-        return {"err": error_json(error)}
+        value = puppet_op(proc, op, step)
+    else:
+        try:
+            value = parent_op(proc, op, step)
+        except (AssertionError, ValueError, AttributeError) as error:
+            return {"err": error_json(error)}
     if value is HANGS:
         return {"hangs": True}
     return {"ok": value}

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 use proclife::StartMethod;
 use proclife_model::Outcome;
@@ -77,9 +78,14 @@ struct Finished {
     status: ExitStatus,
 }
 
+/// How long what an interpreter started may keep its output open after it exited (the fork
+/// server and the resource tracker leave when they see it gone).
+pub const GRACE: Duration = Duration::from_secs(10);
+
 /// Runs `command` in its own process group with `input` on its standard input, and waits,
 /// bounded by `stall` without progress, until it exits and both output pipes are closed (so
-/// that whatever it started has exited too). On a stall the group is killed.
+/// that whatever it started has exited too). On a stall, or when something it started keeps
+/// running [`GRACE`] after it exited, the whole group is killed and that is an error.
 fn run_bounded(command: &mut Command, input: &[u8], stall: Duration) -> Result<Finished, OracleError> {
     let what = command.get_program().to_string_lossy().into_owned();
     let mut child = command
@@ -93,28 +99,20 @@ fn run_bounded(command: &mut Command, input: &[u8], stall: Duration) -> Result<F
     if result.is_err() {
         kill_group(&child);
     }
-    // The group is dead or the child exited by itself: this wait is short.
-    let status = match result {
-        Ok(_) => reap(&mut child, stall),
-        Err(_) => child.wait().map_err(|e| bad(format!("waiting for {what}: {e}"))),
-    };
+    // The interpreter has exited (seen without reaping it) or its group was killed.
+    let status = child
+        .wait()
+        .map_err(|e| bad(format!("waiting for {what}: {e}")))?;
     let (stdout, stderr) = result?;
-    match status {
-        Ok(status) => Ok(Finished {
-            stdout,
-            stderr,
-            status,
-        }),
-        Err(error) => {
-            kill_group(&child);
-            let _ = child.wait();
-            Err(error)
-        }
-    }
+    Ok(Finished {
+        stdout,
+        stderr,
+        status,
+    })
 }
 
-/// Kills the child's process group (the child is not reaped yet, so its pid, which is the
-/// group's id, cannot have been reused).
+/// Kills the child's process group. The child is not reaped yet, so its pid, which is the
+/// group's id, cannot have been reused.
 fn kill_group(child: &Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // ESRCH only means the group is already empty.
@@ -122,24 +120,16 @@ fn kill_group(child: &Child) {
     }
 }
 
-/// Waits for `child` to exit, bounded by `limit`.
-fn reap(child: &mut Child, limit: Duration) -> Result<ExitStatus, OracleError> {
-    let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_micros(100);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if Instant::now() >= deadline => {
-                return Err(bad(format!(
-                    "the Python interpreter closed its output but did not exit within {limit:?}"
-                )));
-            }
-            Ok(None) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(10));
-            }
-            Err(e) => return Err(bad(format!("waiting for the Python interpreter: {e}"))),
-        }
+/// How `child` ended, if it has, read without reaping it (`WNOWAIT`).
+fn has_exited(child: &Child) -> Option<String> {
+    let pid = i32::try_from(child.id()).ok()?;
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(Pid::from_raw(pid)), flags) {
+        Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => None,
+        Ok(WaitStatus::Exited(_, code)) => Some(format!("exit status {code}")),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Some(format!("killed by {signal}")),
+        Ok(other) => Some(format!("{other:?}")),
+        Err(errno) => Some(format!("waitid failed: {errno}")),
     }
 }
 
@@ -161,8 +151,21 @@ fn drive(child: &mut Child, input: &[u8], stall: Duration) -> Result<(Vec<u8>, V
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
     let mut last_progress = Instant::now();
+    let mut exited: Option<(Instant, String)> = None;
     let mut buf = [0u8; 8192];
     while out_open || err_open {
+        if exited.is_none() {
+            exited = has_exited(child).map(|how| (Instant::now(), how));
+        }
+        if let Some((at, how)) = &exited
+            && at.elapsed() >= GRACE
+        {
+            return Err(bad(format!(
+                "the Python program ended ({how}) but left processes running for {GRACE:?}; they were killed (its output: {}, its errors: {})",
+                excerpt(&stdout),
+                excerpt(&stderr)
+            )));
+        }
         let left = stall.saturating_sub(last_progress.elapsed());
         if left.is_zero() {
             return Err(bad(format!(
@@ -170,7 +173,7 @@ fn drive(child: &mut Child, input: &[u8], stall: Duration) -> Result<(Vec<u8>, V
                 excerpt(&stdout)
             )));
         }
-        let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let millis = u16::try_from(left.as_millis().min(100)).unwrap_or(100);
         let (out_ready, err_ready) = {
             let mut fds = Vec::new();
             if out_open {
@@ -186,8 +189,8 @@ fn drive(child: &mut Child, input: &[u8], stall: Duration) -> Result<(Vec<u8>, V
             }
             let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
             let mut it = fds.iter();
-            let o = if out_open { it.next().is_some_and(ready) } else { false };
-            let e = if err_open { it.next().is_some_and(ready) } else { false };
+            let o = out_open && it.next().is_some_and(ready);
+            let e = err_open && it.next().is_some_and(ready);
             (o, e)
         };
         if out_ready {
@@ -205,7 +208,7 @@ fn drive(child: &mut Child, input: &[u8], stall: Duration) -> Result<(Vec<u8>, V
             match err.read(&mut buf) {
                 Ok(0) => err_open = false,
                 Ok(n) => {
-                    // Keep the start and a bounded tail: enough for a traceback.
+                    // Enough for a traceback; the rest is dropped.
                     if stderr.len() < 64 * 1024 {
                         stderr.extend_from_slice(&buf[..n]);
                     }
@@ -215,6 +218,16 @@ fn drive(child: &mut Child, input: &[u8], stall: Duration) -> Result<(Vec<u8>, V
                 Err(e) => return Err(bad(format!("reading the Python program's errors: {e}"))),
             }
         }
+    }
+    // Both pipes are closed: the interpreter has exited or is about to; bounded all the same.
+    let deadline = Instant::now() + GRACE;
+    while has_exited(child).is_none() {
+        if Instant::now() >= deadline {
+            return Err(bad(format!(
+                "the Python program closed its output but did not exit within {GRACE:?}; it was killed"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
     Ok((stdout, stderr))
 }
