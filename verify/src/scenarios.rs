@@ -148,3 +148,96 @@ pub fn strip(fields: &mut Map<String, Json>) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// One named scenario of a corpus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// What it shows.
+    pub name: String,
+    /// Its operations and their expected observations.
+    pub annotated: Annotated,
+}
+
+/// The scenario corpus: the CPython table as replay sequences with expected observations.
+pub const CPYTHON_TABLE: &str = include_str!("../scenarios/cpython-table.json");
+
+/// Parses a corpus file: `{"about":..,"scenarios":[{"name":..,"ops":[..]},..]}`, where every
+/// operation carries `"expect"`.
+///
+/// # Errors
+///
+/// A sentence naming the scenario and operation that are wrong: not JSON, an operation
+/// outside the replay schema, or one without an expected observation.
+pub fn parse_corpus(text: &str) -> Result<Vec<Scenario>, String> {
+    let json: Json = serde_json::from_str(text)
+        .map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))?;
+    let scenarios = json
+        .get("scenarios")
+        .and_then(Json::as_array)
+        .ok_or("a corpus needs a list \"scenarios\"")?;
+    scenarios
+        .iter()
+        .enumerate()
+        .map(|(index, scenario)| {
+            let name = scenario
+                .get("name")
+                .and_then(Json::as_str)
+                .ok_or_else(|| format!("scenario {index} needs a string \"name\""))?
+                .to_owned();
+            let ops = scenario
+                .get("ops")
+                .and_then(Json::as_array)
+                .ok_or_else(|| format!("scenario {name:?} needs a list \"ops\""))?;
+            let mut steps = Vec::with_capacity(ops.len());
+            let mut annotations = Vec::with_capacity(ops.len());
+            for (at, op) in ops.iter().enumerate() {
+                let step: crate::trace::Step = serde_json::from_value(op.clone())
+                    .map_err(|e| format!("scenario {name:?}, operation {at}: {e}"))?;
+                let expect = op
+                    .get("expect")
+                    .ok_or_else(|| format!("scenario {name:?}, operation {at}: no \"expect\""))
+                    .and_then(|e| {
+                        Outcome::from_json(e)
+                            .map_err(|e| format!("scenario {name:?}, operation {at}: {e}"))
+                    })?;
+                steps.push(step);
+                annotations.push(Annotations {
+                    expect: Some(expect),
+                    ..Annotations::default()
+                });
+            }
+            Ok(Scenario {
+                name,
+                annotated: Annotated {
+                    trace: Trace { ops: steps },
+                    annotations,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The scenario corpus compiled into this crate (`verify/scenarios/cpython-table.json`).
+///
+/// # Errors
+///
+/// As [`parse_corpus`]; a test parses the repository's file.
+pub fn cpython_table() -> Result<Vec<Scenario>, String> {
+    parse_corpus(CPYTHON_TABLE)
+}
+
+impl Scenario {
+    /// The expected observations, in order.
+    pub fn expected(&self) -> Vec<Option<&Outcome>> {
+        self.annotated
+            .annotations
+            .iter()
+            .map(|a| a.expect.as_ref())
+            .collect()
+    }
+
+    /// The operations.
+    pub fn steps(&self) -> &[crate::trace::Step] {
+        &self.annotated.trace.ops
+    }
+}
