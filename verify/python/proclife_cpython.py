@@ -16,8 +16,9 @@ gives them; every other observation is CPython's own.
 
 Every wait is bounded (PROMPT seconds for what must happen promptly, HANG_PROBE for a join
 that can only hang). No child outlives the program: each puppet and grandchild asks the
-kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG), and the program kills and joins
-every child before it exits. A harness failure is written as ``{"op":..,"harness_failed":
+kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG), a puppet forked by the fork
+server (whose parent is the server) watches this program through a pidfd, and the program
+kills and joins every child before it exits. A harness failure is written as ``{"op":..,"harness_failed":
 "reason"}`` and ends the run with exit status 3; unreadable input ends it with status 2.
 
 Usage: python3 proclife_cpython.py [--method fork|forkserver|spawn] < replay.json
@@ -30,8 +31,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import random
+import select
 import signal
 import sys
+import threading
 import time
 
 PROMPT = 10.0
@@ -73,6 +76,22 @@ def die_with_parent(parent):
         os._exit(70)
 
 
+def die_with_creator(creator):
+    """For a forkserver child, whose parent is the server: a watchdog thread kills this
+    process when the program that created it dies. (The server outlives the program while
+    any of its children holds the server's liveness pipe, and every child does.)"""
+    try:
+        pidfd = os.pidfd_open(creator)
+    except OSError:
+        os._exit(70)
+
+    def watch():
+        select.select([pidfd], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def grandchild(parent, gate):
     """The child a puppet blocked on a join waits for: it waits for the gate (bounded)."""
     die_with_parent(parent)
@@ -99,6 +118,8 @@ def puppet(creator, parent, commands, acks, data, prims):
         # run() in the harness itself: there is no parent to obey.
         return
     die_with_parent(parent)
+    if parent is None:
+        die_with_creator(creator)
     while True:
         try:
             command = commands.recv()

@@ -277,7 +277,9 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
     let config = Config {
         cases: options.cases,
         failure_persistence: None,
-        max_shrink_iters: 256,
+        // Shrinking runs CPython for every candidate; [`shrink`] does it by whole transitions,
+        // which keeps every candidate settled.
+        max_shrink_iters: 0,
         max_global_rejects: options.cases.saturating_mul(16).max(1024),
         ..Config::default()
     };
@@ -290,16 +292,10 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
         1..=options.max_ops.max(1),
     );
     let on_case = RefCell::new(&mut on_case);
-    let result = runner.run(&strategy, |(_, transitions, seen)| {
+    let result = runner.run(&strategy, |(_, transitions, _)| {
         if tally.borrow().error.is_some() {
             return Ok(());
         }
-        let owners: Vec<usize> = transitions
-            .iter()
-            .enumerate()
-            .flat_map(|(index, steps)| std::iter::repeat_n(index, steps.len()))
-            .collect();
-        let count = transitions.len();
         let steps: Vec<Step> = transitions.into_iter().flatten().collect();
         let observed = match oracle.run(&steps, options.method) {
             Ok(observed) => observed,
@@ -309,13 +305,6 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
             }
         };
         let verdict = compare(&steps, &observed.outcomes, &deviations, options.plant);
-        if let Some(seen) = seen {
-            let applied = verdict
-                .disagreement
-                .and_then(|index| owners.get(index))
-                .map_or(count, |&owner| owner + 1);
-            seen.fetch_add(applied, std::sync::atomic::Ordering::SeqCst);
-        }
         let mut t = tally.borrow_mut();
         if !t.shrinking {
             t.cases += 1;
@@ -339,11 +328,13 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
     let failure = match result {
         Ok(()) => None,
         Err(TestError::Fail(_, (_, transitions, _))) => {
-            let trace = Trace {
-                ops: transitions.into_iter().flatten().collect(),
+            let judge = Judge {
+                oracle: &oracle,
+                method: options.method,
+                deviations: &deviations,
+                plant: options.plant,
             };
-            let observed = oracle.run(&trace.ops, options.method)?;
-            let verdict = compare(&trace.ops, &observed.outcomes, &deviations, options.plant);
+            let (trace, verdict) = shrink(&judge, transitions)?;
             let saved = options
                 .save_dir
                 .as_deref()
@@ -367,6 +358,79 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
         elapsed: started.elapsed(),
         failure,
     })
+}
+
+/// Runs candidate sequences on CPython and the model.
+struct Judge<'a> {
+    oracle: &'a Oracle,
+    method: StartMethod,
+    deviations: &'a [Deviation],
+    plant: Option<Plant>,
+}
+
+/// The most candidates [`shrink`] tries.
+pub const SHRINK_RUNS: usize = 300;
+
+impl Judge<'_> {
+    /// The verdict on `transitions` if they still disagree, with the transitions after the
+    /// disagreeing one dropped.
+    fn disagrees(&self, transitions: &[Vec<Step>]) -> Option<(Vec<Vec<Step>>, Verdict)> {
+        let steps: Vec<Step> = transitions.iter().flatten().cloned().collect();
+        // A candidate CPython cannot run (a daemon told to join a child) is no counterexample.
+        let observed = self.oracle.run(&steps, self.method).ok()?;
+        let verdict = compare(&steps, &observed.outcomes, self.deviations, self.plant);
+        let index = verdict.disagreement?;
+        let mut seen = 0;
+        let keep = transitions
+            .iter()
+            .position(|t| {
+                seen += t.len();
+                seen > index
+            })
+            .map_or(transitions.len(), |owner| owner + 1);
+        Some((transitions[..keep].to_vec(), verdict))
+    }
+}
+
+/// Shrinks a disagreeing sequence by removing whole transitions (an operation with the
+/// `settle` after it), halving the chunk size down to one, until no removal still disagrees
+/// or [`SHRINK_RUNS`] candidates were tried.
+fn shrink(judge: &Judge<'_>, transitions: Vec<Vec<Step>>) -> Result<(Trace, Verdict), OracleError> {
+    let Some((mut current, mut verdict)) = judge.disagrees(&transitions) else {
+        return Err(OracleError(
+            "a sequence that disagreed with the model agreed when it was run again on CPython".to_owned(),
+        ));
+    };
+    let mut runs = 1;
+    let mut changed = true;
+    while changed && runs < SHRINK_RUNS {
+        changed = false;
+        let mut chunk = current.len().div_ceil(2).max(1);
+        loop {
+            let mut start = 0;
+            while start < current.len() && runs < SHRINK_RUNS {
+                let mut candidate = current.clone();
+                candidate.drain(start..(start + chunk).min(current.len()));
+                runs += 1;
+                match judge.disagrees(&candidate) {
+                    Some((smaller, v)) if !smaller.is_empty() => {
+                        current = smaller;
+                        verdict = v;
+                        changed = true;
+                    }
+                    _ => start += chunk,
+                }
+            }
+            if chunk == 1 {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
+    }
+    let trace = Trace {
+        ops: current.into_iter().flatten().collect(),
+    };
+    Ok((trace, verdict))
 }
 
 /// The annotated replay file of a comparison: each operation with the model's and CPython's
