@@ -20,8 +20,14 @@ fn corpus() -> Json {
 #[test]
 fn the_model_gives_every_expected_observation() {
     let corpus = corpus();
-    let scenarios = corpus["scenarios"].as_array().expect("a list \"scenarios\"");
-    assert!(scenarios.len() > 10, "the corpus has only {} scenarios", scenarios.len());
+    let scenarios = corpus["scenarios"]
+        .as_array()
+        .expect("a list \"scenarios\"");
+    assert!(
+        scenarios.len() > 10,
+        "the corpus has only {} scenarios",
+        scenarios.len()
+    );
     let mut checked = 0;
     for scenario in scenarios {
         let name = scenario["name"].as_str().expect("a name");

@@ -106,7 +106,12 @@ impl Verdict {
 
 /// What a plant makes of the model's admitted outcomes for `op`, given whether the process's
 /// puppet was told to panic.
-fn planted(plant: Option<Plant>, op: &Op, panicked: bool, admitted: BTreeSet<Outcome>) -> BTreeSet<Outcome> {
+fn planted(
+    plant: Option<Plant>,
+    op: &Op,
+    panicked: bool,
+    admitted: BTreeSet<Outcome>,
+) -> BTreeSet<Outcome> {
     match plant {
         Some(Plant::StartTwiceMessage) if *op == Op::Start => admitted
             .into_iter()
@@ -136,14 +141,24 @@ fn planted(plant: Option<Plant>, op: &Op, panicked: bool, admitted: BTreeSet<Out
 }
 
 /// Compares CPython's `observed` outcomes for `steps` with the model, step by step.
-pub fn compare(steps: &[Step], observed: &[Outcome], deviations: &[Deviation], plant: Option<Plant>) -> Verdict {
+pub fn compare(
+    steps: &[Step],
+    observed: &[Outcome],
+    deviations: &[Deviation],
+    plant: Option<Plant>,
+) -> Verdict {
     let procs = steps.iter().map(|s| s.proc + 1).max().unwrap_or(0);
     let mut possibles = vec![Possible::new(); procs];
     let mut panicked = vec![false; procs];
     let mut rows = Vec::new();
     for (index, (step, cpython)) in steps.iter().zip(observed).enumerate() {
         let possible = &mut possibles[step.proc];
-        let admitted = planted(plant, &step.op, panicked[step.proc], possible.admits(&step.op));
+        let admitted = planted(
+            plant,
+            &step.op,
+            panicked[step.proc],
+            possible.admits(&step.op),
+        );
         let deviation = if admitted.contains(cpython) {
             None
         } else {
@@ -398,7 +413,8 @@ impl Judge<'_> {
 fn shrink(judge: &Judge<'_>, transitions: Vec<Vec<Step>>) -> Result<(Trace, Verdict), OracleError> {
     let Some((mut current, mut verdict)) = judge.disagrees(&transitions) else {
         return Err(OracleError(
-            "a sequence that disagreed with the model agreed when it was run again on CPython".to_owned(),
+            "a sequence that disagreed with the model agreed when it was run again on CPython"
+                .to_owned(),
         ));
     };
     let mut runs = 1;

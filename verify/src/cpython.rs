@@ -86,7 +86,11 @@ pub const GRACE: Duration = Duration::from_secs(10);
 /// bounded by `stall` without progress, until it exits and both output pipes are closed (so
 /// that whatever it started has exited too). On a stall, or when something it started keeps
 /// running [`GRACE`] after it exited, the whole group is killed and that is an error.
-fn run_bounded(command: &mut Command, input: &[u8], stall: Duration) -> Result<Finished, OracleError> {
+fn run_bounded(
+    command: &mut Command,
+    input: &[u8],
+    stall: Duration,
+) -> Result<Finished, OracleError> {
     let what = command.get_program().to_string_lossy().into_owned();
     let mut child = command
         .stdin(Stdio::piped())
@@ -134,7 +138,11 @@ fn has_exited(child: &Child) -> Option<String> {
 }
 
 /// Writes `input`, closes standard input, and reads both outputs until end of file.
-fn drive(child: &mut Child, input: &[u8], stall: Duration) -> Result<(Vec<u8>, Vec<u8>), OracleError> {
+fn drive(
+    child: &mut Child,
+    input: &[u8],
+    stall: Duration,
+) -> Result<(Vec<u8>, Vec<u8>), OracleError> {
     if let Some(mut stdin) = child.stdin.take() {
         // The program reads all of its input before it writes anything; a program that
         // exits early closes the pipe, which shows up below as missing observations.
@@ -274,7 +282,9 @@ impl Oracle {
             .as_ref()
             .and_then(|a| a.get("implementation"))
             .and_then(Json::as_str);
-        let (Some(version), Some(implementation), true) = (version, implementation, probe.status.success()) else {
+        let (Some(version), Some(implementation), true) =
+            (version, implementation, probe.status.success())
+        else {
             return Err(bad(format!(
                 "{shown} is not a Python interpreter: asked for its version it exited with {} and printed {} (errors: {})",
                 probe.status,
@@ -283,7 +293,9 @@ impl Oracle {
             )));
         };
         let [major, minor, micro] = version[..] else {
-            return Err(bad(format!("{shown} reported a malformed version {version:?}")));
+            return Err(bad(format!(
+                "{shown} reported a malformed version {version:?}"
+            )));
         };
         if (major, minor) < MIN_VERSION {
             return Err(bad(format!(

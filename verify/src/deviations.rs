@@ -29,7 +29,12 @@ pub struct Deviation {
 impl Deviation {
     /// Whether this deviation explains CPython giving `cpython` for `op` where the model
     /// admits `admitted`.
-    pub fn explains(&self, op: &Op, admitted: &std::collections::BTreeSet<Outcome>, cpython: &Outcome) -> bool {
+    pub fn explains(
+        &self,
+        op: &Op,
+        admitted: &std::collections::BTreeSet<Outcome>,
+        cpython: &Outcome,
+    ) -> bool {
         op.schema_name() == self.op && admitted.contains(&self.model) && *cpython == self.cpython
     }
 }
@@ -103,7 +108,8 @@ pub fn markdown_table(deviations: &[Deviation]) -> String {
             d.op,
             d.model,
             d.cpython,
-            link.trim_start_matches("decisions/").trim_end_matches(".md")
+            link.trim_start_matches("decisions/")
+                .trim_end_matches(".md")
         ));
     }
     out

@@ -116,7 +116,9 @@ impl Annotated {
             .enumerate()
             .map(|(index, step)| {
                 let mut json = step.to_json();
-                if let (Some(object), Some(notes)) = (json.as_object_mut(), self.annotations.get(index)) {
+                if let (Some(object), Some(notes)) =
+                    (json.as_object_mut(), self.annotations.get(index))
+                {
                     for (name, outcome) in notes.fields() {
                         if let Some(outcome) = outcome {
                             object.insert(name.to_owned(), bare(outcome));

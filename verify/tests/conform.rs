@@ -22,7 +22,11 @@ use proclife_verify::cpython::Oracle;
 use proclife_verify::deviations;
 use proclife_verify::scenarios::{self, Annotated};
 
-const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
+const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::ForkServer,
+    StartMethod::Spawn,
+];
 
 struct Run {
     status: Option<i32>,
@@ -153,11 +157,22 @@ fn planted(plant: &str, expect_ops: &[&str]) -> Result<(), Failed> {
     let cases = 200;
     let run = proclife(
         &format!("plant-{plant}"),
-        &["conform", "--plant", plant, "--cases", "200", "--save-dir", &dir_arg],
+        &[
+            "conform",
+            "--plant",
+            plant,
+            "--cases",
+            "200",
+            "--save-dir",
+            &dir_arg,
+        ],
         budget(cases),
     )?;
     ensure(run.status == Some(1), || {
-        format!("status {:?}, expected 1\n{}\n{}", run.status, run.stdout, run.stderr)
+        format!(
+            "status {:?}, expected 1\n{}\n{}",
+            run.status, run.stdout, run.stderr
+        )
     })?;
     ensure(run.stdout.contains("DISAGREEMENT"), || run.stdout.clone())?;
     let saved: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -166,7 +181,11 @@ fn planted(plant: &str, expect_ops: &[&str]) -> Result<(), Failed> {
         .map(|e| e.path())
         .collect();
     let [file] = &saved[..] else {
-        return Err(format!("expected one saved file in {}, found {saved:?}", dir.display()).into());
+        return Err(format!(
+            "expected one saved file in {}, found {saved:?}",
+            dir.display()
+        )
+        .into());
     };
     let text = std::fs::read_to_string(file).map_err(|e| format!("read: {e}"))?;
     let annotated = Annotated::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -191,11 +210,19 @@ fn planted(plant: &str, expect_ops: &[&str]) -> Result<(), Failed> {
         budget(1),
     )?;
     ensure(replay.status == Some(0), || {
-        format!("replay --python: status {:?}\n{}\n{}", replay.status, replay.stdout, replay.stderr)
+        format!(
+            "replay --python: status {:?}\n{}\n{}",
+            replay.status, replay.stdout, replay.stderr
+        )
     })?;
     ensure(
         replay.stdout.contains("CPython") && replay.stdout.contains("runtime"),
-        || format!("replay --python must show model, CPython and runtime:\n{}", replay.stdout),
+        || {
+            format!(
+                "replay --python must show model, CPython and runtime:\n{}",
+                replay.stdout
+            )
+        },
     )
 }
 
@@ -210,7 +237,12 @@ fn replay_shows_three_columns() -> Result<(), Failed> {
     ensure(run.status == Some(0), || {
         format!("status {:?}\n{}\n{}", run.status, run.stdout, run.stderr)
     })?;
-    for expected in ["model", "CPython", "runtime", "documented deviation terminate-before-start"] {
+    for expected in [
+        "model",
+        "CPython",
+        "runtime",
+        "documented deviation terminate-before-start",
+    ] {
         ensure(run.stdout.contains(expected), || {
             format!("the table lacks {expected:?}:\n{}", run.stdout)
         })?;
@@ -251,11 +283,20 @@ fn processes_with(marker: &str) -> Vec<String> {
 fn bad_python(name: &str, python: &Path, expect_in_error: &str) -> Result<(), Failed> {
     let run = proclife(
         &format!("bad-{name}"),
-        &["conform", "--cases", "2", "--python", &python.display().to_string()],
+        &[
+            "conform",
+            "--cases",
+            "2",
+            "--python",
+            &python.display().to_string(),
+        ],
         budget(2),
     )?;
     ensure(run.status == Some(2), || {
-        format!("status {:?}, expected 2\n{}\n{}", run.status, run.stdout, run.stderr)
+        format!(
+            "status {:?}, expected 2\n{}\n{}",
+            run.status, run.stdout, run.stderr
+        )
     })?;
     ensure(run.stderr.contains(expect_in_error), || {
         format!("the error lacks {expect_in_error:?}: {}", run.stderr)
@@ -264,14 +305,22 @@ fn bad_python(name: &str, python: &Path, expect_in_error: &str) -> Result<(), Fa
 }
 
 fn bad_pythons() -> Result<(), Failed> {
-    bad_python("missing", Path::new("/nonexistent/python3"), "cannot run /nonexistent/python3")?;
+    bad_python(
+        "missing",
+        Path::new("/nonexistent/python3"),
+        "cannot run /nonexistent/python3",
+    )?;
     let not_python = fake_python("not-python", "echo hello")?;
     bad_python("not-python", &not_python, "is not a Python interpreter")?;
     let old = fake_python(
         "old",
         "echo '{\"version\":[3,8,10],\"implementation\":\"cpython\"}'",
     )?;
-    bad_python("old", &old, "is Python 3.8.10; proclife conform needs CPython 3.9 or newer")?;
+    bad_python(
+        "old",
+        &old,
+        "is Python 3.8.10; proclife conform needs CPython 3.9 or newer",
+    )?;
     let pypy = fake_python(
         "pypy",
         "echo '{\"version\":[3,10,13],\"implementation\":\"pypy\"}'",
@@ -287,7 +336,10 @@ fn bad_pythons() -> Result<(), Failed> {
     // Dies at once, leaving a process of its own behind: the error says so, and that
     // process is killed.
     let marker = "317.25";
-    let dies = fake_python("dies", &probe_then(&format!("sleep {marker} &\nkill -9 $$")))?;
+    let dies = fake_python(
+        "dies",
+        &probe_then(&format!("sleep {marker} &\nkill -9 $$")),
+    )?;
     bad_python("dies", &dies, "killed by SIGKILL")?;
     let left = processes_with(&format!("sleep {marker}"));
     ensure(left.is_empty(), || {
@@ -340,19 +392,28 @@ fn killed_program_leaves_no_child(method: StartMethod) -> Result<(), Failed> {
     // Header and four observations: both puppets are blocked.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let lines = std::fs::read_to_string(&out_path).unwrap_or_default().lines().count();
+        let lines = std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .lines()
+            .count();
         if lines >= 5 {
             break;
         }
         if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("the program did not report both puppets blocked within 60 s ({lines} lines)").into());
+            return Err(format!(
+                "the program did not report both puppets blocked within 60 s ({lines} lines)"
+            )
+            .into());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     ensure(group_members(pgid).len() >= 3, || {
-        format!("expected the program, two puppets and a grandchild in group {pgid}: {:?}", group_members(pgid))
+        format!(
+            "expected the program, two puppets and a grandchild in group {pgid}: {:?}",
+            group_members(pgid)
+        )
     })?;
     child.kill().map_err(|e| format!("kill: {e}"))?;
     child.wait().map_err(|e| format!("wait: {e}"))?;
@@ -366,7 +427,10 @@ fn killed_program_leaves_no_child(method: StartMethod) -> Result<(), Failed> {
             for pid in &left {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
-            return Err(format!("20 s after the program was killed, processes {left:?} of its group still ran").into());
+            return Err(format!(
+                "20 s after the program was killed, processes {left:?} of its group still ran"
+            )
+            .into());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -374,16 +438,25 @@ fn killed_program_leaves_no_child(method: StartMethod) -> Result<(), Failed> {
 
 fn deviations_name_their_decisions() -> Result<(), Failed> {
     let all = deviations::all()?;
-    ensure(!all.is_empty(), || "docs/deviations.json lists nothing".to_owned())?;
+    ensure(!all.is_empty(), || {
+        "docs/deviations.json lists nothing".to_owned()
+    })?;
     let mut ids: Vec<&str> = all.iter().map(|d| d.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    ensure(ids.len() == all.len(), || "deviation ids must be unique".to_owned())?;
+    ensure(ids.len() == all.len(), || {
+        "deviation ids must be unique".to_owned()
+    })?;
     for d in &all {
         ensure(root().join(&d.decision).is_file(), || {
-            format!("deviation {} names {}, which does not exist", d.id, d.decision)
+            format!(
+                "deviation {} names {}, which does not exist",
+                d.id, d.decision
+            )
         })?;
-        ensure(d.model != d.cpython, || format!("deviation {} does not differ", d.id))?;
+        ensure(d.model != d.cpython, || {
+            format!("deviation {} does not differ", d.id)
+        })?;
         ensure(
             Op::graph_ops().iter().any(|op| op.schema_name() == d.op),
             || format!("deviation {} names an unknown operation {:?}", d.id, d.op),
@@ -414,31 +487,52 @@ fn main() {
         eprintln!("SKIPPED: python3 is not on the PATH, so the tests that run CPython are ignored");
     }
     let mut trials = vec![
-        Trial::test("deviations_name_their_decisions", deviations_name_their_decisions),
-        Trial::test("docs_agree_with_the_deviations_file", docs_agree_with_the_deviations_file),
-        Trial::test("bad_python_is_a_clear_error_and_leaves_nothing", bad_pythons),
+        Trial::test(
+            "deviations_name_their_decisions",
+            deviations_name_their_decisions,
+        ),
+        Trial::test(
+            "docs_agree_with_the_deviations_file",
+            docs_agree_with_the_deviations_file,
+        ),
+        Trial::test(
+            "bad_python_is_a_clear_error_and_leaves_nothing",
+            bad_pythons,
+        ),
         Trial::test("cpython_table_parses", || {
             scenarios::cpython_table().map(|_| ()).map_err(Failed::from)
         }),
     ];
     let mut needs_python = vec![
         Trial::test("small_conformance_run_agrees", small_conformance_run),
-        Trial::test("replay_python_shows_model_cpython_and_runtime", replay_shows_three_columns),
+        Trial::test(
+            "replay_python_shows_model_cpython_and_runtime",
+            replay_shows_three_columns,
+        ),
         Trial::test("planted_message_is_caught_and_shrunk", || {
             planted("start-twice-message", &["start", "start"])
         }),
         Trial::test("planted_panic_exit_code_is_caught_and_shrunk", || {
-            planted("panic-exit-code", &["start", "child_panic", "settle", "exitcode"])
+            planted(
+                "panic-exit-code",
+                &["start", "child_panic", "settle", "exitcode"],
+            )
         }),
     ];
     for method in METHODS {
-        needs_python.push(Trial::test(format!("{method}/cpython_table_on_cpython"), move || {
-            cpython_table_on_cpython(method)
-        }));
-        needs_python.push(Trial::test(format!("{method}/killed_program_leaves_no_child"), move || {
-            killed_program_leaves_no_child(method)
-        }));
+        needs_python.push(Trial::test(
+            format!("{method}/cpython_table_on_cpython"),
+            move || cpython_table_on_cpython(method),
+        ));
+        needs_python.push(Trial::test(
+            format!("{method}/killed_program_leaves_no_child"),
+            move || killed_program_leaves_no_child(method),
+        ));
     }
-    trials.extend(needs_python.into_iter().map(|t| t.with_ignored_flag(!python)));
+    trials.extend(
+        needs_python
+            .into_iter()
+            .map(|t| t.with_ignored_flag(!python)),
+    );
     libtest_mimic::run(&args, trials).exit();
 }

@@ -13,7 +13,11 @@ use proclife_verify::run;
 use proclife_verify::scenarios::{self, Scenario};
 use proclife_verify::trace::Trace;
 
-const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
+const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::ForkServer,
+    StartMethod::Spawn,
+];
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions")

@@ -292,10 +292,16 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             conform::replay_with_cpython(&trace, &outcomes, python, args.method)?;
         write_stdout(&text)?;
         if let Some(failure) = &outcomes.failure {
-            write_stdout(&format!("the runtime disagrees with the model: {failure}\n"))?;
+            write_stdout(&format!(
+                "the runtime disagrees with the model: {failure}\n"
+            ))?;
         }
         let agree = cpython_agrees && outcomes.failure.is_none();
-        return Ok(if agree { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if agree {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let agree = outcomes.failure.is_none();
     if args.json {
@@ -344,9 +350,11 @@ fn run_conform(args: &ConformArgs) -> anyhow::Result<ExitCode> {
     };
     let bar = indicatif::ProgressBar::new(u64::from(args.cases));
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} sequences")
-            .context("progress bar template")?
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} sequences",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
     );
     let summary = conform::conform(&options, |cases| bar.set_position(u64::from(cases)));
     bar.finish_and_clear();
