@@ -311,6 +311,9 @@ class Proc:
             if self.has_exited():
                 if self.signalled:
                     return
+                if self.acks.poll(0):
+                    # The acknowledgement came just before the exit.
+                    continue
                 raise HarnessFailure(
                     "the puppet died with exit code %r before acknowledging %s"
                     % (self.process.exitcode, what)
