@@ -605,3 +605,87 @@ pub fn replay_with_cpython(
     }
     Ok((out, verdict.disagreement.is_none()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deviations;
+
+    fn steps(ops: &[Op]) -> Vec<Step> {
+        ops.iter().map(|op| Step::new(0, op.clone())).collect()
+    }
+
+    fn cpython_terminate_before_start() -> Outcome {
+        Outcome::Raised(PyError {
+            kind: PyErrorKind::AttributeError,
+            message: "'NoneType' object has no attribute 'terminate'".into(),
+        })
+    }
+
+    #[test]
+    fn a_documented_deviation_is_not_a_disagreement() {
+        let all = deviations::all().expect("the deviations file parses");
+        let ops = steps(&[Op::Terminate, Op::Start, Op::IsAlive]);
+        let observed = [
+            cpython_terminate_before_start(),
+            Outcome::NONE,
+            Outcome::bool(true),
+        ];
+        let verdict = compare(&ops, &observed, &all, None);
+        assert_eq!(verdict.disagreement, None, "{:?}", verdict.reason());
+        assert_eq!(
+            verdict.rows[0].deviation.as_deref(),
+            Some("terminate-before-start")
+        );
+        assert!(!verdict.rows[0].agrees());
+        assert!(verdict.rows[1].agrees() && verdict.rows[2].agrees());
+    }
+
+    #[test]
+    fn only_the_listed_difference_is_excused() {
+        let all = deviations::all().expect("the deviations file parses");
+        // The same CPython error on `kill` is not the listed one.
+        let ops = steps(&[Op::Kill]);
+        let verdict = compare(&ops, &[cpython_terminate_before_start()], &all, None);
+        assert_eq!(verdict.disagreement, Some(0));
+        // Without the deviations file, the listed one is a disagreement too.
+        let ops = steps(&[Op::Terminate]);
+        let verdict = compare(&ops, &[cpython_terminate_before_start()], &[], None);
+        assert_eq!(verdict.disagreement, Some(0));
+        assert!(
+            verdict
+                .reason()
+                .is_some_and(|r| r.contains("AttributeError"))
+        );
+    }
+
+    #[test]
+    fn plants_distort_only_what_they_name() {
+        let ops = steps(&[
+            Op::Start,
+            Op::ChildPanic,
+            Op::Settle,
+            Op::Exitcode,
+            Op::Start,
+        ]);
+        let cpython = [
+            Outcome::NONE,
+            Outcome::bool(true),
+            Outcome::NONE,
+            Outcome::Returned(Value::Int(1)),
+            Outcome::Raised(PyError::START_TWICE),
+        ];
+        assert_eq!(compare(&ops, &cpython, &[], None).disagreement, None);
+        let panic = compare(&ops, &cpython, &[], Some(Plant::PanicExitCode));
+        assert_eq!(panic.disagreement, Some(3));
+        let message = compare(&ops, &cpython, &[], Some(Plant::StartTwiceMessage));
+        assert_eq!(message.disagreement, Some(4));
+    }
+
+    #[test]
+    fn a_malformed_deviations_file_is_named() {
+        assert!(deviations::parse("{}").is_err_and(|e| e.contains("format_version")));
+        let no_decision = r#"{"format_version":1,"deviations":[{"id":"x","decision":"elsewhere.md","op":"kill","model":{"ok":null},"cpython":{"ok":null}}]}"#;
+        assert!(deviations::parse(no_decision).is_err_and(|e| e.contains("docs/decisions/")));
+    }
+}

@@ -243,3 +243,51 @@ impl Scenario {
         &self.annotated.trace.ops
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proclife_model::{Op, PyError};
+
+    #[test]
+    fn annotations_round_trip_and_replay_files_accept_them() {
+        let text = "{\"ops\":[\n  {\"op\":\"start\",\"expect\":{\"ok\":null}},\n  {\"op\":\"start\",\"proc\":1,\"model\":{\"ok\":null},\"cpython\":{\"err\":{\"type\":\"AssertionError\",\"msg\":\"cannot start a process twice\"}}}\n]}\n";
+        let annotated = Annotated::parse(text).expect("valid");
+        assert_eq!(annotated.trace.ops.len(), 2);
+        assert_eq!(annotated.trace.ops[1].proc, 1);
+        assert_eq!(annotated.annotations[0].expect, Some(Outcome::NONE));
+        assert_eq!(
+            annotated.annotations[1].cpython,
+            Some(Outcome::Raised(PyError::START_TWICE))
+        );
+        assert_eq!(annotated.to_json(), text);
+        assert_eq!(
+            Trace::parse(text).expect("a replay file").ops[0].op,
+            Op::Start
+        );
+    }
+
+    #[test]
+    fn a_malformed_annotation_is_rejected_with_its_line() {
+        let err = Trace::parse("{\"ops\":[\n{\"op\":\"start\",\"expect\":{\"maybe\":1}}]}")
+            .expect_err("must be rejected");
+        assert_eq!(err.line, 2, "{err}");
+        assert!(err.message.contains("annotation `expect`"), "{err}");
+    }
+
+    #[test]
+    fn the_corpus_parses_and_every_op_has_an_expectation() {
+        let table = cpython_table().expect("the corpus parses");
+        assert!(table.len() > 10);
+        for scenario in &table {
+            assert!(
+                scenario.expected().iter().all(Option::is_some),
+                "{}",
+                scenario.name
+            );
+        }
+        let bad = parse_corpus("{\"scenarios\":[{\"name\":\"x\",\"ops\":[{\"op\":\"start\"}]}]}")
+            .expect_err("no expect");
+        assert!(bad.contains("no \"expect\""), "{bad}");
+    }
+}

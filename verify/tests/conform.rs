@@ -254,7 +254,11 @@ fn replay_shows_three_columns() -> Result<(), Failed> {
 fn fake_python(name: &str, body: &str) -> Result<PathBuf, Failed> {
     use std::os::unix::fs::PermissionsExt as _;
     let path = tmp(&format!("fake-{name}"));
-    std::fs::write(&path, format!("#!/bin/sh\nPATH=/usr/local/bin:/usr/bin:/bin\n{body}\n")).map_err(|e| format!("write: {e}"))?;
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nPATH=/usr/local/bin:/usr/bin:/bin\n{body}\n"),
+    )
+    .map_err(|e| format!("write: {e}"))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("chmod: {e}"))?;
     Ok(path)
