@@ -81,7 +81,7 @@ impl Row {
 }
 
 /// The comparison of one sequence.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Verdict {
     /// One row per step compared (up to and including a disagreement).
     pub rows: Vec<Row>,
@@ -239,6 +239,8 @@ pub struct Counterexample {
     pub trace: Trace,
     /// Where it was saved (with both sides' observations).
     pub saved: Option<PathBuf>,
+    /// Whether it disagreed again when it was run once more (and so could be shrunk).
+    pub reproduced: bool,
 }
 
 /// What a conformance run found.
@@ -276,6 +278,8 @@ struct Tally {
     deviations: BTreeMap<String, u64>,
     shrinking: bool,
     error: Option<OracleError>,
+    /// The first disagreeing sequence and its verdict, as the search found it.
+    found: Option<(Vec<Step>, Verdict)>,
 }
 
 /// Runs the conformance check; `on_case` gets the number of sequences run so far.
@@ -321,6 +325,9 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
         };
         let verdict = compare(&steps, &observed.outcomes, &deviations, options.plant);
         let mut t = tally.borrow_mut();
+        if t.found.is_none() && verdict.disagreement.is_some() {
+            t.found = Some((steps.clone(), verdict.clone()));
+        }
         if !t.shrinking {
             t.cases += 1;
             t.ops += verdict.rows.len() as u64;
@@ -349,7 +356,14 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
                 deviations: &deviations,
                 plant: options.plant,
             };
-            let (trace, verdict) = shrink(&judge, transitions)?;
+            let (trace, verdict, reproduced) = match shrink(&judge, transitions) {
+                Some((trace, verdict)) => (trace, verdict, true),
+                // It did not disagree again: report it as it was found, unshrunk.
+                None => {
+                    let (steps, verdict) = tally.found.take().unwrap_or_default();
+                    (Trace { ops: steps }, verdict, false)
+                }
+            };
             let saved = options
                 .save_dir
                 .as_deref()
@@ -358,6 +372,7 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
                 verdict,
                 trace,
                 saved,
+                reproduced,
             })
         }
         Err(TestError::Abort(reason)) => {
@@ -409,14 +424,9 @@ impl Judge<'_> {
 
 /// Shrinks a disagreeing sequence by removing whole transitions (an operation with the
 /// `settle` after it), halving the chunk size down to one, until no removal still disagrees
-/// or [`SHRINK_RUNS`] candidates were tried.
-fn shrink(judge: &Judge<'_>, transitions: Vec<Vec<Step>>) -> Result<(Trace, Verdict), OracleError> {
-    let Some((mut current, mut verdict)) = judge.disagrees(&transitions) else {
-        return Err(OracleError(
-            "a sequence that disagreed with the model agreed when it was run again on CPython"
-                .to_owned(),
-        ));
-    };
+/// or [`SHRINK_RUNS`] candidates were tried; `None` if the sequence does not disagree again.
+fn shrink(judge: &Judge<'_>, transitions: Vec<Vec<Step>>) -> Option<(Trace, Verdict)> {
+    let (mut current, mut verdict) = judge.disagrees(&transitions)?;
     let mut runs = 1;
     let mut changed = true;
     while changed && runs < SHRINK_RUNS {
@@ -446,7 +456,7 @@ fn shrink(judge: &Judge<'_>, transitions: Vec<Vec<Step>>) -> Result<(Trace, Verd
     let trace = Trace {
         ops: current.into_iter().flatten().collect(),
     };
-    Ok((trace, verdict))
+    Some((trace, verdict))
 }
 
 /// The annotated replay file of a comparison: each operation with the model's and CPython's
@@ -562,6 +572,9 @@ pub fn report(summary: &Summary, options: &Options) -> String {
                 "\nDISAGREEMENT: {}\n",
                 failure.verdict.reason().unwrap_or_default()
             ));
+            if !failure.reproduced {
+                out.push_str("(it agreed when it was run again, so it depends on timing; it is shown as found, unshrunk)\n");
+            }
             out.push_str(&table(&failure.verdict, None));
             match &failure.saved {
                 Some(path) => out.push_str(&format!(
