@@ -473,6 +473,14 @@ def puppet_op(proc, op, step):
             if not proc.has_exited(PROMPT):
                 return HANGS
             proc.wait_zombie(deadline)
+            if multiprocessing.get_start_method() == "forkserver":
+                # The fork server writes the exit status into the sentinel and closes it a
+                # moment later; until then a handle that has read the status sees its sentinel
+                # not ready. The exit has happened for every observer once the server closed
+                # it: read the status (as any poll does) and wait for the end of the pipe.
+                proc.process.exitcode
+                if not ready(proc.process.sentinel, max(0.0, deadline - time.monotonic())):
+                    raise HarnessFailure("the fork server did not close the sentinel within %s s" % PROMPT)
         return None
     raise BadInput("unknown operation %r" % op)
 
