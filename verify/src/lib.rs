@@ -6,13 +6,17 @@
 //! regressions, and [`trace`] reads and writes the replay files.
 
 pub mod check;
+pub mod conform;
 pub mod coverage;
+pub mod cpython;
+pub mod deviations;
 pub mod leaks;
 pub mod map;
 pub mod puppet;
 pub mod reference;
 pub mod report;
 pub mod run;
+pub mod scenarios;
 pub mod sut;
 pub mod timing;
 pub mod trace;

@@ -22,6 +22,10 @@ pub const MAX_PROCS: usize = 8;
 /// The most operations one replay file may hold.
 pub const MAX_OPS: usize = 10_000;
 
+/// The fields an operation may carry beside it: observations expected or seen
+/// (see [`crate::scenarios`]); they are checked but do not change what runs.
+pub const ANNOTATIONS: [&str; 4] = ["expect", "model", "runtime", "cpython"];
+
 /// One operation of a sequence, addressed to one of its processes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -119,6 +123,7 @@ impl<'de> Deserialize<'de> for Step {
             Some(value) => bool::deserialize(value)
                 .map_err(|e| D::Error::custom(format!("field `probe`: {e}")))?,
         };
+        crate::scenarios::strip(&mut fields).map_err(D::Error::custom)?;
         let json = Json::Object(fields);
         let op = Op::from_json(&json).map_err(D::Error::custom)?;
         // The model's reader ignores fields it does not use; a replay file must not carry any.

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use proclife::StartMethod;
 use proclife_model::{Outcome, TransitionGraph};
 use proclife_verify::check::{self, Options};
+use proclife_verify::conform;
 use proclife_verify::reference::SettleMode;
 use proclife_verify::report;
 use proclife_verify::run;
@@ -60,6 +61,8 @@ enum Command {
     Check(CheckArgs),
     /// Run one operation sequence from a replay file on the model and on real processes.
     Replay(ReplayArgs),
+    /// Run random settled sequences on the model and on CPython and compare them.
+    Conform(ConformArgs),
 }
 
 /// Arguments of `proclife graph`.
@@ -147,6 +150,45 @@ struct ReplayArgs {
     /// How the runtime starts each child: fork, forkserver or spawn.
     #[arg(long, default_value = "fork", value_parser = parse_method)]
     method: StartMethod,
+    /// Also run the sequence on CPython with this interpreter and show it beside the others.
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+}
+
+/// Arguments of `proclife conform`.
+#[derive(Debug, clap::Args)]
+struct ConformArgs {
+    /// The Python interpreter (CPython 3.9 or newer).
+    #[arg(long, value_name = "PATH", default_value = "python3")]
+    python: PathBuf,
+    /// Sequences to run.
+    #[arg(long, default_value_t = conform::Options::default().cases, value_parser = clap::value_parser!(u32).range(1..))]
+    cases: u32,
+    /// Random seed; the same seed and commit give the same sequences.
+    #[arg(long, default_value_t = conform::Options::default().seed)]
+    seed: u64,
+    /// Operations per sequence, at most.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_ops: u16,
+    /// Processes per sequence, at most.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=8))]
+    procs: u8,
+    /// CPython's start method: fork, forkserver or spawn.
+    #[arg(long, default_value = "fork", value_parser = parse_method)]
+    method: StartMethod,
+    /// Where a disagreement is saved.
+    #[arg(long, value_name = "DIR", default_value = "target/conform")]
+    save_dir: PathBuf,
+    /// Plant a deviation in the model's predictions, to show that it is caught.
+    #[arg(long, value_parser = parse_plant, hide = true)]
+    plant: Option<conform::Plant>,
+}
+
+fn parse_plant(name: &str) -> Result<conform::Plant, String> {
+    conform::Plant::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = conform::Plant::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown plant; one of {}", names.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -156,6 +198,7 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph(&args).map(|()| ExitCode::SUCCESS),
         Command::Check(args) => check(&args),
         Command::Replay(args) => replay(&args),
+        Command::Conform(args) => run_conform(&args),
     };
     match result {
         Ok(code) => code,
@@ -259,6 +302,22 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let trace =
         Trace::parse(&text).with_context(|| format!("{} is not a replay file", args.file))?;
     let outcomes = run::run(&trace.ops, trace.procs(), args.method);
+    if let Some(python) = &args.python {
+        let (text, cpython_agrees) =
+            conform::replay_with_cpython(&trace, &outcomes, python, args.method)?;
+        write_stdout(&text)?;
+        if let Some(failure) = &outcomes.failure {
+            write_stdout(&format!(
+                "the runtime disagrees with the model: {failure}\n"
+            ))?;
+        }
+        let agree = cpython_agrees && outcomes.failure.is_none();
+        return Ok(if agree {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let agree = outcomes.failure.is_none();
     if args.json {
         let side = |pick: fn(&run::Row) -> Option<&Outcome>| -> Vec<serde_json::Value> {
@@ -286,6 +345,36 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_conform(args: &ConformArgs) -> anyhow::Result<ExitCode> {
+    let options = conform::Options {
+        python: args.python.clone(),
+        cases: args.cases,
+        seed: args.seed,
+        max_ops: usize::from(args.max_ops),
+        max_procs: usize::from(args.procs),
+        method: args.method,
+        save_dir: Some(args.save_dir.clone()),
+        plant: args.plant,
+    };
+    let bar = indicatif::ProgressBar::new(u64::from(args.cases));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} sequences",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    let summary = conform::conform(&options, |cases| bar.set_position(u64::from(cases)));
+    bar.finish_and_clear();
+    let summary = summary?;
+    write_stdout(&conform::report(&summary, &options))?;
+    Ok(if summary.failure.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
