@@ -437,7 +437,7 @@ pub const REFUSALS: &[Refusal] = &[
         )),
         error: "Decode",
         deviation: Some(Deviation {
-            decision: "0009",
+            decision: "0013",
             names: None,
         }),
     },
@@ -575,7 +575,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Returns("True"),
         error: "FrameTooLarge",
         deviation: Some(Deviation {
-            decision: "0009",
+            decision: "0013",
             names: None,
         }),
     },
@@ -728,7 +728,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Returns("True"),
         error: "NanTimeout",
         deviation: Some(Deviation {
-            decision: "0009",
+            decision: "0013",
             names: None,
         }),
     },
@@ -1082,7 +1082,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Returns("None"),
         error: "NanTimeout",
         deviation: Some(Deviation {
-            decision: "0009",
+            decision: "0013",
             names: None,
         }),
     },
@@ -1139,7 +1139,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Returns("True"),
         error: "NanTimeout",
         deviation: Some(Deviation {
-            decision: "0009",
+            decision: "0013",
             names: None,
         }),
     },

@@ -168,7 +168,7 @@ pub enum Error {
     /// (receive) or written (send).
     ///
     /// CPython: `OSError: bad message length` on receive (`recv_bytes(maxlength)`); CPython
-    /// sends and queues items of any length (decisions 0004 and 0009).
+    /// sends and queues items of any length (decisions 0004 and 0013).
     #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
     FrameTooLarge {
         /// The length that was announced or requested.
@@ -427,7 +427,7 @@ impl Error {
                 | (O::Condition | O::ConditionWithLock, Op::Wait | Op::WaitFor) => {
                     Some(os_error(Errno::EINVAL))
                 }
-                // CPython acquires, or puts without looking at the timeout (decision 0009).
+                // CPython acquires, or puts without looking at the timeout (decision 0013).
                 (O::Lock | O::RLock | O::Condition | O::ConditionWithLock, Op::Acquire)
                 | (O::Queue | O::JoinableQueue | O::SimpleQueue, Op::Put) => None,
                 _ => self.python(),

@@ -241,7 +241,7 @@ impl Connection {
     /// - [`Error::Disconnected`] when the peer is gone, closed or killed (CPython:
     ///   `BrokenPipeError: [Errno 32] Broken pipe`);
     /// - [`Error::FrameTooLarge`] above [`Connection::max_frame`], before writing a byte
-    ///   (CPython sends any length; decision 0009);
+    ///   (CPython sends any length; decision 0013);
     /// - [`Error::Encode`]; [`Error::Malformed`] when poisoned (no CPython counterpart).
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.usable(false)?;
@@ -322,7 +322,7 @@ impl Connection {
     /// # Errors
     ///
     /// [`Error::Decode`] for a complete frame that is not a `T` (the connection stays
-    /// usable; postcard is not pickle, so no CPython exception stands for it, decision 0009);
+    /// usable; postcard is not pickle, so no CPython exception stands for it, decision 0013);
     /// otherwise as [`Connection::recv_bytes`].
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
         let bytes = self.recv_bytes()?;

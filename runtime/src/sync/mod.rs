@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 /// `OSError: [Errno 22] Invalid argument` from `Semaphore.acquire`, `Event.wait`,
 /// `Condition.wait` and `Barrier.wait`, `ValueError: cannot convert float NaN to integer` from
 /// `Queue.get` and `Connection.poll`; `Lock.acquire` and `RLock.acquire` accept it and acquire,
-/// and `Queue.put` with room ignores it (deviations, decision 0009).
+/// and `Queue.put` with room ignores it (deviations, decision 0013).
 ///
 /// ```
 /// use std::time::Duration;
