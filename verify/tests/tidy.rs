@@ -196,8 +196,9 @@ fn no_should_panic_or_ignored_tests() {
 }
 
 /// ARCHITECTURE.md: runtime values become model values only in `verify/src/map.rs`. Other
-/// modules may use both crates side by side, but one that uses the runtime never builds a
-/// model outcome, error or life from what it got.
+/// modules may use both crates side by side, but one that uses the runtime (beyond naming a
+/// start method, which is configuration, not an observation) never builds a model outcome,
+/// error or life from what it got.
 #[test]
 fn only_map_translates_runtime_values_into_model_values() {
     let translating = [
@@ -214,7 +215,7 @@ fn only_map_translates_runtime_values_into_model_values() {
             continue;
         }
         let text = read(&path);
-        if !text.contains("proclife::") {
+        if !text.replace("proclife::StartMethod", "").contains("proclife::") {
             continue;
         }
         for needle in translating {
