@@ -215,7 +215,10 @@ fn only_map_translates_runtime_values_into_model_values() {
             continue;
         }
         let text = read(&path);
-        if !text.replace("proclife::StartMethod", "").contains("proclife::") {
+        if !text
+            .replace("proclife::StartMethod", "")
+            .contains("proclife::")
+        {
             continue;
         }
         for needle in translating {

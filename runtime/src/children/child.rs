@@ -236,20 +236,22 @@ fn exited_now(pidfd: BorrowedFd<'_>) -> bool {
     matches!(os::poll::now(&mut fds), Ok(n) if n > 0)
 }
 
-/// How long one status query waits for a living server to reap an exited child; the server
-/// reaps within microseconds unless it is stopped.
-const SERVER_REAP_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long a status query waits for the server to reap an exited child before it looks
+/// whether the server is stopped; the server reaps within microseconds when it gets a CPU.
+const SERVER_REAP_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The exit code of a fork-server child: `None` while it runs. Once its pidfd is readable
 /// (it exited) the code comes as soon as the server has reaped it, so that a readable
-/// sentinel means a known exit code, as for the other methods (unless the server is
-/// stopped: then `None` after a short wait, and the next query tries again);
+/// sentinel means a known exit code, as for the other methods. The wait is bounded by the
+/// server's progress, not by a time: it goes on while the server lives and is not stopped
+/// (a busy machine may take long to schedule it), and gives `None` (the next query tries
+/// again) once the server is seen stopped by a signal, or when its state cannot be read;
 /// [`LOST_WITH_SERVER`] for a zombie the dead server can no longer reap.
 fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Option<i32>> {
     if !exited_now(pidfd) {
         return Ok(None);
     }
-    let limit = Deadline::after(Some(SERVER_REAP_LIMIT));
+    let mut limit = Deadline::after(Some(SERVER_REAP_SLICE));
     loop {
         if let Some(status) = os::pidfd::pidfd_exit_status(pidfd)? {
             return Ok(Some(os::pidfd::exitcode_from_raw(status)));
@@ -262,7 +264,13 @@ fn foreign_exitcode(pidfd: BorrowedFd<'_>, server: BorrowedFd<'_>) -> Result<Opt
             ));
         }
         if limit.expired() {
-            return Ok(None);
+            let running = os::procfs::pidfd_pid(server)
+                .and_then(os::procfs::stat_of)
+                .is_some_and(|stat| !stat.stopped() && !stat.exited());
+            if !running {
+                return Ok(None);
+            }
+            limit = Deadline::after(Some(SERVER_REAP_SLICE));
         }
         // Sleep until the server reaps the child or dies: a pidfd polled for no event
         // reports `POLLHUP` once its process is reaped, and the server's pidfd is readable

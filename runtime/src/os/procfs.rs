@@ -44,6 +44,11 @@ impl Stat {
         })
     }
 
+    /// Whether the process is stopped by a signal (`T`) or in a tracing stop (`t`).
+    pub(crate) fn stopped(&self) -> bool {
+        matches!(self.state, 'T' | 't')
+    }
+
     /// Whether the process has exited (a zombie, or dead).
     pub(crate) fn exited(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x')
@@ -83,6 +88,22 @@ pub(crate) fn read_stat(stat: BorrowedFd<'_>) -> Result<Stat> {
         .ok_or(Error::os("read(/proc/self/stat)", Errno::EIO))
 }
 
+/// The pid a pidfd of this process names, from `/proc/self/fdinfo/<fd>` (its `Pid:` line);
+/// `None` when it cannot be read, or once the process was reaped (`-1`).
+///
+/// See proc_pid_fdinfo(5): <https://man7.org/linux/man-pages/man5/proc_pid_fdinfo.5.html>
+pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    let pid: i32 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid > 0).then_some(pid)
+}
+
 /// The stat line of `pid`; `None` when there is no such process (or it cannot be read).
 pub(crate) fn stat_of(pid: i32) -> Option<Stat> {
     let line = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
@@ -94,6 +115,15 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
+
+    #[test]
+    fn a_pidfd_names_its_pid_in_fdinfo() {
+        let me = crate::os::process::getpid();
+        let pidfd = crate::os::pidfd::pidfd_open(nix::unistd::Pid::from_raw(me)).expect("pidfd");
+        assert_eq!(pidfd_pid(pidfd.as_fd()), Some(me));
+        let stat = stat_of(me).expect("own stat");
+        assert!(!stat.stopped() && !stat.exited(), "{stat:?}");
+    }
 
     #[test]
     fn fields_are_counted_after_the_last_parenthesis() {
