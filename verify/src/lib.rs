@@ -9,6 +9,7 @@ pub mod check;
 pub mod coverage;
 pub mod leaks;
 pub mod map;
+pub mod objects;
 pub mod puppet;
 pub mod reference;
 pub mod run;
