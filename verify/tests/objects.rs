@@ -20,6 +20,26 @@ fn notify_wakes_at_most_n(n: u32, method: StartMethod) -> Result<(), Failed> {
     })
 }
 
+/// Runs trial `name` of this binary again with the bug `bug` planted, and expects it to fail
+/// with the judge's verdict `rule`.
+fn planted(bug: &'static str, name: &'static str, rule: &'static str) -> Result<(), Failed> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let out = std::process::Command::new(exe)
+        .args(["--exact", name])
+        .env(proclife::planted::ENV, bug)
+        .output()
+        .map_err(|e| format!("running {name} with {bug}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() || !stdout.contains(rule) {
+        return Err(format!(
+            "expected {name} to fail with \"{rule}\" with {bug} planted; it exited with {} and said:\n{stdout}",
+            out.status
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
@@ -31,6 +51,24 @@ fn main() {
                 move || notify_wakes_at_most_n(n, method),
             ));
         }
+    }
+    for (bug, name) in [
+        (
+            "condition-notify-zero-wakes-one",
+            "condition_notify_0_of_3_fork",
+        ),
+        (
+            "condition-notify-wakes-one-more",
+            "condition_notify_1_of_3_fork",
+        ),
+        (
+            "condition-timeout-reports-woken",
+            "condition_notify_0_of_3_spawn",
+        ),
+    ] {
+        trials.push(Trial::test(format!("planted_{bug}"), move || {
+            planted(bug, name, "more waits woken than notified")
+        }));
     }
     libtest_mimic::run(&args, trials).exit();
 }
