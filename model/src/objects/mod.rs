@@ -10,10 +10,12 @@
 //!
 //! Like the life-cycle model, nothing here does I/O, reads a clock or draws a random number.
 
+pub mod barrier;
 mod call;
 pub mod condition;
 mod history;
 pub mod refusal;
+pub mod spec;
 
 pub use call::{Call, Object, Ret};
 pub use history::{Entry, History, Violation};

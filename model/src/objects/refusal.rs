@@ -28,6 +28,9 @@ pub enum Refusal {
     Empty,
     /// `Queue.put()` that found no room within its timeout.
     Full,
+    /// `acquire()` with a nonzero timeout of a `Lock` the caller already holds (proclife
+    /// refuses; CPython sleeps for the whole timeout, or forever).
+    WouldDeadlock,
     /// Use of a handle after `close()`.
     Closed,
     /// `recv()` after every writer of the pipe is gone.
@@ -36,8 +39,9 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal, in table order.
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::NotOwner,
+        Refusal::WouldDeadlock,
         Refusal::TooManyReleases,
         Refusal::TaskDoneTooMany,
         Refusal::OwnerDied,
@@ -59,6 +63,10 @@ impl Refusal {
                 "OwnerDied",
                 "the previous holder of the lock died while holding it",
             ),
+            Refusal::WouldDeadlock => (
+                "WouldDeadlock",
+                "the caller already holds this non-recursive lock",
+            ),
             Refusal::BrokenBarrier => ("threading.BrokenBarrierError", ""),
             Refusal::Empty => ("queue.Empty", ""),
             Refusal::Full => ("queue.Full", ""),
@@ -73,6 +81,9 @@ impl Refusal {
             Refusal::NotOwner => {
                 Some("CPython lets any process release a multiprocessing.Lock (decision 0003)")
             }
+            Refusal::WouldDeadlock => Some(
+                "CPython's Lock.acquire by its holder sleeps for the whole timeout and returns False",
+            ),
             Refusal::OwnerDied => {
                 Some("CPython's acquire hangs forever after a holder's death (decision 0005)")
             }

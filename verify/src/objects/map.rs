@@ -15,10 +15,18 @@ pub fn ret<T: Into<RetValue>>(result: proclife::Result<T>) -> Ret {
 
 /// The model's form of a runtime error: a refusal the table names, or its text.
 pub fn refusal(error: &Error) -> Ret {
-    if matches!(error, Error::OwnerDied) {
-        return Ret::Raised {
-            refusal: Refusal::OwnerDied,
-        };
+    match error {
+        Error::OwnerDied => {
+            return Ret::Raised {
+                refusal: Refusal::OwnerDied,
+            };
+        }
+        Error::WouldDeadlock => {
+            return Ret::Raised {
+                refusal: Refusal::WouldDeadlock,
+            };
+        }
+        _ => {}
     }
     match error.python() {
         Some((exception, message)) => match Refusal::from_python(exception, &message) {

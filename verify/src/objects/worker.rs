@@ -139,14 +139,27 @@ impl Shared {
         match call {
             Call::Acquire { obj, timeout_ms } => {
                 let timeout = t(timeout_ms);
-                map::ret(match obj {
+                let acquired = match obj {
                     Object::Lock => self.lock.acquire(timeout),
                     Object::RLock => self.rlock.acquire(timeout),
                     Object::Semaphore => self.semaphore.acquire(timeout),
                     Object::BoundedSemaphore => self.bounded.acquire(timeout),
                     Object::Condition => self.condition.acquire(timeout),
                     other => return unsupported(other, call),
-                })
+                };
+                if matches!(acquired, Err(Error::OwnerDied)) {
+                    // Told that the holder died, the caller holds the lock: it repairs
+                    // nothing, so it marks the lock consistent at once.
+                    let marked = match obj {
+                        Object::Lock => self.lock.mark_consistent(),
+                        Object::RLock => self.rlock.mark_consistent(),
+                        _ => self.condition.mark_consistent(),
+                    };
+                    if let Err(e) = marked {
+                        return map::refusal(&e);
+                    }
+                }
+                map::ret(acquired)
             }
             Call::Release { obj } => map::ret(match obj {
                 Object::Lock => self.lock.release(),
