@@ -14,6 +14,7 @@ pub mod barrier;
 mod call;
 pub mod condition;
 mod history;
+pub mod linearizable;
 pub mod refusal;
 pub mod spec;
 
