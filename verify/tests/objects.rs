@@ -5,8 +5,8 @@
 use libtest_mimic::{Arguments, Failed, Trial};
 use proclife::StartMethod;
 use proclife_model::objects::condition;
-use proclife_verify::objects::scenario;
 use proclife_verify::objects::scenarios::condition_notify;
+use proclife_verify::objects::{check, scenario};
 
 fn notify_wakes_at_most_n(n: u32, method: StartMethod) -> Result<(), Failed> {
     let observed = scenario::run(&condition_notify(3, n, 1000), method)
@@ -40,6 +40,25 @@ fn planted(bug: &'static str, name: &'static str, rule: &'static str) -> Result<
     Ok(())
 }
 
+fn random_programs_agree(method: StartMethod, cases: u32) -> Result<(), Failed> {
+    let options = check::Options {
+        cases,
+        method,
+        ..check::Options::default()
+    };
+    let summary =
+        check::check(&options, |_| {}).map_err(|e| format!("the harness failed: {e:#}"))?;
+    if let Some(f) = summary.failure {
+        return Err(format!(
+            "{}\nshrunk program: {:?}\nhistory:\n{}",
+            f.violation, f.program, f.observed.history
+        )
+        .into());
+    }
+    eprintln!("{}", summary.coverage.table());
+    Ok(())
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
@@ -52,6 +71,13 @@ fn main() {
             ));
         }
     }
+    let cases: u32 = std::env::var("OBJECTS_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    trials.push(Trial::test("random_programs_agree_fork", move || {
+        random_programs_agree(StartMethod::Fork, cases)
+    }));
     for (bug, name) in [
         (
             "condition-notify-zero-wakes-one",

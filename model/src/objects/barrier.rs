@@ -3,10 +3,9 @@
 //! A barrier's `wait` returns for all parties of a generation together, so it is judged over
 //! whole intervals (CPython's `threading.Barrier`, which `multiprocessing.Barrier` shares):
 //!
-//! - The waits that returned an index form generations of `parties` waits, in order of
-//!   invocation (every party of a generation arrives before the generation trips, and every
-//!   party of the next arrives after it); the waits of one generation were all in progress
-//!   at one moment, and got the distinct indices `0..parties`.
+//! - The waits that returned an index can be split into generations of `parties` waits
+//!   that were all in progress at one moment and got the distinct indices `0..parties`
+//!   ([`judge`] searches for such a split).
 //! - A wait raises `BrokenBarrierError` only for a cause: a wait with a timeout that may
 //!   have expired, or a party's death, before it returned. Once broken (nothing here resets
 //!   it), no later wait succeeds.
@@ -38,50 +37,13 @@ pub fn judge(history: &History, parties: usize, deaths: &[u64]) -> Result<(), Vi
     let broken_ret = Some(Ret::Raised {
         refusal: Refusal::BrokenBarrier,
     });
-    for (g, generation) in passed.chunks(parties).enumerate() {
-        let ids: Vec<usize> = generation.iter().map(|&(i, _)| i).collect();
-        if generation.len() < parties {
-            return Err(Violation {
-                rule: "a generation passed with too few parties",
-                explanation: format!(
-                    "generation {g} is {} waits that returned an index, but the barrier has {parties} parties",
-                    generation.len()
-                ),
-                entries: ids,
-            });
-        }
-        let mut indices: Vec<i64> = generation
-            .iter()
-            .filter_map(|(_, e)| match e.ret {
-                Some(Ret::Int { value }) => Some(value),
-                _ => None,
-            })
-            .collect();
-        indices.sort_unstable();
-        let expected: Vec<i64> = (0..parties as i64).collect();
-        if indices != expected {
-            return Err(Violation {
-                rule: "a generation's indices are not 0..parties",
-                explanation: format!(
-                    "generation {g} got indices {indices:?}; every generation gets each of {expected:?} once"
-                ),
-                entries: ids,
-            });
-        }
-        let last_in = generation.iter().map(|(_, e)| e.invoked).max();
-        let first_out = generation.iter().filter_map(|(_, e)| e.returned).min();
-        if let (Some(last_in), Some(first_out)) = (last_in, first_out)
-            && first_out < last_in
-        {
-            return Err(Violation {
-                rule: "a party passed before all had arrived",
-                explanation: format!(
-                    "in generation {g} one wait returned at {first_out}, before the last party arrived at {last_in}"
-                ),
-                entries: ids,
-            });
-        }
-    }
+    // A killed party's wait may have passed too, with an index nobody saw.
+    let pending: Vec<(usize, &crate::objects::Entry)> = waits
+        .iter()
+        .copied()
+        .filter(|(_, e)| e.ret.is_none())
+        .collect();
+    generations(&passed, &pending, parties)?;
     // Breaks need a cause, and are final.
     for &(i, e) in &waits {
         let Some(returned) = e.returned else { continue };
@@ -156,6 +118,14 @@ mod tests {
             wait(1, 3, 4, Ret::Int { value: 1 }),
         ]);
         assert!(judge(&early, 2, &[]).is_err());
+        // Invocation order is not arrival order: #0 pairs with #3, #1 with #2.
+        let crossed = History::new(vec![
+            wait(0, 1, 9, Ret::Int { value: 0 }),
+            wait(1, 2, 4, Ret::Int { value: 0 }),
+            wait(2, 3, 5, Ret::Int { value: 1 }),
+            wait(3, 6, 8, Ret::Int { value: 1 }),
+        ]);
+        assert_eq!(judge(&crossed, 2, &[]), Ok(()));
         let broken = Ret::Raised {
             refusal: Refusal::BrokenBarrier,
         };
@@ -163,4 +133,104 @@ mod tests {
         assert!(judge(&causeless, 2, &[]).is_err());
         assert_eq!(judge(&causeless, 2, &[1]), Ok(()));
     }
+}
+
+/// Splits the passed waits into generations: `parties` waits with distinct indices
+/// `0..parties` that were all in progress at one moment.
+fn generations(
+    passed: &[(usize, &crate::objects::Entry)],
+    pending: &[(usize, &crate::objects::Entry)],
+    parties: usize,
+) -> Result<(), Violation> {
+    let ids: Vec<usize> = passed.iter().map(|&(i, _)| i).collect();
+    let index = |e: &crate::objects::Entry| match e.ret {
+        Some(Ret::Int { value }) => usize::try_from(value).ok(),
+        _ => None,
+    };
+    if let Some(&(i, _)) = passed
+        .iter()
+        .find(|(_, e)| index(e).is_none_or(|k| k >= parties))
+    {
+        return Err(Violation {
+            rule: "an index outside 0..parties",
+            entries: vec![i],
+            explanation: format!("#{i} returned an index outside 0..{parties}"),
+        });
+    }
+    let required = passed.len();
+    let members: Vec<(usize, &crate::objects::Entry)> =
+        passed.iter().chain(pending.iter()).copied().collect();
+    let mut used = vec![false; members.len()];
+    let mut group = Vec::new();
+    if split(&members, required, parties, &index, &mut used, &mut group) {
+        return Ok(());
+    }
+    Err(Violation {
+        rule: "the waits cannot form generations",
+        entries: ids,
+        explanation: format!(
+            "the {} waits that passed cannot be split into generations of {parties} waits that \
+             overlap in time and got the indices 0..{parties} once each (with {} killed \
+             parties' waits that may have passed too)",
+            passed.len(),
+            pending.len()
+        ),
+    })
+}
+
+/// Backtracking: completes `group` (the generation being built, indices into `members`) and
+/// then the remaining generations; the first `required` members must all be placed, the
+/// others (killed parties' waits, whose index is unknown) may be.
+fn split(
+    passed: &[(usize, &crate::objects::Entry)],
+    required: usize,
+    parties: usize,
+    index: &impl Fn(&crate::objects::Entry) -> Option<usize>,
+    used: &mut [bool],
+    group: &mut Vec<usize>,
+) -> bool {
+    if group.is_empty() {
+        // A new generation starts with the first unused wait.
+        let Some(first) = used[..required].iter().position(|u| !u) else {
+            return true;
+        };
+        used[first] = true;
+        group.push(first);
+        let ok = split(passed, required, parties, index, used, group);
+        group.pop();
+        used[first] = false;
+        return ok;
+    }
+    if group.len() == parties {
+        let done = std::mem::take(group);
+        let ok = split(passed, required, parties, index, used, group);
+        *group = done;
+        return ok;
+    }
+    for k in 0..passed.len() {
+        if used[k] {
+            continue;
+        }
+        let e = passed[k].1;
+        let fits = group.iter().all(|&g| {
+            let other = passed[g].1;
+            let distinct = match (index(other), index(e)) {
+                (Some(a), Some(b)) => a != b,
+                _ => true,
+            };
+            distinct && other.overlaps(e) && other.proc != e.proc
+        });
+        if !fits {
+            continue;
+        }
+        used[k] = true;
+        group.push(k);
+        let ok = split(passed, required, parties, index, used, group);
+        group.pop();
+        used[k] = false;
+        if ok {
+            return true;
+        }
+    }
+    false
 }

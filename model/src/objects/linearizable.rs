@@ -16,13 +16,17 @@ use std::fmt::Write as _;
 use crate::objects::history::{Entry, Violation};
 use crate::objects::spec::Spec;
 
-/// A killed caller: `proc` was dead by stamp `by`.
+/// The end of a caller that is part of the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Death {
     /// The caller.
     pub proc: usize,
-    /// A stamp taken after it was reaped.
-    pub by: u64,
+    /// Killed: a stamp taken after it was reaped; `None`: it ended normally, at some point
+    /// after its last call.
+    pub by: Option<u64>,
+    /// Killed after its last call had returned: it may have ended normally (dropping its
+    /// handles) before the signal came, or been killed.
+    pub maybe_exited: bool,
 }
 
 /// Most steps (calls and deaths) of one object's history the judge takes.
@@ -32,6 +36,10 @@ pub const MAX_STEPS: usize = 128;
 struct Item {
     /// Index in the entries, or `None` for a death.
     entry: Option<usize>,
+    /// For a death: whether it was a kill.
+    killed: bool,
+    /// For a kill: whether the process may have ended normally first.
+    maybe_exited: bool,
     proc: usize,
     invoked: u64,
     /// `None`: never returned (a killed caller's call, optional).
@@ -56,6 +64,8 @@ pub fn judge<S: Spec>(
         .iter()
         .map(|&i| Item {
             entry: Some(i),
+            killed: false,
+            maybe_exited: false,
             proc: all[i].proc,
             invoked: all[i].invoked,
             returned: all[i].returned,
@@ -71,9 +81,11 @@ pub fn judge<S: Spec>(
             .unwrap_or(0);
         items.push(Item {
             entry: None,
+            killed: d.by.is_some(),
+            maybe_exited: d.maybe_exited,
             proc: d.proc,
             invoked: last,
-            returned: Some(d.by),
+            returned: Some(d.by.unwrap_or(u64::MAX)),
         });
     }
     if items.len() > MAX_STEPS {
@@ -153,7 +165,9 @@ impl<S: Spec> Search<'_, S> {
     fn apply(&self, k: usize, state: &S) -> Vec<S> {
         let it = self.items[k];
         match it.entry {
-            None => vec![state.die(it.proc)],
+            None if it.killed && it.maybe_exited => vec![state.die(it.proc), state.exit(it.proc)],
+            None if it.killed => vec![state.die(it.proc)],
+            None => vec![state.exit(it.proc)],
             Some(i) => {
                 let entry = &self.all[i];
                 state
@@ -205,7 +219,12 @@ impl<S: Spec> Search<'_, S> {
                     let _ = write!(text, " #{i}");
                 }
                 None => {
-                    let _ = write!(text, " (p{} dies)", self.items[k].proc);
+                    let how = if self.items[k].killed {
+                        "is killed"
+                    } else {
+                        "ends"
+                    };
+                    let _ = write!(text, " (p{} {how})", self.items[k].proc);
                 }
             }
         }
@@ -313,12 +332,36 @@ mod tests {
             e(0, ACQ, 1, Some(2), T),
             e(1, ACQ, 5, Some(6), died.clone()),
         ];
-        assert!(judge(&lock, &h, &[0, 1], &[Death { proc: 0, by: 4 }]).is_ok());
+        assert!(
+            judge(
+                &lock,
+                &h,
+                &[0, 1],
+                &[Death {
+                    proc: 0,
+                    by: Some(4),
+                    maybe_exited: false
+                }]
+            )
+            .is_ok()
+        );
         // Without the death, OwnerDied has no explanation.
         assert!(judge(&lock, &h, &[0, 1], &[]).is_err());
         // A killed caller's acquire may have taken effect: the later acquirer is told.
         let h = vec![e(0, ACQ, 1, None, None), e(1, ACQ, 5, Some(6), died)];
-        assert!(judge(&lock, &h, &[0, 1], &[Death { proc: 0, by: 4 }]).is_ok());
+        assert!(
+            judge(
+                &lock,
+                &h,
+                &[0, 1],
+                &[Death {
+                    proc: 0,
+                    by: Some(4),
+                    maybe_exited: false
+                }]
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod barrier;
 mod call;
 pub mod condition;
+pub mod coverage;
 mod history;
 pub mod linearizable;
 pub mod refusal;

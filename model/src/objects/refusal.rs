@@ -91,6 +91,22 @@ impl Refusal {
         }
     }
 
+    /// The refusal's name in coverage tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::NotOwner => "NotOwner",
+            Refusal::WouldDeadlock => "WouldDeadlock",
+            Refusal::TooManyReleases => "TooManyReleases",
+            Refusal::TaskDoneTooMany => "TaskDoneTooMany",
+            Refusal::OwnerDied => "OwnerDied",
+            Refusal::BrokenBarrier => "BrokenBarrier",
+            Refusal::Empty => "Empty",
+            Refusal::Full => "Full",
+            Refusal::Closed => "Closed",
+            Refusal::Eof => "EOF",
+        }
+    }
+
     /// The refusal with this exception class and message, if the table has it.
     pub fn from_python(exception: &str, message: &str) -> Option<Refusal> {
         Refusal::ALL

@@ -26,8 +26,14 @@ pub trait Spec: Clone + Eq + Hash + Debug {
     /// when it blocks.
     fn step(&self, proc: usize, call: Call) -> Vec<(Ret, Self)>;
 
-    /// The state after `proc` died.
+    /// The state after `proc` died (killed).
     fn die(&self, proc: usize) -> Self;
+
+    /// The state after `proc` ended normally, dropping its handles (proclife releases a
+    /// lock whose handle is dropped by its holder). By default nothing changes.
+    fn exit(&self, _proc: usize) -> Self {
+        self.clone()
+    }
 
     /// The state's label in the derived state graph.
     fn label(&self) -> String;
@@ -118,6 +124,13 @@ impl Spec for LockSpec {
     fn die(&self, proc: usize) -> LockSpec {
         match self.holder {
             Holder::Proc(p, _) if p == proc => self.with(Holder::Dead),
+            _ => *self,
+        }
+    }
+
+    fn exit(&self, proc: usize) -> LockSpec {
+        match self.holder {
+            Holder::Proc(p, _) if p == proc => self.with(Holder::Free),
             _ => *self,
         }
     }
@@ -328,6 +341,13 @@ impl Spec for AnySpec {
             AnySpec::Semaphore(s) => AnySpec::Semaphore(s.die(proc)),
             AnySpec::Event(s) => AnySpec::Event(s.die(proc)),
             AnySpec::Queue(s) => AnySpec::Queue(s.die(proc)),
+        }
+    }
+
+    fn exit(&self, proc: usize) -> AnySpec {
+        match self {
+            AnySpec::Lock(s) => AnySpec::Lock(s.exit(proc)),
+            other => other.clone(),
         }
     }
 

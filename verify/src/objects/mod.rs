@@ -6,7 +6,11 @@
 //! and assembles the [`History`](proclife_model::objects::History); the model's judges
 //! (`proclife_model::objects`) then say whether the history is one the primitives allow.
 
+pub mod check;
+pub mod coverage;
+pub mod judge;
 pub mod map;
+pub mod random;
 pub mod scenario;
 pub mod scenarios;
 pub mod worker;

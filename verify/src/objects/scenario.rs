@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use proclife::ipc::{Connection, pipe};
 use proclife::{BlockedOn, Process, ProcessState, StartMethod};
+use proclife_model::objects::linearizable::Death;
 use proclife_model::objects::{Call, Entry, History, Object};
 use serde::{Deserialize, Serialize};
 
@@ -58,8 +59,8 @@ pub struct Observed {
     pub history: History,
     /// For each entry of the history, how long the call took (`None` if it never returned).
     pub elapsed_us: Vec<Option<u64>>,
-    /// The workers that were killed.
-    pub killed: Vec<usize>,
+    /// How each worker ended: killed (with a stamp taken after it was reaped) or normally.
+    pub deaths: Vec<Death>,
 }
 
 fn blocked_on(obj: Object) -> BlockedOn {
@@ -94,6 +95,7 @@ struct Worker {
     reports: Connection,
     received: Vec<Report>,
     eof: bool,
+    killed: bool,
 }
 
 impl Worker {
@@ -104,10 +106,19 @@ impl Worker {
             match self.reports.recv::<Report>() {
                 Ok(report) => self.received.push(report),
                 Err(proclife::Error::Disconnected) => self.eof = true,
+                // A worker killed in the middle of a report leaves a torn frame.
+                Err(_) if self.killed => self.eof = true,
                 Err(e) => return Err(e).context("reading a worker's reports"),
             }
         }
         Ok(())
+    }
+
+    fn returns(&self) -> usize {
+        self.received
+            .iter()
+            .filter(|r| matches!(r, Report::Returned { .. }))
+            .count()
     }
 
     fn invocations(&self) -> usize {
@@ -145,7 +156,16 @@ pub fn run(program: &Program, method: StartMethod) -> anyhow::Result<Observed> {
         let _ = w.process.kill();
         let _ = w.process.join_timeout(PROMPT);
     }
-    let killed = outcome?;
+    let mut killed = outcome?;
+    for p in 0..workers.len() {
+        if !killed.0.iter().any(|d| d.proc == p) {
+            killed.0.push(Death {
+                proc: p,
+                by: None,
+                maybe_exited: true,
+            });
+        }
+    }
     for w in &mut workers {
         w.drain(Duration::ZERO)?;
     }
@@ -175,7 +195,7 @@ pub fn run(program: &Program, method: StartMethod) -> anyhow::Result<Observed> {
     Ok(Observed {
         history,
         elapsed_us,
-        killed: killed.0,
+        deaths: killed.0,
     })
 }
 
@@ -245,7 +265,7 @@ fn drive(
     method: StartMethod,
     shared: &Shared,
     workers: &mut Vec<Worker>,
-) -> anyhow::Result<(Vec<usize>, Vec<Report>)> {
+) -> anyhow::Result<(Vec<Death>, Vec<Report>)> {
     for calls in &program.procs {
         let (reports, report) = pipe(false)?;
         let work = Work {
@@ -260,6 +280,7 @@ fn drive(
             reports,
             received: Vec::new(),
             eof: false,
+            killed: false,
         });
     }
     let parent = workers.len();
@@ -309,8 +330,22 @@ fn drive(
                 while w.invocations() < *after && !w.eof && Instant::now() < deadline {
                     w.drain(Duration::from_millis(5))?;
                 }
+                w.killed = true;
                 w.process.kill()?;
-                killed.push(*proc);
+                w.process
+                    .join_timeout(PROMPT)
+                    .context("reaping a killed worker")?;
+                if w.process.exitcode()?.is_none() {
+                    bail!("worker {proc} survived SIGKILL for {PROMPT:?}");
+                }
+                // What it managed to report before it died.
+                w.drain(Duration::ZERO)?;
+                let calls = program.procs[*proc].len();
+                killed.push(Death {
+                    proc: *proc,
+                    by: Some(shared.stamp()?),
+                    maybe_exited: w.returns() == calls,
+                });
             }
         }
     }
@@ -324,7 +359,7 @@ fn drive(
         w.process.join_timeout(Duration::ZERO)?;
         match w.process.exitcode()? {
             Some(0) => {}
-            Some(_) if killed.contains(&p) => {}
+            Some(_) if killed.iter().any(|d| d.proc == p) => {}
             Some(code) => bail!("worker {p} exited with {code}"),
             None => bail!("worker {p} did not end within {bound:?}"),
         }

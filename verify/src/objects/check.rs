@@ -1,0 +1,182 @@
+//! `proclife check --objects`: random programs on real processes, judged by the models,
+//! with coverage, shrinking and replay files.
+
+use proclife::StartMethod;
+use proclife_model::objects::Violation;
+
+use crate::objects::coverage::Coverage;
+use crate::objects::judge;
+use crate::objects::random;
+use crate::objects::scenario::{self, Observed, Program, Step};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Programs to run.
+    pub cases: u32,
+    /// The seed of the first program; program `k` uses `seed + k`.
+    pub seed: u64,
+    /// How workers are started.
+    pub method: StartMethod,
+    /// How often a shrinking candidate is run before it is taken to pass.
+    pub shrink_runs: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            cases: 300,
+            seed: 0x0b1e_c75,
+            method: StartMethod::Fork,
+            shrink_runs: 3,
+        }
+    }
+}
+
+/// A program whose history the models reject.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The program as generated.
+    pub original: Program,
+    /// The shrunk program.
+    pub program: Program,
+    /// The failing history of the shrunk program, and the violation.
+    pub observed: Observed,
+    /// Why it fails.
+    pub violation: Violation,
+}
+
+/// What a check found.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Programs run.
+    pub cases: u32,
+    /// What each primitive's runs covered.
+    pub coverage: Coverage,
+    /// The first failure, shrunk.
+    pub failure: Option<Failure>,
+}
+
+/// Runs `program` once and judges it. `Ok(Err(..))` is a disagreement, `Err` a harness
+/// failure.
+///
+/// # Errors
+///
+/// The harness's.
+pub fn run_once(
+    program: &Program,
+    method: StartMethod,
+) -> anyhow::Result<(Observed, Result<(), Violation>)> {
+    let observed = scenario::run(program, method)?;
+    let verdict = judge::judge(program, &observed);
+    Ok((observed, verdict))
+}
+
+/// Runs the random programs of `options`; calls `progress` after each.
+///
+/// # Errors
+///
+/// A harness failure (a worker that cannot be started or does not end in time).
+pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result<Summary> {
+    let mut coverage = Coverage::default();
+    for k in 0..options.cases {
+        let program = random::program(options.seed.wrapping_add(u64::from(k)));
+        let (observed, verdict) = run_once(&program, options.method)?;
+        coverage.add(&observed);
+        progress(k + 1);
+        if let Err(violation) = verdict {
+            let failure = shrink(program, observed, violation, options)?;
+            return Ok(Summary {
+                cases: k + 1,
+                coverage,
+                failure: Some(failure),
+            });
+        }
+    }
+    Ok(Summary {
+        cases: options.cases,
+        coverage,
+        failure: None,
+    })
+}
+
+/// The programs one step smaller than `p`: a worker removed, a kill removed, one call
+/// removed, a timeout shortened.
+fn smaller(p: &Program) -> Vec<Program> {
+    let mut out = Vec::new();
+    // Without one worker (renumbering the parent's references to later workers).
+    if p.procs.len() > 1 {
+        for w in 0..p.procs.len() {
+            let mut q = p.clone();
+            q.procs.remove(w);
+            q.parent = p
+                .parent
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Kill { proc, .. } if *proc == w => None,
+                    Step::Kill { proc, after } => Some(Step::Kill {
+                        proc: if *proc > w { proc - 1 } else { *proc },
+                        after: *after,
+                    }),
+                    Step::AwaitBlocked { procs, on } => Some(Step::AwaitBlocked {
+                        procs: procs
+                            .iter()
+                            .filter(|&&x| x != w)
+                            .map(|&x| if x > w { x - 1 } else { x })
+                            .collect(),
+                        on: *on,
+                    }),
+                    other => Some(other.clone()),
+                })
+                .collect();
+            out.push(q);
+        }
+    }
+    for s in 0..p.parent.len() {
+        let mut q = p.clone();
+        q.parent.remove(s);
+        out.push(q);
+    }
+    for w in 0..p.procs.len() {
+        for c in 0..p.procs[w].len() {
+            let mut q = p.clone();
+            q.procs[w].remove(c);
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// Shrinks a failing program: repeatedly takes the first smaller program that still fails
+/// in one of `shrink_runs` runs.
+fn shrink(
+    original: Program,
+    observed: Observed,
+    violation: Violation,
+    options: &Options,
+) -> anyhow::Result<Failure> {
+    let mut best = (original.clone(), observed, violation);
+    'outer: loop {
+        for candidate in smaller(&best.0) {
+            for _ in 0..options.shrink_runs {
+                match run_once(&candidate, options.method) {
+                    Ok((observed, Err(violation))) => {
+                        best = (candidate, observed, violation);
+                        continue 'outer;
+                    }
+                    Ok((_, Ok(()))) => {}
+                    // A candidate the harness cannot run (a worker that blocks forever
+                    // without its partner) is not a smaller failure.
+                    Err(_) => break,
+                }
+            }
+        }
+        break;
+    }
+    Ok(Failure {
+        original,
+        program: best.0,
+        observed: best.1,
+        violation: best.2,
+    })
+}
