@@ -59,6 +59,81 @@ fn random_programs_agree(method: StartMethod, cases: u32) -> Result<(), Failed> 
     Ok(())
 }
 
+/// The bugs planted in the runtime's primitives, each caught by the default budget of
+/// `proclife check --objects`.
+const PLANTED: [&str; 6] = [
+    "condition-notify-zero-wakes-one",
+    "condition-notify-wakes-one-more",
+    "condition-timeout-reports-woken",
+    "lock-release-by-non-owner",
+    "queue-get-leaves-item",
+    "barrier-last-index-zero",
+];
+
+fn proclife(args: &[&str], bug: Option<&str>) -> Result<std::process::Output, String> {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_proclife"));
+    command.args(args).env_remove(proclife::planted::ENV);
+    if let Some(bug) = bug {
+        command.env(proclife::planted::ENV, bug);
+    }
+    command
+        .output()
+        .map_err(|e| format!("running proclife {args:?}: {e}"))
+}
+
+/// `proclife check --objects` catches `bug` within its default budget and saves a shrunk
+/// program that fails on every replay with the bug, and agrees without it.
+fn caught_and_shrunk(bug: &'static str) -> Result<(), Failed> {
+    let dir = std::env::temp_dir().join(format!("proclife-objects-{}-{bug}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let out = proclife(&["check", "--objects", "--save-dir", &dir_arg], Some(bug))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let result = (|| {
+        if out.status.code() != Some(1) || !stdout.contains("DISAGREEMENT") {
+            return Err(format!(
+                "{bug}: expected check to exit 1 with a disagreement; it exited with {} and said:\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let file = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{bug}: no replay file was saved: {e}"))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .next()
+            .ok_or_else(|| format!("{bug}: no replay file was saved"))?;
+        let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+        let calls = text.lines().count() - 1;
+        if calls > 12 {
+            return Err(format!(
+                "{bug}: the shrunk program has {calls} lines:\n{text}"
+            ));
+        }
+        let path = file.to_string_lossy().into_owned();
+        for run in 1..=3 {
+            let again = proclife(&["replay", &path], Some(bug))?;
+            if again.status.code() != Some(1) {
+                return Err(format!(
+                    "{bug}: replay {run} of the shrunk program exited with {}:\n{text}\n{}",
+                    again.status,
+                    String::from_utf8_lossy(&again.stdout)
+                ));
+            }
+        }
+        let clean = proclife(&["replay", &path], None)?;
+        if !clean.status.success() {
+            return Err(format!(
+                "{bug}: without the bug, the shrunk program should agree:\n{}",
+                String::from_utf8_lossy(&clean.stdout)
+            ));
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map_err(Failed::from)
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
@@ -94,6 +169,11 @@ fn main() {
     ] {
         trials.push(Trial::test(format!("planted_{bug}"), move || {
             planted(bug, name, "more waits woken than notified")
+        }));
+    }
+    for bug in PLANTED {
+        trials.push(Trial::test(format!("check_catches_{bug}"), move || {
+            caught_and_shrunk(bug)
         }));
     }
     libtest_mimic::run(&args, trials).exit();

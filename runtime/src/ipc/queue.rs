@@ -389,6 +389,10 @@ impl Ring {
         });
         match checked {
             Ok((payload, flen)) => {
+                if crate::planted::active("queue-get-leaves-item") {
+                    // Planted: the item is copied out but stays at the head (a duplicate).
+                    return Ok(payload);
+                }
                 // The commit point: one store consumes the frame.
                 self.set(HEAD, head + flen as u64);
                 self.set(COUNT, self.get(COUNT).saturating_sub(1));

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use proclife::StartMethod;
 use proclife_model::{Outcome, TransitionGraph};
 use proclife_verify::check::{self, Options};
+use proclife_verify::objects;
 use proclife_verify::reference::SettleMode;
 use proclife_verify::run::{self, Outcomes};
 use proclife_verify::sut::Mutant;
@@ -93,6 +94,16 @@ struct CheckArgs {
     /// Plant a known bug on top of the runtime, to show that the check catches it.
     #[arg(long, value_parser = parse_mutant, hide = true)]
     mutant: Option<Mutant>,
+    /// Check only the shared primitives (random multi-process programs judged by their
+    /// models), not the life-cycle.
+    #[arg(long, conflicts_with = "lifecycle")]
+    objects: bool,
+    /// Check only the life-cycle, not the shared primitives.
+    #[arg(long)]
+    lifecycle: bool,
+    /// Random programs over the shared primitives.
+    #[arg(long, default_value_t = objects::check::Options::default().cases, value_parser = clap::value_parser!(u32).range(1..))]
+    objects_cases: u32,
 }
 
 fn parse_method(name: &str) -> Result<StartMethod, String> {
@@ -150,6 +161,25 @@ fn graph(args: &GraphArgs) -> anyhow::Result<()> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let lifecycle = if args.objects {
+        ExitCode::SUCCESS
+    } else {
+        check_lifecycle(args)?
+    };
+    if args.lifecycle {
+        return Ok(lifecycle);
+    }
+    let options = objects::check::Options {
+        cases: args.objects_cases,
+        seed: args.seed,
+        method: args.method,
+        ..objects::check::Options::default()
+    };
+    let agreed = objects::cli::check_command(&options, Some(&args.save_dir))?;
+    Ok(if agreed { lifecycle } else { ExitCode::FAILURE })
+}
+
+fn check_lifecycle(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let settle = match (args.settle, args.no_settle) {
         (true, _) => SettleMode::Always,
         (_, true) => SettleMode::Never,
@@ -241,6 +271,16 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?
     };
+    if objects::replay::is_objects(&text) {
+        let program = objects::replay::parse(&text)
+            .with_context(|| format!("{} is not a replay file of the primitives", args.file))?;
+        let agreed = objects::cli::replay_program(&program, args.method)?;
+        return Ok(if agreed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let trace =
         Trace::parse(&text).with_context(|| format!("{} is not a replay file", args.file))?;
     let outcomes = run::run(&trace.ops, trace.procs(), args.mutant, args.method);

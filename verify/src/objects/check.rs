@@ -18,7 +18,7 @@ pub struct Options {
     pub seed: u64,
     /// How workers are started.
     pub method: StartMethod,
-    /// How often a shrinking candidate is run before it is taken to pass.
+    /// How often a shrinking candidate must fail, run after run, to be taken.
     pub shrink_runs: u32,
 }
 
@@ -147,8 +147,8 @@ fn smaller(p: &Program) -> Vec<Program> {
     out
 }
 
-/// Shrinks a failing program: repeatedly takes the first smaller program that still fails
-/// in one of `shrink_runs` runs.
+/// Shrinks a failing program: repeatedly takes the first smaller program that fails in each
+/// of `shrink_runs` runs.
 fn shrink(
     original: Program,
     observed: Observed,
@@ -158,17 +158,22 @@ fn shrink(
     let mut best = (original.clone(), observed, violation);
     'outer: loop {
         for candidate in smaller(&best.0) {
-            for _ in 0..options.shrink_runs {
+            // Taken only if it fails on every one of `shrink_runs` runs, so that the shrunk
+            // program fails on replay too, not only with lucky timing.
+            let mut last = None;
+            for _ in 0..options.shrink_runs.max(1) {
                 match run_once(&candidate, options.method) {
-                    Ok((observed, Err(violation))) => {
-                        best = (candidate, observed, violation);
-                        continue 'outer;
+                    Ok((observed, Err(violation))) => last = Some((observed, violation)),
+                    // Agreed once, or the harness cannot run it: not a smaller failure.
+                    Ok((_, Ok(()))) | Err(_) => {
+                        last = None;
+                        break;
                     }
-                    Ok((_, Ok(()))) => {}
-                    // A candidate the harness cannot run (a worker that blocks forever
-                    // without its partner) is not a smaller failure.
-                    Err(_) => break,
                 }
+            }
+            if let Some((observed, violation)) = last {
+                best = (candidate, observed, violation);
+                continue 'outer;
             }
         }
         break;

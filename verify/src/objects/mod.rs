@@ -7,10 +7,12 @@
 //! (`proclife_model::objects`) then say whether the history is one the primitives allow.
 
 pub mod check;
+pub mod cli;
 pub mod coverage;
 pub mod judge;
 pub mod map;
 pub mod random;
+pub mod replay;
 pub mod scenario;
 pub mod scenarios;
 pub mod worker;
