@@ -134,10 +134,37 @@ fn caught_and_shrunk(bug: &'static str) -> Result<(), Failed> {
     result.map_err(Failed::from)
 }
 
+/// `docs/objects/<name>.dot` is what `proclife graph --object <Name>` prints;
+/// `UPDATE_EXPECT=1` rewrites it (render the picture with `dot -Tsvg`).
+fn object_graphs_are_committed() -> Result<(), Failed> {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/objects");
+    for obj in proclife_model::objects::graph::GRAPHED {
+        let path = docs.join(format!("{}.dot", obj.name().to_lowercase()));
+        let fresh = proclife_model::objects::graph::dot(obj)
+            .ok_or_else(|| format!("no graph for {}", obj.name()))?;
+        if std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1") {
+            std::fs::write(&path, &fresh).map_err(|e| format!("{}: {e}", path.display()))?;
+            continue;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed != fresh {
+            return Err(format!(
+                "{} is stale; regenerate it with `UPDATE_EXPECT=1 cargo test -p proclife-verify --test objects`",
+                path.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
-    let mut trials = Vec::new();
+    let mut trials = vec![Trial::test(
+        "object_graphs_are_committed",
+        object_graphs_are_committed,
+    )];
     for method in [StartMethod::Fork, StartMethod::Spawn] {
         for n in [0, 1, 2] {
             trials.push(Trial::test(

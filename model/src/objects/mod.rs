@@ -14,6 +14,7 @@ pub mod barrier;
 mod call;
 pub mod condition;
 pub mod coverage;
+pub mod graph;
 mod history;
 pub mod linearizable;
 pub mod refusal;

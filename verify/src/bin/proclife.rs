@@ -46,6 +46,20 @@ struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     format: GraphFormat,
+    /// Print the state graph of a shared primitive's model instead (DOT): Lock, RLock,
+    /// Semaphore, Event or Barrier.
+    #[arg(long, value_name = "NAME", value_parser = parse_object)]
+    object: Option<proclife_model::objects::Object>,
+}
+
+fn parse_object(name: &str) -> Result<proclife_model::objects::Object, String> {
+    objects::graphed(name).ok_or_else(|| {
+        let names: Vec<&str> = proclife_model::objects::graph::GRAPHED
+            .iter()
+            .map(|o| o.name())
+            .collect();
+        format!("no state graph for {name}; one of {}", names.join(", "))
+    })
 }
 
 /// The formats `proclife graph` writes.
@@ -152,6 +166,15 @@ fn main() -> ExitCode {
 }
 
 fn graph(args: &GraphArgs) -> anyhow::Result<()> {
+    if let Some(obj) = args.object {
+        anyhow::ensure!(
+            args.format == GraphFormat::Dot,
+            "the state graph of a primitive is written as DOT only"
+        );
+        let text = proclife_model::objects::graph::dot(obj)
+            .with_context(|| format!("no state graph for {}", obj.name()))?;
+        return write_stdout(&text);
+    }
     let graph = TransitionGraph::explore();
     let text = match args.format {
         GraphFormat::Dot => proclife_model::dot::render(&graph),

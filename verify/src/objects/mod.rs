@@ -18,3 +18,10 @@ pub mod scenarios;
 pub mod worker;
 
 pub use worker::{Shared, worker};
+
+/// The drawn primitive called `name` (case-insensitive), for `proclife graph --object`.
+pub fn graphed(name: &str) -> Option<proclife_model::objects::Object> {
+    proclife_model::objects::graph::GRAPHED
+        .into_iter()
+        .find(|o| o.name().eq_ignore_ascii_case(name))
+}
