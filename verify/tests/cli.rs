@@ -212,6 +212,7 @@ fn check_catches_a_planted_bug_and_saves_it() -> Result<(), Failed> {
         "check-mutant",
         &[
             "check",
+            "--lifecycle",
             "--cases",
             "200",
             // Settled sequences have one correct set of observations, so the shrunk one
@@ -257,6 +258,7 @@ fn check_runs_under_every_method() -> Result<(), Failed> {
             &format!("check-{method}"),
             &[
                 "check",
+                "--lifecycle",
                 "--cases",
                 "30",
                 "--allow-partial-coverage",
@@ -286,6 +288,7 @@ fn check_writes_coverage() -> Result<(), Failed> {
         "check-small",
         &[
             "check",
+            "--lifecycle",
             "--cases",
             "40",
             "--allow-partial-coverage",

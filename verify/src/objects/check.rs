@@ -2,7 +2,7 @@
 //! with coverage, shrinking and replay files.
 
 use proclife::StartMethod;
-use proclife_model::objects::Violation;
+use proclife_model::objects::{Call, Violation};
 
 use crate::objects::coverage::Coverage;
 use crate::objects::judge;
@@ -26,7 +26,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             cases: 300,
-            seed: 0x0b1e_c75,
+            seed: 0x00b1_ec75,
             method: StartMethod::Fork,
             shrink_runs: 3,
         }
@@ -100,36 +100,30 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
     })
 }
 
-/// The programs one step smaller than `p`: a worker removed, a kill removed, one call
-/// removed, a timeout shortened.
+/// The programs one step smaller than `p`: a worker's calls made by the parent, a worker
+/// removed, a parent step removed, one call removed, or one short timeout made long.
 fn smaller(p: &Program) -> Vec<Program> {
     let mut out = Vec::new();
-    // Without one worker (renumbering the parent's references to later workers).
+    // One worker's calls made by the parent instead, once every other worker sleeps on that
+    // object or has ended: fewer processes racing, so the failure depends less on timing.
     if p.procs.len() > 1 {
         for w in 0..p.procs.len() {
-            let mut q = p.clone();
-            q.procs.remove(w);
-            q.parent = p
-                .parent
-                .iter()
-                .filter_map(|s| match s {
-                    Step::Kill { proc, .. } if *proc == w => None,
-                    Step::Kill { proc, after } => Some(Step::Kill {
-                        proc: if *proc > w { proc - 1 } else { *proc },
-                        after: *after,
-                    }),
-                    Step::AwaitBlocked { procs, on } => Some(Step::AwaitBlocked {
-                        procs: procs
-                            .iter()
-                            .filter(|&&x| x != w)
-                            .map(|&x| if x > w { x - 1 } else { x })
-                            .collect(),
-                        on: *on,
-                    }),
-                    other => Some(other.clone()),
-                })
-                .collect();
+            let Some(first) = p.procs[w].first() else {
+                continue;
+            };
+            let mut q = without(p, w);
+            q.parent.push(Step::AwaitBlocked {
+                procs: (0..q.procs.len()).collect(),
+                on: first.object(),
+            });
+            q.parent
+                .extend(p.procs[w].iter().map(|&call| Step::Call { call }));
             out.push(q);
+        }
+    }
+    if p.procs.len() > 1 {
+        for w in 0..p.procs.len() {
+            out.push(without(p, w));
         }
     }
     for s in 0..p.parent.len() {
@@ -144,7 +138,75 @@ fn smaller(p: &Program) -> Vec<Program> {
             out.push(q);
         }
     }
+    // Short timeouts made long: fewer ways for timing to decide the outcome, so the shrunk
+    // program fails on replay too (each step only lengthens, so shrinking ends).
+    for w in 0..p.procs.len() {
+        for c in 0..p.procs[w].len() {
+            if let Some(call) = lengthened(p.procs[w][c]) {
+                let mut q = p.clone();
+                q.procs[w][c] = call;
+                out.push(q);
+            }
+        }
+    }
     out
+}
+
+/// `p` without worker `w`, the parent's references to later workers renumbered.
+fn without(p: &Program, w: usize) -> Program {
+    let mut q = p.clone();
+    q.procs.remove(w);
+    q.parent = p
+        .parent
+        .iter()
+        .filter_map(|s| match s {
+            Step::Kill { proc, .. } if *proc == w => None,
+            Step::Kill { proc, after } => Some(Step::Kill {
+                proc: if *proc > w { proc - 1 } else { *proc },
+                after: *after,
+            }),
+            Step::AwaitBlocked { procs, on } => Some(Step::AwaitBlocked {
+                procs: procs
+                    .iter()
+                    .filter(|&&x| x != w)
+                    .map(|&x| if x > w { x - 1 } else { x })
+                    .collect(),
+                on: *on,
+            }),
+            other => Some(other.clone()),
+        })
+        .collect();
+    q
+}
+
+/// The longest timeout shrinking gives a call, in milliseconds.
+const LONG_MS: u32 = 200;
+
+fn lengthened(call: Call) -> Option<Call> {
+    let long = |t: Option<u32>| t.filter(|&ms| ms < LONG_MS).map(|_| Some(LONG_MS));
+    Some(match call {
+        Call::Acquire { obj, timeout_ms } => Call::Acquire {
+            obj,
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::EventWait { timeout_ms } => Call::EventWait {
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::CondWait { timeout_ms } => Call::CondWait {
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::BarrierWait { timeout_ms } => Call::BarrierWait {
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::Put { item, timeout_ms } => Call::Put {
+            item,
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::Get { timeout_ms } => Call::Get {
+            timeout_ms: long(timeout_ms)?,
+        },
+        _ => return None,
+    })
 }
 
 /// Shrinks a failing program: repeatedly takes the first smaller program that fails in each

@@ -22,7 +22,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn bits(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -32,7 +32,7 @@ impl Rng {
 
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.bits() % n.max(1)
     }
 
     /// True with probability `1/n`.
@@ -174,6 +174,42 @@ pub fn program(seed: u64) -> Program {
     // only without kills (see docs/primitives.md).
     let conditions = first == Object::Condition || second == Object::Condition;
     let mut parent = Vec::new();
+    if first == Object::Condition && rng.one_in(2) {
+        // Some workers start by waiting, long; the parent notifies once they all sleep.
+        let waiters: Vec<usize> = (0..workers).filter(|_| rng.one_in(2)).collect();
+        for &w in &waiters {
+            let wait = [
+                Call::Acquire {
+                    obj: first,
+                    timeout_ms: None,
+                },
+                Call::CondWait {
+                    timeout_ms: Some(300),
+                },
+                Call::Release { obj: first },
+            ];
+            procs[w].splice(0..0, wait);
+        }
+        let notify = match rng.below(4) {
+            3 => Call::NotifyAll,
+            n => Call::Notify { n: n as u32 },
+        };
+        parent.push(Step::AwaitBlocked {
+            procs: waiters,
+            on: Object::Condition,
+        });
+        parent.extend(
+            [
+                Call::Acquire {
+                    obj: first,
+                    timeout_ms: None,
+                },
+                notify,
+                Call::Release { obj: first },
+            ]
+            .map(|call| Step::Call { call }),
+        );
+    }
     if !conditions && rng.one_in(2) {
         let proc = rng.below(workers as u64) as usize;
         // Killed in the middle of a call that may block (or hold a lock meanwhile), or

@@ -169,8 +169,14 @@ impl Shared {
                 Object::Condition => self.condition.release(),
                 other => return unsupported(other, call),
             }),
-            Call::Set => map::ret(Ok(self.event.set())),
-            Call::Clear => map::ret(Ok(self.event.clear())),
+            Call::Set => {
+                self.event.set();
+                Ret::None
+            }
+            Call::Clear => {
+                self.event.clear();
+                Ret::None
+            }
             Call::IsSet => map::ret(Ok(self.event.is_set())),
             Call::EventWait { timeout_ms } => map::ret(self.event.wait(t(timeout_ms))),
             Call::CondWait { timeout_ms } => map::ret(self.condition.wait(t(timeout_ms))),
