@@ -86,55 +86,6 @@ pub fn judge(history: &History, parties: usize, deaths: &[u64]) -> Result<(), Vi
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::objects::Entry;
-
-    fn wait(proc: usize, invoked: u64, returned: u64, ret: Ret) -> Entry {
-        Entry {
-            proc,
-            call: Call::BarrierWait { timeout_ms: None },
-            invoked,
-            returned: Some(returned),
-            ret: Some(ret),
-        }
-    }
-
-    #[test]
-    fn generations_overlap_and_have_distinct_indices() {
-        let ok = History::new(vec![
-            wait(0, 1, 4, Ret::Int { value: 0 }),
-            wait(1, 2, 3, Ret::Int { value: 1 }),
-        ]);
-        assert_eq!(judge(&ok, 2, &[]), Ok(()));
-        let twice = History::new(vec![
-            wait(0, 1, 4, Ret::Int { value: 1 }),
-            wait(1, 2, 3, Ret::Int { value: 1 }),
-        ]);
-        assert!(judge(&twice, 2, &[]).is_err());
-        let early = History::new(vec![
-            wait(0, 1, 2, Ret::Int { value: 0 }),
-            wait(1, 3, 4, Ret::Int { value: 1 }),
-        ]);
-        assert!(judge(&early, 2, &[]).is_err());
-        // Invocation order is not arrival order: #0 pairs with #3, #1 with #2.
-        let crossed = History::new(vec![
-            wait(0, 1, 9, Ret::Int { value: 0 }),
-            wait(1, 2, 4, Ret::Int { value: 0 }),
-            wait(2, 3, 5, Ret::Int { value: 1 }),
-            wait(3, 6, 8, Ret::Int { value: 1 }),
-        ]);
-        assert_eq!(judge(&crossed, 2, &[]), Ok(()));
-        let broken = Ret::Raised {
-            refusal: Refusal::BrokenBarrier,
-        };
-        let causeless = History::new(vec![wait(0, 1, 2, broken)]);
-        assert!(judge(&causeless, 2, &[]).is_err());
-        assert_eq!(judge(&causeless, 2, &[1]), Ok(()));
-    }
-}
-
 /// Splits the passed waits into generations: `parties` waits with distinct indices
 /// `0..parties` that were all in progress at one moment.
 fn generations(
@@ -233,4 +184,53 @@ fn split(
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::Entry;
+
+    fn wait(proc: usize, invoked: u64, returned: u64, ret: Ret) -> Entry {
+        Entry {
+            proc,
+            call: Call::BarrierWait { timeout_ms: None },
+            invoked,
+            returned: Some(returned),
+            ret: Some(ret),
+        }
+    }
+
+    #[test]
+    fn generations_overlap_and_have_distinct_indices() {
+        let ok = History::new(vec![
+            wait(0, 1, 4, Ret::Int { value: 0 }),
+            wait(1, 2, 3, Ret::Int { value: 1 }),
+        ]);
+        assert_eq!(judge(&ok, 2, &[]), Ok(()));
+        let twice = History::new(vec![
+            wait(0, 1, 4, Ret::Int { value: 1 }),
+            wait(1, 2, 3, Ret::Int { value: 1 }),
+        ]);
+        assert!(judge(&twice, 2, &[]).is_err());
+        let early = History::new(vec![
+            wait(0, 1, 2, Ret::Int { value: 0 }),
+            wait(1, 3, 4, Ret::Int { value: 1 }),
+        ]);
+        assert!(judge(&early, 2, &[]).is_err());
+        // Invocation order is not arrival order: #0 pairs with #3, #1 with #2.
+        let crossed = History::new(vec![
+            wait(0, 1, 9, Ret::Int { value: 0 }),
+            wait(1, 2, 4, Ret::Int { value: 0 }),
+            wait(2, 3, 5, Ret::Int { value: 1 }),
+            wait(3, 6, 8, Ret::Int { value: 1 }),
+        ]);
+        assert_eq!(judge(&crossed, 2, &[]), Ok(()));
+        let broken = Ret::Raised {
+            refusal: Refusal::BrokenBarrier,
+        };
+        let causeless = History::new(vec![wait(0, 1, 2, broken)]);
+        assert!(judge(&causeless, 2, &[]).is_err());
+        assert_eq!(judge(&causeless, 2, &[1]), Ok(()));
+    }
 }
