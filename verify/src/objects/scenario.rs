@@ -157,6 +157,10 @@ pub fn run(program: &Program, method: StartMethod) -> anyhow::Result<Observed> {
         let _ = w.process.kill();
         let _ = w.process.join_timeout(PROMPT);
     }
+    if method == StartMethod::ForkServer {
+        // Every worker is reaped: the server exits, so the run leaves nothing behind.
+        proclife::stop_fork_server().context("stopping the fork server")?;
+    }
     let mut killed = outcome?;
     for p in 0..workers.len() {
         if !killed.0.iter().any(|d| d.proc == p) {
