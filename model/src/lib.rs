@@ -105,6 +105,7 @@
 pub mod dot;
 pub mod export;
 mod graph;
+pub mod objects;
 mod op;
 mod outcome;
 mod possible;

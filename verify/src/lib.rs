@@ -12,6 +12,7 @@ pub mod cpython;
 pub mod deviations;
 pub mod leaks;
 pub mod map;
+pub mod objects;
 pub mod puppet;
 pub mod reference;
 pub mod report;

@@ -255,6 +255,7 @@ fn check_catches_a_planted_bug_and_saves_it() -> Result<(), Failed> {
         "check-planted",
         &[
             "check",
+            "--lifecycle",
             "--cases",
             "200",
             "--method",
@@ -303,6 +304,7 @@ fn check_runs_under_every_method() -> Result<(), Failed> {
             &format!("check-{method}"),
             &[
                 "check",
+                "--lifecycle",
                 "--cases",
                 "30",
                 "--allow-partial-coverage",
@@ -387,6 +389,7 @@ fn check_writes_coverage() -> Result<(), Failed> {
         "check-small",
         &[
             "check",
+            "--lifecycle",
             "--cases",
             "40",
             "--allow-partial-coverage",

@@ -386,6 +386,10 @@ impl Ring {
         });
         match checked {
             Ok((payload, flen)) => {
+                if crate::planted::active("queue-get-leaves-item") {
+                    // Planted: the item is copied out but stays at the head (a duplicate).
+                    return Ok(payload);
+                }
                 // The commit point: one store consumes the frame, which lay before the tail.
                 let new_head = head + flen as u64;
                 assert!(new_head <= tail, "a consumed frame ends past the tail");

@@ -59,8 +59,11 @@ unsafe impl Header for EventHeader {
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct ConditionHeader {
-    /// Bumped by every notify; a futex word.
+    /// Bumped by every notify that grants a wake-up; a futex word.
     pub(crate) seq: AtomicU32,
+    /// The waiters and the wake-ups granted to them, packed in one word
+    /// (`sync::condition::Ledger`), changed by compare-and-swap.
+    pub(crate) ledger: AtomicU64,
 }
 
 // SAFETY: see the module's `# Safety`.

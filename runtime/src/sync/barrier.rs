@@ -212,6 +212,10 @@ impl Barrier {
             self.header().wake_seq.fetch_add(1, Ordering::SeqCst);
             futex::wake_all(&self.header().wake_seq);
             self.leave()?;
+            if crate::planted::active("barrier-last-index-zero") {
+                // Planted: the last party gets index 0, which another party already has.
+                return Ok(0);
+            }
             return Ok(index.min(parties - 1));
         }
         let (slot_pid, slot_start) = self.slot(index);

@@ -16,6 +16,7 @@ use proclife::StartMethod;
 use proclife_model::{Outcome, TransitionGraph};
 use proclife_verify::check::{self, Options};
 use proclife_verify::conform;
+use proclife_verify::objects;
 use proclife_verify::reference::SettleMode;
 use proclife_verify::report;
 use proclife_verify::run;
@@ -74,6 +75,20 @@ struct GraphArgs {
     /// Which picture: every edge the model can take, or only those that change state.
     #[arg(long, value_enum, default_value_t = GraphView::Full)]
     view: GraphView,
+    /// Print the state graph of a shared primitive's model instead (DOT): Lock, RLock,
+    /// Semaphore, Event or Barrier.
+    #[arg(long, value_name = "NAME", value_parser = parse_object)]
+    object: Option<proclife_model::objects::Object>,
+}
+
+fn parse_object(name: &str) -> Result<proclife_model::objects::Object, String> {
+    objects::graphed(name).ok_or_else(|| {
+        let names: Vec<&str> = proclife_model::objects::graph::GRAPHED
+            .iter()
+            .map(|o| o.name())
+            .collect();
+        format!("no state graph for {name}; one of {}", names.join(", "))
+    })
 }
 
 /// The views `proclife graph` draws.
@@ -124,13 +139,24 @@ struct CheckArgs {
     /// Where a failing sequence is saved [default: the workspace's verify/regressions]
     #[arg(long, value_name = "DIR")]
     save_dir: Option<PathBuf>,
-    /// Do not fail when coverage is partial.
+    /// Do not fail when coverage is partial (an edge of the graph, or an operation x outcome of
+    /// a primitive's model, never exercised).
     #[arg(long)]
     allow_partial_coverage: bool,
     /// Start every child with this method: fork, forkserver or spawn [default: the
     /// sequences take the three in turn]
     #[arg(long, value_parser = parse_method)]
     method: Option<StartMethod>,
+    /// Check only the shared primitives (random multi-process programs judged by their
+    /// models), not the life-cycle.
+    #[arg(long, conflicts_with = "lifecycle")]
+    objects: bool,
+    /// Check only the life-cycle, not the shared primitives.
+    #[arg(long)]
+    lifecycle: bool,
+    /// Random programs over the shared primitives.
+    #[arg(long, default_value_t = objects::check::Options::default().cases, value_parser = clap::value_parser!(u32).range(1..))]
+    objects_cases: u32,
 }
 
 fn parse_method(name: &str) -> Result<StartMethod, String> {
@@ -210,6 +236,15 @@ fn main() -> ExitCode {
 }
 
 fn graph(args: &GraphArgs) -> anyhow::Result<()> {
+    if let Some(obj) = args.object {
+        anyhow::ensure!(
+            args.format == GraphFormat::Dot,
+            "the state graph of a primitive is written as DOT only"
+        );
+        let text = proclife_model::objects::graph::dot(obj)
+            .with_context(|| format!("no state graph for {}", obj.name()))?;
+        return write_stdout(&text);
+    }
     let graph = TransitionGraph::explore();
     let text = match (args.view, args.format) {
         (GraphView::Full, GraphFormat::Dot) => proclife_model::dot::render(&graph),
@@ -223,6 +258,31 @@ fn graph(args: &GraphArgs) -> anyhow::Result<()> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let lifecycle = if args.objects {
+        ExitCode::SUCCESS
+    } else {
+        check_lifecycle(args)?
+    };
+    // A life-cycle disagreement ends the run.
+    if args.lifecycle || lifecycle != ExitCode::SUCCESS {
+        return Ok(lifecycle);
+    }
+    let options = objects::check::Options {
+        cases: args.objects_cases,
+        seed: args.seed,
+        method: args.method.unwrap_or_default(),
+        ..objects::check::Options::default()
+    };
+    let save_dir = args
+        .save_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(REGRESSIONS));
+    let agreed =
+        objects::cli::check_command(&options, Some(&save_dir), args.allow_partial_coverage)?;
+    Ok(if agreed { lifecycle } else { ExitCode::FAILURE })
+}
+
+fn check_lifecycle(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let options = check_options(args);
     let bar = progress_bar(args.cases)?;
     let summary = check::check(&options, |progress| {
@@ -299,6 +359,16 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file))?
     };
+    if objects::replay::is_objects(&text) {
+        let program = objects::replay::parse(&text)
+            .with_context(|| format!("{} is not a replay file of the primitives", args.file))?;
+        let agreed = objects::cli::replay_program(&program, args.method)?;
+        return Ok(if agreed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let trace =
         Trace::parse(&text).with_context(|| format!("{} is not a replay file", args.file))?;
     let outcomes = run::run(&trace.ops, trace.procs(), args.method);

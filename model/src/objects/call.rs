@@ -1,0 +1,205 @@
+//! The vocabulary of the primitives' histories: which object, which call, what it returned.
+//!
+//! These types are also the replay files' vocabulary, so, unlike the life-cycle's `Op`, they
+//! derive serde.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::refusal::Refusal;
+
+/// One of the shared primitives of a history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Object {
+    /// `multiprocessing.Lock`.
+    Lock,
+    /// `multiprocessing.RLock`.
+    RLock,
+    /// `multiprocessing.Semaphore`.
+    Semaphore,
+    /// `multiprocessing.BoundedSemaphore`.
+    BoundedSemaphore,
+    /// `multiprocessing.Event`.
+    Event,
+    /// `multiprocessing.Condition` (over its own `RLock`).
+    Condition,
+    /// `multiprocessing.Barrier`.
+    Barrier,
+    /// `multiprocessing.Queue`.
+    Queue,
+}
+
+impl Object {
+    /// The CPython class name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Object::Lock => "Lock",
+            Object::RLock => "RLock",
+            Object::Semaphore => "Semaphore",
+            Object::BoundedSemaphore => "BoundedSemaphore",
+            Object::Event => "Event",
+            Object::Condition => "Condition",
+            Object::Barrier => "Barrier",
+            Object::Queue => "Queue",
+        }
+    }
+}
+
+/// One call on one primitive. Timeouts are data, in milliseconds (`None`: wait forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Call {
+    /// `acquire(timeout=...)` on a `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` or the
+    /// lock of a `Condition`.
+    Acquire {
+        /// The object.
+        obj: Object,
+        /// Milliseconds, `None` for no timeout.
+        timeout_ms: Option<u32>,
+    },
+    /// `release()` on the same kinds of object.
+    Release {
+        /// The object.
+        obj: Object,
+    },
+    /// `Event.set()`.
+    Set,
+    /// `Event.clear()`.
+    Clear,
+    /// `Event.is_set()`.
+    IsSet,
+    /// `Event.wait(timeout)`.
+    EventWait {
+        /// Milliseconds, `None` for no timeout.
+        timeout_ms: Option<u32>,
+    },
+    /// `Condition.wait(timeout)`.
+    CondWait {
+        /// Milliseconds, `None` for no timeout.
+        timeout_ms: Option<u32>,
+    },
+    /// `Condition.notify(n)`.
+    Notify {
+        /// At most this many waiters wake.
+        n: u32,
+    },
+    /// `Condition.notify_all()`.
+    NotifyAll,
+    /// `Barrier.wait(timeout)`.
+    BarrierWait {
+        /// Milliseconds, `None` for the barrier's default (none).
+        timeout_ms: Option<u32>,
+    },
+    /// `Queue.put(item, timeout=...)`.
+    Put {
+        /// The item (distinct per history, so that a duplicate or a reorder shows).
+        item: u32,
+        /// Milliseconds, `None` for no timeout.
+        timeout_ms: Option<u32>,
+    },
+    /// `Queue.get(timeout=...)`.
+    Get {
+        /// Milliseconds, `None` for no timeout.
+        timeout_ms: Option<u32>,
+    },
+}
+
+impl Call {
+    /// The object the call is made on.
+    pub fn object(self) -> Object {
+        match self {
+            Call::Acquire { obj, .. } | Call::Release { obj } => obj,
+            Call::Set | Call::Clear | Call::IsSet | Call::EventWait { .. } => Object::Event,
+            Call::CondWait { .. } | Call::Notify { .. } | Call::NotifyAll => Object::Condition,
+            Call::BarrierWait { .. } => Object::Barrier,
+            Call::Put { .. } | Call::Get { .. } => Object::Queue,
+        }
+    }
+}
+
+fn timeout(f: &mut fmt::Formatter<'_>, timeout_ms: Option<u32>) -> fmt::Result {
+    match timeout_ms {
+        None => Ok(()),
+        Some(ms) => write!(f, "timeout={}.{:03}", ms / 1000, ms % 1000),
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.", self.object().name())?;
+        match *self {
+            Call::Acquire { timeout_ms, .. } => {
+                f.write_str("acquire(")?;
+                timeout(f, timeout_ms)?;
+            }
+            Call::Release { .. } => f.write_str("release(")?,
+            Call::Set => f.write_str("set(")?,
+            Call::Clear => f.write_str("clear(")?,
+            Call::IsSet => f.write_str("is_set(")?,
+            Call::EventWait { timeout_ms }
+            | Call::CondWait { timeout_ms }
+            | Call::BarrierWait { timeout_ms } => {
+                f.write_str("wait(")?;
+                timeout(f, timeout_ms)?;
+            }
+            Call::Notify { n } => write!(f, "notify(n={n}")?,
+            Call::NotifyAll => f.write_str("notify_all(")?,
+            Call::Put { item, timeout_ms } => {
+                write!(f, "put({item}")?;
+                if timeout_ms.is_some() {
+                    f.write_str(", ")?;
+                }
+                timeout(f, timeout_ms)?;
+            }
+            Call::Get { timeout_ms } => {
+                f.write_str("get(")?;
+                timeout(f, timeout_ms)?;
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+/// What a call returned, in CPython's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ret {
+    /// `None`.
+    None,
+    /// `True` or `False` (acquire, wait, is_set).
+    Bool {
+        /// The value.
+        value: bool,
+    },
+    /// An int (a barrier index, a queue item).
+    Int {
+        /// The value.
+        value: i64,
+    },
+    /// A refusal the model names.
+    Raised {
+        /// The refusal.
+        refusal: Refusal,
+    },
+    /// An exception the model does not name (the runtime's class and message, or its
+    /// `Error` text when it has no CPython equivalent).
+    Other {
+        /// What was raised.
+        error: String,
+    },
+}
+
+impl fmt::Display for Ret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ret::None => f.write_str("None"),
+            Ret::Bool { value: true } => f.write_str("True"),
+            Ret::Bool { value: false } => f.write_str("False"),
+            Ret::Int { value } => write!(f, "{value}"),
+            Ret::Raised { refusal } => write!(f, "{refusal}"),
+            Ret::Other { error } => write!(f, "raised {error}"),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The linearizability judge: Wing and Gong's search for a sequential order of a concurrent
+//! history that the sequential specification accepts, with Lowe's cache of visited
+//! configurations, extended with callers killed mid-call.
+//!
+//! A history is linearizable when every call can be given a point between its invocation and
+//! its return such that the calls, applied in the order of their points to the specification
+//! ([`Spec`]), return what they returned. A call whose caller was killed before it returned
+//! may have taken effect (at some point after its invocation and before the caller's death)
+//! or not at all. A caller's death is itself a step, placed before the stamp by which it was
+//! known dead, so a lock its holder dies with passes to the next acquirer as `OwnerDied`.
+//! Why this judge and not stateright's `LinearizabilityTester`: decision 0012.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use crate::objects::history::{Entry, Violation};
+use crate::objects::spec::Spec;
+
+/// The end of a caller that is part of the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Death {
+    /// The caller.
+    pub proc: usize,
+    /// Killed: a stamp taken after it was reaped; `None`: it ended normally, at some point
+    /// after its last call.
+    pub by: Option<u64>,
+    /// Killed after its last call had returned: it may have ended normally (dropping its
+    /// handles) before the signal came, or been killed.
+    pub maybe_exited: bool,
+}
+
+/// Most steps (calls and deaths) of one object's history the judge takes.
+pub const MAX_STEPS: usize = 128;
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    /// Index in the entries, or `None` for a death.
+    entry: Option<usize>,
+    /// For a death: whether it was a kill.
+    killed: bool,
+    /// For a kill: whether the process may have ended normally first.
+    maybe_exited: bool,
+    proc: usize,
+    invoked: u64,
+    /// `None`: never returned (a killed caller's call, optional).
+    returned: Option<u64>,
+}
+
+/// Judges one object's `entries` (indices refer to `all`) against `init`.
+///
+/// Returns the order of the linearization found (indices into `all`; deaths are left out).
+///
+/// # Errors
+///
+/// A [`Violation`] naming the longest linearizable prefix the search found and why no call
+/// can come next, or saying the history is longer than [`MAX_STEPS`].
+pub fn judge<S: Spec>(
+    init: &S,
+    all: &[Entry],
+    entries: &[usize],
+    deaths: &[Death],
+) -> Result<Vec<usize>, Violation> {
+    let mut items: Vec<Item> = entries
+        .iter()
+        .map(|&i| Item {
+            entry: Some(i),
+            killed: false,
+            maybe_exited: false,
+            proc: all[i].proc,
+            invoked: all[i].invoked,
+            returned: all[i].returned,
+        })
+        .collect();
+    for d in deaths {
+        // Dead after its last stamp.
+        let last = all
+            .iter()
+            .filter(|e| e.proc == d.proc)
+            .map(|e| e.returned.unwrap_or(e.invoked))
+            .max()
+            .unwrap_or(0);
+        items.push(Item {
+            entry: None,
+            killed: d.by.is_some(),
+            maybe_exited: d.maybe_exited,
+            proc: d.proc,
+            invoked: last,
+            returned: Some(d.by.unwrap_or(u64::MAX)),
+        });
+    }
+    if items.len() > MAX_STEPS {
+        return Err(Violation {
+            rule: "history too long to judge",
+            entries: Vec::new(),
+            explanation: format!(
+                "{} steps on one object; the judge takes at most {MAX_STEPS}",
+                items.len()
+            ),
+        });
+    }
+    let required: u128 = items
+        .iter()
+        .enumerate()
+        .filter(|(_, it)| it.returned.is_some())
+        .fold(0, |acc, (k, _)| acc | 1 << k);
+    let mut search = Search {
+        items: &items,
+        all,
+        required,
+        seen: HashSet::new(),
+        order: Vec::new(),
+        best: Vec::new(),
+        best_state: init.clone(),
+    };
+    if search.dfs(init.clone(), 0) {
+        return Ok(search
+            .order
+            .iter()
+            .filter_map(|&k| items[k].entry)
+            .collect());
+    }
+    Err(search.explain())
+}
+
+struct Search<'a, S: Spec> {
+    items: &'a [Item],
+    all: &'a [Entry],
+    required: u128,
+    seen: HashSet<(u128, S)>,
+    order: Vec<usize>,
+    best: Vec<usize>,
+    best_state: S,
+}
+
+impl<S: Spec> Search<'_, S> {
+    /// Whether item `k` may be placed next when `done` are placed.
+    fn ready(&self, k: usize, done: u128) -> bool {
+        let it = self.items[k];
+        if done & 1 << k != 0 {
+            return false;
+        }
+        // Every required item that surely ended before this began must be placed already.
+        let blocked =
+            self.items.iter().enumerate().any(|(j, other)| {
+                done & 1 << j == 0 && other.returned.is_some_and(|r| r < it.invoked)
+            });
+        if blocked {
+            return false;
+        }
+        // A killed caller's call takes effect before its death, if at all.
+        if it.entry.is_some() && it.returned.is_none() {
+            let dead = self
+                .items
+                .iter()
+                .enumerate()
+                .any(|(j, d)| d.entry.is_none() && d.proc == it.proc && done & 1 << j != 0);
+            if dead {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The states after placing item `k` in `state`.
+    fn apply(&self, k: usize, state: &S) -> Vec<S> {
+        let it = self.items[k];
+        match it.entry {
+            None if it.killed && it.maybe_exited => vec![state.die(it.proc), state.exit(it.proc)],
+            None if it.killed => vec![state.die(it.proc)],
+            None => vec![state.exit(it.proc)],
+            Some(i) => {
+                let entry = &self.all[i];
+                state
+                    .step(entry.proc, entry.call)
+                    .into_iter()
+                    .filter(|(ret, _)| entry.ret.as_ref().is_none_or(|observed| observed == ret))
+                    .map(|(_, next)| next)
+                    .collect()
+            }
+        }
+    }
+
+    fn dfs(&mut self, state: S, done: u128) -> bool {
+        if done & self.required == self.required {
+            return true;
+        }
+        if !self.seen.insert((done, state.clone())) {
+            return false;
+        }
+        if self.order.len() > self.best.len() {
+            self.best = self.order.clone();
+            self.best_state = state.clone();
+        }
+        for k in 0..self.items.len() {
+            if !self.ready(k, done) {
+                continue;
+            }
+            for next in self.apply(k, &state) {
+                self.order.push(k);
+                if self.dfs(next, done | 1 << k) {
+                    return true;
+                }
+                self.order.pop();
+            }
+        }
+        false
+    }
+
+    fn explain(&self) -> Violation {
+        let mut done = 0u128;
+        let mut text = String::from("the longest order the model accepts is:");
+        if self.best.is_empty() {
+            text.push_str(" (none)");
+        }
+        for &k in &self.best {
+            done |= 1 << k;
+            match self.items[k].entry {
+                Some(i) => {
+                    let _ = write!(text, " #{i}");
+                }
+                None => {
+                    let how = if self.items[k].killed {
+                        "is killed"
+                    } else {
+                        "ends"
+                    };
+                    let _ = write!(text, " (p{} {how})", self.items[k].proc);
+                }
+            }
+        }
+        let _ = write!(
+            text,
+            "; there the object is {}, and",
+            self.best_state.label()
+        );
+        let mut culprits = Vec::new();
+        for k in 0..self.items.len() {
+            if !self.ready(k, done) {
+                continue;
+            }
+            let Some(i) = self.items[k].entry else {
+                continue;
+            };
+            let entry = &self.all[i];
+            if entry.ret.is_none() {
+                continue;
+            }
+            culprits.push(i);
+            let allowed: Vec<String> = self
+                .best_state
+                .step(entry.proc, entry.call)
+                .into_iter()
+                .map(|(ret, _)| ret.to_string())
+                .collect();
+            let observed = entry
+                .ret
+                .as_ref()
+                .map_or(String::new(), ToString::to_string);
+            if allowed.is_empty() {
+                let _ = write!(
+                    text,
+                    " #{i} {} by p{} returned {observed}, where the model says it must wait;",
+                    entry.call, entry.proc
+                );
+            } else {
+                let _ = write!(
+                    text,
+                    " #{i} {} by p{} returned {observed}, where the model says {};",
+                    entry.call,
+                    entry.proc,
+                    allowed.join(" or ")
+                );
+            }
+        }
+        if culprits.is_empty() {
+            text.push_str(" no call can come next;");
+        }
+        text.push_str(" no other order explains the history either");
+        Violation {
+            rule: "not linearizable",
+            entries: culprits,
+            explanation: text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::spec::{LockSpec, QueueSpec};
+    use crate::objects::{Call, Object, Refusal, Ret};
+
+    fn e(proc: usize, call: Call, invoked: u64, returned: Option<u64>, ret: Option<Ret>) -> Entry {
+        Entry {
+            proc,
+            call,
+            invoked,
+            returned,
+            ret,
+        }
+    }
+
+    const ACQ: Call = Call::Acquire {
+        obj: Object::Lock,
+        timeout_ms: Some(10),
+    };
+    const REL: Call = Call::Release { obj: Object::Lock };
+    const T: Option<Ret> = Some(Ret::Bool { value: true });
+
+    #[test]
+    fn overlapping_acquires_need_a_release_between() {
+        let lock = LockSpec::new(false);
+        // Both acquired, nobody released: not linearizable.
+        let h = vec![e(0, ACQ, 1, Some(3), T), e(1, ACQ, 2, Some(4), T)];
+        assert!(judge(&lock, &h, &[0, 1], &[]).is_err());
+        // With p0's release overlapping p1's acquire, it is.
+        let h = vec![
+            e(0, ACQ, 1, Some(2), T),
+            e(1, ACQ, 3, Some(6), T),
+            e(0, REL, 4, Some(5), Some(Ret::None)),
+        ];
+        assert_eq!(judge(&lock, &h, &[0, 1, 2], &[]), Ok(vec![0, 2, 1]));
+    }
+
+    #[test]
+    fn a_dead_holder_is_reported_to_the_next_acquirer() {
+        let lock = LockSpec::new(false);
+        let died = Some(Ret::Raised {
+            refusal: Refusal::OwnerDied,
+        });
+        let h = vec![
+            e(0, ACQ, 1, Some(2), T),
+            e(1, ACQ, 5, Some(6), died.clone()),
+        ];
+        assert!(
+            judge(
+                &lock,
+                &h,
+                &[0, 1],
+                &[Death {
+                    proc: 0,
+                    by: Some(4),
+                    maybe_exited: false
+                }]
+            )
+            .is_ok()
+        );
+        // Without the death, OwnerDied has no explanation.
+        assert!(judge(&lock, &h, &[0, 1], &[]).is_err());
+        // A killed caller's acquire may have taken effect: the later acquirer is told.
+        let h = vec![e(0, ACQ, 1, None, None), e(1, ACQ, 5, Some(6), died)];
+        assert!(
+            judge(
+                &lock,
+                &h,
+                &[0, 1],
+                &[Death {
+                    proc: 0,
+                    by: Some(4),
+                    maybe_exited: false
+                }]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_queue_never_shows_an_item_twice() {
+        let q = QueueSpec {
+            items: Default::default(),
+            maxsize: 0,
+        };
+        let put = Call::Put {
+            item: 1,
+            timeout_ms: None,
+        };
+        let get = Call::Get {
+            timeout_ms: Some(5),
+        };
+        let one = Some(Ret::Int { value: 1 });
+        let h = vec![
+            e(0, put, 1, Some(2), Some(Ret::None)),
+            e(1, get, 3, Some(4), one.clone()),
+            e(1, get, 5, Some(6), one),
+        ];
+        let v = judge(&q, &h, &[0, 1, 2], &[]);
+        assert_eq!(v.map_err(|v| v.entries), Err(vec![2]));
+    }
+}

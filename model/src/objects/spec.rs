@@ -1,0 +1,422 @@
+//! Sequential specifications of the primitives whose operations take effect at one point:
+//! `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Queue`.
+//!
+//! Each is a pure `step` from a state and one call by one process to the results the call
+//! may have at that point and the states after it; no result means the call cannot complete
+//! in that state (it blocks until another call changes it). A call with a timeout that cannot
+//! complete returns its timeout result (`False`, `queue.Empty`, `queue.Full`): a linearizable
+//! history places it at a moment when it could not complete. Semantics and messages are
+//! CPython's `multiprocessing.synchronize` and `multiprocessing.queues`, except where
+//! [`Refusal::cpython_differs`] says otherwise.
+//!
+//! A process's death is a step too ([`Spec::die`]): a lock its holder dies with passes to
+//! the next acquirer with `OwnerDied`; a semaphore's permits are not tied to processes, so
+//! nothing changes; a `put` the producer died in either took effect whole or not at all.
+
+use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::objects::call::{Call, Object, Ret};
+use crate::objects::refusal::Refusal;
+
+/// A sequential specification of one primitive.
+pub trait Spec: Clone + Eq + Hash + Debug {
+    /// What `call` by `proc` may return in this state, each with the state after it; empty
+    /// when it blocks.
+    fn step(&self, proc: usize, call: Call) -> Vec<(Ret, Self)>;
+
+    /// The state after `proc` died (killed).
+    fn die(&self, proc: usize) -> Self;
+
+    /// The state after `proc` ended normally, dropping its handles (proclife releases a
+    /// lock whose handle is dropped by its holder). By default nothing changes.
+    fn exit(&self, _proc: usize) -> Self {
+        self.clone()
+    }
+
+    /// The state's label in the derived state graph.
+    fn label(&self) -> String;
+}
+
+fn ret_bool(value: bool) -> Ret {
+    Ret::Bool { value }
+}
+
+fn raised(refusal: Refusal) -> Ret {
+    Ret::Raised { refusal }
+}
+
+/// The result of a call that cannot complete: its timeout result, or nothing (it blocks).
+fn timed_out<S>(timeout_ms: Option<u32>, ret: Ret, state: &S) -> Vec<(Ret, S)>
+where
+    S: Clone,
+{
+    match timeout_ms {
+        Some(_) => vec![(ret, state.clone())],
+        None => Vec::new(),
+    }
+}
+
+/// Who holds a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Holder {
+    /// Nobody.
+    Free,
+    /// This process, this many times (always 1 for a `Lock`).
+    Proc(usize, u32),
+    /// A process that died holding it: the next acquirer is told.
+    Dead,
+}
+
+/// `Lock` (non-recursive) or `RLock` (recursive): who holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockSpec {
+    /// `RLock` when true.
+    pub recursive: bool,
+    /// The holder.
+    pub holder: Holder,
+}
+
+impl LockSpec {
+    /// A free lock.
+    pub fn new(recursive: bool) -> LockSpec {
+        LockSpec {
+            recursive,
+            holder: Holder::Free,
+        }
+    }
+
+    fn with(self, holder: Holder) -> LockSpec {
+        LockSpec { holder, ..self }
+    }
+}
+
+impl Spec for LockSpec {
+    fn step(&self, proc: usize, call: Call) -> Vec<(Ret, LockSpec)> {
+        match call {
+            Call::Acquire { timeout_ms, .. } => match self.holder {
+                Holder::Free => vec![(ret_bool(true), self.with(Holder::Proc(proc, 1)))],
+                // The robust lock passes to the caller, who is told (and marks it consistent).
+                Holder::Dead => {
+                    vec![(raised(Refusal::OwnerDied), self.with(Holder::Proc(proc, 1)))]
+                }
+                Holder::Proc(p, depth) if p == proc && self.recursive => {
+                    vec![(ret_bool(true), self.with(Holder::Proc(proc, depth + 1)))]
+                }
+                Holder::Proc(p, _) if p == proc => match timeout_ms {
+                    Some(0) => vec![(ret_bool(false), *self)],
+                    _ => vec![(raised(Refusal::WouldDeadlock), *self)],
+                },
+                Holder::Proc(..) => timed_out(timeout_ms, ret_bool(false), self),
+            },
+            Call::Release { .. } => match self.holder {
+                Holder::Proc(p, 1) if p == proc => vec![(Ret::None, self.with(Holder::Free))],
+                Holder::Proc(p, depth) if p == proc => {
+                    vec![(Ret::None, self.with(Holder::Proc(p, depth - 1)))]
+                }
+                _ => vec![(raised(Refusal::NotOwner), *self)],
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    fn die(&self, proc: usize) -> LockSpec {
+        match self.holder {
+            Holder::Proc(p, _) if p == proc => self.with(Holder::Dead),
+            _ => *self,
+        }
+    }
+
+    fn exit(&self, proc: usize) -> LockSpec {
+        match self.holder {
+            Holder::Proc(p, _) if p == proc => self.with(Holder::Free),
+            _ => *self,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self.holder {
+            Holder::Free => "free".to_owned(),
+            Holder::Proc(p, 1) => format!("held by p{p}"),
+            Holder::Proc(p, depth) => format!("held by p{p} x{depth}"),
+            Holder::Dead => "holder died".to_owned(),
+        }
+    }
+}
+
+/// `Semaphore` or `BoundedSemaphore`: its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SemaphoreSpec {
+    /// The value.
+    pub value: u32,
+    /// `BoundedSemaphore`'s initial value, the most it may reach.
+    pub bound: Option<u32>,
+}
+
+impl Spec for SemaphoreSpec {
+    fn step(&self, _proc: usize, call: Call) -> Vec<(Ret, SemaphoreSpec)> {
+        match call {
+            Call::Acquire { timeout_ms, .. } => {
+                if self.value > 0 {
+                    let next = SemaphoreSpec {
+                        value: self.value - 1,
+                        ..*self
+                    };
+                    vec![(ret_bool(true), next)]
+                } else {
+                    timed_out(timeout_ms, ret_bool(false), self)
+                }
+            }
+            Call::Release { .. } => {
+                if self.bound.is_some_and(|b| self.value >= b) {
+                    vec![(raised(Refusal::TooManyReleases), *self)]
+                } else {
+                    let next = SemaphoreSpec {
+                        value: self.value + 1,
+                        ..*self
+                    };
+                    vec![(Ret::None, next)]
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn die(&self, _proc: usize) -> SemaphoreSpec {
+        *self
+    }
+
+    fn label(&self) -> String {
+        format!("value {}", self.value)
+    }
+}
+
+/// `Event`: its flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventSpec {
+    /// Whether it is set.
+    pub set: bool,
+}
+
+impl Spec for EventSpec {
+    fn step(&self, _proc: usize, call: Call) -> Vec<(Ret, EventSpec)> {
+        match call {
+            Call::Set => vec![(Ret::None, EventSpec { set: true })],
+            Call::Clear => vec![(Ret::None, EventSpec { set: false })],
+            Call::IsSet => vec![(ret_bool(self.set), *self)],
+            Call::EventWait { timeout_ms } => {
+                if self.set {
+                    vec![(ret_bool(true), *self)]
+                } else {
+                    timed_out(timeout_ms, ret_bool(false), self)
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn die(&self, _proc: usize) -> EventSpec {
+        *self
+    }
+
+    fn label(&self) -> String {
+        if self.set { "set" } else { "clear" }.to_owned()
+    }
+}
+
+/// `Queue`: its items, oldest first, and its `maxsize` (0: unbounded).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueSpec {
+    /// The items.
+    pub items: VecDeque<u32>,
+    /// `maxsize`; 0 is unbounded.
+    pub maxsize: usize,
+}
+
+impl Spec for QueueSpec {
+    fn step(&self, _proc: usize, call: Call) -> Vec<(Ret, QueueSpec)> {
+        match call {
+            Call::Put { item, timeout_ms } => {
+                if self.maxsize != 0 && self.items.len() >= self.maxsize {
+                    timed_out(timeout_ms, raised(Refusal::Full), self)
+                } else {
+                    let mut next = self.clone();
+                    next.items.push_back(item);
+                    vec![(Ret::None, next)]
+                }
+            }
+            Call::Get { timeout_ms } => match self.items.front() {
+                Some(&item) => {
+                    let mut next = self.clone();
+                    next.items.pop_front();
+                    vec![(
+                        Ret::Int {
+                            value: i64::from(item),
+                        },
+                        next,
+                    )]
+                }
+                None => timed_out(timeout_ms, raised(Refusal::Empty), self),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    fn die(&self, _proc: usize) -> QueueSpec {
+        self.clone()
+    }
+
+    fn label(&self) -> String {
+        let items: Vec<String> = self.items.iter().map(u32::to_string).collect();
+        format!("[{}]", items.join(", "))
+    }
+}
+
+/// The sequential specification of `obj` in its initial state, for the objects that have
+/// one (`Condition` and `Barrier` have interval specifications instead).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AnySpec {
+    /// `Lock` or `RLock`.
+    Lock(LockSpec),
+    /// `Semaphore` or `BoundedSemaphore`.
+    Semaphore(SemaphoreSpec),
+    /// `Event`.
+    Event(EventSpec),
+    /// `Queue`.
+    Queue(QueueSpec),
+}
+
+/// Initial values of the objects of a history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Initial {
+    /// `Semaphore`'s value.
+    pub semaphore: u32,
+    /// `BoundedSemaphore`'s value and bound.
+    pub bounded: u32,
+    /// `Queue`'s maxsize.
+    pub maxsize: usize,
+}
+
+impl AnySpec {
+    /// The specification of `obj`, initially; `None` for `Condition` and `Barrier`.
+    pub fn initial(obj: Object, init: Initial) -> Option<AnySpec> {
+        Some(match obj {
+            Object::Lock => AnySpec::Lock(LockSpec::new(false)),
+            Object::RLock => AnySpec::Lock(LockSpec::new(true)),
+            Object::Semaphore => AnySpec::Semaphore(SemaphoreSpec {
+                value: init.semaphore,
+                bound: None,
+            }),
+            Object::BoundedSemaphore => AnySpec::Semaphore(SemaphoreSpec {
+                value: init.bounded,
+                bound: Some(init.bounded),
+            }),
+            Object::Event => AnySpec::Event(EventSpec { set: false }),
+            Object::Queue => AnySpec::Queue(QueueSpec {
+                items: VecDeque::new(),
+                maxsize: init.maxsize,
+            }),
+            Object::Condition | Object::Barrier => return None,
+        })
+    }
+}
+
+impl Spec for AnySpec {
+    fn step(&self, proc: usize, call: Call) -> Vec<(Ret, AnySpec)> {
+        fn wrap<S>(v: Vec<(Ret, S)>, f: impl Fn(S) -> AnySpec) -> Vec<(Ret, AnySpec)> {
+            v.into_iter().map(|(r, s)| (r, f(s))).collect()
+        }
+        match self {
+            AnySpec::Lock(s) => wrap(s.step(proc, call), AnySpec::Lock),
+            AnySpec::Semaphore(s) => wrap(s.step(proc, call), AnySpec::Semaphore),
+            AnySpec::Event(s) => wrap(s.step(proc, call), AnySpec::Event),
+            AnySpec::Queue(s) => wrap(s.step(proc, call), AnySpec::Queue),
+        }
+    }
+
+    fn die(&self, proc: usize) -> AnySpec {
+        match self {
+            AnySpec::Lock(s) => AnySpec::Lock(s.die(proc)),
+            AnySpec::Semaphore(s) => AnySpec::Semaphore(s.die(proc)),
+            AnySpec::Event(s) => AnySpec::Event(s.die(proc)),
+            AnySpec::Queue(s) => AnySpec::Queue(s.die(proc)),
+        }
+    }
+
+    fn exit(&self, proc: usize) -> AnySpec {
+        match self {
+            AnySpec::Lock(s) => AnySpec::Lock(s.exit(proc)),
+            other => other.clone(),
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            AnySpec::Lock(s) => s.label(),
+            AnySpec::Semaphore(s) => s.label(),
+            AnySpec::Event(s) => s.label(),
+            AnySpec::Queue(s) => s.label(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACQ: Call = Call::Acquire {
+        obj: Object::Lock,
+        timeout_ms: Some(5),
+    };
+    const REL: Call = Call::Release { obj: Object::Lock };
+
+    #[test]
+    fn a_lock_is_owned_and_its_holders_death_is_told() {
+        let free = LockSpec::new(false);
+        let (ret, held) = free.step(0, ACQ)[0].clone();
+        assert_eq!(ret, ret_bool(true));
+        assert_eq!(held.step(1, ACQ)[0].0, ret_bool(false));
+        assert_eq!(held.step(1, REL)[0].0, raised(Refusal::NotOwner));
+        assert_eq!(held.step(0, ACQ)[0].0, raised(Refusal::WouldDeadlock));
+        let untimed = Call::Acquire {
+            obj: Object::Lock,
+            timeout_ms: None,
+        };
+        assert!(held.step(1, untimed).is_empty());
+        let dead = held.die(0);
+        assert_eq!(dead.step(1, ACQ)[0].0, raised(Refusal::OwnerDied));
+        assert_eq!(held.die(1), held);
+    }
+
+    #[test]
+    fn a_bounded_semaphore_refuses_over_release() {
+        let s = SemaphoreSpec {
+            value: 1,
+            bound: Some(1),
+        };
+        let rel = Call::Release {
+            obj: Object::BoundedSemaphore,
+        };
+        assert_eq!(s.step(0, rel)[0].0, raised(Refusal::TooManyReleases));
+    }
+
+    #[test]
+    fn a_queue_is_fifo_and_bounded() {
+        let q = QueueSpec {
+            items: VecDeque::new(),
+            maxsize: 1,
+        };
+        let put = |item| Call::Put {
+            item,
+            timeout_ms: Some(1),
+        };
+        let get = Call::Get {
+            timeout_ms: Some(1),
+        };
+        let (_, q1) = q.step(0, put(7))[0].clone();
+        assert_eq!(q1.step(0, put(8))[0].0, raised(Refusal::Full));
+        assert_eq!(q1.step(1, get)[0].0, Ret::Int { value: 7 });
+        assert_eq!(q.step(1, get)[0].0, raised(Refusal::Empty));
+    }
+}

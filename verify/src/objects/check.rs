@@ -1,0 +1,255 @@
+//! `proclife check --objects`: random programs on real processes, judged by the models,
+//! with coverage, shrinking and replay files.
+
+use proclife::StartMethod;
+use proclife_model::objects::{Call, Violation};
+
+use crate::objects::coverage::Coverage;
+use crate::objects::judge;
+use crate::objects::random;
+use crate::objects::scenario::{self, Observed, Program, Step};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Programs to run.
+    pub cases: u32,
+    /// The seed of the first program; program `k` uses `seed + k`.
+    pub seed: u64,
+    /// How workers are started.
+    pub method: StartMethod,
+    /// How often a shrinking candidate must fail, run after run, to be taken.
+    pub shrink_runs: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            cases: 300,
+            seed: 0x00b1_ec75,
+            method: StartMethod::Fork,
+            shrink_runs: 3,
+        }
+    }
+}
+
+/// A program whose history the models reject.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The program as generated.
+    pub original: Program,
+    /// The shrunk program.
+    pub program: Program,
+    /// The failing history of the shrunk program, and the violation.
+    pub observed: Observed,
+    /// Why it fails.
+    pub violation: Violation,
+}
+
+/// What a check found.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Programs run.
+    pub cases: u32,
+    /// What each primitive's runs covered.
+    pub coverage: Coverage,
+    /// The first failure, shrunk.
+    pub failure: Option<Failure>,
+}
+
+/// Runs `program` once and judges it. `Ok(Err(..))` is a disagreement, `Err` a harness
+/// failure.
+///
+/// # Errors
+///
+/// The harness's.
+pub fn run_once(
+    program: &Program,
+    method: StartMethod,
+) -> anyhow::Result<(Observed, Result<(), Violation>)> {
+    let observed = scenario::run(program, method)?;
+    let verdict = judge::judge(program, &observed);
+    Ok((observed, verdict))
+}
+
+/// Runs the random programs of `options`; calls `progress` after each.
+///
+/// # Errors
+///
+/// A harness failure (a worker that cannot be started or does not end in time).
+pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result<Summary> {
+    let mut coverage = Coverage::default();
+    for k in 0..options.cases {
+        let program = random::program(options.seed.wrapping_add(u64::from(k)));
+        let (observed, verdict) = run_once(&program, options.method)?;
+        coverage.add(&observed);
+        progress(k + 1);
+        if let Err(violation) = verdict {
+            let failure = shrink(program, observed, violation, options)?;
+            return Ok(Summary {
+                cases: k + 1,
+                coverage,
+                failure: Some(failure),
+            });
+        }
+    }
+    Ok(Summary {
+        cases: options.cases,
+        coverage,
+        failure: None,
+    })
+}
+
+/// The programs one step smaller than `p`: a worker's calls made by the parent, a worker
+/// removed, a parent step removed (but never an await, which orders the program), one call
+/// removed, or one short timeout made long.
+fn smaller(p: &Program) -> Vec<Program> {
+    let mut out = Vec::new();
+    // One worker's calls made by the parent instead, once every other worker sleeps on that
+    // object or has ended: fewer processes racing, so the failure depends less on timing.
+    if p.procs.len() > 1 {
+        for w in 0..p.procs.len() {
+            let Some(first) = p.procs[w].first() else {
+                continue;
+            };
+            let mut q = without(p, w);
+            q.parent.push(Step::AwaitBlocked {
+                procs: (0..q.procs.len()).collect(),
+                on: first.object(),
+            });
+            q.parent
+                .extend(p.procs[w].iter().map(|&call| Step::Call { call }));
+            out.push(q);
+        }
+    }
+    if p.procs.len() > 1 {
+        for w in 0..p.procs.len() {
+            out.push(without(p, w));
+        }
+    }
+    for s in 0..p.parent.len() {
+        // Awaiting a sleeper orders the program; without it the failure would be left to
+        // timing, so it stays.
+        if matches!(p.parent[s], Step::AwaitBlocked { .. }) {
+            continue;
+        }
+        let mut q = p.clone();
+        q.parent.remove(s);
+        out.push(q);
+    }
+    for w in 0..p.procs.len() {
+        for c in 0..p.procs[w].len() {
+            let mut q = p.clone();
+            q.procs[w].remove(c);
+            out.push(q);
+        }
+    }
+    // Short timeouts made long: fewer ways for timing to decide the outcome, so the shrunk
+    // program fails on replay too (each step only lengthens, so shrinking ends).
+    for w in 0..p.procs.len() {
+        for c in 0..p.procs[w].len() {
+            if let Some(call) = lengthened(p.procs[w][c]) {
+                let mut q = p.clone();
+                q.procs[w][c] = call;
+                out.push(q);
+            }
+        }
+    }
+    out
+}
+
+/// `p` without worker `w`, the parent's references to later workers renumbered.
+fn without(p: &Program, w: usize) -> Program {
+    let mut q = p.clone();
+    q.procs.remove(w);
+    q.parent = p
+        .parent
+        .iter()
+        .filter_map(|s| match s {
+            Step::Kill { proc, .. } if *proc == w => None,
+            Step::Kill { proc, after } => Some(Step::Kill {
+                proc: if *proc > w { proc - 1 } else { *proc },
+                after: *after,
+            }),
+            Step::AwaitBlocked { procs, on } => Some(Step::AwaitBlocked {
+                procs: procs
+                    .iter()
+                    .filter(|&&x| x != w)
+                    .map(|&x| if x > w { x - 1 } else { x })
+                    .collect(),
+                on: *on,
+            }),
+            other => Some(other.clone()),
+        })
+        .collect();
+    q
+}
+
+/// The longest timeout shrinking gives a call, in milliseconds.
+const LONG_MS: u32 = 200;
+
+fn lengthened(call: Call) -> Option<Call> {
+    let long = |t: Option<u32>| t.filter(|&ms| ms < LONG_MS).map(|_| Some(LONG_MS));
+    Some(match call {
+        Call::Acquire { obj, timeout_ms } => Call::Acquire {
+            obj,
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::EventWait { timeout_ms } => Call::EventWait {
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::CondWait { timeout_ms } => Call::CondWait {
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::BarrierWait { timeout_ms } => Call::BarrierWait {
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::Put { item, timeout_ms } => Call::Put {
+            item,
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::Get { timeout_ms } => Call::Get {
+            timeout_ms: long(timeout_ms)?,
+        },
+        _ => return None,
+    })
+}
+
+/// Shrinks a failing program: repeatedly takes the first smaller program that fails in each
+/// of `shrink_runs` runs.
+fn shrink(
+    original: Program,
+    observed: Observed,
+    violation: Violation,
+    options: &Options,
+) -> anyhow::Result<Failure> {
+    let mut best = (original.clone(), observed, violation);
+    'outer: loop {
+        for candidate in smaller(&best.0) {
+            // Taken only if it fails on every one of `shrink_runs` runs, so that the shrunk
+            // program fails on replay too, not only with lucky timing.
+            let mut last = None;
+            for _ in 0..options.shrink_runs.max(1) {
+                match run_once(&candidate, options.method) {
+                    Ok((observed, Err(violation))) => last = Some((observed, violation)),
+                    // Agreed once, or the harness cannot run it: not a smaller failure.
+                    Ok((_, Ok(()))) | Err(_) => {
+                        last = None;
+                        break;
+                    }
+                }
+            }
+            if let Some((observed, violation)) = last {
+                best = (candidate, observed, violation);
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    Ok(Failure {
+        original,
+        program: best.0,
+        observed: best.1,
+        violation: best.2,
+    })
+}

@@ -1,0 +1,67 @@
+//! Coverage of the primitives' models: how often each operation × outcome class was seen.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use proclife_model::objects::Object;
+use proclife_model::objects::coverage::{self, Class};
+
+use crate::objects::random::FOCUS;
+use crate::objects::scenario::Observed;
+
+/// Hits per class.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    hits: BTreeMap<Class, u64>,
+}
+
+impl Coverage {
+    /// Counts the classes of one judged history.
+    pub fn add(&mut self, observed: &Observed) {
+        for entry in &observed.history.entries {
+            if let Some(class) = coverage::class(entry) {
+                *self.hits.entry(class).or_default() += 1;
+            }
+        }
+    }
+
+    /// The classes of every model never seen.
+    pub fn missing(&self) -> Vec<Class> {
+        FOCUS
+            .into_iter()
+            .flat_map(|obj| {
+                coverage::classes(obj)
+                    .iter()
+                    .map(move |&(op, outcome)| (obj, op, outcome))
+            })
+            .filter(|class| !self.hits.contains_key(class))
+            .collect()
+    }
+
+    /// Hits of one class.
+    pub fn hits(&self, obj: Object, op: &str, outcome: &str) -> u64 {
+        self.hits
+            .iter()
+            .find(|((o, p, r), _)| *o == obj && *p == op && *r == outcome)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// The table: one line per class, with its hits.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for obj in FOCUS {
+            for &(op, outcome) in coverage::classes(obj) {
+                let n = self.hits(obj, op, outcome);
+                let mark = if n == 0 { "  NOT COVERED" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "{:<17} {:<11} {:<16} {n:>6}{mark}",
+                    obj.name(),
+                    op,
+                    outcome
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,262 @@
+//! Random concurrent programs over the shared primitives.
+//!
+//! Each program focuses on one or two objects (swarm testing: a program that mixes every
+//! object rarely makes any one of them contend), runs 2–4 worker processes with 1–6 calls
+//! each, draws every timeout as data (zero, a few milliseconds, or none where the call
+//! cannot block forever), and in one program of two (without a condition) kills a worker after a random number
+//! of its calls. The generator is a pure function of the seed.
+
+use proclife_model::objects::{Call, Object};
+
+use crate::objects::scenario::{Program, Step};
+use crate::objects::worker::Setup;
+
+/// A small deterministic generator (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn bits(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.bits() % n.max(1)
+    }
+
+    /// True with probability `1/n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// The objects a program may focus on.
+pub const FOCUS: [Object; 8] = [
+    Object::Lock,
+    Object::RLock,
+    Object::Semaphore,
+    Object::BoundedSemaphore,
+    Object::Event,
+    Object::Condition,
+    Object::Barrier,
+    Object::Queue,
+];
+
+fn timeout(rng: &mut Rng) -> Option<u32> {
+    Some(match rng.below(4) {
+        0 => 0,
+        1 => 1 + rng.below(3) as u32,
+        _ => 5 + rng.below(25) as u32,
+    })
+}
+
+/// Appends a few calls on `obj` for one worker; `next_item` numbers queue items uniquely.
+fn calls(rng: &mut Rng, obj: Object, out: &mut Vec<Call>, next_item: &mut u32) {
+    match obj {
+        Object::Lock | Object::RLock | Object::Semaphore | Object::BoundedSemaphore => {
+            let acquire = Call::Acquire {
+                obj,
+                timeout_ms: timeout(rng),
+            };
+            match rng.below(7) {
+                // Acquire, hold it for a while (a wait on the event), release.
+                5 | 6 => out.extend([
+                    acquire,
+                    Call::EventWait {
+                        timeout_ms: Some(10 + rng.below(20) as u32),
+                    },
+                    Call::Release { obj },
+                ]),
+                // A stray release: a refusal (or, for a semaphore, a real release).
+                0 => out.push(Call::Release { obj }),
+                // Acquire twice: recursion, WouldDeadlock, or a second permit.
+                1 => {
+                    out.extend([acquire, acquire]);
+                    out.extend([Call::Release { obj }, Call::Release { obj }]);
+                }
+                // Acquire and keep it (until the process ends).
+                2 => out.push(acquire),
+                _ => out.extend([acquire, Call::Release { obj }]),
+            }
+        }
+        Object::Event => {
+            let call = match rng.below(5) {
+                0 => Call::Set,
+                1 => Call::Clear,
+                2 => Call::IsSet,
+                _ => Call::EventWait {
+                    timeout_ms: timeout(rng),
+                },
+            };
+            out.push(call);
+        }
+        Object::Condition => {
+            let lock = Call::Acquire {
+                obj,
+                timeout_ms: None,
+            };
+            let middle = match rng.below(5) {
+                0 | 1 => Call::CondWait {
+                    timeout_ms: Some(5 + rng.below(30) as u32),
+                },
+                2 => Call::Notify {
+                    n: rng.below(3) as u32,
+                },
+                3 => Call::NotifyAll,
+                // Notify without the lock: a refusal.
+                _ => {
+                    out.push(Call::Notify { n: 1 });
+                    return;
+                }
+            };
+            out.extend([lock, middle, Call::Release { obj }]);
+        }
+        Object::Barrier => out.push(Call::BarrierWait {
+            timeout_ms: if rng.one_in(3) {
+                Some(5 + rng.below(20) as u32)
+            } else {
+                Some(200)
+            },
+        }),
+        Object::Queue => {
+            if rng.one_in(2) {
+                *next_item += 1;
+                out.push(Call::Put {
+                    item: *next_item,
+                    timeout_ms: timeout(rng),
+                });
+            } else {
+                out.push(Call::Get {
+                    timeout_ms: timeout(rng),
+                });
+            }
+        }
+    }
+}
+
+/// The program of case `seed`.
+pub fn program(seed: u64) -> Program {
+    let mut rng = Rng::new(seed);
+    let first = rng.pick(&FOCUS);
+    let second = if rng.one_in(3) {
+        rng.pick(&FOCUS)
+    } else {
+        first
+    };
+    let workers = 2 + rng.below(3) as usize;
+    let mut next_item = 0;
+    let mut procs = Vec::new();
+    for _ in 0..workers {
+        let mut mine = Vec::new();
+        let rounds = 1 + rng.below(3);
+        for _ in 0..rounds {
+            let obj = if rng.one_in(2) { first } else { second };
+            calls(&mut rng, obj, &mut mine, &mut next_item);
+        }
+        procs.push(mine);
+    }
+    // A killed waiter of a condition may take a wake-up with it; its history is judged
+    // only without kills (see docs/primitives.md).
+    let conditions = first == Object::Condition || second == Object::Condition;
+    let mut parent = Vec::new();
+    if first == Object::Condition && rng.one_in(2) {
+        // Some workers start by waiting, long; the parent notifies once they all sleep.
+        let waiters: Vec<usize> = (0..workers).filter(|_| rng.one_in(2)).collect();
+        for &w in &waiters {
+            let wait = [
+                Call::Acquire {
+                    obj: first,
+                    timeout_ms: None,
+                },
+                Call::CondWait {
+                    timeout_ms: Some(300),
+                },
+                Call::Release { obj: first },
+            ];
+            procs[w].splice(0..0, wait);
+        }
+        let notify = match rng.below(4) {
+            3 => Call::NotifyAll,
+            n => Call::Notify { n: n as u32 },
+        };
+        parent.push(Step::AwaitBlocked {
+            procs: waiters,
+            on: Object::Condition,
+        });
+        parent.extend(
+            [
+                Call::Acquire {
+                    obj: first,
+                    timeout_ms: None,
+                },
+                notify,
+                Call::Release { obj: first },
+            ]
+            .map(|call| Step::Call { call }),
+        );
+    }
+    if !conditions && rng.one_in(2) {
+        let proc = rng.below(workers as u64) as usize;
+        // Killed in the middle of a call that may block (or hold a lock meanwhile), or
+        // between two calls.
+        let blocking: Vec<usize> = procs[proc]
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                !matches!(
+                    c,
+                    Call::Release { .. } | Call::Set | Call::Clear | Call::IsSet
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let after = if !blocking.is_empty() && !rng.one_in(4) {
+            1 + blocking[rng.below(blocking.len() as u64) as usize]
+        } else {
+            1 + rng.below(procs[proc].len() as u64) as usize
+        };
+        parent.push(Step::Kill { proc, after });
+        // Then the parent looks: the next acquirer of a lock the victim held is told.
+        let probe = match first {
+            Object::Lock | Object::RLock | Object::Semaphore | Object::BoundedSemaphore => {
+                vec![Call::Acquire {
+                    obj: first,
+                    timeout_ms: Some(0),
+                }]
+            }
+            Object::Barrier => vec![Call::BarrierWait {
+                timeout_ms: Some(0),
+            }],
+            Object::Queue => vec![Call::Get {
+                timeout_ms: Some(0),
+            }],
+            _ => vec![Call::IsSet],
+        };
+        parent.extend(probe.into_iter().map(|call| Step::Call { call }));
+    }
+    Program {
+        setup: Setup {
+            semaphore: 1 + rng.below(2) as u32,
+            bounded: 1 + rng.below(2) as u32,
+            parties: 2,
+            maxsize: 1 + rng.below(2) as usize,
+        },
+        procs,
+        parent,
+    }
+}
