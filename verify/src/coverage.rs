@@ -185,7 +185,7 @@ mod tests {
         let table = coverage.table();
         assert!(table.contains("never exercised: New --close / None--> Closed (never started)"));
         let dot = coverage.dot(&graph);
-        assert!(dot.contains("start / None (1 hits)"), "{dot}");
+        assert!(dot.contains("start / None (1 hit)"), "{dot}");
         let mut twice = coverage.clone();
         twice.merge(&coverage);
         assert_eq!(twice.hits.values().sum::<u64>(), 4);

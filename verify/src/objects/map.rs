@@ -13,32 +13,31 @@ pub fn ret<T: Into<RetValue>>(result: proclife::Result<T>) -> Ret {
     }
 }
 
-/// The model's form of a runtime error: a refusal the table names, or its text.
+/// The model's form of a runtime error: the refusal its variant stands for, or its text.
+///
+/// Matched on the typed error, not on its CPython name: the name depends on the object and
+/// operation (`Error::python_for`), the kind of refusal does not.
 pub fn refusal(error: &Error) -> Ret {
-    match error {
-        Error::OwnerDied => {
-            return Ret::Raised {
-                refusal: Refusal::OwnerDied,
+    let refusal = match error {
+        Error::NotOwner => Refusal::NotOwner,
+        Error::WouldDeadlock => Refusal::WouldDeadlock,
+        Error::TooManyReleases(message) if message.starts_with("task_done") => {
+            Refusal::TaskDoneTooMany
+        }
+        Error::TooManyReleases(_) => Refusal::TooManyReleases,
+        Error::OwnerDied => Refusal::OwnerDied,
+        Error::BrokenBarrier => Refusal::BrokenBarrier,
+        Error::Empty => Refusal::Empty,
+        Error::Full => Refusal::Full,
+        Error::HandleClosed | Error::Closed => Refusal::Closed,
+        Error::Disconnected => Refusal::Eof,
+        other => {
+            return Ret::Other {
+                error: other.to_string(),
             };
         }
-        Error::WouldDeadlock => {
-            return Ret::Raised {
-                refusal: Refusal::WouldDeadlock,
-            };
-        }
-        _ => {}
-    }
-    match error.python() {
-        Some((exception, message)) => match Refusal::from_python(exception, &message) {
-            Some(refusal) => Ret::Raised { refusal },
-            None => Ret::Other {
-                error: format!("{exception}: {message}"),
-            },
-        },
-        None => Ret::Other {
-            error: error.to_string(),
-        },
-    }
+    };
+    Ret::Raised { refusal }
 }
 
 /// A runtime return value with its model form.
