@@ -1,7 +1,9 @@
 //! Runs every example: its code in this process, and its built binary when `cargo test`
 //! has built the examples next to this test.
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Exit codes as CPython reports them, and how children crash (catalogue item T10).
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! see end of file, the child closes its inherited copies of the parent's ends with
 //! `close_inherited`, as a Python child closes the ends it does not use.
 
-mod ipc_support;
+use proclife_testkit::ipc as ipc_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::AsRawFd;

@@ -2,7 +2,9 @@
 //! processes: each operation in each state New, Running, Exited (unobserved and observed),
 //! Closed.
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! `ipc_support::spawn`; the primitives it shares with the parent are moved into its target
 //! behind an `Arc`, and the fork gives the child the same shared memory.
 
-mod ipc_support;
+use proclife_testkit::ipc as ipc_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
