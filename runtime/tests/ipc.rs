@@ -874,10 +874,13 @@ fn t42_queue_messages_many_producers() -> TestResult {
             })
         })
         .collect::<Result<_, _>>()?;
-    for producer in &mut producers {
+    // Producing is work: the bound is a producer making no progress, not a total.
+    let mut progress = proclife_testkit::wait::Progress::new("producers");
+    for (i, producer) in producers.iter_mut().enumerate() {
+        let code = producer.wait_working(&mut progress);
         ensure(
-            producer.wait(Duration::from_secs(120)) == Some(0),
-            "producer finished",
+            code == Some(0),
+            format!("expected producer {i} to put all its items and exit 0; it gave {code:?}"),
         )?;
     }
     for _ in 0..CONSUMERS {

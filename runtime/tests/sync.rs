@@ -484,10 +484,13 @@ fn contend<M: Exclusive>(mutex: &Arc<M>) -> TestResult {
             })
         })
         .collect::<Result<_, _>>()?;
-    for child in &mut children {
+    // Incrementing is work: the bound is a worker making no progress, not a total.
+    let mut progress = proclife_testkit::wait::Progress::new("workers");
+    for (i, child) in children.iter_mut().enumerate() {
+        let code = child.wait_working(&mut progress);
         ensure(
-            child.wait(Duration::from_secs(60)) == Some(0),
-            "worker finished",
+            code == Some(0),
+            format!("expected worker {i} to finish its increments and exit 0; it gave {code:?}"),
         )?;
     }
     ensure(

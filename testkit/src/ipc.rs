@@ -78,6 +78,25 @@ impl Child {
         self.process.exitcode().ok().flatten()
     }
 
+    /// Waits for a child that does work: it counts as stuck only when its CPU time did not
+    /// advance for the watch's quiet limit. `Some(code)` once reaped, `None` when stuck.
+    pub fn wait_working(&mut self, progress: &mut crate::wait::Progress) -> Option<i32> {
+        let pid = self.pid();
+        let mut code = None;
+        let waited = progress.wait_for(
+            &format!("child {pid} to finish its work"),
+            || crate::procfs::cpu_ticks(pid),
+            |_| {
+                code = self.wait(Duration::ZERO);
+                code.is_some()
+            },
+        );
+        if waited.is_ok() {
+            progress.step();
+        }
+        code
+    }
+
     /// Kills the child and reaps it; returns its status code.
     pub fn kill_and_reap(&mut self) -> Option<i32> {
         self.kill();

@@ -228,3 +228,19 @@ impl Snapshot {
         }
     }
 }
+
+/// The CPU time process `pid` has used, with that of its reaped children, in clock ticks
+/// (fields 14 to 17 of `/proc/<pid>/stat`): a measure of progress that advances while the
+/// process works, however slowly a busy machine runs it.
+pub fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Field 3 (the state) is the first after ')': fields 14..=17 are at 11..=14 here.
+    let ticks = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    Some(ticks)
+}

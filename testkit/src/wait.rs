@@ -206,12 +206,49 @@ impl Progress {
             if self.left().is_zero() {
                 return Err(self.stuck(awaiting));
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(5));
             let now = measure();
             if now != seen {
                 self.step();
                 seen = now;
             }
         }
+    }
+}
+
+/// Waits for a `std::process::Child` that does work (a test binary, the checker): it
+/// counts as stuck only when neither its CPU time (with its reaped children's) nor
+/// `output` (for example the size of its output files) changed for the watch's quiet limit.
+///
+/// # Errors
+///
+/// The watch's "nothing progressed" message (the child is killed and reaped then), or the
+/// `wait` error.
+pub fn wait_working(
+    child: &mut std::process::Child,
+    progress: &mut Progress,
+    mut output: impl FnMut() -> u64,
+) -> Result<std::process::ExitStatus, String> {
+    let pid = child.id() as i32;
+    let mut status = None;
+    let waited = progress.wait_for(
+        "the process to exit",
+        || (crate::procfs::cpu_ticks(pid), output()),
+        |_| {
+            if status.is_none() {
+                status = child.try_wait().ok().flatten();
+            }
+            status.is_some()
+        },
+    );
+    match (waited, status) {
+        (_, Some(status)) => Ok(status),
+        (Err(stuck), None) => {
+            // Best effort: the test fails either way, and wait() reaps the child.
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(stuck)
+        }
+        (Ok(()), None) => Err("the process ended without a status".to_owned()),
     }
 }
