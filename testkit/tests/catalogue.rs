@@ -111,15 +111,10 @@ fn test_names(source: &str) -> BTreeSet<String> {
         .collect();
     let mut names = BTreeSet::new();
     for (i, piece) in source.split('"').enumerate() {
-        if i % 2 == 1
-            && fns.contains(piece)
-            && source.contains(&format!("(\n            \"{piece}\""))
-        {
-            names.insert(piece.to_owned());
-        } else if i % 2 == 1
-            && fns.contains(piece)
-            && source.contains(&format!("(\"{piece}\", {piece})"))
-        {
+        // A runner's entry: `("name", name)`, on one line or split by rustfmt.
+        let registered = source.contains(&format!("(\"{piece}\", {piece})"))
+            || source.contains(&format!("(\n            \"{piece}\""));
+        if i % 2 == 1 && fns.contains(piece) && registered {
             names.insert(piece.to_owned());
         }
     }
