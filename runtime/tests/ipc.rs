@@ -525,8 +525,14 @@ fn shared_counter_with_its_lock() -> TestResult {
             })
         })
         .collect::<Result<_, _>>()?;
-    for child in &mut children {
-        ensure(child.wait(LONG) == Some(0), "worker finished")?;
+    // Incrementing is work: the bound is a worker making no progress, not a total.
+    let mut progress = proclife_testkit::wait::Progress::new("workers");
+    for (i, child) in children.iter_mut().enumerate() {
+        let code = child.wait_working(&mut progress);
+        ensure(
+            code == Some(0),
+            format!("expected worker {i} to finish its increments and exit 0; it gave {code:?}"),
+        )?;
     }
     ensure(counter.get()? == WORKERS as u64 * INCREMENTS, "exact total")?;
     Ok(())
@@ -597,8 +603,14 @@ fn t23_producer_killed_mid_put() -> TestResult {
         }
     }
     ensure(victim.kill_and_reap() == Some(-9), "victim killed")?;
-    for producer in &mut producers {
-        ensure(producer.wait(LONG) == Some(0), "other producers finished")?;
+    // Producing is work: the bound is a producer making no progress, not a total.
+    let mut progress = proclife_testkit::wait::Progress::new("surviving producers");
+    for (i, producer) in producers.iter_mut().enumerate() {
+        let code = producer.wait_working(&mut progress);
+        ensure(
+            code == Some(0),
+            format!("expected producer {i} to put all its items and exit 0; it gave {code:?}"),
+        )?;
     }
     // Whatever the victim published before dying is intact and in order.
     while let Ok((p, seq, data)) = queue.get_nowait() {
@@ -939,7 +951,24 @@ fn joinable_work_queue_with_workers() -> TestResult {
     for n in 0..TASKS {
         tasks.put(&n)?;
     }
-    ensure(tasks.join(Some(LONG))?, "every task done")?;
+    // The tasks are work: the bound is the workers using no CPU time, not a total.
+    let pids: Vec<i32> = workers.iter().map(ipc_support::Child::pid).collect();
+    let mut joined = Ok(false);
+    proclife_testkit::wait::Progress::new("workers on the joinable queue")
+        .wait_for(
+            "every task done",
+            || {
+                pids.iter()
+                    .map(|&pid| proclife_testkit::procfs::cpu_ticks(pid).unwrap_or(0))
+                    .sum::<u64>()
+            },
+            |_| {
+                joined = tasks.join(Some(Duration::from_millis(10)));
+                !matches!(joined, Ok(false))
+            },
+        )
+        .map_err(Failed::from)?;
+    ensure(joined?, "every task done")?;
     for _ in 0..3 {
         tasks.put(&u64::MAX)?;
     }
