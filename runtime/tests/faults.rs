@@ -114,9 +114,11 @@ fn t04_pid_reuse() -> TestResult {
             )));
         }
         // The next child is the namespace's init; the scenario runs inside it and reports
-        // its steps and its outcome itself. A daemon, so that it (and the namespace) dies
-        // with the helper if the helper is killed.
-        let mut init = Process::builder().daemon(true).target(move || {
+        // its steps and its outcome itself. Not a daemon: a daemon checks `getppid()`
+        // against its parent, and the parent of a namespace's init is outside it (0). It
+        // asks for SIGKILL when the helper dies instead, so the namespace ends with it.
+        let mut init = Process::new(move || {
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
             let line = match pid_reuse_in_namespace(report) {
                 Ok(()) => "\nP".to_owned(),
                 Err(Stop::Skip(reason)) => format!("\nS{reason}"),
@@ -132,7 +134,8 @@ fn t04_pid_reuse() -> TestResult {
             // The report is written; the helper adds none.
             Some(0) => std::process::exit(0),
             other => Err(Stop::Fail(format!(
-                "expected the namespace's init to exit with 0 after its report; it ended with {other:?}"
+                "expected the namespace's init to report and exit with 0; it ended with \
+                 {other:?} without a report"
             ))),
         }
     })
