@@ -9,7 +9,7 @@
 extern crate proclife_testkit;
 use proclife_testkit as common;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -470,10 +470,7 @@ extern "C" fn report_and_exit(_: libc::c_int) {
 
 /// T27: when the parent is SIGKILLed its daemon children die too; others are orphaned.
 fn t27_daemons_die_with_their_parent() -> TestResult {
-    nix::sys::prctl::set_child_subreaper(true)?;
-    let result = daemons_die_with_their_parent();
-    nix::sys::prctl::set_child_subreaper(false)?;
-    result
+    common::child::as_subreaper(daemons_die_with_their_parent)
 }
 
 fn daemons_die_with_their_parent() -> TestResult {
@@ -507,40 +504,12 @@ fn daemons_die_with_their_parent() -> TestResult {
     let daemon = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let other = i32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
     // Both orphans were re-parented to this process (a subreaper): reap them by pidfd.
-    let daemon_code = reap_orphan(daemon, false)?;
+    let daemon_code = common::child::reap_adopted(daemon, false)?;
     ensure_eq!(daemon_code, -9);
     ensure_eq!(proc_state(other).is_some(), true);
-    let other_code = reap_orphan(other, true)?;
+    let other_code = common::child::reap_adopted(other, true)?;
     ensure_eq!(other_code, -9);
     Ok(())
-}
-
-/// Waits (at most 5 s) for an adopted orphan, killing it first if asked.
-fn reap_orphan(pid: i32, kill_first: bool) -> Result<i32, Box<dyn std::error::Error>> {
-    let raw = nix::unistd::Pid::from_raw(pid);
-    let fd: OwnedFd = {
-        // SAFETY: pidfd_open takes integers only and returns a new fd or -1.
-        let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        ensure!(ret >= 0, "pidfd_open({pid}) failed: {}", Errno::last());
-        // SAFETY: a fresh fd owned by no one else.
-        unsafe { std::os::fd::FromRawFd::from_raw_fd(ret as i32) }
-    };
-    if kill_first {
-        nix::sys::signal::kill(raw, nix::sys::signal::Signal::SIGKILL)?;
-    }
-    ensure!(
-        common::readable(fd.as_raw_fd(), 5_000),
-        "orphan {pid} still alive after 5 s"
-    );
-    let status = nix::sys::wait::waitid(
-        nix::sys::wait::Id::PIDFd(fd.as_fd()),
-        nix::sys::wait::WaitPidFlag::WEXITED,
-    )?;
-    match status {
-        nix::sys::wait::WaitStatus::Signaled(_, signal, _) => Ok(-(signal as i32)),
-        nix::sys::wait::WaitStatus::Exited(_, code) => Ok(code),
-        other => Err(format!("unexpected status {other:?}").into()),
-    }
 }
 
 /// T13: create → start → join → close leaves no fd behind, over many rounds.

@@ -526,14 +526,7 @@ fn shared_counter_with_its_lock() -> TestResult {
         })
         .collect::<Result<_, _>>()?;
     // Incrementing is work: the bound is a worker making no progress, not a total.
-    let mut progress = proclife_testkit::wait::Progress::new("workers");
-    for (i, child) in children.iter_mut().enumerate() {
-        let code = child.wait_working(&mut progress);
-        ensure(
-            code == Some(0),
-            format!("expected worker {i} to finish its increments and exit 0; it gave {code:?}"),
-        )?;
-    }
+    ipc_support::wait_all_working(&mut children, "worker")?;
     ensure(counter.get()? == WORKERS as u64 * INCREMENTS, "exact total")?;
     Ok(())
 }
@@ -604,14 +597,7 @@ fn t23_producer_killed_mid_put() -> TestResult {
     }
     ensure(victim.kill_and_reap() == Some(-9), "victim killed")?;
     // Producing is work: the bound is a producer making no progress, not a total.
-    let mut progress = proclife_testkit::wait::Progress::new("surviving producers");
-    for (i, producer) in producers.iter_mut().enumerate() {
-        let code = producer.wait_working(&mut progress);
-        ensure(
-            code == Some(0),
-            format!("expected producer {i} to put all its items and exit 0; it gave {code:?}"),
-        )?;
-    }
+    ipc_support::wait_all_working(&mut producers, "producer")?;
     // Whatever the victim published before dying is intact and in order.
     while let Ok((p, seq, data)) = queue.get_nowait() {
         ensure(
@@ -887,14 +873,7 @@ fn t42_queue_messages_many_producers() -> TestResult {
         })
         .collect::<Result<_, _>>()?;
     // Producing is work: the bound is a producer making no progress, not a total.
-    let mut progress = proclife_testkit::wait::Progress::new("producers");
-    for (i, producer) in producers.iter_mut().enumerate() {
-        let code = producer.wait_working(&mut progress);
-        ensure(
-            code == Some(0),
-            format!("expected producer {i} to put all its items and exit 0; it gave {code:?}"),
-        )?;
-    }
+    ipc_support::wait_all_working(&mut producers, "producer")?;
     for _ in 0..CONSUMERS {
         queue.put(&(u8::MAX, 0))?;
     }

@@ -9,7 +9,7 @@ extern crate proclife_testkit;
 use proclife_testkit as common;
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -444,20 +444,6 @@ fn group_members(pgid: i32) -> Vec<i32> {
     found
 }
 
-/// The socket inodes process `pid` holds.
-fn socket_inodes_of(pid: i32) -> BTreeSet<u64> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let target = std::fs::read_link(e.path()).ok()?;
-            let t = target.to_string_lossy();
-            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect()
-}
-
 /// T16/T18: a process group (a leader, its fork children moving items through a queue,
 /// taking a lock and passing a barrier in loops, a spawned child and a fork-server child on
 /// the same queue) is SIGKILLed as a whole with `kill(-pgid)` mid-traffic. Afterwards no
@@ -465,10 +451,7 @@ fn socket_inodes_of(pid: i32) -> BTreeSet<u64> {
 /// `/proc/net/unix`; while it ran, none of its sockets had a name (no path, no abstract
 /// name).
 fn group_sigkill_leaves_nothing_behind_t16_t18() -> TestResult {
-    nix::sys::prctl::set_child_subreaper(true)?;
-    let result = group_sigkill();
-    nix::sys::prctl::set_child_subreaper(false)?;
-    result
+    common::child::as_subreaper(group_sigkill)
 }
 
 fn group_sigkill() -> TestResult {
@@ -516,7 +499,10 @@ fn group_sigkill() -> TestResult {
         "expected the leader, 4 fork children, a spawned child and a fork server in group \
          {pgid}; found {members:?}"
     );
-    let inodes: BTreeSet<u64> = members.iter().flat_map(|&p| socket_inodes_of(p)).collect();
+    let inodes: BTreeSet<u64> = members
+        .iter()
+        .flat_map(|&p| common::procfs::socket_inodes_of(p))
+        .collect();
     let named: Vec<(u64, String)> = common::procfs::unix_sockets()
         .into_iter()
         .filter(|(inode, path)| inodes.contains(inode) && !path.is_empty())
@@ -708,10 +694,7 @@ proclife::entry!(recv_from_parent);
 /// and a spawned child in `recv` on its pipe (it sees end of file: it holds no copy of the
 /// parent's end). None hangs: each ends within [`AT_ONCE`] of the kill.
 fn children_blocked_on_a_killed_parent_end_t28() -> TestResult {
-    nix::sys::prctl::set_child_subreaper(true)?;
-    let result = blocked_on_killed_parent();
-    nix::sys::prctl::set_child_subreaper(false)?;
-    result
+    common::child::as_subreaper(blocked_on_killed_parent)
 }
 
 fn blocked_on_killed_parent() -> TestResult {
@@ -795,7 +778,7 @@ fn blocked_on_killed_parent() -> TestResult {
     ];
     let expected = [-9, -9, 42];
     for ((&pid, name), want) in pids.iter().zip(names).zip(expected) {
-        let code = reap_adopted(pid)?;
+        let code = common::child::reap_adopted(pid, false)?;
         ensure!(
             code == want,
             "{name} (pid {pid}): expected to end with {want} after its parent was killed; \
@@ -803,41 +786,6 @@ fn blocked_on_killed_parent() -> TestResult {
         );
     }
     Ok(())
-}
-
-/// Waits ([`AT_ONCE`]) for an adopted orphan to exit and reaps it.
-fn reap_adopted(pid: i32) -> Result<i32, Box<dyn std::error::Error>> {
-    let fd: OwnedFd = {
-        // SAFETY: pidfd_open takes integers only and returns a new fd or -1.
-        let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        ensure!(ret >= 0, "pidfd_open({pid}) failed: {}", Errno::last());
-        // SAFETY: a fresh fd owned by no one else.
-        unsafe { std::os::fd::FromRawFd::from_raw_fd(ret as i32) }
-    };
-    if !common::readable(fd.as_raw_fd(), AT_ONCE.as_millis() as i32) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = nix::sys::wait::waitid(
-            nix::sys::wait::Id::PIDFd(fd.as_fd()),
-            nix::sys::wait::WaitPidFlag::WEXITED,
-        );
-        return Err(format!(
-            "orphan {pid}: expected it to end within {AT_ONCE:?} of its parent's death; it \
-             still ran (killed now)"
-        )
-        .into());
-    }
-    let status = nix::sys::wait::waitid(
-        nix::sys::wait::Id::PIDFd(fd.as_fd()),
-        nix::sys::wait::WaitPidFlag::WEXITED,
-    )?;
-    match status {
-        nix::sys::wait::WaitStatus::Signaled(_, signal, _) => Ok(-(signal as i32)),
-        nix::sys::wait::WaitStatus::Exited(_, code) => Ok(code),
-        other => Err(format!("unexpected status {other:?}").into()),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -864,8 +812,8 @@ fn shared_objects_reachable_only_by_this_user_t46_t47() -> TestResult {
     let me = std::process::id() as i32;
     let result = (|| -> TestResult {
         let fds = common::fd_snapshot();
-        let server_sockets = socket_inodes_of(server.as_raw());
-        let my_sockets = socket_inodes_of(me);
+        let server_sockets = common::procfs::socket_inodes_of(server.as_raw());
+        let my_sockets = common::procfs::socket_inodes_of(me);
         ensure!(
             !server_sockets.is_empty(),
             "expected the fork server to hold its request socket"
@@ -953,7 +901,7 @@ fn shared_objects_reachable_only_by_this_user_t46_t47() -> TestResult {
         // peer is the parent's end, which the child must not have.
         let (report_rx, mut report_tx) = pipe(false)?;
         let mut child = Process::new(move || {
-            let held: Vec<u64> = socket_inodes_of(std::process::id() as i32)
+            let held: Vec<u64> = common::procfs::socket_inodes_of(std::process::id() as i32)
                 .into_iter()
                 .collect();
             let _ = report_tx.send(&held);
@@ -974,9 +922,12 @@ fn shared_objects_reachable_only_by_this_user_t46_t47() -> TestResult {
             report_rx.fd()?.as_raw_fd(),
         ]
         .iter()
-        .filter_map(|&fd| socket_inode(fd))
+        .filter_map(|&fd| common::procfs::socket_inode(fd))
         .collect();
-        let peers: BTreeSet<u64> = socket_inodes_of(me).difference(&ours).copied().collect();
+        let peers: BTreeSet<u64> = common::procfs::socket_inodes_of(me)
+            .difference(&ours)
+            .copied()
+            .collect();
         ensure!(
             peers.len() == 1,
             "expected this process to hold exactly one socket besides the test's pipes (its \
@@ -992,13 +943,6 @@ fn shared_objects_reachable_only_by_this_user_t46_t47() -> TestResult {
     })();
     proclife::stop_fork_server()?;
     result
-}
-
-/// The inode of socket `fd` of this process.
-fn socket_inode(fd: RawFd) -> Option<u64> {
-    let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
-    let t = target.to_string_lossy();
-    t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 fn main() {

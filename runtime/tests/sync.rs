@@ -485,14 +485,7 @@ fn contend<M: Exclusive>(mutex: &Arc<M>) -> TestResult {
         })
         .collect::<Result<_, _>>()?;
     // Incrementing is work: the bound is a worker making no progress, not a total.
-    let mut progress = proclife_testkit::wait::Progress::new("workers");
-    for (i, child) in children.iter_mut().enumerate() {
-        let code = child.wait_working(&mut progress);
-        ensure(
-            code == Some(0),
-            format!("expected worker {i} to finish its increments and exit 0; it gave {code:?}"),
-        )?;
-    }
+    ipc_support::wait_all_working(&mut children, "worker")?;
     ensure(
         counter.get() == WORKERS as u64 * INCREMENTS,
         format!("exact total, got {}", counter.get()),

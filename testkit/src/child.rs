@@ -102,3 +102,65 @@ pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> bool {
     }
     true
 }
+
+/// Runs `f` with this process as a child subreaper (`PR_SET_CHILD_SUBREAPER`), so that the
+/// orphans of a child it kills are re-parented here and can be reaped by
+/// [`reap_adopted`]; the flag is cleared afterwards whatever `f` returns.
+///
+/// # Errors
+///
+/// `f`'s error, or the `prctl` error.
+pub fn as_subreaper(f: impl FnOnce() -> crate::TestResult) -> crate::TestResult {
+    nix::sys::prctl::set_child_subreaper(true)?;
+    let result = f();
+    nix::sys::prctl::set_child_subreaper(false)?;
+    result
+}
+
+/// Reaps an orphan adopted by this subreaper, SIGKILLing it first if asked: its exit code
+/// (negative: killed by that signal). It must end within
+/// [`AT_ONCE`](crate::wait::AT_ONCE) (its parent is dead); if it does not, it is killed and
+/// reaped, and the error says so.
+///
+/// # Errors
+///
+/// `pidfd_open` or `waitid` errors, or the orphan still running.
+pub fn reap_adopted(pid: i32, kill_first: bool) -> Result<i32, Box<dyn std::error::Error>> {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    use std::os::fd::{AsFd, FromRawFd};
+    let fd: OwnedFd = {
+        // SAFETY: pidfd_open takes integers only and returns a new fd or -1.
+        let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if ret < 0 {
+            return Err(format!("pidfd_open({pid}) failed: {}", nix::errno::Errno::last()).into());
+        }
+        // SAFETY: a fresh fd owned by no one else.
+        unsafe { OwnedFd::from_raw_fd(ret as i32) }
+    };
+    let kill = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+    };
+    if kill_first {
+        kill()?;
+    }
+    let at_once = crate::wait::AT_ONCE;
+    let ended = crate::wait::readable(fd.as_raw_fd(), at_once.as_millis() as i32);
+    if !ended {
+        let _ = kill();
+    }
+    let status = waitid(Id::PIDFd(fd.as_fd()), WaitPidFlag::WEXITED)?;
+    if !ended {
+        return Err(format!(
+            "orphan {pid}: expected it to end within {at_once:?}; it still ran (killed now)"
+        )
+        .into());
+    }
+    match status {
+        WaitStatus::Signaled(_, signal, _) => Ok(-(signal as i32)),
+        WaitStatus::Exited(_, code) => Ok(code),
+        other => Err(format!("orphan {pid}: unexpected status {other:?}").into()),
+    }
+}

@@ -114,6 +114,25 @@ impl Drop for Child {
     }
 }
 
+/// Waits for every child of `children` to finish its work and exit 0, each bounded by
+/// [`Child::wait_working`] (no CPU time for [`QUIET`](crate::wait::QUIET)); `what` names
+/// one child in the message (`"worker"`, `"producer"`).
+///
+/// # Errors
+///
+/// The first child that did not exit 0, with what it gave.
+pub fn wait_all_working(children: &mut [Child], what: &str) -> TestResult {
+    let mut progress = crate::wait::Progress::new(format!("{what}s"));
+    for (i, child) in children.iter_mut().enumerate() {
+        let code = child.wait_working(&mut progress);
+        ensure(
+            code == Some(0),
+            format!("expected {what} {i} to finish its work and exit 0; it gave {code:?}"),
+        )?;
+    }
+    Ok(())
+}
+
 /// Polls `cond` every millisecond until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
     crate::wait::wait_until(timeout, cond).is_ok()

@@ -96,12 +96,19 @@ pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
-/// The names in `/dev/shm`.
+/// Prefixes of the names CPython's `multiprocessing` creates in `/dev/shm` (POSIX
+/// semaphores and `SharedMemory`). The benchmarks run CPython beside the runtime on the
+/// same machine, and other programs may too; proclife names nothing in `/dev/shm` (memfd
+/// only), so names with these prefixes are another program's and are not counted.
+pub const FOREIGN_SHM_PREFIXES: &[&str] = &["sem.mp-", "psm_", "wnsm_"];
+
+/// The names in `/dev/shm`, without those of [`FOREIGN_SHM_PREFIXES`].
 pub fn dev_shm() -> BTreeSet<String> {
     std::fs::read_dir("/dev/shm")
         .map(|dir| {
             dir.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !FOREIGN_SHM_PREFIXES.iter().any(|p| name.starts_with(p)))
                 .collect()
         })
         .unwrap_or_default()
@@ -124,12 +131,24 @@ pub fn map_count() -> usize {
     std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count())
 }
 
-/// The socket inodes this process holds open (`socket:[N]` fd targets).
-pub fn socket_inodes() -> BTreeSet<u64> {
-    fd_snapshot()
-        .values()
-        .filter_map(|t| t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+/// The socket inodes process `pid` holds open (`socket:[N]` fd targets).
+pub fn socket_inodes_of(pid: i32) -> BTreeSet<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| inode_of_target(&std::fs::read_link(e.path()).ok()?))
         .collect()
+}
+
+/// The inode of socket `fd` of this process, if it is a socket.
+pub fn socket_inode(fd: i32) -> Option<u64> {
+    inode_of_target(&std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?)
+}
+
+fn inode_of_target(target: &std::path::Path) -> Option<u64> {
+    let t = target.to_string_lossy();
+    t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// One row of `/proc/net/unix`: the socket's inode and its path (`@name` for an abstract
