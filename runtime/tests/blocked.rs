@@ -3,7 +3,9 @@
 //! the parent releases the child (it must run on and exit 0), or terminates or kills it
 //! (the primitive must still work for the parent afterwards).
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -9,7 +9,9 @@
 //! and exits with `exit(0)`. Handlers write straight to fd 1 with `write(2)`, naming the
 //! process they run in; the test reads the memfd and counts.
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;

@@ -1,10 +1,11 @@
 //! Runs every example: its code in this process, and its built binary when
 //! `cargo build --examples` has built the examples next to this test.
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use common::TestResult;
 
@@ -69,9 +70,10 @@ fn example_binary(name: &str) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// Runs the built example binary with a 60 s bound and checks it exits 0, when
-/// `cargo build --examples` has built it (`cargo test` builds examples as test harnesses
-/// only); otherwise the example's code ran in this process, which is the check.
+/// Runs the built example binary, when `cargo build --examples` has built it (`cargo test`
+/// builds examples as test harnesses only), bounded by no progress (CPU time) for
+/// [`QUIET`](common::wait::QUIET), and checks it exits 0; otherwise the example's code ran
+/// in this process, which is the check.
 fn run_binary(name: &str) -> TestResult {
     let Some(path) = example_binary(name) else {
         return Ok(());
@@ -79,19 +81,13 @@ fn run_binary(name: &str) -> TestResult {
     let mut child = std::process::Command::new(&path)
         .stdout(std::process::Stdio::null())
         .spawn()?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            ensure!(status.success(), "{name} exited with {status}");
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill()?;
-            child.wait()?;
-            return Err(format!("{name} did not finish within 60 s").into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut progress = common::wait::Progress::new(format!("example {name}"));
+    let status = common::wait::wait_working(&mut child, &mut progress, || 0)?;
+    ensure!(
+        status.success(),
+        "expected example {name} to exit 0; it exited with {status}"
+    );
+    Ok(())
 }
 
 fn lifecycle_example() -> TestResult {

@@ -1,6 +1,8 @@
 //! Exit codes as CPython reports them, and how children crash (catalogue item T10).
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -164,7 +166,14 @@ fn spinning_child_times_out_then_dies() -> TestResult {
 
 fn sigint_with_default_handler_is_minus_two() -> TestResult {
     let mut p = Process::new(common::sleeper());
-    p.start()?;
+    // The child inherits the disposition: make it the default even when this test runs
+    // from a shell's background job, which starts with SIGINT ignored.
+    // SAFETY: SIG_DFL is a valid disposition; the test process is single-threaded.
+    let old = unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+    let started = p.start();
+    // SAFETY: `old` was returned by `signal` for SIGINT.
+    unsafe { libc::signal(libc::SIGINT, old) };
+    started?;
     p.send_signal(libc::SIGINT)?;
     ensure_eq!(join_code(&p)?, -libc::SIGINT);
     Ok(())

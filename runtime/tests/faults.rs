@@ -1,45 +1,23 @@
 //! Catalogue items from `docs/reference/faults.md`: races, leaks, failure paths and bad input
 //! (T02, T04, T05, T07, T11, T13, T15, T27, T29, T30, T33, T34, T38).
 //!
-//! Scenarios that change limits, credentials or namespaces run in a sacrificial child that
-//! reports through its exit code: 0 passed, 77 skipped (the reason is on its stderr), any
-//! other code names the step that failed.
+//! Scenarios that change limits, credentials or namespaces run in a sacrificial child
+//! (`proclife_testkit::helper`) that reports its steps and, on failure, what was expected and
+//! what happened.
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::helper::{Outcome, Report, Stop, in_helper};
 use common::{Gate, TestResult, join_code, settle, sleeper};
 use nix::errno::Errno;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use proclife::{Error, Process, ProcessState, active_children};
-
-const SKIP: i32 = 77;
-
-/// Runs `scenario` in a sacrificial child and interprets its exit code.
-fn in_helper(name: &str, scenario: impl FnOnce() -> i32 + Send + 'static) -> TestResult {
-    let mut helper = Process::builder().name(name).target(move || {
-        common::close_all_but(2);
-        std::process::exit(scenario())
-    });
-    helper.start()?;
-    helper.join_timeout(Duration::from_secs(120))?;
-    match helper.exitcode()? {
-        Some(0) => Ok(()),
-        Some(SKIP) => {
-            println!("{name}: skipped (see the reason above)");
-            Ok(())
-        }
-        Some(code) => Err(format!("{name} failed at step {code}").into()),
-        None => {
-            helper.kill()?;
-            helper.join()?;
-            Err(format!("{name} did not finish within 120 s").into())
-        }
-    }
-}
 
 /// A tiny deterministic generator for delays.
 struct XorShift(u64);
@@ -70,7 +48,8 @@ fn t02_concurrent_join_and_poll() -> TestResult {
             spin_for(delay);
             std::process::exit(code)
         });
-        p.start()?;
+        p.start()
+            .map_err(|e| format!("round {round}: expected the child to start; {e}"))?;
         let inconsistent = AtomicBool::new(false);
         let outcomes: Vec<Option<i32>> = std::thread::scope(|scope| {
             let joiners: Vec<_> = (0..4)
@@ -128,114 +107,120 @@ fn t02_concurrent_join_and_poll() -> TestResult {
 /// [`RACING_KILLS`] kills racing the exit of children that exit at once each leave exactly
 /// 0 or -SIGKILL.
 fn t04_pid_reuse() -> TestResult {
-    in_helper("t04", || {
+    in_helper("t04", |report| {
         if let Err(errno) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID) {
-            eprintln!("t04: unshare(CLONE_NEWPID) refused: {errno}");
-            return SKIP;
+            return Err(Stop::Skip(format!(
+                "unshare(CLONE_NEWPID) refused: {errno}"
+            )));
         }
-        // The next child is the namespace's init; the scenario runs inside it.
-        let mut init = Process::new(|| std::process::exit(pid_reuse_in_namespace()));
-        if init.start().is_err() {
-            return 2;
-        }
-        // The scenario starts and kills RACING_KILLS children: its bound scales with them
-        // (10 ms each), where `join_code`'s fixed 10 s is too short on a loaded machine.
-        let bound = Duration::from_millis(10) * RACING_KILLS;
-        match init.join_timeout(bound).and_then(|()| init.exitcode()) {
-            Ok(Some(code)) => code,
-            _ => 3,
+        // The next child is the namespace's init; the scenario runs inside it and reports
+        // its steps and its outcome itself. Not a daemon: a daemon checks `getppid()`
+        // against its parent, and the parent of a namespace's init is outside it (0). It
+        // asks for SIGKILL when the helper dies instead, so the namespace ends with it.
+        let mut init = Process::new(move || {
+            let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+            let line = match pid_reuse_in_namespace(report) {
+                Ok(()) => "\nP".to_owned(),
+                Err(Stop::Skip(reason)) => format!("\nS{reason}"),
+                Err(Stop::Fail(message)) => format!("\nF{message}"),
+            };
+            common::child::write_all(report.fd(), line.as_bytes());
+            std::process::exit(0)
+        });
+        init.start()?;
+        // The work's bound is the parent's: no step for QUIET.
+        init.join()?;
+        match init.exitcode()? {
+            // The report is written; the helper adds none.
+            Some(0) => std::process::exit(0),
+            other => Err(Stop::Fail(format!(
+                "expected the namespace's init to report and exit with 0; it ended with \
+                 {other:?} without a report"
+            ))),
         }
     })
 }
 
-fn set_last_pid(pid: i32) -> bool {
-    std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).is_ok()
+fn set_last_pid(pid: i32) -> Outcome {
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+        .map_err(|e| Stop::Skip(format!("cannot write ns_last_pid: {e}")))
 }
 
-fn pid_reuse_in_namespace() -> i32 {
+/// Joins a child that should exit at once inside the scenario.
+fn exit_code(p: &Process) -> Result<i32, Stop> {
+    join_code(p).map_err(Stop::from)
+}
+
+fn pid_reuse_in_namespace(report: Report) -> Outcome {
     // (a) The runtime reaped the child itself.
     let mut c = Process::new(|| ());
-    if c.start().is_err() {
-        return 10;
-    }
-    if join_code(&c).ok() != Some(0) {
-        return 11;
-    }
-    let Ok(Some(old)) = c.pid() else { return 12 };
-    if !set_last_pid(old.as_raw()) {
-        eprintln!("t04: cannot write ns_last_pid");
-        return SKIP;
-    }
+    c.start()?;
+    ensure_eq!(exit_code(&c)?, 0);
+    let old = c.pid()?.ok_or("a joined child has no pid")?;
+    set_last_pid(old.as_raw())?;
     let mut victim = Process::new(sleeper());
-    if victim.start().is_err() {
-        return 13;
-    }
-    if victim.pid().ok().flatten() != Some(old) {
-        eprintln!("t04: the victim did not get the recycled pid");
-        return 14;
-    }
-    if c.terminate().is_err() || c.kill().is_err() {
-        return 15;
-    }
+    victim.start()?;
+    ensure_eq!(victim.pid()?, Some(old));
+    c.terminate()?;
+    c.kill()?;
     std::thread::sleep(Duration::from_millis(50));
-    if victim.is_alive().ok() != Some(true) || c.exitcode().ok().flatten() != Some(0) {
-        return 16;
-    }
-    if victim.kill().is_err() || join_code(&victim).ok() != Some(-9) {
-        return 17;
-    }
+    ensure!(
+        victim.is_alive()?,
+        "expected the victim with the recycled pid {old:?} to be untouched by the stale handle's \
+         terminate/kill; it is not alive"
+    );
+    ensure_eq!(c.exitcode()?, Some(0));
+    victim.kill()?;
+    ensure_eq!(exit_code(&victim)?, -9);
+    report.step();
     // (b) A foreign waitpid(-1) stole the child's status.
     let mut stolen = Process::new(|| std::process::exit(5));
-    if stolen.start().is_err() || settle(&stolen).is_err() {
-        return 20;
-    }
-    let Ok(Some(old)) = stolen.pid() else {
-        return 21;
-    };
-    // SAFETY: a plain waitpid(-1) with a valid status pointer: the foreign reaper.
+    stolen.start()?;
+    settle(&stolen)?;
+    let old = stolen.pid()?.ok_or("a settled child has no pid")?;
+    // SAFETY: a plain waitpid(-1) with a null status pointer: the foreign reaper.
     let reaped = unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) };
-    if reaped != old.as_raw() || !set_last_pid(old.as_raw()) {
-        return 22;
-    }
+    ensure_eq!(reaped, old.as_raw());
+    set_last_pid(old.as_raw())?;
     let mut victim = Process::new(sleeper());
-    if victim.start().is_err() || victim.pid().ok().flatten() != Some(old) {
-        return 23;
-    }
-    if stolen.terminate().is_err() || stolen.kill().is_err() {
-        return 24;
-    }
+    victim.start()?;
+    ensure_eq!(victim.pid()?, Some(old));
+    stolen.terminate()?;
+    stolen.kill()?;
     std::thread::sleep(Duration::from_millis(50));
-    if victim.is_alive().ok() != Some(true) {
-        return 25;
-    }
-    if !matches!(stolen.exitcode(), Err(Error::StatusLost { .. })) {
-        return 26;
-    }
-    if victim.kill().is_err() || join_code(&victim).ok() != Some(-9) {
-        return 27;
-    }
+    ensure!(
+        victim.is_alive()?,
+        "expected the victim with the stolen child's pid {old:?} to be untouched; it is not alive"
+    );
+    ensure_matches!(stolen.exitcode(), Err(Error::StatusLost { .. }));
+    victim.kill()?;
+    ensure_eq!(exit_code(&victim)?, -9);
+    report.step();
     // Racing kills against children that exit at once: the status is 0 or -SIGKILL.
     // The offsets cover the child's whole life (it exits within a few hundred microseconds
     // of `start` returning), so both outcomes occur.
     let mut rng = XorShift(7);
     let (mut exited, mut killed) = (0u32, 0u32);
-    for _ in 0..RACING_KILLS {
+    for i in 0..RACING_KILLS {
         let mut p = Process::new(|| ());
-        if p.start().is_err() {
-            return 30;
-        }
+        p.start()?;
         spin_for(rng.next() % 300);
-        if p.kill().is_err() {
-            return 31;
+        p.kill()?;
+        match exit_code(&p)? {
+            0 => exited += 1,
+            -9 => killed += 1,
+            other => {
+                return Err(Stop::Fail(format!(
+                    "racing kill #{i}: expected exit code 0 or -9, got {other}"
+                )));
+            }
         }
-        match join_code(&p) {
-            Ok(0) => exited += 1,
-            Ok(-9) => killed += 1,
-            _ => return 32,
+        if i % 100 == 0 {
+            report.step();
         }
     }
     eprintln!("t04: {RACING_KILLS} racing kills: {exited} exited first, {killed} killed");
-    0
+    Ok(())
 }
 
 /// T04's racing loop: `kill()` at a random offset after `start()` against a child that
@@ -321,10 +306,18 @@ fn t07_dropped_handles() -> TestResult {
     );
     gate.open();
     // Wait until every child has exited (they are zombies or reaped), then make one call.
-    common::wait_until(Duration::from_secs(20), || {
-        let zombies = common::zombies();
-        common::children().iter().all(|pid| zombies.contains(pid))
-    })?;
+    // Work: watched by progress (the number of children still running goes down).
+    common::wait::Progress::new("t07: dropped children exiting").wait_for(
+        "every dropped child to exit",
+        || {
+            let zombies = common::zombies();
+            common::children()
+                .iter()
+                .filter(|pid| !zombies.contains(pid))
+                .count()
+        },
+        |running| *running == 0,
+    )?;
     ensure!(
         common::zombies().contains(&worker_pid),
         "the orphaned worker is a zombie until the next runtime call"
@@ -477,10 +470,7 @@ extern "C" fn report_and_exit(_: libc::c_int) {
 
 /// T27: when the parent is SIGKILLed its daemon children die too; others are orphaned.
 fn t27_daemons_die_with_their_parent() -> TestResult {
-    nix::sys::prctl::set_child_subreaper(true)?;
-    let result = daemons_die_with_their_parent();
-    nix::sys::prctl::set_child_subreaper(false)?;
-    result
+    common::child::as_subreaper(daemons_die_with_their_parent)
 }
 
 fn daemons_die_with_their_parent() -> TestResult {
@@ -514,40 +504,12 @@ fn daemons_die_with_their_parent() -> TestResult {
     let daemon = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let other = i32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
     // Both orphans were re-parented to this process (a subreaper): reap them by pidfd.
-    let daemon_code = reap_orphan(daemon, false)?;
+    let daemon_code = common::child::reap_adopted(daemon, false)?;
     ensure_eq!(daemon_code, -9);
     ensure_eq!(proc_state(other).is_some(), true);
-    let other_code = reap_orphan(other, true)?;
+    let other_code = common::child::reap_adopted(other, true)?;
     ensure_eq!(other_code, -9);
     Ok(())
-}
-
-/// Waits (at most 5 s) for an adopted orphan, killing it first if asked.
-fn reap_orphan(pid: i32, kill_first: bool) -> Result<i32, Box<dyn std::error::Error>> {
-    let raw = nix::unistd::Pid::from_raw(pid);
-    let fd: OwnedFd = {
-        // SAFETY: pidfd_open takes integers only and returns a new fd or -1.
-        let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        ensure!(ret >= 0, "pidfd_open({pid}) failed: {}", Errno::last());
-        // SAFETY: a fresh fd owned by no one else.
-        unsafe { std::os::fd::FromRawFd::from_raw_fd(ret as i32) }
-    };
-    if kill_first {
-        nix::sys::signal::kill(raw, nix::sys::signal::Signal::SIGKILL)?;
-    }
-    ensure!(
-        common::readable(fd.as_raw_fd(), 5_000),
-        "orphan {pid} still alive after 5 s"
-    );
-    let status = nix::sys::wait::waitid(
-        nix::sys::wait::Id::PIDFd(fd.as_fd()),
-        nix::sys::wait::WaitPidFlag::WEXITED,
-    )?;
-    match status {
-        nix::sys::wait::WaitStatus::Signaled(_, signal, _) => Ok(-(signal as i32)),
-        nix::sys::wait::WaitStatus::Exited(_, code) => Ok(code),
-        other => Err(format!("unexpected status {other:?}").into()),
-    }
 }
 
 /// T13: create → start → join → close leaves no fd behind, over many rounds.
@@ -584,50 +546,36 @@ fn t13_zero_fd_delta() -> TestResult {
 /// until its handle is dropped. The helper (a forked child, so with a fresh pool) holds 64
 /// joined handles, so the next start must map a new page.
 fn t13_enomem() -> TestResult {
-    in_helper("t13-enomem", || {
+    in_helper("t13-enomem", |_| {
         // Fill the pool's first page; this also warms up the heap, so that the allocations
         // `start` makes are served from it already.
         let mut held = Vec::with_capacity(64);
         for _ in 0..64 {
             let mut warm = Process::new(|| ());
-            if warm.start().is_err() || join_code(&warm).ok() != Some(0) {
-                return 2;
-            }
+            warm.start()?;
+            ensure_eq!(exit_code(&warm)?, 0);
             held.push(warm);
         }
-        let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_AS) else {
-            return 3;
-        };
-        let Some(size) = vm_size() else { return 4 };
+        let (soft, hard) = getrlimit(Resource::RLIMIT_AS)?;
+        let size = vm_size().ok_or("no VmSize in /proc/self/status")?;
         let before = common::fd_snapshot();
         let mut p = Process::new(|| ());
-        if setrlimit(Resource::RLIMIT_AS, size, hard).is_err() {
-            return 5;
-        }
+        setrlimit(Resource::RLIMIT_AS, size, hard)?;
         let result = p.start();
-        if setrlimit(Resource::RLIMIT_AS, soft, hard).is_err() {
-            return 6;
-        }
-        match result {
+        setrlimit(Resource::RLIMIT_AS, soft, hard)?;
+        ensure_matches!(
+            result,
             Err(Error::Os {
                 call: "mmap",
                 errno: Errno::ENOMEM,
-            }) => {}
-            other => {
-                eprintln!("t13-enomem: start gave {other:?}");
-                return 7;
-            }
-        }
-        if common::fd_snapshot() != before
-            || p.state().ok() != Some(ProcessState::New)
-            || !common::children().is_empty()
-        {
-            return 8;
-        }
-        if p.start().is_err() || join_code(&p).ok() != Some(0) {
-            return 9;
-        }
-        0
+            })
+        );
+        ensure_eq!(common::fd_snapshot(), before);
+        ensure_eq!(p.state()?, ProcessState::New);
+        ensure_eq!(common::children(), Vec::<i32>::new());
+        p.start()?;
+        ensure_eq!(exit_code(&p)?, 0);
+        Ok(())
     })
 }
 
@@ -674,8 +622,13 @@ fn t15_no_zombies_after_storms() -> TestResult {
         ensure_eq!(active_children()?.len(), STORM_CHILDREN);
         event.set();
         let mut collected = 0;
+        // 1000 exits at once are work: the bound is no exit for QUIET, not a total.
+        let mut progress = common::wait::Progress::new(format!("t15 round {round}"));
         for (i, p) in handles.iter().enumerate() {
-            ensure_eq!((round, i, join_code(p)?), (round, i, storm_code(i)));
+            ensure_eq!(
+                (round, i, progress.join_code(p)?),
+                (round, i, storm_code(i))
+            );
             collected += 1;
         }
         ensure_eq!(collected, STORM_CHILDREN);
@@ -704,28 +657,23 @@ fn storm_code(i: usize) -> i32 {
 /// T29: `fork` fails with EAGAIN at the process limit; the handle stays New, nothing leaks,
 /// and it starts once the limit is raised.
 fn t29_fork_eagain() -> TestResult {
-    in_helper("t29", || {
+    in_helper("t29", |_| {
         // An unprivileged uid of our own, so that RLIMIT_NPROC binds.
         let uid = 40_000 + std::process::id() % 20_000;
         let gid = nix::unistd::Gid::from_raw(uid);
         let user = nix::unistd::Uid::from_raw(uid);
-        if nix::unistd::setresgid(gid, gid, gid).is_err()
-            || nix::unistd::setresuid(user, user, user).is_err()
+        if let Err(errno) = nix::unistd::setresgid(gid, gid, gid)
+            .and_then(|()| nix::unistd::setresuid(user, user, user))
         {
-            eprintln!("t29: cannot change to uid {uid}");
-            return SKIP;
+            return Err(Stop::Skip(format!("cannot change to uid {uid}: {errno}")));
         }
-        let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NPROC) else {
-            return 2;
-        };
+        let (_, hard) = getrlimit(Resource::RLIMIT_NPROC)?;
         // This process counts as one: two children fit, the third start fails.
-        if setrlimit(Resource::RLIMIT_NPROC, 3, hard).is_err() {
-            return 3;
-        }
+        setrlimit(Resource::RLIMIT_NPROC, 3, hard)?;
         let gate = Gate::new();
         let mut started = Vec::new();
         let mut failed = Vec::new();
-        for _ in 0..10 {
+        for i in 0..10 {
             let mut p = Process::new(gate.waiter());
             let before = common::fd_snapshot();
             match p.start() {
@@ -736,59 +684,47 @@ fn t29_fork_eagain() -> TestResult {
                         errno: Errno::EAGAIN,
                     },
                 ) => {
-                    if error.python().map(|(kind, _)| kind) != Some("BlockingIOError") {
-                        return 4;
-                    }
-                    if common::fd_snapshot() != before || p.state().ok() != Some(ProcessState::New)
-                    {
-                        return 5;
-                    }
+                    ensure_eq!(
+                        error.python().map(|(kind, _)| kind),
+                        Some("BlockingIOError")
+                    );
+                    ensure_eq!(common::fd_snapshot(), before);
+                    ensure_eq!(p.state()?, ProcessState::New);
                     failed.push(p);
                 }
                 Err(error) => {
-                    eprintln!("t29: unexpected {error}");
-                    return 6;
+                    return Err(Stop::Fail(format!(
+                        "start #{i}: expected success or fork EAGAIN, got {error:?}"
+                    )));
                 }
             }
         }
-        if started.len() != 2 || failed.len() != 8 || common::children().len() != 2 {
-            eprintln!("t29: {} started, {} failed", started.len(), failed.len());
-            return 7;
-        }
-        if setrlimit(Resource::RLIMIT_NPROC, 100, hard).is_err() {
-            return 8;
-        }
+        ensure_eq!((started.len(), failed.len()), (2, 8));
+        ensure_eq!(common::children().len(), 2);
+        setrlimit(Resource::RLIMIT_NPROC, 100, hard)?;
         for p in &mut failed {
-            if p.start().is_err() {
-                return 9;
-            }
+            p.start()?;
         }
         let mut gate = gate;
         gate.open();
         for p in started.iter().chain(failed.iter()) {
-            if join_code(p).ok() != Some(0) {
-                return 10;
-            }
+            ensure_eq!(exit_code(p)?, 0);
         }
-        0
+        Ok(())
     })
 }
 
 /// T30: fds run out (EMFILE): `start` fails cleanly at every limit and works again once the
 /// limit is restored.
 fn t30_emfile() -> TestResult {
-    in_helper("t30", || {
-        let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-            return 2;
-        };
-        // Only fds 0, 1 and 2 are open in the helper.
+    in_helper("t30", |_| {
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+        // Only fds 0, 1 and 2 are open below the helper's report fd.
         for k in 0..6u64 {
             let base = common::fd_snapshot();
             let gate = Gate::new(); // fds 3 and 4
             let before = common::fd_snapshot();
-            if setrlimit(Resource::RLIMIT_NOFILE, 5 + k, hard).is_err() {
-                return 3;
-            }
+            setrlimit(Resource::RLIMIT_NOFILE, 5 + k, hard)?;
             let mut started = Vec::new();
             let mut failure = None;
             for _ in 0..10 {
@@ -802,25 +738,22 @@ fn t30_emfile() -> TestResult {
                 }
             }
             // /proc cannot be read at the limit: check after restoring it.
-            if setrlimit(Resource::RLIMIT_NOFILE, soft, hard).is_err() {
-                return 9;
-            }
-            let Some((error, mut p)) = failure else {
-                return 4;
-            };
-            if !matches!(
-                error,
+            setrlimit(Resource::RLIMIT_NOFILE, soft, hard)?;
+            let (error, mut p) = failure.ok_or(format!(
+                "limit {}: expected a start to fail with EMFILE; all 10 started",
+                5 + k
+            ))?;
+            ensure_matches!(
+                &error,
                 Error::Os {
                     errno: Errno::EMFILE,
                     ..
                 }
-            ) {
-                eprintln!("t30: unexpected {error}");
-                return 5;
-            }
-            if error.python() != Some(("OSError", "[Errno 24] Too many open files".to_owned())) {
-                return 6;
-            }
+            );
+            ensure_eq!(
+                error.python(),
+                Some(("OSError", "[Errno 24] Too many open files".to_owned()))
+            );
             // Exactly one new fd per started child, its pidfd; nothing from the failure.
             let now = common::fd_snapshot();
             let added: Vec<&String> = now
@@ -828,31 +761,25 @@ fn t30_emfile() -> TestResult {
                 .filter(|(fd, _)| !before.contains_key(fd))
                 .map(|(_, target)| target)
                 .collect();
-            if added.len() != started.len()
-                || added.iter().any(|t| t.as_str() != "anon_inode:[pidfd]")
-                || p.state().ok() != Some(ProcessState::New)
-            {
-                eprintln!("t30: added fds {added:?} for {} children", started.len());
-                return 7;
-            }
-            if common::children().len() != started.len() {
-                return 8;
-            }
-            if p.start().is_err() {
-                return 9;
-            }
+            ensure!(
+                added.len() == started.len()
+                    && added.iter().all(|t| t.as_str() == "anon_inode:[pidfd]"),
+                "limit {}: expected one pidfd per started child ({}); the fds added are {added:?}",
+                5 + k,
+                started.len()
+            );
+            ensure_eq!(p.state()?, ProcessState::New);
+            ensure_eq!(common::children().len(), started.len());
+            p.start()?;
             started.push(p);
             drop(gate);
             for mut p in started {
-                if join_code(&p).ok() != Some(0) || p.close().is_err() {
-                    return 10;
-                }
+                ensure_eq!(exit_code(&p)?, 0);
+                p.close()?;
             }
-            if common::fd_snapshot() != base {
-                return 11;
-            }
+            ensure_eq!(common::fd_snapshot(), base);
         }
-        0
+        Ok(())
     })
 }
 

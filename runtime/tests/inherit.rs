@@ -9,7 +9,9 @@
 //! or `C` returns (and its exit policy must join `G`, or terminate it if it is a daemon).
 //! This process is a child subreaper, so orphans come back here and are reaped.
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;

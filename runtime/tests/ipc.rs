@@ -11,7 +11,7 @@
 //! see end of file, the child closes its inherited copies of the parent's ends with
 //! `close_inherited`, as a Python child closes the ends it does not use.
 
-mod ipc_support;
+use proclife_testkit::ipc as ipc_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::AsRawFd;
@@ -525,9 +525,8 @@ fn shared_counter_with_its_lock() -> TestResult {
             })
         })
         .collect::<Result<_, _>>()?;
-    for child in &mut children {
-        ensure(child.wait(LONG) == Some(0), "worker finished")?;
-    }
+    // Incrementing is work: the bound is a worker making no progress, not a total.
+    ipc_support::wait_all_working(&mut children, "worker")?;
     ensure(counter.get()? == WORKERS as u64 * INCREMENTS, "exact total")?;
     Ok(())
 }
@@ -597,9 +596,8 @@ fn t23_producer_killed_mid_put() -> TestResult {
         }
     }
     ensure(victim.kill_and_reap() == Some(-9), "victim killed")?;
-    for producer in &mut producers {
-        ensure(producer.wait(LONG) == Some(0), "other producers finished")?;
-    }
+    // Producing is work: the bound is a producer making no progress, not a total.
+    ipc_support::wait_all_working(&mut producers, "producer")?;
     // Whatever the victim published before dying is intact and in order.
     while let Ok((p, seq, data)) = queue.get_nowait() {
         ensure(
@@ -874,12 +872,8 @@ fn t42_queue_messages_many_producers() -> TestResult {
             })
         })
         .collect::<Result<_, _>>()?;
-    for producer in &mut producers {
-        ensure(
-            producer.wait(Duration::from_secs(120)) == Some(0),
-            "producer finished",
-        )?;
-    }
+    // Producing is work: the bound is a producer making no progress, not a total.
+    ipc_support::wait_all_working(&mut producers, "producer")?;
     for _ in 0..CONSUMERS {
         queue.put(&(u8::MAX, 0))?;
     }
@@ -936,7 +930,24 @@ fn joinable_work_queue_with_workers() -> TestResult {
     for n in 0..TASKS {
         tasks.put(&n)?;
     }
-    ensure(tasks.join(Some(LONG))?, "every task done")?;
+    // The tasks are work: the bound is the workers using no CPU time, not a total.
+    let pids: Vec<i32> = workers.iter().map(ipc_support::Child::pid).collect();
+    let mut joined = Ok(false);
+    proclife_testkit::wait::Progress::new("workers on the joinable queue")
+        .wait_for(
+            "every task done",
+            || {
+                pids.iter()
+                    .map(|&pid| proclife_testkit::procfs::cpu_ticks(pid).unwrap_or(0))
+                    .sum::<u64>()
+            },
+            |_| {
+                joined = tasks.join(Some(Duration::from_millis(10)));
+                !matches!(joined, Ok(false))
+            },
+        )
+        .map_err(Failed::from)?;
+    ensure(joined?, "every task done")?;
     for _ in 0..3 {
         tasks.put(&u64::MAX)?;
     }

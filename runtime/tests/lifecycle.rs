@@ -5,7 +5,9 @@
 //! exception classes and messages) are the scenario corpus `verify/scenarios/cpython-table.json`,
 //! run under every start method by `verify/tests/regressions.rs`.
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;

@@ -2,7 +2,9 @@
 //! multi-threaded parent, with IPC and synchronisation objects as arguments, and the
 //! bootstrap's defences (T06, T09, T27, T32, T40, T45, T50).
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;

@@ -11,12 +11,8 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-
-/// How long one run of the binary may take before the test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 struct Run {
     status: Option<i32>,
@@ -32,7 +28,7 @@ fn root() -> PathBuf {
 }
 
 /// Runs `proclife` with `args`, its output going to files (so a large output cannot fill a
-/// pipe), and waits at most [`RUN_LIMIT`].
+/// pipe), and waits while it makes progress.
 fn proclife(name: &str, args: &[&str]) -> Result<Run, Failed> {
     proclife_with_stdin(name, args, None)
 }
@@ -73,19 +69,13 @@ fn proclife_env(
         .env_remove("RUST_BACKTRACE")
         .spawn()
         .map_err(|e| format!("spawn proclife: {e}"))?;
-    let deadline = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        match child.try_wait().map_err(|e| format!("wait: {e}"))? {
-            Some(status) => break status,
-            None if Instant::now() > deadline => {
-                // Best effort: the test fails either way, and wait() reaps the child.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("proclife {args:?} ran longer than {RUN_LIMIT:?}").into());
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
+    // A run is work (a check of many sequences): the bound is no progress (CPU time or
+    // output) for QUIET, not a total.
+    let mut progress = proclife_testkit::wait::Progress::new(format!("proclife {args:?}"));
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let status = proclife_testkit::wait::wait_working(&mut child, &mut progress, || {
+        size(&out_path) + size(&err_path)
+    })?;
     let read =
         |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()));
     Ok(Run {
