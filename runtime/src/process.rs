@@ -382,9 +382,10 @@ impl Process {
         let child = method.launch(threads, &spec, target)?;
         // Like CPython's `del self._target`: the target now belongs to the child.
         *target = TargetSlot::Empty;
-        // Checked at the top, and nothing between could change it: New -> Started only.
+        // Checked at the top, and nothing between could change it: New -> Started only (but
+        // for the bug planted on purpose, which restarts an exited child).
         debug_assert!(
-            matches!(self.stage, Stage::New),
+            matches!(self.stage, Stage::New) || crate::planted::active("restart-after-exit"),
             "start from {:?}",
             self.stage
         );
