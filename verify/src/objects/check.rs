@@ -2,7 +2,7 @@
 //! with coverage, shrinking and replay files.
 
 use proclife::StartMethod;
-use proclife_model::objects::{Call, Violation};
+use proclife_model::objects::{Call, Object, Violation};
 
 use crate::objects::coverage::Coverage;
 use crate::objects::judge;
@@ -79,6 +79,22 @@ pub fn run_once(
 /// A harness failure (a worker that cannot be started or does not end in time).
 pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result<Summary> {
     let mut coverage = Coverage::default();
+    // First the calls killed while they block, which random programs reach only by chance.
+    for obj in [Object::Lock, Object::RLock, Object::Barrier, Object::Queue] {
+        let Some(program) = crate::objects::scenarios::killed_while_blocked(obj) else {
+            continue;
+        };
+        let (observed, verdict) = run_once(&program, options.method)?;
+        coverage.add(&observed);
+        if let Err(violation) = verdict {
+            let failure = shrink(program, observed, violation, options)?;
+            return Ok(Summary {
+                cases: 0,
+                coverage,
+                failure: Some(failure),
+            });
+        }
+    }
     for k in 0..options.cases {
         let program = random::program(options.seed.wrapping_add(u64::from(k)));
         let (observed, verdict) = run_once(&program, options.method)?;

@@ -46,3 +46,57 @@ pub fn condition_notify(waiters: usize, n: u32, timeout_ms: u32) -> Program {
         ],
     }
 }
+
+/// A worker blocked in a call on `obj` is SIGKILLed while it waits: the lock's holder (the
+/// parent) keeps it, the barrier has a party short, the queue is full. The call's outcome
+/// is the model's `killed` class, which random programs reach only when a kill happens to
+/// land inside a blocking call; these programs reach it every time. `None` for an object
+/// whose calls cannot block that way.
+pub fn killed_while_blocked(obj: Object) -> Option<Program> {
+    let setup = Setup::default();
+    let (worker, mut parent, calls) = match obj {
+        Object::Lock | Object::RLock => (
+            vec![Call::Acquire {
+                obj,
+                timeout_ms: None,
+            }],
+            vec![Step::Call {
+                call: Call::Acquire {
+                    obj,
+                    timeout_ms: None,
+                },
+            }],
+            1,
+        ),
+        Object::Barrier => (vec![Call::BarrierWait { timeout_ms: None }], Vec::new(), 1),
+        Object::Queue if setup.maxsize > 0 => {
+            let puts: Vec<Call> = (0..=setup.maxsize)
+                .map(|item| Call::Put {
+                    item: u32::try_from(item).unwrap_or(u32::MAX),
+                    timeout_ms: None,
+                })
+                .collect();
+            let n = puts.len();
+            (puts, Vec::new(), n)
+        }
+        _ => return None,
+    };
+    parent.push(Step::AwaitBlocked {
+        procs: vec![0],
+        on: obj,
+    });
+    parent.push(Step::Kill {
+        proc: 0,
+        after: calls,
+    });
+    if matches!(obj, Object::Lock | Object::RLock) {
+        parent.push(Step::Call {
+            call: Call::Release { obj },
+        });
+    }
+    Some(Program {
+        setup,
+        procs: vec![worker],
+        parent,
+    })
+}
