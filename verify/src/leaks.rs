@@ -1,59 +1,25 @@
 //! What a sequence may not leave behind: zombies, live children, open file descriptors.
+//!
+//! The reading of `/proc` is the test-support crate's (`proclife_testkit::procfs`), shared
+//! with every test binary; what counts as a leak of one sequence, and the reaping of what it
+//! left, are the checker's.
 
-use std::fs;
-
-/// The open file descriptors of this process, with what they point at.
+/// The open file descriptors of this process, each as `fd -> target`, in fd order
+/// (`proclife_testkit::procfs::fd_snapshot`).
 pub fn open_fds() -> Vec<String> {
-    let Ok(dir) = fs::read_dir("/proc/self/fd") else {
-        return Vec::new();
-    };
-    let mut fds: Vec<String> = dir
-        .flatten()
-        .map(|entry| {
-            let target = fs::read_link(entry.path())
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            format!("{} -> {target}", entry.file_name().to_string_lossy())
-        })
-        .collect();
-    fds.sort();
-    // The directory listing itself holds an fd while it is read.
-    fds.retain(|fd| !fd.ends_with(&format!("/proc/{}/fd", std::process::id())));
-    fds
+    proclife_testkit::procfs::fd_snapshot()
+        .into_iter()
+        .map(|(fd, target)| format!("{fd} -> {target}"))
+        .collect()
 }
 
 /// The children of this process, each with its state letter from `/proc/PID/stat`
-/// (`Z` for a zombie).
+/// (`Z` for a zombie; `proclife_testkit::procfs::children_of`).
 pub fn children() -> Vec<(u32, char)> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    let Ok(proc_dir) = fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in proc_dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name is in parentheses and may contain spaces: parse after the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid = fields.next().and_then(|s| s.parse::<u32>().ok());
-        if ppid == Some(me) {
-            out.push((pid, state));
-        }
-    }
-    out.sort_unstable();
-    out
+    proclife_testkit::procfs::children_of(std::process::id() as i32)
+        .into_iter()
+        .filter_map(|(pid, state)| u32::try_from(pid).ok().map(|pid| (pid, state)))
+        .collect()
 }
 
 /// What a sequence left behind, compared with a snapshot taken before it.
