@@ -45,8 +45,8 @@ fn tmp(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("conform-{name}"))
 }
 
-/// Runs `proclife` with `args`, output to files, waiting at most `limit`.
-fn proclife(name: &str, args: &[&str], limit: Duration) -> Result<Run, Failed> {
+/// Runs `proclife` with `args`, output to files, waiting while it makes progress.
+fn proclife(name: &str, args: &[&str]) -> Result<Run, Failed> {
     let out_path = tmp(&format!("{name}.stdout"));
     let err_path = tmp(&format!("{name}.stderr"));
     let out = File::create(&out_path).map_err(|e| format!("create {}: {e}", out_path.display()))?;
@@ -59,18 +59,13 @@ fn proclife(name: &str, args: &[&str], limit: Duration) -> Result<Run, Failed> {
         .stderr(err)
         .spawn()
         .map_err(|e| format!("spawn proclife: {e}"))?;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait().map_err(|e| format!("wait: {e}"))? {
-            Some(status) => break status,
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("proclife {args:?} ran longer than {limit:?}").into());
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
+    // A conformance run is work: the bound is no progress (CPU time of the command and its
+    // interpreters, or output) for the watch's quiet limit, not a total.
+    let mut progress = proclife_testkit::wait::Progress::new(format!("proclife {args:?}"));
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let status = proclife_testkit::wait::wait_working(&mut child, &mut progress, || {
+        size(&out_path) + size(&err_path)
+    })?;
     let read =
         |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()));
     Ok(Run {
@@ -78,12 +73,6 @@ fn proclife(name: &str, args: &[&str], limit: Duration) -> Result<Run, Failed> {
         stdout: read(&out_path)?,
         stderr: read(&err_path)?,
     })
-}
-
-/// A bound for `cases` conformance sequences: a minute to start, and ten seconds a sequence
-/// (one takes about half a second; the machine may be busy).
-fn budget(cases: u64) -> Duration {
-    Duration::from_secs(60 + 10 * cases)
 }
 
 fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
@@ -104,7 +93,7 @@ fn python3_available() -> bool {
 }
 
 fn small_conformance_run() -> Result<(), Failed> {
-    let run = proclife("small", &["conform", "--cases", "12"], budget(12))?;
+    let run = proclife("small", &["conform", "--cases", "12"])?;
     ensure(run.status == Some(0), || {
         format!("status {:?}\n{}\n{}", run.status, run.stdout, run.stderr)
     })?;
@@ -154,7 +143,6 @@ fn planted(plant: &str, expect_ops: &[&str]) -> Result<(), Failed> {
     let dir = tmp(&format!("plant-{plant}"));
     let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.display().to_string();
-    let cases = 200;
     let run = proclife(
         &format!("plant-{plant}"),
         &[
@@ -166,7 +154,6 @@ fn planted(plant: &str, expect_ops: &[&str]) -> Result<(), Failed> {
             "--save-dir",
             &dir_arg,
         ],
-        budget(cases),
     )?;
     ensure(run.status == Some(1), || {
         format!(
@@ -207,7 +194,6 @@ fn planted(plant: &str, expect_ops: &[&str]) -> Result<(), Failed> {
     let replay = proclife(
         &format!("plant-{plant}-replay"),
         &["replay", "--python", "python3", &file.display().to_string()],
-        budget(1),
     )?;
     ensure(replay.status == Some(0), || {
         format!(
@@ -232,7 +218,6 @@ fn replay_shows_three_columns() -> Result<(), Failed> {
     let run = proclife(
         "replay-python",
         &["replay", "--python", "python3", &file.display().to_string()],
-        budget(1),
     )?;
     ensure(run.status == Some(0), || {
         format!("status {:?}\n{}\n{}", run.status, run.stdout, run.stderr)
@@ -294,7 +279,6 @@ fn bad_python(name: &str, python: &Path, expect_in_error: &str) -> Result<(), Fa
             "--python",
             &python.display().to_string(),
         ],
-        budget(2),
     )?;
     ensure(run.status == Some(2), || {
         format!(
