@@ -94,7 +94,11 @@ fn ending(path: Path) -> TargetResult {
     match path {
         Path::Return => Ok(()),
         Path::Fail => Err("the target fails on purpose".into()),
-        Path::Panic => panic!("the target panics on purpose"),
+        Path::Panic => {
+            // Quiet: the panic is the path under test, its message and backtrace are noise.
+            std::panic::set_hook(Box::new(|_| {}));
+            panic!("the target panics on purpose")
+        }
         Path::RustExit => std::process::exit(3),
         // SAFETY: ends the process through its exit handlers, which is what is tested.
         Path::LibcExit => unsafe { libc::exit(4) },
