@@ -271,6 +271,8 @@ const SYSCALLS: &[SyscallRow] = &[
     (libc::SYS_semtimedop, "semtimedop", false),
     (libc::SYS_io_getevents, "io_getevents", false),
     (libc::SYS_io_uring_enter, "io_uring_enter", true),
+    // A sleep interrupted by a stop and continued by `SIGCONT` is resumed through this call.
+    (libc::SYS_restart_syscall, "restart_syscall", false),
 ];
 
 /// The name of system call `number` on this architecture, if it is one a process commonly
@@ -323,10 +325,7 @@ mod tests {
 
     #[test]
     fn syscall_lines_parse() {
-        assert_eq!(
-            SyscallLine::parse("running\n"),
-            Some(SyscallLine::Running)
-        );
+        assert_eq!(SyscallLine::parse("running\n"), Some(SyscallLine::Running));
         assert_eq!(
             SyscallLine::parse("-1 0x7ffd5a0 0x401000\n"),
             Some(SyscallLine::Outside)
