@@ -277,6 +277,10 @@ const SYSCALLS: &[SyscallRow] = &[
 
 /// The name of system call `number` on this architecture, if it is one a process commonly
 /// sleeps in.
+#[allow(
+    clippy::useless_conversion,
+    reason = "c_long is i64 here, i32 on 32-bit targets"
+)]
 pub(crate) fn syscall_name(number: i64) -> Option<&'static str> {
     SYSCALLS
         .iter()
@@ -285,6 +289,10 @@ pub(crate) fn syscall_name(number: i64) -> Option<&'static str> {
 }
 
 /// Whether the first argument of system call `number` is the fd it waits on.
+#[allow(
+    clippy::useless_conversion,
+    reason = "c_long is i64 here, i32 on 32-bit targets"
+)]
 pub(crate) fn syscall_waits_on_fd(number: i64) -> bool {
     SYSCALLS
         .iter()
@@ -344,6 +352,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::useless_conversion,
+        reason = "c_long is i64 here, i32 on 32-bit targets"
+    )]
     fn syscall_names_follow_this_architecture() {
         assert_eq!(syscall_name(libc::SYS_read.into()), Some("read"));
         assert_eq!(syscall_name(libc::SYS_futex.into()), Some("futex"));
