@@ -26,8 +26,8 @@ pub struct KernelWait {
 }
 
 /// A system call, by this architecture's number (as the C library's `SYS_*` constants
-/// number it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// number it). Its `Debug` shows the number and the name (`SystemCall(0 read)`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SystemCall {
     number: i64,
 }
@@ -47,6 +47,15 @@ impl SystemCall {
     /// process commonly sleeps in; `None` for others (the number still says which).
     pub fn name(self) -> Option<&'static str> {
         procfs::syscall_name(self.number)
+    }
+}
+
+impl std::fmt::Debug for SystemCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "SystemCall({} {name})", self.number),
+            None => write!(f, "SystemCall({})", self.number),
+        }
     }
 }
 
@@ -179,6 +188,14 @@ mod tests {
         };
         assert_eq!(wait.to_string(), "read on fd 0 (Pipe)");
         assert_eq!(SystemCall::from_number(-7).to_string(), "syscall -7");
+        assert_eq!(
+            format!("{read:?}"),
+            format!("SystemCall({} read)", read.number())
+        );
+        assert_eq!(
+            format!("{:?}", SystemCall::from_number(-7)),
+            "SystemCall(-7)"
+        );
     }
 
     #[test]
