@@ -68,6 +68,13 @@ class Row:
 
 PARENT_SIZES = [("16MiB", "16 MiB"), ("64MiB", "64 MiB"), ("256MiB", "256 MiB"), ("1GiB", "1 GiB")]
 
+# The children of the `state` benchmarks, and what each is doing.
+STATE_CHILDREN = [
+    ("kernel_sleep", "asleep in `clock_nanosleep`"),
+    ("kernel_read", "in `read` of a pipe (the fd is named too)"),
+    ("primitive", "waiting on an `Event` (its status slot says so)"),
+]
+
 ROWS: list[Row] = [
     # spawn_join: one process at a time
     Row("spawn_join/raw_fork/seq", "raw glibc `fork`, child `_exit(0)`, `waitpid`", None,
@@ -152,6 +159,11 @@ ROWS: list[Row] = [
         "sync/raw_pthread_robust/contended2", "cpython/sync/lock/contended2"),
     Row("cpython/sync/lock/contended2", "CPython `Lock` acquire + release against a child on the other CPU",
         "sync/raw_pthread_robust/contended2"),
+    # state: Process.state() on a live, blocked child beside is_alive() on the same child
+    *[Row(f"state/is_alive/{child}", f"`is_alive()` on a child {what}", None, None)
+      for child, what in STATE_CHILDREN],
+    *[Row(f"state/state/{child}", f"`state()` on a child {what}", f"state/is_alive/{child}", None)
+      for child, what in STATE_CHILDREN],
 ]
 
 GROUPS = [
@@ -161,6 +173,9 @@ GROUPS = [
     ("ipc", "IPC", "Time per 8-byte round trip (`rtt8`) or per 64 KiB message sent one way "
      "(`tput64k`, with the resulting throughput)."),
     ("sync", "Locks", "Time per lock + unlock (acquire + release)."),
+    ("state", "State of a blocked child", "Time per `state()` (the pidfd poll, the status slot, "
+     "`/proc/<pid>/stat`, and for a kernel wait `/proc/<pid>/syscall` and the fd's link) beside "
+     "`is_alive()` (the pidfd poll alone) on the same live child."),
 ]
 
 

@@ -118,3 +118,4 @@ pub mod __private {
     pub use linkme;
 }
 pub use children::status::BlockedOn;
+pub use children::wait::{FdKind, KernelWait, SystemCall, WaitFd};

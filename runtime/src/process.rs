@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use crate::children::child::Child;
 use crate::children::registry;
 use crate::children::status::BlockedOn;
+use crate::children::wait::{self, Seen};
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::time::Deadline;
@@ -19,14 +20,23 @@ use crate::start::target::{Target, TargetResult};
 use crate::start::{ChildSpec, StartMethod, Threads};
 
 /// The life-cycle state of a handle, as [`Process::state`] reports it.
+///
+/// `Running`, `Blocked` and `Stopped` are all CPython's `started`: [`Process::is_alive`] is
+/// true in each. A sampled state is a snapshot: a child seen blocked or stopped may run on a
+/// moment later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProcessState {
     /// Constructed, never started (CPython's `initial`).
     New,
-    /// Started, and the child runs (CPython's `started`).
+    /// Started, and the child runs: on a CPU, or runnable (CPython's `started`).
     Running,
-    /// Started, and the child waits in one of the runtime's blocking calls.
+    /// Started, and the child waits: in one of the runtime's blocking calls (the primitive
+    /// says which), or asleep in the kernel ([`BlockedOn::Kernel`], with the system call and
+    /// the fd it waits on).
     Blocked(BlockedOn),
+    /// Started, and the child is stopped by a signal (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`,
+    /// `SIGTTOU`) or a tracer, until `SIGCONT` (state `T`/`t` of proc_pid_stat(5)).
+    Stopped,
     /// The child exited with this exit code (CPython's `stopped exitcode=N`).
     Terminated(i32),
     /// Closed by [`Process::close`] (CPython's `closed`).
@@ -694,6 +704,21 @@ impl Process {
 
     /// The handle's life-cycle state. Polls without blocking, like `is_alive`.
     ///
+    /// For a live child, combines what the child says in its status slot (the runtime's
+    /// primitive it waits in) with what the kernel says in `/proc/<pid>/stat` (running,
+    /// asleep, stopped), `/proc/<pid>/syscall` (the system call it sleeps in) and
+    /// `/proc/<pid>/fd/<n>` (what the fd it waits on is): [`ProcessState::Stopped`] when the
+    /// child is stopped; else `Blocked(on)` for a primitive; else
+    /// `Blocked(BlockedOn::Kernel(..))` when it sleeps in the kernel; else `Running`. The
+    /// state is that of the child's main thread, the one that runs the target.
+    ///
+    /// The result is a snapshot: the child may leave its wait or be continued a moment later.
+    /// Reading `/proc` never fails the call: where `/proc/<pid>` cannot be read (mounted with
+    /// `hidepid`, another pid namespace, the child exiting meanwhile) the state is what the
+    /// status slot says (`Blocked` on a primitive, else `Running`); where only
+    /// `/proc/<pid>/syscall` cannot be read (no ptrace access), a kernel wait has no call.
+    /// Cost: a few small `/proc` reads (see the `state` benchmark).
+    ///
     /// # Errors
     ///
     /// [`Error::TestNotChild`] in a process other than the creator (for a started handle);
@@ -710,9 +735,10 @@ impl Process {
         }
         Ok(match child.poll()? {
             Some(code) => ProcessState::Terminated(code),
-            None => match child.blocked_on() {
-                Some(on) => ProcessState::Blocked(on),
-                None => ProcessState::Running,
+            None => match wait::observe(child.pid().as_raw(), child.blocked_on()) {
+                Seen::Running => ProcessState::Running,
+                Seen::Blocked(on) => ProcessState::Blocked(on),
+                Seen::Stopped => ProcessState::Stopped,
             },
         })
     }

@@ -11,6 +11,8 @@ use common::TestResult;
 
 #[path = "../examples/barrier_phases.rs"]
 mod barrier_phases;
+#[path = "../examples/blocked_states.rs"]
+mod blocked_states;
 #[path = "../examples/condition_handoff.rs"]
 mod condition_handoff;
 #[path = "../examples/custom_target.rs"]
@@ -145,6 +147,11 @@ fn condition_example() -> TestResult {
     run_binary("condition_handoff")
 }
 
+fn blocked_states_example() -> TestResult {
+    quietly(blocked_states::main)?;
+    run_binary("blocked_states")
+}
+
 fn main() {
     common::run(vec![
         ("lifecycle_example", lifecycle_example),
@@ -158,5 +165,6 @@ fn main() {
         ("semaphore_example", semaphore_example),
         ("barrier_example", barrier_example),
         ("condition_example", condition_example),
+        ("blocked_states_example", blocked_states_example),
     ]);
 }

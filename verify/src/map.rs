@@ -75,15 +75,25 @@ pub fn result<T>(
 /// A blocked child counts as alive: `Running` is accepted for a model state that is blocked
 /// (the child may be between the release and its next wait) and `Blocked` for one that runs
 /// (it may not have reported the end of its wait yet).
+///
+/// A wait in the kernel (`Blocked(BlockedOn::Kernel(..))`) is what the model calls running
+/// (decision 0015): the model's `Blocked` is a wait on one of the runtime's primitives that
+/// the checker caused and will end, and the puppet the model calls running sits in kernel
+/// waits of its own: the `read`/`poll` of its command pipe, the sleep of an exit on its way,
+/// the pipe reads of starting a grandchild before it joins it. For a model state that is
+/// blocked it is accepted for the same reason as `Running`. `Stopped` is admitted by no
+/// model state: the checker never stops the puppet.
 pub fn state_admits(state: &State, observed: ProcessState) -> bool {
     match (&state.life, observed) {
         (Life::New, ProcessState::New) => true,
         (Life::Running { .. }, ProcessState::Running | ProcessState::Blocked(_)) => true,
+        (Life::Blocked { .. }, ProcessState::Blocked(proclife::BlockedOn::Kernel(_))) => true,
         (Life::Blocked { on, .. }, ProcessState::Blocked(real)) => {
             blocked_on(real) == Some(*on)
                 || matches!(state.life, Life::Blocked { signals, .. } if signals.any())
         }
         (Life::Blocked { .. }, ProcessState::Running) => true,
+        (_, ProcessState::Stopped) => false,
         (Life::Terminated { exitcode }, ProcessState::Terminated(real)) => *exitcode == real,
         (Life::Closed { .. }, ProcessState::Closed) => true,
         _ => false,
@@ -155,5 +165,24 @@ mod tests {
         };
         assert!(state_admits(&done, ProcessState::Terminated(-9)));
         assert!(!state_admits(&done, ProcessState::Terminated(9)));
+        assert!(!state_admits(&done, ProcessState::Stopped));
+    }
+
+    #[test]
+    fn a_kernel_wait_is_running_and_a_stop_is_nothing() {
+        let kernel = ProcessState::Blocked(proclife::BlockedOn::Kernel(proclife::KernelWait {
+            call: None,
+            fd: None,
+        }));
+        let running = State {
+            life: Life::Running {
+                exiting: None,
+                signals: Default::default(),
+            },
+            ..State::new()
+        };
+        assert!(state_admits(&running, kernel));
+        assert!(!state_admits(&running, ProcessState::Stopped));
+        assert!(!state_admits(&State::new(), kernel));
     }
 }

@@ -7,3 +7,4 @@ pub(crate) mod child;
 pub(crate) mod current;
 pub(crate) mod registry;
 pub(crate) mod status;
+pub(crate) mod wait;

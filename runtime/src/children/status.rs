@@ -37,13 +37,17 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 const _: () = assert!(PER_PAGE == u64::BITS as usize);
 
+use crate::children::wait::KernelWait;
 use crate::error::{Error, Result};
 use crate::os::shm::SharedMemory;
 
 /// What a running process is waiting for.
 ///
 /// Mirrors the reasons a `multiprocessing` process can block: a synchronisation primitive,
-/// a receive on a pipe or queue, a send into a full queue, or the join of another process.
+/// a receive on a pipe or queue, a send into a full queue, or the join of another process
+/// (the runtime's own primitives, which the child names through its status slot); or any
+/// other wait, in the kernel ([`BlockedOn::Kernel`], which `Process::state()` reads from
+/// `/proc`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum BlockedOn {
@@ -65,10 +69,15 @@ pub enum BlockedOn {
     Send,
     /// Waiting in `Process::join` of another process.
     Join,
+    /// Asleep in the kernel outside the runtime's primitives: a system call such as `read`
+    /// of a pipe, `clock_nanosleep`, the `futex` of a `std::sync::Mutex`, `wait4`. Seen
+    /// through `/proc`, never written to the status slot.
+    Kernel(KernelWait),
 }
 
 impl BlockedOn {
-    /// Every reason, in the order of their slot codes.
+    /// Every reason a child writes to its status slot, in the order of their slot codes
+    /// (all but [`BlockedOn::Kernel`], which only `/proc` reports).
     pub const ALL: [BlockedOn; 9] = [
         BlockedOn::Lock,
         BlockedOn::RLock,
@@ -81,7 +90,8 @@ impl BlockedOn {
         BlockedOn::Join,
     ];
 
-    /// The word stored in the slot: 0 means running, `n` means `ALL[n - 1]`.
+    /// The word stored in the slot: 0 means running, `n` means `ALL[n - 1]`; a reason not
+    /// in `ALL` ([`BlockedOn::Kernel`]) is stored as 0.
     fn code(self) -> u32 {
         let index = BlockedOn::ALL.iter().position(|&b| b == self);
         // `ALL` lists every variant, so the position always exists; 0 is never produced.

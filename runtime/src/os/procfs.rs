@@ -1,4 +1,6 @@
-//! The one parser of `/proc/<pid>/stat`, and the reads of it the runtime makes.
+//! The one parser of `/proc/<pid>/stat`, and the reads of it the runtime makes; also the
+//! reads of `/proc/<pid>/syscall` and `/proc/<pid>/fd/<n>` through which `Process::state()`
+//! names what a child sleeps on in the kernel, and the system call numbers' names.
 //!
 //! The command name (field 2) is in parentheses and may itself contain spaces and
 //! parentheses, so fields are counted after the last `)`: field 3 (the state) is the first
@@ -47,6 +49,11 @@ impl Stat {
     /// Whether the process is stopped by a signal (`T`) or in a tracing stop (`t`).
     pub(crate) fn stopped(&self) -> bool {
         matches!(self.state, 'T' | 't')
+    }
+
+    /// Whether the process sleeps in the kernel: interruptibly (`S`) or not (`D`).
+    pub(crate) fn sleeping(&self) -> bool {
+        matches!(self.state, 'S' | 'D')
     }
 
     /// Whether the process has exited (a zombie, or dead).
@@ -110,6 +117,188 @@ pub(crate) fn stat_of(pid: i32) -> Option<Stat> {
     Stat::parse(&line)
 }
 
+/// What `/proc/<pid>/syscall` says about a process (see proc_pid_syscall(5):
+/// <https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyscallLine {
+    /// `running`: on a CPU, or runnable.
+    Running,
+    /// `-1 sp pc`: blocked in the kernel, but not in a system call (a page fault, say).
+    Outside,
+    /// `nr arg1 ... arg6 sp pc`: blocked in system call `nr` with these arguments.
+    In {
+        /// The system call number (architecture-specific, as `libc::SYS_*`).
+        number: i64,
+        /// Its six argument registers.
+        args: [u64; 6],
+    },
+}
+
+impl SyscallLine {
+    /// Parses the text of `/proc/<pid>/syscall`; `None` when it is not one.
+    pub(crate) fn parse(text: &str) -> Option<SyscallLine> {
+        let text = text.trim();
+        if text == "running" {
+            return Some(SyscallLine::Running);
+        }
+        let mut fields = text.split_ascii_whitespace();
+        let number: i64 = fields.next()?.parse().ok()?;
+        if number < 0 {
+            return Some(SyscallLine::Outside);
+        }
+        let mut args = [0u64; 6];
+        for arg in &mut args {
+            let field = fields.next()?;
+            *arg = u64::from_str_radix(field.strip_prefix("0x")?, 16).ok()?;
+        }
+        Some(SyscallLine::In { number, args })
+    }
+}
+
+/// `/proc/<pid>/syscall`; `None` when it cannot be read: the process is gone, or the caller
+/// lacks ptrace access to it (`EACCES`: another user, or a non-dumpable process), or /proc
+/// hides it (`hidepid`, another pid namespace).
+pub(crate) fn syscall_of(pid: i32) -> Option<SyscallLine> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    SyscallLine::parse(&text)
+}
+
+/// What an fd of another process is, as `/proc/<pid>/fd/<fd>` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdTarget {
+    /// `pipe:[inode]`, or a path to a FIFO.
+    Pipe,
+    /// `socket:[inode]`, or a path to a socket.
+    Socket,
+    /// A path to a regular file.
+    File,
+    /// A terminal: `/dev/tty*`, `/dev/pts/*`, `/dev/console`.
+    Terminal,
+    /// Anything else: an `anon_inode:` (eventfd, epoll, pidfd, ...), a device, a directory.
+    Other,
+}
+
+/// Reads the link `/proc/<pid>/fd/<fd>` (and, for a path, the file type of its target);
+/// `None` when it cannot be read (the fd was closed meanwhile, or no access).
+///
+/// See proc_pid_fd(5): <https://man7.org/linux/man-pages/man5/proc_pid_fd.5.html>
+pub(crate) fn fd_target(pid: i32, fd: i32) -> Option<FdTarget> {
+    use std::os::unix::fs::FileTypeExt;
+    let link = format!("/proc/{pid}/fd/{fd}");
+    let target = std::fs::read_link(&link).ok()?;
+    let target = target.to_string_lossy();
+    if target.starts_with("pipe:") {
+        return Some(FdTarget::Pipe);
+    }
+    if target.starts_with("socket:") {
+        return Some(FdTarget::Socket);
+    }
+    if !target.starts_with('/') {
+        return Some(FdTarget::Other);
+    }
+    if target.starts_with("/dev/pts/") || target.starts_with("/dev/tty") || target == "/dev/console"
+    {
+        return Some(FdTarget::Terminal);
+    }
+    // A path: what it is, through the link (which opens the very file the fd names).
+    let kind = std::fs::metadata(&link).ok()?.file_type();
+    Some(if kind.is_file() {
+        FdTarget::File
+    } else if kind.is_fifo() {
+        FdTarget::Pipe
+    } else if kind.is_socket() {
+        FdTarget::Socket
+    } else {
+        FdTarget::Other
+    })
+}
+
+/// One row of [`SYSCALLS`]: a number, its name, and whether its first argument is an fd.
+type SyscallRow = (libc::c_long, &'static str, bool);
+
+/// The system calls a process commonly sleeps in, by this architecture's numbers (from the
+/// `libc::SYS_*` constants, so that they are right on every architecture; the calls that
+/// only some architectures have are marked so). `true`: the first argument is the fd
+/// waited on.
+const SYSCALLS: &[SyscallRow] = &[
+    (libc::SYS_read, "read", true),
+    (libc::SYS_write, "write", true),
+    (libc::SYS_readv, "readv", true),
+    (libc::SYS_writev, "writev", true),
+    (libc::SYS_pread64, "pread64", true),
+    (libc::SYS_pwrite64, "pwrite64", true),
+    (libc::SYS_preadv, "preadv", true),
+    (libc::SYS_pwritev, "pwritev", true),
+    (libc::SYS_preadv2, "preadv2", true),
+    (libc::SYS_pwritev2, "pwritev2", true),
+    (libc::SYS_recvfrom, "recvfrom", true),
+    (libc::SYS_recvmsg, "recvmsg", true),
+    (libc::SYS_recvmmsg, "recvmmsg", true),
+    (libc::SYS_sendto, "sendto", true),
+    (libc::SYS_sendmsg, "sendmsg", true),
+    (libc::SYS_sendmmsg, "sendmmsg", true),
+    (libc::SYS_accept, "accept", true),
+    (libc::SYS_accept4, "accept4", true),
+    (libc::SYS_connect, "connect", true),
+    (libc::SYS_splice, "splice", true),
+    (libc::SYS_sendfile, "sendfile", true),
+    (libc::SYS_flock, "flock", true),
+    (libc::SYS_fcntl, "fcntl", true),
+    (libc::SYS_ioctl, "ioctl", true),
+    (libc::SYS_fsync, "fsync", true),
+    (libc::SYS_fdatasync, "fdatasync", true),
+    (libc::SYS_epoll_pwait, "epoll_pwait", true),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_epoll_wait, "epoll_wait", true),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_poll, "poll", false),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_select, "select", false),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_pause, "pause", false),
+    (libc::SYS_ppoll, "ppoll", false),
+    (libc::SYS_pselect6, "pselect6", false),
+    (libc::SYS_nanosleep, "nanosleep", false),
+    (libc::SYS_clock_nanosleep, "clock_nanosleep", false),
+    (libc::SYS_futex, "futex", false),
+    (libc::SYS_wait4, "wait4", false),
+    (libc::SYS_waitid, "waitid", false),
+    (libc::SYS_rt_sigsuspend, "rt_sigsuspend", false),
+    (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait", false),
+    (libc::SYS_openat, "openat", false),
+    (libc::SYS_msgrcv, "msgrcv", false),
+    (libc::SYS_msgsnd, "msgsnd", false),
+    (libc::SYS_semtimedop, "semtimedop", false),
+    (libc::SYS_io_getevents, "io_getevents", false),
+    (libc::SYS_io_uring_enter, "io_uring_enter", true),
+    // A sleep interrupted by a stop and continued by `SIGCONT` is resumed through this call.
+    (libc::SYS_restart_syscall, "restart_syscall", false),
+];
+
+/// The name of system call `number` on this architecture, if it is one a process commonly
+/// sleeps in.
+#[allow(
+    clippy::useless_conversion,
+    reason = "c_long is i64 here, i32 on 32-bit targets"
+)]
+pub(crate) fn syscall_name(number: i64) -> Option<&'static str> {
+    SYSCALLS
+        .iter()
+        .find(|row| i64::from(row.0) == number)
+        .map(|row| row.1)
+}
+
+/// Whether the first argument of system call `number` is the fd it waits on.
+#[allow(
+    clippy::useless_conversion,
+    reason = "c_long is i64 here, i32 on 32-bit targets"
+)]
+pub(crate) fn syscall_waits_on_fd(number: i64) -> bool {
+    SYSCALLS
+        .iter()
+        .any(|row| i64::from(row.0) == number && row.2)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;
@@ -140,6 +329,60 @@ mod tests {
         );
         assert_eq!(Stat::parse(b"4242 (x) S 1 2"), None);
         assert_eq!(Stat::parse(b"no parenthesis at all"), None);
+    }
+
+    #[test]
+    fn syscall_lines_parse() {
+        assert_eq!(SyscallLine::parse("running\n"), Some(SyscallLine::Running));
+        assert_eq!(
+            SyscallLine::parse("-1 0x7ffd5a0 0x401000\n"),
+            Some(SyscallLine::Outside)
+        );
+        let line = "0 0x3 0x7ffc 0x1 0x0 0x0 0x0 0x7ffd 0x7f12\n";
+        assert_eq!(
+            SyscallLine::parse(line),
+            Some(SyscallLine::In {
+                number: 0,
+                args: [3, 0x7ffc, 1, 0, 0, 0]
+            })
+        );
+        assert_eq!(SyscallLine::parse("0 0x3"), None);
+        assert_eq!(SyscallLine::parse("read 0x3 0 0 0 0 0"), None);
+        assert_eq!(SyscallLine::parse(""), None);
+    }
+
+    #[test]
+    #[allow(
+        clippy::useless_conversion,
+        reason = "c_long is i64 here, i32 on 32-bit targets"
+    )]
+    fn syscall_names_follow_this_architecture() {
+        assert_eq!(syscall_name(libc::SYS_read.into()), Some("read"));
+        assert_eq!(syscall_name(libc::SYS_futex.into()), Some("futex"));
+        assert_eq!(
+            syscall_name(libc::SYS_clock_nanosleep.into()),
+            Some("clock_nanosleep")
+        );
+        assert!(syscall_waits_on_fd(libc::SYS_recvfrom.into()));
+        assert!(!syscall_waits_on_fd(libc::SYS_wait4.into()));
+        assert_eq!(syscall_name(-1), None);
+        assert_eq!(syscall_name(1 << 40), None);
+        let mut numbers: Vec<_> = SYSCALLS.iter().map(|row| row.0).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), SYSCALLS.len(), "a number listed twice");
+    }
+
+    #[test]
+    fn own_fds_are_named() {
+        let me = crate::os::process::getpid();
+        let (read, _write) = nix::unistd::pipe().expect("pipe");
+        use std::os::fd::AsRawFd;
+        assert_eq!(fd_target(me, read.as_raw_fd()), Some(FdTarget::Pipe));
+        let file = std::fs::File::open("/proc/self/stat").expect("open");
+        assert_eq!(fd_target(me, file.as_raw_fd()), Some(FdTarget::File));
+        assert_eq!(fd_target(me, -1), None);
+        assert!(syscall_of(i32::MAX).is_none());
     }
 
     #[test]
