@@ -7,7 +7,9 @@
 //! `proclife::entry!` functions. Every wait for "the child reached the state" polls `state()`
 //! until it matches, bounded, and a failure names the state last seen.
 
-mod common;
+#[macro_use]
+extern crate proclife_testkit;
+use proclife_testkit as common;
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
