@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -55,6 +56,12 @@ const BUGS: [(&str, &str); 10] = [
     ),
 ];
 
+/// How long one run of the binary may take before the test fails. A total, not a progress
+/// watch: the check spends most of a run waiting for fresh `proclife replay` processes,
+/// whose work its own CPU time and output do not show, and it bounds each of them itself
+/// (120 s); this limit is above what the default budget needs on a loaded machine.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
 /// How many fresh replays of the saved counterexample must each fail.
 const REPLAYS: usize = 3;
 
@@ -80,12 +87,18 @@ fn proclife(name: &str, args: &[&str], bug: Option<&str>) -> Result<Run, Failed>
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("spawn proclife: {e}"))?;
-    // A check is work: the bound is no progress (CPU time or output) for the watch's quiet
-    // limit, not a total.
-    let mut progress = proclife_testkit::wait::Progress::new(format!("proclife {args:?}"));
-    let status = proclife_testkit::wait::wait_working(&mut child, &mut progress, || {
-        std::fs::metadata(&out_path).map_or(0, |m| m.len())
-    })?;
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        match child.try_wait().map_err(|e| format!("wait: {e}"))? {
+            Some(status) => break status,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("proclife {args:?} ran longer than {RUN_LIMIT:?}").into());
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
     let stdout = std::fs::read_to_string(&out_path)
         .map_err(|e| format!("read {}: {e}", out_path.display()))?;
     Ok(Run {
