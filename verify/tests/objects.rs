@@ -55,7 +55,6 @@ fn random_programs_agree(method: StartMethod, cases: u32) -> Result<(), Failed> 
         )
         .into());
     }
-    eprintln!("{}", summary.coverage.table());
     Ok(())
 }
 
