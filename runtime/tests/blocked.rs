@@ -6,6 +6,7 @@
 #[macro_use]
 extern crate proclife_testkit;
 use proclife_testkit as common;
+use proclife_testkit::process::{Started, wait_state};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,55 +35,14 @@ fn expect(cond: bool, what: &str) -> ChildResult {
     }
 }
 
-/// A started child that is killed and reaped when dropped before it was joined, so that a
-/// failing test does not leave it waiting for its bound.
-struct Child(Process);
-
-impl Child {
-    fn start(
-        name: &str,
-        body: impl FnOnce() -> ChildResult + Send + 'static,
-    ) -> Result<Child, Box<dyn std::error::Error>> {
-        let mut p = Process::builder().name(name).fallible_target(body);
-        p.start()?;
-        Ok(Child(p))
-    }
-}
-
-impl std::ops::Deref for Child {
-    type Target = Process;
-    fn deref(&self) -> &Process {
-        &self.0
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if matches!(self.0.exitcode(), Ok(None)) {
-            // Cleanup of a failed test; the leak check reports anything left.
-            let _ = self.0.kill();
-            let _ = self.0.join_timeout(LONG);
-        }
-    }
-}
-
-/// Polls `p.state()` every millisecond until `want` accepts it; returns that state.
-fn wait_state(
-    p: &Process,
-    what: &str,
-    mut want: impl FnMut(ProcessState) -> bool,
-) -> Result<ProcessState, Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let state = p.state()?;
-        if want(state) {
-            return Ok(state);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("{what}: state still {state:?} after {LONG:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+/// Starts a child named `name` running `body`.
+fn start_child(
+    name: &str,
+    body: impl FnOnce() -> ChildResult + Send + 'static,
+) -> Result<Started, Box<dyn std::error::Error>> {
+    let mut p = Process::builder().name(name).fallible_target(body);
+    p.start()?;
+    Ok(Started(p))
 }
 
 /// One primitive a child blocks on, with the parent's side of it.
@@ -91,7 +51,7 @@ trait Case {
     fn on(&self) -> BlockedOn;
     /// Starts a child that blocks on the primitive and, once released, checks what its
     /// wait returned.
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>>;
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>>;
     /// Releases the waiting child from the parent.
     fn release(&mut self) -> TestResult;
     /// After the released child was joined: checks what its wait left behind.
@@ -154,9 +114,9 @@ impl Case for LockCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Lock
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let lock = Arc::clone(&self.lock);
-        Child::start("lock-waiter", move || {
+        start_child("lock-waiter", move || {
             expect(
                 lock.acquire(Some(LONG))?,
                 "acquired once the parent released",
@@ -201,9 +161,9 @@ impl Case for RLockCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::RLock
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let lock = Arc::clone(&self.lock);
-        Child::start("rlock-waiter", move || {
+        start_child("rlock-waiter", move || {
             expect(
                 lock.acquire(Some(LONG))?,
                 "acquired once the parent released",
@@ -248,9 +208,9 @@ impl Case for SemaphoreCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Semaphore
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let sem = Arc::clone(&self.sem);
-        Child::start("semaphore-waiter", move || {
+        start_child("semaphore-waiter", move || {
             expect(sem.acquire(Some(LONG))?, "got the permit")
         })
     }
@@ -287,9 +247,9 @@ impl Case for EventCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Event
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let event = Arc::clone(&self.event);
-        Child::start("event-waiter", move || {
+        start_child("event-waiter", move || {
             expect(event.wait(Some(LONG))?, "the event was set")
         })
     }
@@ -325,9 +285,9 @@ impl Case for ConditionCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Condition
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let (cond, flag) = (Arc::clone(&self.cond), Arc::clone(&self.flag));
-        Child::start("condition-waiter", move || {
+        start_child("condition-waiter", move || {
             expect(cond.acquire(Some(LONG))?, "took the condition's lock")?;
             let seen = cond.wait_for(|| flag.get() == 1, Some(LONG))?;
             cond.release()?;
@@ -373,9 +333,9 @@ impl Case for BarrierCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Barrier
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let barrier = Arc::clone(&self.barrier);
-        Child::start("barrier-party", move || {
+        start_child("barrier-party", move || {
             let index = barrier.wait()?;
             expect(index < 2, "an arrival index")
         })
@@ -422,14 +382,14 @@ impl Case for RecvCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Recv
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         // The read end moves into the child's target, which the parent drops on start:
         // after that only the child can read.
         let mut rx = self
             .rx
             .take()
             .ok_or("the read end was already handed out")?;
-        Child::start("receiver", move || {
+        start_child("receiver", move || {
             let value: u64 = rx.recv()?;
             expect(value == 42, "received 42")
         })
@@ -459,9 +419,9 @@ impl Case for GetCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Recv
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let queue = Arc::clone(&self.queue);
-        Child::start("getter", move || {
+        start_child("getter", move || {
             let value = queue.get_timeout(Some(LONG))?;
             expect(value == 7, "got 7")
         })
@@ -497,9 +457,9 @@ impl Case for PutCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Send
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let queue = Arc::clone(&self.queue);
-        Child::start("putter", move || Ok(queue.put_timeout(&2, Some(LONG))?))
+        start_child("putter", move || Ok(queue.put_timeout(&2, Some(LONG))?))
     }
     fn release(&mut self) -> TestResult {
         ensure_eq!(self.queue.get()?, 1);
@@ -538,9 +498,9 @@ impl Case for JoinCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Join
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let (gate, pid) = (Arc::clone(&self.gate), Arc::clone(&self.grandchild));
-        Child::start("joiner", move || {
+        start_child("joiner", move || {
             // A daemon, so that it dies with the joiner when the joiner is killed.
             let mut grandchild = Process::builder()
                 .name("grandchild")
@@ -593,9 +553,9 @@ impl Case for JoinableCase {
     fn on(&self) -> BlockedOn {
         BlockedOn::Join
     }
-    fn start(&mut self) -> Result<Child, Box<dyn std::error::Error>> {
+    fn start(&mut self) -> Result<Started, Box<dyn std::error::Error>> {
         let tasks = Arc::clone(&self.tasks);
-        Child::start("queue-joiner", move || {
+        start_child("queue-joiner", move || {
             expect(tasks.join(Some(LONG))?, "every task was done")
         })
     }
@@ -623,7 +583,7 @@ fn holder_killed_while_blocked_elsewhere() -> TestResult {
     let event = Arc::new(Event::new()?);
     let p = {
         let (lock, rlock, event) = (Arc::clone(&lock), Arc::clone(&rlock), Arc::clone(&event));
-        Child::start("holder", move || {
+        start_child("holder", move || {
             expect(lock.acquire(None)?, "took the lock")?;
             expect(rlock.acquire(None)?, "took the rlock")?;
             expect(event.wait(Some(LONG))?, "the event was set")

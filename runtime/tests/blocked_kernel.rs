@@ -10,19 +10,16 @@
 #[macro_use]
 extern crate proclife_testkit;
 use proclife_testkit as common;
+use proclife_testkit::process::{Started, wait_state};
 
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{TestResult, join_code};
 use nix::sys::signal::{Signal, kill};
 use proclife::ipc::{Connection, pipe};
 use proclife::sync::Event;
 use proclife::{BlockedOn, FdKind, KernelWait, Process, ProcessState, StartMethod, TargetResult};
-
-/// The bound on every wait of these tests: generous, since each one watches for a state
-/// and ends as soon as it is seen.
-const LONG: Duration = Duration::from_secs(20);
 
 /// How long a child's own wait lasts at most, should the parent never end it.
 const CHILD_BOUND: Duration = Duration::from_secs(60);
@@ -93,7 +90,7 @@ fn start<F, A>(
     name: &str,
     f: F,
     args: A,
-) -> Result<Child, Box<dyn std::error::Error>>
+) -> Result<Started, Box<dyn std::error::Error>>
 where
     F: FnOnce(A) -> TargetResult + Copy + Send + 'static,
     A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
@@ -104,51 +101,7 @@ where
         _ => builder.entry(f, args),
     };
     p.start()?;
-    Ok(Child(p))
-}
-
-/// A started child that is killed and reaped when dropped before it exited, so that a
-/// failing test does not leave it waiting for its bound.
-struct Child(Process);
-
-impl std::ops::Deref for Child {
-    type Target = Process;
-    fn deref(&self) -> &Process {
-        &self.0
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if matches!(self.0.exitcode(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.join_timeout(LONG);
-        }
-    }
-}
-
-/// Polls `p.state()` every millisecond until `want` accepts it; returns that state.
-fn wait_state(
-    p: &Process,
-    what: &str,
-    mut want: impl FnMut(ProcessState) -> bool,
-) -> Result<ProcessState, Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + LONG;
-    loop {
-        let state = p.state()?;
-        if want(state) {
-            return Ok(state);
-        }
-        if matches!(state, ProcessState::Terminated(_)) || Instant::now() >= deadline {
-            return Err(format!(
-                "{} ({:?}): {what}: state {state:?} (bound {LONG:?})",
-                p.name(),
-                p.start_method()
-            )
-            .into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    Ok(Started(p))
 }
 
 /// The kernel wait of a state, if it is one.
@@ -170,7 +123,7 @@ fn in_call(state: ProcessState, calls: &[&str], kind: Option<FdKind>) -> bool {
 }
 
 /// Kills the child (it is alive in every state seen) and checks that it died of SIGKILL.
-fn kill_and_reap(child: &Child) -> TestResult {
+fn kill_and_reap(child: &Started) -> TestResult {
     ensure!(
         child.is_alive()?,
         "{}: is_alive() false while blocked",

@@ -7,6 +7,8 @@
 //!   [`wait::AT_ONCE`]; a bound around work is a [`wait::Progress`] watch ("no progress for
 //!   [`wait::QUIET`]"), never a guess at how long the work takes.
 //! - [`child`]: gates, sleepers and fd hygiene for forked targets.
+//! - [`process`]: a started process that a failing test cannot leave behind, and the
+//!   bounded wait for one of its states.
 //! - [`helper`]: scenarios that change limits, credentials or namespaces, run in a
 //!   sacrificial child that reports progress and a failure message through a pipe.
 //! - [`runner`]: the single-thread runner for `harness = false` test binaries (tests that
@@ -18,6 +20,7 @@
 pub mod child;
 pub mod helper;
 pub mod ipc;
+pub mod process;
 pub mod procfs;
 pub mod runner;
 pub mod wait;
