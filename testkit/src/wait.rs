@@ -252,3 +252,54 @@ pub fn wait_working(
         (Ok(()), None) => Err("the process ended without a status".to_owned()),
     }
 }
+
+/// What a command run by [`run_logged`] left: its exit code (`None` after a signal) and its
+/// standard output and error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The exit code, `None` when a signal ended it.
+    pub status: Option<i32>,
+    /// Everything it wrote to standard output.
+    pub stdout: String,
+    /// Everything it wrote to standard error.
+    pub stderr: String,
+}
+
+/// Runs `command` (whose arguments, directory, environment and standard input the caller
+/// has set) with its standard output and error going to `<stem>.stdout` and
+/// `<stem>.stderr`, so that a large output cannot fill a pipe, and waits for it as work
+/// ([`wait_working`]: CPU time or output, no progress for [`QUIET`]).
+///
+/// # Errors
+///
+/// A message naming `what` when a file cannot be made or read, the command cannot be
+/// started, or nothing progressed for [`QUIET`] (it is killed and reaped then).
+pub fn run_logged(
+    command: &mut std::process::Command,
+    what: &str,
+    stem: &std::path::Path,
+) -> Result<Logged, String> {
+    let path = |ext: &str| std::path::PathBuf::from(format!("{}.{ext}", stem.display()));
+    let (out_path, err_path) = (path("stdout"), path("stderr"));
+    let create = |p: &std::path::Path| {
+        std::fs::File::create(p).map_err(|e| format!("{what}: create {}: {e}", p.display()))
+    };
+    let mut child = command
+        .stdout(create(&out_path)?)
+        .stderr(create(&err_path)?)
+        .spawn()
+        .map_err(|e| format!("{what}: spawn: {e}"))?;
+    let mut progress = Progress::new(what.to_owned());
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let status = wait_working(&mut child, &mut progress, || {
+        size(&out_path) + size(&err_path)
+    })?;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("{what}: read {}: {e}", p.display()))
+    };
+    Ok(Logged {
+        status: status.code(),
+        stdout: read(&out_path)?,
+        stderr: read(&err_path)?,
+    })
+}

@@ -14,11 +14,7 @@ use std::process::{Command, Stdio};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+type Run = proclife_testkit::wait::Logged;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,11 +41,6 @@ fn proclife_env(
     stdin: Option<&Path>,
     bug: Option<&str>,
 ) -> Result<Run, Failed> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let out_path = dir.join(format!("cli-{name}.stdout"));
-    let err_path = dir.join(format!("cli-{name}.stderr"));
-    let out = File::create(&out_path).map_err(|e| format!("create {}: {e}", out_path.display()))?;
-    let err = File::create(&err_path).map_err(|e| format!("create {}: {e}", err_path.display()))?;
     let input = match stdin {
         Some(path) => {
             Stdio::from(File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?)
@@ -61,28 +52,15 @@ fn proclife_env(
         Some(bug) => command.env(proclife::planted::ENV, bug),
         None => command.env_remove(proclife::planted::ENV),
     };
-    let mut child = command
-        .args(args)
-        .stdin(input)
-        .stdout(out)
-        .stderr(err)
-        .env_remove("RUST_BACKTRACE")
-        .spawn()
-        .map_err(|e| format!("spawn proclife: {e}"))?;
+    command.args(args).stdin(input).env_remove("RUST_BACKTRACE");
     // A run is work (a check of many sequences): the bound is no progress (CPU time or
-    // output) for QUIET, not a total.
-    let mut progress = proclife_testkit::wait::Progress::new(format!("proclife {args:?}"));
-    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    let status = proclife_testkit::wait::wait_working(&mut child, &mut progress, || {
-        size(&out_path) + size(&err_path)
-    })?;
-    let read =
-        |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()));
-    Ok(Run {
-        status: status.code(),
-        stdout: read(&out_path)?,
-        stderr: read(&err_path)?,
-    })
+    // output), not a total.
+    let stem = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    Ok(proclife_testkit::wait::run_logged(
+        &mut command,
+        &format!("proclife {args:?}"),
+        &stem,
+    )?)
 }
 
 fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {

@@ -28,11 +28,7 @@ const METHODS: [StartMethod; 3] = [
     StartMethod::Spawn,
 ];
 
-struct Run {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+type Run = proclife_testkit::wait::Logged;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,34 +41,17 @@ fn tmp(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("conform-{name}"))
 }
 
-/// Runs `proclife` with `args`, output to files, waiting while it makes progress.
+/// Runs `proclife` with `args`, output to files, waiting while it makes progress (a
+/// conformance run is work: CPU time of the command and the interpreters it reaped, or
+/// output).
 fn proclife(name: &str, args: &[&str]) -> Result<Run, Failed> {
-    let out_path = tmp(&format!("{name}.stdout"));
-    let err_path = tmp(&format!("{name}.stderr"));
-    let out = File::create(&out_path).map_err(|e| format!("create {}: {e}", out_path.display()))?;
-    let err = File::create(&err_path).map_err(|e| format!("create {}: {e}", err_path.display()))?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proclife"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("spawn proclife: {e}"))?;
-    // A conformance run is work: the bound is no progress (CPU time of the command and its
-    // interpreters, or output) for the watch's quiet limit, not a total.
-    let mut progress = proclife_testkit::wait::Progress::new(format!("proclife {args:?}"));
-    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    let status = proclife_testkit::wait::wait_working(&mut child, &mut progress, || {
-        size(&out_path) + size(&err_path)
-    })?;
-    let read =
-        |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()));
-    Ok(Run {
-        status: status.code(),
-        stdout: read(&out_path)?,
-        stderr: read(&err_path)?,
-    })
+    let mut command = Command::new(env!("CARGO_BIN_EXE_proclife"));
+    command.args(args).current_dir(root()).stdin(Stdio::null());
+    Ok(proclife_testkit::wait::run_logged(
+        &mut command,
+        &format!("proclife {args:?}"),
+        &tmp(name),
+    )?)
 }
 
 fn ensure(condition: bool, message: impl FnOnce() -> String) -> Result<(), Failed> {
