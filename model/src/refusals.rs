@@ -10,8 +10,9 @@
 //! - the same test runs `verify/python/refusals.py`, which drives every row on CPython's real
 //!   `multiprocessing` objects, and checks that CPython still does what [`Refusal::cpython`] says.
 //!
-//! The CPython column was measured on CPython 3.11.7, 3.12.1 and 3.13.0 with that program, and
-//! the three agree on every row (3.14 was not available to measure).
+//! The CPython column was measured on CPython 3.11.7, 3.12.1 and 3.13.0 with that program; the
+//! rows where 3.13 words its exception differently are listed in [`CPYTHON_SINCE`] (3.14 was not
+//! available to measure).
 //! A message with an object address is written with ` at 0x…`, as the program prints it.
 //!
 //! A row with a [`Deviation`] is one where proclife deliberately refuses what CPython accepts
@@ -55,6 +56,8 @@ pub enum Object {
     ConditionWithLock,
     /// `multiprocessing.Barrier`.
     Barrier,
+    /// The default context, `multiprocessing` itself: `set_start_method`, `get_context`.
+    Context,
 }
 
 /// An exception: its qualified class name (`module.Name` outside builtins, as `queue.Full`)
@@ -122,6 +125,39 @@ impl Refusal {
             (None, CPython::Raises(raise)) => Some(*raise),
             (None, _) => None,
         }
+    }
+}
+
+/// Rows where CPython's answer changed from a version on: the row's id, the first
+/// `(major, minor)` version that answers so, and its answer there. The row itself gives the
+/// answer of the versions before.
+pub const CPYTHON_SINCE: &[(&str, (u32, u32), CPython)] = &[
+    (
+        "process.start.closure_under_forkserver",
+        (3, 13),
+        CPython::Raises(PyRaise::new(
+            "AttributeError",
+            "Can't get local object 'lambda_under.<locals>.<lambda>'",
+        )),
+    ),
+    (
+        "process.start.closure_under_spawn",
+        (3, 13),
+        CPython::Raises(PyRaise::new(
+            "AttributeError",
+            "Can't get local object 'lambda_under.<locals>.<lambda>'",
+        )),
+    ),
+];
+
+impl Refusal {
+    /// What CPython `(major, minor)` does in this row's situation.
+    pub fn cpython_in(&self, version: (u32, u32)) -> CPython {
+        CPYTHON_SINCE
+            .iter()
+            .filter(|(id, since, _)| *id == self.id && version >= *since)
+            .max_by_key(|(_, since, _)| *since)
+            .map_or(self.cpython, |(_, _, answer)| *answer)
     }
 }
 
@@ -580,6 +616,27 @@ pub const REFUSALS: &[Refusal] = &[
         }),
     },
     Refusal {
+        id: "context.get_context.unknown_method",
+        object: Object::Context,
+        operation: "get_context",
+        situation: "a name that is no start method (`bogus`)",
+        cpython: CPython::Raises(PyRaise::new(
+            "ValueError",
+            "cannot find context for 'bogus'",
+        )),
+        error: "UnknownStartMethod",
+        deviation: None,
+    },
+    Refusal {
+        id: "context.set_start_method.already_set",
+        object: Object::Context,
+        operation: "set_start_method",
+        situation: "the method was fixed before (set, read, or used by a start)",
+        cpython: CPython::Raises(PyRaise::new("RuntimeError", "context has already been set")),
+        error: "StartMethodAlreadySet",
+        deviation: None,
+    },
+    Refusal {
         id: "event.wait.timeout_nan",
         object: Object::Event,
         operation: "wait",
@@ -937,6 +994,42 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "process.start.closure_under_forkserver",
+        object: Object::Process,
+        operation: "start",
+        situation: "forkserver, the target is a closure (CPython: a local lambda)",
+        cpython: CPython::Raises(PyRaise::new(
+            "AttributeError",
+            "Can't pickle local object 'lambda_under.<locals>.<lambda>'",
+        )),
+        error: "NotPassable",
+        deviation: Some(Deviation {
+            decision: "0008",
+            names: Some(PyRaise::new(
+                "AttributeError",
+                "Can't pickle local object: a closure cannot be sent to a re-executed child",
+            )),
+        }),
+    },
+    Refusal {
+        id: "process.start.closure_under_spawn",
+        object: Object::Process,
+        operation: "start",
+        situation: "spawn, the target is a closure (CPython: a local lambda)",
+        cpython: CPython::Raises(PyRaise::new(
+            "AttributeError",
+            "Can't pickle local object 'lambda_under.<locals>.<lambda>'",
+        )),
+        error: "NotPassable",
+        deviation: Some(Deviation {
+            decision: "0008",
+            names: Some(PyRaise::new(
+                "AttributeError",
+                "Can't pickle local object: a closure cannot be sent to a re-executed child",
+            )),
+        }),
+    },
+    Refusal {
         id: "process.start.daemonic_parent",
         object: Object::Process,
         operation: "start",
@@ -961,6 +1054,18 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "process.start.threaded_fork",
+        object: Object::Process,
+        operation: "start",
+        situation: "fork, while the parent has another thread",
+        cpython: CPython::Returns("None"),
+        error: "ThreadedFork",
+        deviation: Some(Deviation {
+            decision: "0008",
+            names: None,
+        }),
+    },
+    Refusal {
         id: "process.start.twice",
         object: Object::Process,
         operation: "start",
@@ -971,6 +1076,21 @@ pub const REFUSALS: &[Refusal] = &[
         )),
         error: "AlreadyStarted",
         deviation: None,
+    },
+    Refusal {
+        id: "process.start.unregistered_entry",
+        object: Object::Process,
+        operation: "start",
+        situation: "spawn, the target function is unknown in the child (CPython: defined only in the parent's `__main__`; the child exits with 1)",
+        cpython: CPython::Returns("None"),
+        error: "UnregisteredEntry",
+        deviation: Some(Deviation {
+            decision: "0008",
+            names: Some(PyRaise::new(
+                "AttributeError",
+                "Can't get attribute 'refusals::unregistered(())': it is not registered with proclife::entry!",
+            )),
+        }),
     },
     Refusal {
         id: "process.terminate.closed",

@@ -108,11 +108,22 @@ pub enum Error {
     /// CPython: `RuntimeError: context has already been set`.
     #[error("context has already been set")]
     StartMethodAlreadySet,
+    /// A start method's name that is none of `fork`, `forkserver` and `spawn`.
+    ///
+    /// CPython: `ValueError: cannot find context for 'name'` (`get_context`,
+    /// `set_start_method`).
+    #[error("cannot find context for '{name}'")]
+    UnknownStartMethod {
+        /// The name that was given.
+        name: String,
+    },
     /// A closure or [`Target`](crate::Target) implementor under a start method that
     /// re-executes the program: only a registered function can be named in another process.
     /// The handle stays new.
     ///
-    /// CPython: `pickle.PicklingError` (a lambda or local function under spawn).
+    /// CPython: `AttributeError: Can't pickle local object '...'` for a local function or
+    /// lambda under spawn or forkserver (3.13: `Can't get local object`); proclife names the
+    /// same class with its own message, since a closure has no qualified name (decision 0008).
     #[error(
         "the {method} start method can only run a function target registered with \
          proclife::entry! (Builder::entry), not a closure"
@@ -124,7 +135,9 @@ pub enum Error {
     /// A function target that was not registered with [`entry!`](crate::entry), or a
     /// bootstrap message naming an unknown entry point.
     ///
-    /// CPython: `AttributeError: Can't get attribute ...` when unpickling the target.
+    /// CPython starts the child, which fails to unpickle the target (`AttributeError: Can't
+    /// get attribute ...`) and exits with 1; proclife refuses in the parent, before anything
+    /// is started (decision 0008).
     #[error("no entry point {key} is registered: add proclife::entry!(..) next to the function")]
     UnregisteredEntry {
         /// The entry's key: the function's and the argument type's names.
@@ -275,6 +288,15 @@ impl Error {
     pub fn python(&self) -> Option<(&'static str, String)> {
         let (kind, message) = match self {
             Error::Os { errno, .. } => return Some(os_error(*errno)),
+            Error::UnknownStartMethod { .. } => return Some(("ValueError", self.to_string())),
+            Error::UnregisteredEntry { key } => {
+                return Some((
+                    "AttributeError",
+                    format!(
+                        "Can't get attribute '{key}': it is not registered with proclife::entry!"
+                    ),
+                ));
+            }
             Error::Closed => ("ValueError", "process object is closed"),
             Error::AlreadyStarted => ("AssertionError", "cannot start a process twice"),
             Error::NotCreator => (
@@ -310,12 +332,8 @@ impl Error {
             Error::TooManyReleases(message) => ("ValueError", *message),
             Error::StartMethodAlreadySet => ("RuntimeError", "context has already been set"),
             Error::NotPassable { .. } => (
-                "_pickle.PicklingError",
-                "Can't pickle local object: a closure cannot be sent to a re-executed child",
-            ),
-            Error::UnregisteredEntry { .. } => (
                 "AttributeError",
-                "Can't get attribute of the target function",
+                "Can't pickle local object: a closure cannot be sent to a re-executed child",
             ),
             Error::ThreadedFork { .. }
             | Error::StatusLost { .. }

@@ -332,10 +332,17 @@ impl Process {
     ///
     /// # Errors
     ///
-    /// In CPython's order: [`Error::Closed`]; [`Error::AlreadyStarted`] (even after
-    /// `join`); [`Error::NotCreator`] in a process that did not construct the handle;
-    /// [`Error::DaemonicParent`] inside a daemon. Then [`Error::ThreadedFork`] when the
-    /// caller has more than one thread, and [`Error::Os`] when the system refuses (`fork`:
+    /// In CPython's order: [`Error::Closed`] (`ValueError: process object is closed`);
+    /// [`Error::AlreadyStarted`] (`AssertionError: cannot start a process twice`, even after
+    /// `join`); [`Error::NotCreator`] in a process that did not construct the handle
+    /// (`AssertionError: can only start a process object created by current process`);
+    /// [`Error::DaemonicParent`] inside a daemon (`AssertionError: daemonic processes are not
+    /// allowed to have children`). Then, where proclife refuses what CPython accepts
+    /// (decision 0008): [`Error::ThreadedFork`] when the fork method's caller has more than
+    /// one thread; [`Error::NotPassable`] for a closure under spawn or forkserver (CPython's
+    /// `AttributeError: Can't pickle local object`); [`Error::UnregisteredEntry`] for a
+    /// function target not registered with [`entry!`](crate::entry) (CPython starts a child
+    /// that exits with 1). And [`Error::Os`] when the system refuses (`fork`:
     /// `EAGAIN` at the process limit; `pidfd_open`: `EMFILE` when fds run out; `mmap`).
     /// After a system error nothing is left behind and the handle is still new, so it can
     /// be started again later.

@@ -44,11 +44,14 @@ pub enum Object {
     ConditionWithLock,
     /// [`Barrier`](crate::sync::Barrier).
     Barrier,
+    /// The default context: [`set_start_method`](crate::set_start_method) and the parsing of a
+    /// start method's name (`multiprocessing.get_context(name)`).
+    Context,
 }
 
 impl Object {
     /// Every object.
-    pub const ALL: [Object; 15] = [
+    pub const ALL: [Object; 16] = [
         Object::Process,
         Object::Connection,
         Object::Queue,
@@ -64,6 +67,7 @@ impl Object {
         Object::Condition,
         Object::ConditionWithLock,
         Object::Barrier,
+        Object::Context,
     ];
 
     /// The name used in the refusal table (the CPython class, `ConditionWithLock` for a
@@ -85,6 +89,7 @@ impl Object {
             Object::Condition => "Condition",
             Object::ConditionWithLock => "ConditionWithLock",
             Object::Barrier => "Barrier",
+            Object::Context => "Context",
         }
     }
 }
@@ -167,11 +172,15 @@ pub enum Operation {
     Abort,
     /// `reset()`.
     Reset,
+    /// `set_start_method()`.
+    SetStartMethod,
+    /// `get_context()` (proclife's `str::parse::<StartMethod>`).
+    GetContext,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 34] = [
+    pub const ALL: [Operation; 36] = [
         Operation::New,
         Operation::Start,
         Operation::Run,
@@ -206,6 +215,8 @@ impl Operation {
         Operation::NotifyAll,
         Operation::Abort,
         Operation::Reset,
+        Operation::SetStartMethod,
+        Operation::GetContext,
     ];
 
     /// CPython's name of the method or attribute (`send_bytes`, `__getitem__`, `value`).
@@ -245,6 +256,8 @@ impl Operation {
             Operation::NotifyAll => "notify_all",
             Operation::Abort => "abort",
             Operation::Reset => "reset",
+            Operation::SetStartMethod => "set_start_method",
+            Operation::GetContext => "get_context",
         }
     }
 }

@@ -611,6 +611,64 @@ def _():
         p.join(CHILD_BOUND)
 
 
+@row("context.get_context.unknown_method")
+def _():
+    return mp.get_context("bogus")
+
+
+@row("context.set_start_method.already_set")
+def _():
+    # Reading the method fixes it; setting it again is refused.
+    return mp.set_start_method(mp.get_start_method())
+
+
+def lambda_under(method):
+    process = mp.get_context(method).Process(target=lambda: None, daemon=True)
+    return process.start()
+
+
+ROWS["process.start.closure_under_spawn"] = lambda: lambda_under("spawn")
+ROWS["process.start.closure_under_forkserver"] = lambda: lambda_under("forkserver")
+
+
+@row("process.start.unregistered_entry")
+def _():
+    # A function the parent's `__main__` has and the re-executed child's does not.
+    def only_in_parent():
+        pass
+
+    only_in_parent.__qualname__ = only_in_parent.__name__
+    globals()["only_in_parent"] = only_in_parent
+    process = mp.get_context("spawn").Process(target=only_in_parent, daemon=True)
+    try:
+        started = process.start()
+        process.join(CHILD_BOUND)
+        if process.exitcode != 1:
+            raise RuntimeError(f"the child ended with {process.exitcode}, not 1")
+        return started
+    finally:
+        del globals()["only_in_parent"]
+        if process.is_alive():
+            process.kill()
+            process.join(CHILD_BOUND)
+
+
+@row("process.start.threaded_fork")
+def _():
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait, args=(CHILD_BOUND,))
+    thread.start()
+    try:
+        process = CTX.Process(target=sleep_forever, daemon=True)
+        started = process.start()
+        process.kill()
+        process.join(CHILD_BOUND)
+        return started
+    finally:
+        release.set()
+        thread.join(CHILD_BOUND)
+
+
 def main():
     # Python ignores SIGPIPE already; make that explicit, as the runtime does.
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

@@ -122,6 +122,7 @@ pub fn site(row: &proclife_model::refusals::Refusal) -> Option<proclife::Site> {
         M::Condition => R::Condition,
         M::ConditionWithLock => R::ConditionWithLock,
         M::Barrier => R::Barrier,
+        M::Context => R::Context,
     };
     let operation = proclife::Operation::ALL
         .into_iter()

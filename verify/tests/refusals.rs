@@ -32,6 +32,11 @@ const SHORT: Duration = Duration::from_millis(50);
 /// A small ring for queues that need no room.
 const RING: usize = 4096;
 
+/// A function target deliberately not registered with `proclife::entry!`.
+fn unregistered((): ()) -> proclife::TargetResult {
+    Ok(())
+}
+
 /// The variant name and what `python_for` named, as observed (in this process or a child).
 type Observed = (String, Option<(String, String)>);
 
@@ -259,6 +264,47 @@ fn drive(id: &str) -> Result<Error, String> {
         "connection.recv_bytes.peer_killed" => killed_peer(|c| refused(c.recv_bytes())),
         "connection.send.peer_killed" => killed_peer(|c| refused(c.send(&1u8))),
         "connection.send_bytes.peer_killed" => killed_peer(|c| refused(c.send_bytes(b"x"))),
+        "context.get_context.unknown_method" => refused("bogus".parse::<StartMethod>()),
+        "context.set_start_method.already_set" => {
+            // Reading the method fixes it, as in CPython; setting it again is then refused and
+            // leaves it as it was.
+            let method = proclife::get_start_method();
+            refused(proclife::set_start_method(method))
+        }
+        "process.start.closure_under_spawn" | "process.start.closure_under_forkserver" => {
+            let method = if id.ends_with("spawn") {
+                StartMethod::Spawn
+            } else {
+                StartMethod::ForkServer
+            };
+            refused(
+                Process::builder()
+                    .start_method(method)
+                    .target(|| {})
+                    .start(),
+            )
+        }
+        "process.start.unregistered_entry" => refused(
+            Process::builder()
+                .start_method(StartMethod::Spawn)
+                .entry(unregistered, ())
+                .start(),
+        ),
+        "process.start.threaded_fork" => {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let thread = std::thread::spawn(move || wait.recv_timeout(BOUND).is_ok());
+            let refusal = refused(
+                Process::builder()
+                    .start_method(StartMethod::Fork)
+                    .target(|| {})
+                    .start(),
+            );
+            let _ = release.send(());
+            thread
+                .join()
+                .map_err(|_| "the helper thread panicked".to_owned())?;
+            refusal
+        }
         "connection.recv_bytes.too_long" => {
             let (mut mine, mut peer) = setup(pipe(true))?;
             setup(peer.send_bytes(b"0123456789"))?;
@@ -634,12 +680,16 @@ fn check_cpython(python: &Path) -> Result<(), Failed> {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)
         .map_err(|e| format!("{} printed no JSON: {e}", script.display()))?;
     let version = report["python"].as_str().unwrap_or("?").to_owned();
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
+    let Some((Some(major), Some(minor))) = parts.next().zip(parts.next()) else {
+        return Err(format!("{} printed no version (got {version:?})", script.display()).into());
+    };
     let rows = report["rows"]
         .as_object()
         .ok_or("the report has no rows object")?;
     let mut problems = Vec::new();
     for row in REFUSALS {
-        let expected = cpython_json(&row.cpython);
+        let expected = cpython_json(&row.cpython_in((major, minor)));
         match rows.get(row.id) {
             None => problems.push(format!("{}: refusals.py has no probe for it", row.id)),
             Some(got) => {

@@ -65,12 +65,19 @@ impl StartMethod {
 impl std::str::FromStr for StartMethod {
     type Err = Error;
 
-    /// Parses CPython's name of a method.
+    /// Parses CPython's name of a method, as `multiprocessing.get_context(name)` does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownStartMethod`] for any other name (CPython's `ValueError: cannot find
+    /// context for 'name'`).
     fn from_str(name: &str) -> Result<StartMethod> {
         StartMethod::ALL
             .into_iter()
             .find(|m| m.name() == name)
-            .ok_or(Error::InvalidArgument("unknown start method"))
+            .ok_or_else(|| Error::UnknownStartMethod {
+                name: name.to_owned(),
+            })
     }
 }
 
@@ -148,7 +155,7 @@ mod tests {
         }
         assert!(matches!(
             "threads".parse::<StartMethod>(),
-            Err(Error::InvalidArgument(_))
+            Err(Error::UnknownStartMethod { .. })
         ));
     }
 
@@ -161,7 +168,7 @@ mod tests {
         let closure = Error::NotPassable { method: "spawn" };
         assert_eq!(
             closure.python().map(|(kind, _)| kind),
-            Some("_pickle.PicklingError")
+            Some("AttributeError")
         );
     }
 }
