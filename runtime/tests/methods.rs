@@ -464,7 +464,7 @@ fn global_start_method() -> TestResult {
     );
     ensure_matches!(
         "vfork".parse::<StartMethod>(),
-        Err(Error::InvalidArgument(_))
+        Err(Error::UnknownStartMethod { .. })
     );
     Ok(())
 }
