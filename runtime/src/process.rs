@@ -775,7 +775,8 @@ impl Drop for Process {
                     registry::forget(child);
                 }
             }
-            Ok(None) => {}
+            // The table keeps the record and reaps the child later.
+            Ok(None) => registry::orphaned(),
             Ok(Some(_)) | Err(_) => registry::forget(child),
         }
     }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -156,10 +157,13 @@ impl Table {
         // fault per page, one or more per sibling in a batch of starts); such records are
         // left alone instead, as the handles themselves are (the child never returns into
         // the frames that own them), and their pidfds stay with those handles.
+        // Without orphans in the parent there is nothing to drop, and the records are not
+        // read at all (each read is a cache miss per sibling in a large parent).
         let mut inherited = std::mem::ManuallyDrop::new(std::mem::take(&mut self.children));
-        if inherited.iter().any(|c| Arc::strong_count(c) == 1) {
+        if may_hold_orphans() && inherited.iter().any(|c| Arc::strong_count(c) == 1) {
             inherited.retain(|c| Arc::strong_count(c) > 1);
         }
+        ORPHANS.store(0, Ordering::Release);
         self.swept = Swept {
             left: 0,
             next_due: None,
@@ -188,6 +192,33 @@ impl Table {
     }
 }
 
+/// How many records of the table may be orphans: their handle was dropped while the child
+/// ran, so only the table holds them (`Arc::strong_count == 1`). Counted up by
+/// [`orphaned`] before the handle lets go of its record, and down only when such a record
+/// leaves the table, so it is never below the true number; while it is 0, nothing needs the
+/// scans for orphans, which otherwise read every record at every runtime call (a cost that
+/// grows with the number of live children).
+static ORPHANS: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes that a handle of a running child is being dropped: its record becomes an orphan.
+pub(crate) fn orphaned() {
+    ORPHANS.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Whether the table may hold orphans (see [`ORPHANS`]).
+fn may_hold_orphans() -> bool {
+    ORPHANS.load(Ordering::Acquire) > 0
+}
+
+/// Counts `n` orphans out of the table.
+fn orphans_left_table(n: usize) {
+    if n > 0 {
+        let _ = ORPHANS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+            Some(count.saturating_sub(n))
+        });
+    }
+}
+
 /// Removes `child` from the table (it was observed dead, or its handle was closed).
 pub(crate) fn forget(child: &Arc<Child>) {
     lock().children.retain(|c| !Arc::ptr_eq(c, child));
@@ -198,17 +229,21 @@ pub(crate) fn forget(child: &Arc<Child>) {
 /// Every runtime call runs this first, so a dropped handle never leaves a zombie past
 /// the next call into the runtime.
 pub(crate) fn reap_orphans() {
-    let mut table = lock();
-    if table.children.iter().all(|c| Arc::strong_count(c) > 1) {
+    if !may_hold_orphans() {
         return;
     }
+    let mut table = lock();
+    let mut reaped = 0;
     table.children.retain(|c| {
         if Arc::strong_count(c) > 1 {
             return true;
         }
         // A lost status (`Err`) will never come back: drop the record too.
-        matches!(c.poll(), Ok(None))
+        let running = matches!(c.poll(), Ok(None));
+        reaped += usize::from(!running);
+        running
     });
+    orphans_left_table(reaped);
 }
 
 /// How long a start may skip the sweep: a child that exited is reaped by the first start
@@ -256,11 +291,15 @@ pub(crate) fn sweep() -> Result<()> {
             .collect()
     };
     let mut index = 0;
+    let mut orphans = 0;
     table.children.retain(|c| {
         let exited = ready.get(index).copied().unwrap_or(true);
         index += 1;
-        !exited || matches!(c.poll(), Ok(None))
+        let keep = !exited || matches!(c.poll(), Ok(None));
+        orphans += usize::from(!keep && Arc::strong_count(c) == 1);
+        keep
     });
+    orphans_left_table(orphans);
     table.swept.left = table.children.len();
     Ok(())
 }
@@ -323,9 +362,15 @@ pub(crate) fn shutdown_children() {
     for child in children.iter().filter(|c| !c.daemon()) {
         let _ = child.wait(&Deadline::after(None));
     }
-    lock()
-        .children
-        .retain(|c| !children.iter().any(|d| Arc::ptr_eq(c, d)) || c.cached().is_none());
+    let mut table = lock();
+    let mut orphans = 0;
+    table.children.retain(|c| {
+        let keep = !children.iter().any(|d| Arc::ptr_eq(c, d)) || c.cached().is_none();
+        // `children` holds a second reference to each record it lists.
+        orphans += usize::from(!keep && Arc::strong_count(c) == 2);
+        keep
+    });
+    orphans_left_table(orphans);
 }
 
 /// The `atexit` hook: applies the exit policy and flushes Rust's stdout.
