@@ -68,6 +68,9 @@ class Row:
 
 PARENT_SIZES = [("16MiB", "16 MiB"), ("64MiB", "64 MiB"), ("256MiB", "256 MiB"), ("1GiB", "1 GiB")]
 
+# The crowd sizes of the `scaling/*_alive` benchmarks (benches/benches/scaling.rs).
+CROWDS = [10, 100, 1000, 4000]
+
 # The children of the `state` benchmarks, and what each is doing.
 STATE_CHILDREN = [
     ("kernel_sleep", "asleep in `clock_nanosleep`"),
@@ -164,6 +167,28 @@ ROWS: list[Row] = [
       for child, what in STATE_CHILDREN],
     *[Row(f"state/state/{child}", f"`state()` on a child {what}", f"state/is_alive/{child}", None)
       for child, what in STATE_CHILDREN],
+    # scaling: cost as the number of live children grows, and wake-up latency
+    *[Row(f"scaling/raw_fork_alive/n{n}",
+          f"raw `fork`/`_exit`/`waitpid` while {n} raw children sleep in `read`", None, None)
+      for n in CROWDS],
+    *[Row(f"scaling/fork_alive/n{n}",
+          f"proclife fork method, start + join, while {n} proclife children wait on an `Event`",
+          f"scaling/raw_fork_alive/n{n}", None)
+      for n in CROWDS],
+    Row("scaling/raw_fork_join_together/n1000",
+        "raw: release 1000 children asleep in `read` (close the pipe) and `waitpid` each", None, None),
+    Row("scaling/fork_join_together/n1000",
+        "proclife: release 1000 children waiting on an `Event` (`set`) and join each",
+        "scaling/raw_fork_join_together/n1000", None),
+    Row("scaling/raw_futex/round",
+        "raw: a ping and its answer through one shared futex word (two wake-ups)", None, None),
+    Row("scaling/event/round", "proclife `Event` pair: `set` the ping, `wait` + `clear` the answer",
+        "scaling/raw_futex/round", None),
+    Row("scaling/condition/round",
+        "proclife `Condition`: give the turn, `notify(1)`, `wait` until it is back",
+        "scaling/raw_futex/round", None),
+    Row("scaling/barrier/round", "proclife two-party `Barrier`: one `wait` of each party",
+        "scaling/raw_futex/round", None),
 ]
 
 GROUPS = [
@@ -176,6 +201,10 @@ GROUPS = [
     ("state", "State of a blocked child", "Time per `state()` (the pidfd poll, the status slot, "
      "`/proc/<pid>/stat`, and for a kernel wait `/proc/<pid>/syscall` and the fd's link) beside "
      "`is_alive()` (the pidfd poll alone) on the same live child."),
+    ("scaling", "Cost as the work grows",
+     "Time per start + join while N other children are alive (flat in N means no per-start work grows "
+     "with the number of children), per crowd of 1000 released and joined together, and per round of a "
+     "ping and its answer between two processes on one CPU (two wake-ups), beside a raw futex pair."),
 ]
 
 
@@ -224,6 +253,11 @@ TARGETS: list[Target] = [
            "ipc/queue/tput64k", "cpython/ipc/queue/tput64k", "speedup_min", 5),
     Target("lock_uncontended", "`Lock` ≤ 1.3× the pshared robust mutex, uncontended",
            "sync/lock/uncontended", "sync/raw_pthread_robust/uncontended", "time_max", 1.3),
+    Target("scaling_flat", "start + join flat in the number of live children: 4000 alive ≤ 1.25× 10 alive",
+           "scaling/fork_alive/n4000", "scaling/fork_alive/n10", "time_max", 1.25,
+           "each live child holds a pidfd, which every `fork` copies and every child closes at exit, as the "
+           "raw rows' own growth shows for a bare fork; the target reads \"flat within noise\" as at most "
+           "25 % growth"),
     Target("lock_contended", "`Lock` ≤ 1.5× the pshared robust mutex, two processes contending",
            "sync/lock/contended2", "sync/raw_pthread_robust/contended2", "time_max", 1.5),
 ]
@@ -549,6 +583,18 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
                 vs_cpy = fmt_ratio(cp.median_ns / r.median_ns) if cp else "—"
             add(f"| `{row.id}` | {row.what} | {fmt_time(r.median_ns)} | {fmt_time(r.min_ns)} – {fmt_time(r.max_ns)} "
                 f"| {fmt_throughput(r)} | {vs_raw} | {vs_cpy} | {len(r.samples_ns)} | {describe_placement(r.placement)} |")
+        add("")
+
+    footprint_path = criterion_home() / "scaling" / "footprint.json"
+    if footprint_path.exists() and (args.since is None or footprint_path.stat().st_mtime >= args.since):
+        footprints = json.loads(footprint_path.read_text())
+        add("What each live child costs the parent (resident memory from `/proc/self/statm` and open file "
+            "descriptors from `/proc/self/fd`, before and after the crowd started, divided by its size):")
+        add("")
+        add("| crowd | resident bytes per child | fds per child |")
+        add("|---|---|---|")
+        for key, f in footprints.items():
+            add(f"| `scaling/{key}` | {f['rss_bytes_per_child']:.0f} | {f['fds_per_child']:.2f} |")
         add("")
 
     add("## Targets")

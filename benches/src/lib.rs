@@ -2,8 +2,8 @@
 //! parent memory, the raw-syscall baselines ([`raw`]), their proclife counterparts
 //! ([`runtime`]) and the criterion harness used by `benches/*.rs`.
 //!
-//! The benchmarks themselves live in `benches/spawn_join.rs`, `benches/ipc.rs` and
-//! `benches/sync.rs`. Each group measures its raw baseline in the same run as the code it is
+//! The benchmarks themselves live in `benches/spawn_join.rs`, `benches/ipc.rs`,
+//! `benches/sync.rs`, `benches/state.rs` and `benches/scaling.rs`. Each group measures its raw baseline in the same run as the code it is
 //! compared with, so that both see the same machine at the same time.
 //!
 //! Three rules hold for every benchmark built on this crate:
@@ -17,10 +17,12 @@
 //!   for the report written by `benches/compare.py`.
 
 pub mod cpu;
+pub mod crowd;
 pub mod error;
 pub mod harness;
 pub mod memory;
 pub mod raw;
 pub mod runtime;
+pub mod wake;
 
 pub use error::{Error, Result};

@@ -12,6 +12,7 @@
 pub mod ipc;
 pub mod spawn;
 pub mod sync;
+pub mod wake;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};

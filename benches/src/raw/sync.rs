@@ -15,8 +15,8 @@ const READY_BOUND: Duration = Duration::from_secs(10);
 
 /// A shared anonymous page holding one `T`, zero-filled, inherited by forked children and
 /// unmapped on drop.
-struct SharedPage<T> {
-    ptr: NonNull<T>,
+pub(crate) struct SharedPage<T> {
+    pub(crate) ptr: NonNull<T>,
 }
 
 impl<T> std::fmt::Debug for SharedPage<T> {
@@ -29,7 +29,7 @@ impl<T> std::fmt::Debug for SharedPage<T> {
 
 impl<T> SharedPage<T> {
     /// Maps the page. `T` must be valid when all its bytes are zero.
-    fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         // SAFETY: a fresh shared anonymous mapping aliases nothing; the result is checked.
         let addr = unsafe {
             libc::mmap(

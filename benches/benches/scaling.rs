@@ -1,0 +1,172 @@
+//! Cost as the work grows: one more start + join while a crowd of children is alive, what each
+//! live child costs the parent, joining a crowd that exits at once, and the wake-up latency of
+//! the synchronisation primitives; each beside its raw baseline in the same run.
+//!
+//! IDs (`scaling/<function>/<case>`):
+//! - `raw_fork_alive/nN`, `fork_alive/nN`: one raw `fork`/`_exit`/`waitpid`, or one proclife
+//!   fork-method start + join, while N other children (raw ones asleep in `read`, or proclife
+//!   daemon processes asleep in `Event::wait`) are alive. Flat in N means no per-start work
+//!   grows with the number of children.
+//! - `raw_fork_join_together/n1000`, `fork_join_together/n1000`: release 1000 live children at
+//!   once (close the pipe they read, or set the event they wait on) and reap or join them all;
+//!   only the release and the joins are timed.
+//! - `raw_futex/round`, `event/round`, `condition/round`, `barrier/round`: one round of a ping
+//!   answered by a forked child (two wake-ups of a sleeping process) through a raw futex word,
+//!   an `Event` pair, a `Condition` and a two-party `Barrier`. Parent and child share one CPU.
+//!
+//! While measuring, the parent's resident memory and file descriptors per live child (from
+//! `/proc/self/statm` and `/proc/self/fd`, before and after the crowd started) are written to
+//! `<criterion home>/scaling/footprint.json` for the report.
+
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use proclife_benches::crowd::{Footprint, ProcessCrowd, RawCrowd, raise_fd_limit};
+use proclife_benches::harness::{self, Pace, Spec, checked, time_counted};
+use proclife_benches::raw::spawn::fork_exit_wait;
+use proclife_benches::raw::wake::{FutexPingPong, Turn, check_rounds};
+use proclife_benches::runtime::fork_start_join;
+use proclife_benches::wake::{BarrierRounds, ConditionPingPong, EventPingPong};
+use proclife_benches::{Error, Result};
+
+/// The crowd sizes of the `*_alive` rows.
+const CROWDS: [usize; 4] = [10, 100, 1000, 4000];
+/// The crowd size of the `*_join_together` rows.
+const TOGETHER: usize = 1000;
+
+fn main() {
+    let mut c = harness::criterion();
+    checked(raise_fd_limit());
+    let mut footprints = Vec::new();
+    alive(&mut c, &mut footprints);
+    checked(record(&footprints));
+    join_together(&mut c);
+    wake_ups(&mut c);
+    c.final_summary();
+}
+
+/// One start + join beside crowds of growing size.
+fn alive(c: &mut Criterion, footprints: &mut Vec<(String, Footprint)>) {
+    for n in CROWDS {
+        let crowd = checked(RawCrowd::start(n));
+        footprints.push((format!("raw_fork_alive/n{n}"), crowd.footprint()));
+        harness::run(c, Spec::new(format!("scaling/raw_fork_alive/n{n}")), |b| {
+            time_counted(b, fork_exit_wait);
+            Ok(())
+        });
+        checked(crowd.finish());
+
+        let crowd = checked(ProcessCrowd::start(n));
+        footprints.push((format!("fork_alive/n{n}"), crowd.footprint()));
+        harness::run(c, Spec::new(format!("scaling/fork_alive/n{n}")), |b| {
+            time_counted(b, fork_start_join);
+            Ok(())
+        });
+        checked(crowd.finish());
+    }
+}
+
+/// Writes the footprints for the report, when measuring.
+fn record(footprints: &[(String, Footprint)]) -> Result<()> {
+    for (id, f) in footprints {
+        println!(
+            "scaling/{id}: {:.0} resident bytes and {:.2} fds per live child in the parent",
+            f.rss_bytes_per_child, f.fds_per_child
+        );
+    }
+    if !harness::measuring() {
+        return Ok(());
+    }
+    let rows: Vec<String> = footprints
+        .iter()
+        .map(|(id, f)| {
+            format!(
+                "  \"{id}\": {{\"rss_bytes_per_child\": {:.1}, \"fds_per_child\": {:.3}}}",
+                f.rss_bytes_per_child, f.fds_per_child
+            )
+        })
+        .collect();
+    let dir = harness::criterion_home().join("scaling");
+    let path = dir.join("footprint.json");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, format!("{{\n{}\n}}\n", rows.join(",\n"))))
+        .map_err(|source| Error::Os {
+            call: "write footprint.json",
+            source,
+        })
+}
+
+/// Times `release_and_join` over a fresh crowd of [`TOGETHER`] per iteration; the start of
+/// each crowd is not timed.
+fn time_crowds<C>(
+    b: &mut criterion::Bencher<'_>,
+    start: impl Fn(usize) -> Result<C>,
+    release_and_join: impl Fn(C) -> Result<()>,
+) -> Result<()> {
+    let mut failure = None;
+    b.iter_custom(|iters| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let crowd = checked(start(TOGETHER));
+            let started = Instant::now();
+            if let Err(err) = release_and_join(crowd) {
+                failure.get_or_insert(err);
+            }
+            total += started.elapsed();
+        }
+        total
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+/// Releasing and joining a crowd that exits together.
+fn join_together(c: &mut Criterion) {
+    let spec = |id: &str| Spec::new(id).pace(Pace::Slow).elements(TOGETHER as u64);
+    harness::run(c, spec("scaling/raw_fork_join_together/n1000"), |b| {
+        time_crowds(b, RawCrowd::start, RawCrowd::finish)
+    });
+    harness::run(c, spec("scaling/fork_join_together/n1000"), |b| {
+        time_crowds(b, ProcessCrowd::start, ProcessCrowd::finish)
+    });
+}
+
+/// Wake-up latency: one ping and its answer, through each primitive.
+fn wake_ups(c: &mut Criterion) {
+    let turn = checked(Turn::new());
+    harness::run(c, Spec::new("scaling/raw_futex/round"), |b| {
+        let mut pair = FutexPingPong::start(&turn)?;
+        let rounds = time_counted(b, || pair.round());
+        check_rounds(rounds, pair.finish()?)
+    });
+    harness::run(c, Spec::new("scaling/event/round"), |b| {
+        let mut pair = EventPingPong::start(&turn)?;
+        let rounds = time_counted(b, || pair.round());
+        check_rounds(rounds, pair.finish()?)
+    });
+    harness::run(c, Spec::new("scaling/condition/round"), |b| {
+        let mut pair = ConditionPingPong::start(&turn)?;
+        let rounds = time_counted(b, || pair.round());
+        check_rounds(rounds, pair.finish()?)
+    });
+    harness::run(c, Spec::new("scaling/barrier/round"), |b| {
+        let mut pair = BarrierRounds::start(&turn)?;
+        let mut timed = 0u64;
+        let mut failure = None;
+        b.iter_custom(|iters| {
+            let n = u32::try_from(iters).unwrap_or(u32::MAX);
+            match pair.rounds(n) {
+                Ok(elapsed) => {
+                    timed += u64::from(n);
+                    elapsed
+                }
+                Err(err) => {
+                    failure.get_or_insert(err);
+                    Duration::ZERO
+                }
+            }
+        });
+        let answered = pair.finish()?;
+        failure.map_or(Ok(()), Err)?;
+        check_rounds(timed, answered)
+    });
+}
