@@ -36,6 +36,7 @@ use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os;
@@ -456,9 +457,10 @@ fn ready(fd: BorrowedFd<'_>, events: PollFlags) -> Result<bool> {
     os::poll::ready(fd, events, &Deadline::after(Some(Duration::ZERO)))
 }
 
-/// Polls `fd` until ready or `deadline` ([`os::poll::ready`]).
+/// Polls `fd` until ready or `deadline` ([`os::poll::ready`]); without a deadline in a
+/// child, until the parent dies ([`parent_watch::poll_ready`]).
 fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: &Deadline) -> Result<bool> {
-    os::poll::ready(fd, events, deadline)
+    parent_watch::poll_ready(fd, events, deadline)
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os::futex;
@@ -278,7 +279,7 @@ impl Ring {
         waiters.fetch_add(1, Ordering::SeqCst);
         let res = held.leave().and_then(|()| {
             let _blocked = blocked(on);
-            futex::wait(word, seq, deadline)
+            parent_watch::futex_wait(word, seq, deadline)
         });
         waiters.fetch_sub(1, Ordering::SeqCst);
         match res {

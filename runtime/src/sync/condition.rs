@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os::futex;
@@ -208,7 +209,7 @@ impl Condition {
                 // Planted: a wait that timed out un-woken says it was woken.
                 return Ok(woken || crate::planted::active("condition-timeout-reports-woken"));
             }
-            if let Err(e) = futex::wait(self.word(), seq, deadline) {
+            if let Err(e) = parent_watch::futex_wait(self.word(), seq, deadline) {
                 self.update(|l| l.leave(epoch));
                 return Err(e);
             }

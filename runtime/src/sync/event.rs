@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::Result;
 use crate::os::futex::{self, Wake};
@@ -92,7 +93,7 @@ impl Event {
         }
         let _blocked = blocked(BlockedOn::Event);
         loop {
-            let wake = futex::wait(self.flag(), 0, &deadline)?;
+            let wake = parent_watch::futex_wait(self.flag(), 0, &deadline)?;
             if self.is_set() {
                 return Ok(true);
             }
