@@ -697,6 +697,32 @@ fn children_blocked_on_a_killed_parent_end_t28() -> TestResult {
     common::child::as_subreaper(blocked_on_killed_parent)
 }
 
+/// Reads `count` pids (little-endian `i32`s) that a middle process reports on `read`; the
+/// reading is work watched by a [`Progress`] named `what`.
+fn read_pids(read: &std::os::fd::OwnedFd, count: usize, what: &str) -> Result<Vec<i32>, String> {
+    let mut bytes = vec![0u8; count * 4];
+    let mut got = 0;
+    let progress = Progress::new(what);
+    while got < bytes.len() {
+        if !common::readable(read.as_raw_fd(), progress.left().as_millis() as i32) {
+            return Err(progress.stuck("the children's pids"));
+        }
+        let n =
+            nix::unistd::read(read, &mut bytes[got..]).map_err(|e| format!("{what}: read: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "{what}: expected {count} pids; the middle process died after reporting {}",
+                got / 4
+            ));
+        }
+        got += n;
+    }
+    Ok(bytes
+        .chunks(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
 fn blocked_on_killed_parent() -> TestResult {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let w = write.as_raw_fd();
@@ -743,26 +769,7 @@ fn blocked_on_killed_parent() -> TestResult {
     });
     middle.start()?;
     drop(write);
-    let mut bytes = [0u8; 12];
-    let mut got = 0;
-    let progress = Progress::new("t28: the middle process starting its children");
-    while got < bytes.len() {
-        ensure!(
-            common::readable(read.as_raw_fd(), progress.left().as_millis() as i32),
-            "{}",
-            progress.stuck("the children's pids")
-        );
-        let n = nix::unistd::read(&read, &mut bytes[got..])?;
-        ensure!(
-            n > 0,
-            "the middle process died before reporting its children"
-        );
-        got += n;
-    }
-    let pids: Vec<i32> = bytes
-        .chunks(4)
-        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let pids = read_pids(&read, 3, "t28: the middle process starting its children")?;
     // Let them block: the daemons on the futexes, the spawned child in recv.
     for &pid in &pids {
         common::wait::wait_for(&format!("child {pid} to block"), AT_ONCE, || {
@@ -920,30 +927,21 @@ fn untimed_waits_of_orphans() -> TestResult {
     });
     middle.start()?;
     drop(write);
-    let mut bytes = vec![0u8; (count + 1) * 4];
-    let mut got = 0;
-    let progress = Progress::new("t28: the middle process starting its blocked children");
-    while got < bytes.len() {
-        ensure!(
-            common::readable(read.as_raw_fd(), progress.left().as_millis() as i32),
-            "{}",
-            progress.stuck("the children's pids")
-        );
-        let n = nix::unistd::read(&read, &mut bytes[got..])?;
-        if n == 0 {
+    let pids = match read_pids(
+        &read,
+        count + 1,
+        "t28: the middle process starting its blocked children",
+    ) {
+        Ok(pids) => pids,
+        Err(error) => {
             middle.kill()?;
             return Err(format!(
-                "expected the middle process to report {count} blocked children; it ended with {}",
+                "{error} (the middle process ended with {})",
                 join_code(&middle)?
             )
             .into());
         }
-        got += n;
-    }
-    let pids: Vec<i32> = bytes
-        .chunks(4)
-        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    };
     middle.kill()?;
     ensure_eq!(join_code(&middle)?, -9);
     let mut failures = Vec::new();
