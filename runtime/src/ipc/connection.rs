@@ -243,7 +243,9 @@ impl Connection {
     ///   `BrokenPipeError: [Errno 32] Broken pipe`);
     /// - [`Error::FrameTooLarge`] above [`Connection::max_frame`], before writing a byte
     ///   (CPython sends any length; decision 0013);
-    /// - [`Error::Encode`]; [`Error::Malformed`] when poisoned (no CPython counterpart).
+    /// - [`Error::Encode`]; [`Error::Malformed`] when poisoned (no CPython counterpart);
+    /// - [`Error::ParentDied`] when it waits in a child and the parent dies meanwhile
+    ///   (decision 0020; CPython waits forever).
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.usable(false)?;
         let payload = postcard::to_stdvec(value).map_err(Error::Encode)?;
@@ -342,7 +344,9 @@ impl Connection {
     /// - [`Error::InvalidArgument`] on the sending end of a one-way pipe (CPython:
     ///   `OSError: connection is write-only`);
     /// - [`Error::Malformed`]: end of file inside a frame (poisons), or already poisoned;
-    ///   [`Error::Os`].
+    ///   [`Error::Os`];
+    /// - [`Error::ParentDied`] when it waits in a child and the parent dies meanwhile
+    ///   (decision 0020; CPython waits forever).
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let fd = self.usable(true)?;
         let mut header = [0u8; HEADER_LEN];
