@@ -398,7 +398,9 @@ impl Connection {
     ///
     /// [`Error::HandleClosed`] (CPython: `OSError: handle is closed`),
     /// [`Error::InvalidArgument`] on the sending end of a one-way pipe (CPython: `OSError:
-    /// connection is write-only`), [`Error::Malformed`] when poisoned, [`Error::Os`].
+    /// connection is write-only`), [`Error::Malformed`] when poisoned, [`Error::Os`];
+    /// [`Error::ParentDied`] when it waits without a timeout in a child and the parent dies
+    /// meanwhile (decision 0020; CPython waits forever).
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         let fd = self.usable(true)?;
         if ready(fd, PollFlags::POLLIN)? {
