@@ -147,6 +147,12 @@ pub enum Error {
     /// server.
     #[error("the fork server died")]
     ForkServerDied,
+    /// A wait without a timeout (`Event::wait`, `Semaphore::acquire`, `Condition::wait`, a
+    /// queue's `put` or `get`, a connection's `send` or `recv`) in a process started by
+    /// proclife ended because its parent died first (decision 0020). CPython has no
+    /// equivalent: its wait goes on forever.
+    #[error("the parent process died while this process waited without a timeout")]
+    ParentDied,
     /// The running kernel lacks a feature a start method needs.
     #[error("the kernel does not support {0}")]
     Unsupported(&'static str),
@@ -346,6 +352,7 @@ impl Error {
             | Error::WouldDeadlock
             | Error::NoSpace { .. }
             | Error::ForkServerDied
+            | Error::ParentDied
             | Error::Unsupported(_)
             | Error::HandleClosed
             | Error::Disconnected

@@ -697,6 +697,32 @@ fn children_blocked_on_a_killed_parent_end_t28() -> TestResult {
     common::child::as_subreaper(blocked_on_killed_parent)
 }
 
+/// Reads `count` pids (little-endian `i32`s) that a middle process reports on `read`; the
+/// reading is work watched by a [`Progress`] named `what`.
+fn read_pids(read: &std::os::fd::OwnedFd, count: usize, what: &str) -> Result<Vec<i32>, String> {
+    let mut bytes = vec![0u8; count * 4];
+    let mut got = 0;
+    let progress = Progress::new(what);
+    while got < bytes.len() {
+        if !common::readable(read.as_raw_fd(), progress.left().as_millis() as i32) {
+            return Err(progress.stuck("the children's pids"));
+        }
+        let n =
+            nix::unistd::read(read, &mut bytes[got..]).map_err(|e| format!("{what}: read: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "{what}: expected {count} pids; the middle process died after reporting {}",
+                got / 4
+            ));
+        }
+        got += n;
+    }
+    Ok(bytes
+        .chunks(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
 fn blocked_on_killed_parent() -> TestResult {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let w = write.as_raw_fd();
@@ -743,26 +769,7 @@ fn blocked_on_killed_parent() -> TestResult {
     });
     middle.start()?;
     drop(write);
-    let mut bytes = [0u8; 12];
-    let mut got = 0;
-    let progress = Progress::new("t28: the middle process starting its children");
-    while got < bytes.len() {
-        ensure!(
-            common::readable(read.as_raw_fd(), progress.left().as_millis() as i32),
-            "{}",
-            progress.stuck("the children's pids")
-        );
-        let n = nix::unistd::read(&read, &mut bytes[got..])?;
-        ensure!(
-            n > 0,
-            "the middle process died before reporting its children"
-        );
-        got += n;
-    }
-    let pids: Vec<i32> = bytes
-        .chunks(4)
-        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let pids = read_pids(&read, 3, "t28: the middle process starting its children")?;
     // Let them block: the daemons on the futexes, the spawned child in recv.
     for &pid in &pids {
         common::wait::wait_for(&format!("child {pid} to block"), AT_ONCE, || {
@@ -785,6 +792,180 @@ fn blocked_on_killed_parent() -> TestResult {
              ended with {code}"
         );
     }
+    Ok(())
+}
+
+/// What an orphaned wait ended with, as an exit code the test reads: 42 for
+/// `Err(ParentDied)`, 43 for `Err(Disconnected)`; anything else fails the target.
+fn orphaned<T: std::fmt::Debug>(what: &str, outcome: proclife::Result<T>) -> TargetResult {
+    match outcome {
+        Err(Error::ParentDied) => std::process::exit(42),
+        Err(Error::Disconnected) => std::process::exit(43),
+        other => Err(format!("{what} gave {other:?}, expected ParentDied").into()),
+    }
+}
+fn orphan_event(event: Event) -> TargetResult {
+    orphaned("Event::wait", event.wait(None))
+}
+fn orphan_put(full: Queue<u8>) -> TargetResult {
+    orphaned("Queue::put", full.put(&1))
+}
+fn orphan_acquire(semaphore: Semaphore) -> TargetResult {
+    orphaned("Semaphore::acquire", semaphore.acquire(None))
+}
+fn orphan_recv(mut conn: Connection) -> TargetResult {
+    orphaned("Connection::recv", conn.recv::<u8>())
+}
+fn orphan_notified(condition: Condition) -> TargetResult {
+    condition.acquire(None)?;
+    orphaned("Condition::wait", condition.wait(None))
+}
+proclife::entry!(
+    orphan_event,
+    orphan_put,
+    orphan_acquire,
+    orphan_recv,
+    orphan_notified
+);
+
+/// The waits of [`untimed_waits_end_when_the_parent_dies_t28`], and the exit code each
+/// must end with under fork and under the re-executing methods.
+const ORPHAN_WAITS: [(&str, i32, i32); 5] = [
+    ("Event::wait", 42, 42),
+    ("Queue::put on a full queue", 42, 42),
+    ("Semaphore::acquire", 42, 42),
+    // A forked child holds its own copy of the parent's end (decision 0006), so no end of
+    // file comes; a re-executed child holds none and sees end of file.
+    ("Connection::recv", 42, 43),
+    ("Condition::wait", 42, 42),
+];
+
+/// T28 for non-daemon children (decision 0020): a middle process starts, under every start
+/// method, non-daemon children that wait without a timeout on an `Event` nobody sets, a
+/// full queue, a `Semaphore` at zero and a connection whose other end it keeps, and is
+/// SIGKILLed once all of them are blocked. Each wait ends with `Error::ParentDied` (or end
+/// of file where the child holds no copy of the parent's end) within [`AT_ONCE`]; none
+/// waits forever as in CPython.
+fn untimed_waits_end_when_the_parent_dies_t28() -> TestResult {
+    common::child::as_subreaper(untimed_waits_of_orphans)
+}
+
+fn untimed_waits_of_orphans() -> TestResult {
+    let count = StartMethod::ALL.len() * ORPHAN_WAITS.len();
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let w = write.as_raw_fd();
+    let mut middle = Process::new(move || {
+        let run = || -> Result<Vec<i32>, Box<dyn std::error::Error>> {
+            let mut children = Vec::new();
+            for method in StartMethod::ALL {
+                let builder = || Process::builder().start_method(method);
+                let full = Queue::<u8>::new(1)?;
+                full.put(&0)?;
+                let (near, far) = pipe(true)?;
+                // Kept open until this process dies.
+                std::mem::forget(near);
+                let event = Event::new()?;
+                let semaphore = Semaphore::new(0)?;
+                let condition = Condition::new()?;
+                let mut started = if method == StartMethod::Fork {
+                    vec![
+                        builder().target(move || {
+                            let _ = orphan_event(event);
+                        }),
+                        builder().target(move || {
+                            let _ = orphan_put(full);
+                        }),
+                        builder().target(move || {
+                            let _ = orphan_acquire(semaphore);
+                        }),
+                        builder().target(move || {
+                            let _ = orphan_recv(far);
+                        }),
+                        builder().target(move || {
+                            let _ = orphan_notified(condition);
+                        }),
+                    ]
+                } else {
+                    vec![
+                        builder().entry(orphan_event, event),
+                        builder().entry(orphan_put, full),
+                        builder().entry(orphan_acquire, semaphore),
+                        builder().entry(orphan_recv, far),
+                        builder().entry(orphan_notified, condition),
+                    ]
+                };
+                for p in &mut started {
+                    p.start()?;
+                }
+                for p in &started {
+                    common::process::wait_state(p, "blocked in its wait", |s| {
+                        matches!(s, proclife::ProcessState::Blocked(_))
+                    })?;
+                }
+                children.extend(started);
+            }
+            let mut pids: Vec<i32> = children
+                .iter()
+                .map(|p| p.pid().ok().flatten().map_or(0, |p| p.as_raw()))
+                .collect();
+            pids.push(proclife::fork_server_pid().map_or(0, |p| p.as_raw()));
+            std::mem::forget(children);
+            Ok(pids)
+        };
+        match run() {
+            Ok(pids) => {
+                let bytes: Vec<u8> = pids.iter().flat_map(|p| p.to_le_bytes()).collect();
+                common::child::write_all(w, &bytes);
+                std::thread::sleep(Duration::from_secs(60));
+                std::process::exit(0)
+            }
+            Err(error) => {
+                eprintln!("t28 middle process: {error}");
+                std::process::exit(2)
+            }
+        }
+    });
+    middle.start()?;
+    drop(write);
+    let pids = match read_pids(
+        &read,
+        count + 1,
+        "t28: the middle process starting its blocked children",
+    ) {
+        Ok(pids) => pids,
+        Err(error) => {
+            middle.kill()?;
+            return Err(format!(
+                "{error} (the middle process ended with {})",
+                join_code(&middle)?
+            )
+            .into());
+        }
+    };
+    middle.kill()?;
+    ensure_eq!(join_code(&middle)?, -9);
+    let mut failures = Vec::new();
+    for (i, &pid) in pids[..count].iter().enumerate() {
+        let method = StartMethod::ALL[i / ORPHAN_WAITS.len()];
+        let (what, fork_code, reexec_code) = ORPHAN_WAITS[i % ORPHAN_WAITS.len()];
+        let want = if method == StartMethod::Fork {
+            fork_code
+        } else {
+            reexec_code
+        };
+        match common::child::reap_adopted(pid, false) {
+            Ok(code) if code == want => {}
+            Ok(code) => failures.push(format!(
+                "{method} child in {what} (pid {pid}): expected exit code {want} after its parent was killed, got {code}"
+            )),
+            Err(error) => failures.push(format!("{method} child in {what}: {error}")),
+        }
+    }
+    // The fork server of the killed process ends by itself; only its leftover matters.
+    if let Some(&server) = pids.last().filter(|&&pid| pid > 0) {
+        common::child::reap_adopted(server, false)?;
+    }
+    ensure!(failures.is_empty(), "{}", failures.join("; "));
     Ok(())
 }
 
@@ -970,6 +1151,10 @@ fn main() {
         (
             "children_blocked_on_a_killed_parent_end_t28",
             children_blocked_on_a_killed_parent_end_t28,
+        ),
+        (
+            "untimed_waits_end_when_the_parent_dies_t28",
+            untimed_waits_end_when_the_parent_dies_t28,
         ),
         (
             "shared_objects_reachable_only_by_this_user_t46_t47",

@@ -102,13 +102,23 @@ pub fn thread_count() -> usize {
 /// only), so names with these prefixes are another program's and are not counted.
 pub const FOREIGN_SHM_PREFIXES: &[&str] = &["sem.mp-", "psm_", "wnsm_"];
 
-/// The names in `/dev/shm`, without those of [`FOREIGN_SHM_PREFIXES`].
+/// Whether `name` is the temporary file glibc's `sem_open(O_CREAT)` makes from the
+/// template `sem.XXXXXX` and links to the semaphore's name a moment later: any program's
+/// named semaphore (CPython's `sem.mp-` ones included) passes through one.
+fn glibc_sem_temporary(name: &str) -> bool {
+    name.strip_prefix("sem.")
+        .is_some_and(|rest| rest.len() == 6 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The names in `/dev/shm`, without those of [`FOREIGN_SHM_PREFIXES`] and glibc's
+/// temporary semaphore files.
 pub fn dev_shm() -> BTreeSet<String> {
     std::fs::read_dir("/dev/shm")
         .map(|dir| {
             dir.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|name| !FOREIGN_SHM_PREFIXES.iter().any(|p| name.starts_with(p)))
+                .filter(|name| !glibc_sem_temporary(name))
                 .collect()
         })
         .unwrap_or_default()

@@ -203,11 +203,15 @@ fn render(notes: &str) -> String {
         };
         out.push_str(&format!("| {code} | {title} | {tests} | {result} |\n"));
     }
+    let missing = if untested.is_empty() {
+        String::new()
+    } else {
+        format!("; not tested: {}", untested.join(", "))
+    };
     out.push_str(&format!(
-        "\n{} of {} items are checked by a test; not tested: {}.\n\n{NOTES_MARKER}\n",
+        "\n{} of {} items are checked by a test{missing}.\n\n{NOTES_MARKER}\n",
         items(&reference).len() - untested.len(),
         items(&reference).len(),
-        untested.join(", ")
     ));
     out.push_str(notes);
     out

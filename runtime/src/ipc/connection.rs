@@ -36,6 +36,7 @@ use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os;
@@ -242,7 +243,9 @@ impl Connection {
     ///   `BrokenPipeError: [Errno 32] Broken pipe`);
     /// - [`Error::FrameTooLarge`] above [`Connection::max_frame`], before writing a byte
     ///   (CPython sends any length; decision 0013);
-    /// - [`Error::Encode`]; [`Error::Malformed`] when poisoned (no CPython counterpart).
+    /// - [`Error::Encode`]; [`Error::Malformed`] when poisoned (no CPython counterpart);
+    /// - [`Error::ParentDied`] when it waits in a child and the parent dies meanwhile
+    ///   (decision 0020; CPython waits forever).
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.usable(false)?;
         let payload = postcard::to_stdvec(value).map_err(Error::Encode)?;
@@ -341,7 +344,9 @@ impl Connection {
     /// - [`Error::InvalidArgument`] on the sending end of a one-way pipe (CPython:
     ///   `OSError: connection is write-only`);
     /// - [`Error::Malformed`]: end of file inside a frame (poisons), or already poisoned;
-    ///   [`Error::Os`].
+    ///   [`Error::Os`];
+    /// - [`Error::ParentDied`] when it waits in a child and the parent dies meanwhile
+    ///   (decision 0020; CPython waits forever).
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let fd = self.usable(true)?;
         let mut header = [0u8; HEADER_LEN];
@@ -393,7 +398,9 @@ impl Connection {
     ///
     /// [`Error::HandleClosed`] (CPython: `OSError: handle is closed`),
     /// [`Error::InvalidArgument`] on the sending end of a one-way pipe (CPython: `OSError:
-    /// connection is write-only`), [`Error::Malformed`] when poisoned, [`Error::Os`].
+    /// connection is write-only`), [`Error::Malformed`] when poisoned, [`Error::Os`];
+    /// [`Error::ParentDied`] when it waits without a timeout in a child and the parent dies
+    /// meanwhile (decision 0020; CPython waits forever).
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         let fd = self.usable(true)?;
         if ready(fd, PollFlags::POLLIN)? {
@@ -456,9 +463,10 @@ fn ready(fd: BorrowedFd<'_>, events: PollFlags) -> Result<bool> {
     os::poll::ready(fd, events, &Deadline::after(Some(Duration::ZERO)))
 }
 
-/// Polls `fd` until ready or `deadline` ([`os::poll::ready`]).
+/// Polls `fd` until ready or `deadline` ([`os::poll::ready`]); without a deadline in a
+/// child, until the parent dies ([`parent_watch::poll_ready`]).
 fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: &Deadline) -> Result<bool> {
-    os::poll::ready(fd, events, deadline)
+    parent_watch::poll_ready(fd, events, deadline)
 }
 
 #[cfg(test)]

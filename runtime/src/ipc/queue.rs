@@ -35,6 +35,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os::futex;
@@ -278,7 +279,7 @@ impl Ring {
         waiters.fetch_add(1, Ordering::SeqCst);
         let res = held.leave().and_then(|()| {
             let _blocked = blocked(on);
-            futex::wait(word, seq, deadline)
+            parent_watch::futex_wait(word, seq, deadline)
         });
         waiters.fetch_sub(1, Ordering::SeqCst);
         match res {
@@ -518,7 +519,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::FrameTooLarge`] when the item can never fit (CPython queues any size;
-    /// decision 0004); [`Error::Encode`].
+    /// decision 0004); [`Error::Encode`]; [`Error::ParentDied`] when this wait runs in a
+    /// child and outlives the parent (decision 0020; CPython waits forever).
     pub fn put(&self, item: &T) -> Result<()> {
         self.put_timeout(item, None)
     }
@@ -549,7 +551,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::Decode`] when the item is not a `T` (the item is consumed);
-    /// [`Error::Malformed`] when the shared data failed its checksum (it is dropped).
+    /// [`Error::Malformed`] when the shared data failed its checksum (it is dropped);
+    /// [`Error::ParentDied`] when this wait runs in a child and outlives the parent (decision
+    /// 0020; CPython waits forever).
     pub fn get(&self) -> Result<T> {
         self.get_timeout(None)
     }

@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os::futex;
@@ -167,7 +168,9 @@ impl Condition {
     ///
     /// [`Error::NotOwner`] when the caller does not hold the lock (CPython:
     /// `RuntimeError: cannot wait on un-acquired lock`); [`Error::OwnerDied`] when a holder
-    /// died while the caller slept (the caller holds the lock again).
+    /// died while the caller slept (the caller holds the lock again); [`Error::ParentDied`]
+    /// when the wait has no timeout, runs in a child and outlives the parent (decision 0020;
+    /// CPython waits forever), the lock held again too.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         let raw = self.raw();
         if !raw.held_by_caller() || raw.depth() == 0 {
@@ -208,7 +211,7 @@ impl Condition {
                 // Planted: a wait that timed out un-woken says it was woken.
                 return Ok(woken || crate::planted::active("condition-timeout-reports-woken"));
             }
-            if let Err(e) = futex::wait(self.word(), seq, deadline) {
+            if let Err(e) = parent_watch::futex_wait(self.word(), seq, deadline) {
                 self.update(|l| l.leave(epoch));
                 return Err(e);
             }

@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::Result;
 use crate::os::futex::{self, Wake};
@@ -81,7 +82,9 @@ impl Event {
     ///
     /// # Errors
     ///
-    /// [`Error::Os`] for an unexpected futex failure.
+    /// [`Error::Os`] for an unexpected futex failure; [`Error::ParentDied`] when this wait has
+    /// no timeout, runs in a child and outlives the parent (decision 0020; CPython waits
+    /// forever).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         if self.is_set() {
             return Ok(true);
@@ -92,7 +95,7 @@ impl Event {
         }
         let _blocked = blocked(BlockedOn::Event);
         loop {
-            let wake = futex::wait(self.flag(), 0, &deadline)?;
+            let wake = parent_watch::futex_wait(self.flag(), 0, &deadline)?;
             if self.is_set() {
                 return Ok(true);
             }

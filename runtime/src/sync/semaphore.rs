@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::children::parent_watch;
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
 use crate::os::futex::{self, Wake};
@@ -79,7 +80,7 @@ impl SemCore {
         let _blocked = blocked(BlockedOn::Semaphore);
         loop {
             self.sleepers().fetch_add(1, Ordering::SeqCst);
-            let wake = futex::wait(self.value(), 0, &deadline);
+            let wake = parent_watch::futex_wait(self.value(), 0, &deadline);
             self.sleepers().fetch_sub(1, Ordering::SeqCst);
             let wake = wake?;
             if self.try_take() {
@@ -146,7 +147,9 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::Os`] for an unexpected futex failure.
+    /// [`Error::Os`] for an unexpected futex failure; [`Error::ParentDied`] when this wait has
+    /// no timeout, runs in a child and outlives the parent (decision 0020; CPython waits
+    /// forever).
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
         self.core.acquire(timeout)
     }

@@ -1,0 +1,80 @@
+//! Waits without a timeout in a child whose parent died (catalogue item T28, decision 0020).
+//!
+//! In a process started by proclife, a futex or `poll` wait with no deadline sleeps in
+//! slices of [`PARENT_SLICE`] and, after each slice that ended with nothing to report, asks
+//! whether the parent still runs ([`ParentProcess::is_alive`]: the parent's pidfd in a
+//! re-executed child, `getppid()` in a forked one, so neither is fooled by a reused pid). Once
+//! the parent is gone the wait returns [`Error::ParentDied`] instead of sleeping on: nothing
+//! is left that the runtime knows will end it. A wait with a timeout, and every wait of the
+//! main process (which has no parent to watch), is the plain wait. CPython has no such rule:
+//! there the child waits forever.
+#![forbid(unsafe_code)]
+
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use nix::poll::PollFlags;
+
+use crate::children::current::{ParentProcess, parent_process};
+use crate::error::{Error, Result};
+use crate::os;
+use crate::os::futex::Wake;
+use crate::os::time::Deadline;
+
+/// How often an untimed wait in a child checks that its parent still runs: a parent's death
+/// ends such a wait within this much (and the time `/proc` takes to show it).
+pub(crate) const PARENT_SLICE: Duration = Duration::from_millis(250);
+
+/// The parent an untimed wait of a child watches; `None` for a wait with a deadline and in
+/// the main process.
+fn watched(deadline: &Deadline) -> Option<ParentProcess> {
+    if deadline.timespec().is_some() {
+        return None;
+    }
+    parent_process()
+}
+
+/// [`os::futex::wait`], which in a child without a deadline returns
+/// [`Error::ParentDied`] once the parent is gone.
+///
+/// # Errors
+///
+/// [`Error::ParentDied`]; otherwise as [`os::futex::wait`].
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: &Deadline) -> Result<Wake> {
+    let Some(parent) = watched(deadline) else {
+        return os::futex::wait(word, expected, deadline);
+    };
+    loop {
+        match os::futex::wait(word, expected, &Deadline::after(Some(PARENT_SLICE)))? {
+            Wake::TimedOut if !parent.is_alive() => return Err(Error::ParentDied),
+            Wake::TimedOut => {}
+            // A wake-up or a changed word: the caller re-checks its condition.
+            Wake::Retry => return Ok(Wake::Retry),
+        }
+    }
+}
+
+/// [`os::poll::ready`] on one fd, which in a child without a deadline returns
+/// [`Error::ParentDied`] once the parent is gone and `fd` is still not ready.
+///
+/// # Errors
+///
+/// [`Error::ParentDied`]; otherwise as [`os::poll::ready`].
+pub(crate) fn poll_ready(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: &Deadline,
+) -> Result<bool> {
+    let Some(parent) = watched(deadline) else {
+        return os::poll::ready(fd, events, deadline);
+    };
+    loop {
+        if os::poll::ready(fd, events, &Deadline::after(Some(PARENT_SLICE)))? {
+            return Ok(true);
+        }
+        if !parent.is_alive() {
+            return Err(Error::ParentDied);
+        }
+    }
+}
