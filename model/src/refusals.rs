@@ -319,6 +319,18 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "condition.wait.parent_died",
+        object: Object::Condition,
+        operation: "wait",
+        situation: "an untimed wait in a child whose parent was SIGKILLed",
+        cpython: CPython::Hangs,
+        error: "ParentDied",
+        deviation: Some(Deviation {
+            decision: "0020",
+            names: None,
+        }),
+    },
+    Refusal {
         id: "condition.wait.timeout_nan",
         object: Object::Condition,
         operation: "wait",
@@ -474,6 +486,18 @@ pub const REFUSALS: &[Refusal] = &[
         error: "Decode",
         deviation: Some(Deviation {
             decision: "0013",
+            names: None,
+        }),
+    },
+    Refusal {
+        id: "connection.recv.parent_died",
+        object: Object::Connection,
+        operation: "recv",
+        situation: "an untimed receive in a forked child whose parent was SIGKILLed (the child holds both ends)",
+        cpython: CPython::Hangs,
+        error: "ParentDied",
+        deviation: Some(Deviation {
+            decision: "0020",
             names: None,
         }),
     },
@@ -635,6 +659,18 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Raises(PyRaise::new("RuntimeError", "context has already been set")),
         error: "StartMethodAlreadySet",
         deviation: None,
+    },
+    Refusal {
+        id: "event.wait.parent_died",
+        object: Object::Event,
+        operation: "wait",
+        situation: "an untimed wait in a child whose parent was SIGKILLed",
+        cpython: CPython::Hangs,
+        error: "ParentDied",
+        deviation: Some(Deviation {
+            decision: "0020",
+            names: None,
+        }),
     },
     Refusal {
         id: "event.wait.timeout_nan",
@@ -1141,6 +1177,18 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "queue.get.parent_died",
+        object: Object::Queue,
+        operation: "get",
+        situation: "an untimed get of an empty queue in a child whose parent was SIGKILLed",
+        cpython: CPython::Hangs,
+        error: "ParentDied",
+        deviation: Some(Deviation {
+            decision: "0020",
+            names: None,
+        }),
+    },
+    Refusal {
         id: "queue.get.timeout_nan",
         object: Object::Queue,
         operation: "get",
@@ -1193,6 +1241,18 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Raises(PyRaise::new("queue.Full", "")),
         error: "Full",
         deviation: None,
+    },
+    Refusal {
+        id: "queue.put.parent_died",
+        object: Object::Queue,
+        operation: "put",
+        situation: "an untimed put into a full queue in a child whose parent was SIGKILLed",
+        cpython: CPython::Hangs,
+        error: "ParentDied",
+        deviation: Some(Deviation {
+            decision: "0020",
+            names: None,
+        }),
     },
     Refusal {
         id: "queue.put.timeout_nan",
@@ -1286,6 +1346,18 @@ pub const REFUSALS: &[Refusal] = &[
         )),
         error: "NotOwner",
         deviation: None,
+    },
+    Refusal {
+        id: "semaphore.acquire.parent_died",
+        object: Object::Semaphore,
+        operation: "acquire",
+        situation: "an untimed acquire at 0 in a child whose parent was SIGKILLed",
+        cpython: CPython::Hangs,
+        error: "ParentDied",
+        deviation: Some(Deviation {
+            decision: "0020",
+            names: None,
+        }),
     },
     Refusal {
         id: "semaphore.acquire.timeout_nan",

@@ -611,6 +611,79 @@ def _():
         p.join(CHILD_BOUND)
 
 
+def orphan_waiting(wait, conn, pids):
+    """The middle process: starts a non-daemon grandchild that runs `wait()` and reports what it
+    got on `conn`, tells its pid on `pids`, then sleeps until it is killed."""
+    grandchild = CTX.Process(target=lambda: conn.send(outcome_of(wait)))
+    grandchild.start()
+    pids.send(grandchild.pid)
+    time.sleep(3600)
+
+
+def orphaned_answer_or_hang(wait):
+    """Runs `wait()` (an untimed wait) in a grandchild whose parent is SIGKILLed meanwhile;
+    "hangs" when the grandchild reports nothing within HANG_PROBE after the kill. The grandchild
+    is killed at the end either way (it was told its pid by the middle process)."""
+    r, w = CTX.Pipe(duplex=False)
+    pids_r, pids_w = CTX.Pipe(duplex=False)
+    # Not the `Child` helper: a daemonic middle process may not have children.
+    middle = CTX.Process(target=orphan_waiting, args=(wait, w, pids_w))
+    middle.start()
+    w.close()
+    pids_w.close()
+    grandchild = None
+    try:
+        if not pids_r.poll(CHILD_BOUND):
+            raise RuntimeError("the middle process did not start its child in time")
+        grandchild = pids_r.recv()
+        # Joined only after the grandchild is gone: it inherited the write end of the
+        # middle process's sentinel pipe, so the sentinel shows the death only then.
+        middle.kill()
+        if r.poll(HANG_PROBE):
+            return Reported(r.recv())
+        return Reported({"hangs": f"no answer within {HANG_PROBE} s of the parent's death"})
+    finally:
+        middle.kill()
+        if grandchild is not None:
+            try:
+                os.kill(grandchild, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        middle.join(CHILD_BOUND)
+
+
+def full_queue():
+    q = CTX.Queue(1)
+    q.put(1)
+    # Let the feeder thread move the item into the pipe, so that `full()` is certain.
+    deadline = time.monotonic() + CHILD_BOUND
+    while not q.full() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return q
+
+
+ROWS["event.wait.parent_died"] = lambda: orphaned_answer_or_hang(CTX.Event().wait)
+ROWS["semaphore.acquire.parent_died"] = lambda: orphaned_answer_or_hang(CTX.Semaphore(0).acquire)
+ROWS["queue.get.parent_died"] = lambda: orphaned_answer_or_hang(CTX.Queue().get)
+ROWS["queue.put.parent_died"] = lambda: orphaned_answer_or_hang(lambda q=full_queue(): q.put(2))
+@row("connection.recv.parent_died")
+def _():
+    # Both ends stay open here, so the grandchild inherits both, as a forked child does.
+    mine, _peer = CTX.Pipe(duplex=True)
+    return orphaned_answer_or_hang(mine.recv)
+
+
+@row("condition.wait.parent_died")
+def _():
+    condition = CTX.Condition()
+
+    def wait():
+        with condition:
+            return condition.wait()
+
+    return orphaned_answer_or_hang(wait)
+
+
 @row("context.get_context.unknown_method")
 def _():
     return mp.get_context("bogus")

@@ -565,6 +565,55 @@ fn observed_in_child(
     got?.ok_or_else(|| "expected a refusal, the child's call returned".to_owned())
 }
 
+/// Runs `wait` (an untimed wait) in a non-daemon grandchild whose parent is SIGKILLed once
+/// the grandchild is started, and returns what the wait gave it. The grandchild is killed if
+/// it does not report within [`BOUND`].
+fn orphaned_wait(
+    site: Site,
+    wait: impl FnOnce() -> proclife::Result<()> + Send + 'static,
+) -> Result<Observed, String> {
+    let (mut reader, mut writer) = setup(pipe(false))?;
+    let (mut pids, mut pid_writer) = setup(pipe(false))?;
+    let mut middle = Process::builder()
+        .start_method(StartMethod::Fork)
+        .target(move || {
+            let mut grandchild =
+                Process::builder()
+                    .start_method(StartMethod::Fork)
+                    .target(move || {
+                        let observed = wait().err().map(|e| observe(&e, site));
+                        let _ = writer.send(&observed);
+                    });
+            if grandchild.start().is_ok() {
+                let pid = grandchild.pid().ok().flatten().map(proclife::Pid::as_raw);
+                let _ = pid_writer.send(&pid);
+                std::thread::sleep(BOUND);
+            }
+        });
+    setup(middle.start())?;
+    let grandchild = if setup(pids.poll(Some(BOUND)))? {
+        setup(pids.recv::<Option<i32>>())?
+    } else {
+        None
+    };
+    setup(middle.kill())?;
+    reap(&middle)?;
+    let grandchild = grandchild.ok_or("the middle process did not start its child")?;
+    let got = if setup(reader.poll(Some(BOUND)))? {
+        setup(reader.recv::<Option<Observed>>())
+    } else {
+        Err(format!(
+            "the orphaned child did not report within {BOUND:?} of its parent's death"
+        ))
+    };
+    // The grandchild is not ours to reap (it was reparented); it only has to be gone.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(grandchild),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    got?.ok_or_else(|| "expected a refusal, the wait returned".to_owned())
+}
+
 /// `call` on a running process's handle, from another process (a fork child).
 fn from_another_process(
     site: Site,
@@ -597,6 +646,37 @@ fn drive_in_child(id: &str, site: Site) -> Option<Result<Observed, String>> {
                 },
                 || until_waiting(&barrier, 1).and_then(|()| setup(barrier.reset())),
             )
+        })(),
+        "event.wait.parent_died" => (|| {
+            let event = setup(Event::new())?;
+            orphaned_wait(site, move || event.wait(None).map(drop))
+        })(),
+        "semaphore.acquire.parent_died" => (|| {
+            let semaphore = setup(Semaphore::new(0))?;
+            orphaned_wait(site, move || semaphore.acquire(None).map(drop))
+        })(),
+        "condition.wait.parent_died" => (|| {
+            let cond = setup(Condition::new())?;
+            orphaned_wait(site, move || {
+                cond.acquire(None)?;
+                cond.wait(None).map(drop)
+            })
+        })(),
+        "queue.get.parent_died" => (|| {
+            let queue = setup(Queue::<u8>::with_capacity(0, RING))?;
+            orphaned_wait(site, move || queue.get().map(drop))
+        })(),
+        "queue.put.parent_died" => (|| {
+            let queue = setup(Queue::<u8>::with_capacity(1, RING))?;
+            setup(queue.put(&1))?;
+            orphaned_wait(site, move || queue.put(&2))
+        })(),
+        "connection.recv.parent_died" => (|| {
+            // Both ends stay open here, so the grandchild inherits both (decision 0006).
+            let (mut mine, peer) = setup(pipe(true))?;
+            let got = orphaned_wait(site, move || mine.recv::<u8>().map(drop));
+            drop(peer);
+            got
         })(),
         "process.join.not_child" => from_another_process(site, |p| p.join().map(|()| true)),
         "process.is_alive.not_child" => from_another_process(site, Process::is_alive),
