@@ -357,8 +357,13 @@ impl StatusSlot {
     /// Makes this slot the current process's slot. Called once, in the child, right after
     /// it was created and before the target runs.
     pub(crate) fn install_current(&self) {
+        self.install_current_as(crate::os::process::getpid());
+    }
+
+    /// [`install_current`](Self::install_current) for a caller that knows its pid `me`.
+    pub(crate) fn install_current_as(&self, me: i32) {
         self.word().store(0, Ordering::Release);
-        CURRENT_PID.store(crate::os::process::getpid(), Ordering::Release);
+        CURRENT_PID.store(me, Ordering::Release);
         CURRENT.store(self.word.as_ptr(), Ordering::Release);
     }
 }

@@ -81,7 +81,9 @@ fn child_main(
 ) -> i32 {
     // First of all, so that it runs after every handler the child registers and before
     // every inherited one. Without it (ENOMEM) the child still ends as the handler would.
-    if let Err(error) = super::exit::arm() {
+    // Its own pid, asked once: for the exit handler, the status slot and `end`.
+    let me = os::process::getpid();
+    if let Err(error) = super::exit::arm(me) {
         eprintln!("proclife: {error}");
     }
     let code = catch_unwind(AssertUnwindSafe(|| {
@@ -104,7 +106,7 @@ fn child_main(
                 return 1;
             }
         }
-        slot.install_current();
+        slot.install_current_as(me);
         let code = run_target(|| target.call(), spec.name);
         if spec.join_threads
             && let Err(error) = super::exit::join_threads()
@@ -118,7 +120,7 @@ fn child_main(
     }))
     .unwrap_or(1);
     // The exit policy, the flush and `_exit` run in the handler, after the child's own.
-    super::exit::end(code)
+    super::exit::end(code, me)
 }
 
 /// Runs the target under `catch_unwind` and maps the outcome to an exit code: 0 for a
