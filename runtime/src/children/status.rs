@@ -356,6 +356,7 @@ impl StatusSlot {
 
     /// Makes this slot the current process's slot. Called once, in the child, right after
     /// it was created and before the target runs.
+    #[cfg(test)]
     pub(crate) fn install_current(&self) {
         self.install_current_as(crate::os::process::getpid());
     }
