@@ -581,7 +581,6 @@ fn the_stack_check_resolves_paths_as_rustc_does() {
 /// (decision record 0009). The list only shrinks: a file that no longer needs its
 /// `allow(unsafe_code)` fails the check below until it is removed from here.
 const UNSAFE_OUTSIDE_OS: &[&str] = &[
-    "children/status.rs",
     "process.rs",
     "start/bootstrap/hook.rs",
     "start/entry.rs",

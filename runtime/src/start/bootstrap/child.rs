@@ -107,9 +107,8 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
             boot.name
         );
     }
-    // The slot must outlive every blocking call of the target; the process ends next,
-    // through `exit()`: the child's own handlers, then the exit policy and `_exit`.
-    std::mem::forget(slot);
+    // The process ends next, through `exit()`: the child's own handlers, then the exit
+    // policy and `_exit` (the installed slot stays current until then).
     crate::start::exit::end(code, me)
 }
 
