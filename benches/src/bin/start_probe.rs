@@ -21,8 +21,7 @@ use proclife_benches::runtime::{fork_start_join, method_start_join};
 fn main() {
     exit_if_reexec_child();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(method), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<u32>()))
-    else {
+    let (Some(method), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<u32>())) else {
         eprintln!("usage: start_probe fork|forkserver|spawn|raw-fork|raw-clone3 N");
         std::process::exit(2);
     };
