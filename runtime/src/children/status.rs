@@ -30,12 +30,14 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::children::wait::KernelWait;
 use crate::error::Result;
+use crate::os;
 use crate::os::layout::StatusHeader;
 use crate::os::shm::Segment;
-use crate::os::slot::{CurrentWord, OwnPage, PER_PAGE, PoolPage};
+use crate::os::slot::{Cell, CurrentWord, OwnPage, PER_PAGE, PoolPage};
 
 const _: () = assert!(PER_PAGE == u64::BITS as usize);
 
@@ -167,12 +169,13 @@ fn take_cell() -> Result<Option<StatusSlot>> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    let word = &page.cells[index].word;
-                    // A recycled cell may hold what a dead child was blocked on.
-                    word.store(0, Ordering::Release);
+                    let cell = &page.cells[index];
+                    // A recycled cell may hold what a dead child left in it.
+                    cell.word.store(0, Ordering::Release);
+                    cell.handoff.store(PIDFD_PENDING, Ordering::Release);
                     return Ok(Some(StatusSlot {
                         backing: Backing::Pooled(PoolCell {
-                            word,
+                            cell,
                             page: p,
                             index,
                             owner,
@@ -199,7 +202,7 @@ pub(crate) struct StatusSlot {
 /// Cell `index` of pool page `page`, taken by process `owner`; freed on drop if `recycle`.
 #[derive(Debug)]
 struct PoolCell {
-    word: &'static AtomicU32,
+    cell: &'static Cell,
     page: usize,
     index: usize,
     owner: i32,
@@ -278,9 +281,29 @@ impl StatusSlot {
 
     fn word(&self) -> &AtomicU32 {
         match &self.backing {
-            Backing::Pooled(cell) => cell.word,
-            Backing::Mapped(page) => page.word(),
+            Backing::Pooled(pooled) => &pooled.cell.word,
+            Backing::Mapped(page) => &page.cell().word,
             Backing::Shared(segment) => &segment.header().word,
+        }
+    }
+
+    /// The pidfd handoff word of a forked child's slot.
+    fn handoff(&self) -> Option<&AtomicU32> {
+        match &self.backing {
+            Backing::Pooled(pooled) => Some(&pooled.cell.handoff),
+            Backing::Mapped(page) => Some(&page.cell().handoff),
+            Backing::Shared(_) => None,
+        }
+    }
+
+    /// Tells the child this slot was made for that its parent holds its pidfd now, so it
+    /// may exit ([`wait_for_pidfd_handoff`]): one store, and a `futex` wake only when the
+    /// child already waits.
+    pub(crate) fn pidfd_held(&self) {
+        if let Some(handoff) = self.handoff()
+            && handoff.swap(PIDFD_HELD, Ordering::AcqRel) == CHILD_WAITS
+        {
+            os::futex::wake(handoff, 1);
         }
     }
 
@@ -295,15 +318,28 @@ impl StatusSlot {
     ///
     /// The slot's memory is kept until the process ends: a pool cell is already (its page
     /// is never unmapped); a page of its own or a segment is leaked, one page in a child.
-    pub(crate) fn install_current_as(self, me: i32) -> Installed {
-        let word: &'static AtomicU32 = match self.backing {
+    ///
+    /// A forked child's slot also carries the pidfd handoff from its parent `parent`, which
+    /// [`wait_for_pidfd_handoff`] waits for.
+    pub(crate) fn install_current_as(self, me: i32, parent: i32) -> Installed {
+        let (word, handoff): (&'static AtomicU32, Option<&'static AtomicU32>) = match self.backing {
             // Dropping the cell's record leaves the cell taken (not recycled).
-            Backing::Pooled(cell) => cell.word,
-            Backing::Mapped(page) => Box::leak(Box::new(page)).word(),
-            Backing::Shared(segment) => &Box::leak(Box::new(segment)).header().word,
+            Backing::Pooled(pooled) => (&pooled.cell.word, Some(&pooled.cell.handoff)),
+            Backing::Mapped(page) => {
+                let cell = Box::leak(Box::new(page)).cell();
+                (&cell.word, Some(&cell.handoff))
+            }
+            Backing::Shared(segment) => (&Box::leak(Box::new(segment)).header().word, None),
         };
         word.store(0, Ordering::Release);
         CURRENT.install(word, me);
+        match handoff {
+            Some(handoff) => {
+                HANDOFF_PARENT.store(parent, Ordering::Release);
+                HANDOFF.install(handoff, me);
+            }
+            None => HANDOFF.clear(),
+        }
         Installed(word)
     }
 }
@@ -323,6 +359,54 @@ impl Installed {
 /// Stops writing to the current slot: the calling process counts as running from now on.
 pub(crate) fn uninstall_current() {
     CURRENT.clear();
+}
+
+/// The handoff word's values: the parent does not hold the child's pidfd yet, it does, the
+/// child waits for it.
+const PIDFD_PENDING: u32 = 0;
+const PIDFD_HELD: u32 = 1;
+const CHILD_WAITS: u32 = 2;
+
+/// The pidfd handoff word of the calling process, a forked child, and its parent's pid.
+static HANDOFF: CurrentWord = CurrentWord::none();
+static HANDOFF_PARENT: AtomicI32 = AtomicI32::new(0);
+
+/// How often a child waiting for the handoff checks that its parent is still alive.
+const HANDOFF_RECHECK: Duration = Duration::from_millis(10);
+
+/// Waits, in a forked child about to end, until its parent holds its pidfd.
+///
+/// The parent opens the pidfd right after `fork()` returns. A child that ended before that
+/// and whose parent ignores `SIGCHLD` (or set `SA_NOCLDWAIT`) would be reaped by the kernel
+/// at once, and the parent's `pidfd_open` would fail with `ESRCH` although the target ran
+/// (fault catalogue T12). In the common case the parent has long set the word and this is
+/// one load; otherwise the child sleeps on the word until the parent sets it, or stops
+/// waiting when its parent has died (it is then nobody's to watch). A child that dies by a
+/// signal never gets here.
+pub(crate) fn wait_for_pidfd_handoff() {
+    let Some(handoff) = HANDOFF.installed() else {
+        return;
+    };
+    if handoff.load(Ordering::Acquire) == PIDFD_HELD
+        || handoff
+            .compare_exchange(
+                PIDFD_PENDING,
+                CHILD_WAITS,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err_and(|now| now == PIDFD_HELD)
+    {
+        return;
+    }
+    let parent = HANDOFF_PARENT.load(Ordering::Acquire);
+    while handoff.load(Ordering::Acquire) != PIDFD_HELD && nix::unistd::getppid().as_raw() == parent
+    {
+        let deadline = os::time::Deadline::after(Some(HANDOFF_RECHECK));
+        if os::futex::wait(handoff, CHILD_WAITS, &deadline).is_err() {
+            return;
+        }
+    }
 }
 
 impl Drop for PoolCell {
@@ -394,7 +478,8 @@ mod tests {
     fn guard_writes_and_restores() {
         let slot = StatusSlot::new().expect("mmap");
         assert_eq!(slot.blocked_on(), None);
-        let slot = slot.install_current_as(crate::os::process::getpid());
+        let me = crate::os::process::getpid();
+        let slot = slot.install_current_as(me, me);
         {
             let _outer = blocked(BlockedOn::Condition);
             assert_eq!(slot.blocked_on(), Some(BlockedOn::Condition));

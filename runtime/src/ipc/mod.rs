@@ -61,7 +61,7 @@ mod tests {
     fn checks() {
         let slot = StatusSlot::new()
             .expect("slot")
-            .install_current_as(crate::os::process::getpid());
+            .install_current_as(crate::os::process::getpid(), 0);
 
         let lock = Lock::new().expect("lock");
         assert!(lock.acquire(None).expect("acquire"));

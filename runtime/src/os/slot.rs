@@ -5,7 +5,8 @@
 //! - [`SlotPage`]: a page cut into [`PER_PAGE`] cells of one cache line, each holding one
 //!   word. A pool page lives in a [`PoolPage`], which maps it once and never unmaps it, so
 //!   its cells are `&'static`; [`OwnPage`] is a page of its own, unmapped on drop.
-//! - [`CurrentWord`]: the word the calling process writes while it waits, with the pid that
+//! - [`CurrentWord`]: a word the calling process keeps for the rest of its life (the one it
+//!   writes while it waits, the one its parent's pidfd handoff is on), with the pid that
 //!   installed it. It holds only `&'static` words, so reading it never dangles.
 //!
 //! # Safety
@@ -34,12 +35,15 @@ pub(crate) const CELL: usize = 64;
 /// Cells per page.
 pub(crate) const PER_PAGE: usize = PAGE_LEN / CELL;
 
-/// One cell: a status word on a cache line of its own.
+/// One cell: the words of one forked child, on a cache line of their own.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub(crate) struct Cell {
     /// The status word: 0 while the process runs, a reason's code while it waits.
     pub(crate) word: AtomicU32,
+    /// The pidfd handoff: whether the parent holds the child's pidfd yet
+    /// (`children::status::wait_for_pidfd_handoff`).
+    pub(crate) handoff: AtomicU32,
 }
 
 /// A page of cells.
@@ -157,10 +161,10 @@ impl OwnPage {
         map_page().map(OwnPage)
     }
 
-    /// The page's first word.
-    pub(crate) fn word(&self) -> &AtomicU32 {
+    /// The page's first cell.
+    pub(crate) fn cell(&self) -> &Cell {
         // SAFETY: the page stays mapped while `self` lives (see the module's `# Safety`).
-        &unsafe { self.0.as_ref() }.cells[0].word
+        &unsafe { self.0.as_ref() }.cells[0]
     }
 }
 
@@ -196,6 +200,13 @@ impl CurrentWord {
     /// Installs no word.
     pub(crate) fn clear(&self) {
         self.word.store(std::ptr::null_mut(), Ordering::Release);
+    }
+
+    /// The installed word, whichever process installed it.
+    pub(crate) fn installed(&self) -> Option<&'static AtomicU32> {
+        let word = self.word.load(Ordering::Acquire);
+        // SAFETY: only `install` stores a non-null pointer, made from a `&'static`.
+        unsafe { word.as_ref() }
     }
 
     /// The installed word, if the process `me` installed it (a process forked from it

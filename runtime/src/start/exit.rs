@@ -72,6 +72,8 @@ extern "C" fn child_exit(status: c_int, _arg: *mut c_void) {
 fn finish(status: c_int) -> ! {
     // A panic must not unwind into glibc's `exit`.
     let _ = std::panic::catch_unwind(registry::shutdown_children);
+    // A forked child is not reaped before its parent holds its pidfd (T12).
+    crate::children::status::wait_for_pidfd_handoff();
     // Flushes Rust's streams and C stdio, then `_exit`: nothing registered before the
     // handler may run.
     os::fork::exit_now(status)

@@ -63,6 +63,8 @@ impl Launcher for ForkLauncher {
                 return Err(error);
             }
         };
+        // The child may end now: its exit waits for this if it comes first.
+        slot.pidfd_held();
         let pid = Pid::from_nix(child).ok_or(Error::os("fork", Errno::EINVAL))?;
         let record = Arc::new(Child::new(pid, parent.as_raw(), spec.daemon, pidfd, slot));
         table.add(Arc::clone(&record));
@@ -106,7 +108,7 @@ fn child_main(
                 return 1;
             }
         }
-        slot.install_current_as(me);
+        slot.install_current_as(me, parent.as_raw());
         let code = run_target(|| target.call(), spec.name);
         if spec.join_threads
             && let Err(error) = super::exit::join_threads()

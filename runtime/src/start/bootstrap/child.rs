@@ -97,7 +97,7 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
         return 1;
     }
     crate::children::current::set_parent_pidfd(parent_pidfd);
-    slot.install_current_as(me);
+    slot.install_current_as(me, boot.parent);
     let code = crate::start::fork::run_target(call, &boot.name);
     if boot.join_threads
         && let Err(error) = crate::start::exit::join_threads()
