@@ -125,7 +125,7 @@ fn test_names(source: &str) -> BTreeSet<String> {
     }
     let lines: Vec<&str> = source.lines().collect();
     for pair in lines.windows(2) {
-        if pair[0].trim() == "#[test]"
+        if matches!(pair[0].trim(), "#[test]" | "#[proclife::test]")
             && let Some(name) = pair[1].trim().strip_prefix("fn ")
             && let Some(name) = name.split('(').next()
         {
@@ -246,11 +246,11 @@ fn faults_page_lists_every_catalogue_item_with_its_tests() {
 
 #[test]
 fn test_names_and_codes_are_read_as_documented() {
-    let source = "fn main() {\n    run(vec![\n        (\"a_t03\", a_t03),\n        (\n            \"long_name_t16_t18\",\n            long_name_t16_t18,\n        ),\n    ]);\n}\nfn a_t03() {}\nfn long_name_t16_t18() {}\n#[test]\nfn plain_t44() {}\nfn helper() { let s = \"helper\"; }\n";
+    let source = "fn main() {\n    run(vec![\n        (\"a_t03\", a_t03),\n        (\n            \"long_name_t16_t18\",\n            long_name_t16_t18,\n        ),\n    ]);\n}\nfn a_t03() {}\nfn long_name_t16_t18() {}\n#[test]\nfn plain_t44() {}\n#[proclife::test]\nfn own_process_t12() {}\nfn helper() { let s = \"helper\"; }\n";
     let names = test_names(source);
     assert_eq!(
         names.into_iter().collect::<Vec<_>>(),
-        ["a_t03", "long_name_t16_t18", "plain_t44"]
+        ["a_t03", "long_name_t16_t18", "own_process_t12", "plain_t44"]
     );
     assert_eq!(codes_in("long_name_t16_t18"), ["T16", "T18"]);
     assert_eq!(codes_in("t41_thousand_children_at_1024_fds"), ["T41"]);

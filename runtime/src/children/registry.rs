@@ -290,11 +290,9 @@ pub(crate) fn sweep() -> Result<()> {
             .map(|fd| fd.any().unwrap_or(false) || fd.revents().is_none())
             .collect()
     };
-    let mut index = 0;
     let mut orphans = 0;
-    table.children.retain(|c| {
-        let exited = ready.get(index).copied().unwrap_or(true);
-        index += 1;
+    // A child without a poll result is polled by itself.
+    os::poll::retain_by_ready(&mut table.children, &ready, true, |c, exited| {
         let keep = !exited || matches!(c.poll(), Ok(None));
         orphans += usize::from(!keep && Arc::strong_count(c) == 1);
         keep

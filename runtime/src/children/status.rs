@@ -7,9 +7,10 @@
 //! The parent reads the slot to report [`BlockedOn`] from `Process::state()`.
 //! In a process that has no installed slot (the main program) [`blocked`] does nothing.
 //!
-//! # Safety
+//! # Memory
 //!
-//! A slot is an `AtomicU32`, in one of three kinds of `MAP_SHARED` memory:
+//! A slot is an `AtomicU32`, in one of three kinds of `MAP_SHARED` memory (the mappings and
+//! their soundness are in [`crate::os::slot`] and [`crate::os::shm`]):
 //! - for a forked child, a 64-byte cell of a pool page: anonymous pages, mapped once and
 //!   never unmapped, each cut into 64 cells, with one bitmap word per page saying which are
 //!   taken. A cell is recycled when its [`StatusSlot`] drops after the child was reaped, so
@@ -20,26 +21,25 @@
 //!   inherited it through a fork it did not make with the runtime never writes to it, so a
 //!   recycled cell is written only by the child it was handed to;
 //! - when the pool is full, a page of its own, unmapped on drop;
-//! - for a re-executed child, a sealed memfd segment (whose size is checked).
+//! - for a re-executed child, a sealed memfd segment laid out as `os::layout::StatusHeader`.
 //!
-//! The pointer installed by [`StatusSlot::install_current`] is used only in a child, whose
-//! copy of the slot is never dropped: the child path ends in `_exit`.
-#![allow(unsafe_code)]
-
-use std::num::NonZeroUsize;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
-
-use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
+//! [`StatusSlot::install_current_as`] consumes the slot and keeps its memory for the rest of
+//! the process's life, so the current slot never dangles.
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-
-const _: () = assert!(PER_PAGE == u64::BITS as usize);
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::children::wait::KernelWait;
-use crate::error::{Error, Result};
-use crate::os::shm::SharedMemory;
+use crate::error::Result;
+use crate::os;
+use crate::os::layout::StatusHeader;
+use crate::os::shm::Segment;
+use crate::os::slot::{Cell, CurrentWord, OwnPage, PER_PAGE, PoolPage};
+
+const _: () = assert!(PER_PAGE == u64::BITS as usize);
 
 /// What a running process is waiting for.
 ///
@@ -104,24 +104,14 @@ impl BlockedOn {
     }
 }
 
-const SLOT_LEN: NonZeroUsize = match NonZeroUsize::new(4096) {
-    Some(n) => n,
-    None => panic!("the slot length is not zero"),
-};
-
-/// Bytes between two pooled slots: a cache line each, so that children blocking at the
-/// same time do not write to the same line.
-const CELL: usize = 64;
-/// Slots per pool page (one bit each in the page's `used` word).
-const PER_PAGE: usize = SLOT_LEN.get() / CELL;
 /// Pool pages: up to 16 384 forked children alive at once share them; beyond that each
 /// child gets a page of its own.
 const MAX_PAGES: usize = 256;
 
 /// The pool of slots for forked children (see the module's documentation).
 struct Pool {
-    /// Page addresses; null until a page is mapped. Pages are never unmapped.
-    pages: [AtomicPtr<u8>; MAX_PAGES],
+    /// The pages, mapped in order (the mapped ones are a prefix); never unmapped.
+    pages: [PoolPage; MAX_PAGES],
     /// Bit `i` of `used[p]`: cell `i` of page `p` is taken.
     used: [AtomicU64; MAX_PAGES],
     /// The pid of the process whose pool this is; another pid means it was inherited
@@ -130,7 +120,7 @@ struct Pool {
 }
 
 static POOL: Pool = Pool {
-    pages: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_PAGES],
+    pages: [const { PoolPage::empty() }; MAX_PAGES],
     used: [const { AtomicU64::new(0) }; MAX_PAGES],
     owner: AtomicI32::new(0),
 };
@@ -152,32 +142,14 @@ fn adopt_pool(pid: i32) {
     if POOL.owner.load(Ordering::Acquire) == pid {
         return;
     }
-    // Pages are mapped in order, so the mapped ones are a prefix.
     for (page, used) in POOL.pages.iter().zip(&POOL.used) {
-        if page.load(Ordering::Acquire).is_null() {
+        if page.get().is_none() {
             break;
         }
-        page.store(std::ptr::null_mut(), Ordering::Release);
+        page.forget();
         used.store(0, Ordering::Release);
     }
     POOL.owner.store(pid, Ordering::Release);
-}
-
-/// Maps one zero-filled shared page.
-fn map_page() -> Result<NonNull<u8>> {
-    // SAFETY: an anonymous mapping at an address the kernel picks aliases no Rust object;
-    // the kernel zero-fills it, which is a valid `AtomicU32` with value 0 ("running") at
-    // every cell.
-    let ptr = unsafe {
-        mmap_anonymous(
-            None,
-            SLOT_LEN,
-            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-            MapFlags::MAP_SHARED,
-        )
-    }
-    .map_err(|errno| Error::os("mmap", errno))?;
-    Ok(ptr.cast::<u8>())
 }
 
 /// Takes a free cell of the pool, mapping a page when every mapped one is full; `None`
@@ -185,25 +157,8 @@ fn map_page() -> Result<NonNull<u8>> {
 fn take_cell() -> Result<Option<StatusSlot>> {
     let owner = crate::os::process::getpid();
     adopt_pool(owner);
-    for (p, (page_ptr, used)) in POOL.pages.iter().zip(&POOL.used).enumerate() {
-        let mut page = page_ptr.load(Ordering::Acquire);
-        if page.is_null() {
-            let fresh = map_page()?;
-            match page_ptr.compare_exchange(
-                std::ptr::null_mut(),
-                fresh.as_ptr(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => page = fresh.as_ptr(),
-                Err(other) => {
-                    // SAFETY: `fresh` was mapped just above with this length and is not
-                    // shared with anyone: another thread published its page first.
-                    let _ = unsafe { munmap(fresh.cast(), SLOT_LEN.get()) };
-                    page = other;
-                }
-            }
-        }
+    for (p, (place, used)) in POOL.pages.iter().zip(&POOL.used).enumerate() {
+        let page = place.get_or_map()?;
         let mut taken = used.load(Ordering::Acquire);
         while taken != u64::MAX {
             let index = (!taken).trailing_zeros() as usize;
@@ -214,23 +169,19 @@ fn take_cell() -> Result<Option<StatusSlot>> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    // SAFETY: `index < PER_PAGE`, so the cell lies inside the mapped page;
-                    // cells are `CELL`-aligned in a page-aligned mapping.
-                    let cell = unsafe { page.add(index * CELL) };
-                    let word = NonNull::new(cell.cast::<AtomicU32>())
-                        .ok_or(Error::Malformed("status slot mapped at null"))?;
-                    let slot = StatusSlot {
-                        word,
-                        backing: Backing::Pooled {
+                    let cell = &page.cells[index];
+                    // A recycled cell may hold what a dead child left in it.
+                    cell.word.store(0, Ordering::Release);
+                    cell.handoff.store(PIDFD_PENDING, Ordering::Release);
+                    return Ok(Some(StatusSlot {
+                        backing: Backing::Pooled(PoolCell {
+                            cell,
                             page: p,
                             index,
                             owner,
-                        },
-                        recycle: AtomicBool::new(false),
-                    };
-                    // A recycled cell may hold what a dead child was blocked on.
-                    slot.word().store(0, Ordering::Release);
-                    return Ok(Some(slot));
+                            recycle: AtomicBool::new(false),
+                        }),
+                    }));
                 }
                 Err(now) => taken = now,
             }
@@ -239,18 +190,23 @@ fn take_cell() -> Result<Option<StatusSlot>> {
     Ok(None)
 }
 
-/// The slot a child process writes while it is blocked; `null` in a process without one.
-static CURRENT: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
-/// The pid of the process that installed [`CURRENT`]: a process forked from it without the
-/// runtime inherits the pointer but must not write through it.
-static CURRENT_PID: AtomicI32 = AtomicI32::new(0);
+/// The slot the calling process writes while it is blocked (none in the main program).
+static CURRENT: CurrentWord = CurrentWord::none();
 
 /// A shared word, readable by the parent, written by the child it was made for.
 #[derive(Debug)]
 pub(crate) struct StatusSlot {
-    word: NonNull<AtomicU32>,
     backing: Backing,
-    /// For a pooled cell: whether `drop` may hand it to another child. Set by
+}
+
+/// Cell `index` of pool page `page`, taken by process `owner`; freed on drop if `recycle`.
+#[derive(Debug)]
+struct PoolCell {
+    cell: &'static Cell,
+    page: usize,
+    index: usize,
+    owner: i32,
+    /// Whether `drop` may hand the cell to another child. Set by
     /// [`StatusSlot::recycle_on_drop`] once the child is known to be dead; a slot dropped
     /// while its child may still run is left taken, so that the child never writes into
     /// another child's slot.
@@ -260,23 +216,13 @@ pub(crate) struct StatusSlot {
 /// The memory behind a slot.
 #[derive(Debug)]
 enum Backing {
-    /// Cell `index` of pool page `page`, taken by process `owner`.
-    Pooled {
-        page: usize,
-        index: usize,
-        owner: i32,
-    },
-    /// A page of its own (inherited through fork), which `drop` unmaps.
-    Mapped,
+    /// A cell of the pool.
+    Pooled(PoolCell),
+    /// A page of its own (when the pool is full), unmapped on drop.
+    Mapped(OwnPage),
     /// A memfd segment, for a slot handed to a re-executed child by fd.
-    Shared(SharedMemory),
+    Shared(Segment<StatusHeader>),
 }
-
-// SAFETY: the slot is an `AtomicU32` in memory owned by this value; atomics may be shared
-// and sent between threads, and the mapping lives until `drop`.
-unsafe impl Send for StatusSlot {}
-// SAFETY: all access to the word goes through atomic operations.
-unsafe impl Sync for StatusSlot {}
 
 impl StatusSlot {
     /// A slot for a forked child, set to "running": a cell of the pool, or a page of its own
@@ -290,16 +236,16 @@ impl StatusSlot {
             return Ok(slot);
         }
         Ok(StatusSlot {
-            word: map_page()?.cast::<AtomicU32>(),
-            backing: Backing::Mapped,
-            recycle: AtomicBool::new(false),
+            backing: Backing::Mapped(OwnPage::map()?),
         })
     }
 
     /// Lets `drop` hand a pooled cell to another child: to be called once the child this
     /// slot was made for is dead (reaped, or its status collected).
     pub(crate) fn recycle_on_drop(&self) {
-        self.recycle.store(true, Ordering::Release);
+        if let Backing::Pooled(cell) = &self.backing {
+            cell.recycle.store(true, Ordering::Release);
+        }
     }
 
     /// A slot in a sealed memfd segment, so that it can be passed by fd to a re-executed
@@ -307,46 +253,58 @@ impl StatusSlot {
     ///
     /// # Errors
     ///
-    /// As [`SharedMemory::new`].
+    /// As [`crate::os::shm::SharedMemory::new`].
     pub(crate) fn new_shared() -> Result<StatusSlot> {
-        Self::over(SharedMemory::new(SLOT_LEN.get())?)
+        Ok(StatusSlot {
+            backing: Backing::Shared(Segment::new(0, |_, _| Ok(()))?),
+        })
     }
 
     /// Maps a slot received by fd.
     ///
     /// # Errors
     ///
-    /// [`Error::Malformed`] when the fd is not a sealed segment of a slot's size.
+    /// [`crate::Error::Malformed`] when the fd is not a sealed segment that holds a slot.
     pub(crate) fn from_fd(fd: OwnedFd) -> Result<StatusSlot> {
-        let shm = SharedMemory::from_fd(fd)?;
-        if shm.len() != SLOT_LEN.get() {
-            return Err(Error::Malformed("status slot segment has the wrong size"));
-        }
-        Self::over(shm)
-    }
-
-    fn over(shm: SharedMemory) -> Result<StatusSlot> {
-        let word = NonNull::new(shm.as_ptr().cast::<AtomicU32>())
-            .ok_or(Error::Malformed("status slot mapped at null"))?;
         Ok(StatusSlot {
-            word,
-            backing: Backing::Shared(shm),
-            recycle: AtomicBool::new(false),
+            backing: Backing::Shared(Segment::from_fd(fd)?),
         })
     }
 
     /// The fd of a slot made by [`StatusSlot::new_shared`].
     pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.backing {
-            Backing::Shared(shm) => Some(shm.as_fd()),
-            Backing::Pooled { .. } | Backing::Mapped => None,
+            Backing::Shared(segment) => Some(segment.as_fd()),
+            Backing::Pooled(_) | Backing::Mapped(_) => None,
         }
     }
 
     fn word(&self) -> &AtomicU32 {
-        // SAFETY: `word` points at an aligned `AtomicU32` in a live mapping: a pool page
-        // (never unmapped) or a mapping owned by `self`.
-        unsafe { self.word.as_ref() }
+        match &self.backing {
+            Backing::Pooled(pooled) => &pooled.cell.word,
+            Backing::Mapped(page) => &page.cell().word,
+            Backing::Shared(segment) => &segment.header().word,
+        }
+    }
+
+    /// The pidfd handoff word of a forked child's slot.
+    fn handoff(&self) -> Option<&AtomicU32> {
+        match &self.backing {
+            Backing::Pooled(pooled) => Some(&pooled.cell.handoff),
+            Backing::Mapped(page) => Some(&page.cell().handoff),
+            Backing::Shared(_) => None,
+        }
+    }
+
+    /// Tells the child this slot was made for that its parent holds its pidfd now, so it
+    /// may exit ([`wait_for_pidfd_handoff`]): one store, and a `futex` wake only when the
+    /// child already waits.
+    pub(crate) fn pidfd_held(&self) {
+        if let Some(handoff) = self.handoff()
+            && handoff.swap(PIDFD_HELD, Ordering::AcqRel) == CHILD_WAITS
+        {
+            os::futex::wake(handoff, 1);
+        }
     }
 
     /// What the child says it is blocked on, or `None` while it runs.
@@ -354,42 +312,112 @@ impl StatusSlot {
         BlockedOn::from_code(self.word().load(Ordering::Acquire))
     }
 
-    /// Makes this slot the current process's slot. Called once, in the child, right after
-    /// it was created and before the target runs.
-    pub(crate) fn install_current(&self) {
-        self.word().store(0, Ordering::Release);
-        CURRENT_PID.store(crate::os::process::getpid(), Ordering::Release);
-        CURRENT.store(self.word.as_ptr(), Ordering::Release);
+    /// Makes this slot the current slot of the calling process, whose pid is `me`, for the
+    /// rest of its life (or until [`uninstall_current`]). Called once, in the child, right
+    /// after it was created and before the target runs.
+    ///
+    /// The slot's memory is kept until the process ends: a pool cell is already (its page
+    /// is never unmapped); a page of its own or a segment is leaked, one page in a child.
+    ///
+    /// A forked child's slot also carries the pidfd handoff from its parent `parent`, which
+    /// [`wait_for_pidfd_handoff`] waits for.
+    pub(crate) fn install_current_as(self, me: i32, parent: i32) -> Installed {
+        let (word, handoff): (&'static AtomicU32, Option<&'static AtomicU32>) = match self.backing {
+            // Dropping the cell's record leaves the cell taken (not recycled).
+            Backing::Pooled(pooled) => (&pooled.cell.word, Some(&pooled.cell.handoff)),
+            Backing::Mapped(page) => {
+                let cell = Box::leak(Box::new(page)).cell();
+                (&cell.word, Some(&cell.handoff))
+            }
+            Backing::Shared(segment) => (&Box::leak(Box::new(segment)).header().word, None),
+        };
+        word.store(0, Ordering::Release);
+        CURRENT.install(word, me);
+        match handoff {
+            Some(handoff) => {
+                HANDOFF_PARENT.store(parent, Ordering::Release);
+                HANDOFF.install(handoff, me);
+            }
+            None => HANDOFF.clear(),
+        }
+        Installed(word)
     }
 }
 
-impl Drop for StatusSlot {
+/// The current slot, as installed by [`StatusSlot::install_current_as`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Installed(&'static AtomicU32);
+
+impl Installed {
+    /// What this process says it is blocked on, or `None` while it runs.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn blocked_on(self) -> Option<BlockedOn> {
+        BlockedOn::from_code(self.0.load(Ordering::Acquire))
+    }
+}
+
+/// Stops writing to the current slot: the calling process counts as running from now on.
+pub(crate) fn uninstall_current() {
+    CURRENT.clear();
+}
+
+/// The handoff word's values: the parent does not hold the child's pidfd yet, it does, the
+/// child waits for it.
+const PIDFD_PENDING: u32 = 0;
+const PIDFD_HELD: u32 = 1;
+const CHILD_WAITS: u32 = 2;
+
+/// The pidfd handoff word of the calling process, a forked child, and its parent's pid.
+static HANDOFF: CurrentWord = CurrentWord::none();
+static HANDOFF_PARENT: AtomicI32 = AtomicI32::new(0);
+
+/// How often a child waiting for the handoff checks that its parent is still alive.
+const HANDOFF_RECHECK: Duration = Duration::from_millis(10);
+
+/// Waits, in a forked child about to end, until its parent holds its pidfd.
+///
+/// The parent opens the pidfd right after `fork()` returns. A child that ended before that
+/// and whose parent ignores `SIGCHLD` (or set `SA_NOCLDWAIT`) would be reaped by the kernel
+/// at once, and the parent's `pidfd_open` would fail with `ESRCH` although the target ran
+/// (fault catalogue T12). In the common case the parent has long set the word and this is
+/// one load; otherwise the child sleeps on the word until the parent sets it, or stops
+/// waiting when its parent has died (it is then nobody's to watch). A child that dies by a
+/// signal never gets here.
+pub(crate) fn wait_for_pidfd_handoff() {
+    let Some(handoff) = HANDOFF.installed() else {
+        return;
+    };
+    if handoff.load(Ordering::Acquire) == PIDFD_HELD
+        || handoff
+            .compare_exchange(
+                PIDFD_PENDING,
+                CHILD_WAITS,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err_and(|now| now == PIDFD_HELD)
+    {
+        return;
+    }
+    let parent = HANDOFF_PARENT.load(Ordering::Acquire);
+    while handoff.load(Ordering::Acquire) != PIDFD_HELD && nix::unistd::getppid().as_raw() == parent
+    {
+        let deadline = os::time::Deadline::after(Some(HANDOFF_RECHECK));
+        if os::futex::wait(handoff, CHILD_WAITS, &deadline).is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for PoolCell {
     fn drop(&mut self) {
-        // The slot is about to disappear; a current pointer at it would dangle.
-        let _ = CURRENT.compare_exchange(
-            self.word.as_ptr(),
-            std::ptr::null_mut(),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-        match self.backing {
-            // The segment unmaps itself.
-            Backing::Shared(_) => {}
-            Backing::Pooled { page, index, owner } => {
-                // A copy inherited through fork belongs to an ancestor's pool: leave it.
-                if self.recycle.load(Ordering::Acquire)
-                    && owner == POOL.owner.load(Ordering::Acquire)
-                    && owner == crate::os::process::getpid()
-                    && let Some(used) = POOL.used.get(page)
-                {
-                    used.fetch_and(!(1u64 << index), Ordering::AcqRel);
-                }
-            }
-            Backing::Mapped => {
-                // SAFETY: the mapping was made by `new` with this address and length, and
-                // no reference into it outlives `self`. An error cannot be handled in `drop`.
-                let _ = unsafe { munmap(self.word.cast(), SLOT_LEN.get()) };
-            }
+        // A copy inherited through fork belongs to an ancestor's pool: leave it.
+        if self.recycle.load(Ordering::Acquire)
+            && self.owner == POOL.owner.load(Ordering::Acquire)
+            && self.owner == crate::os::process::getpid()
+            && let Some(used) = POOL.used.get(self.page)
+        {
+            used.fetch_and(!(1u64 << self.index), Ordering::AcqRel);
         }
     }
 }
@@ -401,38 +429,33 @@ impl Drop for StatusSlot {
 #[must_use = "the process counts as blocked only while the guard lives"]
 #[derive(Debug)]
 pub(crate) struct BlockedGuard {
-    /// The slot written, or null when the process has none.
-    word: *const AtomicU32,
+    /// The slot written, or `None` when the process has none.
+    word: Option<&'static AtomicU32>,
     previous: u32,
-}
-
-/// The current slot, if this process installed it.
-fn current() -> *const AtomicU32 {
-    let slot = CURRENT.load(Ordering::Acquire);
-    if slot.is_null() || CURRENT_PID.load(Ordering::Acquire) != crate::os::process::getpid() {
-        return std::ptr::null();
-    }
-    slot
 }
 
 /// Records that the current process is blocked on `on`, until the returned guard drops.
 pub(crate) fn blocked(on: BlockedOn) -> BlockedGuard {
-    let word = current();
-    if word.is_null() {
-        return BlockedGuard { word, previous: 0 };
+    let Some(word) = CURRENT.get(crate::os::process::getpid) else {
+        return BlockedGuard {
+            word: None,
+            previous: 0,
+        };
+    };
+    let previous = word.swap(on.code(), Ordering::AcqRel);
+    BlockedGuard {
+        word: Some(word),
+        previous,
     }
-    // SAFETY: a non-null `current()` points at a live slot: see the module's `# Safety`.
-    let previous = unsafe { &*word }.swap(on.code(), Ordering::AcqRel);
-    BlockedGuard { word, previous }
 }
 
 impl Drop for BlockedGuard {
     fn drop(&mut self) {
-        // Compared with the current slot, so that a slot dropped meanwhile (which clears
-        // `CURRENT`) is not written.
-        if !self.word.is_null() && std::ptr::eq(self.word, CURRENT.load(Ordering::Acquire)) {
-            // SAFETY: as in `blocked`.
-            let word = unsafe { &*self.word };
+        // Compared with the current slot, so that a slot uninstalled or replaced meanwhile
+        // is not written.
+        if let Some(word) = self.word
+            && CURRENT.is(word)
+        {
             word.store(self.previous, Ordering::Release);
         }
     }
@@ -455,7 +478,8 @@ mod tests {
     fn guard_writes_and_restores() {
         let slot = StatusSlot::new().expect("mmap");
         assert_eq!(slot.blocked_on(), None);
-        slot.install_current();
+        let me = crate::os::process::getpid();
+        let slot = slot.install_current_as(me, me);
         {
             let _outer = blocked(BlockedOn::Condition);
             assert_eq!(slot.blocked_on(), Some(BlockedOn::Condition));
@@ -466,7 +490,8 @@ mod tests {
             assert_eq!(slot.blocked_on(), Some(BlockedOn::Condition));
         }
         assert_eq!(slot.blocked_on(), None);
-        drop(slot);
-        assert!(CURRENT.load(Ordering::Acquire).is_null());
+        uninstall_current();
+        let _ignored = blocked(BlockedOn::Lock);
+        assert_eq!(slot.blocked_on(), None, "written after uninstall_current");
     }
 }

@@ -27,7 +27,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use crate::BlockedOn;
-    use crate::children::status::StatusSlot;
+    use crate::children::status::{Installed, StatusSlot};
     use crate::ipc::{JoinableQueue, Queue, pipe};
     use crate::sync::{Barrier, Condition, Event, Lock, RLock, Semaphore};
 
@@ -37,7 +37,7 @@ mod tests {
     /// Runs `wait` on a thread until the slot says `on`, then `release`s it and checks that
     /// the slot says "running" again once the wait is over.
     fn expect_blocked(
-        slot: &StatusSlot,
+        slot: &Installed,
         on: BlockedOn,
         wait: impl FnOnce() + Send,
         release: impl FnOnce(),
@@ -59,8 +59,9 @@ mod tests {
     }
 
     fn checks() {
-        let slot = StatusSlot::new().expect("slot");
-        slot.install_current();
+        let slot = StatusSlot::new()
+            .expect("slot")
+            .install_current_as(crate::os::process::getpid(), 0);
 
         let lock = Lock::new().expect("lock");
         assert!(lock.acquire(None).expect("acquire"));

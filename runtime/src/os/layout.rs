@@ -170,6 +170,19 @@ unsafe impl Header for CellsHeader {
     const TOO_SMALL: &'static str = "segment too small for shared data";
 }
 
+/// The status slot of a re-executed child (`children::status`), passed to it by fd.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct StatusHeader {
+    /// 0 while the child runs, the code of what it waits for while it waits.
+    pub(crate) word: AtomicU32,
+}
+
+// SAFETY: see the module's `# Safety`.
+unsafe impl Header for StatusHeader {
+    const TOO_SMALL: &'static str = "status slot segment has the wrong size";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub(crate) mod procfs;
 pub(crate) mod pthread_mutex;
 pub(crate) mod scm;
 pub mod shm;
+pub(crate) mod slot;
 pub(crate) mod stdio;
 pub(crate) mod thread;
 pub(crate) mod time;

@@ -56,6 +56,23 @@ pub(crate) fn now(fds: &mut [PollFd<'_>]) -> Result<usize> {
     wait(fds, &Deadline::after(Some(Duration::ZERO)))
 }
 
+/// Keeps the items of `items` for which `keep(item, ready)` says so, where `ready` is the
+/// poll result at the item's index in `ready` (`missing` past its end): the items and the
+/// fds of one `poll` are in the same order.
+pub(crate) fn retain_by_ready<T>(
+    items: &mut Vec<T>,
+    ready: &[bool],
+    missing: bool,
+    mut keep: impl FnMut(&T, bool) -> bool,
+) {
+    let mut index = 0;
+    items.retain(|item| {
+        let ready = ready.get(index).copied().unwrap_or(missing);
+        index += 1;
+        keep(item, ready)
+    });
+}
+
 /// Whether `fd` reports one of `events` (or an error or hang-up) before `deadline`.
 ///
 /// # Errors

@@ -4,7 +4,8 @@
 //!
 //! # Safety
 //!
-//! `atexit` and glibc's `on_exit` are handed a plain `extern "C"` function that lives as
+//! `exit` is called directly only while the process has a single thread
+//! ([`single_threaded`]). `atexit` and glibc's `on_exit` are handed a plain `extern "C"` function that lives as
 //! long as the program (and, for `on_exit`, a null argument that is never dereferenced);
 //! `signal` installs `SIG_IGN`, no handler code.
 #![allow(unsafe_code)]
@@ -57,6 +58,48 @@ pub(crate) fn on_exit(
         return Err(Error::os("on_exit", Errno::ENOMEM));
     }
     Ok(())
+}
+
+unsafe extern "C" {
+    /// glibc's `__libc_single_threaded` (`<sys/single_threaded.h>`, glibc 2.32): non-zero
+    /// while the process has never had a second thread.
+    static __libc_single_threaded: std::ffi::c_char;
+}
+
+/// Whether the process has only ever had the calling thread, by glibc's
+/// `__libc_single_threaded`: `true` means no other thread exists and none can appear but by
+/// this thread's own doing; `false` is conservative (glibc 2.36 never sets it back after the
+/// other threads ended).
+///
+/// # References
+///
+/// <https://man7.org/linux/man-pages/man3/__libc_single_threaded.3.html>
+pub(crate) fn single_threaded() -> bool {
+    // SAFETY: the variable is a `char` glibc exports for exactly this reading. glibc writes
+    // it only on the thread that creates the first other thread, so a thread that reads it
+    // non-zero is the only thread there is and no write can race with the read.
+    unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
+}
+
+/// `exit(status)` without Rust's run-time teardown: glibc runs the thread-local destructors
+/// of the calling thread, then the handlers registered with `atexit`/`on_exit` (newest
+/// first), and ends the process.
+///
+/// `std::process::exit` first tears down the main thread's alternate signal stack (a
+/// `sigaltstack` and a `munmap`) and replaces the standard output's buffer, then calls
+/// `exit` behind a guard that makes a second thread calling it wait for ever (glibc's
+/// `exit` is not safe to run on two threads at once). The teardown is skipped only when it
+/// can be without losing the guard: in a process that has only ever had this thread, where
+/// no other thread can call `exit` meanwhile; otherwise this is `std::process::exit`. Flushing
+/// Rust's standard output is left to a handler (the child's, [`super::stdio`]).
+pub(crate) fn exit(status: i32) -> ! {
+    if single_threaded() {
+        // SAFETY: no other thread exists (see `single_threaded`), so no other thread runs
+        // `exit` at the same time; Rust's standard streams stay valid until `_exit`, and
+        // the handlers that run are plain C-ABI functions registered for this purpose.
+        unsafe { libc::exit(status) }
+    }
+    std::process::exit(status)
 }
 
 /// `getpid()`. Not cached: a cache would have to be cleared in the child of every `fork()`

@@ -183,14 +183,25 @@ pub(crate) fn export(target: &dyn EntryTarget) -> Result<(String, Vec<u8>, Vec<O
 /// ```
 #[macro_export]
 macro_rules! entry {
-    ($($f:path),+ $(,)?) => {$(
+    ($($f:path),+ $(,)?) => {
+        $crate::__register_entries!($crate::__private::key_of, $crate::__private::prepare; $($f),+);
+    };
+}
+
+/// The registration shared by [`entry!`](crate::entry) and
+/// [`entry_returning!`](crate::entry_returning): one `EntryPoint` per function in the
+/// `linkme` slice, keyed by `$key(&f)` and prepared by `$prepare(bytes, fds, f)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_entries {
+    ($key:path, $prepare:path; $($f:path),+) => {$(
         #[allow(unsafe_code)]
         const _: () = {
             #[$crate::__private::linkme::distributed_slice($crate::__private::ENTRIES)]
             #[linkme(crate = $crate::__private::linkme)]
             static ENTRY: $crate::__private::EntryPoint = $crate::__private::EntryPoint::new(
-                || $crate::__private::key_of(&$f),
-                |bytes, fds| $crate::__private::prepare(bytes, fds, $f),
+                || $key(&$f),
+                |bytes, fds| $prepare(bytes, fds, $f),
             );
         };
     )+};
@@ -228,15 +239,7 @@ crate::entry!(no_target);
 /// ```
 #[macro_export]
 macro_rules! entry_returning {
-    ($($f:path),+ $(,)?) => {$(
-        #[allow(unsafe_code)]
-        const _: () = {
-            #[$crate::__private::linkme::distributed_slice($crate::__private::ENTRIES)]
-            #[linkme(crate = $crate::__private::linkme)]
-            static ENTRY: $crate::__private::EntryPoint = $crate::__private::EntryPoint::new(
-                || $crate::result::key_of(&$f),
-                |bytes, fds| $crate::result::prepare(bytes, fds, $f),
-            );
-        };
-    )+};
+    ($($f:path),+ $(,)?) => {
+        $crate::__register_entries!($crate::result::key_of, $crate::result::prepare; $($f),+);
+    };
 }

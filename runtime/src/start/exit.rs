@@ -42,8 +42,8 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::os::time::Deadline;
 
-/// The pid of the process that armed the handler; another pid (a process forked from it
-/// without the runtime) ends without running the policy through [`end`].
+/// The pid of the process that armed the handler (0: none armed); [`end`] goes through
+/// `exit()` only when its caller armed it.
 static ARMED: AtomicI32 = AtomicI32::new(0);
 
 /// A runtime thread that [`join_threads`] does not wait for (the daemon's parent watcher).
@@ -56,9 +56,9 @@ static EXEMPT: AtomicI32 = AtomicI32::new(0);
 ///
 /// `Error::Os { call: "on_exit", errno: ENOMEM }` when glibc cannot grow its list of
 /// handlers; the child then ends through [`end`] without the handler, as before a target.
-pub(crate) fn arm() -> Result<()> {
+pub(crate) fn arm(me: i32) -> Result<()> {
     os::process::on_exit(child_exit)?;
-    ARMED.store(os::process::getpid(), Ordering::Release);
+    ARMED.store(me, Ordering::Release);
     Ok(())
 }
 
@@ -72,6 +72,8 @@ extern "C" fn child_exit(status: c_int, _arg: *mut c_void) {
 fn finish(status: c_int) -> ! {
     // A panic must not unwind into glibc's `exit`.
     let _ = std::panic::catch_unwind(registry::shutdown_children);
+    // A forked child is not reaped before its parent holds its pidfd (T12).
+    crate::children::status::wait_for_pidfd_handoff();
     // Flushes Rust's streams and C stdio, then `_exit`: nothing registered before the
     // handler may run.
     os::fork::exit_now(status)
@@ -79,10 +81,15 @@ fn finish(status: c_int) -> ! {
 
 /// Ends a child whose target is done with exit code `code`, through `exit()` (so the
 /// child's own handlers run, then [`child_exit`]); without an armed handler, directly as
-/// the handler would.
-pub(crate) fn end(code: i32) -> ! {
-    if ARMED.load(Ordering::Acquire) == os::process::getpid() {
-        std::process::exit(code)
+/// the handler would. `me` is the pid the child passed to [`arm`].
+///
+/// `exit()` is glibc's without Rust's run-time teardown while the child has a single thread
+/// ([`os::process::exit`]): the teardown (the main thread's alternate signal stack, the
+/// standard output's buffer) costs a forked child two system calls and several
+/// copy-on-write page faults, and the handler flushes Rust's streams anyway.
+pub(crate) fn end(code: i32, me: i32) -> ! {
+    if ARMED.load(Ordering::Acquire) == me {
+        os::process::exit(code)
     }
     finish(code)
 }

@@ -63,6 +63,8 @@ impl Launcher for ForkLauncher {
                 return Err(error);
             }
         };
+        // The child may end now: its exit waits for this if it comes first.
+        slot.pidfd_held();
         let pid = Pid::from_nix(child).ok_or(Error::os("fork", Errno::EINVAL))?;
         let record = Arc::new(Child::new(pid, parent.as_raw(), spec.daemon, pidfd, slot));
         table.add(Arc::clone(&record));
@@ -81,7 +83,9 @@ fn child_main(
 ) -> i32 {
     // First of all, so that it runs after every handler the child registers and before
     // every inherited one. Without it (ENOMEM) the child still ends as the handler would.
-    if let Err(error) = super::exit::arm() {
+    // Its own pid, asked once: for the exit handler, the status slot and `end`.
+    let me = os::process::getpid();
+    if let Err(error) = super::exit::arm(me) {
         eprintln!("proclife: {error}");
     }
     let code = catch_unwind(AssertUnwindSafe(|| {
@@ -104,7 +108,7 @@ fn child_main(
                 return 1;
             }
         }
-        slot.install_current();
+        slot.install_current_as(me, parent.as_raw());
         let code = run_target(|| target.call(), spec.name);
         if spec.join_threads
             && let Err(error) = super::exit::join_threads()
@@ -117,8 +121,10 @@ fn child_main(
         code
     }))
     .unwrap_or(1);
+    // From here on the child is ending: its exit policy's waits are not the target's.
+    crate::children::status::uninstall_current();
     // The exit policy, the flush and `_exit` run in the handler, after the child's own.
-    super::exit::end(code)
+    super::exit::end(code, me)
 }
 
 /// Runs the target under `catch_unwind` and maps the outcome to an exit code: 0 for a

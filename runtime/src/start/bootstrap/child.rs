@@ -79,7 +79,8 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
     os::process::ignore_sigpipe();
     // Before any user code: the child's own exit handlers run before it, and nothing
     // registered earlier (the fork server's, constructors') runs after it.
-    if let Err(error) = crate::start::exit::arm() {
+    let me = os::process::getpid();
+    if let Err(error) = crate::start::exit::arm(me) {
         eprintln!("proclife: {error}");
     }
     crate::start::method::inherit_global(boot.method);
@@ -96,7 +97,7 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
         return 1;
     }
     crate::children::current::set_parent_pidfd(parent_pidfd);
-    slot.install_current();
+    slot.install_current_as(me, boot.parent);
     let code = crate::start::fork::run_target(call, &boot.name);
     if boot.join_threads
         && let Err(error) = crate::start::exit::join_threads()
@@ -106,10 +107,9 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
             boot.name
         );
     }
-    // The slot must outlive every blocking call of the target; the process ends next,
-    // through `exit()`: the child's own handlers, then the exit policy and `_exit`.
-    std::mem::forget(slot);
-    crate::start::exit::end(code)
+    // The process ends next, through `exit()`: the child's own handlers, then the exit
+    // policy and `_exit` (the installed slot stays current until then).
+    crate::start::exit::end(code, me)
 }
 
 /// Arranges for a daemon child to die with its parent; `false` when the parent is dead.

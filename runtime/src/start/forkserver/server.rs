@@ -103,10 +103,7 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
             // the others go on as orphans, as under fork.
             return Ok(());
         }
-        let mut index = 0;
-        server.children.retain(|child| {
-            let gone = exited.get(index).copied().unwrap_or(false);
-            index += 1;
+        os::poll::retain_by_ready(&mut server.children, &exited, false, |child, gone| {
             if !gone {
                 return true;
             }
