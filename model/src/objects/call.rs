@@ -45,6 +45,22 @@ impl Object {
             Object::Queue => "Queue",
         }
     }
+
+    /// The object as the refusal table names it (a `Condition` here is over its own
+    /// `RLock`, CPython's default).
+    pub fn in_table(self) -> crate::refusals::Object {
+        use crate::refusals::Object as T;
+        match self {
+            Object::Lock => T::Lock,
+            Object::RLock => T::RLock,
+            Object::Semaphore => T::Semaphore,
+            Object::BoundedSemaphore => T::BoundedSemaphore,
+            Object::Event => T::Event,
+            Object::Condition => T::Condition,
+            Object::Barrier => T::Barrier,
+            Object::Queue => T::Queue,
+        }
+    }
 }
 
 /// One call on one primitive. Timeouts are data, in milliseconds (`None`: wait forever).
@@ -117,6 +133,23 @@ impl Call {
             Call::Put { .. } | Call::Get { .. } => Object::Queue,
         }
     }
+
+    /// CPython's name of the method (`acquire`, `wait`, `notify_all`), as the refusal table
+    /// names operations.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Call::Acquire { .. } => "acquire",
+            Call::Release { .. } => "release",
+            Call::Set => "set",
+            Call::Clear => "clear",
+            Call::IsSet => "is_set",
+            Call::EventWait { .. } | Call::CondWait { .. } | Call::BarrierWait { .. } => "wait",
+            Call::Notify { .. } => "notify",
+            Call::NotifyAll => "notify_all",
+            Call::Put { .. } => "put",
+            Call::Get { .. } => "get",
+        }
+    }
 }
 
 fn timeout(f: &mut fmt::Formatter<'_>, timeout_ms: Option<u32>) -> fmt::Result {
@@ -178,17 +211,45 @@ pub enum Ret {
         /// The value.
         value: i64,
     },
-    /// A refusal the model names.
+    /// A refusal as the model names it: a row of the refusal table.
     Raised {
         /// The refusal.
         refusal: Refusal,
     },
+    /// A refusal as a real run shows it: the runtime's `Error` variant and the exception
+    /// `Error::python_for` names for it at the call's object and operation (`None` where
+    /// it names none). It agrees with a model's refusal of the same variant and names
+    /// ([`Ret::agrees`]); the situation is the model's to say.
+    Refused {
+        /// The `proclife::Error` variant's name.
+        error: String,
+        /// The exception class and message it names.
+        named: Option<(String, String)>,
+    },
     /// An exception the model does not name (the runtime's class and message, or its
-    /// `Error` text when it has no CPython equivalent).
+    /// `Error` text when it has no CPython equivalent), or names otherwise than the refusal
+    /// table.
     Other {
         /// What was raised.
         error: String,
     },
+}
+
+impl Ret {
+    /// Whether a call that returned `self` did what `model` says it returns: the same
+    /// value, or a refusal a real run cannot tell from the model's row (the same `Error`
+    /// variant and the same exception class and message).
+    pub fn agrees(&self, model: &Ret) -> bool {
+        match (self, model) {
+            (Ret::Refused { error, named }, Ret::Raised { refusal }) => {
+                let names = refusal
+                    .names()
+                    .map(|raise| (raise.kind.to_owned(), raise.message.to_owned()));
+                error == refusal.error() && *named == names
+            }
+            (observed, model) => observed == model,
+        }
+    }
 }
 
 impl fmt::Display for Ret {
@@ -199,6 +260,15 @@ impl fmt::Display for Ret {
             Ret::Bool { value: false } => f.write_str("False"),
             Ret::Int { value } => write!(f, "{value}"),
             Ret::Raised { refusal } => write!(f, "{refusal}"),
+            Ret::Refused {
+                named: Some((kind, message)),
+                ..
+            } if message.is_empty() => write!(f, "raised {kind}"),
+            Ret::Refused {
+                named: Some((kind, message)),
+                ..
+            } => write!(f, "raised {kind}: {message}"),
+            Ret::Refused { error, named: None } => write!(f, "refused with {error}"),
             Ret::Other { error } => write!(f, "raised {error}"),
         }
     }

@@ -10,6 +10,9 @@
 //!   overlaps theirs, no notification giving more than its `n` ([`judge`] finds such an
 //!   assignment by bipartite matching, or reports the waits that cannot have one).
 //! - A wait returns `False` only when its timeout passed: never for a wait without timeout.
+//! - A refused call (`notify`, `notify_all`, `wait` or `release` without the lock) is named
+//!   as its row of the refusal table says (`condition.notify.unowned`, ...); whether the
+//!   caller held the lock then is not judged.
 //!
 //! What is not judged: that a notification wakes *enough* waits (a waiter whose timeout
 //! expired just as it was notified may return `False`, and the stamps carry no clock to tell),
@@ -18,6 +21,7 @@
 use crate::objects::Object;
 use crate::objects::call::{Call, Ret};
 use crate::objects::history::{History, Violation};
+use crate::objects::refusal::Refusal;
 
 /// How many wake-ups a notification gives: `n`, or every wait for `notify_all`.
 fn capacity(call: Call, waits: usize) -> usize {
@@ -36,6 +40,38 @@ fn capacity(call: Call, waits: usize) -> usize {
 /// waits that returned `True` with no notification left that could have woken them.
 pub fn judge(history: &History) -> Result<(), Violation> {
     let calls: Vec<(usize, &crate::objects::Entry)> = history.on(Object::Condition).collect();
+    for &(i, e) in &calls {
+        let Some(observed @ (Ret::Raised { .. } | Ret::Refused { .. })) = &e.ret else {
+            continue;
+        };
+        let row = match e.call {
+            Call::Notify { .. } => Refusal::CONDITION_NOTIFY_UNOWNED,
+            Call::NotifyAll => Refusal::CONDITION_NOTIFY_ALL_UNOWNED,
+            Call::CondWait { .. } => Refusal::CONDITION_WAIT_UNOWNED,
+            Call::Release { .. } => Refusal::CONDITION_RELEASE_UNOWNED,
+            // `acquire` of the condition's lock never refuses (but for a dead holder, which
+            // the programs with a condition do not kill).
+            _ => {
+                return Err(Violation {
+                    rule: "a refusal the model does not have",
+                    entries: vec![i],
+                    explanation: format!("#{i} {} {observed}", e.call),
+                });
+            }
+        };
+        let model = Ret::Raised { refusal: row };
+        if !observed.agrees(&model) {
+            return Err(Violation {
+                rule: "a refusal named otherwise than its row",
+                entries: vec![i],
+                explanation: format!(
+                    "#{i} {} {observed}, where the refusal table (row {}) says it {model}",
+                    e.call,
+                    row.id()
+                ),
+            });
+        }
+    }
     for &(i, e) in &calls {
         if let (Call::CondWait { timeout_ms: None }, Some(Ret::Bool { value: false })) =
             (e.call, &e.ret)
@@ -65,7 +101,10 @@ pub fn judge(history: &History) -> Result<(), Violation> {
     let mut slots: Vec<usize> = Vec::new();
     for &(i, e) in &calls {
         // A notification that raised gave no wake-up.
-        if matches!(e.ret, Some(Ret::Raised { .. }) | Some(Ret::Other { .. })) {
+        if matches!(
+            e.ret,
+            Some(Ret::Raised { .. } | Ret::Refused { .. } | Ret::Other { .. })
+        ) {
             continue;
         }
         slots.extend(std::iter::repeat_n(i, capacity(e.call, waits)));
@@ -209,6 +248,27 @@ mod tests {
             entry(2, Call::Notify { n: 1 }, 10, 11, Ret::None),
         ]);
         assert_eq!(judge(&history), Ok(()));
+    }
+
+    #[test]
+    fn a_refused_notify_is_named_as_its_row_says() {
+        let refused = |kind: &str, message: &str| Ret::Refused {
+            error: "NotOwner".to_owned(),
+            named: Some((kind.to_owned(), message.to_owned())),
+        };
+        let notify = |ret| History::new(vec![entry(0, Call::Notify { n: 1 }, 1, 2, ret)]);
+        assert_eq!(
+            judge(&notify(refused("AssertionError", "lock is not owned"))),
+            Ok(())
+        );
+        let wrong = judge(&notify(refused(
+            "RuntimeError",
+            "cannot notify on un-acquired lock",
+        )));
+        assert_eq!(
+            wrong.map_err(|v| v.rule),
+            Err("a refusal named otherwise than its row")
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! in that state (it blocks until another call changes it). A call with a timeout that cannot
 //! complete returns its timeout result (`False`, `queue.Empty`, `queue.Full`): a linearizable
 //! history places it at a moment when it could not complete. Semantics and messages are
-//! CPython's `multiprocessing.synchronize` and `multiprocessing.queues`, except where
-//! [`Refusal::cpython_differs`] says otherwise.
+//! CPython's `multiprocessing.synchronize` and `multiprocessing.queues`; every refusal is a
+//! row of the refusal table ([`Refusal`]), which says where proclife deliberately differs.
 //!
 //! A process's death is a step too ([`Spec::die`]): a lock its holder dies with passes to
 //! the next acquirer with `OwnerDied`; a semaphore's permits are not tied to processes, so
@@ -99,14 +99,19 @@ impl Spec for LockSpec {
                 Holder::Free => vec![(ret_bool(true), self.with(Holder::Proc(proc, 1)))],
                 // The robust lock passes to the caller, who is told (and marks it consistent).
                 Holder::Dead => {
-                    vec![(raised(Refusal::OwnerDied), self.with(Holder::Proc(proc, 1)))]
+                    let died = if self.recursive {
+                        Refusal::RLOCK_ACQUIRE_HOLDER_DIED
+                    } else {
+                        Refusal::LOCK_ACQUIRE_HOLDER_DIED
+                    };
+                    vec![(raised(died), self.with(Holder::Proc(proc, 1)))]
                 }
                 Holder::Proc(p, depth) if p == proc && self.recursive => {
                     vec![(ret_bool(true), self.with(Holder::Proc(proc, depth + 1)))]
                 }
                 Holder::Proc(p, _) if p == proc => match timeout_ms {
                     Some(0) => vec![(ret_bool(false), *self)],
-                    _ => vec![(raised(Refusal::WouldDeadlock), *self)],
+                    _ => vec![(raised(Refusal::LOCK_ACQUIRE_ALREADY_HELD), *self)],
                 },
                 Holder::Proc(..) => timed_out(timeout_ms, ret_bool(false), self),
             },
@@ -115,7 +120,23 @@ impl Spec for LockSpec {
                 Holder::Proc(p, depth) if p == proc => {
                     vec![(Ret::None, self.with(Holder::Proc(p, depth - 1)))]
                 }
-                _ => vec![(raised(Refusal::NotOwner), *self)],
+                // A lock whose holder died is held by another process, not by nobody.
+                Holder::Proc(..) | Holder::Dead => {
+                    let other = if self.recursive {
+                        Refusal::RLOCK_RELEASE_HELD_BY_OTHER
+                    } else {
+                        Refusal::LOCK_RELEASE_HELD_BY_OTHER
+                    };
+                    vec![(raised(other), *self)]
+                }
+                Holder::Free => {
+                    let unheld = if self.recursive {
+                        Refusal::RLOCK_RELEASE_UNHELD
+                    } else {
+                        Refusal::LOCK_RELEASE_UNHELD
+                    };
+                    vec![(raised(unheld), *self)]
+                }
             },
             _ => Vec::new(),
         }
@@ -170,7 +191,7 @@ impl Spec for SemaphoreSpec {
             }
             Call::Release { .. } => {
                 if self.bound.is_some_and(|b| self.value >= b) {
-                    vec![(raised(Refusal::TooManyReleases), *self)]
+                    vec![(raised(Refusal::BOUNDED_SEMAPHORE_RELEASE_OVER), *self)]
                 } else {
                     let next = SemaphoreSpec {
                         value: self.value + 1,
@@ -239,7 +260,7 @@ impl Spec for QueueSpec {
         match call {
             Call::Put { item, timeout_ms } => {
                 if self.maxsize != 0 && self.items.len() >= self.maxsize {
-                    timed_out(timeout_ms, raised(Refusal::Full), self)
+                    timed_out(timeout_ms, raised(Refusal::QUEUE_PUT_FULL), self)
                 } else {
                     let mut next = self.clone();
                     next.items.push_back(item);
@@ -257,7 +278,7 @@ impl Spec for QueueSpec {
                         next,
                     )]
                 }
-                None => timed_out(timeout_ms, raised(Refusal::Empty), self),
+                None => timed_out(timeout_ms, raised(Refusal::QUEUE_GET_EMPTY), self),
             },
             _ => Vec::new(),
         }
@@ -377,15 +398,25 @@ mod tests {
         let (ret, held) = free.step(0, ACQ)[0].clone();
         assert_eq!(ret, ret_bool(true));
         assert_eq!(held.step(1, ACQ)[0].0, ret_bool(false));
-        assert_eq!(held.step(1, REL)[0].0, raised(Refusal::NotOwner));
-        assert_eq!(held.step(0, ACQ)[0].0, raised(Refusal::WouldDeadlock));
+        assert_eq!(
+            held.step(1, REL)[0].0,
+            raised(Refusal::LOCK_RELEASE_HELD_BY_OTHER)
+        );
+        assert_eq!(free.step(1, REL)[0].0, raised(Refusal::LOCK_RELEASE_UNHELD));
+        assert_eq!(
+            held.step(0, ACQ)[0].0,
+            raised(Refusal::LOCK_ACQUIRE_ALREADY_HELD)
+        );
         let untimed = Call::Acquire {
             obj: Object::Lock,
             timeout_ms: None,
         };
         assert!(held.step(1, untimed).is_empty());
         let dead = held.die(0);
-        assert_eq!(dead.step(1, ACQ)[0].0, raised(Refusal::OwnerDied));
+        assert_eq!(
+            dead.step(1, ACQ)[0].0,
+            raised(Refusal::LOCK_ACQUIRE_HOLDER_DIED)
+        );
         assert_eq!(held.die(1), held);
     }
 
@@ -398,7 +429,7 @@ mod tests {
         let rel = Call::Release {
             obj: Object::BoundedSemaphore,
         };
-        assert_eq!(s.step(0, rel)[0].0, raised(Refusal::TooManyReleases));
+        assert_eq!(s.step(0, rel)[0].0, raised(Refusal::BOUNDED_SEMAPHORE_RELEASE_OVER));
     }
 
     #[test]
@@ -415,8 +446,81 @@ mod tests {
             timeout_ms: Some(1),
         };
         let (_, q1) = q.step(0, put(7))[0].clone();
-        assert_eq!(q1.step(0, put(8))[0].0, raised(Refusal::Full));
+        assert_eq!(q1.step(0, put(8))[0].0, raised(Refusal::QUEUE_PUT_FULL));
         assert_eq!(q1.step(1, get)[0].0, Ret::Int { value: 7 });
-        assert_eq!(q.step(1, get)[0].0, raised(Refusal::Empty));
+        assert_eq!(q.step(1, get)[0].0, raised(Refusal::QUEUE_GET_EMPTY));
+    }
+
+    /// Every refusal the sequential specifications reach, from every state two processes
+    /// can bring them to, is the row of the call's object and operation.
+    #[test]
+    fn every_reachable_refusal_is_the_row_of_its_call() {
+        let init = Initial {
+            semaphore: 1,
+            bounded: 1,
+            maxsize: 1,
+        };
+        for obj in [
+            Object::Lock,
+            Object::RLock,
+            Object::Semaphore,
+            Object::BoundedSemaphore,
+            Object::Event,
+            Object::Queue,
+        ] {
+            let calls = [
+                Call::Acquire {
+                    obj,
+                    timeout_ms: Some(0),
+                },
+                Call::Acquire {
+                    obj,
+                    timeout_ms: Some(5),
+                },
+                Call::Release { obj },
+                Call::Set,
+                Call::Clear,
+                Call::IsSet,
+                Call::EventWait {
+                    timeout_ms: Some(5),
+                },
+                Call::Put {
+                    item: 1,
+                    timeout_ms: Some(5),
+                },
+                Call::Get {
+                    timeout_ms: Some(5),
+                },
+            ];
+            let Some(first) = AnySpec::initial(obj, init) else {
+                continue;
+            };
+            let mut seen = std::collections::HashSet::from([first.clone()]);
+            let mut todo = vec![first];
+            while let Some(state) = todo.pop() {
+                let mut next = vec![state.die(0), state.exit(0)];
+                for proc in 0..2 {
+                    for call in calls.into_iter().filter(|c| c.object() == obj) {
+                        for (ret, after) in state.step(proc, call) {
+                            if let Ret::Raised { refusal } = ret {
+                                let row = refusal.row().expect("a row of the table");
+                                assert_eq!(
+                                    (row.object, row.operation),
+                                    (obj.in_table(), call.operation()),
+                                    "{call} in {state:?}"
+                                );
+                                assert!(Refusal::MODELLED.contains(&refusal));
+                            }
+                            next.push(after);
+                        }
+                    }
+                }
+                for s in next {
+                    if seen.len() < 64 && seen.insert(s.clone()) {
+                        todo.push(s);
+                    }
+                }
+            }
+        }
     }
 }

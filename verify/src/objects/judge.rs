@@ -26,7 +26,7 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
     for (i, e) in history.entries.iter().enumerate() {
         if let Some(Ret::Other { error }) = &e.ret {
             return Err(Violation {
-                rule: "an error the model does not know",
+                rule: "an error the refusal table does not name so",
                 entries: vec![i],
                 explanation: format!("#{i} {} by p{} raised {error}", e.call, e.proc),
             });

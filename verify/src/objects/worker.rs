@@ -156,12 +156,12 @@ impl Shared {
                         _ => self.condition.mark_consistent(),
                     };
                     if let Err(e) = marked {
-                        return map::refusal(&e);
+                        return map::refusal(call, &e);
                     }
                 }
-                map::ret(acquired)
+                map::ret(call, acquired)
             }
-            Call::Release { obj } => map::ret(match obj {
+            Call::Release { obj } => map::ret(call, match obj {
                 Object::Lock => self.lock.release(),
                 Object::RLock => self.rlock.release(),
                 Object::Semaphore => self.semaphore.release(),
@@ -177,16 +177,16 @@ impl Shared {
                 self.event.clear();
                 Ret::None
             }
-            Call::IsSet => map::ret(Ok(self.event.is_set())),
-            Call::EventWait { timeout_ms } => map::ret(self.event.wait(t(timeout_ms))),
-            Call::CondWait { timeout_ms } => map::ret(self.condition.wait(t(timeout_ms))),
-            Call::Notify { n } => map::ret(self.condition.notify(n)),
-            Call::NotifyAll => map::ret(self.condition.notify_all()),
-            Call::BarrierWait { timeout_ms } => map::ret(self.barrier.wait_timeout(t(timeout_ms))),
+            Call::IsSet => map::ret(call, Ok(self.event.is_set())),
+            Call::EventWait { timeout_ms } => map::ret(call, self.event.wait(t(timeout_ms))),
+            Call::CondWait { timeout_ms } => map::ret(call, self.condition.wait(t(timeout_ms))),
+            Call::Notify { n } => map::ret(call, self.condition.notify(n)),
+            Call::NotifyAll => map::ret(call, self.condition.notify_all()),
+            Call::BarrierWait { timeout_ms } => map::ret(call, self.barrier.wait_timeout(t(timeout_ms))),
             Call::Put { item, timeout_ms } => {
-                map::ret(self.queue.put_timeout(&item, t(timeout_ms)))
+                map::ret(call, self.queue.put_timeout(&item, t(timeout_ms)))
             }
-            Call::Get { timeout_ms } => map::ret(self.queue.get_timeout(t(timeout_ms))),
+            Call::Get { timeout_ms } => map::ret(call, self.queue.get_timeout(t(timeout_ms))),
         }
     }
 }
