@@ -118,8 +118,46 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
 
 /// The programs one step smaller than `p`: a worker's calls made by the parent, a worker
 /// removed, a parent step removed (but never an await, which orders the program), one call
-/// removed, or one short timeout made long.
+/// removed, or one short timeout made long. Awaits repeated back to back are made one, and
+/// a candidate whose parent ends holding more locks or permits than `p`'s is left out: its
+/// workers would wait for them until the harness gives up, which is no smaller failure.
 fn smaller(p: &Program) -> Vec<Program> {
+    let held = parent_holds(p);
+    let mut out: Vec<Program> = candidates(p)
+        .into_iter()
+        .map(|mut q| {
+            q.parent
+                .dedup_by(|b, a| matches!(a, Step::AwaitBlocked { .. }) && a == b);
+            q
+        })
+        .filter(|q| q != p && parent_holds(q) <= held)
+        .collect();
+    out.dedup();
+    out
+}
+
+/// How many locks and permits the parent's calls leave held, counting every `acquire` as
+/// taken (those with a timeout may not be).
+fn parent_holds(p: &Program) -> usize {
+    let mut held: std::collections::BTreeMap<Object, usize> = Default::default();
+    for step in &p.parent {
+        match step {
+            Step::Call {
+                call: Call::Acquire { obj, .. },
+            } => *held.entry(*obj).or_default() += 1,
+            Step::Call {
+                call: Call::Release { obj },
+            } => {
+                let n = held.entry(*obj).or_default();
+                *n = n.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    held.values().sum()
+}
+
+fn candidates(p: &Program) -> Vec<Program> {
     let mut out = Vec::new();
     // One worker's calls made by the parent instead, once every other worker sleeps on that
     // object or has ended: fewer processes racing, so the failure depends less on timing.
@@ -145,8 +183,8 @@ fn smaller(p: &Program) -> Vec<Program> {
     }
     for s in 0..p.parent.len() {
         // Awaiting a sleeper orders the program; without it the failure would be left to
-        // timing, so it stays.
-        if matches!(p.parent[s], Step::AwaitBlocked { .. }) {
+        // timing, so it stays, unless nothing comes after it.
+        if matches!(p.parent[s], Step::AwaitBlocked { .. }) && s + 1 < p.parent.len() {
             continue;
         }
         let mut q = p.clone();
@@ -164,9 +202,20 @@ fn smaller(p: &Program) -> Vec<Program> {
     // program fails on replay too (each step only lengthens, so shrinking ends).
     for w in 0..p.procs.len() {
         for c in 0..p.procs[w].len() {
-            if let Some(call) = lengthened(p.procs[w][c]) {
+            if let Some(call) = lengthened(p.procs[w][c], LONG_MS) {
                 let mut q = p.clone();
                 q.procs[w][c] = call;
+                out.push(q);
+            }
+        }
+    }
+    for s in 0..p.parent.len() {
+        // The parent's calls come after it awaited the workers, so they get twice as long:
+        // a parent's wait then outlasts the workers' lengthened ones.
+        if let Step::Call { call } = p.parent[s] {
+            if let Some(call) = lengthened(call, 2 * LONG_MS) {
+                let mut q = p.clone();
+                q.parent[s] = Step::Call { call };
                 out.push(q);
             }
         }
@@ -204,8 +253,9 @@ fn without(p: &Program, w: usize) -> Program {
 /// The longest timeout shrinking gives a call, in milliseconds.
 const LONG_MS: u32 = 200;
 
-fn lengthened(call: Call) -> Option<Call> {
-    let long = |t: Option<u32>| t.filter(|&ms| ms < LONG_MS).map(|_| Some(LONG_MS));
+/// `call` with its timeout made `long_ms`, if it was shorter.
+fn lengthened(call: Call, long_ms: u32) -> Option<Call> {
+    let long = |t: Option<u32>| t.filter(|&ms| ms < long_ms).map(|_| Some(long_ms));
     Some(match call {
         Call::Acquire { obj, timeout_ms } => Call::Acquire {
             obj,
