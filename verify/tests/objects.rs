@@ -40,7 +40,7 @@ fn planted(bug: &'static str, name: &'static str, rule: &'static str) -> Result<
     Ok(())
 }
 
-fn random_programs_agree(method: StartMethod, cases: u32) -> Result<(), Failed> {
+fn random_programs_agree(method: Option<StartMethod>, cases: u32) -> Result<(), Failed> {
     let options = check::Options {
         cases,
         method,
@@ -110,10 +110,17 @@ fn caught_and_shrunk(bug: &'static str) -> Result<(), Failed> {
             ));
         }
         let path = file.to_string_lossy().into_owned();
+        // "... (run `proclife replay FILE --method METHOD`)"
+        let method = stdout
+            .split("--method ")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .ok_or_else(|| format!("{bug}: the check named no start method:\n{stdout}"))?
+            .to_owned();
         let mut failed = 0;
         let mut last = String::new();
         for _ in 0..3 {
-            let again = proclife(&["replay", &path], Some(bug))?;
+            let again = proclife(&["replay", &path, "--method", &method], Some(bug))?;
             if again.status.code() == Some(1) {
                 failed += 1;
             } else {
@@ -127,7 +134,7 @@ fn caught_and_shrunk(bug: &'static str) -> Result<(), Failed> {
                 "{bug}: the shrunk program failed on {failed} of 3 replays:\n{text}\n{last}"
             ));
         }
-        let clean = proclife(&["replay", &path], None)?;
+        let clean = proclife(&["replay", &path, "--method", &method], None)?;
         if !clean.status.success() {
             return Err(format!(
                 "{bug}: without the bug, the shrunk program should agree:\n{}",
@@ -183,8 +190,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    trials.push(Trial::test("random_programs_agree_fork", move || {
-        random_programs_agree(StartMethod::Fork, cases)
+    trials.push(Trial::test("random_programs_agree_every_method", move || {
+        random_programs_agree(None, cases)
     }));
     for (bug, name) in [
         (

@@ -16,8 +16,9 @@ pub struct Options {
     pub cases: u32,
     /// The seed of the first program; program `k` uses `seed + k`.
     pub seed: u64,
-    /// How workers are started.
-    pub method: StartMethod,
+    /// How workers are started; `None`: the programs take fork, forkserver and spawn in
+    /// turn.
+    pub method: Option<StartMethod>,
     /// How often a shrinking candidate must fail, run after run, to be taken.
     pub shrink_runs: u32,
 }
@@ -27,15 +28,31 @@ impl Default for Options {
         Options {
             cases: 300,
             seed: 0x00b1_ec75,
-            method: StartMethod::Fork,
+            method: None,
             shrink_runs: 3,
         }
+    }
+}
+
+/// The start methods programs take in turn when none is chosen.
+pub const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::ForkServer,
+    StartMethod::Spawn,
+];
+
+impl Options {
+    /// The start method of the `k`th program.
+    pub fn method_of(&self, k: usize) -> StartMethod {
+        self.method.unwrap_or(METHODS[k % METHODS.len()])
     }
 }
 
 /// A program whose history the models reject.
 #[derive(Debug, Clone)]
 pub struct Failure {
+    /// The start method it failed under (and shrank under).
+    pub method: StartMethod,
     /// The program as generated.
     pub original: Program,
     /// The shrunk program.
@@ -80,14 +97,18 @@ pub fn run_once(
 pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result<Summary> {
     let mut coverage = Coverage::default();
     // First the calls killed while they block, which random programs reach only by chance.
-    for obj in [Object::Lock, Object::RLock, Object::Barrier, Object::Queue] {
+    for (k, obj) in [Object::Lock, Object::RLock, Object::Barrier, Object::Queue]
+        .into_iter()
+        .enumerate()
+    {
         let Some(program) = crate::objects::scenarios::killed_while_blocked(obj) else {
             continue;
         };
-        let (observed, verdict) = run_once(&program, options.method)?;
+        let method = options.method_of(k);
+        let (observed, verdict) = run_once(&program, method)?;
         coverage.add(&observed);
         if let Err(violation) = verdict {
-            let failure = shrink(program, observed, violation, options)?;
+            let failure = shrink(program, method, observed, violation, options)?;
             return Ok(Summary {
                 cases: 0,
                 coverage,
@@ -97,11 +118,12 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
     }
     for k in 0..options.cases {
         let program = random::program(options.seed.wrapping_add(u64::from(k)));
-        let (observed, verdict) = run_once(&program, options.method)?;
+        let method = options.method_of(k as usize);
+        let (observed, verdict) = run_once(&program, method)?;
         coverage.add(&observed);
         progress(k + 1);
         if let Err(violation) = verdict {
-            let failure = shrink(program, observed, violation, options)?;
+            let failure = shrink(program, method, observed, violation, options)?;
             return Ok(Summary {
                 cases: k + 1,
                 coverage,
@@ -285,6 +307,7 @@ fn lengthened(call: Call, long_ms: u32) -> Option<Call> {
 /// of `shrink_runs` runs.
 fn shrink(
     original: Program,
+    method: StartMethod,
     observed: Observed,
     violation: Violation,
     options: &Options,
@@ -296,7 +319,7 @@ fn shrink(
             // program fails on replay too, not only with lucky timing.
             let mut last = None;
             for _ in 0..options.shrink_runs.max(1) {
-                match run_once(&candidate, options.method) {
+                match run_once(&candidate, method) {
                     Ok((observed, Err(violation))) => last = Some((observed, violation)),
                     // Agreed once, or the harness cannot run it: not a smaller failure.
                     Ok((_, Ok(()))) | Err(_) => {
@@ -313,6 +336,7 @@ fn shrink(
         break;
     }
     Ok(Failure {
+        method,
         original,
         program: best.0,
         observed: best.1,
