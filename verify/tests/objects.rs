@@ -60,13 +60,14 @@ fn random_programs_agree(method: Option<StartMethod>, cases: u32) -> Result<(), 
 
 /// The bugs planted in the runtime's primitives, each caught by the default budget of
 /// `proclife check --objects`.
-const PLANTED: [&str; 6] = [
+const PLANTED: [&str; 7] = [
     "condition-notify-zero-wakes-one",
     "condition-notify-wakes-one-more",
     "condition-timeout-reports-woken",
     "lock-release-by-non-owner",
     "queue-get-leaves-item",
     "barrier-last-index-zero",
+    "joinable-task-done-one-too-many",
 ];
 
 fn proclife(args: &[&str], bug: Option<&str>) -> Result<std::process::Output, String> {

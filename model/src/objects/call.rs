@@ -29,6 +29,10 @@ pub enum Object {
     Barrier,
     /// `multiprocessing.Queue`.
     Queue,
+    /// `multiprocessing.SimpleQueue`.
+    SimpleQueue,
+    /// `multiprocessing.JoinableQueue`.
+    JoinableQueue,
 }
 
 impl Object {
@@ -43,7 +47,15 @@ impl Object {
             Object::Condition => "Condition",
             Object::Barrier => "Barrier",
             Object::Queue => "Queue",
+            Object::SimpleQueue => "SimpleQueue",
+            Object::JoinableQueue => "JoinableQueue",
         }
+    }
+
+    /// `Queue`, the object of a `put` or `get` that names none (replay files written before
+    /// the other queues were checked).
+    pub fn queue() -> Object {
+        Object::Queue
     }
 
     /// The object as the refusal table names it (a `Condition` here is over its own
@@ -59,6 +71,8 @@ impl Object {
             Object::Condition => T::Condition,
             Object::Barrier => T::Barrier,
             Object::Queue => T::Queue,
+            Object::SimpleQueue => T::SimpleQueue,
+            Object::JoinableQueue => T::JoinableQueue,
         }
     }
 }
@@ -108,17 +122,35 @@ pub enum Call {
         /// Milliseconds, `None` for the barrier's default (none).
         timeout_ms: Option<u32>,
     },
-    /// `Queue.put(item, timeout=...)`.
+    /// `put(item, timeout=...)` on a `Queue`, `SimpleQueue` (no timeout) or `JoinableQueue`.
     Put {
+        /// The queue.
+        #[serde(default = "Object::queue")]
+        obj: Object,
         /// The item (distinct per history, so that a duplicate or a reorder shows).
         item: u32,
+        /// Milliseconds, `None` for no timeout (a `SimpleQueue` has none).
+        timeout_ms: Option<u32>,
+    },
+    /// `get(timeout=...)` on the same kinds of queue.
+    Get {
+        /// The queue.
+        #[serde(default = "Object::queue")]
+        obj: Object,
+        /// Milliseconds, `None` for no timeout (a `SimpleQueue` has none).
+        timeout_ms: Option<u32>,
+    },
+    /// `JoinableQueue.task_done()`.
+    TaskDone,
+    /// `JoinableQueue.join()`, with proclife's timeout (CPython's has none).
+    Join {
         /// Milliseconds, `None` for no timeout.
         timeout_ms: Option<u32>,
     },
-    /// `Queue.get(timeout=...)`.
-    Get {
-        /// Milliseconds, `None` for no timeout.
-        timeout_ms: Option<u32>,
+    /// `close()` of the caller's handle of a queue.
+    Close {
+        /// The queue.
+        obj: Object,
     },
 }
 
@@ -130,7 +162,8 @@ impl Call {
             Call::Set | Call::Clear | Call::IsSet | Call::EventWait { .. } => Object::Event,
             Call::CondWait { .. } | Call::Notify { .. } | Call::NotifyAll => Object::Condition,
             Call::BarrierWait { .. } => Object::Barrier,
-            Call::Put { .. } | Call::Get { .. } => Object::Queue,
+            Call::Put { obj, .. } | Call::Get { obj, .. } | Call::Close { obj } => obj,
+            Call::TaskDone | Call::Join { .. } => Object::JoinableQueue,
         }
     }
 
@@ -148,6 +181,9 @@ impl Call {
             Call::NotifyAll => "notify_all",
             Call::Put { .. } => "put",
             Call::Get { .. } => "get",
+            Call::TaskDone => "task_done",
+            Call::Join { .. } => "join",
+            Call::Close { .. } => "close",
         }
     }
 }
@@ -179,17 +215,25 @@ impl fmt::Display for Call {
             }
             Call::Notify { n } => write!(f, "notify(n={n}")?,
             Call::NotifyAll => f.write_str("notify_all(")?,
-            Call::Put { item, timeout_ms } => {
+            Call::Put {
+                item, timeout_ms, ..
+            } => {
                 write!(f, "put({item}")?;
                 if timeout_ms.is_some() {
                     f.write_str(", ")?;
                 }
                 timeout(f, timeout_ms)?;
             }
-            Call::Get { timeout_ms } => {
+            Call::Get { timeout_ms, .. } => {
                 f.write_str("get(")?;
                 timeout(f, timeout_ms)?;
             }
+            Call::TaskDone => f.write_str("task_done(")?,
+            Call::Join { timeout_ms } => {
+                f.write_str("join(")?;
+                timeout(f, timeout_ms)?;
+            }
+            Call::Close { .. } => f.write_str("close(")?,
         }
         f.write_str(")")
     }

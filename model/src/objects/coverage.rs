@@ -66,9 +66,32 @@ pub fn classes(obj: Object) -> &'static [(&'static str, &'static str)] {
         Object::Queue => &[
             ("put", "None"),
             ("put", "Full"),
+            ("put", "HandleClosed"),
             ("put", "killed"),
             ("get", "item"),
             ("get", "Empty"),
+            ("get", "HandleClosed"),
+            ("close", "None"),
+        ],
+        Object::SimpleQueue => &[
+            ("put", "None"),
+            ("put", "HandleClosed"),
+            ("get", "item"),
+            ("get", "HandleClosed"),
+            ("close", "None"),
+        ],
+        Object::JoinableQueue => &[
+            ("put", "None"),
+            ("put", "Full"),
+            ("put", "HandleClosed"),
+            ("get", "item"),
+            ("get", "Empty"),
+            ("get", "HandleClosed"),
+            ("task_done", "None"),
+            ("task_done", "TooManyReleases"),
+            ("join", "True"),
+            ("join", "False"),
+            ("close", "None"),
         ],
     }
 }
@@ -100,7 +123,7 @@ mod tests {
     use crate::objects::Refusal;
     use crate::refusals::REFUSALS;
 
-    const OBJECTS: [Object; 8] = [
+    const OBJECTS: [Object; 10] = [
         Object::Lock,
         Object::RLock,
         Object::Semaphore,
@@ -109,6 +132,8 @@ mod tests {
         Object::Condition,
         Object::Barrier,
         Object::Queue,
+        Object::SimpleQueue,
+        Object::JoinableQueue,
     ];
 
     /// Every refusal class is an `Error` variant the table names for that object and

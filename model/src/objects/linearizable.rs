@@ -405,15 +405,14 @@ mod tests {
 
     #[test]
     fn a_queue_never_shows_an_item_twice() {
-        let q = QueueSpec {
-            items: Default::default(),
-            maxsize: 0,
-        };
+        let q = QueueSpec::new(Object::Queue, 0);
         let put = Call::Put {
+            obj: Object::Queue,
             item: 1,
             timeout_ms: None,
         };
         let get = Call::Get {
+            obj: Object::Queue,
             timeout_ms: Some(5),
         };
         let one = Some(Ret::Int { value: 1 });

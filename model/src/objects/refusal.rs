@@ -40,6 +40,25 @@ impl Refusal {
     pub const QUEUE_PUT_FULL: Refusal = Refusal("queue.put.full_timeout");
     /// `Queue.get` that found no item within its timeout.
     pub const QUEUE_GET_EMPTY: Refusal = Refusal("queue.get.empty_timeout");
+    /// `Queue.put` through a closed handle.
+    pub const QUEUE_PUT_CLOSED: Refusal = Refusal("queue.put.closed");
+    /// `Queue.get` through a closed handle.
+    pub const QUEUE_GET_CLOSED: Refusal = Refusal("queue.get.closed");
+    /// `SimpleQueue.put` through a closed handle.
+    pub const SIMPLE_QUEUE_PUT_CLOSED: Refusal = Refusal("simple_queue.put.closed");
+    /// `SimpleQueue.get` through a closed handle.
+    pub const SIMPLE_QUEUE_GET_CLOSED: Refusal = Refusal("simple_queue.get.closed");
+    /// `JoinableQueue.put` that found no room within its timeout.
+    pub const JOINABLE_QUEUE_PUT_FULL: Refusal = Refusal("joinable_queue.put.full_timeout");
+    /// `JoinableQueue.get` that found no item within its timeout.
+    pub const JOINABLE_QUEUE_GET_EMPTY: Refusal = Refusal("joinable_queue.get.empty_timeout");
+    /// `JoinableQueue.put` through a closed handle.
+    pub const JOINABLE_QUEUE_PUT_CLOSED: Refusal = Refusal("joinable_queue.put.closed");
+    /// `JoinableQueue.get` through a closed handle.
+    pub const JOINABLE_QUEUE_GET_CLOSED: Refusal = Refusal("joinable_queue.get.closed");
+    /// `JoinableQueue.task_done` more often than items were put.
+    pub const JOINABLE_QUEUE_TASK_DONE_TOO_MANY: Refusal =
+        Refusal("joinable_queue.task_done.too_many");
     /// `Condition.notify` by a process that does not hold its lock.
     pub const CONDITION_NOTIFY_UNOWNED: Refusal = Refusal("condition.notify.unowned");
     /// `Condition.notify_all` by a process that does not hold its lock.
@@ -56,7 +75,7 @@ impl Refusal {
     pub const BARRIER_WAIT_PARTY_DIED: Refusal = Refusal("barrier.wait.party_died");
 
     /// Every refusal the primitives' models name.
-    pub const MODELLED: [Refusal; 17] = [
+    pub const MODELLED: [Refusal; 26] = [
         Refusal::LOCK_ACQUIRE_ALREADY_HELD,
         Refusal::LOCK_ACQUIRE_HOLDER_DIED,
         Refusal::LOCK_RELEASE_HELD_BY_OTHER,
@@ -67,6 +86,15 @@ impl Refusal {
         Refusal::BOUNDED_SEMAPHORE_RELEASE_OVER,
         Refusal::QUEUE_PUT_FULL,
         Refusal::QUEUE_GET_EMPTY,
+        Refusal::QUEUE_PUT_CLOSED,
+        Refusal::QUEUE_GET_CLOSED,
+        Refusal::SIMPLE_QUEUE_PUT_CLOSED,
+        Refusal::SIMPLE_QUEUE_GET_CLOSED,
+        Refusal::JOINABLE_QUEUE_PUT_FULL,
+        Refusal::JOINABLE_QUEUE_GET_EMPTY,
+        Refusal::JOINABLE_QUEUE_PUT_CLOSED,
+        Refusal::JOINABLE_QUEUE_GET_CLOSED,
+        Refusal::JOINABLE_QUEUE_TASK_DONE_TOO_MANY,
         Refusal::CONDITION_NOTIFY_UNOWNED,
         Refusal::CONDITION_NOTIFY_ALL_UNOWNED,
         Refusal::CONDITION_RELEASE_UNOWNED,

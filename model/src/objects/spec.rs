@@ -1,5 +1,6 @@
 //! Sequential specifications of the primitives whose operations take effect at one point:
-//! `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Queue`.
+//! `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Queue`, `SimpleQueue`,
+//! `JoinableQueue`.
 //!
 //! Each is a pure `step` from a state and one call by one process to the results the call
 //! may have at that point and the states after it; no result means the call cannot complete
@@ -246,28 +247,94 @@ impl Spec for EventSpec {
     }
 }
 
-/// `Queue`: its items, oldest first, and its `maxsize` (0: unbounded).
+/// `Queue`, `SimpleQueue` or `JoinableQueue`: its items, oldest first, its `maxsize` (0:
+/// unbounded), the tasks not yet marked done (`JoinableQueue`), and the processes that
+/// closed their handle.
+///
+/// `close()` closes only the caller's handle (CPython's `Queue.close`, `SimpleQueue.close`):
+/// its later `put` and `get` are refused, other processes' are not, and the items stay.
+/// `task_done` and `join` are allowed after `close`, as in CPython.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueSpec {
+    /// `Queue`, `SimpleQueue` or `JoinableQueue`.
+    pub kind: Object,
     /// The items.
     pub items: VecDeque<u32>,
     /// `maxsize`; 0 is unbounded.
     pub maxsize: usize,
+    /// Items put and not yet marked done (`JoinableQueue`).
+    pub unfinished: u32,
+    /// Bit `p` is set when process `p` closed its handle.
+    pub closed: u32,
+}
+
+impl QueueSpec {
+    /// An empty queue of `kind` (`Queue`, `SimpleQueue` or `JoinableQueue`).
+    pub fn new(kind: Object, maxsize: usize) -> QueueSpec {
+        QueueSpec {
+            kind,
+            items: VecDeque::new(),
+            maxsize: if kind == Object::SimpleQueue { 0 } else { maxsize },
+            unfinished: 0,
+            closed: 0,
+        }
+    }
+
+    fn bit(proc: usize) -> u32 {
+        1 << proc.min(31)
+    }
+
+    /// The refusals of this kind of queue: put closed, get closed, put full, get empty.
+    fn refusals(&self) -> [Refusal; 4] {
+        match self.kind {
+            Object::SimpleQueue => [
+                Refusal::SIMPLE_QUEUE_PUT_CLOSED,
+                Refusal::SIMPLE_QUEUE_GET_CLOSED,
+                // A simple queue is unbounded and its get has no timeout: never refused so.
+                Refusal::QUEUE_PUT_FULL,
+                Refusal::QUEUE_GET_EMPTY,
+            ],
+            Object::JoinableQueue => [
+                Refusal::JOINABLE_QUEUE_PUT_CLOSED,
+                Refusal::JOINABLE_QUEUE_GET_CLOSED,
+                Refusal::JOINABLE_QUEUE_PUT_FULL,
+                Refusal::JOINABLE_QUEUE_GET_EMPTY,
+            ],
+            _ => [
+                Refusal::QUEUE_PUT_CLOSED,
+                Refusal::QUEUE_GET_CLOSED,
+                Refusal::QUEUE_PUT_FULL,
+                Refusal::QUEUE_GET_EMPTY,
+            ],
+        }
+    }
 }
 
 impl Spec for QueueSpec {
-    fn step(&self, _proc: usize, call: Call) -> Vec<(Ret, QueueSpec)> {
+    fn step(&self, proc: usize, call: Call) -> Vec<(Ret, QueueSpec)> {
+        let [put_closed, get_closed, full, empty] = self.refusals();
+        let closed = self.closed & QueueSpec::bit(proc) != 0;
+        // A simple queue's get waits without a timeout.
+        let timeout = |t: Option<u32>| t.filter(|_| self.kind != Object::SimpleQueue);
         match call {
-            Call::Put { item, timeout_ms } => {
+            Call::Put { .. } | Call::Get { .. } if call.object() != self.kind => Vec::new(),
+            Call::Put { .. } if closed => vec![(raised(put_closed), self.clone())],
+            Call::Get { .. } if closed => vec![(raised(get_closed), self.clone())],
+            Call::Put {
+                item, timeout_ms, ..
+            } => {
                 if self.maxsize != 0 && self.items.len() >= self.maxsize {
-                    timed_out(timeout_ms, raised(Refusal::QUEUE_PUT_FULL), self)
+                    timed_out(timeout(timeout_ms), raised(full), self)
                 } else {
                     let mut next = self.clone();
                     next.items.push_back(item);
+                    if self.kind == Object::JoinableQueue {
+                        next.unfinished += 1;
+                    }
                     vec![(Ret::None, next)]
                 }
             }
-            Call::Get { timeout_ms } => match self.items.front() {
+            Call::Get { timeout_ms, .. } => match self.items.front() {
                 Some(&item) => {
                     let mut next = self.clone();
                     next.items.pop_front();
@@ -278,8 +345,32 @@ impl Spec for QueueSpec {
                         next,
                     )]
                 }
-                None => timed_out(timeout_ms, raised(Refusal::QUEUE_GET_EMPTY), self),
+                None => timed_out(timeout(timeout_ms), raised(empty), self),
             },
+            Call::TaskDone if self.kind == Object::JoinableQueue => {
+                if self.unfinished == 0 {
+                    vec![(
+                        raised(Refusal::JOINABLE_QUEUE_TASK_DONE_TOO_MANY),
+                        self.clone(),
+                    )]
+                } else {
+                    let mut next = self.clone();
+                    next.unfinished -= 1;
+                    vec![(Ret::None, next)]
+                }
+            }
+            Call::Join { timeout_ms } if self.kind == Object::JoinableQueue => {
+                if self.unfinished == 0 {
+                    vec![(ret_bool(true), self.clone())]
+                } else {
+                    timed_out(timeout_ms, ret_bool(false), self)
+                }
+            }
+            Call::Close { obj } if obj == self.kind => {
+                let mut next = self.clone();
+                next.closed |= QueueSpec::bit(proc);
+                vec![(Ret::None, next)]
+            }
             _ => Vec::new(),
         }
     }
@@ -290,7 +381,18 @@ impl Spec for QueueSpec {
 
     fn label(&self) -> String {
         let items: Vec<String> = self.items.iter().map(u32::to_string).collect();
-        format!("[{}]", items.join(", "))
+        let mut label = format!("[{}]", items.join(", "));
+        if self.kind == Object::JoinableQueue {
+            label.push_str(&format!(", {} unfinished", self.unfinished));
+        }
+        if self.closed != 0 {
+            let procs: Vec<String> = (0..32)
+                .filter(|p| self.closed & 1 << p != 0)
+                .map(|p| format!("p{p}"))
+                .collect();
+            label.push_str(&format!(", closed by {}", procs.join(", ")));
+        }
+        label
     }
 }
 
@@ -304,7 +406,7 @@ pub enum AnySpec {
     Semaphore(SemaphoreSpec),
     /// `Event`.
     Event(EventSpec),
-    /// `Queue`.
+    /// `Queue`, `SimpleQueue` or `JoinableQueue`.
     Queue(QueueSpec),
 }
 
@@ -334,10 +436,9 @@ impl AnySpec {
                 bound: Some(init.bounded),
             }),
             Object::Event => AnySpec::Event(EventSpec { set: false }),
-            Object::Queue => AnySpec::Queue(QueueSpec {
-                items: VecDeque::new(),
-                maxsize: init.maxsize,
-            }),
+            Object::Queue | Object::SimpleQueue | Object::JoinableQueue => {
+                AnySpec::Queue(QueueSpec::new(obj, init.maxsize))
+            }
             Object::Condition | Object::Barrier => return None,
         })
     }
@@ -434,21 +535,52 @@ mod tests {
 
     #[test]
     fn a_queue_is_fifo_and_bounded() {
-        let q = QueueSpec {
-            items: VecDeque::new(),
-            maxsize: 1,
-        };
+        let q = QueueSpec::new(Object::Queue, 1);
         let put = |item| Call::Put {
+            obj: Object::Queue,
             item,
             timeout_ms: Some(1),
         };
         let get = Call::Get {
+            obj: Object::Queue,
             timeout_ms: Some(1),
         };
         let (_, q1) = q.step(0, put(7))[0].clone();
         assert_eq!(q1.step(0, put(8))[0].0, raised(Refusal::QUEUE_PUT_FULL));
         assert_eq!(q1.step(1, get)[0].0, Ret::Int { value: 7 });
         assert_eq!(q.step(1, get)[0].0, raised(Refusal::QUEUE_GET_EMPTY));
+        // Closing is per handle.
+        let (_, closed) = q1.step(0, Call::Close { obj: Object::Queue })[0].clone();
+        assert_eq!(closed.step(0, get)[0].0, raised(Refusal::QUEUE_GET_CLOSED));
+        assert_eq!(closed.step(1, get)[0].0, Ret::Int { value: 7 });
+    }
+
+    #[test]
+    fn a_joinable_queue_counts_tasks() {
+        let q = QueueSpec::new(Object::JoinableQueue, 0);
+        let join = Call::Join { timeout_ms: Some(5) };
+        assert_eq!(q.step(0, join)[0].0, ret_bool(true));
+        assert_eq!(
+            q.step(0, Call::TaskDone)[0].0,
+            raised(Refusal::JOINABLE_QUEUE_TASK_DONE_TOO_MANY)
+        );
+        let put = Call::Put {
+            obj: Object::JoinableQueue,
+            item: 1,
+            timeout_ms: None,
+        };
+        let (_, one) = q.step(0, put)[0].clone();
+        assert_eq!(one.step(1, join)[0].0, ret_bool(false));
+        assert!(one.step(1, Call::Join { timeout_ms: None }).is_empty());
+        let (ret, done) = one.step(1, Call::TaskDone)[0].clone();
+        assert_eq!((ret, done.unfinished), (Ret::None, 0));
+        // A simple queue's get has no timeout: it waits.
+        let simple = QueueSpec::new(Object::SimpleQueue, 3);
+        let get = Call::Get {
+            obj: Object::SimpleQueue,
+            timeout_ms: Some(5),
+        };
+        assert!(simple.step(0, get).is_empty());
     }
 
     /// Every refusal the sequential specifications reach, from every state two processes
@@ -458,7 +590,7 @@ mod tests {
         let init = Initial {
             semaphore: 1,
             bounded: 1,
-            maxsize: 1,
+            maxsize: 2,
         };
         for obj in [
             Object::Lock,
@@ -467,6 +599,8 @@ mod tests {
             Object::BoundedSemaphore,
             Object::Event,
             Object::Queue,
+            Object::SimpleQueue,
+            Object::JoinableQueue,
         ] {
             let calls = [
                 Call::Acquire {
@@ -485,12 +619,19 @@ mod tests {
                     timeout_ms: Some(5),
                 },
                 Call::Put {
+                    obj,
                     item: 1,
                     timeout_ms: Some(5),
                 },
                 Call::Get {
+                    obj,
                     timeout_ms: Some(5),
                 },
+                Call::TaskDone,
+                Call::Join {
+                    timeout_ms: Some(5),
+                },
+                Call::Close { obj },
             ];
             let Some(first) = AnySpec::initial(obj, init) else {
                 continue;

@@ -141,8 +141,9 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
 /// The programs one step smaller than `p`: a worker's calls made by the parent, a worker
 /// removed, a parent step removed (but never an await, which orders the program), one call
 /// removed, or one short timeout made long. Awaits repeated back to back are made one, and
-/// a candidate whose parent ends holding more locks or permits than `p`'s is left out: its
-/// workers would wait for them until the harness gives up, which is no smaller failure.
+/// a candidate whose parent ends holding more locks or permits than `p`'s, or where a
+/// simple queue's `get` may wait for an item nobody puts, is left out: it would wait until
+/// the harness gives up, which is no smaller failure.
 fn smaller(p: &Program) -> Vec<Program> {
     let held = parent_holds(p);
     let mut out: Vec<Program> = candidates(p)
@@ -152,10 +153,27 @@ fn smaller(p: &Program) -> Vec<Program> {
                 .dedup_by(|b, a| matches!(a, Step::AwaitBlocked { .. }) && a == b);
             q
         })
-        .filter(|q| q != p && parent_holds(q) <= held)
+        .filter(|q| q != p && parent_holds(q) <= held && fed(q))
         .collect();
     out.dedup();
     out
+}
+
+/// Whether no process of `p` waits in a `SimpleQueue.get` (which has no timeout) for an
+/// item nobody may put: a worker would wait until the harness gives up, the parent forever.
+fn fed(p: &Program) -> bool {
+    let parent: Vec<Call> = p
+        .parent
+        .iter()
+        .filter_map(|s| match s {
+            Step::Call { call } => Some(*call),
+            _ => None,
+        })
+        .collect();
+    p.procs
+        .iter()
+        .chain(std::iter::once(&parent))
+        .all(|calls| random::simple_gets_are_fed(calls))
 }
 
 /// How many locks and permits the parent's calls leave held, counting every `acquire` as
@@ -292,11 +310,24 @@ fn lengthened(call: Call, long_ms: u32) -> Option<Call> {
         Call::BarrierWait { timeout_ms } => Call::BarrierWait {
             timeout_ms: long(timeout_ms)?,
         },
-        Call::Put { item, timeout_ms } => Call::Put {
+        // A simple queue's calls have no timeout to lengthen.
+        Call::Put { obj, .. } | Call::Get { obj, .. } if obj == Object::SimpleQueue => {
+            return None;
+        }
+        Call::Put {
+            obj,
+            item,
+            timeout_ms,
+        } => Call::Put {
+            obj,
             item,
             timeout_ms: long(timeout_ms)?,
         },
-        Call::Get { timeout_ms } => Call::Get {
+        Call::Get { obj, timeout_ms } => Call::Get {
+            obj,
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::Join { timeout_ms } => Call::Join {
             timeout_ms: long(timeout_ms)?,
         },
         _ => return None,

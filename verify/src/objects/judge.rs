@@ -7,13 +7,15 @@ use proclife_model::objects::{Object, Ret, Violation, barrier, condition};
 use crate::objects::scenario::{Observed, Program};
 
 /// The objects judged by linearizability against a sequential specification.
-pub const LINEARIZABLE: [Object; 6] = [
+pub const LINEARIZABLE: [Object; 8] = [
     Object::Lock,
     Object::RLock,
     Object::Semaphore,
     Object::BoundedSemaphore,
     Object::Event,
     Object::Queue,
+    Object::SimpleQueue,
+    Object::JoinableQueue,
 ];
 
 /// Judges every object of `observed` against its model.

@@ -21,6 +21,8 @@ pub fn site(call: Call) -> Option<Site> {
         M::Condition => R::Condition,
         M::Barrier => R::Barrier,
         M::Queue => R::Queue,
+        M::SimpleQueue => R::SimpleQueue,
+        M::JoinableQueue => R::JoinableQueue,
     };
     let operation = Operation::ALL
         .into_iter()
@@ -153,6 +155,7 @@ mod tests {
         }));
         let empty = refusal(
             Call::Get {
+                obj: Object::Queue,
                 timeout_ms: Some(0),
             },
             &Error::Empty,

@@ -46,7 +46,7 @@ impl Rng {
 }
 
 /// The objects a program may focus on.
-pub const FOCUS: [Object; 8] = [
+pub const FOCUS: [Object; 10] = [
     Object::Lock,
     Object::RLock,
     Object::Semaphore,
@@ -55,6 +55,8 @@ pub const FOCUS: [Object; 8] = [
     Object::Condition,
     Object::Barrier,
     Object::Queue,
+    Object::SimpleQueue,
+    Object::JoinableQueue,
 ];
 
 fn timeout(rng: &mut Rng) -> Option<u32> {
@@ -133,20 +135,89 @@ fn calls(rng: &mut Rng, obj: Object, out: &mut Vec<Call>, next_item: &mut u32) {
                 Some(200)
             },
         }),
-        Object::Queue => {
-            if rng.one_in(2) {
+        Object::Queue | Object::JoinableQueue => {
+            let mut put = |rng: &mut Rng| {
                 *next_item += 1;
-                out.push(Call::Put {
+                Call::Put {
+                    obj,
                     item: *next_item,
                     timeout_ms: timeout(rng),
-                });
-            } else {
-                out.push(Call::Get {
+                }
+            };
+            let get = |rng: &mut Rng| Call::Get {
+                obj,
+                timeout_ms: timeout(rng),
+            };
+            let joinable = obj == Object::JoinableQueue;
+            match rng.below(if joinable { 7 } else { 5 }) {
+                0 | 1 => out.push(put(rng)),
+                2 | 3 => {
+                    out.push(get(rng));
+                    if joinable {
+                        out.push(Call::TaskDone);
+                    }
+                }
+                // Use after close: both refused, through this handle only.
+                4 => {
+                    out.push(Call::Close { obj });
+                    let (p, g) = (put(rng), get(rng));
+                    out.extend([p, g]);
+                }
+                // A task marked done that nobody took, or none left: maybe too many.
+                5 => out.push(Call::TaskDone),
+                _ => out.push(Call::Join {
                     timeout_ms: timeout(rng),
-                });
+                }),
+            }
+        }
+        // A simple queue's get has no timeout, so every worker puts before it gets: no get
+        // waits for an item that never comes (see `simple_gets_are_fed`).
+        Object::SimpleQueue => {
+            *next_item += 1;
+            let put = Call::Put {
+                obj,
+                item: *next_item,
+                timeout_ms: None,
+            };
+            let get = Call::Get {
+                obj,
+                timeout_ms: None,
+            };
+            match rng.below(5) {
+                0 => out.push(put),
+                1 => out.extend([Call::Close { obj }, put, get]),
+                _ => out.extend([put, get]),
             }
         }
     }
+}
+
+/// Whether every `get` of a `SimpleQueue` in `calls` (which has no timeout) is preceded by
+/// a `put` of the same process of its own, both through an open handle: then, whatever the
+/// other processes do, an item is there for it in the end (items are never lost).
+pub fn simple_gets_are_fed(calls: &[Call]) -> bool {
+    let mut closed = false;
+    let mut own = 0u32;
+    for call in calls {
+        match *call {
+            Call::Close {
+                obj: Object::SimpleQueue,
+            } => closed = true,
+            Call::Put {
+                obj: Object::SimpleQueue,
+                ..
+            } if !closed => own += 1,
+            Call::Get {
+                obj: Object::SimpleQueue,
+                ..
+            } if !closed => match own.checked_sub(1) {
+                Some(left) => own = left,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The program of case `seed`.
@@ -242,7 +313,8 @@ pub fn program(seed: u64) -> Program {
             Object::Barrier => vec![Call::BarrierWait {
                 timeout_ms: Some(0),
             }],
-            Object::Queue => vec![Call::Get {
+            Object::Queue | Object::JoinableQueue => vec![Call::Get {
+                obj: first,
                 timeout_ms: Some(0),
             }],
             _ => vec![Call::IsSet],

@@ -74,7 +74,9 @@ fn blocked_on(obj: Object) -> &'static [BlockedOn] {
         Object::Event => &[BlockedOn::Event],
         Object::Condition => &[BlockedOn::Condition],
         Object::Barrier => &[BlockedOn::Barrier],
-        Object::Queue => &[BlockedOn::Recv, BlockedOn::Send],
+        Object::Queue | Object::SimpleQueue => &[BlockedOn::Recv, BlockedOn::Send],
+        // A joinable queue's `join` and `task_done` wait as `Join`.
+        Object::JoinableQueue => &[BlockedOn::Recv, BlockedOn::Send, BlockedOn::Join],
     }
 }
 
@@ -87,7 +89,10 @@ fn timeouts(calls: &[Call]) -> Duration {
             | Call::CondWait { timeout_ms }
             | Call::BarrierWait { timeout_ms }
             | Call::Put { timeout_ms, .. }
-            | Call::Get { timeout_ms } => Duration::from_millis(u64::from(timeout_ms.unwrap_or(0))),
+            | Call::Get { timeout_ms, .. }
+            | Call::Join { timeout_ms } => {
+                Duration::from_millis(u64::from(timeout_ms.unwrap_or(0)))
+            }
             _ => Duration::ZERO,
         })
         .sum()

@@ -72,6 +72,7 @@ pub fn killed_while_blocked(obj: Object) -> Option<Program> {
         Object::Queue if setup.maxsize > 0 => {
             let puts: Vec<Call> = (0..=setup.maxsize)
                 .map(|item| Call::Put {
+                    obj,
                     item: u32::try_from(item).unwrap_or(u32::MAX),
                     timeout_ms: None,
                 })
