@@ -191,9 +191,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    trials.push(Trial::test("random_programs_agree_every_method", move || {
-        random_programs_agree(None, cases)
-    }));
+    trials.push(Trial::test(
+        "random_programs_agree_every_method",
+        move || random_programs_agree(None, cases),
+    ));
     for (bug, name) in [
         (
             "condition-notify-zero-wakes-one",

@@ -174,7 +174,12 @@ impl<S: Spec> Search<'_, S> {
                 state
                     .step(entry.proc, entry.call)
                     .into_iter()
-                    .filter(|(ret, _)| entry.ret.as_ref().is_none_or(|observed| observed.agrees(ret)))
+                    .filter(|(ret, _)| {
+                        entry
+                            .ret
+                            .as_ref()
+                            .is_none_or(|observed| observed.agrees(ret))
+                    })
                     .map(|(_, next)| next)
                     .collect()
             }

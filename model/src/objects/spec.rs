@@ -274,7 +274,11 @@ impl QueueSpec {
         QueueSpec {
             kind,
             items: VecDeque::new(),
-            maxsize: if kind == Object::SimpleQueue { 0 } else { maxsize },
+            maxsize: if kind == Object::SimpleQueue {
+                0
+            } else {
+                maxsize
+            },
             unfinished: 0,
             closed: 0,
         }
@@ -530,7 +534,10 @@ mod tests {
         let rel = Call::Release {
             obj: Object::BoundedSemaphore,
         };
-        assert_eq!(s.step(0, rel)[0].0, raised(Refusal::BOUNDED_SEMAPHORE_RELEASE_OVER));
+        assert_eq!(
+            s.step(0, rel)[0].0,
+            raised(Refusal::BOUNDED_SEMAPHORE_RELEASE_OVER)
+        );
     }
 
     #[test]
@@ -558,7 +565,9 @@ mod tests {
     #[test]
     fn a_joinable_queue_counts_tasks() {
         let q = QueueSpec::new(Object::JoinableQueue, 0);
-        let join = Call::Join { timeout_ms: Some(5) };
+        let join = Call::Join {
+            timeout_ms: Some(5),
+        };
         assert_eq!(q.step(0, join)[0].0, ret_bool(true));
         assert_eq!(
             q.step(0, Call::TaskDone)[0].0,

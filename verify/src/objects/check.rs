@@ -252,12 +252,12 @@ fn candidates(p: &Program) -> Vec<Program> {
     for s in 0..p.parent.len() {
         // The parent's calls come after it awaited the workers, so they get twice as long:
         // a parent's wait then outlasts the workers' lengthened ones.
-        if let Step::Call { call } = p.parent[s] {
-            if let Some(call) = lengthened(call, 2 * LONG_MS) {
-                let mut q = p.clone();
-                q.parent[s] = Step::Call { call };
-                out.push(q);
-            }
+        if let Step::Call { call } = p.parent[s]
+            && let Some(call) = lengthened(call, 2 * LONG_MS)
+        {
+            let mut q = p.clone();
+            q.parent[s] = Step::Call { call };
+            out.push(q);
         }
     }
     out

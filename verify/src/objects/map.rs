@@ -79,12 +79,14 @@ pub fn refusal(call: Call, error: &Error) -> Ret {
         };
     };
     let same = |row: &&&proclife_model::refusals::Refusal| {
-        row.names().map(|raise| (raise.kind, raise.message.to_owned())) == named
+        row.names()
+            .map(|raise| (raise.kind, raise.message.to_owned()))
+            == named
     };
     if !rows.iter().any(|row| same(&row)) {
-        let table = first
-            .names()
-            .map_or("no exception".to_owned(), |r| format!("{}: {}", r.kind, r.message));
+        let table = first.names().map_or("no exception".to_owned(), |r| {
+            format!("{}: {}", r.kind, r.message)
+        });
         return Ret::Other {
             error: format!(
                 "{} ({variant} from {site}, where the refusal table, row {}, names {table})",

@@ -169,14 +169,17 @@ impl Shared {
                 }
                 map::ret(call, acquired)
             }
-            Call::Release { obj } => map::ret(call, match obj {
-                Object::Lock => self.lock.release(),
-                Object::RLock => self.rlock.release(),
-                Object::Semaphore => self.semaphore.release(),
-                Object::BoundedSemaphore => self.bounded.release(),
-                Object::Condition => self.condition.release(),
-                other => return unsupported(other, call),
-            }),
+            Call::Release { obj } => map::ret(
+                call,
+                match obj {
+                    Object::Lock => self.lock.release(),
+                    Object::RLock => self.rlock.release(),
+                    Object::Semaphore => self.semaphore.release(),
+                    Object::BoundedSemaphore => self.bounded.release(),
+                    Object::Condition => self.condition.release(),
+                    other => return unsupported(other, call),
+                },
+            ),
             Call::Set => {
                 self.event.set();
                 Ret::None
@@ -190,7 +193,9 @@ impl Shared {
             Call::CondWait { timeout_ms } => map::ret(call, self.condition.wait(t(timeout_ms))),
             Call::Notify { n } => map::ret(call, self.condition.notify(n)),
             Call::NotifyAll => map::ret(call, self.condition.notify_all()),
-            Call::BarrierWait { timeout_ms } => map::ret(call, self.barrier.wait_timeout(t(timeout_ms))),
+            Call::BarrierWait { timeout_ms } => {
+                map::ret(call, self.barrier.wait_timeout(t(timeout_ms)))
+            }
             Call::Put {
                 obj,
                 item,
