@@ -11,7 +11,7 @@ use proclife_verify::objects::{check, scenario};
 fn notify_wakes_at_most_n(n: u32, method: StartMethod) -> Result<(), Failed> {
     let observed = scenario::run(&condition_notify(3, n, 1000), method)
         .map_err(|e| format!("the harness failed: {e:#}"))?;
-    condition::judge(&observed.history).map_err(|v| {
+    condition::judge(&observed.history, &[]).map_err(|v| {
         format!(
             "{v}\nhistory (elapsed µs per call: {:?}):\n{}",
             observed.elapsed_us, observed.history

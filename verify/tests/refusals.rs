@@ -126,7 +126,7 @@ fn died_holding(take: impl FnOnce() -> bool + Send + 'static) -> Result<(), Stri
     reap(&process)
 }
 
-/// `Lock` and `RLock`, for the rows they share.
+/// `Lock`, `RLock` and `Condition`'s lock, for the rows they share.
 trait Mutex: Send + Sync + 'static {
     fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool>;
     fn give(&self) -> proclife::Result<()>;
@@ -142,6 +142,15 @@ impl Mutex for Lock {
 }
 
 impl Mutex for RLock {
+    fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
+        self.acquire(timeout)
+    }
+    fn give(&self) -> proclife::Result<()> {
+        self.release()
+    }
+}
+
+impl Mutex for Condition {
     fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
         self.acquire(timeout)
     }
@@ -362,6 +371,22 @@ fn drive(id: &str) -> Result<Error, String> {
         }
         "lock.acquire.holder_died" => acquire_after_holder_died(setup(Lock::new())?),
         "rlock.acquire.holder_died" => acquire_after_holder_died(setup(RLock::new())?),
+        "condition.acquire.holder_died" => acquire_after_holder_died(setup(Condition::new())?),
+        "condition.wait.holder_died" => {
+            // The caller holds the lock when the child starts, so the child takes it only
+            // once the wait released it; it notifies and ends holding it.
+            let condition = Arc::new(setup(Condition::new())?);
+            setup(condition.acquire(None))?;
+            let notifier = Arc::clone(&condition);
+            let process = child(move || {
+                if notifier.acquire(Some(BOUND)).is_ok_and(|ok| ok) {
+                    let _ = notifier.notify(1);
+                }
+            })?;
+            let got = refused(condition.wait(Some(BOUND)));
+            reap(&process)?;
+            got
+        }
         "rlock.release.unheld" => refused(setup(RLock::new())?.release()),
         "rlock.release.held_by_other" => release_held_by_other(setup(RLock::new())?),
         "semaphore.release.at_max" => refused(setup(Semaphore::new(SEM_VALUE_MAX))?.release()),

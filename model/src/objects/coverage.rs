@@ -51,9 +51,11 @@ pub fn classes(obj: Object) -> &'static [(&'static str, &'static str)] {
         ],
         Object::Condition => &[
             ("acquire", "True"),
+            ("acquire", "OwnerDied"),
             ("release", "None"),
             ("wait", "True"),
             ("wait", "False"),
+            ("wait", "killed"),
             ("notify", "None"),
             ("notify", "NotOwner"),
             ("notify_all", "None"),

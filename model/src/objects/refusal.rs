@@ -59,6 +59,10 @@ impl Refusal {
     /// `JoinableQueue.task_done` more often than items were put.
     pub const JOINABLE_QUEUE_TASK_DONE_TOO_MANY: Refusal =
         Refusal("joinable_queue.task_done.too_many");
+    /// `Condition.acquire` after a holder of its lock died holding it.
+    pub const CONDITION_ACQUIRE_HOLDER_DIED: Refusal = Refusal("condition.acquire.holder_died");
+    /// `Condition.wait` whose re-acquire found the lock's holder dead.
+    pub const CONDITION_WAIT_HOLDER_DIED: Refusal = Refusal("condition.wait.holder_died");
     /// `Condition.notify` by a process that does not hold its lock.
     pub const CONDITION_NOTIFY_UNOWNED: Refusal = Refusal("condition.notify.unowned");
     /// `Condition.notify_all` by a process that does not hold its lock.
@@ -75,7 +79,7 @@ impl Refusal {
     pub const BARRIER_WAIT_PARTY_DIED: Refusal = Refusal("barrier.wait.party_died");
 
     /// Every refusal the primitives' models name.
-    pub const MODELLED: [Refusal; 26] = [
+    pub const MODELLED: [Refusal; 28] = [
         Refusal::LOCK_ACQUIRE_ALREADY_HELD,
         Refusal::LOCK_ACQUIRE_HOLDER_DIED,
         Refusal::LOCK_RELEASE_HELD_BY_OTHER,
@@ -95,6 +99,8 @@ impl Refusal {
         Refusal::JOINABLE_QUEUE_PUT_CLOSED,
         Refusal::JOINABLE_QUEUE_GET_CLOSED,
         Refusal::JOINABLE_QUEUE_TASK_DONE_TOO_MANY,
+        Refusal::CONDITION_ACQUIRE_HOLDER_DIED,
+        Refusal::CONDITION_WAIT_HOLDER_DIED,
         Refusal::CONDITION_NOTIFY_UNOWNED,
         Refusal::CONDITION_NOTIFY_ALL_UNOWNED,
         Refusal::CONDITION_RELEASE_UNOWNED,

@@ -96,14 +96,14 @@ pub fn run_once(
 /// A harness failure (a worker that cannot be started or does not end in time).
 pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result<Summary> {
     let mut coverage = Coverage::default();
-    // First the calls killed while they block, which random programs reach only by chance.
-    for (k, obj) in [Object::Lock, Object::RLock, Object::Barrier, Object::Queue]
+    // First the calls killed while they block, and the holders of locks killed, which
+    // random programs reach only by chance.
+    let locks = [Object::Lock, Object::RLock, Object::Condition];
+    let fixed = [Object::Lock, Object::RLock, Object::Barrier, Object::Queue]
         .into_iter()
-        .enumerate()
-    {
-        let Some(program) = crate::objects::scenarios::killed_while_blocked(obj) else {
-            continue;
-        };
+        .filter_map(crate::objects::scenarios::killed_while_blocked)
+        .chain(locks.map(crate::objects::scenarios::holder_killed));
+    for (k, program) in fixed.enumerate() {
         let method = options.method_of(k);
         let (observed, verdict) = run_once(&program, method)?;
         coverage.add(&observed);

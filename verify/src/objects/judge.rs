@@ -50,12 +50,12 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
         linearizable::judge(&spec, &history.entries, &entries, &observed.deaths)
             .map_err(|v| named(obj, v))?;
     }
-    condition::judge(history).map_err(|v| named(Object::Condition, v))?;
     let deaths: Vec<u64> = observed
         .deaths
         .iter()
         .filter_map(|d: &Death| d.by)
         .collect();
+    condition::judge(history, &observed.deaths).map_err(|v| named(Object::Condition, v))?;
     barrier::judge(history, program.setup.parties, &deaths).map_err(|v| named(Object::Barrier, v))
 }
 

@@ -3,7 +3,7 @@
 //! Each program focuses on one or two objects (swarm testing: a program that mixes every
 //! object rarely makes any one of them contend), runs 2–4 worker processes with 1–6 calls
 //! each, draws every timeout as data (zero, a few milliseconds, or none where the call
-//! cannot block forever), and in one program of two (without a condition) kills a worker after a random number
+//! cannot block forever), and in one program of two kills a worker after a random number
 //! of its calls. The generator is a pure function of the seed.
 
 use proclife_model::objects::{Call, Object};
@@ -241,9 +241,6 @@ pub fn program(seed: u64) -> Program {
         }
         procs.push(mine);
     }
-    // A killed waiter of a condition may take a wake-up with it; its history is judged
-    // only without kills (see docs/primitives.md).
-    let conditions = first == Object::Condition || second == Object::Condition;
     let mut parent = Vec::new();
     if first == Object::Condition && rng.one_in(2) {
         // Some workers start by waiting, long; the parent notifies once they all sleep.
@@ -281,7 +278,7 @@ pub fn program(seed: u64) -> Program {
             .map(|call| Step::Call { call }),
         );
     }
-    if !conditions && rng.one_in(2) {
+    if rng.one_in(2) {
         let proc = rng.below(workers as u64) as usize;
         // Killed in the middle of a call that may block (or hold a lock meanwhile), or
         // between two calls.
@@ -310,6 +307,14 @@ pub fn program(seed: u64) -> Program {
                     timeout_ms: Some(0),
                 }]
             }
+            // A holder killed holding the condition's lock: the parent is told.
+            Object::Condition => vec![
+                Call::Acquire {
+                    obj: first,
+                    timeout_ms: None,
+                },
+                Call::Release { obj: first },
+            ],
             Object::Barrier => vec![Call::BarrierWait {
                 timeout_ms: Some(0),
             }],

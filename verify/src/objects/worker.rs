@@ -190,7 +190,16 @@ impl Shared {
             }
             Call::IsSet => map::ret(call, Ok(self.event.is_set())),
             Call::EventWait { timeout_ms } => map::ret(call, self.event.wait(t(timeout_ms))),
-            Call::CondWait { timeout_ms } => map::ret(call, self.condition.wait(t(timeout_ms))),
+            Call::CondWait { timeout_ms } => {
+                let waited = self.condition.wait(t(timeout_ms));
+                // Re-acquired after the holder died: made consistent at once, as above.
+                if matches!(waited, Err(Error::OwnerDied))
+                    && let Err(e) = self.condition.mark_consistent()
+                {
+                    return map::refusal(call, &e);
+                }
+                map::ret(call, waited)
+            }
             Call::Notify { n } => map::ret(call, self.condition.notify(n)),
             Call::NotifyAll => map::ret(call, self.condition.notify_all()),
             Call::BarrierWait { timeout_ms } => {
