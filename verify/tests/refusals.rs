@@ -23,7 +23,7 @@ use proclife::sync::{
 };
 use proclife::{Error, Process, Site, StartMethod};
 use proclife_model::refusals::{CPython, PyRaise, REFUSALS, Refusal};
-use proclife_verify::map;
+use proclife_verify::map::{self, variant};
 
 /// Bound on every wait for a child; generous, a loaded machine may be slow to fork.
 const BOUND: Duration = Duration::from_secs(30);
@@ -34,15 +34,6 @@ const RING: usize = 4096;
 
 /// The variant name and what `python_for` named, as observed (in this process or a child).
 type Observed = (String, Option<(String, String)>);
-
-fn variant(error: &Error) -> String {
-    let debug = format!("{error:?}");
-    debug
-        .split(['(', ' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 fn observe(error: &Error, site: Site) -> Observed {
     (

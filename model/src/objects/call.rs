@@ -36,6 +36,20 @@ pub enum Object {
 }
 
 impl Object {
+    /// Every primitive a history may use.
+    pub const ALL: [Object; 10] = [
+        Object::Lock,
+        Object::RLock,
+        Object::Semaphore,
+        Object::BoundedSemaphore,
+        Object::Event,
+        Object::Condition,
+        Object::Barrier,
+        Object::Queue,
+        Object::SimpleQueue,
+        Object::JoinableQueue,
+    ];
+
     /// The CPython class name.
     pub fn name(self) -> &'static str {
         match self {

@@ -29,7 +29,7 @@
 
 use crate::objects::Object;
 use crate::objects::call::{Call, Ret};
-use crate::objects::history::{History, Violation};
+use crate::objects::history::{History, Violation, last_stamp};
 use crate::objects::linearizable::Death;
 use crate::objects::refusal::Refusal;
 
@@ -92,13 +92,7 @@ pub fn judge(history: &History, deaths: &[Death]) -> Result<(), Violation> {
         // A killed process died after its last stamp: before `returned` if that came after.
         let died = |returned: Option<u64>| {
             deaths.iter().filter(|d| d.by.is_some()).any(|d| {
-                let last = history
-                    .entries
-                    .iter()
-                    .filter(|e| e.proc == d.proc)
-                    .map(|e| e.returned.unwrap_or(e.invoked))
-                    .max()
-                    .unwrap_or(0);
+                let last = last_stamp(&history.entries, d.proc);
                 returned.is_none_or(|r| last < r)
             })
         };

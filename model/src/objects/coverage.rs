@@ -125,18 +125,7 @@ mod tests {
     use crate::objects::Refusal;
     use crate::refusals::REFUSALS;
 
-    const OBJECTS: [Object; 10] = [
-        Object::Lock,
-        Object::RLock,
-        Object::Semaphore,
-        Object::BoundedSemaphore,
-        Object::Event,
-        Object::Condition,
-        Object::Barrier,
-        Object::Queue,
-        Object::SimpleQueue,
-        Object::JoinableQueue,
-    ];
+    const OBJECTS: [Object; 10] = Object::ALL;
 
     /// Every refusal class is an `Error` variant the table names for that object and
     /// operation, and every refusal a model names is a row of an operation the coverage

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crate::objects::call::Ret;
-use crate::objects::history::{Entry, Violation};
+use crate::objects::history::{Entry, Violation, last_stamp};
 use crate::objects::spec::Spec;
 
 /// The end of a caller that is part of the history.
@@ -74,12 +74,7 @@ pub fn judge<S: Spec>(
         .collect();
     for d in deaths {
         // Dead after its last stamp.
-        let last = all
-            .iter()
-            .filter(|e| e.proc == d.proc)
-            .map(|e| e.returned.unwrap_or(e.invoked))
-            .max()
-            .unwrap_or(0);
+        let last = last_stamp(all, d.proc);
         items.push(Item {
             entry: None,
             killed: d.by.is_some(),

@@ -601,16 +601,7 @@ mod tests {
             bounded: 1,
             maxsize: 2,
         };
-        for obj in [
-            Object::Lock,
-            Object::RLock,
-            Object::Semaphore,
-            Object::BoundedSemaphore,
-            Object::Event,
-            Object::Queue,
-            Object::SimpleQueue,
-            Object::JoinableQueue,
-        ] {
+        for obj in Object::ALL {
             let calls = [
                 Call::Acquire {
                     obj,

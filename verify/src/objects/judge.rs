@@ -6,18 +6,6 @@ use proclife_model::objects::{Object, Ret, Violation, barrier, condition};
 
 use crate::objects::scenario::{Observed, Program};
 
-/// The objects judged by linearizability against a sequential specification.
-pub const LINEARIZABLE: [Object; 8] = [
-    Object::Lock,
-    Object::RLock,
-    Object::Semaphore,
-    Object::BoundedSemaphore,
-    Object::Event,
-    Object::Queue,
-    Object::SimpleQueue,
-    Object::JoinableQueue,
-];
-
 /// Judges every object of `observed` against its model.
 ///
 /// # Errors
@@ -39,7 +27,8 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
         bounded: program.setup.bounded,
         maxsize: program.setup.maxsize,
     };
-    for obj in LINEARIZABLE {
+    // The objects with a sequential specification; `Condition` and `Barrier` are judged below.
+    for obj in Object::ALL {
         let entries: Vec<usize> = history.on(obj).map(|(i, _)| i).collect();
         if entries.is_empty() {
             continue;

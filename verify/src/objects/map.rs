@@ -38,16 +38,6 @@ pub fn ret<T: Into<RetValue>>(call: Call, result: proclife::Result<T>) -> Ret {
     }
 }
 
-/// The name of `error`'s variant, as the refusal table's `error` column writes it.
-pub fn variant(error: &Error) -> String {
-    let debug = format!("{error:?}");
-    debug
-        .split(['(', ' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The model's form of a runtime error returned by `call`: the variant and the exception
 /// `Error::python_for` names for it at the call's site, when the refusal table has a row of
 /// that object, operation and variant naming the same exception; otherwise (no such row, or
@@ -64,7 +54,7 @@ pub fn refusal(call: Call, error: &Error) -> Ret {
             error: format!("{error} (from {call}, which the runtime does not name)"),
         };
     };
-    let variant = variant(error);
+    let variant = crate::map::variant(error);
     let named = error.python_for(site);
     let rows: Vec<_> = REFUSALS
         .iter()

@@ -46,18 +46,7 @@ impl Rng {
 }
 
 /// The objects a program may focus on.
-pub const FOCUS: [Object; 10] = [
-    Object::Lock,
-    Object::RLock,
-    Object::Semaphore,
-    Object::BoundedSemaphore,
-    Object::Event,
-    Object::Condition,
-    Object::Barrier,
-    Object::Queue,
-    Object::SimpleQueue,
-    Object::JoinableQueue,
-];
+pub const FOCUS: [Object; 10] = Object::ALL;
 
 fn timeout(rng: &mut Rng) -> Option<u32> {
     Some(match rng.below(4) {
