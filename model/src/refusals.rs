@@ -289,6 +289,18 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "condition.acquire.holder_died",
+        object: Object::Condition,
+        operation: "acquire",
+        situation: "a holder of its lock (an RLock, the default) died holding it",
+        cpython: CPython::Returns("False"),
+        error: "OwnerDied",
+        deviation: Some(Deviation {
+            decision: "0003",
+            names: None,
+        }),
+    },
+    Refusal {
         id: "condition.notify.unowned",
         object: Object::Condition,
         operation: "notify",
@@ -317,6 +329,18 @@ pub const REFUSALS: &[Refusal] = &[
         )),
         error: "NotOwner",
         deviation: None,
+    },
+    Refusal {
+        id: "condition.wait.holder_died",
+        object: Object::Condition,
+        operation: "wait",
+        situation: "the notifier died holding the lock the woken wait re-acquires",
+        cpython: CPython::Hangs,
+        error: "OwnerDied",
+        deviation: Some(Deviation {
+            decision: "0005",
+            names: None,
+        }),
     },
     Refusal {
         id: "condition.wait.parent_died",

@@ -338,6 +338,41 @@ def holder_died(kind):
 
 ROWS["lock.acquire.holder_died"] = lambda: holder_died(CTX.Lock)
 ROWS["rlock.acquire.holder_died"] = lambda: holder_died(CTX.RLock)
+ROWS["condition.acquire.holder_died"] = lambda: holder_died(CTX.Condition)
+
+
+def hold_wait_and_report(condition, holding, conn):
+    condition.acquire()
+    holding.set()
+    conn.send(outcome_of(lambda: condition.wait(CHILD_BOUND)))
+    conn.close()
+
+
+def notify_and_exit(condition):
+    condition.acquire()
+    condition.notify()
+    os._exit(0)
+
+
+@row("condition.wait.holder_died")
+def _():
+    # CPython: the notifier waits until the waiter woke, then dies holding the lock; the
+    # waiter's re-acquire waits forever (T19). The waiter runs in a child killed after
+    # HANG_PROBE.
+    condition = CTX.Condition()
+    holding = CTX.Event()
+    r, w = CTX.Pipe(duplex=False)
+    waiter = Child(hold_wait_and_report, condition, holding, w)
+    w.close()
+    try:
+        if not holding.wait(CHILD_BOUND):
+            raise RuntimeError("the waiter never took the lock")
+        Child(notify_and_exit, condition).finish()
+        if r.poll(HANG_PROBE):
+            return Reported(r.recv())
+        return Reported({"hangs": f"no answer within {HANG_PROBE} s"})
+    finally:
+        waiter.kill()
 
 
 @row("rlock.release.unheld")

@@ -100,6 +100,16 @@ pub fn state_admits(state: &State, observed: ProcessState) -> bool {
     }
 }
 
+/// The name of `error`'s variant, as the refusal table's `error` column writes it.
+pub fn variant(error: &proclife::Error) -> String {
+    let debug = format!("{error:?}");
+    debug
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The runtime's site for a row of the refusal table: the same object and the same CPython
 /// operation name. `None` when the runtime has no such object or operation (a table the
 /// runtime cannot name; the refusal test reports it).

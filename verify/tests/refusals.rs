@@ -23,7 +23,7 @@ use proclife::sync::{
 };
 use proclife::{Error, Process, Site, StartMethod};
 use proclife_model::refusals::{CPython, PyRaise, REFUSALS, Refusal};
-use proclife_verify::map;
+use proclife_verify::map::{self, variant};
 
 /// Bound on every wait for a child; generous, a loaded machine may be slow to fork.
 const BOUND: Duration = Duration::from_secs(30);
@@ -39,15 +39,6 @@ fn unregistered((): ()) -> proclife::TargetResult {
 
 /// The variant name and what `python_for` named, as observed (in this process or a child).
 type Observed = (String, Option<(String, String)>);
-
-fn variant(error: &Error) -> String {
-    let debug = format!("{error:?}");
-    debug
-        .split(['(', ' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 fn observe(error: &Error, site: Site) -> Observed {
     (
@@ -131,7 +122,7 @@ fn died_holding(take: impl FnOnce() -> bool + Send + 'static) -> Result<(), Stri
     reap(&process)
 }
 
-/// `Lock` and `RLock`, for the rows they share.
+/// `Lock`, `RLock` and `Condition`'s lock, for the rows they share.
 trait Mutex: Send + Sync + 'static {
     fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool>;
     fn give(&self) -> proclife::Result<()>;
@@ -147,6 +138,15 @@ impl Mutex for Lock {
 }
 
 impl Mutex for RLock {
+    fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
+        self.acquire(timeout)
+    }
+    fn give(&self) -> proclife::Result<()> {
+        self.release()
+    }
+}
+
+impl Mutex for Condition {
     fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
         self.acquire(timeout)
     }
@@ -408,6 +408,22 @@ fn drive(id: &str) -> Result<Error, String> {
         }
         "lock.acquire.holder_died" => acquire_after_holder_died(setup(Lock::new())?),
         "rlock.acquire.holder_died" => acquire_after_holder_died(setup(RLock::new())?),
+        "condition.acquire.holder_died" => acquire_after_holder_died(setup(Condition::new())?),
+        "condition.wait.holder_died" => {
+            // The caller holds the lock when the child starts, so the child takes it only
+            // once the wait released it; it notifies and ends holding it.
+            let condition = Arc::new(setup(Condition::new())?);
+            setup(condition.acquire(None))?;
+            let notifier = Arc::clone(&condition);
+            let process = child(move || {
+                if notifier.acquire(Some(BOUND)).is_ok_and(|ok| ok) {
+                    let _ = notifier.notify(1);
+                }
+            })?;
+            let got = refused(condition.wait(Some(BOUND)));
+            reap(&process)?;
+            got
+        }
         "rlock.release.unheld" => refused(setup(RLock::new())?.release()),
         "rlock.release.held_by_other" => release_held_by_other(setup(RLock::new())?),
         "semaphore.release.at_max" => refused(setup(Semaphore::new(SEM_VALUE_MAX))?.release()),

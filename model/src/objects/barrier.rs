@@ -34,9 +34,12 @@ pub fn judge(history: &History, parties: usize, deaths: &[u64]) -> Result<(), Vi
         .copied()
         .filter(|(_, e)| matches!(e.ret, Some(Ret::Int { .. })))
         .collect();
-    let broken_ret = Some(Ret::Raised {
-        refusal: Refusal::BrokenBarrier,
-    });
+    // Every way a barrier breaks is named alike (the rows `barrier.wait.*`); which one it
+    // was, the judge does not say.
+    let broken = Ret::Raised {
+        refusal: Refusal::BARRIER_WAIT_TIMEOUT,
+    };
+    let is_broken = |ret: &Ret| ret.agrees(&broken);
     // A killed party's wait may have passed too, with an index nobody saw.
     let pending: Vec<(usize, &crate::objects::Entry)> = waits
         .iter()
@@ -47,7 +50,7 @@ pub fn judge(history: &History, parties: usize, deaths: &[u64]) -> Result<(), Vi
     // Breaks need a cause, and are final.
     for &(i, e) in &waits {
         let Some(returned) = e.returned else { continue };
-        if e.ret == broken_ret {
+        if e.ret.as_ref().is_some_and(is_broken) {
             let timed = waits.iter().any(|(_, w)| {
                 matches!(
                     w.call,
@@ -55,9 +58,7 @@ pub fn judge(history: &History, parties: usize, deaths: &[u64]) -> Result<(), Vi
                         timeout_ms: Some(_)
                     }
                 ) && w.invoked < returned
-                    && w.ret
-                        .as_ref()
-                        .is_none_or(|r| Some(r) == broken_ret.as_ref())
+                    && w.ret.as_ref().is_none_or(is_broken)
             });
             let died = deaths.iter().any(|&d| d < returned)
                 || waits
@@ -227,7 +228,7 @@ mod tests {
         ]);
         assert_eq!(judge(&crossed, 2, &[]), Ok(()));
         let broken = Ret::Raised {
-            refusal: Refusal::BrokenBarrier,
+            refusal: Refusal::BARRIER_WAIT_TIMEOUT,
         };
         let causeless = History::new(vec![wait(0, 1, 2, broken)]);
         assert!(judge(&causeless, 2, &[]).is_err());

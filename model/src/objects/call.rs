@@ -29,9 +29,27 @@ pub enum Object {
     Barrier,
     /// `multiprocessing.Queue`.
     Queue,
+    /// `multiprocessing.SimpleQueue`.
+    SimpleQueue,
+    /// `multiprocessing.JoinableQueue`.
+    JoinableQueue,
 }
 
 impl Object {
+    /// Every primitive a history may use.
+    pub const ALL: [Object; 10] = [
+        Object::Lock,
+        Object::RLock,
+        Object::Semaphore,
+        Object::BoundedSemaphore,
+        Object::Event,
+        Object::Condition,
+        Object::Barrier,
+        Object::Queue,
+        Object::SimpleQueue,
+        Object::JoinableQueue,
+    ];
+
     /// The CPython class name.
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +61,32 @@ impl Object {
             Object::Condition => "Condition",
             Object::Barrier => "Barrier",
             Object::Queue => "Queue",
+            Object::SimpleQueue => "SimpleQueue",
+            Object::JoinableQueue => "JoinableQueue",
+        }
+    }
+
+    /// `Queue`, the object of a `put` or `get` that names none (replay files written before
+    /// the other queues were checked).
+    pub fn queue() -> Object {
+        Object::Queue
+    }
+
+    /// The object as the refusal table names it (a `Condition` here is over its own
+    /// `RLock`, CPython's default).
+    pub fn in_table(self) -> crate::refusals::Object {
+        use crate::refusals::Object as T;
+        match self {
+            Object::Lock => T::Lock,
+            Object::RLock => T::RLock,
+            Object::Semaphore => T::Semaphore,
+            Object::BoundedSemaphore => T::BoundedSemaphore,
+            Object::Event => T::Event,
+            Object::Condition => T::Condition,
+            Object::Barrier => T::Barrier,
+            Object::Queue => T::Queue,
+            Object::SimpleQueue => T::SimpleQueue,
+            Object::JoinableQueue => T::JoinableQueue,
         }
     }
 }
@@ -92,17 +136,35 @@ pub enum Call {
         /// Milliseconds, `None` for the barrier's default (none).
         timeout_ms: Option<u32>,
     },
-    /// `Queue.put(item, timeout=...)`.
+    /// `put(item, timeout=...)` on a `Queue`, `SimpleQueue` (no timeout) or `JoinableQueue`.
     Put {
+        /// The queue.
+        #[serde(default = "Object::queue")]
+        obj: Object,
         /// The item (distinct per history, so that a duplicate or a reorder shows).
         item: u32,
+        /// Milliseconds, `None` for no timeout (a `SimpleQueue` has none).
+        timeout_ms: Option<u32>,
+    },
+    /// `get(timeout=...)` on the same kinds of queue.
+    Get {
+        /// The queue.
+        #[serde(default = "Object::queue")]
+        obj: Object,
+        /// Milliseconds, `None` for no timeout (a `SimpleQueue` has none).
+        timeout_ms: Option<u32>,
+    },
+    /// `JoinableQueue.task_done()`.
+    TaskDone,
+    /// `JoinableQueue.join()`, with proclife's timeout (CPython's has none).
+    Join {
         /// Milliseconds, `None` for no timeout.
         timeout_ms: Option<u32>,
     },
-    /// `Queue.get(timeout=...)`.
-    Get {
-        /// Milliseconds, `None` for no timeout.
-        timeout_ms: Option<u32>,
+    /// `close()` of the caller's handle of a queue.
+    Close {
+        /// The queue.
+        obj: Object,
     },
 }
 
@@ -114,7 +176,28 @@ impl Call {
             Call::Set | Call::Clear | Call::IsSet | Call::EventWait { .. } => Object::Event,
             Call::CondWait { .. } | Call::Notify { .. } | Call::NotifyAll => Object::Condition,
             Call::BarrierWait { .. } => Object::Barrier,
-            Call::Put { .. } | Call::Get { .. } => Object::Queue,
+            Call::Put { obj, .. } | Call::Get { obj, .. } | Call::Close { obj } => obj,
+            Call::TaskDone | Call::Join { .. } => Object::JoinableQueue,
+        }
+    }
+
+    /// CPython's name of the method (`acquire`, `wait`, `notify_all`), as the refusal table
+    /// names operations.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Call::Acquire { .. } => "acquire",
+            Call::Release { .. } => "release",
+            Call::Set => "set",
+            Call::Clear => "clear",
+            Call::IsSet => "is_set",
+            Call::EventWait { .. } | Call::CondWait { .. } | Call::BarrierWait { .. } => "wait",
+            Call::Notify { .. } => "notify",
+            Call::NotifyAll => "notify_all",
+            Call::Put { .. } => "put",
+            Call::Get { .. } => "get",
+            Call::TaskDone => "task_done",
+            Call::Join { .. } => "join",
+            Call::Close { .. } => "close",
         }
     }
 }
@@ -146,17 +229,25 @@ impl fmt::Display for Call {
             }
             Call::Notify { n } => write!(f, "notify(n={n}")?,
             Call::NotifyAll => f.write_str("notify_all(")?,
-            Call::Put { item, timeout_ms } => {
+            Call::Put {
+                item, timeout_ms, ..
+            } => {
                 write!(f, "put({item}")?;
                 if timeout_ms.is_some() {
                     f.write_str(", ")?;
                 }
                 timeout(f, timeout_ms)?;
             }
-            Call::Get { timeout_ms } => {
+            Call::Get { timeout_ms, .. } => {
                 f.write_str("get(")?;
                 timeout(f, timeout_ms)?;
             }
+            Call::TaskDone => f.write_str("task_done(")?,
+            Call::Join { timeout_ms } => {
+                f.write_str("join(")?;
+                timeout(f, timeout_ms)?;
+            }
+            Call::Close { .. } => f.write_str("close(")?,
         }
         f.write_str(")")
     }
@@ -178,17 +269,45 @@ pub enum Ret {
         /// The value.
         value: i64,
     },
-    /// A refusal the model names.
+    /// A refusal as the model names it: a row of the refusal table.
     Raised {
         /// The refusal.
         refusal: Refusal,
     },
+    /// A refusal as a real run shows it: the runtime's `Error` variant and the exception
+    /// `Error::python_for` names for it at the call's object and operation (`None` where
+    /// it names none). It agrees with a model's refusal of the same variant and names
+    /// ([`Ret::agrees`]); the situation is the model's to say.
+    Refused {
+        /// The `proclife::Error` variant's name.
+        error: String,
+        /// The exception class and message it names.
+        named: Option<(String, String)>,
+    },
     /// An exception the model does not name (the runtime's class and message, or its
-    /// `Error` text when it has no CPython equivalent).
+    /// `Error` text when it has no CPython equivalent), or names otherwise than the refusal
+    /// table.
     Other {
         /// What was raised.
         error: String,
     },
+}
+
+impl Ret {
+    /// Whether a call that returned `self` did what `model` says it returns: the same
+    /// value, or a refusal a real run cannot tell from the model's row (the same `Error`
+    /// variant and the same exception class and message).
+    pub fn agrees(&self, model: &Ret) -> bool {
+        match (self, model) {
+            (Ret::Refused { error, named }, Ret::Raised { refusal }) => {
+                let names = refusal
+                    .names()
+                    .map(|raise| (raise.kind.to_owned(), raise.message.to_owned()));
+                error == refusal.error() && *named == names
+            }
+            (observed, model) => observed == model,
+        }
+    }
 }
 
 impl fmt::Display for Ret {
@@ -199,6 +318,15 @@ impl fmt::Display for Ret {
             Ret::Bool { value: false } => f.write_str("False"),
             Ret::Int { value } => write!(f, "{value}"),
             Ret::Raised { refusal } => write!(f, "{refusal}"),
+            Ret::Refused {
+                named: Some((kind, message)),
+                ..
+            } if message.is_empty() => write!(f, "raised {kind}"),
+            Ret::Refused {
+                named: Some((kind, message)),
+                ..
+            } => write!(f, "raised {kind}: {message}"),
+            Ret::Refused { error, named: None } => write!(f, "refused with {error}"),
             Ret::Other { error } => write!(f, "raised {error}"),
         }
     }

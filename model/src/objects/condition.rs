@@ -10,6 +10,18 @@
 //!   overlaps theirs, no notification giving more than its `n` ([`judge`] finds such an
 //!   assignment by bipartite matching, or reports the waits that cannot have one).
 //! - A wait returns `False` only when its timeout passed: never for a wait without timeout.
+//! - A refused call (`notify`, `notify_all`, `wait` or `release` without the lock) is named
+//!   as its row of the refusal table says (`condition.notify.unowned`, ...); whether the
+//!   caller held the lock then is not judged.
+//! - Killed processes: a holder of the lock killed holding it makes the next `acquire`, or
+//!   the re-acquire that ends a `wait`, report `OwnerDied` (rows
+//!   `condition.acquire.holder_died`, `condition.wait.holder_died`), and only after a death;
+//!   a killed waiter's wait may have taken a wake-up or not, and one granted to it but never
+//!   taken may go to a wait that began after the notification (the runtime's ledger pools
+//!   the wake-ups granted to waiters registered before a notification, and a later
+//!   notification makes the newer waiters eligible too): so, when a wait killed while it
+//!   waited overlaps a notification, that notification's wake-ups may also go to a wait that
+//!   overlaps any later notification. A wait that reported `OwnerDied` may have been woken.
 //!
 //! What is not judged: that a notification wakes *enough* waits (a waiter whose timeout
 //! expired just as it was notified may return `False`, and the stamps carry no clock to tell),
@@ -17,7 +29,9 @@
 
 use crate::objects::Object;
 use crate::objects::call::{Call, Ret};
-use crate::objects::history::{History, Violation};
+use crate::objects::history::{History, Violation, last_stamp};
+use crate::objects::linearizable::Death;
+use crate::objects::refusal::Refusal;
 
 /// How many wake-ups a notification gives: `n`, or every wait for `notify_all`.
 fn capacity(call: Call, waits: usize) -> usize {
@@ -28,14 +42,76 @@ fn capacity(call: Call, waits: usize) -> usize {
     }
 }
 
-/// Judges the `Condition` calls of `history` against the interval specification.
+/// Judges the `Condition` calls of `history` against the interval specification; `deaths`
+/// are the ends of its processes (a kill's `by` is a stamp taken after it was reaped).
 ///
 /// # Errors
 ///
-/// The first [`Violation`] found: a wait that returned `False` without a timeout, or the
-/// waits that returned `True` with no notification left that could have woken them.
-pub fn judge(history: &History) -> Result<(), Violation> {
+/// The first [`Violation`] found: a refusal named otherwise than its row or without its
+/// cause, a wait that returned `False` without a timeout, or the waits that returned `True`
+/// with no notification left that could have woken them.
+pub fn judge(history: &History, deaths: &[Death]) -> Result<(), Violation> {
     let calls: Vec<(usize, &crate::objects::Entry)> = history.on(Object::Condition).collect();
+    for &(i, e) in &calls {
+        let Some(observed @ (Ret::Raised { .. } | Ret::Refused { .. })) = &e.ret else {
+            continue;
+        };
+        let rows: &[Refusal] = match e.call {
+            Call::Notify { .. } => &[Refusal::CONDITION_NOTIFY_UNOWNED],
+            Call::NotifyAll => &[Refusal::CONDITION_NOTIFY_ALL_UNOWNED],
+            Call::CondWait { .. } => &[
+                Refusal::CONDITION_WAIT_UNOWNED,
+                Refusal::CONDITION_WAIT_HOLDER_DIED,
+            ],
+            Call::Release { .. } => &[Refusal::CONDITION_RELEASE_UNOWNED],
+            Call::Acquire { .. } => &[Refusal::CONDITION_ACQUIRE_HOLDER_DIED],
+            _ => &[],
+        };
+        let Some(&row) = rows
+            .iter()
+            .find(|&&row| observed.agrees(&Ret::Raised { refusal: row }))
+        else {
+            let named: Vec<String> = rows
+                .iter()
+                .map(|row| format!("{} (row {})", Ret::Raised { refusal: *row }, row.id()))
+                .collect();
+            return Err(Violation {
+                rule: "a refusal named otherwise than its row",
+                entries: vec![i],
+                explanation: format!(
+                    "#{i} {} {observed}, where the refusal table says it {}",
+                    e.call,
+                    if named.is_empty() {
+                        "never refuses".to_owned()
+                    } else {
+                        named.join(" or ")
+                    }
+                ),
+            });
+        };
+        // A killed process died after its last stamp: before `returned` if that came after.
+        let died = |returned: Option<u64>| {
+            deaths.iter().filter(|d| d.by.is_some()).any(|d| {
+                let last = last_stamp(&history.entries, d.proc);
+                returned.is_none_or(|r| last < r)
+            })
+        };
+        let holder_died = [
+            Refusal::CONDITION_ACQUIRE_HOLDER_DIED,
+            Refusal::CONDITION_WAIT_HOLDER_DIED,
+        ];
+        if holder_died.contains(&row) && !died(e.returned) {
+            return Err(Violation {
+                rule: "a holder died that nobody killed",
+                entries: vec![i],
+                explanation: format!(
+                    "#{i} {} {observed} (row {}), but no process was killed before it returned",
+                    e.call,
+                    row.id()
+                ),
+            });
+        }
+    }
     for &(i, e) in &calls {
         if let (Call::CondWait { timeout_ms: None }, Some(Ret::Bool { value: false })) =
             (e.call, &e.ret)
@@ -65,13 +141,38 @@ pub fn judge(history: &History) -> Result<(), Violation> {
     let mut slots: Vec<usize> = Vec::new();
     for &(i, e) in &calls {
         // A notification that raised gave no wake-up.
-        if matches!(e.ret, Some(Ret::Raised { .. }) | Some(Ret::Other { .. })) {
+        if matches!(
+            e.ret,
+            Some(Ret::Raised { .. } | Ret::Refused { .. } | Ret::Other { .. })
+        ) {
             continue;
         }
         slots.extend(std::iter::repeat_n(i, capacity(e.call, waits)));
     }
-    let can_wake =
-        |wait: usize, slot: usize| history.entries[slots[slot]].overlaps(&history.entries[wait]);
+    let entries = &history.entries;
+    let notifies: Vec<usize> = calls
+        .iter()
+        .filter(|(_, e)| matches!(e.call, Call::Notify { .. } | Call::NotifyAll))
+        .map(|&(i, _)| i)
+        .collect();
+    // Waits killed while they waited: a wake-up granted to one may go to a later waiter.
+    let killed: Vec<usize> = calls
+        .iter()
+        .filter(|(_, e)| matches!(e.call, Call::CondWait { .. }) && e.ret.is_none())
+        .map(|&(i, _)| i)
+        .collect();
+    let can_wake = |wait: usize, slot: usize| {
+        let (n, w) = (&entries[slots[slot]], &entries[wait]);
+        if n.overlaps(w) {
+            return true;
+        }
+        let leaks = killed.iter().any(|&k| entries[k].overlaps(n));
+        leaks
+            && w.returned.is_none_or(|r| r > n.invoked)
+            && notifies
+                .iter()
+                .any(|&later| entries[later].invoked >= n.invoked && entries[later].overlaps(w))
+    };
     // Kuhn's augmenting paths: `owner[slot]` is the wait given that wake-up.
     let mut owner: Vec<Option<usize>> = vec![None; slots.len()];
     let mut unmatched = Vec::new();
@@ -181,17 +282,17 @@ mod tests {
             wait(2, 3, 22, false),
             notify(0),
         ]);
-        assert_eq!(judge(&all_false), Ok(()));
+        assert_eq!(judge(&all_false, &[]), Ok(()));
         let all_true = History::new(vec![
             wait(0, 1, 20, true),
             wait(1, 2, 21, true),
             wait(2, 3, 22, true),
             notify(0),
         ]);
-        let violation = judge(&all_true).err();
+        let violation = judge(&all_true, &[]).err();
         assert_eq!(violation.map(|v| v.entries.len()), Some(3));
         let one_of_two = History::new(vec![wait(0, 1, 20, true), wait(1, 2, 21, true), notify(1)]);
-        assert_eq!(judge(&one_of_two).map_err(|v| v.entries.len()), Err(1));
+        assert_eq!(judge(&one_of_two, &[]).map_err(|v| v.entries.len()), Err(1));
     }
 
     #[test]
@@ -200,7 +301,7 @@ mod tests {
             entry(1, Call::Notify { n: 1 }, 1, 2, Ret::None),
             wait(0, 3, 9, true),
         ]);
-        assert!(judge(&history).is_err());
+        assert!(judge(&history, &[]).is_err());
         // Matching must re-assign: w1 can only use the second notification's slot.
         let history = History::new(vec![
             wait(0, 1, 30, true),
@@ -208,7 +309,88 @@ mod tests {
             wait(1, 7, 20, true),
             entry(2, Call::Notify { n: 1 }, 10, 11, Ret::None),
         ]);
-        assert_eq!(judge(&history), Ok(()));
+        assert_eq!(judge(&history, &[]), Ok(()));
+    }
+
+    #[test]
+    fn a_refused_notify_is_named_as_its_row_says() {
+        let refused = |kind: &str, message: &str| Ret::Refused {
+            error: "NotOwner".to_owned(),
+            named: Some((kind.to_owned(), message.to_owned())),
+        };
+        let notify = |ret| History::new(vec![entry(0, Call::Notify { n: 1 }, 1, 2, ret)]);
+        assert_eq!(
+            judge(&notify(refused("AssertionError", "lock is not owned")), &[]),
+            Ok(())
+        );
+        let wrong = judge(
+            &notify(refused("RuntimeError", "cannot notify on un-acquired lock")),
+            &[],
+        );
+        assert_eq!(
+            wrong.map_err(|v| v.rule),
+            Err("a refusal named otherwise than its row")
+        );
+    }
+
+    #[test]
+    fn a_killed_waiters_wake_up_may_go_to_a_later_wait() {
+        let killed = Entry {
+            proc: 0,
+            call: Call::CondWait {
+                timeout_ms: Some(3000),
+            },
+            invoked: 1,
+            returned: None,
+            ret: None,
+        };
+        // p1's wait began after the notify(1) ended, and overlaps only a notify(0).
+        let history = History::new(vec![
+            killed.clone(),
+            entry(2, Call::Notify { n: 1 }, 2, 3, Ret::None),
+            wait(1, 5, 20, true),
+            entry(2, Call::Notify { n: 0 }, 10, 11, Ret::None),
+        ]);
+        let p0 = [Death {
+            proc: 0,
+            by: Some(4),
+            maybe_exited: false,
+        }];
+        assert_eq!(judge(&history, &p0), Ok(()));
+        // Without the killed waiter, that wake-up has no explanation.
+        let mut alone = history.clone();
+        alone.entries.retain(|e| e != &killed);
+        assert!(judge(&alone, &[]).is_err());
+        // OwnerDied needs a death before it.
+        let died = Ret::Refused {
+            error: "OwnerDied".to_owned(),
+            named: None,
+        };
+        let acquire = Call::Acquire {
+            obj: Object::Condition,
+            timeout_ms: None,
+        };
+        let history = History::new(vec![killed.clone(), entry(1, acquire, 5, 6, died)]);
+        assert_eq!(judge(&history, &p0), Ok(()));
+        assert_eq!(
+            judge(&history, &[]).map_err(|v| v.rule),
+            Err("a holder died that nobody killed")
+        );
+        // Nor a death after it: p0's last stamp is 7, after the refusal returned.
+        let late = History::new(vec![
+            entry(0, Call::NotifyAll, 6, 7, Ret::None),
+            entry(
+                1,
+                acquire,
+                2,
+                5,
+                Ret::Refused {
+                    error: "OwnerDied".to_owned(),
+                    named: None,
+                },
+            ),
+        ]);
+        assert!(judge(&late, &p0).is_err());
     }
 
     #[test]
@@ -220,6 +402,6 @@ mod tests {
             2,
             Ret::Bool { value: false },
         )]);
-        assert!(judge(&history).is_err());
+        assert!(judge(&history, &[]).is_err());
     }
 }

@@ -147,8 +147,12 @@ fn explore_barrier() -> Graph {
     }];
     let mut queue = VecDeque::new();
     g.node(label(&states[0]), &mut queue);
+    let timed_out = Ret::Raised {
+        refusal: Refusal::BARRIER_WAIT_TIMEOUT,
+    };
+    // Broken by a timeout or a death: both rows name the same exception.
     let broken = Ret::Raised {
-        refusal: Refusal::BrokenBarrier,
+        refusal: Refusal::BARRIER_WAIT_AFTER_TIMEOUT,
     };
     while let Some(i) = queue.pop_front() {
         let s = states[i];
@@ -163,7 +167,7 @@ fn explore_barrier() -> Graph {
                 let mut next = s;
                 next.waiting = [false, false];
                 next.broken = true;
-                moves.push((format!("p{p}: wait times out -> {broken}"), next));
+                moves.push((format!("p{p}: wait times out -> {timed_out}"), next));
                 moves.push((format!("p{p} killed while waiting"), next));
             } else if s.waiting[other] {
                 let next = BarrierState {

@@ -47,6 +47,17 @@ impl fmt::Display for Entry {
     }
 }
 
+/// The last stamp among `proc`'s calls in `entries` (0 if it made none): a process that was
+/// killed died after it.
+pub(crate) fn last_stamp(entries: &[Entry], proc: usize) -> u64 {
+    entries
+        .iter()
+        .filter(|e| e.proc == proc)
+        .map(|e| e.returned.unwrap_or(e.invoked))
+        .max()
+        .unwrap_or(0)
+}
+
 /// A history: the calls of all processes on one set of objects, in invocation order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {

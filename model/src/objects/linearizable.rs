@@ -13,7 +13,8 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use crate::objects::history::{Entry, Violation};
+use crate::objects::call::Ret;
+use crate::objects::history::{Entry, Violation, last_stamp};
 use crate::objects::spec::Spec;
 
 /// The end of a caller that is part of the history.
@@ -73,12 +74,7 @@ pub fn judge<S: Spec>(
         .collect();
     for d in deaths {
         // Dead after its last stamp.
-        let last = all
-            .iter()
-            .filter(|e| e.proc == d.proc)
-            .map(|e| e.returned.unwrap_or(e.invoked))
-            .max()
-            .unwrap_or(0);
+        let last = last_stamp(all, d.proc);
         items.push(Item {
             entry: None,
             killed: d.by.is_some(),
@@ -173,7 +169,12 @@ impl<S: Spec> Search<'_, S> {
                 state
                     .step(entry.proc, entry.call)
                     .into_iter()
-                    .filter(|(ret, _)| entry.ret.as_ref().is_none_or(|observed| observed == ret))
+                    .filter(|(ret, _)| {
+                        entry
+                            .ret
+                            .as_ref()
+                            .is_none_or(|observed| observed.agrees(ret))
+                    })
                     .map(|(_, next)| next)
                     .collect()
             }
@@ -250,7 +251,11 @@ impl<S: Spec> Search<'_, S> {
                 .best_state
                 .step(entry.proc, entry.call)
                 .into_iter()
-                .map(|(ret, _)| ret.to_string())
+                .map(|(ret, _)| match ret {
+                    // The row, so that the explanation says which refusal it means.
+                    Ret::Raised { refusal } => format!("{refusal} (row {})", refusal.id()),
+                    other => other.to_string(),
+                })
                 .collect();
             let observed = entry
                 .ret
@@ -288,7 +293,7 @@ impl<S: Spec> Search<'_, S> {
 mod tests {
     use super::*;
     use crate::objects::spec::{LockSpec, QueueSpec};
-    use crate::objects::{Call, Object, Refusal, Ret};
+    use crate::objects::{Call, Object, Refusal};
 
     fn e(proc: usize, call: Call, invoked: u64, returned: Option<u64>, ret: Option<Ret>) -> Entry {
         Entry {
@@ -326,7 +331,7 @@ mod tests {
     fn a_dead_holder_is_reported_to_the_next_acquirer() {
         let lock = LockSpec::new(false);
         let died = Some(Ret::Raised {
-            refusal: Refusal::OwnerDied,
+            refusal: Refusal::LOCK_ACQUIRE_HOLDER_DIED,
         });
         let h = vec![
             e(0, ACQ, 1, Some(2), T),
@@ -365,16 +370,49 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_never_shows_an_item_twice() {
-        let q = QueueSpec {
-            items: Default::default(),
-            maxsize: 0,
+    fn a_refusal_must_be_named_as_its_row_says() {
+        let lock = LockSpec::new(false);
+        let refused = |kind: &str, message: &str| {
+            Some(Ret::Refused {
+                error: "NotOwner".to_owned(),
+                named: Some((kind.to_owned(), message.to_owned())),
+            })
         };
+        let right = vec![e(
+            0,
+            REL,
+            1,
+            Some(2),
+            refused("ValueError", "semaphore or lock released too many times"),
+        )];
+        assert_eq!(judge(&lock, &right, &[0], &[]), Ok(vec![0]));
+        // `threading.Lock`'s name, not `multiprocessing.Lock`'s.
+        let wrong = vec![e(
+            0,
+            REL,
+            1,
+            Some(2),
+            refused("RuntimeError", "cannot release un-acquired lock"),
+        )];
+        let verdict = judge(&lock, &wrong, &[0], &[]).map_err(|v| v.explanation);
+        assert!(
+            verdict
+                .as_ref()
+                .is_err_and(|text| text.contains("row lock.release.unheld")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_queue_never_shows_an_item_twice() {
+        let q = QueueSpec::new(Object::Queue, 0);
         let put = Call::Put {
+            obj: Object::Queue,
             item: 1,
             timeout_ms: None,
         };
         let get = Call::Get {
+            obj: Object::Queue,
             timeout_ms: Some(5),
         };
         let one = Some(Ret::Int { value: 1 });

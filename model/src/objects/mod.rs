@@ -1,5 +1,6 @@
 //! The shared primitives (`Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
-//! `Condition`, `Barrier`, `Queue`) as specifications, and the histories they judge.
+//! `Condition`, `Barrier`, `Queue`, `SimpleQueue`, `JoinableQueue`) as specifications, and
+//! the histories they judge.
 //!
 //! A history is what real processes did to one set of shared objects: every call with the
 //! logical times of its invocation and return, stamped on one shared counter, and its result

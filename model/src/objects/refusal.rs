@@ -1,125 +1,220 @@
-//! Every refusal of the shared primitives, in one table: the situation, and the CPython
-//! exception and message that stand for it.
+//! The primitives' refusals: each one a row of the refusal table ([`crate::refusals`]).
 //!
-//! Where proclife deliberately refuses what CPython allows or hangs on (releasing a lock
-//! another process holds, decision 0003; the death of a lock holder, decision 0005), the
-//! table says so and gives the exception proclife raises instead.
+//! A model that refuses a call names the row for the call's object and operation and the
+//! situation it is in (`lock.release.unheld`, `lock.release.held_by_other`); the exception
+//! a refusal stands for, CPython's own or, where proclife deliberately differs, the
+//! deviation's, comes from that row ([`Refusal::names`]), so the models, the runtime's
+//! `Error::python_for` and the table cannot name the same refusal differently.
+//!
+//! In a replay or a report a refusal is written as its row's id.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A refusal of a primitive's operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Refusal {
-    /// `release()` of a `Lock`, `RLock` or `Condition` the caller does not hold.
-    NotOwner,
-    /// `BoundedSemaphore.release()` above its initial value.
-    TooManyReleases,
-    /// `JoinableQueue.task_done()` more often than `put()`.
-    TaskDoneTooMany,
-    /// `acquire()` of a lock whose holder died holding it: the caller holds it now.
-    OwnerDied,
-    /// `Barrier.wait()` on a broken barrier, or one that broke while waiting (reset, abort,
-    /// timeout, a party's death).
-    BrokenBarrier,
-    /// `Queue.get()` that found no item within its timeout.
-    Empty,
-    /// `Queue.put()` that found no room within its timeout.
-    Full,
-    /// `acquire()` with a nonzero timeout of a `Lock` the caller already holds (proclife
-    /// refuses; CPython sleeps for the whole timeout, or forever).
-    WouldDeadlock,
-    /// Use of a handle after `close()`.
-    Closed,
-    /// `recv()` after every writer of the pipe is gone.
-    Eof,
-}
+use crate::refusals::{self, CPython, PyRaise};
+
+/// A refusal of a primitive's operation: the id of a row of the refusal table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Refusal(&'static str);
 
 impl Refusal {
-    /// Every refusal, in table order.
-    pub const ALL: [Refusal; 10] = [
-        Refusal::NotOwner,
-        Refusal::WouldDeadlock,
-        Refusal::TooManyReleases,
-        Refusal::TaskDoneTooMany,
-        Refusal::OwnerDied,
-        Refusal::BrokenBarrier,
-        Refusal::Empty,
-        Refusal::Full,
-        Refusal::Closed,
-        Refusal::Eof,
+    /// `Lock.acquire` by its holder with a nonzero timeout (proclife refuses; CPython sleeps
+    /// for the whole timeout).
+    pub const LOCK_ACQUIRE_ALREADY_HELD: Refusal = Refusal("lock.acquire.already_held");
+    /// `Lock.acquire` after its holder died holding it: the caller holds it now.
+    pub const LOCK_ACQUIRE_HOLDER_DIED: Refusal = Refusal("lock.acquire.holder_died");
+    /// `Lock.release` by a process that does not hold it, while another does.
+    pub const LOCK_RELEASE_HELD_BY_OTHER: Refusal = Refusal("lock.release.held_by_other");
+    /// `Lock.release` while nobody holds it.
+    pub const LOCK_RELEASE_UNHELD: Refusal = Refusal("lock.release.unheld");
+    /// `RLock.acquire` after its holder died holding it.
+    pub const RLOCK_ACQUIRE_HOLDER_DIED: Refusal = Refusal("rlock.acquire.holder_died");
+    /// `RLock.release` by a process that does not hold it, while another does.
+    pub const RLOCK_RELEASE_HELD_BY_OTHER: Refusal = Refusal("rlock.release.held_by_other");
+    /// `RLock.release` while nobody holds it.
+    pub const RLOCK_RELEASE_UNHELD: Refusal = Refusal("rlock.release.unheld");
+    /// `BoundedSemaphore.release` above its initial value.
+    pub const BOUNDED_SEMAPHORE_RELEASE_OVER: Refusal = Refusal("bounded_semaphore.release.over");
+    /// `Queue.put` that found no room within its timeout.
+    pub const QUEUE_PUT_FULL: Refusal = Refusal("queue.put.full_timeout");
+    /// `Queue.get` that found no item within its timeout.
+    pub const QUEUE_GET_EMPTY: Refusal = Refusal("queue.get.empty_timeout");
+    /// `Queue.put` through a closed handle.
+    pub const QUEUE_PUT_CLOSED: Refusal = Refusal("queue.put.closed");
+    /// `Queue.get` through a closed handle.
+    pub const QUEUE_GET_CLOSED: Refusal = Refusal("queue.get.closed");
+    /// `SimpleQueue.put` through a closed handle.
+    pub const SIMPLE_QUEUE_PUT_CLOSED: Refusal = Refusal("simple_queue.put.closed");
+    /// `SimpleQueue.get` through a closed handle.
+    pub const SIMPLE_QUEUE_GET_CLOSED: Refusal = Refusal("simple_queue.get.closed");
+    /// `JoinableQueue.put` that found no room within its timeout.
+    pub const JOINABLE_QUEUE_PUT_FULL: Refusal = Refusal("joinable_queue.put.full_timeout");
+    /// `JoinableQueue.get` that found no item within its timeout.
+    pub const JOINABLE_QUEUE_GET_EMPTY: Refusal = Refusal("joinable_queue.get.empty_timeout");
+    /// `JoinableQueue.put` through a closed handle.
+    pub const JOINABLE_QUEUE_PUT_CLOSED: Refusal = Refusal("joinable_queue.put.closed");
+    /// `JoinableQueue.get` through a closed handle.
+    pub const JOINABLE_QUEUE_GET_CLOSED: Refusal = Refusal("joinable_queue.get.closed");
+    /// `JoinableQueue.task_done` more often than items were put.
+    pub const JOINABLE_QUEUE_TASK_DONE_TOO_MANY: Refusal =
+        Refusal("joinable_queue.task_done.too_many");
+    /// `Condition.acquire` after a holder of its lock died holding it.
+    pub const CONDITION_ACQUIRE_HOLDER_DIED: Refusal = Refusal("condition.acquire.holder_died");
+    /// `Condition.wait` whose re-acquire found the lock's holder dead.
+    pub const CONDITION_WAIT_HOLDER_DIED: Refusal = Refusal("condition.wait.holder_died");
+    /// `Condition.notify` by a process that does not hold its lock.
+    pub const CONDITION_NOTIFY_UNOWNED: Refusal = Refusal("condition.notify.unowned");
+    /// `Condition.notify_all` by a process that does not hold its lock.
+    pub const CONDITION_NOTIFY_ALL_UNOWNED: Refusal = Refusal("condition.notify_all.unowned");
+    /// `Condition.release` by a process that does not hold its lock.
+    pub const CONDITION_RELEASE_UNOWNED: Refusal = Refusal("condition.release.unowned");
+    /// `Condition.wait` by a process that does not hold its lock.
+    pub const CONDITION_WAIT_UNOWNED: Refusal = Refusal("condition.wait.unowned");
+    /// `Barrier.wait` whose timeout passed before all parties arrived.
+    pub const BARRIER_WAIT_TIMEOUT: Refusal = Refusal("barrier.wait.timeout");
+    /// `Barrier.wait` on a barrier an earlier wait's timeout broke.
+    pub const BARRIER_WAIT_AFTER_TIMEOUT: Refusal = Refusal("barrier.wait.after_timeout");
+    /// `Barrier.wait` while (or after) a waiting party died.
+    pub const BARRIER_WAIT_PARTY_DIED: Refusal = Refusal("barrier.wait.party_died");
+
+    /// Every refusal the primitives' models name.
+    pub const MODELLED: [Refusal; 28] = [
+        Refusal::LOCK_ACQUIRE_ALREADY_HELD,
+        Refusal::LOCK_ACQUIRE_HOLDER_DIED,
+        Refusal::LOCK_RELEASE_HELD_BY_OTHER,
+        Refusal::LOCK_RELEASE_UNHELD,
+        Refusal::RLOCK_ACQUIRE_HOLDER_DIED,
+        Refusal::RLOCK_RELEASE_HELD_BY_OTHER,
+        Refusal::RLOCK_RELEASE_UNHELD,
+        Refusal::BOUNDED_SEMAPHORE_RELEASE_OVER,
+        Refusal::QUEUE_PUT_FULL,
+        Refusal::QUEUE_GET_EMPTY,
+        Refusal::QUEUE_PUT_CLOSED,
+        Refusal::QUEUE_GET_CLOSED,
+        Refusal::SIMPLE_QUEUE_PUT_CLOSED,
+        Refusal::SIMPLE_QUEUE_GET_CLOSED,
+        Refusal::JOINABLE_QUEUE_PUT_FULL,
+        Refusal::JOINABLE_QUEUE_GET_EMPTY,
+        Refusal::JOINABLE_QUEUE_PUT_CLOSED,
+        Refusal::JOINABLE_QUEUE_GET_CLOSED,
+        Refusal::JOINABLE_QUEUE_TASK_DONE_TOO_MANY,
+        Refusal::CONDITION_ACQUIRE_HOLDER_DIED,
+        Refusal::CONDITION_WAIT_HOLDER_DIED,
+        Refusal::CONDITION_NOTIFY_UNOWNED,
+        Refusal::CONDITION_NOTIFY_ALL_UNOWNED,
+        Refusal::CONDITION_RELEASE_UNOWNED,
+        Refusal::CONDITION_WAIT_UNOWNED,
+        Refusal::BARRIER_WAIT_TIMEOUT,
+        Refusal::BARRIER_WAIT_AFTER_TIMEOUT,
+        Refusal::BARRIER_WAIT_PARTY_DIED,
     ];
 
-    /// The exception class and message (CPython's, or proclife's where it deliberately
-    /// differs, see [`Refusal::cpython_differs`]).
-    pub fn python(self) -> (&'static str, &'static str) {
-        match self {
-            Refusal::NotOwner => ("RuntimeError", "cannot release un-acquired lock"),
-            Refusal::TooManyReleases => ("ValueError", "semaphore or lock released too many times"),
-            Refusal::TaskDoneTooMany => ("ValueError", "task_done() called too many times"),
-            Refusal::OwnerDied => (
-                "OwnerDied",
-                "the previous holder of the lock died while holding it",
-            ),
-            Refusal::WouldDeadlock => (
-                "WouldDeadlock",
-                "the caller already holds this non-recursive lock",
-            ),
-            Refusal::BrokenBarrier => ("threading.BrokenBarrierError", ""),
-            Refusal::Empty => ("queue.Empty", ""),
-            Refusal::Full => ("queue.Full", ""),
-            Refusal::Closed => ("OSError", "handle is closed"),
-            Refusal::Eof => ("EOFError", ""),
-        }
+    /// The refusal of the table's row `id`, if the table has it.
+    pub fn from_id(id: &str) -> Option<Refusal> {
+        refusals::refusal(id).map(|row| Refusal(row.id))
     }
 
-    /// Where CPython behaves otherwise, what it does and the decision record that says why.
-    pub fn cpython_differs(self) -> Option<&'static str> {
-        match self {
-            Refusal::NotOwner => {
-                Some("CPython lets any process release a multiprocessing.Lock (decision 0003)")
-            }
-            Refusal::WouldDeadlock => Some(
-                "CPython's Lock.acquire by its holder sleeps for the whole timeout and returns False",
-            ),
-            Refusal::OwnerDied => {
-                Some("CPython's acquire hangs forever after a holder's death (decision 0005)")
-            }
-            _ => None,
-        }
+    /// The row's id, `object.operation.situation`.
+    pub fn id(self) -> &'static str {
+        self.0
     }
 
-    /// The refusal's name in coverage tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            Refusal::NotOwner => "NotOwner",
-            Refusal::WouldDeadlock => "WouldDeadlock",
-            Refusal::TooManyReleases => "TooManyReleases",
-            Refusal::TaskDoneTooMany => "TaskDoneTooMany",
-            Refusal::OwnerDied => "OwnerDied",
-            Refusal::BrokenBarrier => "BrokenBarrier",
-            Refusal::Empty => "Empty",
-            Refusal::Full => "Full",
-            Refusal::Closed => "Closed",
-            Refusal::Eof => "EOF",
-        }
+    /// The row of the refusal table (every refusal of [`Refusal::MODELLED`] has one, which
+    /// a test checks).
+    pub fn row(self) -> Option<&'static refusals::Refusal> {
+        refusals::refusal(self.0)
     }
 
-    /// The refusal with this exception class and message, if the table has it.
-    pub fn from_python(exception: &str, message: &str) -> Option<Refusal> {
-        Refusal::ALL
-            .into_iter()
-            .find(|r| r.python() == (exception, message))
+    /// The exception proclife names for it (the row's [`refusals::Refusal::names`]): `None`
+    /// where it has no CPython counterpart.
+    pub fn names(self) -> Option<PyRaise> {
+        self.row().and_then(refusals::Refusal::names)
+    }
+
+    /// The name of the `proclife::Error` variant the runtime returns for it.
+    pub fn error(self) -> &'static str {
+        self.row().map_or("", |row| row.error)
     }
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.python() {
-            (exception, "") => write!(f, "raised {exception}"),
-            (exception, message) => write!(f, "raised {exception}: {message}"),
+        let Some(row) = self.row() else {
+            return write!(f, "refused ({}, not in the refusal table)", self.0);
+        };
+        match (row.names(), row.deviation) {
+            (Some(raise), _) if raise.message.is_empty() => write!(f, "raised {}", raise.kind),
+            (Some(raise), _) => write!(f, "raised {}: {}", raise.kind, raise.message),
+            (None, deviation) => {
+                write!(f, "refused with {} (CPython ", row.error)?;
+                match row.cpython {
+                    CPython::Raises(raise) => write!(f, "raises {}", raise.kind)?,
+                    CPython::Returns(repr) => write!(f, "returns {repr}")?,
+                    CPython::Hangs => f.write_str("hangs")?,
+                }
+                match deviation {
+                    Some(d) => write!(f, ", decision {})", d.decision),
+                    None => f.write_str(")"),
+                }
+            }
         }
+    }
+}
+
+impl Serialize for Refusal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Refusal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Refusal, D::Error> {
+        let id = String::deserialize(deserializer)?;
+        Refusal::from_id(&id).ok_or_else(|| {
+            serde::de::Error::custom(format!("no row \"{id}\" in the refusal table"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_modelled_refusal_is_a_row_of_a_primitive() {
+        for refusal in Refusal::MODELLED {
+            let row = refusal.row();
+            assert!(row.is_some(), "{} is not a row of the table", refusal.id());
+            assert_eq!(Refusal::from_id(refusal.id()), Some(refusal));
+        }
+    }
+
+    #[test]
+    fn names_are_the_tables() {
+        let lock = Refusal::LOCK_RELEASE_UNHELD.to_string();
+        assert_eq!(
+            lock,
+            "raised ValueError: semaphore or lock released too many times"
+        );
+        let rlock = Refusal::RLOCK_RELEASE_HELD_BY_OTHER.to_string();
+        assert_eq!(
+            rlock,
+            "raised AssertionError: attempt to release recursive lock not owned by thread"
+        );
+        assert_eq!(Refusal::QUEUE_GET_EMPTY.to_string(), "raised _queue.Empty");
+        assert_eq!(
+            Refusal::LOCK_ACQUIRE_HOLDER_DIED.to_string(),
+            "refused with OwnerDied (CPython returns False, decision 0003)"
+        );
+    }
+
+    #[test]
+    fn serde_writes_the_id_and_reads_only_rows() {
+        let json = serde_json::to_string(&Refusal::QUEUE_PUT_FULL).ok();
+        assert_eq!(json.as_deref(), Some("\"queue.put.full_timeout\""));
+        let back: Result<Refusal, _> = serde_json::from_str("\"queue.put.full_timeout\"");
+        assert_eq!(back.ok(), Some(Refusal::QUEUE_PUT_FULL));
+        assert!(serde_json::from_str::<Refusal>("\"not_owner\"").is_err());
     }
 }

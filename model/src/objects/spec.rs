@@ -1,13 +1,14 @@
 //! Sequential specifications of the primitives whose operations take effect at one point:
-//! `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Queue`.
+//! `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Queue`, `SimpleQueue`,
+//! `JoinableQueue`.
 //!
 //! Each is a pure `step` from a state and one call by one process to the results the call
 //! may have at that point and the states after it; no result means the call cannot complete
 //! in that state (it blocks until another call changes it). A call with a timeout that cannot
 //! complete returns its timeout result (`False`, `queue.Empty`, `queue.Full`): a linearizable
 //! history places it at a moment when it could not complete. Semantics and messages are
-//! CPython's `multiprocessing.synchronize` and `multiprocessing.queues`, except where
-//! [`Refusal::cpython_differs`] says otherwise.
+//! CPython's `multiprocessing.synchronize` and `multiprocessing.queues`; every refusal is a
+//! row of the refusal table ([`Refusal`]), which says where proclife deliberately differs.
 //!
 //! A process's death is a step too ([`Spec::die`]): a lock its holder dies with passes to
 //! the next acquirer with `OwnerDied`; a semaphore's permits are not tied to processes, so
@@ -99,14 +100,19 @@ impl Spec for LockSpec {
                 Holder::Free => vec![(ret_bool(true), self.with(Holder::Proc(proc, 1)))],
                 // The robust lock passes to the caller, who is told (and marks it consistent).
                 Holder::Dead => {
-                    vec![(raised(Refusal::OwnerDied), self.with(Holder::Proc(proc, 1)))]
+                    let died = if self.recursive {
+                        Refusal::RLOCK_ACQUIRE_HOLDER_DIED
+                    } else {
+                        Refusal::LOCK_ACQUIRE_HOLDER_DIED
+                    };
+                    vec![(raised(died), self.with(Holder::Proc(proc, 1)))]
                 }
                 Holder::Proc(p, depth) if p == proc && self.recursive => {
                     vec![(ret_bool(true), self.with(Holder::Proc(proc, depth + 1)))]
                 }
                 Holder::Proc(p, _) if p == proc => match timeout_ms {
                     Some(0) => vec![(ret_bool(false), *self)],
-                    _ => vec![(raised(Refusal::WouldDeadlock), *self)],
+                    _ => vec![(raised(Refusal::LOCK_ACQUIRE_ALREADY_HELD), *self)],
                 },
                 Holder::Proc(..) => timed_out(timeout_ms, ret_bool(false), self),
             },
@@ -115,7 +121,23 @@ impl Spec for LockSpec {
                 Holder::Proc(p, depth) if p == proc => {
                     vec![(Ret::None, self.with(Holder::Proc(p, depth - 1)))]
                 }
-                _ => vec![(raised(Refusal::NotOwner), *self)],
+                // A lock whose holder died is held by another process, not by nobody.
+                Holder::Proc(..) | Holder::Dead => {
+                    let other = if self.recursive {
+                        Refusal::RLOCK_RELEASE_HELD_BY_OTHER
+                    } else {
+                        Refusal::LOCK_RELEASE_HELD_BY_OTHER
+                    };
+                    vec![(raised(other), *self)]
+                }
+                Holder::Free => {
+                    let unheld = if self.recursive {
+                        Refusal::RLOCK_RELEASE_UNHELD
+                    } else {
+                        Refusal::LOCK_RELEASE_UNHELD
+                    };
+                    vec![(raised(unheld), *self)]
+                }
             },
             _ => Vec::new(),
         }
@@ -170,7 +192,7 @@ impl Spec for SemaphoreSpec {
             }
             Call::Release { .. } => {
                 if self.bound.is_some_and(|b| self.value >= b) {
-                    vec![(raised(Refusal::TooManyReleases), *self)]
+                    vec![(raised(Refusal::BOUNDED_SEMAPHORE_RELEASE_OVER), *self)]
                 } else {
                     let next = SemaphoreSpec {
                         value: self.value + 1,
@@ -225,28 +247,98 @@ impl Spec for EventSpec {
     }
 }
 
-/// `Queue`: its items, oldest first, and its `maxsize` (0: unbounded).
+/// `Queue`, `SimpleQueue` or `JoinableQueue`: its items, oldest first, its `maxsize` (0:
+/// unbounded), the tasks not yet marked done (`JoinableQueue`), and the processes that
+/// closed their handle.
+///
+/// `close()` closes only the caller's handle (CPython's `Queue.close`, `SimpleQueue.close`):
+/// its later `put` and `get` are refused, other processes' are not, and the items stay.
+/// `task_done` and `join` are allowed after `close`, as in CPython.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueSpec {
+    /// `Queue`, `SimpleQueue` or `JoinableQueue`.
+    pub kind: Object,
     /// The items.
     pub items: VecDeque<u32>,
     /// `maxsize`; 0 is unbounded.
     pub maxsize: usize,
+    /// Items put and not yet marked done (`JoinableQueue`).
+    pub unfinished: u32,
+    /// Bit `p` is set when process `p` closed its handle.
+    pub closed: u32,
+}
+
+impl QueueSpec {
+    /// An empty queue of `kind` (`Queue`, `SimpleQueue` or `JoinableQueue`).
+    pub fn new(kind: Object, maxsize: usize) -> QueueSpec {
+        QueueSpec {
+            kind,
+            items: VecDeque::new(),
+            maxsize: if kind == Object::SimpleQueue {
+                0
+            } else {
+                maxsize
+            },
+            unfinished: 0,
+            closed: 0,
+        }
+    }
+
+    fn bit(proc: usize) -> u32 {
+        1 << proc.min(31)
+    }
+
+    /// The refusals of this kind of queue: put closed, get closed, put full, get empty.
+    fn refusals(&self) -> [Refusal; 4] {
+        match self.kind {
+            Object::SimpleQueue => [
+                Refusal::SIMPLE_QUEUE_PUT_CLOSED,
+                Refusal::SIMPLE_QUEUE_GET_CLOSED,
+                // A simple queue is unbounded and its get has no timeout: never refused so.
+                Refusal::QUEUE_PUT_FULL,
+                Refusal::QUEUE_GET_EMPTY,
+            ],
+            Object::JoinableQueue => [
+                Refusal::JOINABLE_QUEUE_PUT_CLOSED,
+                Refusal::JOINABLE_QUEUE_GET_CLOSED,
+                Refusal::JOINABLE_QUEUE_PUT_FULL,
+                Refusal::JOINABLE_QUEUE_GET_EMPTY,
+            ],
+            _ => [
+                Refusal::QUEUE_PUT_CLOSED,
+                Refusal::QUEUE_GET_CLOSED,
+                Refusal::QUEUE_PUT_FULL,
+                Refusal::QUEUE_GET_EMPTY,
+            ],
+        }
+    }
 }
 
 impl Spec for QueueSpec {
-    fn step(&self, _proc: usize, call: Call) -> Vec<(Ret, QueueSpec)> {
+    fn step(&self, proc: usize, call: Call) -> Vec<(Ret, QueueSpec)> {
+        let [put_closed, get_closed, full, empty] = self.refusals();
+        let closed = self.closed & QueueSpec::bit(proc) != 0;
+        // A simple queue's get waits without a timeout.
+        let timeout = |t: Option<u32>| t.filter(|_| self.kind != Object::SimpleQueue);
         match call {
-            Call::Put { item, timeout_ms } => {
+            Call::Put { .. } | Call::Get { .. } if call.object() != self.kind => Vec::new(),
+            Call::Put { .. } if closed => vec![(raised(put_closed), self.clone())],
+            Call::Get { .. } if closed => vec![(raised(get_closed), self.clone())],
+            Call::Put {
+                item, timeout_ms, ..
+            } => {
                 if self.maxsize != 0 && self.items.len() >= self.maxsize {
-                    timed_out(timeout_ms, raised(Refusal::Full), self)
+                    timed_out(timeout(timeout_ms), raised(full), self)
                 } else {
                     let mut next = self.clone();
                     next.items.push_back(item);
+                    if self.kind == Object::JoinableQueue {
+                        next.unfinished += 1;
+                    }
                     vec![(Ret::None, next)]
                 }
             }
-            Call::Get { timeout_ms } => match self.items.front() {
+            Call::Get { timeout_ms, .. } => match self.items.front() {
                 Some(&item) => {
                     let mut next = self.clone();
                     next.items.pop_front();
@@ -257,8 +349,32 @@ impl Spec for QueueSpec {
                         next,
                     )]
                 }
-                None => timed_out(timeout_ms, raised(Refusal::Empty), self),
+                None => timed_out(timeout(timeout_ms), raised(empty), self),
             },
+            Call::TaskDone if self.kind == Object::JoinableQueue => {
+                if self.unfinished == 0 {
+                    vec![(
+                        raised(Refusal::JOINABLE_QUEUE_TASK_DONE_TOO_MANY),
+                        self.clone(),
+                    )]
+                } else {
+                    let mut next = self.clone();
+                    next.unfinished -= 1;
+                    vec![(Ret::None, next)]
+                }
+            }
+            Call::Join { timeout_ms } if self.kind == Object::JoinableQueue => {
+                if self.unfinished == 0 {
+                    vec![(ret_bool(true), self.clone())]
+                } else {
+                    timed_out(timeout_ms, ret_bool(false), self)
+                }
+            }
+            Call::Close { obj } if obj == self.kind => {
+                let mut next = self.clone();
+                next.closed |= QueueSpec::bit(proc);
+                vec![(Ret::None, next)]
+            }
             _ => Vec::new(),
         }
     }
@@ -269,7 +385,18 @@ impl Spec for QueueSpec {
 
     fn label(&self) -> String {
         let items: Vec<String> = self.items.iter().map(u32::to_string).collect();
-        format!("[{}]", items.join(", "))
+        let mut label = format!("[{}]", items.join(", "));
+        if self.kind == Object::JoinableQueue {
+            label.push_str(&format!(", {} unfinished", self.unfinished));
+        }
+        if self.closed != 0 {
+            let procs: Vec<String> = (0..32)
+                .filter(|p| self.closed & 1 << p != 0)
+                .map(|p| format!("p{p}"))
+                .collect();
+            label.push_str(&format!(", closed by {}", procs.join(", ")));
+        }
+        label
     }
 }
 
@@ -283,7 +410,7 @@ pub enum AnySpec {
     Semaphore(SemaphoreSpec),
     /// `Event`.
     Event(EventSpec),
-    /// `Queue`.
+    /// `Queue`, `SimpleQueue` or `JoinableQueue`.
     Queue(QueueSpec),
 }
 
@@ -313,10 +440,9 @@ impl AnySpec {
                 bound: Some(init.bounded),
             }),
             Object::Event => AnySpec::Event(EventSpec { set: false }),
-            Object::Queue => AnySpec::Queue(QueueSpec {
-                items: VecDeque::new(),
-                maxsize: init.maxsize,
-            }),
+            Object::Queue | Object::SimpleQueue | Object::JoinableQueue => {
+                AnySpec::Queue(QueueSpec::new(obj, init.maxsize))
+            }
             Object::Condition | Object::Barrier => return None,
         })
     }
@@ -377,15 +503,25 @@ mod tests {
         let (ret, held) = free.step(0, ACQ)[0].clone();
         assert_eq!(ret, ret_bool(true));
         assert_eq!(held.step(1, ACQ)[0].0, ret_bool(false));
-        assert_eq!(held.step(1, REL)[0].0, raised(Refusal::NotOwner));
-        assert_eq!(held.step(0, ACQ)[0].0, raised(Refusal::WouldDeadlock));
+        assert_eq!(
+            held.step(1, REL)[0].0,
+            raised(Refusal::LOCK_RELEASE_HELD_BY_OTHER)
+        );
+        assert_eq!(free.step(1, REL)[0].0, raised(Refusal::LOCK_RELEASE_UNHELD));
+        assert_eq!(
+            held.step(0, ACQ)[0].0,
+            raised(Refusal::LOCK_ACQUIRE_ALREADY_HELD)
+        );
         let untimed = Call::Acquire {
             obj: Object::Lock,
             timeout_ms: None,
         };
         assert!(held.step(1, untimed).is_empty());
         let dead = held.die(0);
-        assert_eq!(dead.step(1, ACQ)[0].0, raised(Refusal::OwnerDied));
+        assert_eq!(
+            dead.step(1, ACQ)[0].0,
+            raised(Refusal::LOCK_ACQUIRE_HOLDER_DIED)
+        );
         assert_eq!(held.die(1), held);
     }
 
@@ -398,25 +534,134 @@ mod tests {
         let rel = Call::Release {
             obj: Object::BoundedSemaphore,
         };
-        assert_eq!(s.step(0, rel)[0].0, raised(Refusal::TooManyReleases));
+        assert_eq!(
+            s.step(0, rel)[0].0,
+            raised(Refusal::BOUNDED_SEMAPHORE_RELEASE_OVER)
+        );
     }
 
     #[test]
     fn a_queue_is_fifo_and_bounded() {
-        let q = QueueSpec {
-            items: VecDeque::new(),
-            maxsize: 1,
-        };
+        let q = QueueSpec::new(Object::Queue, 1);
         let put = |item| Call::Put {
+            obj: Object::Queue,
             item,
             timeout_ms: Some(1),
         };
         let get = Call::Get {
+            obj: Object::Queue,
             timeout_ms: Some(1),
         };
         let (_, q1) = q.step(0, put(7))[0].clone();
-        assert_eq!(q1.step(0, put(8))[0].0, raised(Refusal::Full));
+        assert_eq!(q1.step(0, put(8))[0].0, raised(Refusal::QUEUE_PUT_FULL));
         assert_eq!(q1.step(1, get)[0].0, Ret::Int { value: 7 });
-        assert_eq!(q.step(1, get)[0].0, raised(Refusal::Empty));
+        assert_eq!(q.step(1, get)[0].0, raised(Refusal::QUEUE_GET_EMPTY));
+        // Closing is per handle.
+        let (_, closed) = q1.step(0, Call::Close { obj: Object::Queue })[0].clone();
+        assert_eq!(closed.step(0, get)[0].0, raised(Refusal::QUEUE_GET_CLOSED));
+        assert_eq!(closed.step(1, get)[0].0, Ret::Int { value: 7 });
+    }
+
+    #[test]
+    fn a_joinable_queue_counts_tasks() {
+        let q = QueueSpec::new(Object::JoinableQueue, 0);
+        let join = Call::Join {
+            timeout_ms: Some(5),
+        };
+        assert_eq!(q.step(0, join)[0].0, ret_bool(true));
+        assert_eq!(
+            q.step(0, Call::TaskDone)[0].0,
+            raised(Refusal::JOINABLE_QUEUE_TASK_DONE_TOO_MANY)
+        );
+        let put = Call::Put {
+            obj: Object::JoinableQueue,
+            item: 1,
+            timeout_ms: None,
+        };
+        let (_, one) = q.step(0, put)[0].clone();
+        assert_eq!(one.step(1, join)[0].0, ret_bool(false));
+        assert!(one.step(1, Call::Join { timeout_ms: None }).is_empty());
+        let (ret, done) = one.step(1, Call::TaskDone)[0].clone();
+        assert_eq!((ret, done.unfinished), (Ret::None, 0));
+        // A simple queue's get has no timeout: it waits.
+        let simple = QueueSpec::new(Object::SimpleQueue, 3);
+        let get = Call::Get {
+            obj: Object::SimpleQueue,
+            timeout_ms: Some(5),
+        };
+        assert!(simple.step(0, get).is_empty());
+    }
+
+    /// Every refusal the sequential specifications reach, from every state two processes
+    /// can bring them to, is the row of the call's object and operation.
+    #[test]
+    fn every_reachable_refusal_is_the_row_of_its_call() {
+        let init = Initial {
+            semaphore: 1,
+            bounded: 1,
+            maxsize: 2,
+        };
+        for obj in Object::ALL {
+            let calls = [
+                Call::Acquire {
+                    obj,
+                    timeout_ms: Some(0),
+                },
+                Call::Acquire {
+                    obj,
+                    timeout_ms: Some(5),
+                },
+                Call::Release { obj },
+                Call::Set,
+                Call::Clear,
+                Call::IsSet,
+                Call::EventWait {
+                    timeout_ms: Some(5),
+                },
+                Call::Put {
+                    obj,
+                    item: 1,
+                    timeout_ms: Some(5),
+                },
+                Call::Get {
+                    obj,
+                    timeout_ms: Some(5),
+                },
+                Call::TaskDone,
+                Call::Join {
+                    timeout_ms: Some(5),
+                },
+                Call::Close { obj },
+            ];
+            let Some(first) = AnySpec::initial(obj, init) else {
+                continue;
+            };
+            let mut seen = std::collections::HashSet::from([first.clone()]);
+            let mut todo = vec![first];
+            while let Some(state) = todo.pop() {
+                let mut next = vec![state.die(0), state.exit(0)];
+                for proc in 0..2 {
+                    for call in calls.into_iter().filter(|c| c.object() == obj) {
+                        for (ret, after) in state.step(proc, call) {
+                            if let Ret::Raised { refusal } = ret {
+                                let row = refusal.row().expect("a row of the table");
+                                assert_eq!(
+                                    (row.object, row.operation),
+                                    (obj.in_table(), call.operation()),
+                                    "{call} in {state:?}"
+                                );
+                                assert!(Refusal::MODELLED.contains(&refusal));
+                            }
+                            next.push(after);
+                        }
+                    }
+                }
+                for s in next {
+                    if seen.len() < 64 && seen.insert(s.clone()) {
+                        todo.push(s);
+                    }
+                }
+            }
+        }
     }
 }

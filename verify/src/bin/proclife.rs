@@ -270,7 +270,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let options = objects::check::Options {
         cases: args.objects_cases,
         seed: args.seed,
-        method: args.method.unwrap_or_default(),
+        method: args.method,
         ..objects::check::Options::default()
     };
     let save_dir = args

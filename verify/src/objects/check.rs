@@ -16,8 +16,9 @@ pub struct Options {
     pub cases: u32,
     /// The seed of the first program; program `k` uses `seed + k`.
     pub seed: u64,
-    /// How workers are started.
-    pub method: StartMethod,
+    /// How workers are started; `None`: the programs take fork, forkserver and spawn in
+    /// turn.
+    pub method: Option<StartMethod>,
     /// How often a shrinking candidate must fail, run after run, to be taken.
     pub shrink_runs: u32,
 }
@@ -27,15 +28,31 @@ impl Default for Options {
         Options {
             cases: 300,
             seed: 0x00b1_ec75,
-            method: StartMethod::Fork,
+            method: None,
             shrink_runs: 3,
         }
+    }
+}
+
+/// The start methods programs take in turn when none is chosen.
+pub const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::ForkServer,
+    StartMethod::Spawn,
+];
+
+impl Options {
+    /// The start method of the `k`th program.
+    pub fn method_of(&self, k: usize) -> StartMethod {
+        self.method.unwrap_or(METHODS[k % METHODS.len()])
     }
 }
 
 /// A program whose history the models reject.
 #[derive(Debug, Clone)]
 pub struct Failure {
+    /// The start method it failed under (and shrank under).
+    pub method: StartMethod,
     /// The program as generated.
     pub original: Program,
     /// The shrunk program.
@@ -79,15 +96,19 @@ pub fn run_once(
 /// A harness failure (a worker that cannot be started or does not end in time).
 pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result<Summary> {
     let mut coverage = Coverage::default();
-    // First the calls killed while they block, which random programs reach only by chance.
-    for obj in [Object::Lock, Object::RLock, Object::Barrier, Object::Queue] {
-        let Some(program) = crate::objects::scenarios::killed_while_blocked(obj) else {
-            continue;
-        };
-        let (observed, verdict) = run_once(&program, options.method)?;
+    // First the calls killed while they block, and the holders of locks killed, which
+    // random programs reach only by chance.
+    let locks = [Object::Lock, Object::RLock, Object::Condition];
+    let fixed = [Object::Lock, Object::RLock, Object::Barrier, Object::Queue]
+        .into_iter()
+        .filter_map(crate::objects::scenarios::killed_while_blocked)
+        .chain(locks.map(crate::objects::scenarios::holder_killed));
+    for (k, program) in fixed.enumerate() {
+        let method = options.method_of(k);
+        let (observed, verdict) = run_once(&program, method)?;
         coverage.add(&observed);
         if let Err(violation) = verdict {
-            let failure = shrink(program, observed, violation, options)?;
+            let failure = shrink(program, method, observed, violation, options)?;
             return Ok(Summary {
                 cases: 0,
                 coverage,
@@ -97,11 +118,12 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
     }
     for k in 0..options.cases {
         let program = random::program(options.seed.wrapping_add(u64::from(k)));
-        let (observed, verdict) = run_once(&program, options.method)?;
+        let method = options.method_of(k as usize);
+        let (observed, verdict) = run_once(&program, method)?;
         coverage.add(&observed);
         progress(k + 1);
         if let Err(violation) = verdict {
-            let failure = shrink(program, observed, violation, options)?;
+            let failure = shrink(program, method, observed, violation, options)?;
             return Ok(Summary {
                 cases: k + 1,
                 coverage,
@@ -118,8 +140,64 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
 
 /// The programs one step smaller than `p`: a worker's calls made by the parent, a worker
 /// removed, a parent step removed (but never an await, which orders the program), one call
-/// removed, or one short timeout made long.
+/// removed, or one short timeout made long. Awaits repeated back to back are made one, and
+/// a candidate whose parent ends holding more locks or permits than `p`'s, or where a
+/// simple queue's `get` may wait for an item nobody puts, is left out: it would wait until
+/// the harness gives up, which is no smaller failure.
 fn smaller(p: &Program) -> Vec<Program> {
+    let held = parent_holds(p);
+    let mut out: Vec<Program> = candidates(p)
+        .into_iter()
+        .map(|mut q| {
+            q.parent
+                .dedup_by(|b, a| matches!(a, Step::AwaitBlocked { .. }) && a == b);
+            q
+        })
+        .filter(|q| q != p && parent_holds(q) <= held && fed(q))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Whether no process of `p` waits in a `SimpleQueue.get` (which has no timeout) for an
+/// item nobody may put: a worker would wait until the harness gives up, the parent forever.
+fn fed(p: &Program) -> bool {
+    let parent: Vec<Call> = p
+        .parent
+        .iter()
+        .filter_map(|s| match s {
+            Step::Call { call } => Some(*call),
+            _ => None,
+        })
+        .collect();
+    p.procs
+        .iter()
+        .chain(std::iter::once(&parent))
+        .all(|calls| random::simple_gets_are_fed(calls))
+}
+
+/// How many locks and permits the parent's calls leave held, counting every `acquire` as
+/// taken (those with a timeout may not be).
+fn parent_holds(p: &Program) -> usize {
+    let mut held: std::collections::BTreeMap<Object, usize> = Default::default();
+    for step in &p.parent {
+        match step {
+            Step::Call {
+                call: Call::Acquire { obj, .. },
+            } => *held.entry(*obj).or_default() += 1,
+            Step::Call {
+                call: Call::Release { obj },
+            } => {
+                let n = held.entry(*obj).or_default();
+                *n = n.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    held.values().sum()
+}
+
+fn candidates(p: &Program) -> Vec<Program> {
     let mut out = Vec::new();
     // One worker's calls made by the parent instead, once every other worker sleeps on that
     // object or has ended: fewer processes racing, so the failure depends less on timing.
@@ -145,8 +223,8 @@ fn smaller(p: &Program) -> Vec<Program> {
     }
     for s in 0..p.parent.len() {
         // Awaiting a sleeper orders the program; without it the failure would be left to
-        // timing, so it stays.
-        if matches!(p.parent[s], Step::AwaitBlocked { .. }) {
+        // timing, so it stays, unless nothing comes after it.
+        if matches!(p.parent[s], Step::AwaitBlocked { .. }) && s + 1 < p.parent.len() {
             continue;
         }
         let mut q = p.clone();
@@ -164,11 +242,22 @@ fn smaller(p: &Program) -> Vec<Program> {
     // program fails on replay too (each step only lengthens, so shrinking ends).
     for w in 0..p.procs.len() {
         for c in 0..p.procs[w].len() {
-            if let Some(call) = lengthened(p.procs[w][c]) {
+            if let Some(call) = lengthened(p.procs[w][c], LONG_MS) {
                 let mut q = p.clone();
                 q.procs[w][c] = call;
                 out.push(q);
             }
+        }
+    }
+    for s in 0..p.parent.len() {
+        // The parent's calls come after it awaited the workers, so they get twice as long:
+        // a parent's wait then outlasts the workers' lengthened ones.
+        if let Step::Call { call } = p.parent[s]
+            && let Some(call) = lengthened(call, 2 * LONG_MS)
+        {
+            let mut q = p.clone();
+            q.parent[s] = Step::Call { call };
+            out.push(q);
         }
     }
     out
@@ -204,8 +293,9 @@ fn without(p: &Program, w: usize) -> Program {
 /// The longest timeout shrinking gives a call, in milliseconds.
 const LONG_MS: u32 = 200;
 
-fn lengthened(call: Call) -> Option<Call> {
-    let long = |t: Option<u32>| t.filter(|&ms| ms < LONG_MS).map(|_| Some(LONG_MS));
+/// `call` with its timeout made `long_ms`, if it was shorter.
+fn lengthened(call: Call, long_ms: u32) -> Option<Call> {
+    let long = |t: Option<u32>| t.filter(|&ms| ms < long_ms).map(|_| Some(long_ms));
     Some(match call {
         Call::Acquire { obj, timeout_ms } => Call::Acquire {
             obj,
@@ -220,11 +310,24 @@ fn lengthened(call: Call) -> Option<Call> {
         Call::BarrierWait { timeout_ms } => Call::BarrierWait {
             timeout_ms: long(timeout_ms)?,
         },
-        Call::Put { item, timeout_ms } => Call::Put {
+        // A simple queue's calls have no timeout to lengthen.
+        Call::Put { obj, .. } | Call::Get { obj, .. } if obj == Object::SimpleQueue => {
+            return None;
+        }
+        Call::Put {
+            obj,
+            item,
+            timeout_ms,
+        } => Call::Put {
+            obj,
             item,
             timeout_ms: long(timeout_ms)?,
         },
-        Call::Get { timeout_ms } => Call::Get {
+        Call::Get { obj, timeout_ms } => Call::Get {
+            obj,
+            timeout_ms: long(timeout_ms)?,
+        },
+        Call::Join { timeout_ms } => Call::Join {
             timeout_ms: long(timeout_ms)?,
         },
         _ => return None,
@@ -235,6 +338,7 @@ fn lengthened(call: Call) -> Option<Call> {
 /// of `shrink_runs` runs.
 fn shrink(
     original: Program,
+    method: StartMethod,
     observed: Observed,
     violation: Violation,
     options: &Options,
@@ -246,7 +350,7 @@ fn shrink(
             // program fails on replay too, not only with lucky timing.
             let mut last = None;
             for _ in 0..options.shrink_runs.max(1) {
-                match run_once(&candidate, options.method) {
+                match run_once(&candidate, method) {
                     Ok((observed, Err(violation))) => last = Some((observed, violation)),
                     // Agreed once, or the harness cannot run it: not a smaller failure.
                     Ok((_, Ok(()))) | Err(_) => {
@@ -263,6 +367,7 @@ fn shrink(
         break;
     }
     Ok(Failure {
+        method,
         original,
         program: best.0,
         observed: best.1,

@@ -63,15 +63,22 @@ pub fn check_command(
     let began = std::time::Instant::now();
     let summary = check::check(options, |_| {})?;
     println!("{}", summary.coverage.table());
+    let methods = options
+        .method
+        .map_or("fork, forkserver and spawn in turn".to_owned(), |m| {
+            m.to_string()
+        });
     println!(
-        "primitives: seed {}, start method {}: {} programs, {:.1} s",
+        "primitives: seed {}, start method {methods}: {} programs, {:.1} s",
         options.seed,
-        options.method,
         summary.cases,
         began.elapsed().as_secs_f64()
     );
     if let Some(failure) = &summary.failure {
-        println!("\nDISAGREEMENT: {}", failure.violation.rule);
+        println!(
+            "\nDISAGREEMENT (start method {}): {}",
+            failure.method, failure.violation.rule
+        );
         println!(
             "{}",
             explain(&failure.observed, &Err(failure.violation.clone()))
@@ -79,9 +86,10 @@ pub fn check_command(
         let text = replay::to_text(&failure.program);
         match save_dir.map(|dir| save(dir, options.seed, &text)) {
             Some(Ok(path)) => println!(
-                "shrunk program saved to {} (run `proclife replay {}`)",
+                "shrunk program saved to {} (run `proclife replay {} --method {}`)",
                 path.display(),
-                path.display()
+                path.display(),
+                failure.method
             ),
             Some(Err(e)) => println!("the program could not be saved ({e:#}); it is:\n{text}"),
             None => println!("the shrunk program is:\n{text}"),

@@ -6,16 +6,6 @@ use proclife_model::objects::{Object, Ret, Violation, barrier, condition};
 
 use crate::objects::scenario::{Observed, Program};
 
-/// The objects judged by linearizability against a sequential specification.
-pub const LINEARIZABLE: [Object; 6] = [
-    Object::Lock,
-    Object::RLock,
-    Object::Semaphore,
-    Object::BoundedSemaphore,
-    Object::Event,
-    Object::Queue,
-];
-
 /// Judges every object of `observed` against its model.
 ///
 /// # Errors
@@ -26,7 +16,7 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
     for (i, e) in history.entries.iter().enumerate() {
         if let Some(Ret::Other { error }) = &e.ret {
             return Err(Violation {
-                rule: "an error the model does not know",
+                rule: "an error the refusal table does not name so",
                 entries: vec![i],
                 explanation: format!("#{i} {} by p{} raised {error}", e.call, e.proc),
             });
@@ -37,7 +27,8 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
         bounded: program.setup.bounded,
         maxsize: program.setup.maxsize,
     };
-    for obj in LINEARIZABLE {
+    // The objects with a sequential specification; `Condition` and `Barrier` are judged below.
+    for obj in Object::ALL {
         let entries: Vec<usize> = history.on(obj).map(|(i, _)| i).collect();
         if entries.is_empty() {
             continue;
@@ -48,12 +39,12 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
         linearizable::judge(&spec, &history.entries, &entries, &observed.deaths)
             .map_err(|v| named(obj, v))?;
     }
-    condition::judge(history).map_err(|v| named(Object::Condition, v))?;
     let deaths: Vec<u64> = observed
         .deaths
         .iter()
         .filter_map(|d: &Death| d.by)
         .collect();
+    condition::judge(history, &observed.deaths).map_err(|v| named(Object::Condition, v))?;
     barrier::judge(history, program.setup.parties, &deaths).map_err(|v| named(Object::Barrier, v))
 }
 

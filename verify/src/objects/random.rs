@@ -3,7 +3,7 @@
 //! Each program focuses on one or two objects (swarm testing: a program that mixes every
 //! object rarely makes any one of them contend), runs 2–4 worker processes with 1–6 calls
 //! each, draws every timeout as data (zero, a few milliseconds, or none where the call
-//! cannot block forever), and in one program of two (without a condition) kills a worker after a random number
+//! cannot block forever), and in one program of two kills a worker after a random number
 //! of its calls. The generator is a pure function of the seed.
 
 use proclife_model::objects::{Call, Object};
@@ -46,16 +46,7 @@ impl Rng {
 }
 
 /// The objects a program may focus on.
-pub const FOCUS: [Object; 8] = [
-    Object::Lock,
-    Object::RLock,
-    Object::Semaphore,
-    Object::BoundedSemaphore,
-    Object::Event,
-    Object::Condition,
-    Object::Barrier,
-    Object::Queue,
-];
+pub const FOCUS: [Object; 10] = Object::ALL;
 
 fn timeout(rng: &mut Rng) -> Option<u32> {
     Some(match rng.below(4) {
@@ -133,20 +124,89 @@ fn calls(rng: &mut Rng, obj: Object, out: &mut Vec<Call>, next_item: &mut u32) {
                 Some(200)
             },
         }),
-        Object::Queue => {
-            if rng.one_in(2) {
+        Object::Queue | Object::JoinableQueue => {
+            let mut put = |rng: &mut Rng| {
                 *next_item += 1;
-                out.push(Call::Put {
+                Call::Put {
+                    obj,
                     item: *next_item,
                     timeout_ms: timeout(rng),
-                });
-            } else {
-                out.push(Call::Get {
+                }
+            };
+            let get = |rng: &mut Rng| Call::Get {
+                obj,
+                timeout_ms: timeout(rng),
+            };
+            let joinable = obj == Object::JoinableQueue;
+            match rng.below(if joinable { 7 } else { 5 }) {
+                0 | 1 => out.push(put(rng)),
+                2 | 3 => {
+                    out.push(get(rng));
+                    if joinable {
+                        out.push(Call::TaskDone);
+                    }
+                }
+                // Use after close: both refused, through this handle only.
+                4 => {
+                    out.push(Call::Close { obj });
+                    let (p, g) = (put(rng), get(rng));
+                    out.extend([p, g]);
+                }
+                // A task marked done that nobody took, or none left: maybe too many.
+                5 => out.push(Call::TaskDone),
+                _ => out.push(Call::Join {
                     timeout_ms: timeout(rng),
-                });
+                }),
+            }
+        }
+        // A simple queue's get has no timeout, so every worker puts before it gets: no get
+        // waits for an item that never comes (see `simple_gets_are_fed`).
+        Object::SimpleQueue => {
+            *next_item += 1;
+            let put = Call::Put {
+                obj,
+                item: *next_item,
+                timeout_ms: None,
+            };
+            let get = Call::Get {
+                obj,
+                timeout_ms: None,
+            };
+            match rng.below(5) {
+                0 => out.push(put),
+                1 => out.extend([Call::Close { obj }, put, get]),
+                _ => out.extend([put, get]),
             }
         }
     }
+}
+
+/// Whether every `get` of a `SimpleQueue` in `calls` (which has no timeout) is preceded by
+/// a `put` of the same process of its own, both through an open handle: then, whatever the
+/// other processes do, an item is there for it in the end (items are never lost).
+pub fn simple_gets_are_fed(calls: &[Call]) -> bool {
+    let mut closed = false;
+    let mut own = 0u32;
+    for call in calls {
+        match *call {
+            Call::Close {
+                obj: Object::SimpleQueue,
+            } => closed = true,
+            Call::Put {
+                obj: Object::SimpleQueue,
+                ..
+            } if !closed => own += 1,
+            Call::Get {
+                obj: Object::SimpleQueue,
+                ..
+            } if !closed => match own.checked_sub(1) {
+                Some(left) => own = left,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    true
 }
 
 /// The program of case `seed`.
@@ -170,9 +230,6 @@ pub fn program(seed: u64) -> Program {
         }
         procs.push(mine);
     }
-    // A killed waiter of a condition may take a wake-up with it; its history is judged
-    // only without kills (see docs/primitives.md).
-    let conditions = first == Object::Condition || second == Object::Condition;
     let mut parent = Vec::new();
     if first == Object::Condition && rng.one_in(2) {
         // Some workers start by waiting, long; the parent notifies once they all sleep.
@@ -210,7 +267,7 @@ pub fn program(seed: u64) -> Program {
             .map(|call| Step::Call { call }),
         );
     }
-    if !conditions && rng.one_in(2) {
+    if rng.one_in(2) {
         let proc = rng.below(workers as u64) as usize;
         // Killed in the middle of a call that may block (or hold a lock meanwhile), or
         // between two calls.
@@ -239,10 +296,19 @@ pub fn program(seed: u64) -> Program {
                     timeout_ms: Some(0),
                 }]
             }
+            // A holder killed holding the condition's lock: the parent is told.
+            Object::Condition => vec![
+                Call::Acquire {
+                    obj: first,
+                    timeout_ms: None,
+                },
+                Call::Release { obj: first },
+            ],
             Object::Barrier => vec![Call::BarrierWait {
                 timeout_ms: Some(0),
             }],
-            Object::Queue => vec![Call::Get {
+            Object::Queue | Object::JoinableQueue => vec![Call::Get {
+                obj: first,
                 timeout_ms: Some(0),
             }],
             _ => vec![Call::IsSet],

@@ -207,6 +207,20 @@ mod tests {
     }
 
     #[test]
+    fn files_without_a_queue_name_still_read() {
+        let text = "{\"kind\":\"objects\",\"procs\":1,\"setup\":{\"semaphore\":1,\"bounded\":1,\"parties\":2,\"maxsize\":2}}\n\
+            {\"proc\":0,\"call\":{\"put\":{\"item\":4,\"timeout_ms\":200}}}\n\
+            {\"parent\":{\"call\":{\"call\":{\"get\":{\"timeout_ms\":25}}}}}\n";
+        let program = parse(text).map_err(|e| e.to_string());
+        let put = Call::Put {
+            obj: proclife_model::objects::Object::Queue,
+            item: 4,
+            timeout_ms: Some(200),
+        };
+        assert_eq!(program.map(|p| p.procs[0].clone()), Ok(vec![put]));
+    }
+
+    #[test]
     fn bad_lines_are_named() {
         let header = "{\"kind\":\"objects\",\"procs\":1,\"setup\":{\"semaphore\":1,\"bounded\":1,\"parties\":2,\"maxsize\":1}}";
         let cases = [

@@ -64,15 +64,19 @@ pub struct Observed {
     pub deaths: Vec<Death>,
 }
 
-fn blocked_on(obj: Object) -> BlockedOn {
+/// What a process blocked in a call on `obj` shows (a queue's `get` waits to receive, its
+/// `put` on a full ring to send).
+fn blocked_on(obj: Object) -> &'static [BlockedOn] {
     match obj {
-        Object::Lock => BlockedOn::Lock,
-        Object::RLock => BlockedOn::RLock,
-        Object::Semaphore | Object::BoundedSemaphore => BlockedOn::Semaphore,
-        Object::Event => BlockedOn::Event,
-        Object::Condition => BlockedOn::Condition,
-        Object::Barrier => BlockedOn::Barrier,
-        Object::Queue => BlockedOn::Recv,
+        Object::Lock => &[BlockedOn::Lock],
+        Object::RLock => &[BlockedOn::RLock],
+        Object::Semaphore | Object::BoundedSemaphore => &[BlockedOn::Semaphore],
+        Object::Event => &[BlockedOn::Event],
+        Object::Condition => &[BlockedOn::Condition],
+        Object::Barrier => &[BlockedOn::Barrier],
+        Object::Queue | Object::SimpleQueue => &[BlockedOn::Recv, BlockedOn::Send],
+        // A joinable queue's `join` and `task_done` wait as `Join`.
+        Object::JoinableQueue => &[BlockedOn::Recv, BlockedOn::Send, BlockedOn::Join],
     }
 }
 
@@ -85,7 +89,10 @@ fn timeouts(calls: &[Call]) -> Duration {
             | Call::CondWait { timeout_ms }
             | Call::BarrierWait { timeout_ms }
             | Call::Put { timeout_ms, .. }
-            | Call::Get { timeout_ms } => Duration::from_millis(u64::from(timeout_ms.unwrap_or(0))),
+            | Call::Get { timeout_ms, .. }
+            | Call::Join { timeout_ms } => {
+                Duration::from_millis(u64::from(timeout_ms.unwrap_or(0)))
+            }
             _ => Duration::ZERO,
         })
         .sum()
@@ -304,7 +311,8 @@ fn drive(
                     // ended, or did not block within the bound, is not waited for further.
                     loop {
                         let state = w.process.state()?;
-                        if state == ProcessState::Blocked(blocked_on(*on))
+                        let blocked = |b: &BlockedOn| state == ProcessState::Blocked(*b);
+                        if blocked_on(*on).iter().any(blocked)
                             || matches!(state, ProcessState::Terminated(_))
                             || Instant::now() >= deadline
                         {

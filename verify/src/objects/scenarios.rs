@@ -72,6 +72,7 @@ pub fn killed_while_blocked(obj: Object) -> Option<Program> {
         Object::Queue if setup.maxsize > 0 => {
             let puts: Vec<Call> = (0..=setup.maxsize)
                 .map(|item| Call::Put {
+                    obj,
                     item: u32::try_from(item).unwrap_or(u32::MAX),
                     timeout_ms: None,
                 })
@@ -99,4 +100,35 @@ pub fn killed_while_blocked(obj: Object) -> Option<Program> {
         procs: vec![worker],
         parent,
     })
+}
+
+/// A worker takes `obj` (a `Lock`, an `RLock` or a condition's lock) and is SIGKILLed while
+/// it holds it (sleeping in an event's wait meanwhile); then the parent acquires: it is told
+/// the holder died (`lock.acquire.holder_died`, ...) and holds the lock. Random programs
+/// reach that only when a kill lands inside a worker's hold.
+pub fn holder_killed(obj: Object) -> Program {
+    let acquire = Call::Acquire {
+        obj,
+        timeout_ms: None,
+    };
+    Program {
+        setup: Setup::default(),
+        procs: vec![vec![
+            acquire,
+            Call::EventWait {
+                timeout_ms: Some(10_000),
+            },
+        ]],
+        parent: vec![
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: Object::Event,
+            },
+            Step::Kill { proc: 0, after: 2 },
+            Step::Call { call: acquire },
+            Step::Call {
+                call: Call::Release { obj },
+            },
+        ],
+    }
 }

@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use proclife::ipc::{Connection, Queue, Value};
+use proclife::ipc::{Connection, JoinableQueue, Queue, SimpleQueue, Value};
 use proclife::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 use proclife::{Error, TargetResult};
 use proclife_model::objects::{Call, Object, Ret};
@@ -31,6 +31,10 @@ pub struct Shared {
     pub barrier: Barrier,
     /// A `Queue` of `u32` items.
     pub queue: Queue<u32>,
+    /// A `SimpleQueue` of `u32` items.
+    pub simple: SimpleQueue<u32>,
+    /// A `JoinableQueue` of `u32` items, of the same `maxsize` as the queue.
+    pub joinable: JoinableQueue<u32>,
     /// The logical clock: every invocation and return takes the next value.
     pub stamp: Value<u64>,
 }
@@ -44,7 +48,7 @@ pub struct Setup {
     pub bounded: u32,
     /// The barrier's parties.
     pub parties: usize,
-    /// The queue's `maxsize` (0: unbounded).
+    /// The queue's and the joinable queue's `maxsize` (0: unbounded).
     pub maxsize: usize,
 }
 
@@ -82,6 +86,8 @@ impl Shared {
             condition: Condition::new()?,
             barrier: Barrier::new(setup.parties, None)?,
             queue: Queue::new(setup.maxsize)?,
+            simple: SimpleQueue::new()?,
+            joinable: JoinableQueue::new(setup.maxsize)?,
             stamp: Value::new(0)?,
         })
     }
@@ -105,6 +111,8 @@ impl Shared {
             )?,
             barrier: Barrier::from_fd(dup(self.barrier.as_fd())?)?,
             queue: Queue::from_fd(dup(self.queue.as_fd())?)?,
+            simple: SimpleQueue::from_fd(dup(self.simple.as_fd())?)?,
+            joinable: JoinableQueue::from_fd(dup(self.joinable.as_fd())?)?,
             stamp: Value::from_fds(
                 dup(self.stamp.as_fd())?,
                 dup(self.stamp.get_lock().as_fd())?,
@@ -156,19 +164,22 @@ impl Shared {
                         _ => self.condition.mark_consistent(),
                     };
                     if let Err(e) = marked {
-                        return map::refusal(&e);
+                        return map::refusal(call, &e);
                     }
                 }
-                map::ret(acquired)
+                map::ret(call, acquired)
             }
-            Call::Release { obj } => map::ret(match obj {
-                Object::Lock => self.lock.release(),
-                Object::RLock => self.rlock.release(),
-                Object::Semaphore => self.semaphore.release(),
-                Object::BoundedSemaphore => self.bounded.release(),
-                Object::Condition => self.condition.release(),
-                other => return unsupported(other, call),
-            }),
+            Call::Release { obj } => map::ret(
+                call,
+                match obj {
+                    Object::Lock => self.lock.release(),
+                    Object::RLock => self.rlock.release(),
+                    Object::Semaphore => self.semaphore.release(),
+                    Object::BoundedSemaphore => self.bounded.release(),
+                    Object::Condition => self.condition.release(),
+                    other => return unsupported(other, call),
+                },
+            ),
             Call::Set => {
                 self.event.set();
                 Ret::None
@@ -177,16 +188,60 @@ impl Shared {
                 self.event.clear();
                 Ret::None
             }
-            Call::IsSet => map::ret(Ok(self.event.is_set())),
-            Call::EventWait { timeout_ms } => map::ret(self.event.wait(t(timeout_ms))),
-            Call::CondWait { timeout_ms } => map::ret(self.condition.wait(t(timeout_ms))),
-            Call::Notify { n } => map::ret(self.condition.notify(n)),
-            Call::NotifyAll => map::ret(self.condition.notify_all()),
-            Call::BarrierWait { timeout_ms } => map::ret(self.barrier.wait_timeout(t(timeout_ms))),
-            Call::Put { item, timeout_ms } => {
-                map::ret(self.queue.put_timeout(&item, t(timeout_ms)))
+            Call::IsSet => map::ret(call, Ok(self.event.is_set())),
+            Call::EventWait { timeout_ms } => map::ret(call, self.event.wait(t(timeout_ms))),
+            Call::CondWait { timeout_ms } => {
+                let waited = self.condition.wait(t(timeout_ms));
+                // Re-acquired after the holder died: made consistent at once, as above.
+                if matches!(waited, Err(Error::OwnerDied))
+                    && let Err(e) = self.condition.mark_consistent()
+                {
+                    return map::refusal(call, &e);
+                }
+                map::ret(call, waited)
             }
-            Call::Get { timeout_ms } => map::ret(self.queue.get_timeout(t(timeout_ms))),
+            Call::Notify { n } => map::ret(call, self.condition.notify(n)),
+            Call::NotifyAll => map::ret(call, self.condition.notify_all()),
+            Call::BarrierWait { timeout_ms } => {
+                map::ret(call, self.barrier.wait_timeout(t(timeout_ms)))
+            }
+            Call::Put {
+                obj,
+                item,
+                timeout_ms,
+            } => map::ret(
+                call,
+                match obj {
+                    Object::Queue => self.queue.put_timeout(&item, t(timeout_ms)),
+                    // A simple queue's put has no timeout.
+                    Object::SimpleQueue => self.simple.put(&item),
+                    Object::JoinableQueue => {
+                        self.joinable.queue().put_timeout(&item, t(timeout_ms))
+                    }
+                    other => return unsupported(other, call),
+                },
+            ),
+            Call::Get { obj, timeout_ms } => map::ret(
+                call,
+                match obj {
+                    Object::Queue => self.queue.get_timeout(t(timeout_ms)),
+                    // Nor its get.
+                    Object::SimpleQueue => self.simple.get(),
+                    Object::JoinableQueue => self.joinable.queue().get_timeout(t(timeout_ms)),
+                    other => return unsupported(other, call),
+                },
+            ),
+            Call::TaskDone => map::ret(call, self.joinable.task_done()),
+            Call::Join { timeout_ms } => map::ret(call, self.joinable.join(t(timeout_ms))),
+            Call::Close { obj } => {
+                match obj {
+                    Object::Queue => self.queue.close(),
+                    Object::SimpleQueue => self.simple.close(),
+                    Object::JoinableQueue => self.joinable.close(),
+                    other => return unsupported(other, call),
+                }
+                Ret::None
+            }
         }
     }
 }
