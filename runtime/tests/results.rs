@@ -168,6 +168,11 @@ fn values_panics_and_exits_under_every_method() {
 
 #[proclife::test]
 fn a_killed_child_is_a_typed_error_and_leaks_nothing() {
+    // The children inherit SIGINT's disposition: make it the default even when the tests run
+    // from a shell's background job, which starts with SIGINT ignored. The body runs in a
+    // process of its own, so nothing needs restoring.
+    // SAFETY: SIG_DFL is a valid disposition; the process is single-threaded here.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
     let before = open_fds();
     for method in StartMethod::ALL {
         let mut h = with(method, sleep_then, 1);

@@ -16,8 +16,17 @@ fn sleeper() -> Process {
     p
 }
 
+/// Makes SIGINT's disposition the default, which the children inherit: a shell's background
+/// job starts with SIGINT ignored, and `interrupt()` must end the child. Each test body runs in
+/// a process of its own, so nothing needs restoring.
+fn default_sigint() {
+    // SAFETY: SIG_DFL is a valid disposition; the process is single-threaded here.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+}
+
 #[proclife::test]
 fn the_process_that_exits_is_the_one_ready() -> proclife::Result<()> {
+    default_sigint();
     let long = sleeper();
     let mut short = Process::new(|| std::process::exit(4));
     short.start()?;
@@ -52,6 +61,7 @@ proclife::entry!(exit_with, sleep_long);
 
 #[proclife::test]
 fn sentinels_are_ready_under_every_method() -> proclife::Result<()> {
+    default_sigint();
     for method in StartMethod::ALL {
         let mut long = Process::builder()
             .start_method(method)
