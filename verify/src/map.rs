@@ -32,6 +32,34 @@ pub fn blocked_on(on: proclife::BlockedOn) -> Option<proclife_model::BlockedOn> 
     })
 }
 
+/// Whether the runtime's `state()` shows the puppet in the wait the model calls
+/// `Blocked { on }`: the primitive by name, or for the waits outside every primitive the
+/// kernel's wait, a `read` of a pipe or a sleep.
+///
+/// Where `/proc/<pid>/syscall` or the fd could not be read the runtime leaves them out
+/// (`call: None`, `fd: None`), and any kernel wait is taken.
+pub fn blocked_as(on: proclife_model::BlockedOn, observed: ProcessState) -> bool {
+    use proclife_model::BlockedOn as M;
+    let ProcessState::Blocked(real) = observed else {
+        return false;
+    };
+    let proclife::BlockedOn::Kernel(wait) = real else {
+        return blocked_on(real) == Some(on);
+    };
+    let call = wait.call.map(|call| call.name());
+    match on {
+        M::Read => {
+            matches!(call, None | Some(Some("read")))
+                && wait.fd.is_none_or(|fd| fd.kind == proclife::FdKind::Pipe)
+        }
+        M::Sleep => matches!(
+            call,
+            None | Some(Some("clock_nanosleep" | "nanosleep" | "restart_syscall"))
+        ),
+        _ => false,
+    }
+}
+
 /// The model's outcome for a runtime error: the CPython exception it stands for.
 ///
 /// # Errors
@@ -81,10 +109,19 @@ pub fn result<T>(
 /// the checker caused and will end, and the puppet the model calls running sits in kernel
 /// waits of its own: the `read`/`poll` of its command pipe, the sleep of an exit on its way,
 /// the pipe reads of starting a grandchild before it joins it. For a model state that is
-/// blocked it is accepted for the same reason as `Running`. `Stopped` is admitted by no
-/// model state: the checker never stops the puppet.
+/// blocked it is accepted for the same reason as `Running`; this holds for the model's own
+/// kernel waits (`read`, `sleep`) too.
+///
+/// `Stopped` is admitted for a model state that is stopped, and for no other: the checker
+/// waits until a child it stops is stopped, and `SIGCONT` ends the stop at once (decision
+/// 0017). A stopped child with a `SIGKILL` on its way may already be dying: every state of a
+/// live child is admitted for it.
 pub fn state_admits(state: &State, observed: ProcessState) -> bool {
     match (&state.life, observed) {
+        (Life::Stopped { .. }, ProcessState::Stopped) => true,
+        (Life::Stopped { was }, ProcessState::Running | ProcessState::Blocked(_)) => {
+            was.signals().any()
+        }
         (Life::New, ProcessState::New) => true,
         (Life::Running { .. }, ProcessState::Running | ProcessState::Blocked(_)) => true,
         (Life::Blocked { .. }, ProcessState::Blocked(proclife::BlockedOn::Kernel(_))) => true,
