@@ -44,7 +44,10 @@ fn sigstop_and_sigcont_answer_false_without_a_calm_child() {
         "start; child_exit(3); sigstop; sigcont",
         "None; True; False; False => exiting",
     );
-    check("start; terminate; sigstop", "None; None; False => signalled");
+    check(
+        "start; terminate; sigstop",
+        "None; None; False => signalled",
+    );
     check(
         "start; child_exit(3); settle; sigstop",
         "None; True; None; False => terminated_3",
@@ -145,7 +148,9 @@ fn a_stopped_child_acts_on_nothing_but_sigkill() {
 fn the_checker_expects_a_stopped_wait_to_last_its_whole_timeout() {
     let mut possible = Possible::new();
     possible.observe(&Op::Start, &Outcome::NONE).unwrap();
-    possible.observe(&Op::SigStop, &Outcome::bool(true)).unwrap();
+    possible
+        .observe(&Op::SigStop, &Outcome::bool(true))
+        .unwrap();
     let wait = Op::JoinTimeout(Timeout::Expires);
     assert_eq!(possible.wait_length(&wait), WaitLength::Full);
     possible.observe(&Op::Kill, &Outcome::NONE).unwrap();

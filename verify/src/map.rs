@@ -205,6 +205,44 @@ mod tests {
         assert!(!state_admits(&done, ProcessState::Stopped));
     }
 
+    fn kernel(call: Option<i64>, kind: Option<proclife::FdKind>) -> ProcessState {
+        ProcessState::Blocked(proclife::BlockedOn::Kernel(proclife::KernelWait {
+            call: call.map(proclife::SystemCall::from_number),
+            fd: kind.map(|kind| proclife::WaitFd { fd: 3, kind }),
+        }))
+    }
+
+    #[test]
+    fn the_kernel_waits_are_told_apart_by_call_and_fd() {
+        use proclife_model::BlockedOn as M;
+        let read = kernel(Some(nix::libc::SYS_read), Some(proclife::FdKind::Pipe));
+        let socket = kernel(Some(nix::libc::SYS_read), Some(proclife::FdKind::Socket));
+        let sleep = kernel(Some(nix::libc::SYS_clock_nanosleep), None);
+        let unknown = kernel(None, None);
+        assert!(blocked_as(M::Read, read) && !blocked_as(M::Read, socket));
+        assert!(!blocked_as(M::Read, sleep) && blocked_as(M::Read, unknown));
+        assert!(blocked_as(M::Sleep, sleep) && !blocked_as(M::Sleep, read));
+        assert!(blocked_as(M::Sleep, unknown));
+        assert!(!blocked_as(M::Lock, read) && !blocked_as(M::Read, ProcessState::Running));
+        let lock = ProcessState::Blocked(proclife::BlockedOn::Lock);
+        assert!(blocked_as(M::Lock, lock) && !blocked_as(M::Read, lock));
+    }
+
+    #[test]
+    fn a_stop_is_admitted_for_a_stopped_state_only() {
+        use proclife_model::{Op, step};
+        let running = step(&State::new(), &Op::Start).next;
+        let stopped = step(&running, &Op::SigStop).next;
+        assert!(state_admits(&stopped, ProcessState::Stopped));
+        assert!(!state_admits(&stopped, ProcessState::Running));
+        assert!(!state_admits(&running, ProcessState::Stopped));
+        // With a SIGKILL on its way the child may already be dying.
+        let killed = step(&stopped, &Op::Kill).next;
+        assert!(state_admits(&killed, ProcessState::Stopped));
+        assert!(state_admits(&killed, ProcessState::Running));
+        assert!(!state_admits(&killed, ProcessState::Terminated(-9)));
+    }
+
     #[test]
     fn a_kernel_wait_is_running_and_a_stop_is_nothing() {
         let kernel = ProcessState::Blocked(proclife::BlockedOn::Kernel(proclife::KernelWait {
