@@ -24,7 +24,11 @@ use crate::start::{ChildSpec, StartMethod, Threads};
 /// `Running`, `Blocked` and `Stopped` are all CPython's `started`: [`Process::is_alive`] is
 /// true in each. A sampled state is a snapshot: a child seen blocked or stopped may run on a
 /// moment later.
+///
+/// Non-exhaustive: a state the kernel tells apart may be named later (as `Stopped` was), so a
+/// `match` outside this crate needs a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ProcessState {
     /// Constructed, never started (CPython's `initial`).
     New,
