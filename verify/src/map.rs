@@ -112,15 +112,21 @@ pub fn result<T>(
 /// blocked it is accepted for the same reason as `Running`; this holds for the model's own
 /// kernel waits (`read`, `sleep`) too.
 ///
-/// `Stopped` is admitted for a model state that is stopped, and for no other: the checker
-/// waits until a child it stops is stopped, and `SIGCONT` ends the stop at once (decision
-/// 0017). A stopped child with a `SIGKILL` on its way may already be dying: every state of a
-/// live child is admitted for it.
+/// `Stopped` is admitted for a model state that is stopped (decision 0017): the checker waits
+/// until a child it stops is reported stopped, and after `sigcont` until it is no longer.
+/// It is admitted too for a child with a `SIGTERM` on its way, which `terminate()` has just
+/// continued. A stopped child with a `SIGKILL` on its way may already be dying: every state of
+/// a live child is admitted for it.
 pub fn state_admits(state: &State, observed: ProcessState) -> bool {
     match (&state.life, observed) {
         (Life::Stopped { .. }, ProcessState::Stopped) => true,
         (Life::Stopped { was }, ProcessState::Running | ProcessState::Blocked(_)) => {
             was.signals().any()
+        }
+        // `terminate()` continued a stopped child: the kernel has woken it, and `/proc` may
+        // show the stop until it is next scheduled.
+        (Life::Running { signals, .. } | Life::Blocked { signals, .. }, ProcessState::Stopped) => {
+            signals.term
         }
         (Life::New, ProcessState::New) => true,
         (Life::Running { .. }, ProcessState::Running | ProcessState::Blocked(_)) => true,

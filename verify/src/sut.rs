@@ -369,26 +369,25 @@ impl Proc {
             .map_err(|errno| Fault(format!("kill({pid}, {}) failed: {errno}", signal.as_str())))
     }
 
-    /// `sigstop`: true iff the child is alive with no exit on its way; it is then stopped (the
-    /// harness waits until the runtime reports it `Stopped`).
-    fn sigstop(&mut self) -> Result<Outcome, Fault> {
-        if !self.started || self.closed || self.exiting {
-            return Ok(Outcome::bool(false));
-        }
-        self.job_control(Signal::SIGSTOP)?;
+    /// Waits until the runtime reports the puppet stopped (`stopped`) or not; the signal that
+    /// does it has been sent, and the kernel acts on it at once (a `SIGSTOP` when the child
+    /// next runs, a `SIGCONT` when the woken child is next scheduled).
+    fn wait_stopped(&self, stopped: bool, signal: Signal) -> Result<(), Fault> {
         let deadline = Instant::now() + PROMPT;
         let mut pause = Duration::from_micros(20);
         loop {
             match self.process.state()? {
-                ProcessState::Stopped => break,
                 ProcessState::Terminated(code) => {
                     return Err(Fault(format!(
-                        "the puppet died with exit code {code} instead of stopping"
+                        "the puppet died with exit code {code} after {}",
+                        signal.as_str()
                     )));
                 }
-                _ if Instant::now() >= deadline => {
+                state if (state == ProcessState::Stopped) == stopped => return Ok(()),
+                state if Instant::now() >= deadline => {
                     return Err(Fault(format!(
-                        "the puppet was not reported Stopped within {PROMPT:?} of SIGSTOP"
+                        "the puppet was still reported {state:?} {PROMPT:?} after {}",
+                        signal.as_str()
                     )));
                 }
                 _ => {
@@ -397,17 +396,28 @@ impl Proc {
                 }
             }
         }
+    }
+
+    /// `sigstop`: true iff the child is alive with no exit on its way; it is then stopped (the
+    /// harness waits until the runtime reports it `Stopped`).
+    fn sigstop(&mut self) -> Result<Outcome, Fault> {
+        if !self.started || self.closed || self.exiting {
+            return Ok(Outcome::bool(false));
+        }
+        self.job_control(Signal::SIGSTOP)?;
+        self.wait_stopped(true, Signal::SIGSTOP)?;
         self.stopped = true;
         Ok(Outcome::bool(true))
     }
 
     /// `sigcont`: true iff the child is alive with no exit on its way; a stopped child goes
-    /// on where it was (the kernel ends the stop before `kill` returns).
+    /// on where it was (the harness waits until the runtime no longer reports it `Stopped`).
     fn sigcont(&mut self) -> Result<Outcome, Fault> {
         if !self.started || self.closed || self.exiting {
             return Ok(Outcome::bool(false));
         }
         self.job_control(Signal::SIGCONT)?;
+        self.wait_stopped(false, Signal::SIGCONT)?;
         self.stopped = false;
         Ok(Outcome::bool(true))
     }
