@@ -501,6 +501,13 @@ impl Proc {
             self.reaped = true;
             let _ = self.process.kill();
             self.signalled = true;
+            if self.stopped && !self.has_exited()? {
+                // A child the harness stopped is continued too, so that even a kill that went
+                // wrong (a planted bug sending SIGTERM) cannot leave it stopped for ever; a
+                // child whose sentinel is not ready has not been reaped, so its pid is still its.
+                let _ = self.job_control(Signal::SIGCONT);
+                self.stopped = false;
+            }
             if !self.wait_exit(PROMPT)? {
                 return Err(Fault("a killed puppet did not die".into()));
             }
