@@ -87,13 +87,28 @@ struct Phase {
     closed: bool,
     signalled: bool,
     stopped: bool,
+    /// Its own exit and a signal both on their way.
+    racing: bool,
+    /// Exited, with more than one exit code possible: a race whose winner is not yet seen.
+    undecided: bool,
+    /// The `daemon` flag is set.
+    daemonic: bool,
 }
 
 fn phase(possible: &Possible) -> Phase {
     let mut phase = Phase::default();
+    let mut codes = BTreeSet::new();
     for state in possible.states() {
+        if let Life::Terminated { exitcode } = state.life {
+            codes.insert(exitcode);
+        }
         phase.exiting |= state.is_exiting();
+        phase.daemonic |= state.daemon;
         phase.signalled |= state.life.signals().any();
+        phase.racing |= matches!(
+            state.life,
+            Life::Running { exiting: Some(_), signals } if signals.any()
+        );
         match state.life {
             Life::New => phase.new = true,
             Life::Running { .. } => phase.running = true,
@@ -103,6 +118,7 @@ fn phase(possible: &Possible) -> Phase {
             Life::Closed { .. } => phase.closed = true,
         }
     }
+    phase.undecided = codes.len() > 1;
     phase
 }
 
@@ -117,7 +133,8 @@ fn op_strategy(
 ) -> BoxedStrategy<Op> {
     let p = phase(possible);
     let alive = p.running || p.blocked || p.stopped;
-    let calm_alive = alive && !p.exiting;
+    // A stopped child obeys no command: the commands are not steered towards it.
+    let calm_alive = (p.running || p.blocked) && !p.exiting;
     let boost = |cond: bool, w: u32| if cond { w } else { 0 };
     // While an exit or a signal is on its way, every operation observes a race (an edge from
     // the exiting or signalled node), so all of them are drawn more often.
@@ -140,10 +157,14 @@ fn op_strategy(
     add(1 + boost(p.exiting || p.terminated, 3), Op::Join);
     add(1 + boost(alive, 1), Op::JoinTimeout(Timeout::Zero));
     add(1 + boost(alive, 1), Op::JoinTimeout(Timeout::Negative));
-    add(1 + boost(alive, 1), Op::JoinTimeout(Timeout::Expires));
+    // While its own exit races a signal, a short timed join may end before either.
+    add(
+        1 + boost(alive, 1) + boost(p.racing, 6),
+        Op::JoinTimeout(Timeout::Expires),
+    );
     add(1 + boost(p.exiting, 3), Op::JoinTimeout(Timeout::InTime));
     add(
-        1 + boost(p.exiting || p.terminated, 2) + boost(p.terminated, 4),
+        1 + boost(p.exiting || p.terminated, 2) + boost(p.terminated, 4) + boost(p.undecided, 20),
         Op::Exitcode,
     );
     add(1, Op::PidIsSet);
@@ -154,13 +175,19 @@ fn op_strategy(
     add(signal + boost(racing, 40), Op::Terminate);
     add(signal + boost(racing, 4), Op::Kill);
     add(1 + boost(p.terminated, 4), Op::Close);
-    add(1 + boost(p.terminated, 2), Op::Daemon);
+    // A daemonic child is rarer than a plain one: `daemon` is read more often on it while it
+    // is alive (exiting, stopped, or with a signal on its way, are short phases).
+    add(
+        1 + boost(p.terminated, 2) + boost(p.daemonic && (p.exiting || p.stopped), 4),
+        Op::Daemon,
+    );
     add(1 + boost(p.new || p.closed, 2), Op::SetDaemon(false));
     add(1 + boost(p.new || p.closed, 8), Op::SetDaemon(true));
     // Three of the commands end with 0 (exit 0, exit 256, return), one each with 3, 255 and 1:
     // the latter are drawn more, so each exit code's node is reached about as often.
     for code in GRAPH_EXIT_CODES {
-        let rare = u32::from(proclife_model::exit_status(code) != 0);
+        // Weighted 6 when calm, as `child_panic` (exit code 1) is.
+        let rare = 2 * u32::from(proclife_model::exit_status(code) != 0);
         add(
             1 + rare + boost(calm_alive || p.terminated, 1 + rare),
             Op::ChildExit(code),
