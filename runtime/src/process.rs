@@ -608,8 +608,9 @@ impl Process {
     /// # Errors
     ///
     /// [`Error::InvalidSignal`] for 0, negative numbers, numbers above `SIGRTMAX`, glibc's
-    /// reserved real-time signals, and the job-control signals SIGSTOP and SIGCONT (a
-    /// stopped child has no place in the life cycle); nothing is sent then.
+    /// reserved real-time signals, and the job-control signals SIGSTOP and SIGCONT (stopping
+    /// a child is job control, which `multiprocessing` does not offer; a child stopped from
+    /// outside is reported as [`ProcessState::Stopped`], decision 0017); nothing is sent then.
     /// [`Error::Closed`]; [`Error::KillNotStarted`].
     pub fn send_signal(&self, signal: i32) -> Result<()> {
         let signal = check_signal(signal)?;
