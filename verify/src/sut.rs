@@ -224,20 +224,33 @@ impl Proc {
     /// Waits until the runtime reports the puppet blocked on `on` (or, with a signal on its
     /// way, dead).
     fn wait_blocked(&self, on: BlockedOn) -> Result<(), Fault> {
+        self.wait_state(&format!("block on {on}"), self.signalled, |state| {
+            map::blocked_as(on, state)
+        })
+    }
+
+    /// Polls the runtime's `state()` until `reached` holds, for up to [`PROMPT`]; a child that
+    /// died meanwhile is accepted only when `may_die` (a signal was on its way).
+    fn wait_state(
+        &self,
+        what: &str,
+        may_die: bool,
+        reached: impl Fn(ProcessState) -> bool,
+    ) -> Result<(), Fault> {
         let deadline = Instant::now() + PROMPT;
         let mut pause = Duration::from_micros(20);
         loop {
             match self.process.state()? {
-                state if map::blocked_as(on, state) => return Ok(()),
-                ProcessState::Terminated(_) if self.signalled => return Ok(()),
+                state if reached(state) => return Ok(()),
+                ProcessState::Terminated(_) if may_die => return Ok(()),
                 ProcessState::Terminated(code) => {
                     return Err(Fault(format!(
-                        "the puppet died with exit code {code} instead of blocking on {on}"
+                        "the puppet died with exit code {code} while the harness waited for it to {what}"
                     )));
                 }
-                _ if Instant::now() >= deadline => {
+                state if Instant::now() >= deadline => {
                     return Err(Fault(format!(
-                        "the puppet did not report Blocked({on}) within {PROMPT:?}"
+                        "the puppet did not {what} within {PROMPT:?} (last seen {state:?})"
                     )));
                 }
                 _ => {
@@ -369,35 +382,6 @@ impl Proc {
             .map_err(|errno| Fault(format!("kill({pid}, {}) failed: {errno}", signal.as_str())))
     }
 
-    /// Waits until the runtime reports the puppet stopped (`stopped`) or not; the signal that
-    /// does it has been sent, and the kernel acts on it at once (a `SIGSTOP` when the child
-    /// next runs, a `SIGCONT` when the woken child is next scheduled).
-    fn wait_stopped(&self, stopped: bool, signal: Signal) -> Result<(), Fault> {
-        let deadline = Instant::now() + PROMPT;
-        let mut pause = Duration::from_micros(20);
-        loop {
-            match self.process.state()? {
-                ProcessState::Terminated(code) => {
-                    return Err(Fault(format!(
-                        "the puppet died with exit code {code} after {}",
-                        signal.as_str()
-                    )));
-                }
-                state if (state == ProcessState::Stopped) == stopped => return Ok(()),
-                state if Instant::now() >= deadline => {
-                    return Err(Fault(format!(
-                        "the puppet was still reported {state:?} {PROMPT:?} after {}",
-                        signal.as_str()
-                    )));
-                }
-                _ => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(2));
-                }
-            }
-        }
-    }
-
     /// `sigstop`: true iff the child is alive with no exit on its way; it is then stopped (the
     /// harness waits until the runtime reports it `Stopped`).
     fn sigstop(&mut self) -> Result<Outcome, Fault> {
@@ -405,7 +389,10 @@ impl Proc {
             return Ok(Outcome::bool(false));
         }
         self.job_control(Signal::SIGSTOP)?;
-        self.wait_stopped(true, Signal::SIGSTOP)?;
+        // The kernel stops the child when it next runs.
+        self.wait_state("stop after SIGSTOP", false, |state| {
+            state == ProcessState::Stopped
+        })?;
         self.stopped = true;
         Ok(Outcome::bool(true))
     }
@@ -417,7 +404,10 @@ impl Proc {
             return Ok(Outcome::bool(false));
         }
         self.job_control(Signal::SIGCONT)?;
-        self.wait_stopped(false, Signal::SIGCONT)?;
+        // The kernel wakes the child at once; `/proc` shows the stop until it is scheduled.
+        self.wait_state("go on after SIGCONT", false, |state| {
+            state != ProcessState::Stopped
+        })?;
         self.stopped = false;
         Ok(Outcome::bool(true))
     }
