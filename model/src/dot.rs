@@ -150,9 +150,9 @@ fn render_full(
 
 /// Renders the life-cycle story ([`story`](crate::story::story)) as DOT, with a legend.
 ///
-/// Parent calls are solid black arrows, what the target does in the child is blue, and what
-/// takes effect by itself (the exit, a delivered signal) is dashed; nodes where `is_alive()`
-/// is true are filled.
+/// Parent calls are solid black arrows, what the target does in the child is blue, `SIGSTOP`
+/// and `SIGCONT` sent from outside are orange, and what takes effect by itself (the exit, a
+/// delivered signal) is dashed; nodes where `is_alive()` is true are filled.
 ///
 /// ```
 /// use proclife_model::{TransitionGraph, dot};
@@ -191,6 +191,7 @@ pub fn render_story(graph: &TransitionGraph) -> String {
             Actor::Parent => "",
             Actor::Target => ", color=\"#1f5fbf\", fontcolor=\"#1f5fbf\"",
             Actor::Event => ", style=dashed",
+            Actor::JobControl => ", color=\"#b35900\", fontcolor=\"#b35900\"",
         };
         let lines: Vec<String> = arrow.lines.iter().map(|line| escape(line)).collect();
         let _ = writeln!(
@@ -206,6 +207,7 @@ pub fn render_story(graph: &TransitionGraph) -> String {
         "    legend [shape=plaintext, fontsize=10, label=\"Legend\\l\
          black: a method called on the Process handle (parent)\\l\
          blue: what the target does in the child\\l\
+         orange: SIGSTOP or SIGCONT sent from outside (job control)\\l\
          dashed: takes effect by itself\\l\
          filled: is_alive() is true\\l\
          Every other call leaves the state as it is.\\l\"];\n",

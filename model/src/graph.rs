@@ -26,8 +26,10 @@ pub enum Node {
     /// Alive and blocked; no signal pending.
     Blocked,
     /// Alive, running or blocked, with a `SIGTERM` or `SIGKILL` on its way (and maybe its own
-    /// exit too).
+    /// exit too), or stopped with a `SIGKILL` on its way.
     Signalled,
+    /// Alive and stopped by `SIGSTOP`, running or blocked underneath; no signal pending.
+    Stopped,
     /// Exited with this exit code.
     Terminated {
         /// CPython's `exitcode`.
@@ -45,9 +47,12 @@ impl Node {
     pub fn of(state: &State) -> Node {
         match &state.life {
             Life::New => Node::New,
-            Life::Running { signals, .. } | Life::Blocked { signals, .. } if signals.any() => {
+            life @ (Life::Running { .. } | Life::Blocked { .. } | Life::Stopped { .. })
+                if life.signals().any() =>
+            {
                 Node::Signalled
             }
+            Life::Stopped { .. } => Node::Stopped,
             Life::Running { exiting: None, .. } => Node::Running,
             Life::Running {
                 exiting: Some(_), ..
@@ -71,6 +76,7 @@ impl Node {
             Node::Exiting => "exiting".to_owned(),
             Node::Blocked => "blocked".to_owned(),
             Node::Signalled => "signalled".to_owned(),
+            Node::Stopped => "stopped".to_owned(),
             Node::Terminated { exitcode } if exitcode < 0 => {
                 format!("terminated_neg{}", exitcode.unsigned_abs())
             }
@@ -84,7 +90,7 @@ impl Node {
     pub fn is_alive(self) -> bool {
         matches!(
             self,
-            Node::Running | Node::Exiting | Node::Blocked | Node::Signalled
+            Node::Running | Node::Exiting | Node::Blocked | Node::Signalled | Node::Stopped
         )
     }
 }
@@ -96,7 +102,8 @@ impl fmt::Display for Node {
             Node::Running => f.write_str("Running"),
             Node::Exiting => f.write_str("Running (exit on its way)"),
             Node::Blocked => f.write_str("Blocked"),
-            Node::Signalled => f.write_str("Running or Blocked (signal on its way)"),
+            Node::Signalled => f.write_str("Running, Blocked or Stopped (signal on its way)"),
+            Node::Stopped => f.write_str("Stopped (by SIGSTOP)"),
             Node::Terminated { exitcode } => write!(f, "Terminated (exitcode {exitcode})"),
             Node::Closed { was_started: false } => f.write_str("Closed (never started)"),
             Node::Closed { was_started: true } => f.write_str("Closed (after start)"),
@@ -326,8 +333,13 @@ impl TransitionGraph {
 }
 
 fn queue_len(state: &State) -> usize {
-    match &state.life {
+    life_queue_len(&state.life)
+}
+
+fn life_queue_len(life: &Life) -> usize {
+    match life {
         Life::Blocked { queue, .. } => queue.len(),
+        Life::Stopped { was } => life_queue_len(was),
         _ => 0,
     }
 }

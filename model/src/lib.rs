@@ -5,7 +5,8 @@
 //!
 //! One process handle goes through a life-cycle: it is **new** until `start()`, then its child
 //! is **running**, perhaps **blocked** on a lock, an rlock, a semaphore, an event, a condition,
-//! a barrier, a pipe or queue receive (or send) or the join of another process, until it is
+//! a barrier, a pipe or queue receive (or send), the join of another process, a plain `read`
+//! of a pipe or a sleep, perhaps **stopped** by `SIGSTOP` until `SIGCONT`, until it is
 //! **terminated** (with its exit code), for good; finally the handle may be **closed**.
 //! [`step`]`(&State, &Op) -> Step { next, outcome }` says what every operation does in every
 //! state: it is pure (no I/O, no clock, no threads, no randomness, and it forbids `unsafe_code`), total
@@ -23,6 +24,7 @@
 //! | `New` | `initial` | constructed, never started |
 //! | `Running { exiting, signals }` | `started` | the child is alive; an own exit or a signal may be on its way |
 //! | `Blocked { on, queue, signals }` | `started` | the child is alive and waits on `on`; commands it received meanwhile are queued |
+//! | `Stopped { was }` | `started` | the child is alive and stopped by `SIGSTOP`; `SIGCONT` takes it back to `was` |
 //! | `Terminated { exitcode }` | `stopped` | the child has exited (reaped or not: the API cannot tell) |
 //! | `Closed { was_started }` | `closed` | `close()` succeeded |
 //!
@@ -35,11 +37,16 @@
 //! [`Op`] has the parent's calls (`start`, `run`, `is_alive`, `join`, `join(timeout)`, `pid`,
 //! `exitcode`, `sentinel`, `terminate`, `kill`, `close`, `daemon` and `name`, read and set)
 //! and the commands of the *puppet* child used by the checker (`child_exit`, `child_panic`,
-//! `child_return`, `child_block`, `release`) and `settle`.
+//! `child_return`, `child_block`, `release`), the job-control signals `sigstop` and `sigcont`,
+//! and `settle`.
 //! Timeouts are data ([`Timeout`]: zero, negative, expiring, in time).
 //! A puppet command answers `true` when it is delivered: the child is alive and no exit is
 //! already on its way; a command sent to a blocked child is queued and obeyed after
 //! `release`. `release` answers `true` iff the child was blocked.
+//! `sigstop` and `sigcont` answer `true` when the child is alive and no exit is on its way;
+//! a stopped child obeys no command and is released by nothing but `sigcont`, and
+//! `terminate()` continues it (proclife sends `SIGCONT` after `SIGTERM`), while only a
+//! `SIGKILL` ends it where it stands (`docs/decisions/0017-the-model-says-stopped.md`).
 //! `settle` returns `None` in every state; it waits until a pending exit has really happened.
 //!
 //! # Asynchrony
@@ -62,7 +69,8 @@
 //! [`TransitionGraph::explore`] derives the graph from [`step`] and [`events`] by
 //! breadth-first search from `New` over [`Op::graph_ops`]; nothing is drawn by hand.
 //! Concrete states are abstracted to a [`Node`]: `New`, `Running`, `Exiting` (own exit on its
-//! way), `Blocked`, `Signalled` (a signal on its way), `Terminated(code)`, `Closed(started?)`.
+//! way), `Blocked`, `Signalled` (a signal on its way), `Stopped`, `Terminated(code)`,
+//! `Closed(started?)`.
 //! Edges are [`EdgeKey`]s labelled with the operation's [`Op::label`] and its outcome, or with
 //! an event.
 //! Representative parameters: exit codes 0, 3, 256 and -1 ([`GRAPH_EXIT_CODES`]; with panic
@@ -90,6 +98,9 @@
 //!   `AssertionError: can only kill a started process`; CPython raises an accidental
 //!   `AttributeError: 'NoneType' object has no attribute 'terminate'`
 //!   (`docs/decisions/0001-terminate-kill-before-start.md`).
+//! * `terminate()` of a stopped child continues it, so it dies of the `SIGTERM` at once;
+//!   CPython's leaves the `SIGTERM` pending until someone continues the child
+//!   (`docs/decisions/0015-blocked-as-the-kernel-sees-it.md`).
 //! * The model has no notion of a forkserver, of `python -O`, of a handle used from another
 //!   process, or of a daemonic parent; it describes one handle owned by its creator.
 //! * CPython's `join(0)` window (the sentinel ready a moment before the zombie exists) is not

@@ -106,6 +106,14 @@ pub enum Op {
     ChildBlock(BlockedOn),
     /// Releases a blocked child (it goes on with the commands it has queued).
     Release,
+    /// Stops the child with `SIGSTOP` (as a shell's job control or a debugger would), and
+    /// waits until it is stopped; answers `true` when the child is alive and no exit is on its
+    /// way (a child already stopped stays stopped), `false` and does nothing otherwise.
+    SigStop,
+    /// Continues the child with `SIGCONT`; answers `true` when the child is alive and no exit
+    /// is on its way (a stopped child goes back to where it was, a running or blocked one
+    /// goes on as it was), `false` and does nothing otherwise.
+    SigCont,
     /// Waits until a pending exit has really happened, without reaping; does nothing if no
     /// exit is pending.
     Settle,
@@ -154,6 +162,8 @@ impl Op {
             Op::ChildReturn => "child_return",
             Op::ChildBlock(_) => "child_block",
             Op::Release => "release",
+            Op::SigStop => "sigstop",
+            Op::SigCont => "sigcont",
             Op::Settle => "settle",
         }
     }
@@ -195,7 +205,7 @@ impl Op {
     /// Every parent operation and child command, with these representative parameters:
     /// all four [`Timeout`] classes, `set_daemon(false)` and `set_daemon(true)`, the exit
     /// codes [`GRAPH_EXIT_CODES`], and the blocking reasons [`BlockedOn::GRAPH`] (every one
-    /// but `send`, which the replay schema cannot name).
+    /// but `send`, which the replay schema cannot name), then `sigstop` and `sigcont`.
     /// `name` and `set_name` are left out: the name is a plain attribute that neither steers
     /// nor depends on the life-cycle, and the replay schema has no operation for it.
     pub fn graph_ops() -> Vec<Op> {
@@ -224,7 +234,21 @@ impl Op {
         ops.extend(BlockedOn::GRAPH.into_iter().map(Op::ChildBlock));
         ops.push(Op::Release);
         ops.push(Op::Settle);
+        ops.push(Op::SigStop);
+        ops.push(Op::SigCont);
         ops
+    }
+
+    /// Whether the CPython conformance check can run this operation: `sigstop`, `sigcont`
+    /// and the kernel waits (`child_block` on `read` or `sleep`) are the checker's alone (the
+    /// CPython program has no puppet for them, and CPython's `terminate()` of a stopped child
+    /// differs from proclife's, decision 0017).
+    pub fn in_conformance(&self) -> bool {
+        match self {
+            Op::SigStop | Op::SigCont => false,
+            Op::ChildBlock(on) => !on.is_kernel_wait(),
+            _ => true,
+        }
     }
 
     /// Every operation the semantics table shows: [`Op::graph_ops`] plus the name operations.

@@ -109,6 +109,8 @@ impl Op {
                     .ok_or_else(|| bad(format!("unknown \"on\" of child_block: {on}")))?,
             }),
             "release" => Op::Release,
+            "sigstop" => Op::SigStop,
+            "sigcont" => Op::SigCont,
             "settle" => Op::Settle,
             other => return Err(bad(format!("unknown operation {other:?}"))),
         };

@@ -5,7 +5,8 @@ use std::fmt;
 /// What a blocked child is waiting for.
 ///
 /// Mirrors the ways a `multiprocessing` child can wait: a synchronisation primitive, a receive
-/// on a pipe or queue, a send into a full queue, or the join of another process.
+/// on a pipe or queue, a send into a full queue, or the join of another process; and two
+/// waits in the kernel outside every primitive, a plain `read(2)` of a pipe and a sleep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlockedOn {
     /// Waiting in `Lock.acquire`.
@@ -26,11 +27,16 @@ pub enum BlockedOn {
     Send,
     /// Waiting in `Process.join` of another process.
     Join,
+    /// Waiting in a plain `read(2)` of a pipe, outside every primitive: the kernel's wait,
+    /// with nothing in the status slot.
+    Read,
+    /// Asleep (`clock_nanosleep`) until woken, outside every primitive: the kernel's wait.
+    Sleep,
 }
 
 impl BlockedOn {
     /// Every reason, in a fixed order.
-    pub const ALL: [BlockedOn; 9] = [
+    pub const ALL: [BlockedOn; 11] = [
         BlockedOn::Lock,
         BlockedOn::RLock,
         BlockedOn::Semaphore,
@@ -40,12 +46,14 @@ impl BlockedOn {
         BlockedOn::Recv,
         BlockedOn::Send,
         BlockedOn::Join,
+        BlockedOn::Read,
+        BlockedOn::Sleep,
     ];
 
     /// The reasons the transition graph is derived with: every reason the replay schema can
     /// name (`child_block` has no `send`, since a puppet that blocks in a send needs a full
     /// queue the parent would have to fill).
-    pub const GRAPH: [BlockedOn; 8] = [
+    pub const GRAPH: [BlockedOn; 10] = [
         BlockedOn::Lock,
         BlockedOn::RLock,
         BlockedOn::Semaphore,
@@ -54,7 +62,15 @@ impl BlockedOn {
         BlockedOn::Barrier,
         BlockedOn::Recv,
         BlockedOn::Join,
+        BlockedOn::Read,
+        BlockedOn::Sleep,
     ];
+
+    /// Whether this is a wait in the kernel outside the runtime's primitives (a plain `read`,
+    /// a sleep), which the runtime reports as a kernel wait rather than by name.
+    pub fn is_kernel_wait(self) -> bool {
+        matches!(self, BlockedOn::Read | BlockedOn::Sleep)
+    }
 
     /// The name used by the replay schema (`{"op":"child_block","on":"lock"}`).
     pub fn name(self) -> &'static str {
@@ -68,6 +84,8 @@ impl BlockedOn {
             BlockedOn::Recv => "recv",
             BlockedOn::Send => "send",
             BlockedOn::Join => "join",
+            BlockedOn::Read => "read",
+            BlockedOn::Sleep => "sleep",
         }
     }
 
@@ -170,8 +188,9 @@ pub enum Command {
 /// Where a process handle is in its life-cycle.
 ///
 /// The CPython `repr` words map onto these: `initial` is [`Life::New`], `started` is
-/// [`Life::Running`] and [`Life::Blocked`], `stopped` is [`Life::Terminated`], `closed` is
-/// [`Life::Closed`].
+/// [`Life::Running`], [`Life::Blocked`] and [`Life::Stopped`], `stopped` is
+/// [`Life::Terminated`] (CPython's word for an exited child, not a child stopped by a
+/// signal), `closed` is [`Life::Closed`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Life {
     /// Constructed and never started.
@@ -193,6 +212,15 @@ pub enum Life {
         /// Signals sent and not yet delivered; a delivered signal kills a blocked child too.
         signals: Signals,
     },
+    /// Started; the child is alive and stopped by `SIGSTOP`: it runs nothing, carries out no
+    /// exit and acts on no `SIGTERM` until `SIGCONT` continues it where it was. Only a
+    /// `SIGKILL` ends it meanwhile.
+    Stopped {
+        /// Where it was when it was stopped ([`Life::Running`] or [`Life::Blocked`], with
+        /// nothing on its way), and where `SIGCONT` takes it back; a `SIGKILL` sent while it
+        /// is stopped is recorded in its `signals`.
+        was: Box<Life>,
+    },
     /// The child has exited (whether or not it has been reaped yet: the API cannot tell).
     Terminated {
         /// CPython's `exitcode`: `0..=255` for an exit, `-N` for death by signal `N`.
@@ -204,6 +232,29 @@ pub enum Life {
         /// does on a closed handle).
         was_started: bool,
     },
+}
+
+impl Life {
+    /// See [`State::is_exiting`].
+    fn is_exiting(&self) -> bool {
+        match self {
+            Life::Running { exiting, signals } => exiting.is_some() || signals.any(),
+            Life::Blocked { queue, signals, .. } => {
+                signals.any() || queue.iter().any(|c| matches!(c, Command::Exit(_)))
+            }
+            Life::Stopped { was } => was.is_exiting(),
+            Life::New | Life::Terminated { .. } | Life::Closed { .. } => false,
+        }
+    }
+
+    /// The signals on their way to a living child (none for a child that is not alive).
+    pub fn signals(&self) -> Signals {
+        match self {
+            Life::Running { signals, .. } | Life::Blocked { signals, .. } => *signals,
+            Life::Stopped { was } => was.signals(),
+            Life::New | Life::Terminated { .. } | Life::Closed { .. } => Signals::NONE,
+        }
+    }
 }
 
 /// The whole model state of one process handle.
@@ -240,27 +291,27 @@ impl State {
     pub fn was_started(&self) -> bool {
         match self.life {
             Life::New => false,
-            Life::Running { .. } | Life::Blocked { .. } | Life::Terminated { .. } => true,
+            Life::Running { .. }
+            | Life::Blocked { .. }
+            | Life::Stopped { .. }
+            | Life::Terminated { .. } => true,
             Life::Closed { was_started } => was_started,
         }
     }
 
-    /// Whether the child is alive (running or blocked).
+    /// Whether the child is alive (running, blocked or stopped).
     pub fn is_alive(&self) -> bool {
-        matches!(self.life, Life::Running { .. } | Life::Blocked { .. })
+        matches!(
+            self.life,
+            Life::Running { .. } | Life::Blocked { .. } | Life::Stopped { .. }
+        )
     }
 
     /// Whether the child is alive and some exit is already on its way: an own exit being
     /// carried out or queued, or a signal not yet delivered.
     /// Puppet commands sent to such a child are refused (they answer `false`).
     pub fn is_exiting(&self) -> bool {
-        match &self.life {
-            Life::Running { exiting, signals } => exiting.is_some() || signals.any(),
-            Life::Blocked { queue, signals, .. } => {
-                signals.any() || queue.iter().any(|c| matches!(c, Command::Exit(_)))
-            }
-            Life::New | Life::Terminated { .. } | Life::Closed { .. } => false,
-        }
+        self.life.is_exiting()
     }
 
     /// The word CPython's `repr` uses for this state: `initial`, `started`, `stopped` or
@@ -268,7 +319,7 @@ impl State {
     pub fn repr_word(&self) -> &'static str {
         match self.life {
             Life::New => "initial",
-            Life::Running { .. } | Life::Blocked { .. } => "started",
+            Life::Running { .. } | Life::Blocked { .. } | Life::Stopped { .. } => "started",
             Life::Terminated { .. } => "stopped",
             Life::Closed { .. } => "closed",
         }

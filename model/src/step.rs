@@ -33,6 +33,8 @@ impl Event {
 /// in a fixed order: the child's own exit first, then `SIGTERM`, then `SIGKILL`.
 ///
 /// Every event ends the child; an empty list means nothing is pending.
+/// A stopped child carries out no exit of its own and acts on no `SIGTERM` until it is
+/// continued: only a `SIGKILL` ends it while it is stopped.
 ///
 /// ```
 /// use proclife_model::{Event, Op, State, events, step};
@@ -48,6 +50,13 @@ pub fn events(state: &State) -> Vec<(Event, State)> {
         Life::Running { exiting, signals } => (*exiting, *signals),
         // A blocked child carries out no exit of its own until it is released.
         Life::Blocked { signals, .. } => (None, *signals),
+        Life::Stopped { was } => (
+            None,
+            Signals {
+                term: false,
+                kill: was.signals().kill,
+            },
+        ),
         Life::New | Life::Terminated { .. } | Life::Closed { .. } => return Vec::new(),
     };
     let mut out = Vec::new();
@@ -122,6 +131,8 @@ pub fn step(state: &State, op: &Op) -> Step {
         Op::ChildReturn => command(state, Command::Exit(0)),
         Op::ChildBlock(on) => command(state, Command::Block(*on)),
         Op::Release => release(state),
+        Op::SigStop => sigstop(state),
+        Op::SigCont => sigcont(state),
         Op::Settle => settle(state),
     }
 }
@@ -151,9 +162,10 @@ fn start(state: &State) -> Step {
             outcome: Outcome::NONE,
         },
         Life::Closed { .. } => unchanged(state, Outcome::Raised(PyError::CLOSED)),
-        Life::Running { .. } | Life::Blocked { .. } | Life::Terminated { .. } => {
-            unchanged(state, Outcome::Raised(PyError::START_TWICE))
-        }
+        Life::Running { .. }
+        | Life::Blocked { .. }
+        | Life::Stopped { .. }
+        | Life::Terminated { .. } => unchanged(state, Outcome::Raised(PyError::START_TWICE)),
     }
 }
 
@@ -177,23 +189,29 @@ fn join(state: &State) -> Step {
         Life::New => unchanged(state, Outcome::Raised(PyError::JOIN_NOT_STARTED)),
         Life::Closed { .. } => unchanged(state, Outcome::Raised(PyError::CLOSED)),
         Life::Terminated { .. } => unchanged(state, Outcome::NONE),
-        Life::Running { .. } | Life::Blocked { .. } => match first_event(state) {
-            Some(next) => Step {
-                next,
-                outcome: Outcome::NONE,
-            },
-            None => unchanged(state, Outcome::Hangs),
-        },
+        Life::Running { .. } | Life::Blocked { .. } | Life::Stopped { .. } => {
+            match first_event(state) {
+                Some(next) => Step {
+                    next,
+                    outcome: Outcome::NONE,
+                },
+                None => unchanged(state, Outcome::Hangs),
+            }
+        }
     }
 }
 
 fn join_timeout(state: &State, timeout: Timeout) -> Step {
     match (&state.life, timeout) {
-        (Life::Running { .. } | Life::Blocked { .. }, Timeout::InTime) => Step {
-            next: first_event(state).unwrap_or_else(|| state.clone()),
-            outcome: Outcome::NONE,
-        },
-        (Life::Running { .. } | Life::Blocked { .. }, _) => unchanged(state, Outcome::NONE),
+        (Life::Running { .. } | Life::Blocked { .. } | Life::Stopped { .. }, Timeout::InTime) => {
+            Step {
+                next: first_event(state).unwrap_or_else(|| state.clone()),
+                outcome: Outcome::NONE,
+            }
+        }
+        (Life::Running { .. } | Life::Blocked { .. } | Life::Stopped { .. }, _) => {
+            unchanged(state, Outcome::NONE)
+        }
         // Apart from the wait itself, a timed join checks what `join()` checks.
         (Life::New | Life::Closed { .. } | Life::Terminated { .. }, _) => join(state),
     }
@@ -203,7 +221,9 @@ fn sentinel_ready(state: &State) -> Step {
     match state.life {
         Life::New => unchanged(state, Outcome::Raised(PyError::NOT_STARTED)),
         Life::Closed { .. } => unchanged(state, Outcome::Raised(PyError::CLOSED)),
-        Life::Running { .. } | Life::Blocked { .. } => unchanged(state, Outcome::bool(false)),
+        Life::Running { .. } | Life::Blocked { .. } | Life::Stopped { .. } => {
+            unchanged(state, Outcome::bool(false))
+        }
         Life::Terminated { .. } => unchanged(state, Outcome::bool(true)),
     }
 }
@@ -218,6 +238,25 @@ fn signal(state: &State, signal: Signal) -> Step {
         Life::Closed { .. } => return unchanged(state, Outcome::Raised(PyError::CLOSED)),
         // The child is dead: nothing is sent and the real exit code stays.
         Life::Terminated { .. } => return unchanged(state, Outcome::NONE),
+        // `terminate()` sends `SIGCONT` after `SIGTERM`, so a stopped child goes on and acts
+        // on the `SIGTERM` (decision 0015); a `SIGKILL` ends it where it stands.
+        Life::Stopped { was } => match signal {
+            Signal::Term => with_signal(was, signal),
+            Signal::Kill => Life::Stopped {
+                was: Box::new(with_signal(was, signal)),
+            },
+        },
+        alive => with_signal(alive, signal),
+    };
+    Step {
+        next: state.with_life(life),
+        outcome: Outcome::NONE,
+    }
+}
+
+/// `life` with `signal` on its way (unchanged for a life without a child).
+fn with_signal(life: &Life, signal: Signal) -> Life {
+    match life {
         Life::Running { exiting, signals } => Life::Running {
             exiting: *exiting,
             signals: signals.with(signal),
@@ -227,10 +266,43 @@ fn signal(state: &State, signal: Signal) -> Step {
             queue: queue.clone(),
             signals: signals.with(signal),
         },
+        Life::Stopped { was } => Life::Stopped {
+            was: Box::new(with_signal(was, signal)),
+        },
+        Life::New | Life::Terminated { .. } | Life::Closed { .. } => life.clone(),
+    }
+}
+
+/// `SIGSTOP`: a child that is alive with nothing on its way is stopped where it is.
+fn sigstop(state: &State) -> Step {
+    if !state.is_alive() || state.is_exiting() {
+        return unchanged(state, Outcome::bool(false));
+    }
+    let life = match &state.life {
+        Life::Stopped { .. } => state.life.clone(),
+        was => Life::Stopped {
+            was: Box::new(was.clone()),
+        },
     };
     Step {
         next: state.with_life(life),
-        outcome: Outcome::NONE,
+        outcome: Outcome::bool(true),
+    }
+}
+
+/// `SIGCONT`: a stopped child with nothing on its way goes back to where it was; a running or
+/// blocked one goes on as it was.
+fn sigcont(state: &State) -> Step {
+    if !state.is_alive() || state.is_exiting() {
+        return unchanged(state, Outcome::bool(false));
+    }
+    let life = match &state.life {
+        Life::Stopped { was } => (**was).clone(),
+        other => other.clone(),
+    };
+    Step {
+        next: state.with_life(life),
+        outcome: Outcome::bool(true),
     }
 }
 
@@ -245,7 +317,7 @@ fn close(state: &State) -> Step {
             outcome: Outcome::NONE,
         },
         Life::Closed { .. } => unchanged(state, Outcome::NONE),
-        Life::Running { .. } | Life::Blocked { .. } => {
+        Life::Running { .. } | Life::Blocked { .. } | Life::Stopped { .. } => {
             unchanged(state, Outcome::Raised(PyError::CLOSE_RUNNING))
         }
     }
@@ -261,15 +333,17 @@ fn set_daemon(state: &State, daemon: bool) -> Step {
             },
             outcome: Outcome::NONE,
         },
-        Life::Running { .. } | Life::Blocked { .. } | Life::Terminated { .. } => {
-            unchanged(state, Outcome::Raised(PyError::ALREADY_STARTED))
-        }
+        Life::Running { .. }
+        | Life::Blocked { .. }
+        | Life::Stopped { .. }
+        | Life::Terminated { .. } => unchanged(state, Outcome::Raised(PyError::ALREADY_STARTED)),
     }
 }
 
-/// Delivers a puppet command: answers `true` when the child is alive and not already exiting.
+/// Delivers a puppet command: answers `true` when the child is alive, not stopped and not
+/// already exiting (a stopped child reads no command; the checker sends it none).
 fn command(state: &State, command: Command) -> Step {
-    if !state.is_alive() || state.is_exiting() {
+    if !state.is_alive() || state.is_exiting() || matches!(state.life, Life::Stopped { .. }) {
         return unchanged(state, Outcome::bool(false));
     }
     let life = match &state.life {
@@ -283,7 +357,9 @@ fn command(state: &State, command: Command) -> Step {
                 signals: *signals,
             }
         }
-        Life::New | Life::Terminated { .. } | Life::Closed { .. } => state.life.clone(),
+        Life::New | Life::Stopped { .. } | Life::Terminated { .. } | Life::Closed { .. } => {
+            state.life.clone()
+        }
     };
     Step {
         next: state.with_life(life),

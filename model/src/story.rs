@@ -32,6 +32,8 @@ pub enum StoryNode {
     Exiting,
     /// Alive, a `SIGTERM` or `SIGKILL` on its way.
     Signalled,
+    /// Alive and stopped by `SIGSTOP`.
+    Stopped,
     /// Exited, with any exit code.
     Terminated,
     /// Closed.
@@ -47,6 +49,7 @@ impl StoryNode {
             Node::Blocked => StoryNode::Blocked,
             Node::Exiting => StoryNode::Exiting,
             Node::Signalled => StoryNode::Signalled,
+            Node::Stopped => StoryNode::Stopped,
             Node::Terminated { .. } => StoryNode::Terminated,
             Node::Closed { .. } => StoryNode::Closed,
         }
@@ -60,6 +63,7 @@ impl StoryNode {
             StoryNode::Blocked => "blocked",
             StoryNode::Exiting => "exiting",
             StoryNode::Signalled => "signalled",
+            StoryNode::Stopped => "stopped",
             StoryNode::Terminated => "terminated",
             StoryNode::Closed => "closed",
         }
@@ -69,7 +73,11 @@ impl StoryNode {
     pub fn is_alive(self) -> bool {
         matches!(
             self,
-            StoryNode::Running | StoryNode::Blocked | StoryNode::Exiting | StoryNode::Signalled
+            StoryNode::Running
+                | StoryNode::Blocked
+                | StoryNode::Exiting
+                | StoryNode::Signalled
+                | StoryNode::Stopped
         )
     }
 }
@@ -81,7 +89,8 @@ impl fmt::Display for StoryNode {
             StoryNode::Running => "Running",
             StoryNode::Blocked => "Blocked",
             StoryNode::Exiting => "Running\n(exit on its way)",
-            StoryNode::Signalled => "Running or Blocked\n(signal on its way)",
+            StoryNode::Signalled => "Running, Blocked or Stopped\n(signal on its way)",
+            StoryNode::Stopped => "Stopped\n(by SIGSTOP)",
             StoryNode::Terminated => "Terminated",
             StoryNode::Closed => "Closed",
         })
@@ -97,6 +106,9 @@ pub enum Actor {
     Target,
     /// What takes effect by itself: the exit happening, a signal being delivered.
     Event,
+    /// A signal sent from outside the `Process` API: `SIGSTOP` and `SIGCONT` (a shell's job
+    /// control, a debugger, the checker).
+    JobControl,
 }
 
 /// One arrow of the story.
@@ -143,6 +155,8 @@ pub fn story(graph: &TransitionGraph) -> Vec<StoryEdge> {
                 let (family, arg) = split_label(label);
                 let actor = if family.starts_with("child_") || family == "release" {
                     Actor::Target
+                } else if family == "sigstop" || family == "sigcont" {
+                    Actor::JobControl
                 } else {
                     Actor::Parent
                 };
@@ -211,6 +225,8 @@ fn phrase(family: &str, args: &BTreeSet<Arg>, to: StoryNode) -> String {
         "child_return" => "target returns Ok: exitcode 0".to_owned(),
         "release" if to == StoryNode::Exiting => "target is released, then exits".to_owned(),
         "release" => "target is released".to_owned(),
+        "sigstop" => "SIGSTOP".to_owned(),
+        "sigcont" => "SIGCONT".to_owned(),
         "exit happens" => format!("exit takes effect: exitcode {}", listed(args)),
         "SIGTERM delivered" | "SIGKILL delivered" => {
             format!("{family}: exitcode {}", listed(args))

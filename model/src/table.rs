@@ -21,12 +21,13 @@ pub struct Column {
 
 /// The columns of the table: one representative state per kind of node.
 pub fn columns() -> Vec<Column> {
-    let paths: [(&'static str, Vec<Op>); 8] = [
+    let paths: [(&'static str, Vec<Op>); 9] = [
         ("New", vec![]),
         ("Running", vec![Op::Start]),
         ("Exiting", vec![Op::Start, Op::ChildExit(3)]),
         ("Blocked", vec![Op::Start, Op::ChildBlock(BlockedOn::Event)]),
         ("Signalled", vec![Op::Start, Op::Terminate]),
+        ("Stopped", vec![Op::Start, Op::SigStop]),
         (
             "Terminated(3)",
             vec![Op::Start, Op::ChildExit(3), Op::Settle],

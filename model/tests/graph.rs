@@ -29,9 +29,9 @@ fn reachable_from(graph: &TransitionGraph, start: Node) -> BTreeSet<Node> {
 
 #[test]
 fn size_is_pinned() {
-    // 13 nodes: New; Running; Exiting (own exit on its way); Blocked; Signalled (a signal on
-    // its way); Terminated with -15, -9, 0, 1, 3, 255; Closed never started; Closed after
-    // start.
+    // 14 nodes: New; Running; Exiting (own exit on its way); Blocked; Signalled (a signal on
+    // its way); Stopped (by SIGSTOP); Terminated with -15, -9, 0, 1, 3, 255; Closed never
+    // started; Closed after start.
     let graph = graph();
     let nodes: Vec<String> = graph.nodes().map(Node::id).collect();
     assert_eq!(
@@ -42,6 +42,7 @@ fn size_is_pinned() {
             "exiting",
             "blocked",
             "signalled",
+            "stopped",
             "terminated_neg15",
             "terminated_neg9",
             "terminated_0",
@@ -52,9 +53,9 @@ fn size_is_pinned() {
             "closed_started",
         ]
     );
-    // 452 edges: waiting operations on an exiting child are drawn as the exit event followed by
+    // 546 edges: waiting operations on an exiting child are drawn as the exit event followed by
     // the operation, not as shortcuts (see `transition_edges`).
-    assert_eq!((graph.node_count(), graph.edge_count()), (13, 452));
+    assert_eq!((graph.node_count(), graph.edge_count()), (14, 546));
 }
 
 #[test]
@@ -234,7 +235,7 @@ fn story_keeps_exactly_the_state_changing_edges() {
     let arrows = story(&graph);
     assert_eq!(
         arrows.len(),
-        12,
+        17,
         "the story's arrow count changed: {arrows:#?}"
     );
     for arrow in &arrows {

@@ -24,7 +24,11 @@ use crate::start::{ChildSpec, StartMethod, Threads};
 /// `Running`, `Blocked` and `Stopped` are all CPython's `started`: [`Process::is_alive`] is
 /// true in each. A sampled state is a snapshot: a child seen blocked or stopped may run on a
 /// moment later.
+///
+/// Non-exhaustive: a state the kernel tells apart may be named later (as `Stopped` was), so a
+/// `match` outside this crate needs a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ProcessState {
     /// Constructed, never started (CPython's `initial`).
     New,
@@ -611,8 +615,9 @@ impl Process {
     /// # Errors
     ///
     /// [`Error::InvalidSignal`] for 0, negative numbers, numbers above `SIGRTMAX`, glibc's
-    /// reserved real-time signals, and the job-control signals SIGSTOP and SIGCONT (a
-    /// stopped child has no place in the life cycle); nothing is sent then.
+    /// reserved real-time signals, and the job-control signals SIGSTOP and SIGCONT (stopping
+    /// a child is job control, which `multiprocessing` does not offer; a child stopped from
+    /// outside is reported as [`ProcessState::Stopped`], decision 0017); nothing is sent then.
     /// [`Error::Closed`]; [`Error::KillNotStarted`].
     pub fn send_signal(&self, signal: i32) -> Result<()> {
         let signal = check_signal(signal)?;

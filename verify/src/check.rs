@@ -390,6 +390,7 @@ fn search(
         GenConfig {
             max_procs: options.max_procs,
             settle: options.settle,
+            job_control: true,
         },
         1..=options.max_ops.max(1),
     );

@@ -307,6 +307,9 @@ pub fn conform(options: &Options, mut on_case: impl FnMut(u32)) -> Result<Summar
         GenConfig {
             max_procs: options.max_procs,
             settle: SettleMode::Always,
+            // The CPython program has no puppet that stops or waits in the kernel outside its
+            // primitives (decision 0017).
+            job_control: false,
         },
         1..=options.max_ops.max(1),
     );

@@ -32,6 +32,34 @@ pub fn blocked_on(on: proclife::BlockedOn) -> Option<proclife_model::BlockedOn> 
     })
 }
 
+/// Whether the runtime's `state()` shows the puppet in the wait the model calls
+/// `Blocked { on }`: the primitive by name, or for the waits outside every primitive the
+/// kernel's wait, a `read` of a pipe or a sleep.
+///
+/// Where `/proc/<pid>/syscall` or the fd could not be read the runtime leaves them out
+/// (`call: None`, `fd: None`), and any kernel wait is taken.
+pub fn blocked_as(on: proclife_model::BlockedOn, observed: ProcessState) -> bool {
+    use proclife_model::BlockedOn as M;
+    let ProcessState::Blocked(real) = observed else {
+        return false;
+    };
+    let proclife::BlockedOn::Kernel(wait) = real else {
+        return blocked_on(real) == Some(on);
+    };
+    let call = wait.call.map(|call| call.name());
+    match on {
+        M::Read => {
+            matches!(call, None | Some(Some("read")))
+                && wait.fd.is_none_or(|fd| fd.kind == proclife::FdKind::Pipe)
+        }
+        M::Sleep => matches!(
+            call,
+            None | Some(Some("clock_nanosleep" | "nanosleep" | "restart_syscall"))
+        ),
+        _ => false,
+    }
+}
+
 /// The model's outcome for a runtime error: the CPython exception it stands for.
 ///
 /// # Errors
@@ -81,10 +109,25 @@ pub fn result<T>(
 /// the checker caused and will end, and the puppet the model calls running sits in kernel
 /// waits of its own: the `read`/`poll` of its command pipe, the sleep of an exit on its way,
 /// the pipe reads of starting a grandchild before it joins it. For a model state that is
-/// blocked it is accepted for the same reason as `Running`. `Stopped` is admitted by no
-/// model state: the checker never stops the puppet.
+/// blocked it is accepted for the same reason as `Running`; this holds for the model's own
+/// kernel waits (`read`, `sleep`) too.
+///
+/// `Stopped` is admitted for a model state that is stopped (decision 0017): the checker waits
+/// until a child it stops is reported stopped, and after `sigcont` until it is no longer.
+/// It is admitted too for a child with a `SIGTERM` on its way, which `terminate()` has just
+/// continued. A stopped child with a `SIGKILL` on its way may already be dying: every state of
+/// a live child is admitted for it.
 pub fn state_admits(state: &State, observed: ProcessState) -> bool {
     match (&state.life, observed) {
+        (Life::Stopped { .. }, ProcessState::Stopped) => true,
+        (Life::Stopped { was }, ProcessState::Running | ProcessState::Blocked(_)) => {
+            was.signals().any()
+        }
+        // `terminate()` continued a stopped child: the kernel has woken it, and `/proc` may
+        // show the stop until it is next scheduled.
+        (Life::Running { signals, .. } | Life::Blocked { signals, .. }, ProcessState::Stopped) => {
+            signals.term
+        }
         (Life::New, ProcessState::New) => true,
         (Life::Running { .. }, ProcessState::Running | ProcessState::Blocked(_)) => true,
         (Life::Blocked { .. }, ProcessState::Blocked(proclife::BlockedOn::Kernel(_))) => true,
@@ -177,6 +220,44 @@ mod tests {
         assert!(state_admits(&done, ProcessState::Terminated(-9)));
         assert!(!state_admits(&done, ProcessState::Terminated(9)));
         assert!(!state_admits(&done, ProcessState::Stopped));
+    }
+
+    fn kernel(call: Option<i64>, kind: Option<proclife::FdKind>) -> ProcessState {
+        ProcessState::Blocked(proclife::BlockedOn::Kernel(proclife::KernelWait {
+            call: call.map(proclife::SystemCall::from_number),
+            fd: kind.map(|kind| proclife::WaitFd { fd: 3, kind }),
+        }))
+    }
+
+    #[test]
+    fn the_kernel_waits_are_told_apart_by_call_and_fd() {
+        use proclife_model::BlockedOn as M;
+        let read = kernel(Some(nix::libc::SYS_read), Some(proclife::FdKind::Pipe));
+        let socket = kernel(Some(nix::libc::SYS_read), Some(proclife::FdKind::Socket));
+        let sleep = kernel(Some(nix::libc::SYS_clock_nanosleep), None);
+        let unknown = kernel(None, None);
+        assert!(blocked_as(M::Read, read) && !blocked_as(M::Read, socket));
+        assert!(!blocked_as(M::Read, sleep) && blocked_as(M::Read, unknown));
+        assert!(blocked_as(M::Sleep, sleep) && !blocked_as(M::Sleep, read));
+        assert!(blocked_as(M::Sleep, unknown));
+        assert!(!blocked_as(M::Lock, read) && !blocked_as(M::Read, ProcessState::Running));
+        let lock = ProcessState::Blocked(proclife::BlockedOn::Lock);
+        assert!(blocked_as(M::Lock, lock) && !blocked_as(M::Read, lock));
+    }
+
+    #[test]
+    fn a_stop_is_admitted_for_a_stopped_state_only() {
+        use proclife_model::{Op, step};
+        let running = step(&State::new(), &Op::Start).next;
+        let stopped = step(&running, &Op::SigStop).next;
+        assert!(state_admits(&stopped, ProcessState::Stopped));
+        assert!(!state_admits(&stopped, ProcessState::Running));
+        assert!(!state_admits(&running, ProcessState::Stopped));
+        // With a SIGKILL on its way the child may already be dying.
+        let killed = step(&stopped, &Op::Kill).next;
+        assert!(state_admits(&killed, ProcessState::Stopped));
+        assert!(state_admits(&killed, ProcessState::Running));
+        assert!(!state_admits(&killed, ProcessState::Terminated(-9)));
     }
 
     #[test]

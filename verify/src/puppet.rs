@@ -1,8 +1,9 @@
 //! The puppet: a child target that obeys the checker's commands.
 //!
 //! The checker sends [`Command`]s over a one-way pipe; the puppet obeys them in order: exit
-//! with a code, panic, return, or block on one of the runtime's primitives until the checker
-//! releases it, then say so on its acknowledgement pipe.
+//! with a code, panic, return, or block until the checker releases it (on one of the
+//! runtime's primitives, or in the kernel outside them: a plain `read(2)` of a pipe, or a
+//! sleep), then say so on its acknowledgement pipe.
 //! Every primitive is created by the checker before `start()`, so parent and child share it.
 //! The puppet is a registered function target ([`puppet`], `proclife::entry!`) whose argument
 //! carries its pipe ends and its own handles to the primitives, so it runs under every start
@@ -13,6 +14,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use proclife::ipc::Connection;
 use proclife::sync::{Barrier, Condition, Event, Lock, RLock, Semaphore};
 use proclife::{Process, TargetResult};
@@ -44,6 +46,8 @@ pub fn block_code(on: BlockedOn) -> u8 {
         BlockedOn::Recv => 6,
         BlockedOn::Send => 7,
         BlockedOn::Join => 8,
+        BlockedOn::Read => 9,
+        BlockedOn::Sleep => 10,
     }
 }
 
@@ -133,8 +137,29 @@ pub struct Puppet {
     pub acks: Connection,
     /// What a puppet blocked on a receive waits for.
     pub data: Connection,
+    /// What a puppet blocked in a plain `read` or a sleep waits for: read with `read(2)`
+    /// itself, not through the runtime (whose status slot would name the wait).
+    pub wake: Connection,
     /// The primitives it blocks on.
     pub primitives: Primitives,
+}
+
+/// How long each of the sleeps of a puppet blocked in a sleep lasts; between two it looks,
+/// without waiting, whether the checker has woken it.
+pub const SLEEP_SLICE: Duration = Duration::from_millis(5);
+
+/// Reads once from `fd` with `read(2)`, retrying an interrupted call; an end of file is an
+/// error (the checker went away).
+fn read_once(fd: BorrowedFd<'_>) -> TargetResult {
+    let mut buf = [0u8; 64];
+    loop {
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => return Err("the checker closed the wake pipe".into()),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(errno) => return Err(format!("read of the wake pipe failed: {errno}").into()),
+        }
+    }
 }
 
 /// What the puppet sends on its acknowledgement pipe when it has received an exit command
@@ -209,6 +234,35 @@ impl Puppet {
                 grandchild.join()?;
                 grandchild.close()?;
             }
+            BlockedOn::Read => {
+                // The runtime's pipes are non-blocking; a plain `read` sleeps only on a
+                // blocking one.
+                let fd = self.wake.fd()?;
+                let flags = nix::fcntl::OFlag::from_bits_truncate(nix::fcntl::fcntl(
+                    fd,
+                    nix::fcntl::FcntlArg::F_GETFL,
+                )?);
+                nix::fcntl::fcntl(
+                    fd,
+                    nix::fcntl::FcntlArg::F_SETFL(flags - nix::fcntl::OFlag::O_NONBLOCK),
+                )?;
+                read_once(fd)?;
+            }
+            BlockedOn::Sleep => loop {
+                std::thread::sleep(SLEEP_SLICE);
+                let fd = self.wake.fd()?;
+                let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::ZERO) {
+                    Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+                    Ok(_) => {
+                        read_once(fd)?;
+                        break;
+                    }
+                    Err(errno) => {
+                        return Err(format!("poll of the wake pipe failed: {errno}").into());
+                    }
+                }
+            },
             BlockedOn::Send => return Err("the puppet cannot block on a send".into()),
         }
         Ok(())

@@ -33,6 +33,10 @@ pub struct GenConfig {
     pub max_procs: usize,
     /// The settle discipline.
     pub settle: SettleMode,
+    /// Whether `sigstop`, `sigcont` and the kernel waits (`child_block` on `read` and
+    /// `sleep`) are drawn: the checker draws them, the CPython conformance check does not
+    /// ([`Op::in_conformance`]).
+    pub job_control: bool,
 }
 
 impl Default for GenConfig {
@@ -40,6 +44,7 @@ impl Default for GenConfig {
         GenConfig {
             max_procs: 3,
             settle: SettleMode::Mixed,
+            job_control: true,
         }
     }
 }
@@ -55,6 +60,9 @@ pub struct GenState {
     /// operation labels, drawn per sequence, so that rare combinations of a few operations
     /// become common in some sequences.
     pub focus: BTreeSet<String>,
+    /// Whether the operations outside the conformance check are drawn
+    /// ([`GenConfig::job_control`]).
+    pub job_control: bool,
 }
 
 /// The timeout of the expiring waits whose length is judged: long enough that a wait that
@@ -78,24 +86,39 @@ struct Phase {
     terminated: bool,
     closed: bool,
     signalled: bool,
+    stopped: bool,
+    /// Its own exit and a signal both on their way.
+    racing: bool,
+    /// Exited, with more than one exit code possible: a race whose winner is not yet seen.
+    undecided: bool,
+    /// The `daemon` flag is set.
+    daemonic: bool,
 }
 
 fn phase(possible: &Possible) -> Phase {
     let mut phase = Phase::default();
+    let mut codes = BTreeSet::new();
     for state in possible.states() {
+        if let Life::Terminated { exitcode } = state.life {
+            codes.insert(exitcode);
+        }
         phase.exiting |= state.is_exiting();
-        phase.signalled |= matches!(
+        phase.daemonic |= state.daemon;
+        phase.signalled |= state.life.signals().any();
+        phase.racing |= matches!(
             state.life,
-            Life::Running { signals, .. } | Life::Blocked { signals, .. } if signals.any()
+            Life::Running { exiting: Some(_), signals } if signals.any()
         );
         match state.life {
             Life::New => phase.new = true,
             Life::Running { .. } => phase.running = true,
             Life::Blocked { .. } => phase.blocked = true,
+            Life::Stopped { .. } => phase.stopped = true,
             Life::Terminated { .. } => phase.terminated = true,
             Life::Closed { .. } => phase.closed = true,
         }
     }
+    phase.undecided = codes.len() > 1;
     phase
 }
 
@@ -103,16 +126,24 @@ fn phase(possible: &Possible) -> Phase {
 ///
 /// Every graph operation keeps a weight of at least 1 in every phase, so every edge of the
 /// transition graph can be drawn; the boosts steer towards the edges each phase is for.
-fn op_strategy(possible: &Possible, focus: &BTreeSet<String>) -> BoxedStrategy<Op> {
+fn op_strategy(
+    possible: &Possible,
+    focus: &BTreeSet<String>,
+    job_control: bool,
+) -> BoxedStrategy<Op> {
     let p = phase(possible);
-    let alive = p.running || p.blocked;
-    let calm_alive = alive && !p.exiting;
+    let alive = p.running || p.blocked || p.stopped;
+    // A stopped child obeys no command: the commands are not steered towards it.
+    let calm_alive = (p.running || p.blocked) && !p.exiting;
     let boost = |cond: bool, w: u32| if cond { w } else { 0 };
     // While an exit or a signal is on its way, every operation observes a race (an edge from
     // the exiting or signalled node), so all of them are drawn more often.
     let base = if alive && p.exiting { 3 } else { 1 };
     let mut choices: Vec<(u32, BoxedStrategy<Op>)> = Vec::new();
     let mut add = |w: u32, op: Op| {
+        if !job_control && !op.in_conformance() {
+            return;
+        }
         let factor = if focus.contains(&op.label()) {
             FOCUS_WEIGHT
         } else {
@@ -126,10 +157,14 @@ fn op_strategy(possible: &Possible, focus: &BTreeSet<String>) -> BoxedStrategy<O
     add(1 + boost(p.exiting || p.terminated, 3), Op::Join);
     add(1 + boost(alive, 1), Op::JoinTimeout(Timeout::Zero));
     add(1 + boost(alive, 1), Op::JoinTimeout(Timeout::Negative));
-    add(1 + boost(alive, 1), Op::JoinTimeout(Timeout::Expires));
+    // While its own exit races a signal, a short timed join may end before either.
+    add(
+        1 + boost(alive, 1) + boost(p.racing, 6),
+        Op::JoinTimeout(Timeout::Expires),
+    );
     add(1 + boost(p.exiting, 3), Op::JoinTimeout(Timeout::InTime));
     add(
-        1 + boost(p.exiting || p.terminated, 2) + boost(p.terminated, 4),
+        1 + boost(p.exiting || p.terminated, 2) + boost(p.terminated, 4) + boost(p.undecided, 20),
         Op::Exitcode,
     );
     add(1, Op::PidIsSet);
@@ -140,13 +175,19 @@ fn op_strategy(possible: &Possible, focus: &BTreeSet<String>) -> BoxedStrategy<O
     add(signal + boost(racing, 40), Op::Terminate);
     add(signal + boost(racing, 4), Op::Kill);
     add(1 + boost(p.terminated, 4), Op::Close);
-    add(1 + boost(p.terminated, 2), Op::Daemon);
+    // A daemonic child is rarer than a plain one: `daemon` is read more often on it while it
+    // is alive (exiting, stopped, or with a signal on its way, are short phases).
+    add(
+        1 + boost(p.terminated, 2) + boost(p.daemonic && (p.exiting || p.stopped), 4),
+        Op::Daemon,
+    );
     add(1 + boost(p.new || p.closed, 2), Op::SetDaemon(false));
     add(1 + boost(p.new || p.closed, 8), Op::SetDaemon(true));
     // Three of the commands end with 0 (exit 0, exit 256, return), one each with 3, 255 and 1:
     // the latter are drawn more, so each exit code's node is reached about as often.
     for code in GRAPH_EXIT_CODES {
-        let rare = u32::from(proclife_model::exit_status(code) != 0);
+        // Weighted 6 when calm, as `child_panic` (exit code 1) is.
+        let rare = 2 * u32::from(proclife_model::exit_status(code) != 0);
         add(
             1 + rare + boost(calm_alive || p.terminated, 1 + rare),
             Op::ChildExit(code),
@@ -159,6 +200,9 @@ fn op_strategy(possible: &Possible, focus: &BTreeSet<String>) -> BoxedStrategy<O
     }
     add(1 + boost(p.blocked, 10), Op::Release);
     add(1 + boost(p.exiting, 3), Op::Settle);
+    // A stopped child stays stopped for a few operations, so that each meets it.
+    add(1 + boost(calm_alive && !p.stopped, 2), Op::SigStop);
+    add(1 + boost(p.stopped, 2), Op::SigCont);
     // Exit codes outside the graph's representatives, so the mapping `n & 0xFF` is checked on
     // more than four values.
     choices.push((
@@ -172,11 +216,16 @@ fn transition_strategy(state: &GenState) -> BoxedStrategy<Transition> {
     let procs: Vec<Possible> = state.procs.clone();
     let settle = state.settle;
     let focus = state.focus.clone();
+    let job_control = state.job_control;
     (0..procs.len())
         .prop_flat_map(move |proc| {
             let probes = (any::<bool>(), any::<bool>());
-            (op_strategy(&procs[proc], &focus), any::<bool>(), probes).prop_map(
-                move |(op, long, (skip, skip_settle))| {
+            (
+                op_strategy(&procs[proc], &focus, job_control),
+                any::<bool>(),
+                probes,
+            )
+                .prop_map(move |(op, long, (skip, skip_settle))| {
                     let exits = op.may_cause_exit();
                     let first = match op {
                         // Half of the expiring waits are long enough for their length to be
@@ -200,8 +249,7 @@ fn transition_strategy(state: &GenState) -> BoxedStrategy<Transition> {
                     } else {
                         vec![unprobed(first, skip)]
                     }
-                },
-            )
+                })
         })
         .boxed()
 }
@@ -247,7 +295,12 @@ fn init_state(config: GenConfig) -> BoxedStrategy<GenState> {
         SettleMode::Never => Just(false).boxed(),
         SettleMode::Mixed => any::<bool>().boxed(),
     };
-    let labels: Vec<String> = Op::graph_ops().iter().map(Op::label).collect();
+    let job_control = config.job_control;
+    let labels: Vec<String> = Op::graph_ops()
+        .iter()
+        .filter(|op| job_control || op.in_conformance())
+        .map(Op::label)
+        .collect();
     let picks = proptest::collection::vec(proptest::bool::weighted(1.0 / 3.0), labels.len());
     (1..=config.max_procs.max(1), settle, picks)
         .prop_map(move |(procs, settle, picks)| GenState {
@@ -259,6 +312,7 @@ fn init_state(config: GenConfig) -> BoxedStrategy<GenState> {
                 .filter(|(_, picked)| *picked)
                 .map(|(label, _)| label.clone())
                 .collect(),
+            job_control,
         })
         .boxed()
 }
@@ -284,10 +338,33 @@ mod tests {
     use proptest::test_runner::TestRunner;
 
     #[test]
+    fn without_job_control_only_conformance_operations_are_drawn() {
+        let config = GenConfig {
+            max_procs: 2,
+            settle: SettleMode::Always,
+            job_control: false,
+        };
+        let mut runner = TestRunner::deterministic();
+        for _ in 0..100 {
+            let (_, transitions, _) = sequences(config, 1..30)
+                .new_tree(&mut runner)
+                .expect("a sequence")
+                .current();
+            for step in transitions.iter().flatten() {
+                assert!(
+                    step.op.in_conformance(),
+                    "drawn without job control: {step:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn settled_sequences_settle_after_every_exit() {
         let config = GenConfig {
             max_procs: 2,
             settle: SettleMode::Always,
+            job_control: true,
         };
         let mut runner = TestRunner::deterministic();
         for _ in 0..50 {

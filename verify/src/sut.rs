@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use proclife::ipc::{Connection, pipe};
 use proclife::{Process, ProcessState, StartMethod};
@@ -76,7 +77,12 @@ struct Proc {
     commands: Connection,
     acks: Connection,
     data: Connection,
+    /// The write end of the pipe a puppet in a plain `read` or a sleep waits on.
+    wake: Connection,
     started: bool,
+    /// Stopped by the harness's `SIGSTOP` and not continued since (by `SIGCONT` or by
+    /// `terminate()`, which sends one): puppet commands and `release` answer false.
+    stopped: bool,
     closed: bool,
     /// An exit has been asked for (sent, queued, or a signal): `child_*` answer false.
     exiting: bool,
@@ -105,11 +111,13 @@ impl Proc {
         let (command_reader, commands) = pipe(false)?;
         let (acks, ack_writer) = pipe(false)?;
         let (data_reader, data) = pipe(false)?;
+        let (wake_reader, wake) = pipe(false)?;
         let puppet = Puppet {
             creator: std::process::id(),
             commands: command_reader,
             acks: ack_writer,
             data: data_reader,
+            wake: wake_reader,
             primitives: primitives
                 .duplicate()
                 .map_err(|e| Fault(format!("duplicating the primitives: {e}")))?,
@@ -122,7 +130,9 @@ impl Proc {
             commands,
             acks,
             data,
+            wake,
             started: false,
+            stopped: false,
             closed: false,
             exiting: false,
             exit_in_flight: false,
@@ -200,6 +210,7 @@ impl Proc {
             BlockedOn::Barrier => p.barrier.wait_timeout(Some(PROMPT)).map(|_| ()),
             BlockedOn::Recv => self.data.send(&0u8),
             BlockedOn::Join => p.gate.release(),
+            BlockedOn::Read | BlockedOn::Sleep => self.wake.send_bytes(&[1]),
             BlockedOn::Send => return Err(Fault("the puppet cannot block on a send".into())),
         };
         match done {
@@ -213,20 +224,33 @@ impl Proc {
     /// Waits until the runtime reports the puppet blocked on `on` (or, with a signal on its
     /// way, dead).
     fn wait_blocked(&self, on: BlockedOn) -> Result<(), Fault> {
+        self.wait_state(&format!("block on {on}"), self.signalled, |state| {
+            map::blocked_as(on, state)
+        })
+    }
+
+    /// Polls the runtime's `state()` until `reached` holds, for up to [`PROMPT`]; a child that
+    /// died meanwhile is accepted only when `may_die` (a signal was on its way).
+    fn wait_state(
+        &self,
+        what: &str,
+        may_die: bool,
+        reached: impl Fn(ProcessState) -> bool,
+    ) -> Result<(), Fault> {
         let deadline = Instant::now() + PROMPT;
         let mut pause = Duration::from_micros(20);
         loop {
             match self.process.state()? {
-                ProcessState::Blocked(real) if map::blocked_on(real) == Some(on) => return Ok(()),
-                ProcessState::Terminated(_) if self.signalled => return Ok(()),
+                state if reached(state) => return Ok(()),
+                ProcessState::Terminated(_) if may_die => return Ok(()),
                 ProcessState::Terminated(code) => {
                     return Err(Fault(format!(
-                        "the puppet died with exit code {code} instead of blocking on {on}"
+                        "the puppet died with exit code {code} while the harness waited for it to {what}"
                     )));
                 }
-                _ if Instant::now() >= deadline => {
+                state if Instant::now() >= deadline => {
                     return Err(Fault(format!(
-                        "the puppet did not report Blocked({on}) within {PROMPT:?}"
+                        "the puppet did not {what} within {PROMPT:?} (last seen {state:?})"
                     )));
                 }
                 _ => {
@@ -298,7 +322,7 @@ impl Proc {
 
     /// A `child_*` command: delivered iff the child is alive and not already exiting.
     fn command(&mut self, command: Command) -> Result<Outcome, Fault> {
-        if !self.started || self.closed || self.exiting {
+        if !self.started || self.closed || self.exiting || self.stopped {
             return Ok(Outcome::bool(false));
         }
         if !matches!(command, Command::Block(_)) {
@@ -314,6 +338,10 @@ impl Proc {
 
     /// `release`: true iff the child was blocked; it then goes on with its queued commands.
     fn release(&mut self) -> Result<Outcome, Fault> {
+        if self.stopped {
+            // A stopped child is released by nothing but `SIGCONT`.
+            return Ok(Outcome::bool(false));
+        }
         let Some(on) = self.blocked.take() else {
             return Ok(Outcome::bool(false));
         };
@@ -335,6 +363,52 @@ impl Proc {
             }
             self.send(next)?;
         }
+        Ok(Outcome::bool(true))
+    }
+
+    /// Sends a job-control signal to the puppet, which must be alive: the harness signals
+    /// only a child with no exit on its way, so its pid cannot have been reused.
+    fn job_control(&self, signal: Signal) -> Result<(), Fault> {
+        if self.has_exited()? {
+            return Err(Fault(format!(
+                "the puppet died on its own before {}",
+                signal.as_str()
+            )));
+        }
+        let pid = self
+            .pid
+            .ok_or_else(|| Fault("a started puppet without a pid".into()))?;
+        kill(nix::unistd::Pid::from_raw(pid), signal)
+            .map_err(|errno| Fault(format!("kill({pid}, {}) failed: {errno}", signal.as_str())))
+    }
+
+    /// `sigstop`: true iff the child is alive with no exit on its way; it is then stopped (the
+    /// harness waits until the runtime reports it `Stopped`).
+    fn sigstop(&mut self) -> Result<Outcome, Fault> {
+        if !self.started || self.closed || self.exiting {
+            return Ok(Outcome::bool(false));
+        }
+        self.job_control(Signal::SIGSTOP)?;
+        // The kernel stops the child when it next runs.
+        self.wait_state("stop after SIGSTOP", false, |state| {
+            state == ProcessState::Stopped
+        })?;
+        self.stopped = true;
+        Ok(Outcome::bool(true))
+    }
+
+    /// `sigcont`: true iff the child is alive with no exit on its way; a stopped child goes
+    /// on where it was (the harness waits until the runtime no longer reports it `Stopped`).
+    fn sigcont(&mut self) -> Result<Outcome, Fault> {
+        if !self.started || self.closed || self.exiting {
+            return Ok(Outcome::bool(false));
+        }
+        self.job_control(Signal::SIGCONT)?;
+        // The kernel wakes the child at once; `/proc` shows the stop until it is scheduled.
+        self.wait_state("go on after SIGCONT", false, |state| {
+            state != ProcessState::Stopped
+        })?;
+        self.stopped = false;
         Ok(Outcome::bool(true))
     }
 
@@ -417,6 +491,13 @@ impl Proc {
             self.reaped = true;
             let _ = self.process.kill();
             self.signalled = true;
+            if self.stopped && !self.has_exited()? {
+                // A child the harness stopped is continued too, so that even a kill that went
+                // wrong (a planted bug sending SIGTERM) cannot leave it stopped for ever; a
+                // child whose sentinel is not ready has not been reaped, so its pid is still its.
+                let _ = self.job_control(Signal::SIGCONT);
+                self.stopped = false;
+            }
             if !self.wait_exit(PROMPT)? {
                 return Err(Fault("a killed puppet did not die".into()));
             }
@@ -516,6 +597,10 @@ impl Runtime {
             },
             Op::Terminate => {
                 let result = proc.process.terminate();
+                if result.is_ok() {
+                    // `terminate()` sends `SIGCONT` after `SIGTERM` (decision 0015).
+                    proc.stopped = false;
+                }
                 proc.signal(result)?
             }
             Op::Kill => {
@@ -534,6 +619,8 @@ impl Runtime {
             Op::ChildReturn => proc.command(Command::Return)?,
             Op::ChildBlock(on) => proc.block(*on)?,
             Op::Release => proc.release()?,
+            Op::SigStop => proc.sigstop()?,
+            Op::SigCont => proc.sigcont()?,
             Op::Settle => proc.settle()?,
         };
         if exited_before && collects(&step.op) {

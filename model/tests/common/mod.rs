@@ -39,6 +39,8 @@ pub(crate) fn parse_op(text: &str) -> Op {
         ("child_return", None) => Op::ChildReturn,
         ("child_block", Some(on)) => Op::ChildBlock(BlockedOn::from_name(on).expect("blocked on")),
         ("release", None) => Op::Release,
+        ("sigstop", None) => Op::SigStop,
+        ("sigcont", None) => Op::SigCont,
         ("settle", None) => Op::Settle,
         _ => panic!("unknown operation in a test: {text:?}"),
     }

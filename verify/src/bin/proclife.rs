@@ -43,7 +43,8 @@ Replay file: one JSON object with the operations in order, one per line, e.g.
 "proc" picks one of up to 8 processes (default 0). Operations: start, run, is_alive, join,
 join_timeout (secs), exitcode, pid_is_set, sentinel_ready, terminate, kill, close, daemon,
 set_daemon (value), child_exit (code), child_panic, child_return, child_block (on: lock,
-rlock, semaphore, event, condition, barrier, recv, join), release, settle."#;
+rlock, semaphore, event, condition, barrier, recv, join, read, sleep), release, sigstop,
+sigcont, settle."#;
 
 /// Python's multiprocessing.Process life-cycle in Rust, checked against a formal model.
 #[derive(Debug, Parser)]
