@@ -265,10 +265,20 @@ fn program(n: u64, rng: &mut Rng, faults: &mut Faults) -> Result<(), String> {
                 faults.add("SIGKILL");
             }
             1 => {
-                let _ = victim.send_signal(libc::SIGSTOP);
-                std::thread::sleep(Duration::from_micros(rng.below(5_000)));
-                let _ = victim.send_signal(libc::SIGCONT);
-                faults.add("SIGSTOP/SIGCONT");
+                // `send_signal` refuses the job-control signals (stopping is not part of
+                // `multiprocessing`), so the stop comes from outside, as a shell's would. The
+                // handle is not joined yet, so the pid is still this child's (at worst an
+                // unreaped zombie, which ignores signals).
+                if let Ok(Some(pid)) = victim.pid() {
+                    let pid = pid.as_raw();
+                    // SAFETY: kill(2) takes a pid and a signal number and touches no memory.
+                    if unsafe { libc::kill(pid, libc::SIGSTOP) } == 0 {
+                        std::thread::sleep(Duration::from_micros(rng.below(5_000)));
+                        // SAFETY: as above.
+                        unsafe { libc::kill(pid, libc::SIGCONT) };
+                        faults.add("SIGSTOP/SIGCONT");
+                    }
+                }
             }
             2 => {
                 let _ = victim.terminate();
