@@ -350,7 +350,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Hangs,
         error: "ParentDied",
         deviation: Some(Deviation {
-            decision: "0020",
+            decision: "0018",
             names: None,
         }),
     },
@@ -521,7 +521,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Hangs,
         error: "ParentDied",
         deviation: Some(Deviation {
-            decision: "0020",
+            decision: "0018",
             names: None,
         }),
     },
@@ -692,7 +692,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Hangs,
         error: "ParentDied",
         deviation: Some(Deviation {
-            decision: "0020",
+            decision: "0018",
             names: None,
         }),
     },
@@ -1208,7 +1208,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Hangs,
         error: "ParentDied",
         deviation: Some(Deviation {
-            decision: "0020",
+            decision: "0018",
             names: None,
         }),
     },
@@ -1274,7 +1274,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Hangs,
         error: "ParentDied",
         deviation: Some(Deviation {
-            decision: "0020",
+            decision: "0018",
             names: None,
         }),
     },
@@ -1379,7 +1379,7 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Hangs,
         error: "ParentDied",
         deviation: Some(Deviation {
-            decision: "0020",
+            decision: "0018",
             names: None,
         }),
     },

@@ -149,7 +149,7 @@ pub enum Error {
     ForkServerDied,
     /// A wait without a timeout (`Event::wait`, `Semaphore::acquire`, `Condition::wait`, a
     /// queue's `put` or `get`, a connection's `send` or `recv`) in a process started by
-    /// proclife ended because its parent died first (decision 0020). CPython has no
+    /// proclife ended because its parent died first (decision 0018). CPython has no
     /// equivalent: its wait goes on forever.
     #[error("the parent process died while this process waited without a timeout")]
     ParentDied,

@@ -840,7 +840,7 @@ const ORPHAN_WAITS: [(&str, i32, i32); 5] = [
     ("Condition::wait", 42, 42),
 ];
 
-/// T28 for non-daemon children (decision 0020): a middle process starts, under every start
+/// T28 for non-daemon children (decision 0018): a middle process starts, under every start
 /// method, non-daemon children that wait without a timeout on an `Event` nobody sets, a
 /// full queue, a `Semaphore` at zero and a connection whose other end it keeps, and is
 /// SIGKILLed once all of them are blocked. Each wait ends with `Error::ParentDied` (or end

@@ -1,7 +1,7 @@
 //! Fault catalogue T12, the start itself: with `SIGCHLD` ignored the kernel reaps a child
 //! the moment it exits, so a child that ends at once could be gone before `start()` has
 //! opened its pidfd. Every start must still succeed (the child's exit waits for its
-//! parent's pidfd, decision 0023), and the join must end with the code or `StatusLost`.
+//! parent's pidfd, decision 0019), and the join must end with the code or `StatusLost`.
 //!
 //! Each test body runs in a process of its own (`#[proclife::test]`), so ignoring `SIGCHLD`
 //! there changes nothing for the other tests.

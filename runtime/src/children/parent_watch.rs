@@ -1,4 +1,4 @@
-//! Waits without a timeout in a child whose parent died (catalogue item T28, decision 0020).
+//! Waits without a timeout in a child whose parent died (catalogue item T28, decision 0018).
 //!
 //! In a process started by proclife, a futex or `poll` wait with no deadline sleeps in
 //! slices of [`PARENT_SLICE`] and, after each slice that ended with nothing to report, asks

@@ -245,7 +245,7 @@ impl Connection {
     ///   (CPython sends any length; decision 0013);
     /// - [`Error::Encode`]; [`Error::Malformed`] when poisoned (no CPython counterpart);
     /// - [`Error::ParentDied`] when it waits in a child and the parent dies meanwhile
-    ///   (decision 0020; CPython waits forever).
+    ///   (decision 0018; CPython waits forever).
     pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.usable(false)?;
         let payload = postcard::to_stdvec(value).map_err(Error::Encode)?;
@@ -346,7 +346,7 @@ impl Connection {
     /// - [`Error::Malformed`]: end of file inside a frame (poisons), or already poisoned;
     ///   [`Error::Os`];
     /// - [`Error::ParentDied`] when it waits in a child and the parent dies meanwhile
-    ///   (decision 0020; CPython waits forever).
+    ///   (decision 0018; CPython waits forever).
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let fd = self.usable(true)?;
         let mut header = [0u8; HEADER_LEN];
@@ -400,7 +400,7 @@ impl Connection {
     /// [`Error::InvalidArgument`] on the sending end of a one-way pipe (CPython: `OSError:
     /// connection is write-only`), [`Error::Malformed`] when poisoned, [`Error::Os`];
     /// [`Error::ParentDied`] when it waits without a timeout in a child and the parent dies
-    /// meanwhile (decision 0020; CPython waits forever).
+    /// meanwhile (decision 0018; CPython waits forever).
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
         let fd = self.usable(true)?;
         if ready(fd, PollFlags::POLLIN)? {

@@ -522,7 +522,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::FrameTooLarge`] when the item can never fit (CPython queues any size;
     /// decision 0004); [`Error::Encode`]; [`Error::ParentDied`] when this wait runs in a
-    /// child and outlives the parent (decision 0020; CPython waits forever).
+    /// child and outlives the parent (decision 0018; CPython waits forever).
     pub fn put(&self, item: &T) -> Result<()> {
         self.put_timeout(item, None)
     }
@@ -555,7 +555,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// closed`); [`Error::Decode`] when the item is not a `T` (the item is consumed);
     /// [`Error::Malformed`] when the shared data failed its checksum (it is dropped);
     /// [`Error::ParentDied`] when this wait runs in a child and outlives the parent (decision
-    /// 0020; CPython waits forever).
+    /// 0018; CPython waits forever).
     pub fn get(&self) -> Result<T> {
         self.get_timeout(None)
     }

@@ -169,7 +169,7 @@ impl Condition {
     /// [`Error::NotOwner`] when the caller does not hold the lock (CPython:
     /// `RuntimeError: cannot wait on un-acquired lock`); [`Error::OwnerDied`] when a holder
     /// died while the caller slept (the caller holds the lock again); [`Error::ParentDied`]
-    /// when the wait has no timeout, runs in a child and outlives the parent (decision 0020;
+    /// when the wait has no timeout, runs in a child and outlives the parent (decision 0018;
     /// CPython waits forever), the lock held again too.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         let raw = self.raw();

@@ -83,7 +83,7 @@ impl Event {
     /// # Errors
     ///
     /// [`Error::Os`] for an unexpected futex failure; [`Error::ParentDied`] when this wait has
-    /// no timeout, runs in a child and outlives the parent (decision 0020; CPython waits
+    /// no timeout, runs in a child and outlives the parent (decision 0018; CPython waits
     /// forever).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         if self.is_set() {

@@ -148,7 +148,7 @@ impl Semaphore {
     /// # Errors
     ///
     /// [`Error::Os`] for an unexpected futex failure; [`Error::ParentDied`] when this wait has
-    /// no timeout, runs in a child and outlives the parent (decision 0020; CPython waits
+    /// no timeout, runs in a child and outlives the parent (decision 0018; CPython waits
     /// forever).
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
         self.core.acquire(timeout)
