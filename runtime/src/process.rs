@@ -778,6 +778,8 @@ impl Drop for Process {
                 let deadline = Deadline::after(Some(Duration::from_secs(1)));
                 if let Ok(Some(_)) = child.wait(&deadline) {
                     registry::forget(child);
+                } else {
+                    registry::orphaned();
                 }
             }
             // The table keeps the record and reaps the child later.
