@@ -271,16 +271,7 @@ fn sigchld_ignored_joins_return_t12() -> TestResult {
         let mut last = Gate::new();
         let mut running = Process::new(last.waiter());
         running.start()?;
-        let mut handles = Vec::new();
-        for i in 0..20 {
-            let read = gate.read_fd();
-            let mut p = Process::new(move || {
-                common::wait_gate(read);
-                std::process::exit(i + 1)
-            });
-            p.start()?;
-            handles.push(p);
-        }
+        let handles = gated_exits(&gate, 20)?;
         gate.open();
         let (mut exact, mut lost) = (0, 0);
         for (i, p) in handles.iter().enumerate() {
@@ -346,6 +337,20 @@ fn sigchld_ignored_joins_return_t12() -> TestResult {
     })
 }
 
+/// Starts `n` children that wait for `gate` to open, then exit with 1, 2, ..., `n`.
+fn gated_exits(gate: &Gate, n: i32) -> Result<Vec<Process>, proclife::Error> {
+    (0..n)
+        .map(|i| {
+            let read = gate.read_fd();
+            let mut p = Process::new(move || {
+                common::wait_gate(read);
+                std::process::exit(i + 1)
+            });
+            p.start().map(|()| p)
+        })
+        .collect()
+}
+
 /// T12 (b): a thread of the same process reaps with `waitpid(-1)` while the children exit.
 /// Every join returns; a handle whose child the thread did not reap gives its own exit
 /// code, and one whose child it stole gives that code or `StatusLost`.
@@ -353,16 +358,7 @@ fn foreign_waitpid_reaper_steals_no_hang_t12() -> TestResult {
     in_helper("t12-waitpid", |report| {
         const CHILDREN: i32 = 20;
         let mut gate = Gate::new();
-        let mut handles = Vec::new();
-        for i in 0..CHILDREN {
-            let read = gate.read_fd();
-            let mut p = Process::new(move || {
-                common::wait_gate(read);
-                std::process::exit(i + 1)
-            });
-            p.start()?;
-            handles.push(p);
-        }
+        let handles = gated_exits(&gate, CHILDREN)?;
         // The foreign reaper: a library thread that reaps whatever exits.
         let reaper = std::thread::spawn(|| {
             let mut stolen = Vec::new();
