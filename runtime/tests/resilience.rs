@@ -839,9 +839,9 @@ const ORPHAN_WAITS: [(&str, i32, i32); 5] = [
 /// T28 for non-daemon children (decision 0018): a middle process starts, under every start
 /// method, non-daemon children that wait without a timeout on an `Event` nobody sets, a
 /// full queue, a `Semaphore` at zero and a connection whose other end it keeps, and is
-/// SIGKILLed once all of them are blocked. Each wait ends with `Error::ParentDied` (or end
-/// of file where the child holds no copy of the parent's end) within [`AT_ONCE`]; none
-/// waits forever as in CPython.
+/// SIGKILLed once all of them are blocked (its fork server just before it). Each wait ends
+/// with `Error::ParentDied` (or end of file where the child holds no copy of the parent's
+/// end) within [`AT_ONCE`]; none waits forever as in CPython.
 fn untimed_waits_end_when_the_parent_dies_t28() -> TestResult {
     common::child::as_subreaper(untimed_waits_of_orphans)
 }
@@ -938,6 +938,17 @@ fn untimed_waits_of_orphans() -> TestResult {
             .into());
         }
     };
+    // The fork server goes first, so that its children are this subreaper's to reap when
+    // they end: a live server would reap them itself, and their codes would be lost. They
+    // watch the middle process (their logical parent), not the server.
+    let server = pids.last().copied().filter(|&pid| pid > 0);
+    if let Some(server) = server {
+        // The server is the middle process's unreaped child, so its pid is still its own.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server),
+            nix::sys::signal::SIGKILL,
+        )?;
+    }
     middle.kill()?;
     ensure_eq!(join_code(&middle)?, -9);
     let mut failures = Vec::new();
@@ -957,9 +968,8 @@ fn untimed_waits_of_orphans() -> TestResult {
             Err(error) => failures.push(format!("{method} child in {what}: {error}")),
         }
     }
-    // The fork server of the killed process ends by itself; only its leftover matters.
-    if let Some(&server) = pids.last().filter(|&&pid| pid > 0) {
-        common::child::reap_adopted(server, false)?;
+    if let Some(server) = server {
+        ensure_eq!(common::child::reap_adopted(server, false)?, -9);
     }
     ensure!(failures.is_empty(), "{}", failures.join("; "));
     Ok(())
