@@ -137,17 +137,21 @@ pub fn judge(history: &History, deaths: &[Death]) -> Result<(), Violation> {
         .iter()
         .filter(|(_, e)| matches!(e.call, Call::CondWait { .. }))
         .count();
-    // One slot per wake-up a notification can give.
-    let mut slots: Vec<usize> = Vec::new();
-    for &(i, e) in &calls {
-        // A notification that raised gave no wake-up.
+    // A notification that raised gave no wake-up.
+    let gives = |e: &crate::objects::Entry| {
         if matches!(
             e.ret,
             Some(Ret::Raised { .. } | Ret::Refused { .. } | Ret::Other { .. })
         ) {
-            continue;
+            0
+        } else {
+            capacity(e.call, waits)
         }
-        slots.extend(std::iter::repeat_n(i, capacity(e.call, waits)));
+    };
+    // One slot per wake-up a notification can give.
+    let mut slots: Vec<usize> = Vec::new();
+    for &(i, e) in &calls {
+        slots.extend(std::iter::repeat_n(i, gives(e)));
     }
     let entries = &history.entries;
     let notifies: Vec<usize> = calls
@@ -193,13 +197,7 @@ pub fn judge(history: &History, deaths: &[Death]) -> Result<(), Violation> {
     let notifications: Vec<String> = calls
         .iter()
         .filter(|(_, e)| matches!(e.call, Call::Notify { .. } | Call::NotifyAll))
-        .map(|&(i, e)| {
-            format!(
-                "#{i} {} gives {} wake-up(s)",
-                e.call,
-                capacity(e.call, waits)
-            )
-        })
+        .map(|&(i, e)| format!("#{i} {} gives {} wake-up(s)", e.call, gives(e)))
         .collect();
     if notifications.is_empty() {
         explanation.push_str("there was no notification at all");

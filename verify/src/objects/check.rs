@@ -19,7 +19,8 @@ pub struct Options {
     /// How workers are started; `None`: the programs take fork, forkserver and spawn in
     /// turn.
     pub method: Option<StartMethod>,
-    /// How often a shrinking candidate must fail, run after run, to be taken.
+    /// How many runs decide whether a shrinking candidate fails: the shrunk program failed
+    /// on every one of this many runs, run after run (see `shrink`).
     pub shrink_runs: u32,
 }
 
@@ -108,7 +109,7 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
         let (observed, verdict) = run_once(&program, method)?;
         coverage.add(&observed);
         if let Err(violation) = verdict {
-            let failure = shrink(program, method, observed, violation, options)?;
+            let failure = shrink(program, method, observed, violation, options);
             return Ok(Summary {
                 cases: 0,
                 coverage,
@@ -123,7 +124,7 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
         coverage.add(&observed);
         progress(k + 1);
         if let Err(violation) = verdict {
-            let failure = shrink(program, method, observed, violation, options)?;
+            let failure = shrink(program, method, observed, violation, options);
             return Ok(Summary {
                 cases: k + 1,
                 coverage,
@@ -139,8 +140,8 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
 }
 
 /// The programs one step smaller than `p`: a worker's calls made by the parent, a worker
-/// removed, a parent step removed (but never an await, which orders the program), one call
-/// removed, or one short timeout made long. Awaits repeated back to back are made one, and
+/// removed, half of a worker's calls removed, a parent step removed (but never an await,
+/// which orders the program), one call removed, or one short timeout made long. Awaits repeated back to back are made one, and
 /// a candidate whose parent ends holding more locks or permits than `p`'s, or where a
 /// simple queue's `get` may wait for an item nobody puts, is left out: it would wait until
 /// the harness gives up, which is no smaller failure.
@@ -219,6 +220,18 @@ fn candidates(p: &Program) -> Vec<Program> {
     if p.procs.len() > 1 {
         for w in 0..p.procs.len() {
             out.push(without(p, w));
+        }
+    }
+    // Half of a worker's calls removed: a long program shrinks in a number of steps that
+    // grows with the logarithm of its length, not the length.
+    for w in 0..p.procs.len() {
+        let len = p.procs[w].len();
+        if len >= 4 {
+            for half in [0..len / 2, len / 2..len] {
+                let mut q = p.clone();
+                q.procs[w].drain(half);
+                out.push(q);
+            }
         }
     }
     for s in 0..p.parent.len() {
@@ -334,43 +347,219 @@ fn lengthened(call: Call, long_ms: u32) -> Option<Call> {
     })
 }
 
-/// Shrinks a failing program: repeatedly takes the first smaller program that fails in each
-/// of `shrink_runs` runs.
+/// When a shrinking candidate counts as failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accept {
+    /// It failed on every one of the runs: the failure does not depend on timing.
+    Every,
+    /// It failed on at least one of the runs.
+    Any,
+}
+
+/// One run of a program: its history and the violation if it failed, `None` if it agreed
+/// or the harness could not run it.
+type Run<'a> = dyn FnMut(&Program) -> Option<(Observed, Violation)> + 'a;
+
+/// A failing program, the history of a failing run, and why it failed.
+type Failing = (Program, Observed, Violation);
+
+/// The greedy descent: repeatedly takes the first smaller program that fails (as `accept`
+/// says) in `runs` runs. Returns the last program taken and its failing run.
+fn descend(mut best: Failing, run: &mut Run<'_>, runs: u32, accept: Accept) -> Failing {
+    'outer: loop {
+        for candidate in smaller(&best.0) {
+            if let Some((observed, violation)) = fails(&candidate, run, runs, accept) {
+                best = (candidate, observed, violation);
+                continue 'outer;
+            }
+        }
+        return best;
+    }
+}
+
+/// Runs `program` up to `runs` times; its last failing run if it fails as `accept` says.
+fn fails(
+    program: &Program,
+    run: &mut Run<'_>,
+    runs: u32,
+    accept: Accept,
+) -> Option<(Observed, Violation)> {
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        match run(program) {
+            Some(failed) if accept == Accept::Any => return Some(failed),
+            Some(failed) => last = Some(failed),
+            None if accept == Accept::Every => return None,
+            None => {}
+        }
+    }
+    last
+}
+
+/// Shrinks a failing program to one that fails on every one of `runs` runs, so that it
+/// fails on replay too, not only with lucky timing.
+///
+/// First the descent takes only candidates that fail on every run. A program found failing
+/// once may fail only now and then, and so may every candidate one step from it; if the
+/// program reached fails on some of `runs` further runs only, a second descent takes
+/// candidates that fail at least once (fewer calls and processes leave timing less to
+/// decide) and a third one, from there, again only those that fail on every run. Its result
+/// is kept if it fails on every one of `runs` further runs; otherwise the first descent's is.
+fn shrink_with(found: Failing, run: &mut Run<'_>, runs: u32) -> Failing {
+    let best = descend(found, run, runs, Accept::Every);
+    if fails(&best.0, run, runs, Accept::Every).is_some() {
+        return best;
+    }
+    let loose = descend(best.clone(), run, runs, Accept::Any);
+    let tight = descend(loose, run, runs, Accept::Every);
+    match fails(&tight.0, run, runs, Accept::Every) {
+        Some((observed, violation)) => (tight.0, observed, violation),
+        None => best,
+    }
+}
+
+/// Shrinks `original`, found failing under `method` with `observed` and `violation`, by
+/// running candidates in real processes (see `shrink_with`).
 fn shrink(
     original: Program,
     method: StartMethod,
     observed: Observed,
     violation: Violation,
     options: &Options,
-) -> anyhow::Result<Failure> {
-    let mut best = (original.clone(), observed, violation);
-    'outer: loop {
-        for candidate in smaller(&best.0) {
-            // Taken only if it fails on every one of `shrink_runs` runs, so that the shrunk
-            // program fails on replay too, not only with lucky timing.
-            let mut last = None;
-            for _ in 0..options.shrink_runs.max(1) {
-                match run_once(&candidate, method) {
-                    Ok((observed, Err(violation))) => last = Some((observed, violation)),
-                    // Agreed once, or the harness cannot run it: not a smaller failure.
-                    Ok((_, Ok(()))) | Err(_) => {
-                        last = None;
-                        break;
-                    }
-                }
-            }
-            if let Some((observed, violation)) = last {
-                best = (candidate, observed, violation);
-                continue 'outer;
-            }
-        }
-        break;
-    }
-    Ok(Failure {
+) -> Failure {
+    let mut run = |p: &Program| match run_once(p, method) {
+        Ok((observed, Err(violation))) => Some((observed, violation)),
+        Ok((_, Ok(()))) | Err(_) => None,
+    };
+    let best = shrink_with(
+        (original.clone(), observed, violation),
+        &mut run,
+        options.shrink_runs,
+    );
+    Failure {
         method,
         original,
         program: best.0,
         observed: best.1,
         violation: best.2,
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proclife_model::objects::History;
+
+    const COND: Object = Object::Condition;
+
+    /// A failing program as the random programs find them: the waiter and the notification
+    /// that show the fault, among calls that have nothing to do with it.
+    fn found() -> Program {
+        let noise = [Call::Set, Call::Clear, Call::IsSet, Call::Set];
+        let mut waiter = vec![
+            Call::Acquire {
+                obj: COND,
+                timeout_ms: None,
+            },
+            Call::CondWait {
+                timeout_ms: Some(300),
+            },
+            Call::Release { obj: COND },
+        ];
+        waiter.extend(noise);
+        Program {
+            setup: Default::default(),
+            procs: vec![noise.to_vec(), waiter, noise.to_vec()],
+            parent: [
+                Call::Acquire {
+                    obj: COND,
+                    timeout_ms: None,
+                },
+                Call::Notify { n: 0 },
+                Call::Release { obj: COND },
+            ]
+            .into_iter()
+            .map(|call| Step::Call { call })
+            .collect(),
+        }
+    }
+
+    fn lines(p: &Program) -> usize {
+        p.procs.iter().map(Vec::len).sum::<usize>() + p.parent.len()
+    }
+
+    fn shows_fault(p: &Program) -> bool {
+        let waits = p
+            .procs
+            .iter()
+            .any(|calls| calls.iter().any(|c| matches!(c, Call::CondWait { .. })));
+        let notifies = p.parent.iter().any(|s| {
+            matches!(
+                s,
+                Step::Call {
+                    call: Call::Notify { n: 0 }
+                }
+            )
+        });
+        waits && notifies
+    }
+
+    fn failed() -> (Observed, Violation) {
+        let observed = Observed {
+            history: History::new(Vec::new()),
+            elapsed_us: Vec::new(),
+            deaths: Vec::new(),
+        };
+        let violation = Violation {
+            rule: "planted",
+            entries: Vec::new(),
+            explanation: String::new(),
+        };
+        (observed, violation)
+    }
+
+    /// A program that shows the fault fails on every run once it is down to `small` lines,
+    /// and before that on one run in `one_in` only (timing decides).
+    fn runner(small: usize, one_in: u32) -> impl FnMut(&Program) -> Option<(Observed, Violation)> {
+        let mut runs = 0u32;
+        move |p| {
+            runs += 1;
+            let lucky = runs.is_multiple_of(one_in);
+            (shows_fault(p) && (lines(p) <= small || lucky)).then(failed)
+        }
+    }
+
+    #[test]
+    fn a_program_that_fails_every_time_shrinks_to_the_fault() {
+        let (observed, violation) = failed();
+        let mut run = runner(usize::MAX, 1);
+        let (program, ..) = shrink_with((found(), observed, violation), &mut run, 3);
+        assert!(
+            shows_fault(&program),
+            "the shrunk program lost the fault: {program:?}"
+        );
+        assert_eq!(
+            lines(&program),
+            2,
+            "expected the wait and the notification alone, got {program:?}"
+        );
+    }
+
+    #[test]
+    fn a_program_that_fails_now_and_then_still_shrinks_to_one_that_always_fails() {
+        // Every candidate one step from the program found fails on one run in three, so a
+        // descent that takes only candidates failing on every run cannot leave it.
+        let (observed, violation) = failed();
+        let mut run = runner(6, 3);
+        let (program, ..) = shrink_with((found(), observed, violation), &mut run, 3);
+        assert!(
+            shows_fault(&program),
+            "the shrunk program lost the fault: {program:?}"
+        );
+        assert!(
+            lines(&program) <= 6,
+            "expected at most 6 lines (the size at which it fails every time), got {}: {program:?}",
+            lines(&program)
+        );
+    }
 }

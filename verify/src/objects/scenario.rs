@@ -211,6 +211,32 @@ pub fn run(program: &Program, method: StartMethod) -> anyhow::Result<Observed> {
     })
 }
 
+/// The history of the calls made so far, for a harness error (a call that has not returned
+/// shows as pending).
+fn so_far(program: &Program, workers: &[Worker], own: &[Report]) -> String {
+    let mut entries = Vec::new();
+    let mut elapsed = Vec::new();
+    for (proc, w) in workers.iter().enumerate() {
+        // A report that does not fit its program is itself reported by `collect` in a
+        // normal run; here the history is only an explanation.
+        let _ = collect(
+            proc,
+            &program.procs[proc],
+            &w.received,
+            &mut entries,
+            &mut elapsed,
+        );
+    }
+    let _ = collect(
+        workers.len(),
+        &parent_calls(program),
+        own,
+        &mut entries,
+        &mut elapsed,
+    );
+    History::new(entries).to_string()
+}
+
 fn parent_calls(program: &Program) -> Vec<Call> {
     program
         .parent
@@ -373,7 +399,10 @@ fn drive(
             Some(0) => {}
             Some(_) if killed.iter().any(|d| d.proc == p) => {}
             Some(code) => bail!("worker {p} exited with {code}"),
-            None => bail!("worker {p} did not end within {bound:?}"),
+            None => bail!(
+                "worker {p} did not end within {bound:?}; the history so far:\n{}",
+                so_far(program, workers, &own)
+            ),
         }
     }
     Ok((killed, own))
