@@ -111,10 +111,15 @@ mod tests {
         let mut seen = Vec::new();
         let mut items = vec!['a', 'b', 'c', 'd', 'e'];
         // Keep the ready ones; 'e' has no result and gets `missing`.
-        retain_by_ready(&mut items, &[true, false, false, true], true, |&item, ready| {
-            seen.push((item, ready));
-            ready
-        });
+        retain_by_ready(
+            &mut items,
+            &[true, false, false, true],
+            true,
+            |&item, ready| {
+                seen.push((item, ready));
+                ready
+            },
+        );
         assert_eq!(items, ['a', 'd', 'e']);
         assert_eq!(
             seen,
