@@ -115,7 +115,7 @@ pub struct Process {
     daemon: bool,
     identity: Vec<u64>,
     /// The pid of the process that constructed the handle (CPython's `_parent_pid`).
-    creator: i32,
+    creator: Pid,
     /// The method chosen by the builder; `None`: the global method at `start`.
     method: Option<StartMethod>,
     /// Whether the child waits for its other threads ([`Builder::join_threads`]).
@@ -256,7 +256,7 @@ impl Builder {
     }
 }
 
-fn current_pid() -> i32 {
+fn current_pid() -> Pid {
     os::process::getpid()
 }
 
@@ -458,7 +458,7 @@ impl Process {
         registry::reap_orphans();
         let child = self.started()?;
         if let Some(child) = child
-            && child.pid().as_raw() == current_pid()
+            && child.pid() == current_pid()
         {
             return Ok(true);
         }
@@ -747,7 +747,7 @@ impl Process {
         }
         Ok(match child.poll()? {
             Some(code) => ProcessState::Terminated(code),
-            None => match wait::observe(child.pid().as_raw(), child.blocked_on()) {
+            None => match wait::observe(child.pid(), child.blocked_on()) {
                 Seen::Running => ProcessState::Running,
                 Seen::Blocked(on) => ProcessState::Blocked(on),
                 Seen::Stopped => ProcessState::Stopped,

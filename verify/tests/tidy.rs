@@ -680,3 +680,90 @@ fn architecture_md_draws_the_checked_stack() {
         }
     }
 }
+
+/// Whether `name` (a binding, field or function) names a process id: it mentions a pid
+/// (not a pidfd), a parent, a creator or an owner.
+fn names_a_pid(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace("pidfd", "");
+    ["pid", "parent", "creator", "owner"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// The places in `code` (one file, unit tests cut off) where a process id is a raw integer:
+/// `name: i32` (or `AtomicI32`, `Option<i32>`) with a pid's name, or a function with a
+/// pid's name that returns one, as `line: text`.
+fn raw_pids(code: &str) -> Vec<String> {
+    const RAW: [&str; 3] = ["i32", "AtomicI32", "Option<i32>"];
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    for (index, line) in code.lines().enumerate() {
+        if is_comment(line) {
+            continue;
+        }
+        let mut raw = false;
+        for (at, _) in line.match_indices(": ") {
+            let ty: String = line[at + 2..]
+                .chars()
+                .take_while(|&c| ident(c) || c == '<' || c == '>')
+                .collect();
+            let name: String = line[..at].chars().rev().take_while(|&c| ident(c)).collect();
+            let name: String = name.chars().rev().collect();
+            raw |= RAW.contains(&ty.as_str()) && names_a_pid(&name);
+        }
+        if let (Some(fn_at), Some(arrow)) = (line.find("fn "), line.find("-> ")) {
+            let ty: String = line[arrow + 3..]
+                .chars()
+                .take_while(|&c| ident(c) || c == '<' || c == '>')
+                .collect();
+            let name: String = line[fn_at + 3..]
+                .chars()
+                .take_while(|&c| ident(c))
+                .collect();
+            raw |= RAW.contains(&ty.as_str()) && names_a_pid(&name);
+        }
+        if raw {
+            found.push(format!("{}: {}", index + 1, line.trim()));
+        }
+    }
+    found
+}
+
+#[test]
+fn process_ids_are_pids_outside_os() {
+    // `os/` takes and gives raw pids at the system calls; the wire formats encode a `Pid`
+    // through `raw_pid`, and `pid.rs` defines the types.
+    let src = root().join("runtime/src");
+    let mut wrong = Vec::new();
+    for path in rust_files(&src) {
+        let relative = path.strip_prefix(&src).expect("under runtime/src");
+        let name = relative.to_string_lossy().replace('\\', "/");
+        if name.starts_with("os/") || name == "pid.rs" {
+            continue;
+        }
+        let text = read(&path);
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        wrong.extend(
+            raw_pids(code)
+                .into_iter()
+                .map(|at| format!("runtime/src/{name}:{at}")),
+        );
+    }
+    assert!(
+        wrong.is_empty(),
+        "raw process ids outside os/:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_raw_pid_check_catches_what_it_should() {
+    let caught = "    creator: i32,\nfn current_pid() -> i32 {\nstatic OWNER: AtomicI32 = x;\n\
+                  fn observe(pid: i32, slot: Option<BlockedOn>) -> Seen {\n\
+                  pub(crate) fn pidfd_pid(fd: BorrowedFd<'_>) -> Option<i32> {\n";
+    assert_eq!(raw_pids(caught).len(), 5, "{:?}", raw_pids(caught));
+    let passed = "    creator: Pid,\n    exitcode: Option<i32>,\nfn signal(&self, signal: i32) {\n\
+                  fn exitcode(&self) -> Result<Option<i32>> {\n    pidfd: OwnedFd,\n\
+                  // pid: i32 in a comment\nfn end(code: i32, me: Pid) -> ! {\n";
+    assert_eq!(raw_pids(passed), Vec::<String>::new());
+}

@@ -25,7 +25,7 @@ use crate::pid::Pid;
 pub(crate) struct Child {
     pid: Pid,
     /// The pid of the process that forked the child, the only one allowed to reap it.
-    creator: i32,
+    creator: Pid,
     daemon: bool,
     pidfd: OwnedFd,
     exitcode: Mutex<Option<i32>>,
@@ -57,7 +57,7 @@ impl Child {
     /// Records a child that was just forked.
     pub(crate) fn new(
         pid: Pid,
-        creator: i32,
+        creator: Pid,
         daemon: bool,
         pidfd: OwnedFd,
         slot: StatusSlot,
@@ -77,7 +77,7 @@ impl Child {
     /// pidfd.
     pub(crate) fn foreign(
         pid: Pid,
-        creator: i32,
+        creator: Pid,
         daemon: bool,
         pidfd: OwnedFd,
         slot: StatusSlot,

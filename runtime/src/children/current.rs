@@ -4,26 +4,26 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 
 use nix::poll::{PollFd, PollFlags};
 
 use crate::children::registry;
 use crate::error::Result;
 use crate::os;
-use crate::pid::Pid;
+use crate::pid::{AtomicPid, Pid};
 
 /// The parent's pidfd, in a re-executed child.
 static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();
 
 /// The pid of the process whose parent [`PARENT_PIDFD`] names: a child forked from it
 /// inherits the pidfd, which names its grandparent there, and must not use it.
-static PARENT_PIDFD_OWNER: AtomicI32 = AtomicI32::new(0);
+static PARENT_PIDFD_OWNER: AtomicPid = AtomicPid::none();
 
 /// Records the parent's pidfd in a re-executed child.
 pub(crate) fn set_parent_pidfd(pidfd: OwnedFd) {
     if PARENT_PIDFD.set(pidfd).is_ok() {
-        PARENT_PIDFD_OWNER.store(crate::os::process::getpid(), Ordering::Release);
+        PARENT_PIDFD_OWNER.store(Some(crate::os::process::getpid()), Ordering::Release);
     }
 }
 
@@ -31,15 +31,16 @@ pub(crate) fn set_parent_pidfd(pidfd: OwnedFd) {
 /// grandparent); the child's parent is the process that forked it, watched by `getppid()`.
 /// Only a process whose own parent pidfd was set writes here.
 pub(crate) fn forget_inherited_parent() {
-    if PARENT_PIDFD_OWNER.load(Ordering::Acquire) != 0 {
-        PARENT_PIDFD_OWNER.store(0, Ordering::Release);
+    if PARENT_PIDFD_OWNER.load(Ordering::Acquire).is_some() {
+        PARENT_PIDFD_OWNER.store(None, Ordering::Release);
     }
 }
 
 /// The parent pidfd of this very process, if it has one.
 fn own_parent_pidfd() -> Option<&'static OwnedFd> {
     let owner = PARENT_PIDFD_OWNER.load(Ordering::Acquire);
-    (owner != 0 && owner == crate::os::process::getpid())
+    owner
+        .is_some_and(|owner| owner == crate::os::process::getpid())
         .then(|| PARENT_PIDFD.get())
         .flatten()
 }
@@ -108,7 +109,7 @@ impl ParentProcess {
             let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
             return matches!(os::poll::now(&mut fds), Ok(0));
         }
-        nix::unistd::getppid().as_raw() == self.pid.as_raw()
+        os::process::getppid() == Some(self.pid)
     }
 }
 
@@ -121,10 +122,8 @@ pub fn current_process() -> CurrentProcess {
         identity,
         ..
     } = registry::me();
-    let raw = nix::unistd::getpid().as_raw();
     CurrentProcess {
-        // `getpid()` is positive in every process; init's pid stands in for a broken kernel.
-        pid: Pid::from_raw(raw).unwrap_or(Pid::INIT),
+        pid: os::process::getpid(),
         name,
         daemon,
         identity,

@@ -28,7 +28,7 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ use crate::os;
 use crate::os::layout::StatusHeader;
 use crate::os::shm::Segment;
 use crate::os::slot::{Cell, CurrentWord, OwnPage, PER_PAGE, PoolPage};
+use crate::pid::{AtomicPid, Pid};
 
 const _: () = assert!(PER_PAGE == u64::BITS as usize);
 
@@ -115,14 +116,14 @@ struct Pool {
     /// Bit `i` of `used[p]`: cell `i` of page `p` is taken.
     used: [AtomicU64; MAX_PAGES],
     /// The pid of the process whose pool this is; another pid means it was inherited
-    /// through `fork()` (0 until the first cell is taken).
-    owner: AtomicI32,
+    /// through `fork()` (none until the first cell is taken).
+    owner: AtomicPid,
 }
 
 static POOL: Pool = Pool {
     pages: [const { PoolPage::empty() }; MAX_PAGES],
     used: [const { AtomicU64::new(0) }; MAX_PAGES],
-    owner: AtomicI32::new(0),
+    owner: AtomicPid::none(),
 };
 
 /// Serialises the adoption of an inherited pool (see [`adopt_pool`]).
@@ -134,12 +135,12 @@ static ADOPT: Mutex<()> = Mutex::new(());
 /// child rather than right after the fork, so that a forked child that starts nothing
 /// never writes to the pool's memory (each page a child writes costs it a copy-on-write
 /// fault).
-fn adopt_pool(pid: i32) {
-    if POOL.owner.load(Ordering::Acquire) == pid {
+fn adopt_pool(pid: Pid) {
+    if POOL.owner.load(Ordering::Acquire) == Some(pid) {
         return;
     }
     let _adopt = ADOPT.lock().unwrap_or_else(PoisonError::into_inner);
-    if POOL.owner.load(Ordering::Acquire) == pid {
+    if POOL.owner.load(Ordering::Acquire) == Some(pid) {
         return;
     }
     for (page, used) in POOL.pages.iter().zip(&POOL.used) {
@@ -149,7 +150,7 @@ fn adopt_pool(pid: i32) {
         page.forget();
         used.store(0, Ordering::Release);
     }
-    POOL.owner.store(pid, Ordering::Release);
+    POOL.owner.store(Some(pid), Ordering::Release);
 }
 
 /// Takes a free cell of the pool, mapping a page when every mapped one is full; `None`
@@ -205,7 +206,7 @@ struct PoolCell {
     cell: &'static Cell,
     page: usize,
     index: usize,
-    owner: i32,
+    owner: Pid,
     /// Whether `drop` may hand the cell to another child. Set by
     /// [`StatusSlot::recycle_on_drop`] once the child is known to be dead; a slot dropped
     /// while its child may still run is left taken, so that the child never writes into
@@ -321,7 +322,7 @@ impl StatusSlot {
     ///
     /// A forked child's slot also carries the pidfd handoff from its parent `parent`, which
     /// [`wait_for_pidfd_handoff`] waits for.
-    pub(crate) fn install_current_as(self, me: i32, parent: i32) -> Installed {
+    pub(crate) fn install_current_as(self, me: Pid, parent: Pid) -> Installed {
         let (word, handoff): (&'static AtomicU32, Option<&'static AtomicU32>) = match self.backing {
             // Dropping the cell's record leaves the cell taken (not recycled).
             Backing::Pooled(pooled) => (&pooled.cell.word, Some(&pooled.cell.handoff)),
@@ -335,7 +336,7 @@ impl StatusSlot {
         CURRENT.install(word, me);
         match handoff {
             Some(handoff) => {
-                HANDOFF_PARENT.store(parent, Ordering::Release);
+                HANDOFF_PARENT.store(Some(parent), Ordering::Release);
                 HANDOFF.install(handoff, me);
             }
             None => HANDOFF.clear(),
@@ -369,7 +370,7 @@ const CHILD_WAITS: u32 = 2;
 
 /// The pidfd handoff word of the calling process, a forked child, and its parent's pid.
 static HANDOFF: CurrentWord = CurrentWord::none();
-static HANDOFF_PARENT: AtomicI32 = AtomicI32::new(0);
+static HANDOFF_PARENT: AtomicPid = AtomicPid::none();
 
 /// How often a child waiting for the handoff checks that its parent is still alive.
 const HANDOFF_RECHECK: Duration = Duration::from_millis(10);
@@ -400,8 +401,7 @@ pub(crate) fn wait_for_pidfd_handoff() {
         return;
     }
     let parent = HANDOFF_PARENT.load(Ordering::Acquire);
-    while handoff.load(Ordering::Acquire) != PIDFD_HELD && nix::unistd::getppid().as_raw() == parent
-    {
+    while handoff.load(Ordering::Acquire) != PIDFD_HELD && os::process::getppid() == parent {
         let deadline = os::time::Deadline::after(Some(HANDOFF_RECHECK));
         if os::futex::wait(handoff, CHILD_WAITS, &deadline).is_err() {
             return;
@@ -413,7 +413,7 @@ impl Drop for PoolCell {
     fn drop(&mut self) {
         // A copy inherited through fork belongs to an ancestor's pool: leave it.
         if self.recycle.load(Ordering::Acquire)
-            && self.owner == POOL.owner.load(Ordering::Acquire)
+            && POOL.owner.load(Ordering::Acquire) == Some(self.owner)
             && self.owner == crate::os::process::getpid()
             && let Some(used) = POOL.used.get(self.page)
         {

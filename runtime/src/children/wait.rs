@@ -9,6 +9,7 @@
 
 use crate::children::status::BlockedOn;
 use crate::os::procfs::{self, FdTarget, SyscallLine};
+use crate::pid::Pid;
 
 /// A wait in the kernel outside the runtime's own primitives: a child asleep in a system
 /// call (`read` of a pipe, `clock_nanosleep`, `futex` of a `std::sync::Mutex`, `wait4`, ...).
@@ -123,7 +124,7 @@ pub(crate) enum Seen {
 /// then the slot (the runtime's primitives say which one, which the kernel cannot tell);
 /// then the kernel's sleep. Where `/proc/<pid>/stat` cannot be read (the process hidden by
 /// `hidepid`, in another pid namespace, or gone meanwhile) only the slot speaks.
-pub(crate) fn observe(pid: i32, slot: Option<BlockedOn>) -> Seen {
+pub(crate) fn observe(pid: Pid, slot: Option<BlockedOn>) -> Seen {
     let Some(stat) = procfs::stat_of(pid) else {
         return slot.map_or(Seen::Running, Seen::Blocked);
     };
@@ -152,7 +153,7 @@ pub(crate) fn observe(pid: i32, slot: Option<BlockedOn>) -> Seen {
 }
 
 /// The fd a call `number` with first argument `arg0` waits on, if it waits on one.
-fn fd_waited(pid: i32, number: i64, arg0: u64) -> Option<WaitFd> {
+fn fd_waited(pid: Pid, number: i64, arg0: u64) -> Option<WaitFd> {
     if !procfs::syscall_waits_on_fd(number) {
         return None;
     }
@@ -200,9 +201,11 @@ mod tests {
 
     #[test]
     fn an_unreadable_process_falls_back_to_the_slot() {
-        assert_eq!(observe(i32::MAX, None), Seen::Running);
+        // Above the kernel's pid limit: no process has it.
+        let far = Pid::from_raw(i32::MAX).expect("positive");
+        assert_eq!(observe(far, None), Seen::Running);
         assert_eq!(
-            observe(i32::MAX, Some(BlockedOn::Lock)),
+            observe(far, Some(BlockedOn::Lock)),
             Seen::Blocked(BlockedOn::Lock)
         );
     }

@@ -26,6 +26,7 @@ use nix::unistd::{ForkResult, Pid as RawPid, fork};
 use super::procfs;
 use super::stdio::flush_std_streams;
 use crate::error::Result;
+use crate::pid::Pid;
 
 /// Proof that forking the calling process is sound now.
 #[derive(Debug, Clone, Copy)]
@@ -105,10 +106,8 @@ pub(crate) fn exit_now(code: i32) -> ! {
 /// Signalling by pid is safe here: the child is ours and not yet reaped, so its pid cannot
 /// have been recycled (only a foreign `waitpid(-1)` could reap it, which the runtime does
 /// not support in the same process).
-pub(crate) fn kill_unregistered(child: RawPid) {
-    if child.as_raw() <= 0 {
-        return;
-    }
+pub(crate) fn kill_unregistered(child: Pid) {
+    let child = RawPid::from_raw(child.as_raw());
     let _ = kill(child, Signal::SIGKILL);
     while let Err(Errno::EINTR) = waitpid(child, None) {}
 }

@@ -8,15 +8,16 @@
 //! # Safety
 //!
 //! Each `unsafe impl Header` below holds for the same reason: the type is `#[repr(C)]`, its
-//! fields are atomics, [`RawMutex`]es, or structs of those, so all-zero bytes are a valid
-//! value, every state another process can leave is a valid value, and shared access through
-//! `&Self` is sound; no alignment exceeds 8.
+//! fields are atomics (an [`AtomicPid`] is one `AtomicI32`), [`RawMutex`]es, or structs of
+//! those, so all-zero bytes are a valid value, every state another process can leave is a
+//! valid value, and shared access through `&Self` is sound; no alignment exceeds 8.
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::pthread_mutex::RawMutex;
 use super::shm::Header;
+use crate::pid::AtomicPid;
 
 // SAFETY: see the module's `# Safety`.
 unsafe impl Header for RawMutex {
@@ -102,8 +103,8 @@ unsafe impl Header for BarrierHeader {
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct BarrierSlot {
-    /// The waiting process's pid, 0 when the slot is free.
-    pub(crate) pid: AtomicI32,
+    /// The waiting process's pid, none (0) when the slot is free.
+    pub(crate) pid: AtomicPid,
     /// That process's start time (clock ticks since boot), against pid reuse.
     pub(crate) start_time: AtomicU64,
 }

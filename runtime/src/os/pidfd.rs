@@ -9,10 +9,9 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use nix::errno::Errno;
-use nix::unistd::Pid as RawPid;
-
 use crate::error::{Error, Result};
+use crate::pid::Pid;
+use nix::errno::Errno;
 
 /// `pidfd_open(pid, 0)`—Opens a pidfd for `pid`; the kernel always sets close-on-exec.
 ///
@@ -24,7 +23,7 @@ use crate::error::{Error, Result};
 /// # References
 ///
 /// <https://man7.org/linux/man-pages/man2/pidfd_open.2.html>
-pub(crate) fn pidfd_open(pid: RawPid) -> Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
     // SAFETY: `pidfd_open` takes a pid and a flags word, touches no memory of ours, and
     // returns either -1 or a new file descriptor that nothing else owns.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0 as libc::c_uint) };

@@ -105,4 +105,31 @@ mod tests {
         let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
         assert_eq!(now(&mut fds).expect("poll"), 1);
     }
+
+    #[test]
+    fn each_item_is_kept_by_the_result_at_its_own_index() {
+        let mut seen = Vec::new();
+        let mut items = vec!['a', 'b', 'c', 'd', 'e'];
+        // Keep the ready ones; 'e' has no result and gets `missing`.
+        retain_by_ready(
+            &mut items,
+            &[true, false, false, true],
+            true,
+            |&item, ready| {
+                seen.push((item, ready));
+                ready
+            },
+        );
+        assert_eq!(items, ['a', 'd', 'e']);
+        assert_eq!(
+            seen,
+            [
+                ('a', true),
+                ('b', false),
+                ('c', false),
+                ('d', true),
+                ('e', true)
+            ]
+        );
+    }
 }

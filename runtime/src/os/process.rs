@@ -13,6 +13,7 @@
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
+use crate::pid::Pid;
 
 /// `atexit(hook)`—Registers `hook` to run when the process calls `exit`.
 ///
@@ -105,8 +106,15 @@ pub(crate) fn exit(status: i32) -> ! {
 /// `getpid()`. Not cached: a cache would have to be cleared in the child of every `fork()`
 /// (a `pthread_atfork` handler), and running such a handler costs each forked child more
 /// copy-on-write page faults than the system calls it saves.
-pub(crate) fn getpid() -> i32 {
-    nix::unistd::getpid().as_raw()
+///
+/// `getpid()` is positive in every process; init's pid stands in for a broken kernel.
+pub(crate) fn getpid() -> Pid {
+    Pid::from_nix(nix::unistd::getpid()).unwrap_or(Pid::INIT)
+}
+
+/// `getppid()`; `None` when the parent is outside this process's pid namespace (`0`).
+pub(crate) fn getppid() -> Option<Pid> {
+    Pid::from_nix(nix::unistd::getppid())
 }
 
 /// The highest real-time signal number, `SIGRTMAX`.

@@ -15,6 +15,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use crate::error::{Error, Result};
+use crate::pid::Pid;
 
 /// The fields of a `/proc/<pid>/stat` line the runtime reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,7 @@ pub(crate) fn read_stat(stat: BorrowedFd<'_>) -> Result<Stat> {
 /// `None` when it cannot be read, or once the process was reaped (`-1`).
 ///
 /// See proc_pid_fdinfo(5): <https://man7.org/linux/man-pages/man5/proc_pid_fdinfo.5.html>
-pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<i32> {
+pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<Pid> {
     use std::os::fd::AsRawFd;
     let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
     let pid: i32 = text
@@ -108,11 +109,11 @@ pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<i32> {
         .trim()
         .parse()
         .ok()?;
-    (pid > 0).then_some(pid)
+    Pid::from_raw(pid)
 }
 
 /// The stat line of `pid`; `None` when there is no such process (or it cannot be read).
-pub(crate) fn stat_of(pid: i32) -> Option<Stat> {
+pub(crate) fn stat_of(pid: Pid) -> Option<Stat> {
     let line = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     Stat::parse(&line)
 }
@@ -158,7 +159,7 @@ impl SyscallLine {
 /// `/proc/<pid>/syscall`; `None` when it cannot be read: the process is gone, or the caller
 /// lacks ptrace access to it (`EACCES`: another user, or a non-dumpable process), or /proc
 /// hides it (`hidepid`, another pid namespace).
-pub(crate) fn syscall_of(pid: i32) -> Option<SyscallLine> {
+pub(crate) fn syscall_of(pid: Pid) -> Option<SyscallLine> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
     SyscallLine::parse(&text)
 }
@@ -182,7 +183,7 @@ pub(crate) enum FdTarget {
 /// `None` when it cannot be read (the fd was closed meanwhile, or no access).
 ///
 /// See proc_pid_fd(5): <https://man7.org/linux/man-pages/man5/proc_pid_fd.5.html>
-pub(crate) fn fd_target(pid: i32, fd: i32) -> Option<FdTarget> {
+pub(crate) fn fd_target(pid: Pid, fd: i32) -> Option<FdTarget> {
     use std::os::unix::fs::FileTypeExt;
     let link = format!("/proc/{pid}/fd/{fd}");
     let target = std::fs::read_link(&link).ok()?;
@@ -305,10 +306,15 @@ mod tests {
 
     use super::*;
 
+    /// A pid above the kernel's `PID_MAX_LIMIT` (2^22): no process has it.
+    fn far_pid() -> Pid {
+        Pid::from_raw(i32::MAX).expect("positive")
+    }
+
     #[test]
     fn a_pidfd_names_its_pid_in_fdinfo() {
         let me = crate::os::process::getpid();
-        let pidfd = crate::os::pidfd::pidfd_open(nix::unistd::Pid::from_raw(me)).expect("pidfd");
+        let pidfd = crate::os::pidfd::pidfd_open(me).expect("pidfd");
         assert_eq!(pidfd_pid(pidfd.as_fd()), Some(me));
         let stat = stat_of(me).expect("own stat");
         assert!(!stat.stopped() && !stat.exited(), "{stat:?}");
@@ -382,7 +388,7 @@ mod tests {
         let file = std::fs::File::open("/proc/self/stat").expect("open");
         assert_eq!(fd_target(me, file.as_raw_fd()), Some(FdTarget::File));
         assert_eq!(fd_target(me, -1), None);
-        assert!(syscall_of(i32::MAX).is_none());
+        assert!(syscall_of(far_pid()).is_none());
     }
 
     #[test]
@@ -396,8 +402,8 @@ mod tests {
             again.start_time, me.start_time,
             "a second read sees the same line"
         );
-        let pid = nix::unistd::getpid().as_raw();
+        let pid = crate::os::process::getpid();
         assert_eq!(stat_of(pid).map(|s| s.start_time), Some(me.start_time));
-        assert_eq!(stat_of(i32::MAX), None);
+        assert_eq!(stat_of(far_pid()), None);
     }
 }

@@ -21,11 +21,12 @@
 
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
 
 use crate::error::{Error, Result};
+use crate::pid::{AtomicPid, Pid};
 
 /// The bytes of one page of slots.
 pub(crate) const PAGE_LEN: usize = 4096;
@@ -178,7 +179,8 @@ impl Drop for OwnPage {
 #[derive(Debug)]
 pub(crate) struct CurrentWord {
     word: AtomicPtr<AtomicU32>,
-    pid: AtomicI32,
+    /// The pid that installed `word`; none before any install.
+    pid: AtomicPid,
 }
 
 impl CurrentWord {
@@ -186,13 +188,13 @@ impl CurrentWord {
     pub(crate) const fn none() -> CurrentWord {
         CurrentWord {
             word: AtomicPtr::new(std::ptr::null_mut()),
-            pid: AtomicI32::new(0),
+            pid: AtomicPid::none(),
         }
     }
 
     /// Makes `word` the word of the process `pid`.
-    pub(crate) fn install(&self, word: &'static AtomicU32, pid: i32) {
-        self.pid.store(pid, Ordering::Release);
+    pub(crate) fn install(&self, word: &'static AtomicU32, pid: Pid) {
+        self.pid.store(Some(pid), Ordering::Release);
         self.word
             .store(std::ptr::from_ref(word).cast_mut(), Ordering::Release);
     }
@@ -211,9 +213,9 @@ impl CurrentWord {
 
     /// The installed word, if the process `me` installed it (a process forked from it
     /// without the runtime inherits the pointer but must not write through it).
-    pub(crate) fn get(&self, me: impl FnOnce() -> i32) -> Option<&'static AtomicU32> {
+    pub(crate) fn get(&self, me: impl FnOnce() -> Pid) -> Option<&'static AtomicU32> {
         let word = self.word.load(Ordering::Acquire);
-        if word.is_null() || self.pid.load(Ordering::Acquire) != me() {
+        if word.is_null() || self.pid.load(Ordering::Acquire) != Some(me()) {
             return None;
         }
         // SAFETY: only `install` stores a non-null pointer, made from a `&'static`.

@@ -41,10 +41,11 @@ use crate::children::registry;
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::time::Deadline;
+use crate::pid::{AtomicPid, Pid};
 
-/// The pid of the process that armed the handler (0: none armed); [`end`] goes through
+/// The pid of the process that armed the handler (none: none armed); [`end`] goes through
 /// `exit()` only when its caller armed it.
-static ARMED: AtomicI32 = AtomicI32::new(0);
+static ARMED: AtomicPid = AtomicPid::none();
 
 /// A runtime thread that [`join_threads`] does not wait for (the daemon's parent watcher).
 static EXEMPT: AtomicI32 = AtomicI32::new(0);
@@ -56,9 +57,9 @@ static EXEMPT: AtomicI32 = AtomicI32::new(0);
 ///
 /// `Error::Os { call: "on_exit", errno: ENOMEM }` when glibc cannot grow its list of
 /// handlers; the child then ends through [`end`] without the handler, as before a target.
-pub(crate) fn arm(me: i32) -> Result<()> {
+pub(crate) fn arm(me: Pid) -> Result<()> {
     os::process::on_exit(child_exit)?;
-    ARMED.store(me, Ordering::Release);
+    ARMED.store(Some(me), Ordering::Release);
     Ok(())
 }
 
@@ -87,8 +88,8 @@ fn finish(status: c_int) -> ! {
 /// ([`os::process::exit`]): the teardown (the main thread's alternate signal stack, the
 /// standard output's buffer) costs a forked child two system calls and several
 /// copy-on-write page faults, and the handler flushes Rust's streams anyway.
-pub(crate) fn end(code: i32, me: i32) -> ! {
-    if ARMED.load(Ordering::Acquire) == me {
+pub(crate) fn end(code: i32, me: Pid) -> ! {
+    if ARMED.load(Ordering::Acquire) == Some(me) {
         os::process::exit(code)
     }
     finish(code)

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, raise};
-use nix::unistd::{Pid as RawPid, getppid};
 
 use super::launch::{ChildSpec, Launcher, Threads};
 use crate::children::child::Child;
@@ -45,7 +44,7 @@ impl Launcher for ForkLauncher {
             Threads::Allow(permit) => permit,
         };
         let slot = StatusSlot::new()?;
-        let parent = RawPid::from_raw(os::process::getpid());
+        let parent = os::process::getpid();
         let mut table = registry::lock();
         table.ensure_exit_hook()?;
         let state = (table, reserve, slot);
@@ -56,17 +55,18 @@ impl Launcher for ForkLauncher {
             });
         drop(reserve);
         let child = forked.map_err(|errno| Error::os("fork", errno))?;
-        let pidfd = match os::pidfd::pidfd_open(child) {
+        // `fork` gives the parent a positive pid.
+        let pid = Pid::from_nix(child).ok_or(Error::os("fork", Errno::EINVAL))?;
+        let pidfd = match os::pidfd::pidfd_open(pid) {
             Ok(pidfd) => pidfd,
             Err(error) => {
-                kill_unregistered(child);
+                kill_unregistered(pid);
                 return Err(error);
             }
         };
         // The child may end now: its exit waits for this if it comes first.
         slot.pidfd_held();
-        let pid = Pid::from_nix(child).ok_or(Error::os("fork", Errno::EINVAL))?;
-        let record = Arc::new(Child::new(pid, parent.as_raw(), spec.daemon, pidfd, slot));
+        let record = Arc::new(Child::new(pid, parent, spec.daemon, pidfd, slot));
         table.add(Arc::clone(&record));
         Ok(record)
     }
@@ -78,7 +78,7 @@ fn child_main(
     mut table: std::sync::MutexGuard<'static, Table>,
     spec: &ChildSpec<'_>,
     target: &mut TargetSlot,
-    parent: RawPid,
+    parent: Pid,
     slot: StatusSlot,
 ) -> i32 {
     // First of all, so that it runs after every handler the child registers and before
@@ -89,26 +89,26 @@ fn child_main(
         eprintln!("proclife: {error}");
     }
     let code = catch_unwind(AssertUnwindSafe(|| {
-        if let Some(parent_pid) = Pid::from_nix(parent) {
-            table.become_child(
-                spec.identity.to_vec(),
-                spec.name.to_owned(),
-                spec.daemon,
-                parent_pid,
-            );
-        }
+        table.become_child(
+            spec.identity.to_vec(),
+            spec.name.to_owned(),
+            spec.daemon,
+            parent,
+        );
         drop(table);
         registry::after_fork_in_child();
         crate::children::current::forget_inherited_parent();
         if spec.daemon {
             // A daemon dies with its parent, even when the parent is SIGKILLed. If the
             // parent died before the request took effect, no signal will come: check.
-            if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() || getppid() != parent {
+            if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err()
+                || os::process::getppid() != Some(parent)
+            {
                 let _ = raise(Signal::SIGKILL);
                 return 1;
             }
         }
-        slot.install_current_as(me, parent.as_raw());
+        slot.install_current_as(me, parent);
         let code = run_target(|| target.call(), spec.name);
         if spec.join_threads
             && let Err(error) = super::exit::join_threads()

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-use nix::unistd::{Pid as RawPid, getpid, gettid};
+use nix::unistd::gettid;
 
 use crate::children::child::Child;
 use crate::children::registry;
@@ -48,8 +48,6 @@ pub(super) fn arg0() -> OsString {
 pub(crate) struct Reexecuted {
     /// This process's end of the bootstrap socket.
     pub(crate) sock: OwnedFd,
-    /// Its pid, as nix spells it (for the last-resort kill of an unregistered child).
-    pub(crate) raw: RawPid,
     /// Its pid.
     pub(crate) pid: Pid,
     /// Its pidfd, opened before anyone could reap it.
@@ -75,18 +73,20 @@ pub(crate) fn reexecute() -> Result<Reexecuted> {
         .spawn()
         .map_err(|e| Error::os("execve", wire::io_errno(&e)))?;
     drop(theirs);
-    let raw = RawPid::from_raw(i32::try_from(spawned.id()).unwrap_or(0));
-    let pidfd = match os::pidfd::pidfd_open(raw) {
+    // A child's pid is positive.
+    let pid = i32::try_from(spawned.id())
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or(Error::os("execve", nix::errno::Errno::EINVAL))?;
+    let pidfd = match os::pidfd::pidfd_open(pid) {
         Ok(pidfd) => pidfd,
         Err(error) => {
-            os::fork::kill_unregistered(raw);
+            os::fork::kill_unregistered(pid);
             return Err(error);
         }
     };
-    let pid = Pid::from_nix(raw).ok_or(Error::os("execve", nix::errno::Errno::EINVAL))?;
     Ok(Reexecuted {
         sock: ours,
-        raw,
         pid,
         pidfd,
     })
@@ -106,14 +106,14 @@ impl Launcher for SpawnLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         let (key, args, arg_fds) = export_target(target, StartMethod::Spawn)?;
         let slot = StatusSlot::new_shared()?;
-        let parent = getpid();
+        let parent = os::process::getpid();
         let me = os::pidfd::pidfd_open(parent)?;
-        let on_main_thread = gettid() == parent;
+        let on_main_thread = gettid().as_raw() == parent.as_raw();
         let boot = ChildBoot {
             build: Build::current()?,
-            parent: parent.as_raw(),
+            parent,
             parent_name: registry::my_name(),
-            real_parent: parent.as_raw(),
+            real_parent: parent,
             name: spec.name.to_owned(),
             identity: spec.identity.to_vec(),
             daemon: spec.daemon,
@@ -137,7 +137,6 @@ impl Launcher for SpawnLauncher {
         fds.extend(arg_fds.iter().map(AsFd::as_fd));
         let Reexecuted {
             sock: ours,
-            raw,
             pid,
             pidfd,
         } = reexecute()?;
@@ -150,11 +149,11 @@ impl Launcher for SpawnLauncher {
                 ..
             }) => {}
             Err(error) => {
-                os::fork::kill_unregistered(raw);
+                os::fork::kill_unregistered(pid);
                 return Err(error);
             }
         }
-        let record = Arc::new(Child::new(pid, parent.as_raw(), spec.daemon, pidfd, slot));
+        let record = Arc::new(Child::new(pid, parent, spec.daemon, pidfd, slot));
         registry::lock().add(Arc::clone(&record));
         Ok(record)
     }

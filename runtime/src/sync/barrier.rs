@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::children::status::{BlockedOn, blocked};
@@ -24,6 +24,7 @@ use crate::os::procfs;
 use crate::os::pthread_mutex::{Acquire, RawMutex};
 use crate::os::shm::Segment;
 use crate::os::time::Deadline;
+use crate::pid::{AtomicPid, Pid};
 
 /// How often a waiting party re-checks that the others are alive.
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(20);
@@ -35,7 +36,7 @@ const NO_TIMEOUT: u64 = u64::MAX;
 const NO_GENERATION: u32 = u32::MAX;
 
 /// The start time (clock ticks since boot) of `pid`, or `None` if it is gone or a zombie.
-fn start_time(pid: i32) -> Option<u64> {
+fn start_time(pid: Pid) -> Option<u64> {
     procfs::stat_of(pid)
         .filter(|stat| !stat.exited())
         .map(|stat| stat.start_time)
@@ -109,7 +110,7 @@ impl Barrier {
     }
 
     /// The party slot at `i`; panics when `i` is not below the parties the segment holds.
-    fn slot(&self, i: usize) -> (&AtomicI32, &AtomicU64) {
+    fn slot(&self, i: usize) -> (&AtomicPid, &AtomicU64) {
         let slot: &BarrierSlot = self.seg.element(i);
         (&slot.pid, &slot.start_time)
     }
@@ -163,8 +164,8 @@ impl Barrier {
         let count = (self.header().count.load(Ordering::SeqCst) as usize).min(self.parties());
         (0..count).any(|i| {
             let (pid, start) = self.slot(i);
-            let pid = pid.load(Ordering::SeqCst);
-            pid != 0 && start_time(pid) != Some(start.load(Ordering::SeqCst))
+            pid.load(Ordering::SeqCst)
+                .is_some_and(|pid| start_time(pid) != Some(start.load(Ordering::SeqCst)))
         })
     }
 
@@ -190,7 +191,7 @@ impl Barrier {
     /// (decision 0005).
     pub fn wait_timeout(&self, timeout: Option<Duration>) -> Result<usize> {
         let deadline = Deadline::after(timeout);
-        let pid = nix::unistd::getpid().as_raw();
+        let pid = crate::os::process::getpid();
         let me = start_time(pid).ok_or(Error::Malformed("cannot read /proc/self/stat"))?;
         self.enter()?;
         if self.broken() {
@@ -219,7 +220,7 @@ impl Barrier {
             return Ok(index.min(parties - 1));
         }
         let (slot_pid, slot_start) = self.slot(index);
-        slot_pid.store(pid, Ordering::SeqCst);
+        slot_pid.store(Some(pid), Ordering::SeqCst);
         slot_start.store(me, Ordering::SeqCst);
         self.header()
             .count
@@ -322,8 +323,8 @@ mod tests {
 
     #[test]
     fn own_start_time_is_readable() {
-        let pid = nix::unistd::getpid().as_raw();
-        assert!(start_time(pid).is_some());
-        assert_eq!(start_time(i32::MAX), None);
+        assert!(start_time(crate::os::process::getpid()).is_some());
+        let far = Pid::from_raw(i32::MAX).expect("positive");
+        assert_eq!(start_time(far), None, "a pid above the kernel's limit");
     }
 }

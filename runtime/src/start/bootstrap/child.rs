@@ -15,7 +15,6 @@ use crate::children::status::StatusSlot;
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::time::Deadline;
-use crate::pid::Pid;
 use crate::start::entry;
 
 /// A child whose bootstrap was accepted, ready to run.
@@ -84,7 +83,7 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
         eprintln!("proclife: {error}");
     }
     crate::start::method::inherit_global(boot.method);
-    let parent = Pid::from_raw(boot.parent).unwrap_or(Pid::INIT);
+    let parent = boot.parent;
     registry::lock().become_child_of(
         boot.identity.clone(),
         boot.name.clone(),
@@ -97,7 +96,7 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
         return 1;
     }
     crate::children::current::set_parent_pidfd(parent_pidfd);
-    slot.install_current_as(me, boot.parent);
+    slot.install_current_as(me, parent);
     let code = crate::start::fork::run_target(call, &boot.name);
     if boot.join_threads
         && let Err(error) = crate::start::exit::join_threads()
@@ -117,7 +116,7 @@ fn die_with_parent(boot: &ChildBoot, parent_pidfd: &OwnedFd) -> bool {
     match boot.death {
         Death::ParentDeathSignal => {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
-                && nix::unistd::getppid().as_raw() == boot.real_parent
+                && os::process::getppid() == Some(boot.real_parent)
         }
         Death::WatchParent => {
             let Ok(watch) = parent_pidfd.try_clone() else {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::os;
+use crate::pid::Pid;
 use crate::start::pass::MAX_FDS;
 
 /// The environment variable that marks a re-executed process: the number of its bootstrap
@@ -118,10 +119,12 @@ pub(crate) enum Death {
 pub(crate) struct ChildBoot {
     pub(crate) build: Build,
     /// The process that started the child (for a fork server's child: the server's client).
-    pub(crate) parent: i32,
+    #[serde(with = "raw_pid")]
+    pub(crate) parent: Pid,
     pub(crate) parent_name: String,
     /// The real parent: the starting process under spawn, the server under forkserver.
-    pub(crate) real_parent: i32,
+    #[serde(with = "raw_pid")]
+    pub(crate) real_parent: Pid,
     pub(crate) name: String,
     pub(crate) identity: Vec<u64>,
     pub(crate) daemon: bool,
@@ -132,6 +135,26 @@ pub(crate) struct ChildBoot {
     pub(crate) join_threads: bool,
     /// The parent's global start-method setting (0: unset), which the child takes over.
     pub(crate) method: u8,
+}
+
+/// A [`Pid`] on the wire: its raw `i32` (`#[serde(with = "raw_pid")]`), so the bytes are an
+/// `i32`'s; decoding a non-positive number fails with the decoder's error (which the
+/// receivers report as a malformed message).
+pub(crate) mod raw_pid {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::pid::Pid;
+
+    /// Encodes `pid` as its raw number.
+    pub(crate) fn serialize<S: Serializer>(pid: &Pid, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i32(pid.as_raw())
+    }
+
+    /// Decodes a raw number; an error unless it is positive.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Pid, D::Error> {
+        let raw = i32::deserialize(deserializer)?;
+        Pid::from_raw(raw).ok_or_else(|| serde::de::Error::custom("not a positive pid"))
+    }
 }
 
 /// The fds of a child's bootstrap, in this order: the status slot, the parent's pidfd, then
@@ -259,4 +282,41 @@ pub(crate) fn receive(sock: BorrowedFd<'_>, want: Kind) -> Result<(Vec<u8>, Vec<
 pub(crate) fn refuse(error: &Error) -> i32 {
     eprintln!("proclife: bootstrap refused: {error}");
     BOOTSTRAP_EXIT_CODE
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::raw_pid;
+    use crate::pid::Pid;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Typed(#[serde(with = "raw_pid")] Pid);
+
+    #[test]
+    fn a_pid_travels_as_its_raw_number() {
+        for raw in [1, 2, 4242, i32::MAX] {
+            let pid = Pid::from_raw(raw).expect("positive");
+            let bytes = postcard::to_allocvec(&Typed(pid)).expect("encode");
+            assert_eq!(
+                bytes,
+                postcard::to_allocvec(&raw).expect("encode"),
+                "pid {raw}"
+            );
+            assert_eq!(postcard::from_bytes::<Typed>(&bytes).ok(), Some(Typed(pid)));
+        }
+    }
+
+    #[test]
+    fn a_non_positive_pid_is_refused_when_decoded() {
+        for raw in [0, -1, i32::MIN] {
+            let bytes = postcard::to_allocvec(&raw).expect("encode");
+            let decoded = postcard::from_bytes::<Typed>(&bytes);
+            assert!(
+                matches!(decoded, Err(postcard::Error::SerdeDeCustom)),
+                "raw {raw}: expected the pid check's error, got {decoded:?}"
+            );
+        }
+    }
 }

@@ -10,7 +10,6 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::getpid;
 
 use super::protocol::{Reply, ServerBoot, call_name};
 use crate::children::child::Child;
@@ -33,7 +32,7 @@ pub(crate) struct ForkServerLauncher;
 #[derive(Debug)]
 struct Server {
     /// The process that started the server; a forked child of it must not use it.
-    owner: i32,
+    owner: Pid,
     pid: Pid,
     pidfd: OwnedFd,
     sock: OwnedFd,
@@ -54,18 +53,18 @@ impl Server {
     fn start() -> Result<Server> {
         EVER_STARTED.store(true, Ordering::Release);
         registry::at_fork_child(forget_inherited);
-        let parent = getpid();
+        let parent = os::process::getpid();
         let me = os::pidfd::pidfd_open(parent)?;
         // Probe the kernel before anything depends on it.
         os::pidfd::pidfd_exit_status(me.as_fd())?;
         let payload = postcard::to_allocvec(&ServerBoot {
             build: Build::current()?,
-            parent: parent.as_raw(),
+            parent,
         })
         .map_err(Error::Encode)?;
         let spawned = crate::start::spawn::reexecute()?;
         let server = Server {
-            owner: parent.as_raw(),
+            owner: parent,
             pid: spawned.pid,
             pidfd: spawned.pidfd,
             sock: spawned.sock,
@@ -122,12 +121,13 @@ impl Server {
             Err(Error::Disconnected) => return Err(Error::ForkServerDied),
             Err(error) => return Err(error),
         };
-        let reply: Reply = postcard::from_bytes(&payload)
-            .map_err(|_| Error::Malformed("undecodable fork server reply"))?;
+        let reply: Reply = postcard::from_bytes(&payload).map_err(|error| match error {
+            // The one custom check of a reply: a started child's pid is positive.
+            postcard::Error::SerdeDeCustom => Error::Malformed("fork server sent a bad pid"),
+            _ => Error::Malformed("undecodable fork server reply"),
+        })?;
         match reply {
             Reply::Started { pid } => {
-                let pid =
-                    Pid::from_raw(pid).ok_or(Error::Malformed("fork server sent a bad pid"))?;
                 let pidfd = fds
                     .into_iter()
                     .next()
@@ -145,9 +145,9 @@ impl Launcher for ForkServerLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         let (key, args, arg_fds) = export_target(target, StartMethod::ForkServer)?;
         let slot = StatusSlot::new_shared()?;
-        let parent = getpid();
+        let parent = os::process::getpid();
         let mut guard = server();
-        if guard.as_ref().is_some_and(|s| s.owner != parent.as_raw()) {
+        if guard.as_ref().is_some_and(|s| s.owner != parent) {
             // Inherited through fork from the process that started it: not ours to use. The
             // fds are this process's copies; dropping them leaves the owner's server alone.
             *guard = None;
@@ -165,9 +165,9 @@ impl Launcher for ForkServerLauncher {
         };
         let boot = ChildBoot {
             build: Build::current()?,
-            parent: parent.as_raw(),
+            parent,
             parent_name: registry::my_name(),
-            real_parent: running.pid.as_raw(),
+            real_parent: running.pid,
             name: spec.name.to_owned(),
             identity: spec.identity.to_vec(),
             daemon: spec.daemon,
@@ -212,7 +212,7 @@ impl Launcher for ForkServerLauncher {
         };
         let record = Arc::new(Child::foreign(
             pid,
-            parent.as_raw(),
+            parent,
             spec.daemon,
             pidfd,
             slot,
@@ -239,7 +239,7 @@ pub fn stop_fork_server() -> Result<()> {
     let Some(running) = guard.take() else {
         return Ok(());
     };
-    if running.owner != getpid().as_raw() {
+    if running.owner != os::process::getpid() {
         return Ok(());
     }
     let Server { pidfd, sock, .. } = running;
@@ -270,7 +270,10 @@ fn forget_inherited() {
         Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => return,
     };
-    if guard.as_ref().is_some_and(|s| s.owner != getpid().as_raw()) {
+    if guard
+        .as_ref()
+        .is_some_and(|s| s.owner != os::process::getpid())
+    {
         *guard = None;
     }
 }
@@ -280,6 +283,6 @@ pub fn fork_server_pid() -> Option<Pid> {
     let guard = server();
     guard
         .as_ref()
-        .filter(|s| s.owner == getpid().as_raw())
+        .filter(|s| s.owner == os::process::getpid())
         .map(|s| s.pid)
 }

@@ -8,13 +8,13 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::getpid;
 
 use super::protocol::{Reply, ServerBoot};
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::fork::{ForkPermit, fork_with, kill_unregistered};
 use crate::os::time::Deadline;
+use crate::pid::Pid;
 use crate::start::bootstrap::child as boot_child;
 use crate::start::bootstrap::wire::Build;
 use crate::start::bootstrap::wire::{self, Kind};
@@ -168,13 +168,13 @@ impl Spare {
     /// Holds a spare fd if none is held.
     fn ensure(&mut self) -> Result<()> {
         if self.0.is_none() {
-            self.0 = Some(os::pidfd::pidfd_open(getpid())?);
+            self.0 = Some(os::pidfd::pidfd_open(os::process::getpid())?);
         }
         Ok(())
     }
 
     /// `pidfd_open(child)`, giving up the spare when the fd table is full.
-    fn pidfd_open(&mut self, child: nix::unistd::Pid) -> Result<OwnedFd> {
+    fn pidfd_open(&mut self, child: Pid) -> Result<OwnedFd> {
         match os::pidfd::pidfd_open(child) {
             Err(Error::Os {
                 errno: Errno::EMFILE | Errno::ENFILE,
@@ -194,7 +194,7 @@ fn fork_child(
     mut server: ServerFds,
     payload: Vec<u8>,
     fds: Vec<OwnedFd>,
-) -> (ServerFds, Result<i32>) {
+) -> (ServerFds, Result<Pid>) {
     if let Err(error) = server.spare.ensure() {
         return (server, Err(error));
     }
@@ -225,10 +225,14 @@ fn fork_child(
         Ok(child) => child,
         Err(errno) => return (server, Err(Error::os("fork", errno))),
     };
+    // `fork` gives the parent a positive pid.
+    let Some(child) = Pid::from_nix(child) else {
+        return (server, Err(Error::os("fork", Errno::EINVAL)));
+    };
     match server.spare.pidfd_open(child) {
         Ok(pidfd) => {
             server.children.push(Forked { pidfd });
-            (server, Ok(child.as_raw()))
+            (server, Ok(child))
         }
         Err(error) => {
             kill_unregistered(child);
