@@ -59,9 +59,8 @@ mod tests {
     }
 
     fn checks() {
-        let slot = StatusSlot::new()
-            .expect("slot")
-            .install_current_as(crate::os::process::getpid(), 0);
+        let me = crate::os::process::getpid();
+        let slot = StatusSlot::new(me).expect("slot").install_current_as(me, 0);
 
         let lock = Lock::new().expect("lock");
         assert!(lock.acquire(None).expect("acquire"));

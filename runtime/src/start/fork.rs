@@ -44,8 +44,8 @@ impl Launcher for ForkLauncher {
                 .map_err(|threads| Error::ThreadedFork { threads })?,
             Threads::Allow(permit) => permit,
         };
-        let slot = StatusSlot::new()?;
         let parent = RawPid::from_raw(os::process::getpid());
+        let slot = StatusSlot::new(parent.as_raw())?;
         let mut table = registry::lock();
         table.ensure_exit_hook()?;
         let state = (table, reserve, slot);
