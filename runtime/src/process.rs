@@ -382,6 +382,7 @@ impl Process {
             Stage::Started(_) => return Err(Error::AlreadyStarted),
             Stage::New => {}
         }
+        // The creator is the calling process: its pid is handed down as the child's parent.
         if self.creator != current_pid() {
             return Err(Error::NotCreator);
         }
@@ -394,6 +395,7 @@ impl Process {
             identity: &self.identity,
             daemon: self.daemon,
             join_threads: self.join_threads,
+            parent: self.creator,
         };
         let target = self
             .target
@@ -489,7 +491,8 @@ impl Process {
         let Some(child) = child else {
             return Err(Error::JoinNotStarted);
         };
-        let code = child.wait(deadline)?;
+        // The creator is the calling process, and the process that started the child.
+        let code = child.wait_as_reaper(deadline)?;
         if code.is_some() {
             registry::forget(child);
         }
@@ -770,7 +773,7 @@ impl Drop for Process {
         if !child.is_reaper() {
             return;
         }
-        match child.poll() {
+        match child.poll_as_reaper() {
             Ok(None) if self.daemon => {
                 // Errors cannot be reported from `drop`; the registry still holds the
                 // child and reaps it later if the kill or the wait did not finish.

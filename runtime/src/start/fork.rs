@@ -44,7 +44,7 @@ impl Launcher for ForkLauncher {
                 .map_err(|threads| Error::ThreadedFork { threads })?,
             Threads::Allow(permit) => permit,
         };
-        let parent = RawPid::from_raw(os::process::getpid());
+        let parent = RawPid::from_raw(spec.parent);
         let slot = StatusSlot::new(parent.as_raw())?;
         let mut table = registry::lock();
         table.ensure_exit_hook()?;

@@ -84,6 +84,9 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) daemon: bool,
     /// Whether the child waits for its other threads when its target is done.
     pub(crate) join_threads: bool,
+    /// The pid of the calling process, the child's parent (asked once per start, by
+    /// `Process::start`, and handed down rather than asked again).
+    pub(crate) parent: i32,
 }
 
 /// One start method.

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-use nix::unistd::{Pid as RawPid, getpid, gettid};
+use nix::unistd::{Pid as RawPid, gettid};
 
 use crate::children::child::Child;
 use crate::children::registry;
@@ -106,7 +106,7 @@ impl Launcher for SpawnLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         let (key, args, arg_fds) = export_target(target, StartMethod::Spawn)?;
         let slot = StatusSlot::new_shared()?;
-        let parent = getpid();
+        let parent = RawPid::from_raw(spec.parent);
         let me = os::pidfd::pidfd_open(parent)?;
         let on_main_thread = gettid() == parent;
         let boot = ChildBoot {

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::getpid;
+use nix::unistd::{Pid as RawPid, getpid};
 
 use super::protocol::{Reply, ServerBoot, call_name};
 use crate::children::child::Child;
@@ -145,7 +145,7 @@ impl Launcher for ForkServerLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         let (key, args, arg_fds) = export_target(target, StartMethod::ForkServer)?;
         let slot = StatusSlot::new_shared()?;
-        let parent = getpid();
+        let parent = RawPid::from_raw(spec.parent);
         let mut guard = server();
         if guard.as_ref().is_some_and(|s| s.owner != parent.as_raw()) {
             // Inherited through fork from the process that started it: not ours to use. The
