@@ -347,7 +347,9 @@ impl Process {
     /// `AttributeError: Can't pickle local object`); [`Error::UnregisteredEntry`] for a
     /// function target not registered with [`entry!`](crate::entry) (CPython starts a child
     /// that exits with 1). And [`Error::Os`] when the system refuses (`fork`:
-    /// `EAGAIN` at the process limit; `pidfd_open`: `EMFILE` when fds run out; `mmap`).
+    /// `EAGAIN` at the process limit, or with the status slots of 262 144 forked children
+    /// taken (decision 0024); `pidfd_open`: `EMFILE` when fds run out; `mmap`, `mprotect`,
+    /// `madvise`: `ENOMEM`).
     /// After a system error nothing is left behind and the handle is still new, so it can
     /// be started again later.
     pub fn start(&mut self) -> Result<()> {

@@ -20,8 +20,10 @@
 //! # Safety
 //!
 //! A region is an anonymous `MAP_SHARED` mapping of [`REGION_LEN`] bytes at an address the
-//! kernel picks (page-aligned, aliasing no Rust object), never unmapped once a [`Region`]
-//! holds it, so a page of it is valid for `'static`. A [`Region`]'s `committed` count only
+//! kernel picks (page-aligned, aliasing no Rust object), made only by
+//! [`PoolRegion::get_or_reserve`], which unmaps one only when it lost the race to publish it,
+//! before any page of it was handed out; a published region is never unmapped, so a page of
+//! it is valid for `'static`. A [`Region`]'s `committed` count only
 //! grows, and is raised to `n` only after `mprotect` made pages `0..n` readable and writable
 //! (every page below the count read before that call was already, by the same rule), so
 //! every page below the count is accessible. A committed page is zero-filled at first, which
@@ -146,14 +148,14 @@ impl Region {
         // SAFETY: `from <= p < REGION_PAGES`, so the offset stays inside the region.
         let start = unsafe { self.base.add(from) }.cast();
         let len = (p + 1 - from) * PAGE_LEN;
-        // SAFETY: pages `from..=p` lie inside the region, which only this module maps; they
-        // become readable and writable, which no reference relies on them not being.
-        // Another thread may commit the same pages at once: `mprotect` to the same
-        // protection is idempotent.
+        // SAFETY: pages `from..=p` lie inside the region, which only this module maps. Making
+        // them readable and writable invalidates no reference: pages below the count keep
+        // the same protection, and none above it was handed out. Another thread may commit
+        // the same pages at once: `mprotect` to the same protection is idempotent.
         unsafe { mprotect(start, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE) }
             .map_err(|errno| Error::os("mprotect", errno))?;
-        // SAFETY: the same pages, now writable; populating writes nothing visible (the
-        // pages of a shared anonymous mapping are zero-filled when first allocated).
+        // SAFETY: the same pages, now writable; populating allocates the pages that have none
+        // yet (zero-filled) and changes no byte of those that have.
         match unsafe { madvise(start, len, MmapAdvise::MADV_POPULATE_WRITE) } {
             // `EINVAL`: a kernel older than 5.14, which allocates at the first write.
             Ok(()) | Err(Errno::EINVAL) => {}
