@@ -11,20 +11,22 @@
 //!
 //! A slot is an `AtomicU32`, in one of three kinds of `MAP_SHARED` memory (the mappings and
 //! their soundness are in [`crate::os::slot`] and [`crate::os::shm`]):
-//! - for a forked child, a 64-byte cell of the pool: the pages of one reserved region of
-//!   shared anonymous memory (`os::slot::Region`), committed in order as the pool grows and
-//!   never unmapped, each cut into 64 cells, with one bitmap word per page saying which are
-//!   taken. A cell is recycled when its [`StatusSlot`] drops after the child was reaped, so
-//!   starting a child costs no `mmap`/`munmap`, and the region stays at most two mappings
-//!   however many children are alive (every `fork()` copies each mapping; decision 0024).
-//!   Forked children inherit the region and the pool; the pool records its owner's pid, and
-//!   a child adopts it at its first start (forgets the parent's region, reserves one of its
-//!   own, never frees the parent's cells). The current slot records the pid that installed
-//!   it, and a process that inherited it through a fork it did not make with the runtime
-//!   never writes to it, so a recycled cell is written only by the child it was handed to.
-//!   A region holds [`MAX_POOLED`] cells: a start beyond that, while every cell is taken,
-//!   fails with `Error::Os { call: "fork", errno: EAGAIN }`, as `fork(2)` does at a limit on
-//!   processes;
+//! - for a forked child, a 64-byte cell of the pool: the pages of reserved regions of shared
+//!   anonymous memory (`os::slot::Region`, 16 384 cells each), committed in order as the pool
+//!   grows and never unmapped, each page cut into 64 cells, with one bitmap word per page
+//!   saying which are taken (in the region's shared header page, so that the parent's
+//!   writes to it never cost a copy-on-write fault while a child shares its memory). A cell is recycled when its [`StatusSlot`] drops after the child
+//!   was reaped, so starting a child costs no `mmap`/`munmap`, and a region stays at most two
+//!   mappings however many children it serves (every `fork()` copies each mapping; decision
+//!   0024); a second region is reserved only when the first is full. Forked children inherit
+//!   the regions and the pool; the pool records its owner's pid, and a child adopts it at its
+//!   first start (forgets the parent's regions, reserves its own, never frees the parent's
+//!   cells). The current slot records the pid that installed it, and a process that
+//!   inherited it through a fork it did not make with the runtime never writes to it, so a
+//!   recycled cell is written only by the child it was handed to. The pool holds
+//!   [`MAX_POOLED`] cells in [`MAX_REGIONS`] regions: a start beyond that, while every cell
+//!   is taken, fails with `Error::Os { call: "fork", errno: EAGAIN }`, as `fork(2)` does at
+//!   a limit on processes;
 //! - for a re-executed child, a sealed memfd segment laid out as `os::layout::StatusHeader`.
 //!
 //! [`StatusSlot::install_current_as`] consumes the slot and keeps its memory for the rest of
@@ -110,24 +112,31 @@ impl BlockedOn {
     }
 }
 
-/// The most forked children whose slots the pool holds at once (262 144): a region's cells.
-pub(crate) const MAX_POOLED: usize = REGION_PAGES * PER_PAGE;
+/// The most regions of one pool.
+pub(crate) const MAX_REGIONS: usize = 16;
+/// The pages of all the regions of one pool.
+const MAX_PAGES: usize = MAX_REGIONS * REGION_PAGES;
+/// The most forked children whose slots the pool holds at once: 262 144.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const MAX_POOLED: usize = MAX_PAGES * PER_PAGE;
 
 /// The pool of slots for forked children (see the module's documentation).
+///
+/// A few words of the parent's own memory: the bitmap of taken cells is in the regions'
+/// shared headers ([`crate::os::slot::RegionHeader`]).
 struct Pool {
-    /// The region of the pages; never unmapped.
-    region: PoolRegion,
-    /// Bit `i` of `used[p]`: cell `i` of page `p` of the region is taken.
-    used: [AtomicU64; REGION_PAGES],
+    /// The pid of the process whose pool this is; another pid means it was inherited
+    /// through `fork()` (0 until the first cell is taken).
+    owner: AtomicI32,
     /// The lowest page that may have a free cell, where a search starts (a hint: a search
     /// that finds nothing from here looks at the pages below it too), so that a start does
     /// not read one word per full page.
     first_free: AtomicUsize,
-    /// The pid of the process whose pool this is; another pid means it was inherited
-    /// through `fork()` (0 until the first cell is taken).
-    owner: AtomicI32,
     /// Serialises the adoption of an inherited pool (see [`Pool::adopt`]).
     adopt: Mutex<()>,
+    /// The regions, reserved in order (the reserved ones are a prefix); never unmapped.
+    /// Page `p` of the pool is page `p % REGION_PAGES` of region `p / REGION_PAGES`.
+    regions: [PoolRegion; MAX_REGIONS],
 }
 
 static POOL: Pool = Pool::new();
@@ -143,16 +152,15 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     const fn new() -> Pool {
         Pool {
-            region: PoolRegion::empty(),
-            used: [const { AtomicU64::new(0) }; REGION_PAGES],
-            first_free: AtomicUsize::new(0),
             owner: AtomicI32::new(0),
+            first_free: AtomicUsize::new(0),
             adopt: Mutex::new(()),
+            regions: [const { PoolRegion::empty() }; MAX_REGIONS],
         }
     }
 
     /// Makes the pool the calling process's own if it was inherited through `fork()`:
-    /// forgets the ancestor's region (it stays mapped, since a forked child's own slot is
+    /// forgets the ancestor's regions (they stay mapped, since a forked child's own slot is
     /// in it) and so never hands out or frees a cell of theirs. Done at the first start of
     /// a child rather than right after the fork, so that a forked child that starts nothing
     /// never reserves a region.
@@ -164,18 +172,15 @@ impl Pool {
         if self.owner.load(Ordering::Acquire) == pid {
             return;
         }
-        if let Some(region) = self.region.get() {
-            for used in self.used.iter().take(region.committed()) {
-                used.store(0, Ordering::Release);
-            }
+        for place in &self.regions {
+            place.forget();
         }
-        self.region.forget();
         self.first_free.store(0, Ordering::Release);
         self.owner.store(pid, Ordering::Release);
     }
 
     /// Takes a free cell for a child of `owner` (the calling process), committing the next
-    /// page of the region when every committed one is full.
+    /// page (reserving the next region) when every committed one is full.
     ///
     /// # Errors
     ///
@@ -184,14 +189,13 @@ impl Pool {
     /// [`crate::os::slot::Region::page_or_commit`] when address space or memory is lacking.
     fn take(&'static self, owner: i32) -> Result<StatusSlot> {
         self.adopt(owner);
-        let region = self.region.get_or_reserve()?;
-        let pages = MAX_POOLED / PER_PAGE;
-        let start = self.first_free.load(Ordering::Acquire).min(pages);
-        for p in (start..pages).chain(0..start) {
-            let Some(page) = region.page_or_commit(p)? else {
+        let start = self.first_free.load(Ordering::Acquire).min(MAX_PAGES);
+        for p in (start..MAX_PAGES).chain(0..start) {
+            let region = self.regions[p / REGION_PAGES].get_or_reserve()?;
+            let Some(page) = region.page_or_commit(p % REGION_PAGES)? else {
                 break;
             };
-            let used = &self.used[p];
+            let used = &region.header().used[p % REGION_PAGES];
             let mut taken = used.load(Ordering::Acquire);
             while taken != u64::MAX {
                 let index = (!taken).trailing_zeros() as usize;
@@ -209,6 +213,7 @@ impl Pool {
                         return Ok(StatusSlot {
                             backing: Backing::Pooled(PoolCell {
                                 pool: self,
+                                used,
                                 cell,
                                 page: p,
                                 index,
@@ -243,6 +248,8 @@ pub(crate) struct StatusSlot {
 #[derive(Debug)]
 struct PoolCell {
     pool: &'static Pool,
+    /// The bitmap word of the cell's page.
+    used: &'static AtomicU64,
     cell: &'static Cell,
     page: usize,
     index: usize,
@@ -445,10 +452,13 @@ impl Drop for PoolCell {
         if self.recycle.load(Ordering::Acquire)
             && self.owner == self.pool.owner.load(Ordering::Acquire)
             && self.owner == crate::os::process::getpid()
-            && let Some(used) = self.pool.used.get(self.page)
         {
-            used.fetch_and(!(1u64 << self.index), Ordering::AcqRel);
-            self.pool.first_free.fetch_min(self.page, Ordering::AcqRel);
+            self.used.fetch_and(!(1u64 << self.index), Ordering::AcqRel);
+            // Written only when it lowers the hint (a write is a page fault while a child
+            // shares the page).
+            if self.pool.first_free.load(Ordering::Acquire) > self.page {
+                self.pool.first_free.fetch_min(self.page, Ordering::AcqRel);
+            }
         }
     }
 }
@@ -522,31 +532,44 @@ mod tests {
     }
 
     /// A pool of its own (the process's pool serves the other tests meanwhile), filled to
-    /// the end: its region stays at most two mappings, the cell past the end is refused with
-    /// `EAGAIN`, and a freed cell is handed out again.
+    /// the end: each region stays at most two mappings and the next one is reserved only
+    /// when it is full, the cell past the end is refused with `EAGAIN`, and a freed cell is
+    /// handed out again.
     #[test]
-    fn pool_stays_one_region_and_refuses_past_its_end() {
+    fn pool_stays_few_mappings_and_refuses_past_its_end() {
         let pool: &'static Pool = Box::leak(Box::new(Pool::new()));
         let me = crate::os::process::getpid();
+        let per_region = REGION_PAGES * PER_PAGE;
         let mut slots = Vec::with_capacity(MAX_POOLED);
         slots.push(pool.take(me).expect("the first cell"));
-        let region = pool.region.get().expect("a region after the first cell");
+        let first = pool.regions[0]
+            .get()
+            .expect("a region after the first cell");
         assert_eq!(
-            mappings_in(region),
+            mappings_in(first),
             2,
             "committed page and the rest of the reservation"
         );
         for i in 1..MAX_POOLED {
             slots.push(pool.take(me).unwrap_or_else(|e| panic!("cell #{i}: {e}")));
-            if i == 1000 || i == MAX_POOLED / 2 {
-                let maps = mappings_in(region);
+            if i == 1000 || i == per_region - 1 {
+                let maps = mappings_in(first);
                 assert!(
                     maps <= 2,
                     "{maps} mappings for the region at {i} cells, expected 2"
                 );
+                assert!(
+                    pool.regions[1].get().is_none(),
+                    "second region at {i} cells"
+                );
             }
         }
-        assert_eq!(mappings_in(region), 1, "the whole region committed");
+        for (r, place) in pool.regions.iter().enumerate() {
+            let region = place
+                .get()
+                .unwrap_or_else(|| panic!("region {r} not reserved"));
+            assert_eq!(mappings_in(region), 1, "region {r} wholly committed");
+        }
         match pool.take(me) {
             Err(Error::Os {
                 call: "fork",

@@ -4,15 +4,15 @@
 //!
 //! - [`SlotPage`]: a page cut into [`PER_PAGE`] cells of one cache line, each holding one
 //!   word.
-//! - [`Region`]: the pool's memory, one reservation of [`REGION_PAGES`] pages of address
+//! - [`Region`]: the pool's memory, reservations of [`REGION_PAGES`] pages of address
 //!   space, mapped once (`PROT_NONE`, `MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE`) and never
 //!   unmapped; its pages are committed in order as the pool grows (`mprotect` to read-write,
 //!   then `madvise(MADV_POPULATE_WRITE)`, so that a lack of memory is an error here and not a
 //!   `SIGBUS` at the first write). The pages committed so far and the rest of the reservation
 //!   are at most two mappings (VMAs) however many children the pool serves, and a `fork()`
 //!   copies every mapping of the parent: one mapping per page made every fork cost more with
-//!   every 64 live children (decision 0024). [`PoolRegion`] is the place of the process's
-//!   current region.
+//!   every 64 live children (decision 0024). [`PoolRegion`] is the place of one of the
+//!   process's regions.
 //! - [`CurrentWord`]: a word the calling process keeps for the rest of its life (the one it
 //!   writes while it waits, the one its parent's pidfd handoff is on), with the pid that
 //!   installed it. It holds only `&'static` words, so reading it never dangles.
@@ -21,21 +21,22 @@
 //!
 //! A region is an anonymous `MAP_SHARED` mapping of [`REGION_LEN`] bytes at an address the
 //! kernel picks (page-aligned, aliasing no Rust object), made only by
-//! [`PoolRegion::get_or_reserve`], which unmaps one only when it lost the race to publish it,
-//! before any page of it was handed out; a published region is never unmapped, so a page of
-//! it is valid for `'static`. A [`Region`]'s `committed` count only
-//! grows, and is raised to `n` only after `mprotect` made pages `0..n` readable and writable
-//! (every page below the count read before that call was already, by the same rule), so
-//! every page below the count is accessible. A committed page is zero-filled at first, which
-//! is a valid [`SlotPage`] (its fields are atomics), and shared access through `&SlotPage`
-//! is sound because every access is atomic. A [`Region`] is leaked when published in a
+//! [`PoolRegion::get_or_reserve`], and unmapped only before any page of it was handed out
+//! (when its header cannot be committed, or when it lost the race to be published); a published region is never unmapped, so a page of
+//! it is valid for `'static`. Its header page is made readable and writable before the
+//! [`Region`] exists. A [`Region`]'s `committed` count of pages of cells only grows, and is
+//! raised to `n` only after `mprotect` made pages `0..n` readable and writable (every page
+//! below the count read before that call was already, by the same rule), so every page below
+//! the count is accessible. A committed page is zero-filled at first, which is a valid
+//! [`SlotPage`] or [`RegionHeader`] (their fields are atomics), and shared access through
+//! `&SlotPage` and `&RegionHeader` is sound because every access is atomic. A [`Region`] is leaked when published in a
 //! [`PoolRegion`], so the reference a [`PoolRegion`] hands out is `'static` too.
 //! [`CurrentWord`] stores only pointers made from `&'static AtomicU32`.
 #![allow(unsafe_code)]
 
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap_anonymous, mprotect, munmap};
@@ -49,11 +50,12 @@ pub(crate) const PAGE_LEN: usize = 4096;
 pub(crate) const CELL: usize = 64;
 /// Cells per page.
 pub(crate) const PER_PAGE: usize = PAGE_LEN / CELL;
-/// Pages in one region: 4096 pages of 64 cells, so 262 144 slots, in 16 MiB of address space
-/// (only the committed pages use memory).
-pub(crate) const REGION_PAGES: usize = 4096;
-/// The bytes of one region.
-pub(crate) const REGION_LEN: usize = REGION_PAGES * PAGE_LEN;
+/// Pages in one region: 256 pages of 64 cells, so 16 384 slots, in 1 MiB of address space
+/// (only the committed pages use memory). A larger reservation made every fork start a few
+/// microseconds slower even with its pages untouched (decision 0024).
+pub(crate) const REGION_PAGES: usize = 256;
+/// The bytes of one region: its header page, then its pages of cells.
+pub(crate) const REGION_LEN: usize = (1 + REGION_PAGES) * PAGE_LEN;
 
 /// One cell: the words of one forked child, on a cache line of their own.
 #[repr(C, align(64))]
@@ -82,11 +84,26 @@ const REGION: NonZeroUsize = match NonZeroUsize::new(REGION_LEN) {
     None => panic!("the region length is not zero"),
 };
 
-/// One reservation of [`REGION_PAGES`] pages, of which the first `committed` are readable
-/// and writable.
+/// The first page of a region: one word per page of cells, bit `i` of `used[p]` saying
+/// whether cell `i` of page `p` is taken. In shared memory, so that the parent's writes to
+/// it while a forked child still shares its pages cost no copy-on-write fault (a bitmap in
+/// the parent's own memory took a start and join two page faults more); a child never writes
+/// to its parent's (it takes cells from regions of its own).
+#[repr(C, align(4096))]
+#[derive(Debug)]
+pub(crate) struct RegionHeader {
+    /// The bitmap words, one per page of cells.
+    pub(crate) used: [AtomicU64; REGION_PAGES],
+}
+
+const _: () = assert!(std::mem::size_of::<RegionHeader>() == PAGE_LEN);
+
+/// One reservation: a header page, committed from the start, and [`REGION_PAGES`] pages of
+/// cells, of which the first `committed` are readable and writable.
 #[derive(Debug)]
 pub(crate) struct Region {
-    base: NonNull<SlotPage>,
+    header: NonNull<RegionHeader>,
+    pages: NonNull<SlotPage>,
     committed: AtomicUsize,
 }
 
@@ -97,7 +114,12 @@ unsafe impl Sync for Region {}
 
 impl Region {
     /// `mmap(PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE)` of [`REGION_LEN`]
-    /// bytes: address space only, no memory and no commit charge.
+    /// bytes (address space only, no memory and no commit charge), then its header page
+    /// committed.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Os { call: "mmap", .. }`; as [`Region::page_or_commit`] for the header.
     fn reserve() -> Result<Region> {
         // SAFETY: an anonymous mapping at an address the kernel picks aliases no Rust object.
         let ptr = unsafe {
@@ -109,29 +131,45 @@ impl Region {
             )
         }
         .map_err(|errno| Error::os("mmap", errno))?;
-        let base = ptr.cast::<SlotPage>();
+        let header = ptr.cast::<RegionHeader>();
         assert!(
-            (base.as_ptr() as usize).is_multiple_of(std::mem::align_of::<SlotPage>()),
+            (header.as_ptr() as usize).is_multiple_of(std::mem::align_of::<RegionHeader>()),
             "mmap returned an address that is not page-aligned"
         );
+        if let Err(error) = commit(header.cast(), PAGE_LEN) {
+            // SAFETY: mapped just above with this length; nothing points into it.
+            let _ = unsafe { munmap(ptr, REGION_LEN) };
+            return Err(error);
+        }
+        // SAFETY: the header is one page long, so the pages of cells start one page further,
+        // still inside the mapping.
+        let pages = unsafe { header.add(1) }.cast::<SlotPage>();
         Ok(Region {
-            base,
+            header,
+            pages,
             committed: AtomicUsize::new(0),
         })
     }
 
-    /// Page `p`, if it is committed.
+    /// The region's header: its bitmap of taken cells.
+    pub(crate) fn header(&self) -> &'static RegionHeader {
+        // SAFETY: the header page is committed before the region exists, and the region is
+        // never unmapped (see the module's `# Safety`).
+        unsafe { self.header.as_ref() }
+    }
+
+    /// Page of cells `p`, if it is committed.
     pub(crate) fn page(&self, p: usize) -> Option<&'static SlotPage> {
         if p >= self.committed.load(Ordering::Acquire) {
             return None;
         }
         // SAFETY: `p` is below the committed count, so inside the region and readable and
         // writable; the region is never unmapped (see the module's `# Safety`).
-        Some(unsafe { &*self.base.as_ptr().add(p) })
+        Some(unsafe { &*self.pages.as_ptr().add(p) })
     }
 
-    /// Page `p`, committing it and every page below it first if needed; `None` when `p` is
-    /// past the end of the region.
+    /// Page of cells `p`, committing it and every page below it first if needed; `None`
+    /// when `p` is past the end of the region.
     ///
     /// # Errors
     ///
@@ -146,21 +184,8 @@ impl Region {
             return Ok(None);
         }
         // SAFETY: `from <= p < REGION_PAGES`, so the offset stays inside the region.
-        let start = unsafe { self.base.add(from) }.cast();
-        let len = (p + 1 - from) * PAGE_LEN;
-        // SAFETY: pages `from..=p` lie inside the region, which only this module maps. Making
-        // them readable and writable invalidates no reference: pages below the count keep
-        // the same protection, and none above it was handed out. Another thread may commit
-        // the same pages at once: `mprotect` to the same protection is idempotent.
-        unsafe { mprotect(start, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE) }
-            .map_err(|errno| Error::os("mprotect", errno))?;
-        // SAFETY: the same pages, now writable; populating allocates the pages that have none
-        // yet (zero-filled) and changes no byte of those that have.
-        match unsafe { madvise(start, len, MmapAdvise::MADV_POPULATE_WRITE) } {
-            // `EINVAL`: a kernel older than 5.14, which allocates at the first write.
-            Ok(()) | Err(Errno::EINVAL) => {}
-            Err(errno) => return Err(Error::os("madvise", errno)),
-        }
+        let start = unsafe { self.pages.add(from) }.cast();
+        commit(start, (p + 1 - from) * PAGE_LEN)?;
         self.committed.fetch_max(p + 1, Ordering::AcqRel);
         Ok(self.page(p))
     }
@@ -168,17 +193,30 @@ impl Region {
     /// The addresses the region spans, `[start, end)`.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn span(&self) -> (usize, usize) {
-        let start = self.base.as_ptr() as usize;
+        let start = self.header.as_ptr() as usize;
         (start, start + REGION_LEN)
-    }
-
-    /// How many pages are committed.
-    pub(crate) fn committed(&self) -> usize {
-        self.committed.load(Ordering::Acquire)
     }
 }
 
-/// The place of the process's current region: empty, or a region that lives for the rest of
+/// Makes `len` bytes at `start`, whole pages of a region not yet handed out (or committed
+/// already), readable and writable, and allocates their memory.
+fn commit(start: NonNull<std::ffi::c_void>, len: usize) -> Result<()> {
+    // SAFETY: the pages lie inside a region, which only this module maps. Making them
+    // readable and writable invalidates no reference: committed pages keep the same
+    // protection, and none of the others was handed out. Another thread may commit the same
+    // pages at once: `mprotect` to the same protection is idempotent.
+    unsafe { mprotect(start, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE) }
+        .map_err(|errno| Error::os("mprotect", errno))?;
+    // SAFETY: the same pages, now writable; populating allocates the pages that have none
+    // yet (zero-filled) and changes no byte of those that have.
+    match unsafe { madvise(start, len, MmapAdvise::MADV_POPULATE_WRITE) } {
+        // `EINVAL`: a kernel older than 5.14, which allocates at the first write.
+        Ok(()) | Err(Errno::EINVAL) => Ok(()),
+        Err(errno) => Err(Error::os("madvise", errno)),
+    }
+}
+
+/// The place of one of the pool's regions: empty, or a region that lives for the rest of
 /// the process's life.
 #[derive(Debug)]
 pub(crate) struct PoolRegion(AtomicPtr<Region>);
@@ -222,7 +260,7 @@ impl PoolRegion {
                 // SAFETY: the region was mapped by `Region::reserve` with this length and no
                 // reference points into it (no page of it was ever handed out). An error
                 // leaves address space reserved, nothing worse.
-                let _ = unsafe { munmap(fresh.base.cast(), REGION_LEN) };
+                let _ = unsafe { munmap(fresh.header.cast(), REGION_LEN) };
                 // SAFETY: `other` is non-null (the exchange failed against null) and was
                 // stored here, so it lives for the rest of the process's life.
                 Ok(unsafe { &*other })
