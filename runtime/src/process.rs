@@ -347,7 +347,9 @@ impl Process {
     /// `AttributeError: Can't pickle local object`); [`Error::UnregisteredEntry`] for a
     /// function target not registered with [`entry!`](crate::entry) (CPython starts a child
     /// that exits with 1). And [`Error::Os`] when the system refuses (`fork`:
-    /// `EAGAIN` at the process limit; `pidfd_open`: `EMFILE` when fds run out; `mmap`).
+    /// `EAGAIN` at the process limit, or with the status slots of 262 144 forked children
+    /// taken (decision 0024); `pidfd_open`: `EMFILE` when fds run out; `mmap`, `mprotect`,
+    /// `madvise`: `ENOMEM`).
     /// After a system error nothing is left behind and the handle is still new, so it can
     /// be started again later.
     pub fn start(&mut self) -> Result<()> {
@@ -382,6 +384,7 @@ impl Process {
             Stage::Started(_) => return Err(Error::AlreadyStarted),
             Stage::New => {}
         }
+        // The creator is the calling process: its pid is handed down as the child's parent.
         if self.creator != current_pid() {
             return Err(Error::NotCreator);
         }
@@ -394,6 +397,7 @@ impl Process {
             identity: &self.identity,
             daemon: self.daemon,
             join_threads: self.join_threads,
+            parent: self.creator,
         };
         let target = self
             .target
@@ -489,7 +493,8 @@ impl Process {
         let Some(child) = child else {
             return Err(Error::JoinNotStarted);
         };
-        let code = child.wait(deadline)?;
+        // The creator is the calling process, and the process that started the child.
+        let code = child.wait_as_reaper(deadline)?;
         if code.is_some() {
             registry::forget(child);
         }
@@ -770,7 +775,7 @@ impl Drop for Process {
         if !child.is_reaper() {
             return;
         }
-        match child.poll() {
+        match child.poll_as_reaper() {
             Ok(None) if self.daemon => {
                 // Errors cannot be reported from `drop`; the registry still holds the
                 // child and reaps it later if the kill or the wait did not finish.

@@ -1,4 +1,5 @@
-//! Load: a thousand live children at once (catalogue item T41).
+//! Load: a thousand live children at once (catalogue item T41), and the parent's mappings
+//! flat as they grow from 10 to thousands.
 
 #[macro_use]
 extern crate proclife_testkit;
@@ -8,19 +9,43 @@ use common::{Gate, TestResult, join_code};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use proclife::{Process, active_children};
 
-/// Starts `count` children blocked on a gate, checks they are all alive and that the
-/// parent holds one fd per child, then releases and joins them all.
+/// The lines of `/proc/self/maps`: the mappings (VMAs) a `fork()` of this process copies.
+fn mappings() -> Result<usize, String> {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|maps| maps.lines().count())
+        .map_err(|e| format!("read /proc/self/maps: {e}"))
+}
+
+/// Mappings the parent may gain between 10 and `count` live children: the status slots'
+/// region grows inside one reservation (at most two mappings), and a growing table may move
+/// into a mapping of its own; one mapping per 64 children would be 15 or more at 1000.
+const MAPPINGS_SLACK: usize = 4;
+
+/// Starts `count` children blocked on a gate, checks they are all alive, that the parent
+/// holds one fd per child and that its mappings did not grow with the children, then
+/// releases and joins them all.
 fn thousand_alive(count: usize, step: impl Fn()) -> Result<(), String> {
     let base = common::fd_snapshot().len();
     let mut gate = Gate::new();
     let mut children = Vec::with_capacity(count);
+    let mut mappings_at_10 = 0;
     for i in 0..count {
         let mut p = Process::new(gate.waiter());
         p.start().map_err(|e| format!("start #{i}: {e}"))?;
         children.push(p);
+        if i + 1 == 10 {
+            mappings_at_10 = mappings()?;
+        }
         if i % 100 == 0 {
             step();
         }
+    }
+    let mappings_now = mappings()?;
+    if mappings_now > mappings_at_10 + MAPPINGS_SLACK {
+        return Err(format!(
+            "{mappings_now} mappings with {count} live children, {mappings_at_10} with 10: \
+             expected at most {MAPPINGS_SLACK} more"
+        ));
     }
     for p in &children {
         if !p.is_alive().map_err(|e| e.to_string())? {

@@ -132,8 +132,20 @@ impl Child {
     /// `Error::StatusLost` when something outside the runtime reaped the child (`ECHILD`);
     /// `Error::Os { call: "waitid", .. }` otherwise.
     pub(crate) fn poll(&self) -> Result<Option<i32>> {
+        if !self.is_reaper() {
+            return Ok(self.cached());
+        }
+        self.poll_as_reaper()
+    }
+
+    /// [`Child::poll`] in a caller that checked [`Child::is_reaper`] (one `getpid` less).
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::poll`].
+    pub(crate) fn poll_as_reaper(&self) -> Result<Option<i32>> {
         let mut cell = self.cell();
-        if cell.is_some() || !self.is_reaper() {
+        if cell.is_some() {
             return Ok(*cell);
         }
         if let Some(server) = &self.server {
@@ -187,11 +199,23 @@ impl Child {
         if !self.is_reaper() {
             return Ok(None);
         }
+        self.wait_as_reaper(deadline)
+    }
+
+    /// [`Child::wait`] in a caller that checked [`Child::is_reaper`] (one `getpid` less).
+    ///
+    /// # Errors
+    ///
+    /// As [`Child::wait`].
+    pub(crate) fn wait_as_reaper(&self, deadline: &Deadline) -> Result<Option<i32>> {
+        if let Some(code) = self.cached() {
+            return Ok(Some(code));
+        }
         let _blocked = status::blocked(BlockedOn::Join);
         loop {
             let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
             os::poll::wait(&mut fds, deadline)?;
-            if let Some(code) = self.poll()? {
+            if let Some(code) = self.poll_as_reaper()? {
                 return Ok(Some(code));
             }
             if deadline.expired() {

@@ -220,8 +220,14 @@ fn orphans_left_table(n: usize) {
 }
 
 /// Removes `child` from the table (it was observed dead, or its handle was closed).
+///
+/// Searched from the end: the child joined is most often the one started last, and then
+/// neither the search nor the removal reads the other records.
 pub(crate) fn forget(child: &Arc<Child>) {
-    lock().children.retain(|c| !Arc::ptr_eq(c, child));
+    let mut table = lock();
+    if let Some(i) = table.children.iter().rposition(|c| Arc::ptr_eq(c, child)) {
+        table.children.remove(i);
+    }
 }
 
 /// Reaps children whose handles were dropped, if they have exited.

@@ -11,16 +11,22 @@
 //!
 //! A slot is an `AtomicU32`, in one of three kinds of `MAP_SHARED` memory (the mappings and
 //! their soundness are in [`crate::os::slot`] and [`crate::os::shm`]):
-//! - for a forked child, a 64-byte cell of a pool page: anonymous pages, mapped once and
-//!   never unmapped, each cut into 64 cells, with one bitmap word per page saying which are
-//!   taken. A cell is recycled when its [`StatusSlot`] drops after the child was reaped, so
-//!   starting a child costs no `mmap`/`munmap`. Forked children inherit the pages and the
-//!   pool; the pool records its owner's pid, and a child adopts it at its first start
-//!   (forgets the parent's pages, takes cells from pages of its own, never frees the
-//!   parent's). The current slot records the pid that installed it, and a process that
+//! - for a forked child, a 64-byte cell of the pool: the pages of reserved regions of shared
+//!   anonymous memory (`os::slot::Region`, 16 384 cells each), committed in order as the pool
+//!   grows and never unmapped, each page cut into 64 cells, with one bitmap word per page
+//!   saying which are taken (in the region's shared header page, so that the parent's
+//!   writes to it never cost a copy-on-write fault while a child shares its memory). A cell is recycled when its [`StatusSlot`] drops after the child
+//!   was reaped, so starting a child costs no `mmap`/`munmap`, and a region stays at most two
+//!   mappings however many children it serves (every `fork()` copies each mapping; decision
+//!   0024); a second region is reserved only when the first is full. Forked children inherit
+//!   the regions and the pool; the pool records its owner's pid, and a child adopts it at its
+//!   first start (forgets the parent's regions, reserves its own, never frees the parent's
+//!   cells). The current slot records the pid that installed it, and a process that
 //!   inherited it through a fork it did not make with the runtime never writes to it, so a
-//!   recycled cell is written only by the child it was handed to;
-//! - when the pool is full, a page of its own, unmapped on drop;
+//!   recycled cell is written only by the child it was handed to. The pool holds
+//!   [`MAX_POOLED`] cells in [`MAX_REGIONS`] regions: a start beyond that, while every cell
+//!   is taken, fails with `Error::Os { call: "fork", errno: EAGAIN }`, as `fork(2)` does at
+//!   a limit on processes;
 //! - for a re-executed child, a sealed memfd segment laid out as `os::layout::StatusHeader`.
 //!
 //! [`StatusSlot::install_current_as`] consumes the slot and keeps its memory for the rest of
@@ -28,16 +34,18 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use nix::errno::Errno;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::children::wait::KernelWait;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::os;
 use crate::os::layout::StatusHeader;
 use crate::os::shm::Segment;
-use crate::os::slot::{Cell, CurrentWord, OwnPage, PER_PAGE, PoolPage};
+use crate::os::slot::{Cell, CurrentWord, PER_PAGE, PoolRegion, REGION_PAGES};
 use crate::pid::{AtomicPid, Pid};
 
 const _: () = assert!(PER_PAGE == u64::BITS as usize);
@@ -105,90 +113,126 @@ impl BlockedOn {
     }
 }
 
-/// Pool pages: up to 16 384 forked children alive at once share them; beyond that each
-/// child gets a page of its own.
-const MAX_PAGES: usize = 256;
+/// The most regions of one pool.
+pub(crate) const MAX_REGIONS: usize = 16;
+/// The pages of all the regions of one pool.
+const MAX_PAGES: usize = MAX_REGIONS * REGION_PAGES;
+/// The most forked children whose slots the pool holds at once: 262 144.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const MAX_POOLED: usize = MAX_PAGES * PER_PAGE;
 
 /// The pool of slots for forked children (see the module's documentation).
+///
+/// A few words of the parent's own memory: the bitmap of taken cells is in the regions'
+/// shared headers ([`crate::os::slot::RegionHeader`]).
 struct Pool {
-    /// The pages, mapped in order (the mapped ones are a prefix); never unmapped.
-    pages: [PoolPage; MAX_PAGES],
-    /// Bit `i` of `used[p]`: cell `i` of page `p` is taken.
-    used: [AtomicU64; MAX_PAGES],
     /// The pid of the process whose pool this is; another pid means it was inherited
     /// through `fork()` (none until the first cell is taken).
     owner: AtomicPid,
+    /// The lowest page that may have a free cell, where a search starts (a hint: a search
+    /// that finds nothing from here looks at the pages below it too), so that a start does
+    /// not read one word per full page.
+    first_free: AtomicUsize,
+    /// Serialises the adoption of an inherited pool (see [`Pool::adopt`]).
+    adopt: Mutex<()>,
+    /// The regions, reserved in order (the reserved ones are a prefix); never unmapped.
+    /// Page `p` of the pool is page `p % REGION_PAGES` of region `p / REGION_PAGES`.
+    regions: [PoolRegion; MAX_REGIONS],
 }
 
-static POOL: Pool = Pool {
-    pages: [const { PoolPage::empty() }; MAX_PAGES],
-    used: [const { AtomicU64::new(0) }; MAX_PAGES],
-    owner: AtomicPid::none(),
-};
+static POOL: Pool = Pool::new();
 
-/// Serialises the adoption of an inherited pool (see [`adopt_pool`]).
-static ADOPT: Mutex<()> = Mutex::new(());
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
 
-/// Makes the pool the calling process's own if it was inherited through `fork()`: forgets
-/// the ancestor's pages (they stay mapped, since a forked child's own slot is in one of
-/// them) and so never hands out or frees a cell of theirs. Done at the first start of a
-/// child rather than right after the fork, so that a forked child that starts nothing
-/// never writes to the pool's memory (each page a child writes costs it a copy-on-write
-/// fault).
-fn adopt_pool(pid: Pid) {
-    if POOL.owner.load(Ordering::Acquire) == Some(pid) {
-        return;
-    }
-    let _adopt = ADOPT.lock().unwrap_or_else(PoisonError::into_inner);
-    if POOL.owner.load(Ordering::Acquire) == Some(pid) {
-        return;
-    }
-    for (page, used) in POOL.pages.iter().zip(&POOL.used) {
-        if page.get().is_none() {
-            break;
+impl Pool {
+    const fn new() -> Pool {
+        Pool {
+            owner: AtomicPid::none(),
+            first_free: AtomicUsize::new(0),
+            adopt: Mutex::new(()),
+            regions: [const { PoolRegion::empty() }; MAX_REGIONS],
         }
-        page.forget();
-        used.store(0, Ordering::Release);
     }
-    POOL.owner.store(Some(pid), Ordering::Release);
-}
 
-/// Takes a free cell of the pool, mapping a page when every mapped one is full; `None`
-/// when the pool is full.
-fn take_cell() -> Result<Option<StatusSlot>> {
-    let owner = crate::os::process::getpid();
-    adopt_pool(owner);
-    for (p, (place, used)) in POOL.pages.iter().zip(&POOL.used).enumerate() {
-        let page = place.get_or_map()?;
-        let mut taken = used.load(Ordering::Acquire);
-        while taken != u64::MAX {
-            let index = (!taken).trailing_zeros() as usize;
-            match used.compare_exchange_weak(
-                taken,
-                taken | (1 << index),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    let cell = &page.cells[index];
-                    // A recycled cell may hold what a dead child left in it.
-                    cell.word.store(0, Ordering::Release);
-                    cell.handoff.store(PIDFD_PENDING, Ordering::Release);
-                    return Ok(Some(StatusSlot {
-                        backing: Backing::Pooled(PoolCell {
-                            cell,
-                            page: p,
-                            index,
-                            owner,
-                            recycle: AtomicBool::new(false),
-                        }),
-                    }));
+    /// Makes the pool the calling process's own if it was inherited through `fork()`:
+    /// forgets the ancestor's regions (they stay mapped, since a forked child's own slot is
+    /// in it) and so never hands out or frees a cell of theirs. Done at the first start of
+    /// a child rather than right after the fork, so that a forked child that starts nothing
+    /// never reserves a region.
+    fn adopt(&self, pid: Pid) {
+        if self.owner.load(Ordering::Acquire) == Some(pid) {
+            return;
+        }
+        let _adopt = self.adopt.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.owner.load(Ordering::Acquire) == Some(pid) {
+            return;
+        }
+        for place in &self.regions {
+            place.forget();
+        }
+        self.first_free.store(0, Ordering::Release);
+        self.owner.store(Some(pid), Ordering::Release);
+    }
+
+    /// Takes a free cell for a child of `owner` (the calling process), committing the next
+    /// page (reserving the next region) when every committed one is full.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Os { call: "fork", errno: EAGAIN }` when all [`MAX_POOLED`] cells are taken;
+    /// as [`crate::os::slot::PoolRegion::get_or_reserve`] and
+    /// [`crate::os::slot::Region::page_or_commit`] when address space or memory is lacking.
+    fn take(&'static self, owner: Pid) -> Result<StatusSlot> {
+        self.adopt(owner);
+        let start = self.first_free.load(Ordering::Acquire).min(MAX_PAGES);
+        for p in (start..MAX_PAGES).chain(0..start) {
+            let region = self.regions[p / REGION_PAGES].get_or_reserve()?;
+            let Some(page) = region.page_or_commit(p % REGION_PAGES)? else {
+                break;
+            };
+            let used = &region.header().used[p % REGION_PAGES];
+            let mut taken = used.load(Ordering::Acquire);
+            while taken != u64::MAX {
+                let index = (!taken).trailing_zeros() as usize;
+                match used.compare_exchange_weak(
+                    taken,
+                    taken | (1 << index),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        let cell = &page.cells[index];
+                        // A recycled cell may hold what a dead child left in it.
+                        cell.word.store(0, Ordering::Release);
+                        cell.handoff.store(PIDFD_PENDING, Ordering::Release);
+                        return Ok(StatusSlot {
+                            backing: Backing::Pooled(PoolCell {
+                                pool: self,
+                                used,
+                                cell,
+                                page: p,
+                                index,
+                                owner,
+                                recycle: AtomicBool::new(false),
+                            }),
+                        });
+                    }
+                    Err(now) => taken = now,
                 }
-                Err(now) => taken = now,
             }
+            // Full: the next search starts past it, unless a cell below was freed since.
+            let _ = self
+                .first_free
+                .compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Acquire);
         }
+        Err(Error::os("fork", Errno::EAGAIN))
     }
-    Ok(None)
 }
 
 /// The slot the calling process writes while it is blocked (none in the main program).
@@ -200,9 +244,13 @@ pub(crate) struct StatusSlot {
     backing: Backing,
 }
 
-/// Cell `index` of pool page `page`, taken by process `owner`; freed on drop if `recycle`.
+/// Cell `index` of page `page` of `pool`, taken by process `owner`; freed on drop if
+/// `recycle`.
 #[derive(Debug)]
 struct PoolCell {
+    pool: &'static Pool,
+    /// The bitmap word of the cell's page.
+    used: &'static AtomicU64,
     cell: &'static Cell,
     page: usize,
     index: usize,
@@ -219,26 +267,21 @@ struct PoolCell {
 enum Backing {
     /// A cell of the pool.
     Pooled(PoolCell),
-    /// A page of its own (when the pool is full), unmapped on drop.
-    Mapped(OwnPage),
     /// A memfd segment, for a slot handed to a re-executed child by fd.
     Shared(Segment<StatusHeader>),
 }
 
 impl StatusSlot {
-    /// A slot for a forked child, set to "running": a cell of the pool, or a page of its own
-    /// (`mmap(MAP_SHARED | MAP_ANONYMOUS)`) when the pool is full.
+    /// A slot for a forked child of the calling process, whose pid is `me`, set to
+    /// "running": a cell of the pool.
     ///
     /// # Errors
     ///
-    /// `Error::Os { call: "mmap", .. }` when a page cannot be mapped (`ENOMEM`).
-    pub(crate) fn new() -> Result<StatusSlot> {
-        if let Some(slot) = take_cell()? {
-            return Ok(slot);
-        }
-        Ok(StatusSlot {
-            backing: Backing::Mapped(OwnPage::map()?),
-        })
+    /// `Error::Os { call: "fork", errno: EAGAIN }` when [`MAX_POOLED`] slots are taken
+    /// already; `Error::Os { call: "mmap" | "mprotect" | "madvise", .. }` (`ENOMEM`) when the
+    /// region cannot be reserved or a page of it committed.
+    pub(crate) fn new(me: Pid) -> Result<StatusSlot> {
+        POOL.take(me)
     }
 
     /// Lets `drop` hand a pooled cell to another child: to be called once the child this
@@ -276,14 +319,13 @@ impl StatusSlot {
     pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.backing {
             Backing::Shared(segment) => Some(segment.as_fd()),
-            Backing::Pooled(_) | Backing::Mapped(_) => None,
+            Backing::Pooled(_) => None,
         }
     }
 
     fn word(&self) -> &AtomicU32 {
         match &self.backing {
             Backing::Pooled(pooled) => &pooled.cell.word,
-            Backing::Mapped(page) => &page.cell().word,
             Backing::Shared(segment) => &segment.header().word,
         }
     }
@@ -292,7 +334,6 @@ impl StatusSlot {
     fn handoff(&self) -> Option<&AtomicU32> {
         match &self.backing {
             Backing::Pooled(pooled) => Some(&pooled.cell.handoff),
-            Backing::Mapped(page) => Some(&page.cell().handoff),
             Backing::Shared(_) => None,
         }
     }
@@ -317,8 +358,8 @@ impl StatusSlot {
     /// rest of its life (or until [`uninstall_current`]). Called once, in the child, right
     /// after it was created and before the target runs.
     ///
-    /// The slot's memory is kept until the process ends: a pool cell is already (its page
-    /// is never unmapped); a page of its own or a segment is leaked, one page in a child.
+    /// The slot's memory is kept until the process ends: a pool cell is already (its region
+    /// is never unmapped); a segment is leaked, one page in a child.
     ///
     /// A forked child's slot also carries the pidfd handoff from its parent `parent`, which
     /// [`wait_for_pidfd_handoff`] waits for.
@@ -326,10 +367,6 @@ impl StatusSlot {
         let (word, handoff): (&'static AtomicU32, Option<&'static AtomicU32>) = match self.backing {
             // Dropping the cell's record leaves the cell taken (not recycled).
             Backing::Pooled(pooled) => (&pooled.cell.word, Some(&pooled.cell.handoff)),
-            Backing::Mapped(page) => {
-                let cell = Box::leak(Box::new(page)).cell();
-                (&cell.word, Some(&cell.handoff))
-            }
             Backing::Shared(segment) => (&Box::leak(Box::new(segment)).header().word, None),
         };
         word.store(0, Ordering::Release);
@@ -413,11 +450,15 @@ impl Drop for PoolCell {
     fn drop(&mut self) {
         // A copy inherited through fork belongs to an ancestor's pool: leave it.
         if self.recycle.load(Ordering::Acquire)
-            && POOL.owner.load(Ordering::Acquire) == Some(self.owner)
+            && self.pool.owner.load(Ordering::Acquire) == Some(self.owner)
             && self.owner == crate::os::process::getpid()
-            && let Some(used) = POOL.used.get(self.page)
         {
-            used.fetch_and(!(1u64 << self.index), Ordering::AcqRel);
+            self.used.fetch_and(!(1u64 << self.index), Ordering::AcqRel);
+            // Written only when it lowers the hint (a write is a page fault while a child
+            // shares the page).
+            if self.pool.first_free.load(Ordering::Acquire) > self.page {
+                self.pool.first_free.fetch_min(self.page, Ordering::AcqRel);
+            }
         }
     }
 }
@@ -474,11 +515,90 @@ mod tests {
         assert_eq!(BlockedOn::from_code(BlockedOn::ALL.len() as u32 + 1), None);
     }
 
+    /// The `/proc/self/maps` lines that lie inside `region`.
+    fn mappings_in(region: &crate::os::slot::Region) -> usize {
+        let (start, end) = region.span();
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+        maps.lines()
+            .filter_map(|line| {
+                let (lo, hi) = line.split_whitespace().next()?.split_once('-')?;
+                Some((
+                    usize::from_str_radix(lo, 16).ok()?,
+                    usize::from_str_radix(hi, 16).ok()?,
+                ))
+            })
+            .filter(|&(lo, hi)| lo >= start && hi <= end)
+            .count()
+    }
+
+    /// A pool of its own (the process's pool serves the other tests meanwhile), filled to
+    /// the end: each region stays at most two mappings and the next one is reserved only
+    /// when it is full, the cell past the end is refused with `EAGAIN`, and a freed cell is
+    /// handed out again.
+    #[test]
+    fn pool_stays_few_mappings_and_refuses_past_its_end() {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new()));
+        let me = crate::os::process::getpid();
+        let per_region = REGION_PAGES * PER_PAGE;
+        let mut slots = Vec::with_capacity(MAX_POOLED);
+        slots.push(pool.take(me).expect("the first cell"));
+        let first = pool.regions[0]
+            .get()
+            .expect("a region after the first cell");
+        assert_eq!(
+            mappings_in(first),
+            2,
+            "committed page and the rest of the reservation"
+        );
+        for i in 1..MAX_POOLED {
+            slots.push(pool.take(me).unwrap_or_else(|e| panic!("cell #{i}: {e}")));
+            if i == 1000 || i == per_region - 1 {
+                let maps = mappings_in(first);
+                assert!(
+                    maps <= 2,
+                    "{maps} mappings for the region at {i} cells, expected 2"
+                );
+                assert!(
+                    pool.regions[1].get().is_none(),
+                    "second region at {i} cells"
+                );
+            }
+        }
+        for (r, place) in pool.regions.iter().enumerate() {
+            let region = place
+                .get()
+                .unwrap_or_else(|| panic!("region {r} not reserved"));
+            assert_eq!(mappings_in(region), 1, "region {r} wholly committed");
+        }
+        match pool.take(me) {
+            Err(Error::Os {
+                call: "fork",
+                errno: Errno::EAGAIN,
+            }) => {}
+            other => panic!("cell past the end: {other:?}, expected fork EAGAIN"),
+        }
+        // Dropped while its child may still run: left taken.
+        drop(slots.swap_remove(77));
+        assert!(pool.take(me).is_err(), "a cell not recycled was handed out");
+        let freed = slots.swap_remove(1234);
+        let (page, index) = match &freed.backing {
+            Backing::Pooled(cell) => (cell.page, cell.index),
+            Backing::Shared(_) => panic!("a pooled slot expected"),
+        };
+        freed.recycle_on_drop();
+        drop(freed);
+        let again = pool.take(me).expect("the freed cell");
+        match &again.backing {
+            Backing::Pooled(cell) => assert_eq!((cell.page, cell.index), (page, index)),
+            Backing::Shared(_) => panic!("a pooled slot expected"),
+        }
+    }
+
     #[test]
     fn guard_writes_and_restores() {
-        let slot = StatusSlot::new().expect("mmap");
-        assert_eq!(slot.blocked_on(), None);
         let me = crate::os::process::getpid();
+        let slot = StatusSlot::new(me).expect("mmap");
+        assert_eq!(slot.blocked_on(), None);
         let slot = slot.install_current_as(me, me);
         {
             let _outer = blocked(BlockedOn::Condition);

@@ -60,7 +60,9 @@ mod tests {
 
     fn checks() {
         let me = crate::os::process::getpid();
-        let slot = StatusSlot::new().expect("slot").install_current_as(me, me);
+        let slot = StatusSlot::new(me)
+            .expect("slot")
+            .install_current_as(me, me);
 
         let lock = Lock::new().expect("lock");
         assert!(lock.acquire(None).expect("acquire"));

@@ -3,27 +3,43 @@
 //! current one.
 //!
 //! - [`SlotPage`]: a page cut into [`PER_PAGE`] cells of one cache line, each holding one
-//!   word. A pool page lives in a [`PoolPage`], which maps it once and never unmaps it, so
-//!   its cells are `&'static`; [`OwnPage`] is a page of its own, unmapped on drop.
+//!   word.
+//! - [`Region`]: the pool's memory, reservations of [`REGION_PAGES`] pages of address
+//!   space, mapped once (`PROT_NONE`, `MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE`) and never
+//!   unmapped; its pages are committed in order as the pool grows (`mprotect` to read-write,
+//!   then `madvise(MADV_POPULATE_WRITE)`, so that a lack of memory is an error here and not a
+//!   `SIGBUS` at the first write). The pages committed so far and the rest of the reservation
+//!   are at most two mappings (VMAs) however many children the pool serves, and a `fork()`
+//!   copies every mapping of the parent: one mapping per page made every fork cost more with
+//!   every 64 live children (decision 0024). [`PoolRegion`] is the place of one of the
+//!   process's regions.
 //! - [`CurrentWord`]: a word the calling process keeps for the rest of its life (the one it
 //!   writes while it waits, the one its parent's pidfd handoff is on), with the pid that
 //!   installed it. It holds only `&'static` words, so reading it never dangles.
 //!
 //! # Safety
 //!
-//! Every page is an anonymous `MAP_SHARED` mapping of [`PAGE_LEN`] bytes at an address the
-//! kernel picks (page-aligned, aliasing no Rust object), zero-filled, which is a valid
-//! [`SlotPage`] (its fields are atomics). Shared access through `&SlotPage` is sound because
-//! every access is atomic. A pool page is never unmapped: a pointer stored in a [`PoolPage`]
-//! is valid for `'static`. An [`OwnPage`] is unmapped only by its `drop`, and every reference
-//! into it borrows it. [`CurrentWord`] stores only pointers made from `&'static AtomicU32`.
+//! A region is an anonymous `MAP_SHARED` mapping of [`REGION_LEN`] bytes at an address the
+//! kernel picks (page-aligned, aliasing no Rust object), made only by
+//! [`PoolRegion::get_or_reserve`], and unmapped only before any page of it was handed out
+//! (when its header cannot be committed, or when it lost the race to be published); a published region is never unmapped, so a page of
+//! it is valid for `'static`. Its header page is made readable and writable before the
+//! [`Region`] exists. A [`Region`]'s `committed` count of pages of cells only grows, and is
+//! raised to `n` only after `mprotect` made pages `0..n` readable and writable (every page
+//! below the count read before that call was already, by the same rule), so every page below
+//! the count is accessible. A committed page is zero-filled at first, which is a valid
+//! [`SlotPage`] or [`RegionHeader`] (their fields are atomics), and shared access through
+//! `&SlotPage` and `&RegionHeader` is sound because every access is atomic. A [`Region`] is leaked when published in a
+//! [`PoolRegion`], so the reference a [`PoolRegion`] hands out is `'static` too.
+//! [`CurrentWord`] stores only pointers made from `&'static AtomicU32`.
 #![allow(unsafe_code)]
 
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
+use nix::errno::Errno;
+use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap_anonymous, mprotect, munmap};
 
 use crate::error::{Error, Result};
 use crate::pid::{AtomicPid, Pid};
@@ -35,6 +51,12 @@ pub(crate) const PAGE_LEN: usize = 4096;
 pub(crate) const CELL: usize = 64;
 /// Cells per page.
 pub(crate) const PER_PAGE: usize = PAGE_LEN / CELL;
+/// Pages in one region: 256 pages of 64 cells, so 16 384 slots, in 1 MiB of address space
+/// (only the committed pages use memory). A larger reservation made every fork start a few
+/// microseconds slower even with its pages untouched (decision 0024).
+pub(crate) const REGION_PAGES: usize = 256;
+/// The bytes of one region: its header page, then its pages of cells.
+pub(crate) const REGION_LEN: usize = (1 + REGION_PAGES) * PAGE_LEN;
 
 /// One cell: the words of one forked child, on a cache line of their own.
 #[repr(C, align(64))]
@@ -58,120 +80,199 @@ pub(crate) struct SlotPage {
 const _: () = assert!(std::mem::size_of::<Cell>() == CELL);
 const _: () = assert!(std::mem::size_of::<SlotPage>() == PAGE_LEN);
 
-const PAGE: NonZeroUsize = match NonZeroUsize::new(PAGE_LEN) {
+const REGION: NonZeroUsize = match NonZeroUsize::new(REGION_LEN) {
     Some(n) => n,
-    None => panic!("the page length is not zero"),
+    None => panic!("the region length is not zero"),
 };
 
-/// `mmap(MAP_SHARED | MAP_ANONYMOUS)` of one zero-filled page.
-fn map_page() -> Result<NonNull<SlotPage>> {
-    // SAFETY: an anonymous mapping at an address the kernel picks aliases no Rust object.
-    let ptr = unsafe {
-        mmap_anonymous(
-            None,
-            PAGE,
-            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-            MapFlags::MAP_SHARED,
-        )
-    }
-    .map_err(|errno| Error::os("mmap", errno))?;
-    let page = ptr.cast::<SlotPage>();
-    assert!(
-        (page.as_ptr() as usize).is_multiple_of(std::mem::align_of::<SlotPage>()),
-        "mmap returned an address that is not page-aligned"
-    );
-    Ok(page)
-}
-
-/// `munmap` of a page from [`map_page`] that no reference points into.
-fn unmap_page(page: NonNull<SlotPage>) {
-    // SAFETY: the caller hands over a page mapped by `map_page` with this length, into
-    // which no reference points any more. An error leaves a mapping behind, nothing worse.
-    let _ = unsafe { munmap(page.cast(), PAGE_LEN) };
-}
-
-/// The place of one pool page: empty, or a page mapped for the rest of the process's life.
+/// The first page of a region: one word per page of cells, bit `i` of `used[p]` saying
+/// whether cell `i` of page `p` is taken. In shared memory, so that the parent's writes to
+/// it while a forked child still shares its pages cost no copy-on-write fault (a bitmap in
+/// the parent's own memory took a start and join two page faults more); a child never writes
+/// to its parent's (it takes cells from regions of its own).
+#[repr(C, align(4096))]
 #[derive(Debug)]
-pub(crate) struct PoolPage(AtomicPtr<SlotPage>);
+pub(crate) struct RegionHeader {
+    /// The bitmap words, one per page of cells.
+    pub(crate) used: [AtomicU64; REGION_PAGES],
+}
 
-impl PoolPage {
-    /// An empty place.
-    pub(crate) const fn empty() -> PoolPage {
-        PoolPage(AtomicPtr::new(std::ptr::null_mut()))
-    }
+const _: () = assert!(std::mem::size_of::<RegionHeader>() == PAGE_LEN);
 
-    /// The page, if one is mapped here.
-    pub(crate) fn get(&self) -> Option<&'static SlotPage> {
-        let page = self.0.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer here came from `map_page` and is never unmapped (see
-        // the module's `# Safety`).
-        unsafe { page.as_ref() }
-    }
+/// One reservation: a header page, committed from the start, and [`REGION_PAGES`] pages of
+/// cells, of which the first `committed` are readable and writable.
+#[derive(Debug)]
+pub(crate) struct Region {
+    header: NonNull<RegionHeader>,
+    pages: NonNull<SlotPage>,
+    committed: AtomicUsize,
+}
 
-    /// The page, mapped now if the place is empty; when two threads map at once, one page
-    /// wins and the other is unmapped.
+// SAFETY: the region is never unmapped and every access to its pages is atomic.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// `mmap(PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE)` of [`REGION_LEN`]
+    /// bytes (address space only, no memory and no commit charge), then its header page
+    /// committed.
     ///
     /// # Errors
     ///
-    /// `Error::Os { call: "mmap", .. }` (`ENOMEM`).
-    pub(crate) fn get_or_map(&self) -> Result<&'static SlotPage> {
-        if let Some(page) = self.get() {
-            return Ok(page);
+    /// `Error::Os { call: "mmap", .. }`; as [`Region::page_or_commit`] for the header.
+    fn reserve() -> Result<Region> {
+        // SAFETY: an anonymous mapping at an address the kernel picks aliases no Rust object.
+        let ptr = unsafe {
+            mmap_anonymous(
+                None,
+                REGION,
+                ProtFlags::PROT_NONE,
+                MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
+            )
         }
-        let fresh = map_page()?;
+        .map_err(|errno| Error::os("mmap", errno))?;
+        let header = ptr.cast::<RegionHeader>();
+        assert!(
+            (header.as_ptr() as usize).is_multiple_of(std::mem::align_of::<RegionHeader>()),
+            "mmap returned an address that is not page-aligned"
+        );
+        if let Err(error) = commit(header.cast(), PAGE_LEN) {
+            // SAFETY: mapped just above with this length; nothing points into it.
+            let _ = unsafe { munmap(ptr, REGION_LEN) };
+            return Err(error);
+        }
+        // SAFETY: the header is one page long, so the pages of cells start one page further,
+        // still inside the mapping.
+        let pages = unsafe { header.add(1) }.cast::<SlotPage>();
+        Ok(Region {
+            header,
+            pages,
+            committed: AtomicUsize::new(0),
+        })
+    }
+
+    /// The region's header: its bitmap of taken cells.
+    pub(crate) fn header(&self) -> &'static RegionHeader {
+        // SAFETY: the header page is committed before the region exists, and the region is
+        // never unmapped (see the module's `# Safety`).
+        unsafe { self.header.as_ref() }
+    }
+
+    /// Page of cells `p`, if it is committed.
+    pub(crate) fn page(&self, p: usize) -> Option<&'static SlotPage> {
+        if p >= self.committed.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: `p` is below the committed count, so inside the region and readable and
+        // writable; the region is never unmapped (see the module's `# Safety`).
+        Some(unsafe { &*self.pages.as_ptr().add(p) })
+    }
+
+    /// Page of cells `p`, committing it and every page below it first if needed; `None`
+    /// when `p` is past the end of the region.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Os { call: "mprotect", .. }` or `Error::Os { call: "madvise", .. }`
+    /// (`ENOMEM`: no memory for the page).
+    pub(crate) fn page_or_commit(&self, p: usize) -> Result<Option<&'static SlotPage>> {
+        let from = self.committed.load(Ordering::Acquire);
+        if p < from {
+            return Ok(self.page(p));
+        }
+        if p >= REGION_PAGES {
+            return Ok(None);
+        }
+        // SAFETY: `from <= p < REGION_PAGES`, so the offset stays inside the region.
+        let start = unsafe { self.pages.add(from) }.cast();
+        commit(start, (p + 1 - from) * PAGE_LEN)?;
+        self.committed.fetch_max(p + 1, Ordering::AcqRel);
+        Ok(self.page(p))
+    }
+
+    /// The addresses the region spans, `[start, end)`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn span(&self) -> (usize, usize) {
+        let start = self.header.as_ptr() as usize;
+        (start, start + REGION_LEN)
+    }
+}
+
+/// Makes `len` bytes at `start`, whole pages of a region not yet handed out (or committed
+/// already), readable and writable, and allocates their memory.
+fn commit(start: NonNull<std::ffi::c_void>, len: usize) -> Result<()> {
+    // SAFETY: the pages lie inside a region, which only this module maps. Making them
+    // readable and writable invalidates no reference: committed pages keep the same
+    // protection, and none of the others was handed out. Another thread may commit the same
+    // pages at once: `mprotect` to the same protection is idempotent.
+    unsafe { mprotect(start, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE) }
+        .map_err(|errno| Error::os("mprotect", errno))?;
+    // SAFETY: the same pages, now writable; populating allocates the pages that have none
+    // yet (zero-filled) and changes no byte of those that have.
+    match unsafe { madvise(start, len, MmapAdvise::MADV_POPULATE_WRITE) } {
+        // `EINVAL`: a kernel older than 5.14, which allocates at the first write.
+        Ok(()) | Err(Errno::EINVAL) => Ok(()),
+        Err(errno) => Err(Error::os("madvise", errno)),
+    }
+}
+
+/// The place of one of the pool's regions: empty, or a region that lives for the rest of
+/// the process's life.
+#[derive(Debug)]
+pub(crate) struct PoolRegion(AtomicPtr<Region>);
+
+impl PoolRegion {
+    /// An empty place.
+    pub(crate) const fn empty() -> PoolRegion {
+        PoolRegion(AtomicPtr::new(std::ptr::null_mut()))
+    }
+
+    /// The region, if one was reserved here.
+    pub(crate) fn get(&self) -> Option<&'static Region> {
+        let region = self.0.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer here came from a leaked `Box` and its region is never
+        // unmapped (see the module's `# Safety`).
+        unsafe { region.as_ref() }
+    }
+
+    /// The region, reserved now if the place is empty; when two threads reserve at once,
+    /// one region wins and the other is unmapped.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Os { call: "mmap", .. }` (`ENOMEM`: no address space left).
+    pub(crate) fn get_or_reserve(&self) -> Result<&'static Region> {
+        if let Some(region) = self.get() {
+            return Ok(region);
+        }
+        let fresh = Box::into_raw(Box::new(Region::reserve()?));
         match self.0.compare_exchange(
             std::ptr::null_mut(),
-            fresh.as_ptr(),
+            fresh,
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            // SAFETY: `fresh` is now stored here, so it is never unmapped.
-            Ok(_) => Ok(unsafe { fresh.as_ref() }),
+            // SAFETY: `fresh` is now stored here, so it is never freed or unmapped.
+            Ok(_) => Ok(unsafe { &*fresh }),
             Err(other) => {
-                // Another thread published its page first; `fresh` was never shared.
-                unmap_page(fresh);
+                // SAFETY: `fresh` came from `Box::into_raw` above and was never shared.
+                let fresh = unsafe { Box::from_raw(fresh) };
+                // SAFETY: the region was mapped by `Region::reserve` with this length and no
+                // reference points into it (no page of it was ever handed out). An error
+                // leaves address space reserved, nothing worse.
+                let _ = unsafe { munmap(fresh.header.cast(), REGION_LEN) };
                 // SAFETY: `other` is non-null (the exchange failed against null) and was
-                // stored here, so it is never unmapped.
+                // stored here, so it lives for the rest of the process's life.
                 Ok(unsafe { &*other })
             }
         }
     }
 
-    /// Empties the place, leaving its page mapped (cells of it may still be in use).
+    /// Empties the place, leaving its region mapped (cells of it may still be in use): the
+    /// next [`PoolRegion::get_or_reserve`] reserves a new one.
     pub(crate) fn forget(&self) {
         self.0.store(std::ptr::null_mut(), Ordering::Release);
-    }
-}
-
-/// A page of its own, unmapped on drop; its first cell is the slot.
-#[derive(Debug)]
-pub(crate) struct OwnPage(NonNull<SlotPage>);
-
-// SAFETY: the page is owned by this value and reached only through atomics.
-unsafe impl Send for OwnPage {}
-// SAFETY: as above: every access is atomic.
-unsafe impl Sync for OwnPage {}
-
-impl OwnPage {
-    /// Maps a page of its own.
-    ///
-    /// # Errors
-    ///
-    /// `Error::Os { call: "mmap", .. }` (`ENOMEM`).
-    pub(crate) fn map() -> Result<OwnPage> {
-        map_page().map(OwnPage)
-    }
-
-    /// The page's first cell.
-    pub(crate) fn cell(&self) -> &Cell {
-        // SAFETY: the page stays mapped while `self` lives (see the module's `# Safety`).
-        &unsafe { self.0.as_ref() }.cells[0]
-    }
-}
-
-impl Drop for OwnPage {
-    fn drop(&mut self) {
-        unmap_page(self.0);
     }
 }
 

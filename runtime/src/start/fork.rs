@@ -43,8 +43,8 @@ impl Launcher for ForkLauncher {
                 .map_err(|threads| Error::ThreadedFork { threads })?,
             Threads::Allow(permit) => permit,
         };
-        let slot = StatusSlot::new()?;
-        let parent = os::process::getpid();
+        let parent = spec.parent;
+        let slot = StatusSlot::new(parent)?;
         let mut table = registry::lock();
         table.ensure_exit_hook()?;
         let state = (table, reserve, slot);

@@ -12,6 +12,7 @@ use super::target::{Target, TargetResult};
 use crate::children::child::Child;
 use crate::error::{Error, Result};
 use crate::os::fork::ForkPermit;
+use crate::pid::Pid;
 
 type OnceTarget = Box<dyn FnOnce() -> TargetResult + Send>;
 
@@ -84,6 +85,9 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) daemon: bool,
     /// Whether the child waits for its other threads when its target is done.
     pub(crate) join_threads: bool,
+    /// The pid of the calling process, the child's parent (asked once per start, by
+    /// `Process::start`, and handed down rather than asked again).
+    pub(crate) parent: Pid,
 }
 
 /// One start method.

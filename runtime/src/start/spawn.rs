@@ -106,7 +106,7 @@ impl Launcher for SpawnLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         let (key, args, arg_fds) = export_target(target, StartMethod::Spawn)?;
         let slot = StatusSlot::new_shared()?;
-        let parent = os::process::getpid();
+        let parent = spec.parent;
         let me = os::pidfd::pidfd_open(parent)?;
         let on_main_thread = gettid().as_raw() == parent.as_raw();
         let boot = ChildBoot {

@@ -145,7 +145,7 @@ impl Launcher for ForkServerLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         let (key, args, arg_fds) = export_target(target, StartMethod::ForkServer)?;
         let slot = StatusSlot::new_shared()?;
-        let parent = os::process::getpid();
+        let parent = spec.parent;
         let mut guard = server();
         if guard.as_ref().is_some_and(|s| s.owner != parent) {
             // Inherited through fork from the process that started it: not ours to use. The
