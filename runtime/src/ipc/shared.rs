@@ -247,6 +247,13 @@ impl<T: Shareable> Value<T> {
     ///
     /// As [`Value::get`].
     pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T> {
+        if crate::planted::active("value-update-unlocked") {
+            // Planted: read, yield, write, without the lock, so increments get lost.
+            let new = f(self.raw.get());
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            self.raw.set(new);
+            return Ok(new);
+        }
         locked(&self.lock, || {
             let new = f(self.raw.get());
             self.raw.set(new);
