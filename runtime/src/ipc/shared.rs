@@ -250,7 +250,7 @@ impl<T: Shareable> Value<T> {
         if crate::planted::active("value-update-unlocked") {
             // Planted: read, yield, write, without the lock, so increments get lost.
             let new = f(self.raw.get());
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(std::time::Duration::from_millis(50));
             self.raw.set(new);
             return Ok(new);
         }

@@ -82,18 +82,20 @@ fn accesses(rng: &mut Rng, obj: Object, out: &mut Vec<Call>) {
         }
     };
     match rng.below(3) {
+        // Accesses on both sides of a while under the lock: nothing else may change the
+        // cells in between.
         0 => {
             out.push(Call::Acquire {
                 obj,
                 timeout_ms: None,
             });
-            for _ in 0..1 + rng.below(2) {
-                let call = access(rng);
-                out.push(call);
-            }
+            let before = access(rng);
+            out.push(before);
             out.push(Call::EventWait {
                 timeout_ms: Some(5 + rng.below(20) as u32),
             });
+            let after = access(rng);
+            out.push(after);
             // Sometimes kept until the process ends.
             if !rng.one_in(4) {
                 out.push(Call::Release { obj });
@@ -319,6 +321,47 @@ pub fn program(seed: u64) -> Program {
             ]
             .map(|call| Step::Call { call }),
         );
+    }
+    if matches!(first, Object::Value | Object::Array) && rng.one_in(3) {
+        // Worker 0 writes under the lock and reads back after a long while; the parent
+        // writes once it sleeps: its write must wait for the release.
+        let (write, read, theirs) = if first == Object::Value {
+            (
+                Call::ValueSet { value: 1000 },
+                Call::ValueGet,
+                Call::ValueIncrement,
+            )
+        } else {
+            (
+                Call::ArraySet {
+                    index: 0,
+                    value: 1000,
+                },
+                Call::ArrayGet { index: 0 },
+                Call::ArraySet {
+                    index: 0,
+                    value: 2000,
+                },
+            )
+        };
+        let held = [
+            Call::Acquire {
+                obj: first,
+                timeout_ms: None,
+            },
+            write,
+            Call::EventWait {
+                timeout_ms: Some(100),
+            },
+            read,
+            Call::Release { obj: first },
+        ];
+        procs[0].splice(0..0, held);
+        parent.push(Step::AwaitBlocked {
+            procs: vec![0],
+            on: Object::Event,
+        });
+        parent.push(Step::Call { call: theirs });
     }
     if rng.one_in(2) {
         let proc = rng.below(workers as u64) as usize;
