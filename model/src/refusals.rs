@@ -1505,7 +1505,8 @@ pub const REFUSALS: &[Refusal] = &[
             decision: "0003",
             names: None,
         }),
-    },    Refusal {
+    },
+    Refusal {
         id: "value.release.unowned",
         object: Object::Value,
         operation: "release",

@@ -72,7 +72,9 @@ impl RegisterSpec {
     }
 
     fn index(&self, index: u32) -> Option<usize> {
-        usize::try_from(index).ok().filter(|&i| i < self.cells.len())
+        usize::try_from(index)
+            .ok()
+            .filter(|&i| i < self.cells.len())
     }
 
     /// The access `call` makes, and the refusal it gets from a dead holder's lock.
@@ -231,7 +233,10 @@ mod tests {
         let v = RegisterSpec::new(Object::Value);
         let (one, after) = only(v.step(0, Call::ValueIncrement));
         assert_eq!(one, Ret::Int { value: 1 });
-        assert_eq!(only(after.step(1, Call::ValueIncrement)).0, Ret::Int { value: 2 });
+        assert_eq!(
+            only(after.step(1, Call::ValueIncrement)).0,
+            Ret::Int { value: 2 }
+        );
         let acquire = Call::Acquire {
             obj: Object::Value,
             timeout_ms: None,
