@@ -13,7 +13,8 @@
 //! did not happen. A caller killed inside an access may have taken the lock and not released
 //! it, with its write done or not: the model lets such a pending call take effect as
 //! [`killed_inside`], a result no returned call can have, so the next caller may be told.
-//! An element is one aligned word, written whole, so no torn value is modelled.
+//! An element is one aligned word, written whole, so no torn value is modelled. Why the lock is
+//! part of the model and how a death inside an access is placed: decision 0021.
 
 use crate::objects::call::{Call, Object, Ret};
 use crate::objects::refusal::Refusal;
