@@ -112,6 +112,7 @@ pub fn classes(obj: Object) -> &'static [(&'static str, &'static str)] {
             ("__getitem__", "OwnerDied"),
             ("__setitem__", "None"),
             ("__setitem__", "InvalidArgument"),
+            ("__setitem__", "OwnerDied"),
         ],
     }
 }

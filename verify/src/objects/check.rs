@@ -110,8 +110,12 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
         .filter_map(crate::objects::scenarios::killed_while_blocked)
         .chain(locks.map(crate::objects::scenarios::holder_killed))
         .chain(
-            [Object::Value, Object::Array]
-                .map(crate::objects::scenarios::access_after_holder_killed),
+            [
+                Call::ValueGet,
+                Call::ArrayGet { index: 0 },
+                Call::ArraySet { index: 1, value: 7 },
+            ]
+            .map(crate::objects::scenarios::access_after_holder_killed),
         );
     for (k, program) in fixed.enumerate() {
         let method = options.method_of(k);

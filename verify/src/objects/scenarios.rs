@@ -134,15 +134,11 @@ pub fn holder_killed(obj: Object) -> Program {
 }
 
 /// As [`holder_killed`] for the lock of a `Value` or an `Array` (`get_lock()`), then the
-/// parent reads: the read is told the holder died (`value.get.holder_died`,
-/// `array.getitem.holder_died`) and holds the lock, which the parent then releases.
-pub fn access_after_holder_killed(obj: Object) -> Program {
-    let mut program = holder_killed(obj);
-    let read = if obj == Object::Array {
-        Call::ArrayGet { index: 0 }
-    } else {
-        Call::ValueGet
-    };
-    program.parent[2] = Step::Call { call: read };
+/// parent makes `access` (on the same object): it is told the holder died
+/// (`value.get.holder_died`, `array.getitem.holder_died`, `array.setitem.holder_died`) and
+/// holds the lock, which the parent then releases.
+pub fn access_after_holder_killed(access: Call) -> Program {
+    let mut program = holder_killed(access.object());
+    program.parent[2] = Step::Call { call: access };
     program
 }
