@@ -59,9 +59,8 @@ fn timeout(rng: &mut Rng) -> Option<u32> {
 
 /// Appends a few accesses to the value or the array for one worker: plain ones, or some
 /// under `get_lock()` held for a while (so that another process waits, or the holder is
-/// killed holding it). The lock is always acquired without a timeout before it is released,
-/// so releases are never refused: the refusal of an unowned release is checked by the
-/// refusal table's test, not here.
+/// killed holding it). A worker acquires the lock without a timeout before it releases it,
+/// so its releases are never refused (the parent's probe after a kill may be).
 fn accesses(rng: &mut Rng, obj: Object, out: &mut Vec<Call>) {
     let access = |rng: &mut Rng| {
         let value = 1 + rng.below(1000) as u32;
