@@ -169,6 +169,30 @@ pub fn refusal(id: &str) -> Option<&'static Refusal> {
 /// Every refusal, ordered by id.
 pub const REFUSALS: &[Refusal] = &[
     Refusal {
+        id: "array.acquire.holder_died",
+        object: Object::Array,
+        operation: "acquire",
+        situation: "a holder of its lock (`get_lock()`, an RLock) died holding it",
+        cpython: CPython::Returns("False"),
+        error: "OwnerDied",
+        deviation: Some(Deviation {
+            decision: "0003",
+            names: None,
+        }),
+    },
+    Refusal {
+        id: "array.getitem.holder_died",
+        object: Object::Array,
+        operation: "__getitem__",
+        situation: "a holder of its lock died holding it (proclife: `get`)",
+        cpython: CPython::Hangs,
+        error: "OwnerDied",
+        deviation: Some(Deviation {
+            decision: "0003",
+            names: None,
+        }),
+    },
+    Refusal {
         id: "array.getitem.out_of_range",
         object: Object::Array,
         operation: "__getitem__",
@@ -176,6 +200,30 @@ pub const REFUSALS: &[Refusal] = &[
         cpython: CPython::Raises(PyRaise::new("IndexError", "invalid index")),
         error: "InvalidArgument",
         deviation: None,
+    },
+    Refusal {
+        id: "array.release.unowned",
+        object: Object::Array,
+        operation: "release",
+        situation: "the caller does not hold its lock (`get_lock()`, an RLock)",
+        cpython: CPython::Raises(PyRaise::new(
+            "AssertionError",
+            "attempt to release recursive lock not owned by thread",
+        )),
+        error: "NotOwner",
+        deviation: None,
+    },
+    Refusal {
+        id: "array.setitem.holder_died",
+        object: Object::Array,
+        operation: "__setitem__",
+        situation: "a holder of its lock died holding it (proclife: `set`)",
+        cpython: CPython::Hangs,
+        error: "OwnerDied",
+        deviation: Some(Deviation {
+            decision: "0003",
+            names: None,
+        }),
     },
     Refusal {
         id: "array.setitem.out_of_range",
@@ -1435,6 +1483,18 @@ pub const REFUSALS: &[Refusal] = &[
         deviation: None,
     },
     Refusal {
+        id: "value.acquire.holder_died",
+        object: Object::Value,
+        operation: "acquire",
+        situation: "a holder of its lock (`get_lock()`, an RLock) died holding it",
+        cpython: CPython::Returns("False"),
+        error: "OwnerDied",
+        deviation: Some(Deviation {
+            decision: "0003",
+            names: None,
+        }),
+    },
+    Refusal {
         id: "value.get.holder_died",
         object: Object::Value,
         operation: "value",
@@ -1445,6 +1505,18 @@ pub const REFUSALS: &[Refusal] = &[
             decision: "0003",
             names: None,
         }),
+    },
+    Refusal {
+        id: "value.release.unowned",
+        object: Object::Value,
+        operation: "release",
+        situation: "the caller does not hold its lock (`get_lock()`, an RLock)",
+        cpython: CPython::Raises(PyRaise::new(
+            "AssertionError",
+            "attempt to release recursive lock not owned by thread",
+        )),
+        error: "NotOwner",
+        deviation: None,
     },
 ];
 

@@ -420,7 +420,7 @@ impl Error {
                 (O::Lock | O::ConditionWithLock, Op::Release) => {
                     named("ValueError", "semaphore or lock released too many times")
                 }
-                (O::RLock | O::Condition, Op::Release) => named(
+                (O::RLock | O::Condition | O::Value | O::Array, Op::Release) => named(
                     "AssertionError",
                     "attempt to release recursive lock not owned by thread",
                 ),

@@ -281,6 +281,43 @@ def _():
     Child(acquire_and_exit, value.get_lock()).finish()
     return answer_or_hang(read_value_and_report, value)
 
+def read_item_and_report(array, conn):
+    conn.send(outcome_of(lambda: array[0]))
+    conn.close()
+
+
+def write_item_and_report(array, conn):
+    def write():
+        array[0] = 1
+    conn.send(outcome_of(write))
+    conn.close()
+
+
+@row("array.getitem.holder_died")
+def _():
+    # As with `value`: the dead holder's lock stays taken, so the access waits forever.
+    array = CTX.Array("i", 3)
+    Child(acquire_and_exit, array.get_lock()).finish()
+    return answer_or_hang(read_item_and_report, array)
+
+
+@row("array.setitem.holder_died")
+def _():
+    array = CTX.Array("i", 3)
+    Child(acquire_and_exit, array.get_lock()).finish()
+    return answer_or_hang(write_item_and_report, array)
+
+
+@row("value.release.unowned")
+def _():
+    return CTX.Value("i", 7).get_lock().release()
+
+
+@row("array.release.unowned")
+def _():
+    return CTX.Array("i", 3).get_lock().release()
+
+
 @row("array.getitem.out_of_range")
 def _():
     return CTX.Array("i", 3)[3]
@@ -338,6 +375,8 @@ def holder_died(kind):
 
 ROWS["lock.acquire.holder_died"] = lambda: holder_died(CTX.Lock)
 ROWS["rlock.acquire.holder_died"] = lambda: holder_died(CTX.RLock)
+ROWS["value.acquire.holder_died"] = lambda: holder_died(lambda: CTX.Value("i", 7).get_lock())
+ROWS["array.acquire.holder_died"] = lambda: holder_died(lambda: CTX.Array("i", 3).get_lock())
 ROWS["condition.acquire.holder_died"] = lambda: holder_died(CTX.Condition)
 
 

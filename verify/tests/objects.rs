@@ -60,7 +60,7 @@ fn random_programs_agree(method: Option<StartMethod>, cases: u32) -> Result<(), 
 
 /// The bugs planted in the runtime's primitives, each caught by the default budget of
 /// `proclife check --objects`.
-const PLANTED: [&str; 7] = [
+const PLANTED: [&str; 9] = [
     "condition-notify-zero-wakes-one",
     "condition-notify-wakes-one-more",
     "condition-timeout-reports-woken",
@@ -68,6 +68,8 @@ const PLANTED: [&str; 7] = [
     "queue-get-leaves-item",
     "barrier-last-index-zero",
     "joinable-task-done-one-too-many",
+    "value-update-unlocked",
+    "array-set-unlocked",
 ];
 
 fn proclife(args: &[&str], bug: Option<&str>) -> Result<std::process::Output, String> {

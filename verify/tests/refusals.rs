@@ -146,6 +146,24 @@ impl Mutex for RLock {
     }
 }
 
+impl Mutex for Value<i32> {
+    fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
+        self.get_lock().acquire(timeout)
+    }
+    fn give(&self) -> proclife::Result<()> {
+        self.get_lock().release()
+    }
+}
+
+impl Mutex for Array<i32> {
+    fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
+        self.get_lock().acquire(timeout)
+    }
+    fn give(&self) -> proclife::Result<()> {
+        self.get_lock().release()
+    }
+}
+
 impl Mutex for Condition {
     fn take(&self, timeout: Option<Duration>) -> proclife::Result<bool> {
         self.acquire(timeout)
@@ -390,6 +408,20 @@ fn drive(id: &str) -> Result<Error, String> {
             let held = Arc::clone(&value);
             died_holding(move || held.get_lock().acquire(None).is_ok_and(|ok| ok))?;
             refused(value.get())
+        }
+        "value.acquire.holder_died" => acquire_after_holder_died(setup(Value::new(7i32))?),
+        "value.release.unowned" => refused(setup(Value::new(7i32))?.get_lock().release()),
+        "array.acquire.holder_died" => acquire_after_holder_died(setup(Array::new(3, 0i32))?),
+        "array.release.unowned" => refused(setup(Array::new(3, 0i32))?.get_lock().release()),
+        "array.getitem.holder_died" | "array.setitem.holder_died" => {
+            let array = Arc::new(setup(Array::new(3, 0i32))?);
+            let held = Arc::clone(&array);
+            died_holding(move || held.get_lock().acquire(None).is_ok_and(|ok| ok))?;
+            if id == "array.getitem.holder_died" {
+                refused(array.get(0))
+            } else {
+                refused(array.set(0, 1))
+            }
         }
         "array.getitem.out_of_range" => refused(setup(Array::new(3, 0i32))?.get(3)),
         "array.setitem.out_of_range" => refused(setup(Array::new(3, 0i32))?.set(3, 1)),

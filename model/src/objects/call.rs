@@ -33,11 +33,16 @@ pub enum Object {
     SimpleQueue,
     /// `multiprocessing.JoinableQueue`.
     JoinableQueue,
+    /// `multiprocessing.Value` (synchronized, over its own `RLock`).
+    Value,
+    /// `multiprocessing.Array` (synchronized, over its own `RLock`), of
+    /// [`crate::objects::register::ARRAY_LEN`] elements.
+    Array,
 }
 
 impl Object {
     /// Every primitive a history may use.
-    pub const ALL: [Object; 10] = [
+    pub const ALL: [Object; 12] = [
         Object::Lock,
         Object::RLock,
         Object::Semaphore,
@@ -48,6 +53,8 @@ impl Object {
         Object::Queue,
         Object::SimpleQueue,
         Object::JoinableQueue,
+        Object::Value,
+        Object::Array,
     ];
 
     /// The CPython class name.
@@ -63,6 +70,8 @@ impl Object {
             Object::Queue => "Queue",
             Object::SimpleQueue => "SimpleQueue",
             Object::JoinableQueue => "JoinableQueue",
+            Object::Value => "Value",
+            Object::Array => "Array",
         }
     }
 
@@ -87,6 +96,8 @@ impl Object {
             Object::Queue => T::Queue,
             Object::SimpleQueue => T::SimpleQueue,
             Object::JoinableQueue => T::JoinableQueue,
+            Object::Value => T::Value,
+            Object::Array => T::Array,
         }
     }
 }
@@ -95,8 +106,8 @@ impl Object {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Call {
-    /// `acquire(timeout=...)` on a `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` or the
-    /// lock of a `Condition`.
+    /// `acquire(timeout=...)` on a `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, the
+    /// lock of a `Condition`, or the lock of a `Value` or `Array` (`get_lock().acquire()`).
     Acquire {
         /// The object.
         obj: Object,
@@ -166,6 +177,27 @@ pub enum Call {
         /// The queue.
         obj: Object,
     },
+    /// Reading `Value.value` (under the value's lock).
+    ValueGet,
+    /// Writing `Value.value` (under the value's lock).
+    ValueSet {
+        /// The value written.
+        value: u32,
+    },
+    /// `with v.get_lock(): v.value += 1` (proclife's `Value::update`); returns the new value.
+    ValueIncrement,
+    /// `array[index]` (under the array's lock).
+    ArrayGet {
+        /// The index (out of range when not below the length).
+        index: u32,
+    },
+    /// `array[index] = value` (under the array's lock).
+    ArraySet {
+        /// The index.
+        index: u32,
+        /// The value written.
+        value: u32,
+    },
 }
 
 impl Call {
@@ -178,6 +210,8 @@ impl Call {
             Call::BarrierWait { .. } => Object::Barrier,
             Call::Put { obj, .. } | Call::Get { obj, .. } | Call::Close { obj } => obj,
             Call::TaskDone | Call::Join { .. } => Object::JoinableQueue,
+            Call::ValueGet | Call::ValueSet { .. } | Call::ValueIncrement => Object::Value,
+            Call::ArrayGet { .. } | Call::ArraySet { .. } => Object::Array,
         }
     }
 
@@ -198,6 +232,10 @@ impl Call {
             Call::TaskDone => "task_done",
             Call::Join { .. } => "join",
             Call::Close { .. } => "close",
+            // CPython reads, writes and increments through the attribute `value`.
+            Call::ValueGet | Call::ValueSet { .. } | Call::ValueIncrement => "value",
+            Call::ArrayGet { .. } => "__getitem__",
+            Call::ArraySet { .. } => "__setitem__",
         }
     }
 }
@@ -212,6 +250,19 @@ fn timeout(f: &mut fmt::Formatter<'_>, timeout_ms: Option<u32>) -> fmt::Result {
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.", self.object().name())?;
+        match *self {
+            Call::ValueGet => return f.write_str("value"),
+            Call::ValueSet { value } => return write!(f, "value = {value}"),
+            Call::ValueIncrement => return f.write_str("value += 1 (under get_lock())"),
+            Call::ArrayGet { index } => return write!(f, "[{index}]"),
+            Call::ArraySet { index, value } => return write!(f, "[{index}] = {value}"),
+            Call::Acquire { obj, .. } | Call::Release { obj }
+                if matches!(obj, Object::Value | Object::Array) =>
+            {
+                f.write_str("get_lock().")?;
+            }
+            _ => {}
+        }
         match *self {
             Call::Acquire { timeout_ms, .. } => {
                 f.write_str("acquire(")?;
@@ -248,6 +299,11 @@ impl fmt::Display for Call {
                 timeout(f, timeout_ms)?;
             }
             Call::Close { .. } => f.write_str("close(")?,
+            Call::ValueGet
+            | Call::ValueSet { .. }
+            | Call::ValueIncrement
+            | Call::ArrayGet { .. }
+            | Call::ArraySet { .. } => {}
         }
         f.write_str(")")
     }

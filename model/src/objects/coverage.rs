@@ -95,6 +95,27 @@ pub fn classes(obj: Object) -> &'static [(&'static str, &'static str)] {
             ("join", "False"),
             ("close", "None"),
         ],
+        Object::Value => &[
+            ("acquire", "True"),
+            ("acquire", "OwnerDied"),
+            ("release", "None"),
+            ("release", "NotOwner"),
+            ("value", "item"),
+            ("value", "None"),
+            ("value", "OwnerDied"),
+        ],
+        Object::Array => &[
+            ("acquire", "True"),
+            ("acquire", "OwnerDied"),
+            ("release", "None"),
+            ("release", "NotOwner"),
+            ("__getitem__", "item"),
+            ("__getitem__", "InvalidArgument"),
+            ("__getitem__", "OwnerDied"),
+            ("__setitem__", "None"),
+            ("__setitem__", "InvalidArgument"),
+            ("__setitem__", "OwnerDied"),
+        ],
     }
 }
 
@@ -125,7 +146,7 @@ mod tests {
     use crate::objects::Refusal;
     use crate::refusals::REFUSALS;
 
-    const OBJECTS: [Object; 10] = Object::ALL;
+    const OBJECTS: [Object; 12] = Object::ALL;
 
     /// Every refusal class is an `Error` variant the table names for that object and
     /// operation, and every refusal a model names is a row of an operation the coverage

@@ -251,6 +251,9 @@ impl<S: Spec> Search<'_, S> {
                 .best_state
                 .step(entry.proc, entry.call)
                 .into_iter()
+                // What only a killed caller's call may do (`register::killed_inside`) is no
+                // result of a call that returned.
+                .filter(|(ret, _)| !matches!(ret, Ret::Other { .. }))
                 .map(|(ret, _)| match ret {
                     // The row, so that the explanation says which refusal it means.
                     Ret::Raised { refusal } => format!("{refusal} (row {})", refusal.id()),

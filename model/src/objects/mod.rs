@@ -1,5 +1,6 @@
 //! The shared primitives (`Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
-//! `Condition`, `Barrier`, `Queue`, `SimpleQueue`, `JoinableQueue`) as specifications, and
+//! `Condition`, `Barrier`, `Queue`, `SimpleQueue`, `JoinableQueue`, `Value`, `Array`) as
+//! specifications, and
 //! the histories they judge.
 //!
 //! A history is what real processes did to one set of shared objects: every call with the
@@ -19,6 +20,7 @@ pub mod graph;
 mod history;
 pub mod linearizable;
 pub mod refusal;
+pub mod register;
 pub mod spec;
 
 pub use call::{Call, Object, Ret};

@@ -77,9 +77,27 @@ impl Refusal {
     pub const BARRIER_WAIT_AFTER_TIMEOUT: Refusal = Refusal("barrier.wait.after_timeout");
     /// `Barrier.wait` while (or after) a waiting party died.
     pub const BARRIER_WAIT_PARTY_DIED: Refusal = Refusal("barrier.wait.party_died");
+    /// `Value.get_lock().acquire` after a holder of the lock died holding it.
+    pub const VALUE_ACQUIRE_HOLDER_DIED: Refusal = Refusal("value.acquire.holder_died");
+    /// `Value.get_lock().release` by a process that does not hold the lock.
+    pub const VALUE_RELEASE_UNOWNED: Refusal = Refusal("value.release.unowned");
+    /// Reading, writing or incrementing `Value.value` after a holder of its lock died.
+    pub const VALUE_HOLDER_DIED: Refusal = Refusal("value.get.holder_died");
+    /// `Array.get_lock().acquire` after a holder of the lock died holding it.
+    pub const ARRAY_ACQUIRE_HOLDER_DIED: Refusal = Refusal("array.acquire.holder_died");
+    /// `Array.get_lock().release` by a process that does not hold the lock.
+    pub const ARRAY_RELEASE_UNOWNED: Refusal = Refusal("array.release.unowned");
+    /// `array[i]` after a holder of its lock died holding it.
+    pub const ARRAY_GETITEM_HOLDER_DIED: Refusal = Refusal("array.getitem.holder_died");
+    /// `array[i] = x` after a holder of its lock died holding it.
+    pub const ARRAY_SETITEM_HOLDER_DIED: Refusal = Refusal("array.setitem.holder_died");
+    /// `array[i]` with `i` not below the length.
+    pub const ARRAY_GETITEM_OUT_OF_RANGE: Refusal = Refusal("array.getitem.out_of_range");
+    /// `array[i] = x` with `i` not below the length.
+    pub const ARRAY_SETITEM_OUT_OF_RANGE: Refusal = Refusal("array.setitem.out_of_range");
 
     /// Every refusal the primitives' models name.
-    pub const MODELLED: [Refusal; 28] = [
+    pub const MODELLED: [Refusal; 37] = [
         Refusal::LOCK_ACQUIRE_ALREADY_HELD,
         Refusal::LOCK_ACQUIRE_HOLDER_DIED,
         Refusal::LOCK_RELEASE_HELD_BY_OTHER,
@@ -108,6 +126,15 @@ impl Refusal {
         Refusal::BARRIER_WAIT_TIMEOUT,
         Refusal::BARRIER_WAIT_AFTER_TIMEOUT,
         Refusal::BARRIER_WAIT_PARTY_DIED,
+        Refusal::VALUE_ACQUIRE_HOLDER_DIED,
+        Refusal::VALUE_RELEASE_UNOWNED,
+        Refusal::VALUE_HOLDER_DIED,
+        Refusal::ARRAY_ACQUIRE_HOLDER_DIED,
+        Refusal::ARRAY_RELEASE_UNOWNED,
+        Refusal::ARRAY_GETITEM_HOLDER_DIED,
+        Refusal::ARRAY_SETITEM_HOLDER_DIED,
+        Refusal::ARRAY_GETITEM_OUT_OF_RANGE,
+        Refusal::ARRAY_SETITEM_OUT_OF_RANGE,
     ];
 
     /// The refusal of the table's row `id`, if the table has it.

@@ -1,6 +1,6 @@
 //! Sequential specifications of the primitives whose operations take effect at one point:
 //! `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Queue`, `SimpleQueue`,
-//! `JoinableQueue`.
+//! `JoinableQueue`, and (in [`crate::objects::register`]) `Value` and `Array`.
 //!
 //! Each is a pure `step` from a state and one call by one process to the results the call
 //! may have at that point and the states after it; no result means the call cannot complete
@@ -20,6 +20,7 @@ use std::hash::Hash;
 
 use crate::objects::call::{Call, Object, Ret};
 use crate::objects::refusal::Refusal;
+pub use crate::objects::register::RegisterSpec;
 
 /// A sequential specification of one primitive.
 pub trait Spec: Clone + Eq + Hash + Debug {
@@ -412,6 +413,8 @@ pub enum AnySpec {
     Event(EventSpec),
     /// `Queue`, `SimpleQueue` or `JoinableQueue`.
     Queue(QueueSpec),
+    /// `Value` or `Array`.
+    Register(RegisterSpec),
 }
 
 /// Initial values of the objects of a history.
@@ -443,6 +446,7 @@ impl AnySpec {
             Object::Queue | Object::SimpleQueue | Object::JoinableQueue => {
                 AnySpec::Queue(QueueSpec::new(obj, init.maxsize))
             }
+            Object::Value | Object::Array => AnySpec::Register(RegisterSpec::new(obj)),
             Object::Condition | Object::Barrier => return None,
         })
     }
@@ -458,6 +462,7 @@ impl Spec for AnySpec {
             AnySpec::Semaphore(s) => wrap(s.step(proc, call), AnySpec::Semaphore),
             AnySpec::Event(s) => wrap(s.step(proc, call), AnySpec::Event),
             AnySpec::Queue(s) => wrap(s.step(proc, call), AnySpec::Queue),
+            AnySpec::Register(s) => wrap(s.step(proc, call), AnySpec::Register),
         }
     }
 
@@ -467,12 +472,14 @@ impl Spec for AnySpec {
             AnySpec::Semaphore(s) => AnySpec::Semaphore(s.die(proc)),
             AnySpec::Event(s) => AnySpec::Event(s.die(proc)),
             AnySpec::Queue(s) => AnySpec::Queue(s.die(proc)),
+            AnySpec::Register(s) => AnySpec::Register(s.die(proc)),
         }
     }
 
     fn exit(&self, proc: usize) -> AnySpec {
         match self {
             AnySpec::Lock(s) => AnySpec::Lock(s.exit(proc)),
+            AnySpec::Register(s) => AnySpec::Register(s.exit(proc)),
             other => other.clone(),
         }
     }
@@ -483,6 +490,7 @@ impl Spec for AnySpec {
             AnySpec::Semaphore(s) => s.label(),
             AnySpec::Event(s) => s.label(),
             AnySpec::Queue(s) => s.label(),
+            AnySpec::Register(s) => s.label(),
         }
     }
 }
@@ -632,6 +640,13 @@ mod tests {
                     timeout_ms: Some(5),
                 },
                 Call::Close { obj },
+                Call::ValueGet,
+                Call::ValueSet { value: 3 },
+                Call::ValueIncrement,
+                Call::ArrayGet { index: 1 },
+                Call::ArrayGet { index: 2 },
+                Call::ArraySet { index: 0, value: 4 },
+                Call::ArraySet { index: 2, value: 4 },
             ];
             let Some(first) = AnySpec::initial(obj, init) else {
                 continue;

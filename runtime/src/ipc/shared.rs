@@ -247,6 +247,13 @@ impl<T: Shareable> Value<T> {
     ///
     /// As [`Value::get`].
     pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T> {
+        if crate::planted::active("value-update-unlocked") {
+            // Planted: read, yield, write, without the lock, so increments get lost.
+            let new = f(self.raw.get());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            self.raw.set(new);
+            return Ok(new);
+        }
         locked(&self.lock, || {
             let new = f(self.raw.get());
             self.raw.set(new);
@@ -430,6 +437,10 @@ impl<T: Shareable> Array<T> {
     ///
     /// As [`Array::get`].
     pub fn set(&self, index: usize, value: T) -> Result<()> {
+        if crate::planted::active("array-set-unlocked") {
+            // Planted: the write does not wait for a holder of the lock.
+            return self.raw.set(index, value);
+        }
         locked(&self.lock, || self.raw.set(index, value))
     }
 

@@ -99,11 +99,25 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
     let mut coverage = Coverage::default();
     // First the calls killed while they block, and the holders of locks killed, which
     // random programs reach only by chance.
-    let locks = [Object::Lock, Object::RLock, Object::Condition];
+    let locks = [
+        Object::Lock,
+        Object::RLock,
+        Object::Condition,
+        Object::Value,
+        Object::Array,
+    ];
     let fixed = [Object::Lock, Object::RLock, Object::Barrier, Object::Queue]
         .into_iter()
         .filter_map(crate::objects::scenarios::killed_while_blocked)
-        .chain(locks.map(crate::objects::scenarios::holder_killed));
+        .chain(locks.map(crate::objects::scenarios::holder_killed))
+        .chain(
+            [
+                Call::ValueGet,
+                Call::ArrayGet { index: 0 },
+                Call::ArraySet { index: 1, value: 7 },
+            ]
+            .map(crate::objects::scenarios::access_after_holder_killed),
+        );
     for (k, program) in fixed.enumerate() {
         let method = options.method_of(k);
         let (observed, verdict) = run_once(&program, method)?;
@@ -178,7 +192,8 @@ fn fed(p: &Program) -> bool {
 }
 
 /// How many locks and permits the parent's calls leave held, counting every `acquire` as
-/// taken (those with a timeout may not be).
+/// taken (those with a timeout may not be), and every access to a value or an array too
+/// (one told that a holder died holds the lock afterwards).
 fn parent_holds(p: &Program) -> usize {
     let mut held: std::collections::BTreeMap<Object, usize> = Default::default();
     for step in &p.parent {
@@ -186,6 +201,14 @@ fn parent_holds(p: &Program) -> usize {
             Step::Call {
                 call: Call::Acquire { obj, .. },
             } => *held.entry(*obj).or_default() += 1,
+            Step::Call {
+                call:
+                    call @ (Call::ValueGet
+                    | Call::ValueSet { .. }
+                    | Call::ValueIncrement
+                    | Call::ArrayGet { .. }
+                    | Call::ArraySet { .. }),
+            } => *held.entry(call.object()).or_default() += 1,
             Step::Call {
                 call: Call::Release { obj },
             } => {

@@ -23,6 +23,8 @@ pub fn site(call: Call) -> Option<Site> {
         M::Queue => R::Queue,
         M::SimpleQueue => R::SimpleQueue,
         M::JoinableQueue => R::JoinableQueue,
+        M::Value => R::Value,
+        M::Array => R::Array,
     };
     let operation = Operation::ALL
         .into_iter()

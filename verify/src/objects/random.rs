@@ -6,6 +6,7 @@
 //! cannot block forever), and in one program of two kills a worker after a random number
 //! of its calls. The generator is a pure function of the seed.
 
+use proclife_model::objects::register::ARRAY_LEN;
 use proclife_model::objects::{Call, Object};
 
 use crate::objects::scenario::{Program, Step};
@@ -46,7 +47,7 @@ impl Rng {
 }
 
 /// The objects a program may focus on.
-pub const FOCUS: [Object; 10] = Object::ALL;
+pub const FOCUS: [Object; 12] = Object::ALL;
 
 fn timeout(rng: &mut Rng) -> Option<u32> {
     Some(match rng.below(4) {
@@ -54,6 +55,58 @@ fn timeout(rng: &mut Rng) -> Option<u32> {
         1 => 1 + rng.below(3) as u32,
         _ => 5 + rng.below(25) as u32,
     })
+}
+
+/// Appends a few accesses to the value or the array for one worker: plain ones, or some
+/// under `get_lock()` held for a while (so that another process waits, or the holder is
+/// killed holding it). A worker acquires the lock without a timeout before it releases it,
+/// so its releases are never refused (the parent's probe after a kill may be).
+fn accesses(rng: &mut Rng, obj: Object, out: &mut Vec<Call>) {
+    let access = |rng: &mut Rng| {
+        let value = 1 + rng.below(1000) as u32;
+        if obj == Object::Value {
+            match rng.below(4) {
+                0 => Call::ValueGet,
+                1 => Call::ValueSet { value },
+                _ => Call::ValueIncrement,
+            }
+        } else {
+            // One index in four is out of range.
+            let index = rng.below(ARRAY_LEN as u64 * 4 / 3 + 1) as u32;
+            if rng.one_in(2) {
+                Call::ArrayGet { index }
+            } else {
+                Call::ArraySet { index, value }
+            }
+        }
+    };
+    match rng.below(3) {
+        // Accesses on both sides of a while under the lock: nothing else may change the
+        // cells in between.
+        0 => {
+            out.push(Call::Acquire {
+                obj,
+                timeout_ms: None,
+            });
+            let before = access(rng);
+            out.push(before);
+            out.push(Call::EventWait {
+                timeout_ms: Some(5 + rng.below(20) as u32),
+            });
+            let after = access(rng);
+            out.push(after);
+            // Sometimes kept until the process ends.
+            if !rng.one_in(4) {
+                out.push(Call::Release { obj });
+            }
+        }
+        _ => {
+            for _ in 0..1 + rng.below(3) {
+                let call = access(rng);
+                out.push(call);
+            }
+        }
+    }
 }
 
 /// Appends a few calls on `obj` for one worker; `next_item` numbers queue items uniquely.
@@ -159,6 +212,7 @@ fn calls(rng: &mut Rng, obj: Object, out: &mut Vec<Call>, next_item: &mut u32) {
                 }),
             }
         }
+        Object::Value | Object::Array => accesses(rng, obj, out),
         // A simple queue's get has no timeout, so every worker puts before it gets: no get
         // waits for an item that never comes (see `simple_gets_are_fed`).
         Object::SimpleQueue => {
@@ -267,6 +321,47 @@ pub fn program(seed: u64) -> Program {
             .map(|call| Step::Call { call }),
         );
     }
+    if matches!(first, Object::Value | Object::Array) && rng.one_in(3) {
+        // Worker 0 writes under the lock and reads back after a long while; the parent
+        // writes once it sleeps: its write must wait for the release.
+        let (write, read, theirs) = if first == Object::Value {
+            (
+                Call::ValueSet { value: 1000 },
+                Call::ValueGet,
+                Call::ValueIncrement,
+            )
+        } else {
+            (
+                Call::ArraySet {
+                    index: 0,
+                    value: 1000,
+                },
+                Call::ArrayGet { index: 0 },
+                Call::ArraySet {
+                    index: 0,
+                    value: 2000,
+                },
+            )
+        };
+        let held = [
+            Call::Acquire {
+                obj: first,
+                timeout_ms: None,
+            },
+            write,
+            Call::EventWait {
+                timeout_ms: Some(100),
+            },
+            read,
+            Call::Release { obj: first },
+        ];
+        procs[0].splice(0..0, held);
+        parent.push(Step::AwaitBlocked {
+            procs: vec![0],
+            on: Object::Event,
+        });
+        parent.push(Step::Call { call: theirs });
+    }
     if rng.one_in(2) {
         let proc = rng.below(workers as u64) as usize;
         // Killed in the middle of a call that may block (or hold a lock meanwhile), or
@@ -311,6 +406,21 @@ pub fn program(seed: u64) -> Program {
                 obj: first,
                 timeout_ms: Some(0),
             }],
+            // The next access (or acquirer) after a holder's death is told, and holds the
+            // lock then: the release frees it for the workers still running (or, when
+            // nobody died holding it, is refused).
+            Object::Value | Object::Array => {
+                let access = match (first, rng.below(3)) {
+                    (Object::Value, _) => Call::ValueGet,
+                    (_, 0) => Call::ArrayGet { index: 0 },
+                    (_, 1) => Call::ArraySet { index: 1, value: 7 },
+                    _ => Call::Acquire {
+                        obj: first,
+                        timeout_ms: None,
+                    },
+                };
+                vec![access, Call::Release { obj: first }]
+            }
             _ => vec![Call::IsSet],
         };
         parent.extend(probe.into_iter().map(|call| Step::Call { call }));

@@ -77,6 +77,8 @@ fn blocked_on(obj: Object) -> &'static [BlockedOn] {
         Object::Queue | Object::SimpleQueue => &[BlockedOn::Recv, BlockedOn::Send],
         // A joinable queue's `join` and `task_done` wait as `Join`.
         Object::JoinableQueue => &[BlockedOn::Recv, BlockedOn::Send, BlockedOn::Join],
+        // The lock of a value or an array is an `RLock`.
+        Object::Value | Object::Array => &[BlockedOn::RLock],
     }
 }
 

@@ -132,3 +132,18 @@ pub fn holder_killed(obj: Object) -> Program {
         ],
     }
 }
+
+/// As [`holder_killed`] for the lock of a `Value` or an `Array` (`get_lock()`), then the
+/// parent makes `access` (on the same object): it is told the holder died
+/// (`value.get.holder_died`, `array.getitem.holder_died`, `array.setitem.holder_died`) and
+/// holds the lock, which the parent then releases. The worker holds the lock for at most
+/// 2 s (it is killed as soon as it sleeps), so that a program shrunk from this one replays
+/// quickly.
+pub fn access_after_holder_killed(access: Call) -> Program {
+    let mut program = holder_killed(access.object());
+    program.procs[0][1] = Call::EventWait {
+        timeout_ms: Some(2000),
+    };
+    program.parent[2] = Step::Call { call: access };
+    program
+}

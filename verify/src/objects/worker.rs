@@ -4,9 +4,10 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use proclife::ipc::{Connection, JoinableQueue, Queue, SimpleQueue, Value};
+use proclife::ipc::{Array, Connection, JoinableQueue, Queue, SimpleQueue, Value};
 use proclife::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 use proclife::{Error, TargetResult};
+use proclife_model::objects::register::ARRAY_LEN;
 use proclife_model::objects::{Call, Object, Ret};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,10 @@ pub struct Shared {
     pub simple: SimpleQueue<u32>,
     /// A `JoinableQueue` of `u32` items, of the same `maxsize` as the queue.
     pub joinable: JoinableQueue<u32>,
+    /// A `Value` of `u32`, initially 0.
+    pub value: Value<u32>,
+    /// An `Array` of `ARRAY_LEN` `u32`s, initially 0.
+    pub array: Array<u32>,
     /// The logical clock: every invocation and return takes the next value.
     pub stamp: Value<u64>,
 }
@@ -88,6 +93,8 @@ impl Shared {
             queue: Queue::new(setup.maxsize)?,
             simple: SimpleQueue::new()?,
             joinable: JoinableQueue::new(setup.maxsize)?,
+            value: Value::new(0)?,
+            array: Array::new(ARRAY_LEN, 0)?,
             stamp: Value::new(0)?,
         })
     }
@@ -113,6 +120,14 @@ impl Shared {
             queue: Queue::from_fd(dup(self.queue.as_fd())?)?,
             simple: SimpleQueue::from_fd(dup(self.simple.as_fd())?)?,
             joinable: JoinableQueue::from_fd(dup(self.joinable.as_fd())?)?,
+            value: Value::from_fds(
+                dup(self.value.as_fd())?,
+                dup(self.value.get_lock().as_fd())?,
+            )?,
+            array: Array::from_fds(
+                dup(self.array.as_fd())?,
+                dup(self.array.get_lock().as_fd())?,
+            )?,
             stamp: Value::from_fds(
                 dup(self.stamp.as_fd())?,
                 dup(self.stamp.get_lock().as_fd())?,
@@ -122,23 +137,24 @@ impl Shared {
 
     /// Takes the next stamp. A process killed while stamping leaves the counter's lock to
     /// the next caller as `OwnerDied`; the counter itself is one word, whole either way.
+    /// The increment is written out under `get_lock()` rather than through `Value::update`,
+    /// whose bugs the checked `Value` is there to find.
     ///
     /// # Errors
     ///
     /// The runtime's, other than `OwnerDied`.
     pub fn stamp(&self) -> proclife::Result<u64> {
-        match self.stamp.update(|n| n + 1) {
-            Err(Error::OwnerDied) => {
-                let lock = self.stamp.get_lock();
-                lock.mark_consistent()?;
-                let raw = self.stamp.get_obj();
-                let next = raw.get() + 1;
-                raw.set(next);
-                lock.release()?;
-                Ok(next)
-            }
-            other => other,
+        let lock = self.stamp.get_lock();
+        match lock.acquire(None) {
+            Ok(_) => {}
+            Err(Error::OwnerDied) => lock.mark_consistent()?,
+            Err(e) => return Err(e),
         }
+        let raw = self.stamp.get_obj();
+        let next = raw.get() + 1;
+        raw.set(next);
+        lock.release()?;
+        Ok(next)
     }
 
     /// Performs one call and returns its result in the model's terms.
@@ -153,6 +169,8 @@ impl Shared {
                     Object::Semaphore => self.semaphore.acquire(timeout),
                     Object::BoundedSemaphore => self.bounded.acquire(timeout),
                     Object::Condition => self.condition.acquire(timeout),
+                    Object::Value => self.value.get_lock().acquire(timeout),
+                    Object::Array => self.array.get_lock().acquire(timeout),
                     other => return unsupported(other, call),
                 };
                 if matches!(acquired, Err(Error::OwnerDied)) {
@@ -161,6 +179,8 @@ impl Shared {
                     let marked = match obj {
                         Object::Lock => self.lock.mark_consistent(),
                         Object::RLock => self.rlock.mark_consistent(),
+                        Object::Value => self.value.get_lock().mark_consistent(),
+                        Object::Array => self.array.get_lock().mark_consistent(),
                         _ => self.condition.mark_consistent(),
                     };
                     if let Err(e) = marked {
@@ -177,6 +197,8 @@ impl Shared {
                     Object::Semaphore => self.semaphore.release(),
                     Object::BoundedSemaphore => self.bounded.release(),
                     Object::Condition => self.condition.release(),
+                    Object::Value => self.value.get_lock().release(),
+                    Object::Array => self.array.get_lock().release(),
                     other => return unsupported(other, call),
                 },
             ),
@@ -242,7 +264,47 @@ impl Shared {
                 }
                 Ret::None
             }
+            Call::ValueGet => self.locked(call, Object::Value, self.value.get()),
+            Call::ValueSet { value } => self.locked(call, Object::Value, self.value.set(value)),
+            Call::ValueIncrement => self.locked(
+                call,
+                Object::Value,
+                self.value.update(|v| v.wrapping_add(1)),
+            ),
+            Call::ArrayGet { index } => {
+                let got = usize::try_from(index)
+                    .map_err(|_| Error::InvalidArgument("index out of range"))
+                    .and_then(|i| self.array.get(i));
+                self.locked(call, Object::Array, got)
+            }
+            Call::ArraySet { index, value } => {
+                let set = usize::try_from(index)
+                    .map_err(|_| Error::InvalidArgument("index out of range"))
+                    .and_then(|i| self.array.set(i, value));
+                self.locked(call, Object::Array, set)
+            }
         }
+    }
+
+    /// The result of an access to the value or the array: told that a holder of its lock
+    /// died, the caller holds the lock (the access did not happen) and marks it consistent
+    /// at once, as after an `acquire`.
+    fn locked<T: Into<map::RetValue>>(
+        &self,
+        call: Call,
+        obj: Object,
+        result: proclife::Result<T>,
+    ) -> Ret {
+        if matches!(result, Err(Error::OwnerDied)) {
+            let marked = match obj {
+                Object::Value => self.value.get_lock().mark_consistent(),
+                _ => self.array.get_lock().mark_consistent(),
+            };
+            if let Err(e) = marked {
+                return map::refusal(call, &e);
+            }
+        }
+        map::ret(call, result)
     }
 }
 
