@@ -348,7 +348,7 @@ impl Process {
     /// function target not registered with [`entry!`](crate::entry) (CPython starts a child
     /// that exits with 1). And [`Error::Os`] when the system refuses (`fork`:
     /// `EAGAIN` at the process limit, or with the status slots of 262 144 forked children
-    /// taken (decision 0024); `pidfd_open`: `EMFILE` when fds run out; `mmap`, `mprotect`,
+    /// taken (decision 0023); `pidfd_open`: `EMFILE` when fds run out; `mmap`, `mprotect`,
     /// `madvise`: `ENOMEM`).
     /// After a system error nothing is left behind and the handle is still new, so it can
     /// be started again later.

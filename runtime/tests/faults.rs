@@ -543,7 +543,7 @@ fn t13_zero_fd_delta() -> TestResult {
 /// again once memory is available.
 ///
 /// Forked children take their slots from a region of shared memory that a process reserves
-/// at its first fork start (decision 0024). The helper is a forked child, so its pool is
+/// at its first fork start (decision 0023). The helper is a forked child, so its pool is
 /// fresh and its first start must reserve a region: with the address space limited to its
 /// current size, that `mmap` fails.
 fn t13_enomem() -> TestResult {

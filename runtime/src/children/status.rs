@@ -18,7 +18,7 @@
 //!   writes to it never cost a copy-on-write fault while a child shares its memory). A cell is recycled when its [`StatusSlot`] drops after the child
 //!   was reaped, so starting a child costs no `mmap`/`munmap`, and a region stays at most two
 //!   mappings however many children it serves (every `fork()` copies each mapping; decision
-//!   0024); a second region is reserved only when the first is full. Forked children inherit
+//!   0023); a second region is reserved only when the first is full. Forked children inherit
 //!   the regions and the pool; the pool records its owner's pid, and a child adopts it at its
 //!   first start (forgets the parent's regions, reserves its own, never frees the parent's
 //!   cells). The current slot records the pid that installed it, and a process that

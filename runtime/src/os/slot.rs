@@ -11,7 +11,7 @@
 //!   `SIGBUS` at the first write). The pages committed so far and the rest of the reservation
 //!   are at most two mappings (VMAs) however many children the pool serves, and a `fork()`
 //!   copies every mapping of the parent: one mapping per page made every fork cost more with
-//!   every 64 live children (decision 0024). [`PoolRegion`] is the place of one of the
+//!   every 64 live children (decision 0023). [`PoolRegion`] is the place of one of the
 //!   process's regions.
 //! - [`CurrentWord`]: a word the calling process keeps for the rest of its life (the one it
 //!   writes while it waits, the one its parent's pidfd handoff is on), with the pid that
@@ -53,7 +53,7 @@ pub(crate) const CELL: usize = 64;
 pub(crate) const PER_PAGE: usize = PAGE_LEN / CELL;
 /// Pages in one region: 256 pages of 64 cells, so 16 384 slots, in 1 MiB of address space
 /// (only the committed pages use memory). A larger reservation made every fork start a few
-/// microseconds slower even with its pages untouched (decision 0024).
+/// microseconds slower even with its pages untouched (decision 0023).
 pub(crate) const REGION_PAGES: usize = 256;
 /// The bytes of one region: its header page, then its pages of cells.
 pub(crate) const REGION_LEN: usize = (1 + REGION_PAGES) * PAGE_LEN;
