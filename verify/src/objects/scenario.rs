@@ -15,6 +15,9 @@ use crate::objects::worker::{Report, Setup, Shared, Work, run_call, worker};
 /// Every wait of the harness itself is bounded by this, plus the timeouts of the calls.
 pub const PROMPT: Duration = Duration::from_secs(10);
 
+/// How many times its bound a worker that keeps making progress may take to end.
+const STARVED: u32 = 10;
+
 /// What the parent does while the workers run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,8 +148,9 @@ impl Worker {
 ///
 /// # Errors
 ///
-/// When the harness fails: a worker cannot be started, does not block or end within
-/// [`PROMPT`] plus its timeouts, or exits with anything but 0 without being killed.
+/// When the harness fails: a worker cannot be started, does not end within [`PROMPT`] plus
+/// its timeouts and then makes no progress (reports no call and is not runnable) for
+/// [`PROMPT`], or exits with anything but 0 without being killed.
 pub fn run(program: &Program, method: StartMethod) -> anyhow::Result<Observed> {
     if let Some(p) = program.parent.iter().find_map(|s| match s {
         Step::AwaitBlocked { procs, .. } => procs.iter().find(|&&p| p >= program.procs.len()),
@@ -391,10 +395,21 @@ fn drive(
     }
     for (p, w) in workers.iter_mut().enumerate() {
         let bound = PROMPT + timeouts(&program.procs[p]);
-        let deadline = Instant::now() + bound;
+        let started = Instant::now();
+        let mut deadline = started + bound;
+        // A worker that still reports calls, or that is runnable but waits for a CPU (a busy
+        // machine), is not stuck: the bound is then counted again from there, up to
+        // `STARVED` times the bound in all (a worker spinning without end).
+        let last = started + bound * STARVED;
+        let mut reports = w.received.len();
         // Keep the pipe drained while waiting, so a worker never blocks on a full pipe.
         while w.process.exitcode()?.is_none() && Instant::now() < deadline {
             w.drain(Duration::from_millis(5))?;
+            let running = matches!(w.process.state()?, ProcessState::Running);
+            if w.received.len() > reports || running {
+                reports = w.received.len();
+                deadline = deadline.max((Instant::now() + PROMPT).min(last));
+            }
         }
         w.process.join_timeout(Duration::ZERO)?;
         match w.process.exitcode()? {
@@ -402,7 +417,9 @@ fn drive(
             Some(_) if killed.iter().any(|d| d.proc == p) => {}
             Some(code) => bail!("worker {p} exited with {code}"),
             None => bail!(
-                "worker {p} did not end within {bound:?}; the history so far:\n{}",
+                "worker {p} did not end: it made no progress for {PROMPT:?} after its calls' \
+                 timeouts ({:?} in all); the history so far:\n{}",
+                started.elapsed(),
                 so_far(program, workers, &own)
             ),
         }
