@@ -87,6 +87,64 @@ pub fn judge(history: &History, parties: usize, deaths: &[u64]) -> Result<(), Vi
     Ok(())
 }
 
+/// The row of each broken wait of `history` (the rows `barrier.wait.*` name the same
+/// exception, so the result alone does not tell them apart), where the history settles it;
+/// indices into `history.entries`. A broken wait that returned at `r` is:
+///
+/// - `barrier.wait.party_died` when a killed party's wait was in progress before `r` and no
+///   wait with a timeout was invoked before `r` (only the death can have broken it);
+/// - otherwise, when no killed party's wait was in progress before `r` (only a timeout can
+///   have broken it): `barrier.wait.after_timeout` when a wait that found it broken ended
+///   before this one began, or this wait had no timeout (another's timeout broke it);
+///   `barrier.wait.timeout` when this wait had a timeout and was in progress when the
+///   barrier broke.
+///
+/// A wait that a death and a timeout may both have broken gets no row.
+pub fn rows(history: &History) -> Vec<(usize, Refusal)> {
+    let broken = Ret::Raised {
+        refusal: Refusal::BARRIER_WAIT_TIMEOUT,
+    };
+    let is_broken = |e: &crate::objects::Entry| e.ret.as_ref().is_some_and(|r| r.agrees(&broken));
+    let waits: Vec<(usize, &crate::objects::Entry)> = history
+        .on(Object::Barrier)
+        .filter(|(_, e)| matches!(e.call, Call::BarrierWait { .. }))
+        .collect();
+    let timed = |e: &crate::objects::Entry| {
+        matches!(
+            e.call,
+            Call::BarrierWait {
+                timeout_ms: Some(_)
+            }
+        )
+    };
+    let mut out = Vec::new();
+    for &(i, e) in &waits {
+        let Some(returned) = e.returned.filter(|_| is_broken(e)) else {
+            continue;
+        };
+        let killed = waits
+            .iter()
+            .any(|(_, w)| w.returned.is_none() && w.invoked < returned);
+        let any_timed = waits
+            .iter()
+            .any(|(_, w)| timed(w) && w.invoked < returned);
+        let row = match (killed, any_timed) {
+            (true, false) => Refusal::BARRIER_WAIT_PARTY_DIED,
+            (true, true) => continue,
+            (false, _) => {
+                let after = waits.iter().any(|(_, w)| is_broken(w) && w.precedes(e));
+                if after || !timed(e) {
+                    Refusal::BARRIER_WAIT_AFTER_TIMEOUT
+                } else {
+                    Refusal::BARRIER_WAIT_TIMEOUT
+                }
+            }
+        };
+        out.push((i, row));
+    }
+    out
+}
+
 /// Splits the passed waits into generations: `parties` waits with distinct indices
 /// `0..parties` that were all in progress at one moment.
 fn generations(

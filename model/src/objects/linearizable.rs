@@ -61,6 +61,23 @@ pub fn judge<S: Spec>(
     entries: &[usize],
     deaths: &[Death],
 ) -> Result<Vec<usize>, Violation> {
+    linearize(init, all, entries, deaths).map(|order| order.into_iter().map(|(i, _)| i).collect())
+}
+
+/// As [`judge`], with what the model returned for each call of the linearization found:
+/// for a refused call, its row of the refusal table in the model's state at that point
+/// (so that two rows a real run names alike, `lock.release.unheld` and
+/// `lock.release.held_by_other`, are told apart).
+///
+/// # Errors
+///
+/// As [`judge`].
+pub fn linearize<S: Spec>(
+    init: &S,
+    all: &[Entry],
+    entries: &[usize],
+    deaths: &[Death],
+) -> Result<Vec<(usize, Option<Ret>)>, Violation> {
     let mut items: Vec<Item> = entries
         .iter()
         .map(|&i| Item {
@@ -105,6 +122,7 @@ pub fn judge<S: Spec>(
         required,
         seen: HashSet::new(),
         order: Vec::new(),
+        rets: Vec::new(),
         best: Vec::new(),
         best_state: init.clone(),
     };
@@ -112,7 +130,8 @@ pub fn judge<S: Spec>(
         return Ok(search
             .order
             .iter()
-            .filter_map(|&k| items[k].entry)
+            .zip(search.rets)
+            .filter_map(|(&k, ret)| items[k].entry.map(|i| (i, ret)))
             .collect());
     }
     Err(search.explain())
@@ -124,6 +143,8 @@ struct Search<'a, S: Spec> {
     required: u128,
     seen: HashSet<(u128, S)>,
     order: Vec<usize>,
+    /// What the model returned for each item of `order` (`None` for a death).
+    rets: Vec<Option<Ret>>,
     best: Vec<usize>,
     best_state: S,
 }
@@ -157,13 +178,15 @@ impl<S: Spec> Search<'_, S> {
         true
     }
 
-    /// The states after placing item `k` in `state`.
-    fn apply(&self, k: usize, state: &S) -> Vec<S> {
+    /// The states after placing item `k` in `state`, with what the model returned there.
+    fn apply(&self, k: usize, state: &S) -> Vec<(Option<Ret>, S)> {
         let it = self.items[k];
         match it.entry {
-            None if it.killed && it.maybe_exited => vec![state.die(it.proc), state.exit(it.proc)],
-            None if it.killed => vec![state.die(it.proc)],
-            None => vec![state.exit(it.proc)],
+            None if it.killed && it.maybe_exited => {
+                vec![(None, state.die(it.proc)), (None, state.exit(it.proc))]
+            }
+            None if it.killed => vec![(None, state.die(it.proc))],
+            None => vec![(None, state.exit(it.proc))],
             Some(i) => {
                 let entry = &self.all[i];
                 state
@@ -175,7 +198,7 @@ impl<S: Spec> Search<'_, S> {
                             .as_ref()
                             .is_none_or(|observed| observed.agrees(ret))
                     })
-                    .map(|(_, next)| next)
+                    .map(|(ret, next)| (Some(ret), next))
                     .collect()
             }
         }
@@ -196,12 +219,14 @@ impl<S: Spec> Search<'_, S> {
             if !self.ready(k, done) {
                 continue;
             }
-            for next in self.apply(k, &state) {
+            for (ret, next) in self.apply(k, &state) {
                 self.order.push(k);
+                self.rets.push(ret);
                 if self.dfs(next, done | 1 << k) {
                     return true;
                 }
                 self.order.pop();
+                self.rets.pop();
             }
         }
         false
