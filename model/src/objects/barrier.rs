@@ -125,9 +125,7 @@ pub fn rows(history: &History) -> Vec<(usize, Refusal)> {
         let killed = waits
             .iter()
             .any(|(_, w)| w.returned.is_none() && w.invoked < returned);
-        let any_timed = waits
-            .iter()
-            .any(|(_, w)| timed(w) && w.invoked < returned);
+        let any_timed = waits.iter().any(|(_, w)| timed(w) && w.invoked < returned);
         let row = match (killed, any_timed) {
             (true, false) => Refusal::BARRIER_WAIT_PARTY_DIED,
             (true, true) => continue,
@@ -291,5 +289,38 @@ mod tests {
         let causeless = History::new(vec![wait(0, 1, 2, broken)]);
         assert!(judge(&causeless, 2, &[]).is_err());
         assert_eq!(judge(&causeless, 2, &[1]), Ok(()));
+    }
+
+    #[test]
+    fn a_broken_wait_gets_the_row_the_history_settles() {
+        let broken = Ret::Raised {
+            refusal: Refusal::BARRIER_WAIT_TIMEOUT,
+        };
+        let timed = |proc, invoked, returned| Entry {
+            call: Call::BarrierWait {
+                timeout_ms: Some(10),
+            },
+            ..wait(proc, invoked, returned, broken.clone())
+        };
+        let killed = Entry {
+            returned: None,
+            ret: None,
+            ..wait(1, 1, 0, Ret::None)
+        };
+        // Its own timeout, then broken for a later wait without one.
+        let h = History::new(vec![timed(0, 1, 2), wait(0, 3, 4, broken.clone())]);
+        assert_eq!(
+            rows(&h),
+            vec![
+                (0, Refusal::BARRIER_WAIT_TIMEOUT),
+                (1, Refusal::BARRIER_WAIT_AFTER_TIMEOUT)
+            ]
+        );
+        // A killed party's wait and no timeout: the death.
+        let h = History::new(vec![killed.clone(), wait(0, 2, 3, broken.clone())]);
+        assert_eq!(rows(&h), vec![(1, Refusal::BARRIER_WAIT_PARTY_DIED)]);
+        // A killed party and a timeout: either may have broken it, so no row.
+        let h = History::new(vec![killed, timed(0, 2, 3)]);
+        assert_eq!(rows(&h), Vec::new());
     }
 }

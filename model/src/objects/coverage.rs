@@ -184,9 +184,11 @@ mod tests {
             }
         }
         for refusal in Refusal::MODELLED {
-            let counted = OBJECTS
-                .into_iter()
-                .any(|o| classes(o).iter().any(|&(_, outcome)| outcome == refusal.id()));
+            let counted = OBJECTS.into_iter().any(|o| {
+                classes(o)
+                    .iter()
+                    .any(|&(_, outcome)| outcome == refusal.id())
+            });
             assert!(counted, "{} is no class of the coverage", refusal.id());
         }
     }

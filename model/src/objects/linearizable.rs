@@ -432,6 +432,42 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_gets_the_row_of_the_models_state() {
+        let lock = LockSpec::new(false);
+        let refused = Some(Ret::Refused {
+            error: "NotOwner".to_owned(),
+            named: Some((
+                "ValueError".to_owned(),
+                "semaphore or lock released too many times".to_owned(),
+            )),
+        });
+        let row = |h: &[Entry]| {
+            linearize(&lock, h, &[0, 1], &[])
+                .ok()
+                .and_then(|order| order.into_iter().find(|(i, _)| *i == 1))
+                .and_then(|(_, ret)| ret)
+        };
+        // The same observed refusal: another process holds the lock, or nobody does.
+        let held = vec![
+            e(0, ACQ, 1, Some(2), T),
+            e(1, REL, 3, Some(4), refused.clone()),
+        ];
+        assert_eq!(
+            row(&held),
+            Some(Ret::Raised {
+                refusal: Refusal::LOCK_RELEASE_HELD_BY_OTHER
+            })
+        );
+        let alone = vec![e(1, REL, 3, Some(4), refused)];
+        assert_eq!(
+            linearize(&lock, &alone, &[0], &[]).map(|order| order[0].1.clone()),
+            Ok(Some(Ret::Raised {
+                refusal: Refusal::LOCK_RELEASE_UNHELD
+            }))
+        );
+    }
+
+    #[test]
     fn a_queue_never_shows_an_item_twice() {
         let q = QueueSpec::new(Object::Queue, 0);
         let put = Call::Put {

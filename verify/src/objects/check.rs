@@ -133,7 +133,7 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
             ]
             .map(crate::objects::scenarios::access_after_holder_killed),
         )
-        .chain(crate::objects::scenarios::rows_and_untimed_join());
+        .chain(crate::objects::scenarios::rows_and_untimed_join().map(|(program, _)| program));
     for (k, program) in fixed.enumerate() {
         let method = options.method_of(k);
         let (observed, verdict) = run_judged(&program, method)?;

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use proclife_model::objects::{Object, Refusal};
 use proclife_model::objects::coverage::{self, Class};
+use proclife_model::objects::{Object, Refusal};
 
 use crate::objects::random::FOCUS;
 use crate::objects::scenario::Observed;

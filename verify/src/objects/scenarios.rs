@@ -245,6 +245,23 @@ pub fn party_killed() -> Program {
     }
 }
 
+/// A worker waits alone at a barrier of two parties with a short timeout, which breaks it
+/// (`barrier.wait.timeout`), then waits again without one: the barrier stays broken
+/// (`barrier.wait.after_timeout`). Random programs reach the second row only when a wait
+/// begins after another's timeout broke the barrier.
+pub fn broken_by_timeout() -> Program {
+    Program {
+        setup: Setup::default(),
+        procs: vec![vec![
+            Call::BarrierWait {
+                timeout_ms: Some(10),
+            },
+            Call::BarrierWait { timeout_ms: None },
+        ]],
+        parent: Vec::new(),
+    }
+}
+
 /// `JoinableQueue.join()` without a timeout, which must end: the parent puts one item,
 /// worker 0 takes it and marks it done, worker 1 joins (before the item is put, or while
 /// it waits to be marked done). A worker's call is bounded by the harness, so a join that
@@ -272,13 +289,39 @@ pub fn join_untimed() -> Program {
     }
 }
 
-/// The fixed programs of [`condition_unowned`], [`notifier_killed`], [`party_killed`] and
-/// [`join_untimed`]: the rows and calls random programs do not reach.
-pub fn rows_and_untimed_join() -> [Program; 4] {
+/// The fixed programs of [`condition_unowned`], [`notifier_killed`], [`party_killed`],
+/// [`broken_by_timeout`] and [`join_untimed`], each with the coverage classes (object,
+/// operation, outcome) it reaches every time: the rows and calls random programs do not
+/// reach, or not surely.
+pub fn rows_and_untimed_join() -> [(Program, &'static [(Object, &'static str, &'static str)]); 5] {
     [
-        condition_unowned(),
-        notifier_killed(),
-        party_killed(),
-        join_untimed(),
+        (
+            condition_unowned(),
+            &[
+                (Object::Condition, "release", "condition.release.unowned"),
+                (Object::Condition, "wait", "condition.wait.unowned"),
+                (
+                    Object::Condition,
+                    "notify_all",
+                    "condition.notify_all.unowned",
+                ),
+            ],
+        ),
+        (
+            notifier_killed(),
+            &[(Object::Condition, "wait", "condition.wait.holder_died")],
+        ),
+        (
+            party_killed(),
+            &[(Object::Barrier, "wait", "barrier.wait.party_died")],
+        ),
+        (
+            broken_by_timeout(),
+            &[
+                (Object::Barrier, "wait", "barrier.wait.timeout"),
+                (Object::Barrier, "wait", "barrier.wait.after_timeout"),
+            ],
+        ),
+        (join_untimed(), &[(Object::JoinableQueue, "join", "True")]),
     ]
 }
