@@ -1,10 +1,8 @@
 //! `proclife check --objects`: random programs on real processes, judged by the models,
 //! with coverage, shrinking and replay files.
 
-use std::collections::BTreeMap;
-
 use proclife::StartMethod;
-use proclife_model::objects::{Call, Object, Refusal, Violation};
+use proclife_model::objects::{Call, Object, Violation};
 
 use crate::objects::coverage::Coverage;
 use crate::objects::judge;
@@ -99,7 +97,7 @@ pub fn run_once(
 pub fn run_judged(
     program: &Program,
     method: StartMethod,
-) -> anyhow::Result<(Observed, Result<BTreeMap<usize, Refusal>, Violation>)> {
+) -> anyhow::Result<(Observed, Result<judge::Rows, Violation>)> {
     let observed = scenario::run(program, method)?;
     let verdict = judge::rows(program, &observed);
     Ok((observed, verdict))

@@ -8,6 +8,9 @@ use proclife_model::objects::{Object, Refusal, Ret, Violation, barrier, conditio
 
 use crate::objects::scenario::{Observed, Program};
 
+/// The row of the refusal table of each refusal of a history, by its index there.
+pub type Rows = BTreeMap<usize, Refusal>;
+
 /// Judges every object of `observed` against its model.
 ///
 /// # Errors
@@ -26,7 +29,7 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
 /// # Errors
 ///
 /// As [`judge`].
-pub fn rows(program: &Program, observed: &Observed) -> Result<BTreeMap<usize, Refusal>, Violation> {
+pub fn rows(program: &Program, observed: &Observed) -> Result<Rows, Violation> {
     let history = &observed.history;
     let mut rows = BTreeMap::new();
     for (i, e) in history.entries.iter().enumerate() {

@@ -1,5 +1,6 @@
 //! Named programs from public bug reports, each with the judge that decides it.
 
+use proclife_model::objects::coverage::Class;
 use proclife_model::objects::{Call, Object};
 
 use crate::objects::scenario::{Program, Step};
@@ -293,7 +294,7 @@ pub fn join_untimed() -> Program {
 /// [`broken_by_timeout`] and [`join_untimed`], each with the coverage classes (object,
 /// operation, outcome) it reaches every time: the rows and calls random programs do not
 /// reach, or not surely.
-pub fn rows_and_untimed_join() -> [(Program, &'static [(Object, &'static str, &'static str)]); 5] {
+pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 5] {
     [
         (
             condition_unowned(),
