@@ -5,7 +5,8 @@
 use libtest_mimic::{Arguments, Failed, Trial};
 use proclife::StartMethod;
 use proclife_model::objects::condition;
-use proclife_verify::objects::scenarios::condition_notify;
+use proclife_verify::objects::coverage::Coverage;
+use proclife_verify::objects::scenarios::{condition_notify, rows_and_untimed_join};
 use proclife_verify::objects::{check, scenario};
 
 fn notify_wakes_at_most_n(n: u32, method: StartMethod) -> Result<(), Failed> {
@@ -174,6 +175,29 @@ fn object_graphs_are_committed() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Each fixed program that stands in for what random programs do not reach (a refusal row,
+/// an untimed `join`) agrees with the models and reaches its classes, under `method`.
+fn fixed_programs_reach_their_rows(method: StartMethod) -> Result<(), Failed> {
+    for (program, classes) in rows_and_untimed_join() {
+        let (observed, verdict) = check::run_judged(&program, method)
+            .map_err(|e| format!("the harness failed: {e:#}"))?;
+        let rows = verdict.map_err(|v| format!("{v}\nhistory:\n{}", observed.history))?;
+        let mut coverage = Coverage::default();
+        coverage.add(&observed, Some(&rows));
+        for &(obj, op, outcome) in classes {
+            if coverage.hits(obj, op, outcome) == 0 {
+                return Err(format!(
+                    "expected {}.{op} -> {outcome} in the history of {program:?}; it was:\n{}",
+                    obj.name(),
+                    observed.history
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
@@ -188,6 +212,16 @@ fn main() {
                 move || notify_wakes_at_most_n(n, method),
             ));
         }
+    }
+    for method in [
+        StartMethod::Fork,
+        StartMethod::ForkServer,
+        StartMethod::Spawn,
+    ] {
+        trials.push(Trial::test(
+            format!("fixed_programs_reach_their_rows_{method:?}").to_lowercase(),
+            move || fixed_programs_reach_their_rows(method),
+        ));
     }
     let cases: u32 = std::env::var("OBJECTS_CASES")
         .ok()

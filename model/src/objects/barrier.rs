@@ -87,6 +87,62 @@ pub fn judge(history: &History, parties: usize, deaths: &[u64]) -> Result<(), Vi
     Ok(())
 }
 
+/// The row of each broken wait of `history` (the rows `barrier.wait.*` name the same
+/// exception, so the result alone does not tell them apart), where the history settles it;
+/// indices into `history.entries`. A broken wait that returned at `r` is:
+///
+/// - `barrier.wait.party_died` when a killed party's wait was in progress before `r` and no
+///   wait with a timeout was invoked before `r` (only the death can have broken it);
+/// - otherwise, when no killed party's wait was in progress before `r` (only a timeout can
+///   have broken it): `barrier.wait.after_timeout` when a wait that found it broken ended
+///   before this one began, or this wait had no timeout (another's timeout broke it);
+///   `barrier.wait.timeout` when this wait had a timeout and was in progress when the
+///   barrier broke.
+///
+/// A wait that a death and a timeout may both have broken gets no row.
+pub fn rows(history: &History) -> Vec<(usize, Refusal)> {
+    let broken = Ret::Raised {
+        refusal: Refusal::BARRIER_WAIT_TIMEOUT,
+    };
+    let is_broken = |e: &crate::objects::Entry| e.ret.as_ref().is_some_and(|r| r.agrees(&broken));
+    let waits: Vec<(usize, &crate::objects::Entry)> = history
+        .on(Object::Barrier)
+        .filter(|(_, e)| matches!(e.call, Call::BarrierWait { .. }))
+        .collect();
+    let timed = |e: &crate::objects::Entry| {
+        matches!(
+            e.call,
+            Call::BarrierWait {
+                timeout_ms: Some(_)
+            }
+        )
+    };
+    let mut out = Vec::new();
+    for &(i, e) in &waits {
+        let Some(returned) = e.returned.filter(|_| is_broken(e)) else {
+            continue;
+        };
+        let killed = waits
+            .iter()
+            .any(|(_, w)| w.returned.is_none() && w.invoked < returned);
+        let any_timed = waits.iter().any(|(_, w)| timed(w) && w.invoked < returned);
+        let row = match (killed, any_timed) {
+            (true, false) => Refusal::BARRIER_WAIT_PARTY_DIED,
+            (true, true) => continue,
+            (false, _) => {
+                let after = waits.iter().any(|(_, w)| is_broken(w) && w.precedes(e));
+                if after || !timed(e) {
+                    Refusal::BARRIER_WAIT_AFTER_TIMEOUT
+                } else {
+                    Refusal::BARRIER_WAIT_TIMEOUT
+                }
+            }
+        };
+        out.push((i, row));
+    }
+    out
+}
+
 /// Splits the passed waits into generations: `parties` waits with distinct indices
 /// `0..parties` that were all in progress at one moment.
 fn generations(
@@ -233,5 +289,38 @@ mod tests {
         let causeless = History::new(vec![wait(0, 1, 2, broken)]);
         assert!(judge(&causeless, 2, &[]).is_err());
         assert_eq!(judge(&causeless, 2, &[1]), Ok(()));
+    }
+
+    #[test]
+    fn a_broken_wait_gets_the_row_the_history_settles() {
+        let broken = Ret::Raised {
+            refusal: Refusal::BARRIER_WAIT_TIMEOUT,
+        };
+        let timed = |proc, invoked, returned| Entry {
+            call: Call::BarrierWait {
+                timeout_ms: Some(10),
+            },
+            ..wait(proc, invoked, returned, broken.clone())
+        };
+        let killed = Entry {
+            returned: None,
+            ret: None,
+            ..wait(1, 1, 0, Ret::None)
+        };
+        // Its own timeout, then broken for a later wait without one.
+        let h = History::new(vec![timed(0, 1, 2), wait(0, 3, 4, broken.clone())]);
+        assert_eq!(
+            rows(&h),
+            vec![
+                (0, Refusal::BARRIER_WAIT_TIMEOUT),
+                (1, Refusal::BARRIER_WAIT_AFTER_TIMEOUT)
+            ]
+        );
+        // A killed party's wait and no timeout: the death.
+        let h = History::new(vec![killed.clone(), wait(0, 2, 3, broken.clone())]);
+        assert_eq!(rows(&h), vec![(1, Refusal::BARRIER_WAIT_PARTY_DIED)]);
+        // A killed party and a timeout: either may have broken it, so no row.
+        let h = History::new(vec![killed, timed(0, 2, 3)]);
+        assert_eq!(rows(&h), Vec::new());
     }
 }

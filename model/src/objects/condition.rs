@@ -42,6 +42,31 @@ fn capacity(call: Call, waits: usize) -> usize {
     }
 }
 
+/// The rows of the refusal table a `Condition` call may be refused with.
+fn rows(call: Call) -> &'static [Refusal] {
+    match call {
+        Call::Notify { .. } => &[Refusal::CONDITION_NOTIFY_UNOWNED],
+        Call::NotifyAll => &[Refusal::CONDITION_NOTIFY_ALL_UNOWNED],
+        Call::CondWait { .. } => &[
+            Refusal::CONDITION_WAIT_UNOWNED,
+            Refusal::CONDITION_WAIT_HOLDER_DIED,
+        ],
+        Call::Release { .. } => &[Refusal::CONDITION_RELEASE_UNOWNED],
+        Call::Acquire { .. } => &[Refusal::CONDITION_ACQUIRE_HOLDER_DIED],
+        _ => &[],
+    }
+}
+
+/// The row of the refusal table a `Condition` call that returned `observed` was refused
+/// with: its rows name distinct `Error` variants, so the result tells them apart. `None`
+/// when `observed` is no refusal of the call's rows.
+pub fn row(call: Call, observed: &Ret) -> Option<Refusal> {
+    rows(call)
+        .iter()
+        .copied()
+        .find(|&row| observed.agrees(&Ret::Raised { refusal: row }))
+}
+
 /// Judges the `Condition` calls of `history` against the interval specification; `deaths`
 /// are the ends of its processes (a kill's `by` is a stamp taken after it was reaped).
 ///
@@ -56,21 +81,8 @@ pub fn judge(history: &History, deaths: &[Death]) -> Result<(), Violation> {
         let Some(observed @ (Ret::Raised { .. } | Ret::Refused { .. })) = &e.ret else {
             continue;
         };
-        let rows: &[Refusal] = match e.call {
-            Call::Notify { .. } => &[Refusal::CONDITION_NOTIFY_UNOWNED],
-            Call::NotifyAll => &[Refusal::CONDITION_NOTIFY_ALL_UNOWNED],
-            Call::CondWait { .. } => &[
-                Refusal::CONDITION_WAIT_UNOWNED,
-                Refusal::CONDITION_WAIT_HOLDER_DIED,
-            ],
-            Call::Release { .. } => &[Refusal::CONDITION_RELEASE_UNOWNED],
-            Call::Acquire { .. } => &[Refusal::CONDITION_ACQUIRE_HOLDER_DIED],
-            _ => &[],
-        };
-        let Some(&row) = rows
-            .iter()
-            .find(|&&row| observed.agrees(&Ret::Raised { refusal: row }))
-        else {
+        let rows = rows(e.call);
+        let Some(row) = row(e.call, observed) else {
             let named: Vec<String> = rows
                 .iter()
                 .map(|row| format!("{} (row {})", Ret::Raised { refusal: *row }, row.id()))

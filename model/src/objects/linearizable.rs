@@ -61,6 +61,23 @@ pub fn judge<S: Spec>(
     entries: &[usize],
     deaths: &[Death],
 ) -> Result<Vec<usize>, Violation> {
+    linearize(init, all, entries, deaths).map(|order| order.into_iter().map(|(i, _)| i).collect())
+}
+
+/// As [`judge`], with what the model returned for each call of the linearization found:
+/// for a refused call, its row of the refusal table in the model's state at that point
+/// (so that two rows a real run names alike, `lock.release.unheld` and
+/// `lock.release.held_by_other`, are told apart).
+///
+/// # Errors
+///
+/// As [`judge`].
+pub fn linearize<S: Spec>(
+    init: &S,
+    all: &[Entry],
+    entries: &[usize],
+    deaths: &[Death],
+) -> Result<Vec<(usize, Option<Ret>)>, Violation> {
     let mut items: Vec<Item> = entries
         .iter()
         .map(|&i| Item {
@@ -105,6 +122,7 @@ pub fn judge<S: Spec>(
         required,
         seen: HashSet::new(),
         order: Vec::new(),
+        rets: Vec::new(),
         best: Vec::new(),
         best_state: init.clone(),
     };
@@ -112,7 +130,8 @@ pub fn judge<S: Spec>(
         return Ok(search
             .order
             .iter()
-            .filter_map(|&k| items[k].entry)
+            .zip(search.rets)
+            .filter_map(|(&k, ret)| items[k].entry.map(|i| (i, ret)))
             .collect());
     }
     Err(search.explain())
@@ -124,6 +143,8 @@ struct Search<'a, S: Spec> {
     required: u128,
     seen: HashSet<(u128, S)>,
     order: Vec<usize>,
+    /// What the model returned for each item of `order` (`None` for a death).
+    rets: Vec<Option<Ret>>,
     best: Vec<usize>,
     best_state: S,
 }
@@ -157,13 +178,15 @@ impl<S: Spec> Search<'_, S> {
         true
     }
 
-    /// The states after placing item `k` in `state`.
-    fn apply(&self, k: usize, state: &S) -> Vec<S> {
+    /// The states after placing item `k` in `state`, with what the model returned there.
+    fn apply(&self, k: usize, state: &S) -> Vec<(Option<Ret>, S)> {
         let it = self.items[k];
         match it.entry {
-            None if it.killed && it.maybe_exited => vec![state.die(it.proc), state.exit(it.proc)],
-            None if it.killed => vec![state.die(it.proc)],
-            None => vec![state.exit(it.proc)],
+            None if it.killed && it.maybe_exited => {
+                vec![(None, state.die(it.proc)), (None, state.exit(it.proc))]
+            }
+            None if it.killed => vec![(None, state.die(it.proc))],
+            None => vec![(None, state.exit(it.proc))],
             Some(i) => {
                 let entry = &self.all[i];
                 state
@@ -175,7 +198,7 @@ impl<S: Spec> Search<'_, S> {
                             .as_ref()
                             .is_none_or(|observed| observed.agrees(ret))
                     })
-                    .map(|(_, next)| next)
+                    .map(|(ret, next)| (Some(ret), next))
                     .collect()
             }
         }
@@ -196,12 +219,14 @@ impl<S: Spec> Search<'_, S> {
             if !self.ready(k, done) {
                 continue;
             }
-            for next in self.apply(k, &state) {
+            for (ret, next) in self.apply(k, &state) {
                 self.order.push(k);
+                self.rets.push(ret);
                 if self.dfs(next, done | 1 << k) {
                     return true;
                 }
                 self.order.pop();
+                self.rets.pop();
             }
         }
         false
@@ -403,6 +428,42 @@ mod tests {
                 .as_ref()
                 .is_err_and(|text| text.contains("row lock.release.unheld")),
             "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_gets_the_row_of_the_models_state() {
+        let lock = LockSpec::new(false);
+        let refused = Some(Ret::Refused {
+            error: "NotOwner".to_owned(),
+            named: Some((
+                "ValueError".to_owned(),
+                "semaphore or lock released too many times".to_owned(),
+            )),
+        });
+        let row = |h: &[Entry]| {
+            linearize(&lock, h, &[0, 1], &[])
+                .ok()
+                .and_then(|order| order.into_iter().find(|(i, _)| *i == 1))
+                .and_then(|(_, ret)| ret)
+        };
+        // The same observed refusal: another process holds the lock, or nobody does.
+        let held = vec![
+            e(0, ACQ, 1, Some(2), T),
+            e(1, REL, 3, Some(4), refused.clone()),
+        ];
+        assert_eq!(
+            row(&held),
+            Some(Ret::Raised {
+                refusal: Refusal::LOCK_RELEASE_HELD_BY_OTHER
+            })
+        );
+        let alone = vec![e(1, REL, 3, Some(4), refused)];
+        assert_eq!(
+            linearize(&lock, &alone, &[0], &[]).map(|order| order[0].1.clone()),
+            Ok(Some(Ret::Raised {
+                refusal: Refusal::LOCK_RELEASE_UNHELD
+            }))
         );
     }
 

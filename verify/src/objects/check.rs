@@ -85,8 +85,21 @@ pub fn run_once(
     program: &Program,
     method: StartMethod,
 ) -> anyhow::Result<(Observed, Result<(), Violation>)> {
+    let (observed, verdict) = run_judged(program, method)?;
+    Ok((observed, verdict.map(|_| ())))
+}
+
+/// As [`run_once`], with the rows of the refusals the run showed ([`judge::rows`]).
+///
+/// # Errors
+///
+/// The harness's.
+pub fn run_judged(
+    program: &Program,
+    method: StartMethod,
+) -> anyhow::Result<(Observed, Result<judge::Rows, Violation>)> {
     let observed = scenario::run(program, method)?;
-    let verdict = judge::judge(program, &observed);
+    let verdict = judge::rows(program, &observed);
     Ok((observed, verdict))
 }
 
@@ -117,11 +130,12 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
                 Call::ArraySet { index: 1, value: 7 },
             ]
             .map(crate::objects::scenarios::access_after_holder_killed),
-        );
+        )
+        .chain(crate::objects::scenarios::rows_and_untimed_join().map(|(program, _)| program));
     for (k, program) in fixed.enumerate() {
         let method = options.method_of(k);
-        let (observed, verdict) = run_once(&program, method)?;
-        coverage.add(&observed);
+        let (observed, verdict) = run_judged(&program, method)?;
+        coverage.add(&observed, verdict.as_ref().ok());
         if let Err(violation) = verdict {
             let failure = shrink(program, method, observed, violation, options);
             return Ok(Summary {
@@ -134,8 +148,8 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
     for k in 0..options.cases {
         let program = random::program(options.seed.wrapping_add(u64::from(k)));
         let method = options.method_of(k as usize);
-        let (observed, verdict) = run_once(&program, method)?;
-        coverage.add(&observed);
+        let (observed, verdict) = run_judged(&program, method)?;
+        coverage.add(&observed, verdict.as_ref().ok());
         progress(k + 1);
         if let Err(violation) = verdict {
             let failure = shrink(program, method, observed, violation, options);

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use proclife_model::objects::Object;
 use proclife_model::objects::coverage::{self, Class};
+use proclife_model::objects::{Object, Refusal};
 
 use crate::objects::random::FOCUS;
 use crate::objects::scenario::Observed;
@@ -16,10 +16,13 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    /// Counts the classes of one judged history.
-    pub fn add(&mut self, observed: &Observed) {
-        for entry in &observed.history.entries {
-            if let Some(class) = coverage::class(entry) {
+    /// Counts the classes of one judged history; `rows` are the rows of the refusal table
+    /// the judges found for its refusals (`None` when it was not judged agreeing: then its
+    /// refusals are counted in no class).
+    pub fn add(&mut self, observed: &Observed, rows: Option<&BTreeMap<usize, Refusal>>) {
+        for (i, entry) in observed.history.entries.iter().enumerate() {
+            let row = rows.and_then(|rows| rows.get(&i).copied());
+            if let Some(class) = coverage::class(entry, row) {
                 *self.hits.entry(class).or_default() += 1;
             }
         }
@@ -55,7 +58,7 @@ impl Coverage {
                 let mark = if n == 0 { "  NOT COVERED" } else { "" };
                 let _ = writeln!(
                     out,
-                    "{:<17} {:<11} {:<16} {n:>6}{mark}",
+                    "{:<17} {:<11} {:<34} {n:>6}{mark}",
                     obj.name(),
                     op,
                     outcome

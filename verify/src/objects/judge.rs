@@ -1,10 +1,15 @@
 //! Judging a program's history: every object against its model.
 
+use std::collections::BTreeMap;
+
 use proclife_model::objects::linearizable::{self, Death};
 use proclife_model::objects::spec::{AnySpec, Initial};
-use proclife_model::objects::{Object, Ret, Violation, barrier, condition};
+use proclife_model::objects::{Object, Refusal, Ret, Violation, barrier, condition};
 
 use crate::objects::scenario::{Observed, Program};
+
+/// The row of the refusal table of each refusal of a history, by its index there.
+pub type Rows = BTreeMap<usize, Refusal>;
 
 /// Judges every object of `observed` against its model.
 ///
@@ -12,7 +17,21 @@ use crate::objects::scenario::{Observed, Program};
 ///
 /// The first object's [`Violation`], its rule prefixed with the object's name.
 pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
+    rows(program, observed).map(|_| ())
+}
+
+/// As [`judge`], with the row of the refusal table of each refusal the run showed, where
+/// the judges settle it (indices into the history): the row the sequential model names in
+/// the linearization found, the one `Condition`'s result names
+/// ([`condition::row`]), or the one the history settles for a broken barrier
+/// ([`barrier::rows`]). The coverage counts refusals by these rows.
+///
+/// # Errors
+///
+/// As [`judge`].
+pub fn rows(program: &Program, observed: &Observed) -> Result<Rows, Violation> {
     let history = &observed.history;
+    let mut rows = BTreeMap::new();
     for (i, e) in history.entries.iter().enumerate() {
         if let Some(Ret::Other { error }) = &e.ret {
             return Err(Violation {
@@ -36,8 +55,15 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
         let Some(spec) = AnySpec::initial(obj, init) else {
             continue;
         };
-        linearizable::judge(&spec, &history.entries, &entries, &observed.deaths)
+        let order = linearizable::linearize(&spec, &history.entries, &entries, &observed.deaths)
             .map_err(|v| named(obj, v))?;
+        for (i, ret) in order {
+            if let (Some(Ret::Refused { .. }), Some(Ret::Raised { refusal })) =
+                (&history.entries[i].ret, ret)
+            {
+                rows.insert(i, refusal);
+            }
+        }
     }
     let deaths: Vec<u64> = observed
         .deaths
@@ -45,7 +71,15 @@ pub fn judge(program: &Program, observed: &Observed) -> Result<(), Violation> {
         .filter_map(|d: &Death| d.by)
         .collect();
     condition::judge(history, &observed.deaths).map_err(|v| named(Object::Condition, v))?;
-    barrier::judge(history, program.setup.parties, &deaths).map_err(|v| named(Object::Barrier, v))
+    barrier::judge(history, program.setup.parties, &deaths)
+        .map_err(|v| named(Object::Barrier, v))?;
+    for (i, e) in history.on(Object::Condition) {
+        if let Some(row) = e.ret.as_ref().and_then(|ret| condition::row(e.call, ret)) {
+            rows.insert(i, row);
+        }
+    }
+    rows.extend(barrier::rows(history));
+    Ok(rows)
 }
 
 fn named(obj: Object, v: Violation) -> Violation {

@@ -1,5 +1,6 @@
 //! Named programs from public bug reports, each with the judge that decides it.
 
+use proclife_model::objects::coverage::Class;
 use proclife_model::objects::{Call, Object};
 
 use crate::objects::scenario::{Program, Step};
@@ -146,4 +147,182 @@ pub fn access_after_holder_killed(access: Call) -> Program {
     };
     program.parent[2] = Step::Call { call: access };
     program
+}
+
+/// A worker calls `release()`, `wait(timeout)` and `notify_all()` on a condition whose lock
+/// it does not hold: each is refused (`condition.release.unowned`,
+/// `condition.wait.unowned`, `condition.notify_all.unowned`). Random programs refuse only
+/// a `notify` without the lock.
+pub fn condition_unowned() -> Program {
+    Program {
+        setup: Setup::default(),
+        procs: vec![vec![
+            Call::Release {
+                obj: Object::Condition,
+            },
+            Call::CondWait {
+                timeout_ms: Some(10),
+            },
+            Call::NotifyAll,
+        ]],
+        parent: Vec::new(),
+    }
+}
+
+/// Worker 0 holds the condition's lock and waits; worker 1, once the parent sets the
+/// event, takes the lock, notifies and is SIGKILLed holding it (asleep in the event's wait,
+/// which it cleared first): the woken wait's re-acquire is told the holder died
+/// (`condition.wait.holder_died`). Every wait has a timeout, so the program ends whatever
+/// the runtime does.
+pub fn notifier_killed() -> Program {
+    let acquire = Call::Acquire {
+        obj: Object::Condition,
+        timeout_ms: None,
+    };
+    let held = [
+        Call::EventWait {
+            timeout_ms: Some(10_000),
+        },
+        Call::Clear,
+        acquire,
+        Call::Notify { n: 1 },
+        Call::EventWait {
+            timeout_ms: Some(10_000),
+        },
+    ];
+    let calls = held.len();
+    Program {
+        setup: Setup::default(),
+        procs: vec![
+            vec![
+                acquire,
+                Call::CondWait {
+                    timeout_ms: Some(10_000),
+                },
+                Call::Release {
+                    obj: Object::Condition,
+                },
+            ],
+            held.to_vec(),
+        ],
+        parent: vec![
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: Object::Condition,
+            },
+            Step::Call { call: Call::Set },
+            Step::Kill {
+                proc: 1,
+                after: calls,
+            },
+        ],
+    }
+}
+
+/// Worker 0 waits at the barrier without a timeout and is SIGKILLed there; then worker 1
+/// (released by the parent's `set` after the kill) waits without a timeout too: the barrier
+/// is broken by the death (`barrier.wait.party_died`), which random programs, whose waits
+/// all have timeouts, cannot tell from a timeout.
+pub fn party_killed() -> Program {
+    Program {
+        setup: Setup::default(),
+        procs: vec![
+            vec![Call::BarrierWait { timeout_ms: None }],
+            vec![
+                Call::EventWait {
+                    timeout_ms: Some(10_000),
+                },
+                Call::BarrierWait { timeout_ms: None },
+            ],
+        ],
+        parent: vec![
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: Object::Barrier,
+            },
+            Step::Kill { proc: 0, after: 1 },
+            Step::Call { call: Call::Set },
+        ],
+    }
+}
+
+/// A worker waits alone at a barrier of two parties with a short timeout, which breaks it
+/// (`barrier.wait.timeout`), then waits again without one: the barrier stays broken
+/// (`barrier.wait.after_timeout`). Random programs reach the second row only when a wait
+/// begins after another's timeout broke the barrier.
+pub fn broken_by_timeout() -> Program {
+    Program {
+        setup: Setup::default(),
+        procs: vec![vec![
+            Call::BarrierWait {
+                timeout_ms: Some(10),
+            },
+            Call::BarrierWait { timeout_ms: None },
+        ]],
+        parent: Vec::new(),
+    }
+}
+
+/// `JoinableQueue.join()` without a timeout, which must end: the parent puts one item,
+/// worker 0 takes it and marks it done, worker 1 joins (before the item is put, or while
+/// it waits to be marked done). A worker's call is bounded by the harness, so a join that
+/// never returns is reported, not waited for forever.
+pub fn join_untimed() -> Program {
+    Program {
+        setup: Setup::default(),
+        procs: vec![
+            vec![
+                Call::Get {
+                    obj: Object::JoinableQueue,
+                    timeout_ms: Some(10_000),
+                },
+                Call::TaskDone,
+            ],
+            vec![Call::Join { timeout_ms: None }],
+        ],
+        parent: vec![Step::Call {
+            call: Call::Put {
+                obj: Object::JoinableQueue,
+                item: 1,
+                timeout_ms: None,
+            },
+        }],
+    }
+}
+
+/// The fixed programs of [`condition_unowned`], [`notifier_killed`], [`party_killed`],
+/// [`broken_by_timeout`] and [`join_untimed`], each with the coverage classes (object,
+/// operation, outcome) it reaches every time: the rows and calls random programs do not
+/// reach, or not surely.
+pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 5] {
+    [
+        (
+            condition_unowned(),
+            &[
+                (Object::Condition, "release", "condition.release.unowned"),
+                (Object::Condition, "wait", "condition.wait.unowned"),
+                (
+                    Object::Condition,
+                    "notify_all",
+                    "condition.notify_all.unowned",
+                ),
+            ],
+        ),
+        (
+            notifier_killed(),
+            &[(Object::Condition, "wait", "condition.wait.holder_died")],
+        ),
+        (
+            party_killed(),
+            &[(Object::Barrier, "wait", "barrier.wait.party_died")],
+        ),
+        (
+            broken_by_timeout(),
+            &[
+                (Object::Barrier, "wait", "barrier.wait.timeout"),
+                (Object::Barrier, "wait", "barrier.wait.after_timeout"),
+            ],
+        ),
+        (join_untimed(), &[(Object::JoinableQueue, "join", "True")]),
+    ]
 }
