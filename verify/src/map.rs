@@ -157,9 +157,18 @@ pub fn variant(error: &proclife::Error) -> String {
 /// operation name. `None` when the runtime has no such object or operation (a table the
 /// runtime cannot name; the refusal test reports it).
 pub fn site(row: &proclife_model::refusals::Refusal) -> Option<proclife::Site> {
+    site_of(row.object, row.operation)
+}
+
+/// The runtime's site of `operation` (CPython's name) on the table's `object`; `None` when
+/// the runtime names no such operation.
+pub fn site_of(
+    object: proclife_model::refusals::Object,
+    operation: &str,
+) -> Option<proclife::Site> {
     use proclife::Object as R;
     use proclife_model::refusals::Object as M;
-    let object = match row.object {
+    let object = match object {
         M::Process => R::Process,
         M::Connection => R::Connection,
         M::Queue => R::Queue,
@@ -179,7 +188,7 @@ pub fn site(row: &proclife_model::refusals::Refusal) -> Option<proclife::Site> {
     };
     let operation = proclife::Operation::ALL
         .into_iter()
-        .find(|op| op.name() == row.operation)?;
+        .find(|op| op.name() == operation)?;
     Some(proclife::Site::new(object, operation))
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Together with `crate::map`, the only place that names both the runtime and the model.
 
-use proclife::{Error, Operation, Site};
+use proclife::{Error, Site};
 use proclife_model::objects::{Call, Ret};
 use proclife_model::refusals::REFUSALS;
 
@@ -10,26 +10,7 @@ use proclife_model::refusals::REFUSALS;
 ///
 /// `None` for a call whose operation the runtime does not name (none today).
 pub fn site(call: Call) -> Option<Site> {
-    use proclife::Object as R;
-    use proclife_model::objects::Object as M;
-    let object = match call.object() {
-        M::Lock => R::Lock,
-        M::RLock => R::RLock,
-        M::Semaphore => R::Semaphore,
-        M::BoundedSemaphore => R::BoundedSemaphore,
-        M::Event => R::Event,
-        M::Condition => R::Condition,
-        M::Barrier => R::Barrier,
-        M::Queue => R::Queue,
-        M::SimpleQueue => R::SimpleQueue,
-        M::JoinableQueue => R::JoinableQueue,
-        M::Value => R::Value,
-        M::Array => R::Array,
-    };
-    let operation = Operation::ALL
-        .into_iter()
-        .find(|op| op.name() == call.operation())?;
-    Some(Site::new(object, operation))
+    crate::map::site_of(call.object().in_table(), call.operation())
 }
 
 /// The model's form of what `call` returned.
