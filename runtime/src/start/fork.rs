@@ -44,9 +44,15 @@ impl Launcher for ForkLauncher {
             Threads::Allow(permit) => permit,
         };
         let parent = spec.parent;
-        let slot = StatusSlot::new(parent)?;
+        // The slot is taken under the registry's lock, which `fork` also holds: no other
+        // thread can be inside the pool (its adoption lock) at the moment of the fork.
         let mut table = registry::lock();
-        table.ensure_exit_hook()?;
+        let slot = StatusSlot::new(parent)?;
+        // Until a child uses the slot's cell, a failed start gives the cell back.
+        if let Err(error) = table.ensure_exit_hook() {
+            slot.recycle_on_drop();
+            return Err(error);
+        }
         let state = (table, reserve, slot);
         let ((mut table, reserve, slot), forked) =
             fork_with(permit, state, |(table, reserve, slot)| {
@@ -54,13 +60,21 @@ impl Launcher for ForkLauncher {
                 child_main(table, spec, target, parent, slot)
             });
         drop(reserve);
-        let child = forked.map_err(|errno| Error::os("fork", errno))?;
+        let child = match forked {
+            Ok(child) => child,
+            Err(errno) => {
+                slot.recycle_on_drop();
+                return Err(Error::os("fork", errno));
+            }
+        };
         // `fork` gives the parent a positive pid.
         let pid = Pid::from_nix(child).ok_or(Error::os("fork", Errno::EINVAL))?;
         let pidfd = match os::pidfd::pidfd_open(pid) {
             Ok(pidfd) => pidfd,
             Err(error) => {
+                // Killed and reaped: the cell is free again.
                 kill_unregistered(pid);
+                slot.recycle_on_drop();
                 return Err(error);
             }
         };
