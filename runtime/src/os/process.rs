@@ -63,8 +63,9 @@ pub(crate) fn on_exit(
 
 unsafe extern "C" {
     /// glibc's `__libc_single_threaded` (`<sys/single_threaded.h>`, glibc 2.32): non-zero
-    /// while the process has never had a second thread.
-    static __libc_single_threaded: std::ffi::c_char;
+    /// while the process has never had a second thread. `mut`: glibc writes it (at the
+    /// first `pthread_create`, and in a fork child).
+    static mut __libc_single_threaded: std::ffi::c_char;
 }
 
 /// Whether the process has only ever had the calling thread, by glibc's
@@ -76,7 +77,8 @@ unsafe extern "C" {
 ///
 /// <https://man7.org/linux/man-pages/man3/__libc_single_threaded.3.html>
 pub(crate) fn single_threaded() -> bool {
-    // SAFETY: the variable is a `char` glibc exports for exactly this reading. glibc writes
+    // SAFETY: the variable is a `char` glibc exports for exactly this reading (declared `mut`
+    // since glibc writes it: at the first `pthread_create` and in a fork child). glibc writes
     // it only on the thread that creates the first other thread, so a thread that reads it
     // non-zero is the only thread there is and no write can race with the read.
     unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
