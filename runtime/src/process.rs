@@ -781,7 +781,7 @@ impl Drop for Process {
                 // child and reaps it later if the kill or the wait did not finish.
                 let _ = child.signal(Signal::SIGKILL as i32);
                 let deadline = Deadline::after(Some(Duration::from_secs(1)));
-                if let Ok(Some(_)) = child.wait(&deadline) {
+                if let Ok(Some(_)) = child.wait_as_reaper(&deadline) {
                     registry::forget(child);
                 } else {
                     registry::orphaned();
