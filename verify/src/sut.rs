@@ -240,14 +240,16 @@ impl Proc {
         let deadline = Instant::now() + PROMPT;
         let mut pause = Duration::from_micros(20);
         loop {
+            // A death is judged before `reached`, which may hold for it too (a state that is
+            // not `Stopped`, say).
             match self.process.state()? {
-                state if reached(state) => return Ok(()),
                 ProcessState::Terminated(_) if may_die => return Ok(()),
                 ProcessState::Terminated(code) => {
                     return Err(Fault(format!(
                         "the puppet died with exit code {code} while the harness waited for it to {what}"
                     )));
                 }
+                state if reached(state) => return Ok(()),
                 state if Instant::now() >= deadline => {
                     return Err(Fault(format!(
                         "the puppet did not {what} within {PROMPT:?} (last seen {state:?})"
