@@ -176,15 +176,8 @@ impl Shared {
                 if matches!(acquired, Err(Error::OwnerDied)) {
                     // Told that the holder died, the caller holds the lock: it repairs
                     // nothing, so it marks the lock consistent at once.
-                    let marked = match obj {
-                        Object::Lock => self.lock.mark_consistent(),
-                        Object::RLock => self.rlock.mark_consistent(),
-                        Object::Value => self.value.get_lock().mark_consistent(),
-                        Object::Array => self.array.get_lock().mark_consistent(),
-                        _ => self.condition.mark_consistent(),
-                    };
-                    if let Err(e) = marked {
-                        return map::refusal(call, &e);
+                    if let Err(ret) = self.mark_consistent(call) {
+                        return ret;
                     }
                 }
                 map::ret(call, acquired)
@@ -264,24 +257,20 @@ impl Shared {
                 }
                 Ret::None
             }
-            Call::ValueGet => self.locked(call, Object::Value, self.value.get()),
-            Call::ValueSet { value } => self.locked(call, Object::Value, self.value.set(value)),
-            Call::ValueIncrement => self.locked(
-                call,
-                Object::Value,
-                self.value.update(|v| v.wrapping_add(1)),
-            ),
+            Call::ValueGet => self.locked(call, self.value.get()),
+            Call::ValueSet { value } => self.locked(call, self.value.set(value)),
+            Call::ValueIncrement => self.locked(call, self.value.update(|v| v.wrapping_add(1))),
             Call::ArrayGet { index } => {
                 let got = usize::try_from(index)
                     .map_err(|_| Error::InvalidArgument("index out of range"))
                     .and_then(|i| self.array.get(i));
-                self.locked(call, Object::Array, got)
+                self.locked(call, got)
             }
             Call::ArraySet { index, value } => {
                 let set = usize::try_from(index)
                     .map_err(|_| Error::InvalidArgument("index out of range"))
                     .and_then(|i| self.array.set(i, value));
-                self.locked(call, Object::Array, set)
+                self.locked(call, set)
             }
         }
     }
@@ -289,22 +278,27 @@ impl Shared {
     /// The result of an access to the value or the array: told that a holder of its lock
     /// died, the caller holds the lock (the access did not happen) and marks it consistent
     /// at once, as after an `acquire`.
-    fn locked<T: Into<map::RetValue>>(
-        &self,
-        call: Call,
-        obj: Object,
-        result: proclife::Result<T>,
-    ) -> Ret {
-        if matches!(result, Err(Error::OwnerDied)) {
-            let marked = match obj {
-                Object::Value => self.value.get_lock().mark_consistent(),
-                _ => self.array.get_lock().mark_consistent(),
-            };
-            if let Err(e) = marked {
-                return map::refusal(call, &e);
-            }
+    fn locked<T: Into<map::RetValue>>(&self, call: Call, result: proclife::Result<T>) -> Ret {
+        if matches!(result, Err(Error::OwnerDied))
+            && let Err(ret) = self.mark_consistent(call)
+        {
+            return ret;
         }
         map::ret(call, result)
+    }
+
+    /// Marks the lock of `call`'s object consistent, its caller told that the holder died;
+    /// `Err` with what the call returns when that fails (or the object has no holder).
+    fn mark_consistent(&self, call: Call) -> Result<(), Ret> {
+        let marked = match call.object() {
+            Object::Lock => self.lock.mark_consistent(),
+            Object::RLock => self.rlock.mark_consistent(),
+            Object::Condition => self.condition.mark_consistent(),
+            Object::Value => self.value.get_lock().mark_consistent(),
+            Object::Array => self.array.get_lock().mark_consistent(),
+            other => return Err(unsupported(other, call)),
+        };
+        marked.map_err(|e| map::refusal(call, &e))
     }
 }
 
