@@ -6,9 +6,8 @@
 //! Each test body runs in a process of its own (`#[proclife::test]`), so ignoring `SIGCHLD`
 //! there changes nothing for the other tests.
 
-use std::time::Duration;
-
 use proclife::{Error, Process};
+use proclife_testkit::child::Gate;
 use proclife_testkit::wait::AT_ONCE;
 
 /// Starts per kind of ending: enough that, without the handoff, some child ends before its
@@ -56,10 +55,16 @@ fn children_ending_at_once_start_under_sigchld_ignored_t12() -> proclife::Result
     start_all("a target that calls exit(3)", 3, || {
         Process::new(|| std::process::exit(3))
     })?;
-    // A child that is still running is not disturbed by any of this.
-    let mut running = Process::new(|| std::thread::sleep(Duration::from_millis(200)));
+    // A child that is still running (it waits on a gate) is not disturbed by any of this.
+    let mut gate = Gate::new();
+    let mut running = Process::new(gate.waiter());
     running.start()?;
-    assert!(running.is_alive()?, "a sleeping child is not alive");
+    let alive = running.is_alive();
+    gate.open();
+    assert!(
+        matches!(alive, Ok(true)),
+        "a child waiting on a gate: expected is_alive() = Ok(true), got {alive:?}"
+    );
     let end = running
         .join_timeout(AT_ONCE)
         .and_then(|()| running.exitcode());
