@@ -132,7 +132,9 @@ fn huge_element_counts_are_decode_errors_t48() -> TestResult {
                 .entry(send_claims, write),
         )?;
         let base = reset_peak()?;
+        let mut progress = Progress::new(format!("{method}: receiving the claims"));
         for claim in 0..claims().len() {
+            progress.readable(&read, format_args!("claim {claim}"))?;
             match read.recv::<Claimed>() {
                 Err(Error::Decode(_)) => {}
                 other => {
@@ -143,6 +145,7 @@ fn huge_element_counts_are_decode_errors_t48() -> TestResult {
                 }
             }
         }
+        progress.readable(&read, "the valid value after the claims")?;
         ensure_eq!(
             (method, read.recv::<Claimed>()?),
             (method, Claimed::Numbers(vec![1, 2, 3]))
@@ -206,6 +209,8 @@ fn a_flooded_queue_blocks_the_child_not_the_parent_t48() -> TestResult {
                 .start_method(method)
                 .entry(flood, (share(&bounded)?, share(&ring)?, end)),
         )?;
+        Progress::new(format!("{method}: flooding the queues"))
+            .readable(&report, "the child's counts")?;
         let (in_bounded, in_ring): (u64, u64) = report.recv()?;
         ensure_eq!((method, in_bounded), (method, MAXSIZE as u64));
         ensure!(
@@ -294,7 +299,9 @@ fn fds_sent_by_a_child_are_never_installed_t48() -> TestResult {
                 .entry(send_fds, child_end),
         )?;
         let fds = common::fd_snapshot();
+        let mut progress = Progress::new(format!("{method}: receiving frames with fds"));
         for n in 0..FD_FRAMES {
+            progress.readable(&parent_end, format_args!("frame {n}"))?;
             ensure_eq!((method, parent_end.recv::<u32>()?), (method, n));
             let now = common::fd_snapshot();
             ensure!(
@@ -302,6 +309,7 @@ fn fds_sent_by_a_child_are_never_installed_t48() -> TestResult {
                 "{method}: after frame {n} expected the parent's fds {fds:?}, found {now:?}"
             );
         }
+        progress.readable(&parent_end, "end of file")?;
         match parent_end.recv::<u32>() {
             Err(Error::Disconnected) => {}
             other => return Err(format!("{method}: expected end of file, got {other:?}").into()),
@@ -349,6 +357,7 @@ fn frames_faster_than_consumed_block_the_sender_t48() -> TestResult {
             )?;
             let mut progress = Progress::new(format!("{method}: draining the frames"));
             for n in 0..FAST_FRAMES {
+                progress.readable(&read, format_args!("frame {n}"))?;
                 let frame = read.recv_bytes()?;
                 ensure!(
                     frame.len() == FAST_FRAME && frame[..4] == n.to_le_bytes(),
@@ -356,7 +365,6 @@ fn frames_faster_than_consumed_block_the_sender_t48() -> TestResult {
                     frame.len(),
                     &frame[..frame.len().min(4)]
                 );
-                progress.step();
             }
             peak_within(
                 base,

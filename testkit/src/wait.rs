@@ -170,6 +170,24 @@ impl Progress {
         )
     }
 
+    /// Waits within the time left until `conn` has something to read (a message, or end of
+    /// file), and counts a step.
+    ///
+    /// # Errors
+    ///
+    /// The poll's error, or [`Progress::stuck`] naming `awaiting`.
+    pub fn readable(
+        &mut self,
+        conn: &proclife::ipc::Connection,
+        awaiting: impl std::fmt::Display,
+    ) -> TestResult {
+        if !conn.poll(Some(self.left()))? {
+            return Err(self.stuck(awaiting).into());
+        }
+        self.step();
+        Ok(())
+    }
+
     /// Joins `p` within the time left, counts a step, and returns its exit code.
     ///
     /// # Errors
