@@ -422,18 +422,26 @@ const HANDOFF_RECHECK: Duration = Duration::from_millis(10);
 /// waiting when its parent has died (it is then nobody's to watch). A child that dies by a
 /// signal never gets here.
 pub(crate) fn wait_for_pidfd_handoff() {
-    let Some(handoff) = HANDOFF.installed() else {
+    // The common case, one load: the parent holds the pidfd.
+    if HANDOFF
+        .installed()
+        .is_none_or(|handoff| handoff.load(Ordering::Acquire) == PIDFD_HELD)
+    {
+        return;
+    }
+    // Only the process that installed the word may write it: a process forked from the
+    // child without the runtime inherits this handler and the pointer, not the handoff.
+    let Some(handoff) = HANDOFF.get(os::process::getpid) else {
         return;
     };
-    if handoff.load(Ordering::Acquire) == PIDFD_HELD
-        || handoff
-            .compare_exchange(
-                PIDFD_PENDING,
-                CHILD_WAITS,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err_and(|now| now == PIDFD_HELD)
+    if handoff
+        .compare_exchange(
+            PIDFD_PENDING,
+            CHILD_WAITS,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err_and(|now| now == PIDFD_HELD)
     {
         return;
     }

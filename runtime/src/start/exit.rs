@@ -71,6 +71,9 @@ extern "C" fn child_exit(status: c_int, _arg: *mut c_void) {
 /// Applies the exit policy to this process's children, flushes every stream and ends the
 /// process with `_exit(status)`.
 fn finish(status: c_int) -> ! {
+    // The process is ending, whichever way it got here (its target returned, or called
+    // `exit`): the exit policy's waits are not the target's, so they are not reported.
+    crate::children::status::uninstall_current();
     // A panic must not unwind into glibc's `exit`.
     let _ = std::panic::catch_unwind(registry::shutdown_children);
     // A forked child is not reaped before its parent holds its pidfd (T12).

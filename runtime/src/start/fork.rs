@@ -135,8 +135,6 @@ fn child_main(
         code
     }))
     .unwrap_or(1);
-    // From here on the child is ending: its exit policy's waits are not the target's.
-    crate::children::status::uninstall_current();
     // The exit policy, the flush and `_exit` run in the handler, after the child's own.
     super::exit::end(code, me)
 }

@@ -107,7 +107,7 @@ pub(crate) fn run_child(ready: Ready) -> i32 {
         );
     }
     // The process ends next, through `exit()`: the child's own handlers, then the exit
-    // policy and `_exit` (the installed slot stays current until then).
+    // policy (the installed slot no longer current) and `_exit`.
     crate::start::exit::end(code, me)
 }
 
