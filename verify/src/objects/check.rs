@@ -168,11 +168,12 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
 }
 
 /// The programs one step smaller than `p`: a worker's calls made by the parent, a worker
-/// removed, half of a worker's calls removed, a parent step removed (but never an await,
-/// which orders the program), one call removed, or one short timeout made long. Awaits repeated back to back are made one, and
-/// a candidate whose parent ends holding more locks or permits than `p`'s, or where a
-/// simple queue's `get` may wait for an item nobody puts, is left out: it would wait until
-/// the harness gives up, which is no smaller failure.
+/// removed, half of a worker's calls removed, a parent step removed (an await only when
+/// nothing follows it, since it orders the program), one call removed, or one short
+/// timeout made long (a worker's to [`LONG_MS`], the parent's to twice that). Awaits
+/// repeated back to back are made one, and a candidate whose parent ends holding more locks
+/// or permits than `p`'s, or where a simple queue's `get` may wait for an item nobody puts,
+/// is left out: it would wait until the harness gives up, which is no smaller failure.
 fn smaller(p: &Program) -> Vec<Program> {
     let held = parent_holds(p);
     let mut out: Vec<Program> = candidates(p)

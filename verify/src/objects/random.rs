@@ -1,10 +1,12 @@
 //! Random concurrent programs over the shared primitives.
 //!
 //! Each program focuses on one or two objects (swarm testing: a program that mixes every
-//! object rarely makes any one of them contend), runs 2–4 worker processes with 1–6 calls
-//! each, draws every timeout as data (zero, a few milliseconds, or none where the call
-//! cannot block forever), and in one program of two kills a worker after a random number
-//! of its calls. The generator is a pure function of the seed.
+//! object rarely makes any one of them contend), runs 2–4 worker processes with 1–3 rounds
+//! of calls each (a round is one to a few calls on the focused object), draws every timeout
+//! as data (zero, a few milliseconds, or up to 30 ms; untimed only where the call cannot
+//! block forever: a simple queue's `get` after a `put` of the same process, a lock's
+//! acquire before its own release), and in one program of two kills a worker after a random
+//! number of its calls. The generator is a pure function of the seed.
 
 use proclife_model::objects::register::ARRAY_LEN;
 use proclife_model::objects::{Call, Object};
