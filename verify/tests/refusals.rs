@@ -21,7 +21,7 @@ use proclife::sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SEM_VALUE_MAX, Semaphore,
     timeout_from_secs,
 };
-use proclife::{Error, Process, Site, StartMethod};
+use proclife::{Error, Process, ProcessState, Site, StartMethod};
 use proclife_model::refusals::{CPython, PyRaise, REFUSALS, Refusal};
 use proclife_verify::map::{self, variant};
 
@@ -614,8 +614,9 @@ fn observed_in_child(
 }
 
 /// Runs `wait` (an untimed wait) in a non-daemon grandchild whose parent is SIGKILLed once
-/// the grandchild is started, and returns what the wait gave it. The grandchild is killed if
-/// it does not report within [`BOUND`].
+/// the grandchild sleeps in that wait (so the wait is in progress when the parent dies), and
+/// returns what the wait gave it. The grandchild is killed if it does not report within
+/// [`BOUND`], and whatever else fails.
 fn orphaned_wait(
     site: Site,
     wait: impl FnOnce() -> proclife::Result<()> + Send + 'static,
@@ -634,6 +635,11 @@ fn orphaned_wait(
                     });
             if grandchild.start().is_ok() {
                 let pid = grandchild.pid().ok().flatten().map(proclife::Pid::as_raw);
+                // Its pid is sent once it sleeps in the wait, or when it did not within the
+                // bound (the parent then reports what the wait gave, if anything).
+                let _ = proclife_testkit::process::wait_state(&grandchild, "blocked", |s| {
+                    matches!(s, ProcessState::Blocked(_))
+                });
                 let _ = pid_writer.send(&pid);
                 std::thread::sleep(BOUND);
             }
@@ -644,21 +650,26 @@ fn orphaned_wait(
     } else {
         None
     };
-    setup(middle.kill())?;
-    reap(&middle)?;
-    let grandchild = grandchild.ok_or("the middle process did not start its child")?;
-    let got = if setup(reader.poll(Some(BOUND)))? {
-        setup(reader.recv::<Option<Observed>>())
-    } else {
-        Err(format!(
-            "the orphaned child did not report within {BOUND:?} of its parent's death"
-        ))
-    };
-    // The grandchild is not ours to reap (it was reparented); it only has to be gone.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(grandchild),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    let got = setup(middle.kill())
+        .and_then(|()| reap(&middle))
+        .and_then(|()| grandchild.ok_or("the middle process did not start its child".into()))
+        .and_then(|_| {
+            if setup(reader.poll(Some(BOUND)))? {
+                setup(reader.recv::<Option<Observed>>())
+            } else {
+                Err(format!(
+                    "the orphaned child did not report within {BOUND:?} of its parent's death"
+                ))
+            }
+        });
+    // The grandchild is not ours to reap (it was reparented); it only has to be gone,
+    // whatever failed above.
+    if let Some(grandchild) = grandchild {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(grandchild),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     got?.ok_or_else(|| "expected a refusal, the wait returned".to_owned())
 }
 
