@@ -124,7 +124,7 @@ ROWS: list[Row] = [
         "ipc/raw_pipe/rtt8", "cpython/ipc/pipe/rtt8"),
     Row("ipc/pipe/rtt8", "proclife duplex `Pipe` (`pipe(true)`, a Unix socket pair; `send_bytes`/"
         "`recv_bytes`): 8 bytes to an echo child and back",
-        "ipc/raw_pipe/rtt8", "cpython/ipc/pipe/rtt8"),
+        "ipc/raw_socketpair/rtt8", "cpython/ipc/pipe/rtt8"),
     Row("ipc/pipe_oneway/rtt8",
         "proclife two one-way `Pipe`s (`pipe(false)`, pipes, the raw pipe baseline's layout): 8 bytes "
         "to an echo child and back", "ipc/raw_pipe/rtt8", "cpython/ipc/pipe/rtt8"),
@@ -187,7 +187,8 @@ ROWS: list[Row] = [
     Row("scaling/condition/round",
         "proclife `Condition`: give the turn, `notify(1)`, `wait` until it is back",
         "scaling/raw_futex/round", None),
-    Row("scaling/barrier/round", "proclife two-party `Barrier`: one `wait` of each party",
+    Row("scaling/barrier/round", "proclife two-party `Barrier`: one `wait` of each party (one "
+        "wake-up: only the first to arrive sleeps; the raw round is two)",
         "scaling/raw_futex/round", None),
 ]
 
@@ -204,7 +205,8 @@ GROUPS = [
     ("scaling", "Cost as the work grows",
      "Time per start + join while N other children are alive (flat in N means no per-start work grows "
      "with the number of children), per crowd of 1000 released and joined together, and per round of a "
-     "ping and its answer between two processes on one CPU (two wake-ups), beside a raw futex pair."),
+     "ping and its answer between two processes on one CPU (two wake-ups; a barrier round is one), "
+     "beside a raw futex pair."),
 ]
 
 
