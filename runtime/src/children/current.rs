@@ -20,6 +20,24 @@ static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();
 /// inherits the pidfd, which names its grandparent there, and must not use it.
 static PARENT_PIDFD_OWNER: AtomicPid = AtomicPid::none();
 
+/// The parent's pid in a process started by proclife, none in the main process: the pid of
+/// the registry's parent entry, kept here too so that a wait can watch the parent without
+/// locking the registry ([`parent_pid`]). Written only where the registry's entry is, as the
+/// process becomes a child.
+static PARENT_PID: AtomicPid = AtomicPid::none();
+
+/// Records the parent's pid as the process becomes a child (forked or re-executed); called
+/// by the registry where it records the parent's pid and name.
+pub(crate) fn set_parent_pid(parent: Pid) {
+    PARENT_PID.store(Some(parent), Ordering::Release);
+}
+
+/// The parent's pid, `None` in the main process: the pid [`parent_process`] reports, read
+/// without the registry's lock and without allocating.
+pub(crate) fn parent_pid() -> Option<Pid> {
+    PARENT_PID.load(Ordering::Acquire)
+}
+
 /// Records the parent's pidfd in a re-executed child.
 pub(crate) fn set_parent_pidfd(pidfd: OwnedFd) {
     if PARENT_PIDFD.set(pidfd).is_ok() {
@@ -105,12 +123,18 @@ impl ParentProcess {
     /// re-parented and `getppid()` no longer names it. A forked child of a re-executed
     /// child does not use the pidfd it inherited, which names its grandparent.
     pub fn is_alive(&self) -> bool {
-        if let Some(pidfd) = own_parent_pidfd() {
-            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-            return matches!(os::poll::now(&mut fds), Ok(0));
-        }
-        os::process::getppid() == Some(self.pid)
+        parent_is_alive(self.pid)
     }
+}
+
+/// Whether the calling process's parent, whose pid is `parent`, still runs; see
+/// [`ParentProcess::is_alive`].
+pub(crate) fn parent_is_alive(parent: Pid) -> bool {
+    if let Some(pidfd) = own_parent_pidfd() {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        return matches!(os::poll::now(&mut fds), Ok(0));
+    }
+    os::process::getppid() == Some(parent)
 }
 
 /// The calling process; mirrors `multiprocessing.current_process()`.

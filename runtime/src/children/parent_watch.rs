@@ -2,7 +2,7 @@
 //!
 //! In a process started by proclife, a futex or `poll` wait with no deadline sleeps in
 //! slices of [`PARENT_SLICE`] and, after each slice that ended with nothing to report, asks
-//! whether the parent still runs ([`ParentProcess::is_alive`]: the parent's pidfd in a
+//! whether the parent still runs ([`parent_is_alive`]: the parent's pidfd in a
 //! re-executed child, `getppid()` in a forked one, so neither is fooled by a reused pid). Once
 //! the parent is gone the wait returns [`Error::ParentDied`] instead of sleeping on: nothing
 //! is left that the runtime knows will end it. A wait with a timeout, and every wait of the
@@ -16,23 +16,24 @@ use std::time::Duration;
 
 use nix::poll::PollFlags;
 
-use crate::children::current::{ParentProcess, parent_process};
+use crate::children::current::{parent_is_alive, parent_pid};
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::futex::Wake;
 use crate::os::time::Deadline;
+use crate::pid::Pid;
 
 /// How often an untimed wait in a child checks that its parent still runs: a parent's death
 /// ends such a wait within this much (and the time `/proc` takes to show it).
 pub(crate) const PARENT_SLICE: Duration = Duration::from_millis(250);
 
-/// The parent an untimed wait of a child watches; `None` for a wait with a deadline and in
-/// the main process.
-fn watched(deadline: &Deadline) -> Option<ParentProcess> {
+/// The pid of the parent an untimed wait of a child watches; `None` for a wait with a
+/// deadline and in the main process. One atomic load: no lock, no allocation.
+fn watched(deadline: &Deadline) -> Option<Pid> {
     if deadline.timespec().is_some() {
         return None;
     }
-    parent_process()
+    parent_pid()
 }
 
 /// [`os::futex::wait`], which in a child without a deadline returns
@@ -47,7 +48,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: &Deadline) -
     };
     loop {
         match os::futex::wait(word, expected, &Deadline::after(Some(PARENT_SLICE)))? {
-            Wake::TimedOut if !parent.is_alive() => return Err(Error::ParentDied),
+            Wake::TimedOut if !parent_is_alive(parent) => return Err(Error::ParentDied),
             Wake::TimedOut => {}
             // A wake-up or a changed word: the caller re-checks its condition.
             Wake::Retry => return Ok(Wake::Retry),
@@ -73,7 +74,7 @@ pub(crate) fn poll_ready(
         if os::poll::ready(fd, events, &Deadline::after(Some(PARENT_SLICE)))? {
             return Ok(true);
         }
-        if !parent.is_alive() {
+        if !parent_is_alive(parent) {
             return Err(Error::ParentDied);
         }
     }

@@ -170,6 +170,7 @@ impl Table {
         };
         let parent_name = std::mem::replace(&mut self.name, Cow::Owned(name));
         self.parent = Some((parent, parent_name.into_owned()));
+        crate::children::current::set_parent_pid(parent);
         self.counter = 1;
         self.identity = identity;
         self.daemon = daemon;
