@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::os::layout::StatusHeader;
 use crate::os::shm::Segment;
-use crate::os::slot::{Cell, CurrentWord, PER_PAGE, PoolRegion, REGION_PAGES};
+use crate::os::slot::{Cell, CurrentWord, PER_PAGE, PoolRegion, REGION_PAGES, RegionPage};
 use crate::pid::{AtomicPid, Pid};
 
 const _: () = assert!(PER_PAGE == u64::BITS as usize);
@@ -193,10 +193,9 @@ impl Pool {
         let start = self.first_free.load(Ordering::Acquire).min(MAX_PAGES);
         for p in (start..MAX_PAGES).chain(0..start) {
             let region = self.regions[p / REGION_PAGES].get_or_reserve()?;
-            let Some(page) = region.page_or_commit(p % REGION_PAGES)? else {
-                break;
-            };
-            let used = &region.header().used[p % REGION_PAGES];
+            let in_region = RegionPage::of(p);
+            let page = region.page_or_commit(in_region)?;
+            let used = &region.header().used[in_region.get()];
             let mut taken = used.load(Ordering::Acquire);
             while taken != u64::MAX {
                 let index = (!taken).trailing_zeros() as usize;

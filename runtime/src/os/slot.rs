@@ -99,6 +99,24 @@ pub(crate) struct RegionHeader {
 
 const _: () = assert!(std::mem::size_of::<RegionHeader>() == PAGE_LEN);
 
+/// The number of a page of cells within its region: always below [`REGION_PAGES`], so that
+/// no page past a region's end can be asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RegionPage(usize);
+
+impl RegionPage {
+    /// Where page `p` of a sequence of regions lies within its region (the region is number
+    /// `p / REGION_PAGES`): page `p % REGION_PAGES`.
+    pub(crate) const fn of(p: usize) -> RegionPage {
+        RegionPage(p % REGION_PAGES)
+    }
+
+    /// The page's number, below [`REGION_PAGES`].
+    pub(crate) const fn get(self) -> usize {
+        self.0
+    }
+}
+
 /// One reservation: a header page, committed from the start, and [`REGION_PAGES`] pages of
 /// cells, of which the first `committed` are readable and writable.
 #[derive(Debug)]
@@ -159,36 +177,27 @@ impl Region {
         unsafe { self.header.as_ref() }
     }
 
-    /// Page of cells `p`, if it is committed.
-    pub(crate) fn page(&self, p: usize) -> Option<&'static SlotPage> {
-        if p >= self.committed.load(Ordering::Acquire) {
-            return None;
-        }
-        // SAFETY: `p` is below the committed count, so inside the region and readable and
-        // writable; the region is never unmapped (see the module's `# Safety`).
-        Some(unsafe { &*self.pages.as_ptr().add(p) })
-    }
-
-    /// Page of cells `p`, committing it and every page below it first if needed; `None`
-    /// when `p` is past the end of the region.
+    /// Page of cells `p`, committing it and every page below it first if needed.
     ///
     /// # Errors
     ///
     /// `Error::Os { call: "mprotect", .. }` or `Error::Os { call: "madvise", .. }`
     /// (`ENOMEM`: no memory for the page).
-    pub(crate) fn page_or_commit(&self, p: usize) -> Result<Option<&'static SlotPage>> {
+    pub(crate) fn page_or_commit(&self, p: RegionPage) -> Result<&'static SlotPage> {
+        let p = p.get();
         let from = self.committed.load(Ordering::Acquire);
-        if p < from {
-            return Ok(self.page(p));
+        if p >= from {
+            // SAFETY: `from <= p < REGION_PAGES` (a `RegionPage` is below it), so the offset
+            // stays inside the region.
+            let start = unsafe { self.pages.add(from) }.cast();
+            commit(start, (p + 1 - from) * PAGE_LEN)?;
+            self.committed.fetch_max(p + 1, Ordering::AcqRel);
         }
-        if p >= REGION_PAGES {
-            return Ok(None);
-        }
-        // SAFETY: `from <= p < REGION_PAGES`, so the offset stays inside the region.
-        let start = unsafe { self.pages.add(from) }.cast();
-        commit(start, (p + 1 - from) * PAGE_LEN)?;
-        self.committed.fetch_max(p + 1, Ordering::AcqRel);
-        Ok(self.page(p))
+        debug_assert!(p < self.committed.load(Ordering::Acquire));
+        // SAFETY: `p` is below the committed count (it was, or the count was just raised past
+        // it, and it never falls), so the page is inside the region and readable and
+        // writable; the region is never unmapped (see the module's `# Safety`).
+        Ok(unsafe { &*self.pages.as_ptr().add(p) })
     }
 
     /// The addresses the region spans, `[start, end)`.
