@@ -690,40 +690,81 @@ fn names_a_pid(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
-/// The places in `code` (one file, unit tests cut off) where a process id is a raw integer:
-/// `name: i32` (or `AtomicI32`, `Option<i32>`) with a pid's name, or a function with a
-/// pid's name that returns one, as `line: text`.
-fn raw_pids(code: &str) -> Vec<String> {
-    const RAW: [&str; 3] = ["i32", "AtomicI32", "Option<i32>"];
-    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut found = Vec::new();
-    for (index, line) in code.lines().enumerate() {
-        if is_comment(line) {
-            continue;
+/// Whether `ty`, a type as written, holds a raw integer: `i32`, `AtomicI32` or `pid_t` by
+/// itself or inside another type (`Option<i32>`, `Result<i32>`, `Vec<i32>`, `&[i32]`,
+/// `libc::pid_t`).
+fn holds_raw_integer(ty: &str) -> bool {
+    ty.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| matches!(word, "i32" | "AtomicI32" | "pid_t"))
+}
+
+/// Where the keyword `fn` starts a function in `line` (not inside a longer word).
+fn fn_keyword(line: &str) -> Option<usize> {
+    line.match_indices("fn ").map(|(at, _)| at).find(|&at| {
+        !line[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// The code of `code` as logical lines, `(first line's number, text)`: comment lines left
+/// out, and a function's signature that spans several lines joined into one, up to the
+/// line that opens its body or ends it with `;`.
+fn logical_lines(code: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut lines = code
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !is_comment(line));
+    while let Some((index, line)) = lines.next() {
+        let mut text = line.to_owned();
+        if fn_keyword(line).is_some() {
+            while !text.contains('{') && !text.contains(';') {
+                let Some((_, next)) = lines.next() else {
+                    break;
+                };
+                text.push(' ');
+                text.push_str(next.trim());
+            }
         }
-        let mut raw = false;
+        out.push((index + 1, text));
+    }
+    out
+}
+
+/// The places in `code` (one file, unit tests cut off) where a process id is a raw integer,
+/// as `line: text`: a binding, field or parameter with a pid's name whose type holds a raw
+/// integer ([`holds_raw_integer`]); a function with a pid's name whose return type does, its
+/// signature read across lines; and any `pid_t` or `nix::unistd::Pid`, whatever its name.
+fn raw_pids(code: &str) -> Vec<String> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let in_type = |c: char| ident(c) || "<>:&[]".contains(c);
+    let mut found = Vec::new();
+    for (number, line) in logical_lines(code) {
+        let mut raw = line.split(|c: char| !ident(c)).any(|word| word == "pid_t")
+            || line.contains("unistd::Pid");
         for (at, _) in line.match_indices(": ") {
-            let ty: String = line[at + 2..]
-                .chars()
-                .take_while(|&c| ident(c) || c == '<' || c == '>')
-                .collect();
+            let ty: String = line[at + 2..].chars().take_while(|&c| in_type(c)).collect();
             let name: String = line[..at].chars().rev().take_while(|&c| ident(c)).collect();
             let name: String = name.chars().rev().collect();
-            raw |= RAW.contains(&ty.as_str()) && names_a_pid(&name);
+            raw |= holds_raw_integer(&ty) && names_a_pid(&name);
         }
-        if let (Some(fn_at), Some(arrow)) = (line.find("fn "), line.find("-> ")) {
-            let ty: String = line[arrow + 3..]
+        if let Some(fn_at) = fn_keyword(&line)
+            && let Some(arrow) = line[fn_at..].find("-> ")
+        {
+            let ty: String = line[fn_at + arrow + 3..]
                 .chars()
-                .take_while(|&c| ident(c) || c == '<' || c == '>')
+                .take_while(|&c| in_type(c))
                 .collect();
             let name: String = line[fn_at + 3..]
                 .chars()
                 .take_while(|&c| ident(c))
                 .collect();
-            raw |= RAW.contains(&ty.as_str()) && names_a_pid(&name);
+            raw |= holds_raw_integer(&ty) && names_a_pid(&name);
         }
         if raw {
-            found.push(format!("{}: {}", index + 1, line.trim()));
+            found.push(format!("{number}: {}", line.trim()));
         }
     }
     found
@@ -758,12 +799,42 @@ fn process_ids_are_pids_outside_os() {
 
 #[test]
 fn the_raw_pid_check_catches_what_it_should() {
-    let caught = "    creator: i32,\nfn current_pid() -> i32 {\nstatic OWNER: AtomicI32 = x;\n\
-                  fn observe(pid: i32, slot: Option<BlockedOn>) -> Seen {\n\
-                  pub(crate) fn pidfd_pid(fd: BorrowedFd<'_>) -> Option<i32> {\n";
-    assert_eq!(raw_pids(caught).len(), 5, "{:?}", raw_pids(caught));
-    let passed = "    creator: Pid,\n    exitcode: Option<i32>,\nfn signal(&self, signal: i32) {\n\
-                  fn exitcode(&self) -> Result<Option<i32>> {\n    pidfd: OwnedFd,\n\
-                  // pid: i32 in a comment\nfn end(code: i32, me: Pid) -> ! {\n";
-    assert_eq!(raw_pids(passed), Vec::<String>::new());
+    let caught = [
+        "    creator: i32,",
+        "fn current_pid() -> i32 {",
+        "static OWNER: AtomicI32 = x;",
+        "fn observe(pid: i32, slot: Option<BlockedOn>) -> Seen {",
+        "pub(crate) fn pidfd_pid(fd: BorrowedFd<'_>) -> Option<i32> {",
+        "pub(crate) fn pidfd_pid(fd: BorrowedFd<'_>) -> Result<i32> {",
+        "fn parent_pid() -> io::Result<Option<i32>> {",
+        "fn child_pids(&self) -> Result<Vec<i32>> {",
+        "fn reap(pids: &[i32]) {",
+        "    parent: libc::pid_t,",
+        "    let raw = me.as_raw() as nix::libc::pid_t;",
+        "fn fork_child(spec: &Spec) -> nix::unistd::Pid {",
+        "pub(crate) fn pidfd_pid(\n    fd: BorrowedFd<'_>,\n) -> Result<i32> {",
+        "fn wait_owner<F>(\n    f: F,\n)\n    -> Option<i32>\nwhere\n    F: Fn(),\n{",
+        "fn signal(\n    // the target's pid\n    pid: i32,\n    signal: i32,\n) -> Result<()>;",
+    ];
+    for example in caught {
+        assert_eq!(raw_pids(example).len(), 1, "not caught once: {example}");
+    }
+    let passed = [
+        "    creator: Pid,",
+        "    exitcode: Option<i32>,",
+        "fn signal(&self, signal: i32) {",
+        "fn exitcode(&self) -> Result<Option<i32>> {",
+        "    pidfd: OwnedFd,",
+        "// pid: i32, a pid_t in a comment",
+        "fn end(code: i32, me: Pid) -> ! {",
+        "fn check_signal(signal: i32) -> Result<i32> {",
+        "fn parent_pid() -> Option<Pid> {",
+        "fn pidfd_of(pid: Pid) -> Result<OwnedFd> {",
+        "pub(crate) fn exitcode(\n    &self,\n    deadline: &Deadline,\n) -> Result<Option<i32>> {",
+        "fn parent(\n    &self,\n) -> Option<Pid>;\n    let code: i32 = 0;\n    owner: Pid,",
+        "fn kill_pid(pid: Pid) -> Result<()> {\n    x\n}\nlet status: i32 = 0;",
+    ];
+    for example in passed {
+        assert_eq!(raw_pids(example), Vec::<String>::new(), "caught: {example}");
+    }
 }
