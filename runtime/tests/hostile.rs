@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::TestResult;
 use common::process::{Started, wait_state};
 use common::wait::{AT_ONCE, Progress};
-use proclife::ipc::{Connection, Queue, pipe};
+use proclife::ipc::{Connection, Queue};
 use proclife::{BlockedOn, Error, Process, ProcessState, StartMethod, TargetResult};
 
 /// How much the parent's peak resident memory may grow in one scenario: far less than what
@@ -50,12 +50,6 @@ fn peak_within(base: u64, what: &str) -> TestResult {
         peak >> 10
     );
     Ok(())
-}
-
-fn started(p: Process) -> Result<Started, Box<dyn std::error::Error>> {
-    let mut p = Started(p);
-    p.0.start()?;
-    Ok(p)
 }
 
 /// postcard's varint of `n` (LEB128), the encoding of a sequence or string length.
@@ -125,12 +119,11 @@ proclife::entry!(send_claims);
 
 fn huge_element_counts_are_decode_errors_t48() -> TestResult {
     for method in StartMethod::ALL {
-        let (mut read, write) = pipe(false)?;
-        let p = started(
+        let (mut read, p) = Started::piped(false, |write| {
             Process::builder()
                 .start_method(method)
-                .entry(send_claims, write),
-        )?;
+                .entry(send_claims, write)
+        })?;
         let base = reset_peak()?;
         let mut progress = Progress::new(format!("{method}: receiving the claims"));
         for claim in 0..claims().len() {
@@ -202,13 +195,13 @@ fn a_flooded_queue_blocks_the_child_not_the_parent_t48() -> TestResult {
     for method in StartMethod::ALL {
         let bounded = Queue::<Vec<u8>>::with_capacity(MAXSIZE, RING)?;
         let ring = Queue::<Vec<u8>>::with_capacity(0, RING)?;
-        let (mut report, end) = pipe(false)?;
         let base = reset_peak()?;
-        let p = started(
+        let shared = (share(&bounded)?, share(&ring)?);
+        let (mut report, p) = Started::piped(false, |end| {
             Process::builder()
                 .start_method(method)
-                .entry(flood, (share(&bounded)?, share(&ring)?, end)),
-        )?;
+                .entry(flood, (shared.0, shared.1, end))
+        })?;
         Progress::new(format!("{method}: flooding the queues"))
             .readable(&report, "the child's counts")?;
         let (in_bounded, in_ring): (u64, u64) = report.recv()?;
@@ -292,12 +285,11 @@ proclife::entry!(send_fds);
 
 fn fds_sent_by_a_child_are_never_installed_t48() -> TestResult {
     for method in StartMethod::ALL {
-        let (mut parent_end, child_end) = pipe(true)?;
-        let p = started(
+        let (mut parent_end, p) = Started::piped(true, |child_end| {
             Process::builder()
                 .start_method(method)
-                .entry(send_fds, child_end),
-        )?;
+                .entry(send_fds, child_end)
+        })?;
         let fds = common::fd_snapshot();
         let mut progress = Progress::new(format!("{method}: receiving frames with fds"));
         for n in 0..FD_FRAMES {
@@ -340,13 +332,12 @@ proclife::entry!(send_fast);
 fn frames_faster_than_consumed_block_the_sender_t48() -> TestResult {
     for method in StartMethod::ALL {
         for duplex in [false, true] {
-            let (mut read, write) = pipe(duplex)?;
             let base = reset_peak()?;
-            let p = started(
+            let (mut read, p) = Started::piped(duplex, |write| {
                 Process::builder()
                     .start_method(method)
-                    .entry(send_fast, write),
-            )?;
+                    .entry(send_fast, write)
+            })?;
             // The child fills the pipe or socket buffer and waits: the parent holds nothing.
             wait_state(&p, "blocked sending into a full pipe", |s| {
                 s == ProcessState::Blocked(BlockedOn::Send)

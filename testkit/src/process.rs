@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use proclife::ipc::{Connection, pipe};
 use proclife::{Process, ProcessState};
 
 use crate::wait::AT_ONCE;
@@ -15,6 +16,36 @@ impl std::ops::Deref for Started {
     type Target = Process;
     fn deref(&self) -> &Process {
         &self.0
+    }
+}
+
+impl Started {
+    /// Starts `p` ([`Process::start`]) and keeps it as a [`Started`].
+    ///
+    /// # Errors
+    ///
+    /// The start's error.
+    pub fn start(p: Process) -> Result<Started, Box<dyn std::error::Error>> {
+        let mut p = Started(p);
+        p.0.start()?;
+        Ok(p)
+    }
+
+    /// Creates a pipe (`proclife::ipc::pipe(duplex)`), builds a process with `build`, which
+    /// gets the child's end (to pass as the target's argument), and starts it. Returns the
+    /// parent's end and the started process, in the order in which a failing test drops
+    /// them: the process first (killed and reaped), then the parent's end.
+    ///
+    /// # Errors
+    ///
+    /// The pipe's or the start's error.
+    pub fn piped(
+        duplex: bool,
+        build: impl FnOnce(Connection) -> Process,
+    ) -> Result<(Connection, Started), Box<dyn std::error::Error>> {
+        let (parent_end, child_end) = pipe(duplex)?;
+        let p = Started::start(build(child_end))?;
+        Ok((parent_end, p))
     }
 }
 
