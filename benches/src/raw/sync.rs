@@ -52,6 +52,24 @@ impl<T> SharedPage<T> {
     }
 }
 
+/// A type made only of atomics (or of `#[repr(C)]` structs of them): valid when all its
+/// bytes are zero, and sound to read and write through a shared reference from every process
+/// that maps its page.
+///
+/// # Safety
+///
+/// Implement it only for such a type.
+pub(crate) unsafe trait Atomics {}
+
+impl<T: Atomics> SharedPage<T> {
+    /// The page's words, for as long as the page is mapped.
+    pub(crate) fn words(&self) -> &T {
+        // SAFETY: the mapping lives as long as `self` (it is unmapped only in drop), starts
+        // zero-filled, and `T: Atomics` holds only atomics, so a shared reference is sound.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
 impl<T> Drop for SharedPage<T> {
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `new` with this size and is unmapped only here. A
@@ -72,6 +90,9 @@ struct ControlWords {
     /// The contender's iteration count, written just before it exits.
     contender_iterations: AtomicU64,
 }
+
+// SAFETY: every field is an atomic.
+unsafe impl Atomics for ControlWords {}
 
 /// The shared page beside the lock under test: the counter every critical section
 /// increments and the contender's control words.
@@ -97,21 +118,16 @@ impl Control {
         })
     }
 
-    fn words(&self) -> &ControlWords {
-        // SAFETY: the mapping lives as long as `self` and holds only atomics.
-        unsafe { self.page.ptr.as_ref() }
-    }
-
     /// The body of a critical section: increments the counter with a plain load and store,
     /// not an atomic add, so that two processes inside the section at once lose a count.
     pub fn bump(&self) {
-        let counter = &self.words().counter;
+        let counter = &self.page.words().counter;
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// The shared counter: the number of critical sections run so far, by any process.
     pub fn counter(&self) -> u64 {
-        self.words().counter.load(Ordering::Acquire)
+        self.page.words().counter.load(Ordering::Acquire)
     }
 }
 
@@ -239,7 +255,7 @@ impl<'c> Contender<'c> {
     where
         F: FnMut() -> Result<()>,
     {
-        let words = control.words();
+        let words = control.page.words();
         words.stop.store(false, Ordering::Release);
         words.ready.store(false, Ordering::Release);
         words.contender_iterations.store(0, Ordering::Release);
@@ -293,7 +309,7 @@ impl<'c> Contender<'c> {
     ///
     /// As [`Child::wait`].
     pub fn finish(mut self) -> Result<u64> {
-        let words = self.control.words();
+        let words = self.control.page.words();
         words.stop.store(true, Ordering::Release);
         self.child.wait(CHILD_EXIT_BOUND)?;
         Ok(words.contender_iterations.load(Ordering::Acquire))

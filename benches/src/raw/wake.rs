@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::sync::SharedPage;
+use super::sync::{Atomics, SharedPage};
 use super::{CHILD_EXIT_BOUND, Child, code, fork_helper};
 use crate::{Error, Result};
 
@@ -30,6 +30,9 @@ struct TurnWords {
     /// How many rounds the parent announced (the barrier rounds).
     announced: AtomicU32,
 }
+
+// SAFETY: every field is an atomic.
+unsafe impl Atomics for TurnWords {}
 
 /// A shared page with a turn word, a stop flag and the child's count of answered rounds,
 /// inherited by children forked after [`Turn::new`].
@@ -51,56 +54,52 @@ impl Turn {
         })
     }
 
-    fn words(&self) -> &TurnWords {
-        // SAFETY: the mapping lives as long as `self` and holds only atomics.
-        unsafe { self.page.ptr.as_ref() }
-    }
-
     /// Whether the child has the turn.
     pub fn childs(&self) -> bool {
-        self.words().turn.load(Ordering::Acquire) == 1
+        self.page.words().turn.load(Ordering::Acquire) == 1
     }
 
     /// Gives the turn to the child (1) or back to the parent (0), without waking anyone.
     pub fn give(&self, to_child: bool) {
-        self.words()
+        self.page
+            .words()
             .turn
             .store(u32::from(to_child), Ordering::Release);
     }
 
     /// Asks the child to exit at its next ping instead of answering it.
     pub fn stop(&self) {
-        self.words().stop.store(true, Ordering::Release);
+        self.page.words().stop.store(true, Ordering::Release);
     }
 
     /// Whether the parent asked the child to exit.
     pub fn stopped(&self) -> bool {
-        self.words().stop.load(Ordering::Acquire)
+        self.page.words().stop.load(Ordering::Acquire)
     }
 
     /// Counts one answered round (the child calls it).
     pub fn answered(&self) {
-        self.words().answered.fetch_add(1, Ordering::AcqRel);
+        self.page.words().answered.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Announces how many rounds follow (the barrier rounds; 0: none, exit).
     pub fn announce(&self, rounds: u32) {
-        self.words().announced.store(rounds, Ordering::Release);
+        self.page.words().announced.store(rounds, Ordering::Release);
     }
 
     /// The rounds the parent announced last.
     pub fn announced(&self) -> u32 {
-        self.words().announced.load(Ordering::Acquire)
+        self.page.words().announced.load(Ordering::Acquire)
     }
 
     /// The rounds the child answered so far.
     pub fn rounds(&self) -> u64 {
-        self.words().answered.load(Ordering::Acquire)
+        self.page.words().answered.load(Ordering::Acquire)
     }
 
     /// Re-arms the page for a new child: the parent's turn, no stop request, no rounds.
     pub fn reset(&self) {
-        let words = self.words();
+        let words = self.page.words();
         words.turn.store(0, Ordering::Release);
         words.stop.store(false, Ordering::Release);
         words.answered.store(0, Ordering::Release);
@@ -167,7 +166,7 @@ impl<'t> FutexPingPong<'t> {
     pub fn start(turn: &'t Turn) -> Result<Self> {
         turn.reset();
         let child = fork_helper(|| {
-            let word = &turn.words().turn;
+            let word = &turn.page.words().turn;
             loop {
                 // The parent is alive as long as this child is (PR_SET_PDEATHSIG), so the
                 // child may sleep as long as the parent does not ping.
@@ -192,7 +191,7 @@ impl<'t> FutexPingPong<'t> {
     /// [`Error::ChildFailed`] or [`Error::ChildHung`] when the child dies or does not answer
     /// within [`CHILD_EXIT_BOUND`].
     pub fn round(&mut self) -> Result<()> {
-        let word = &self.turn.words().turn;
+        let word = &self.turn.page.words().turn;
         word.store(1, Ordering::Release);
         futex_wake(word);
         let deadline = Instant::now() + CHILD_EXIT_BOUND;
@@ -228,7 +227,7 @@ impl<'t> FutexPingPong<'t> {
     /// As [`Child::wait`].
     pub fn finish(mut self) -> Result<u64> {
         self.turn.stop();
-        let word = &self.turn.words().turn;
+        let word = &self.turn.page.words().turn;
         word.store(1, Ordering::Release);
         futex_wake(word);
         self.child.wait(CHILD_EXIT_BOUND)?;
