@@ -17,6 +17,7 @@ use std::time::Duration;
 use nix::poll::PollFlags;
 
 use crate::children::current::{ParentProcess, parent_process};
+use crate::children::registry;
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::futex::Wake;
@@ -26,10 +27,15 @@ use crate::os::time::Deadline;
 /// ends such a wait within this much (and the time `/proc` takes to show it).
 pub(crate) const PARENT_SLICE: Duration = Duration::from_millis(250);
 
-/// The parent an untimed wait of a child watches; `None` for a wait with a deadline and in
-/// the main process.
+/// The parent an untimed wait of a child watches; `None` for a wait with a deadline, in the
+/// main process, and in a daemon child.
+///
+/// A daemon child dies with its parent already (`PR_SET_PDEATHSIG`, or the watcher thread
+/// of a fork server's child; a daemon whose start could not arrange it kills itself before
+/// its target runs), so its untimed waits sleep without slices: watching would wake every
+/// live daemon four times a second for nothing (decision 0025).
 fn watched(deadline: &Deadline) -> Option<ParentProcess> {
-    if deadline.timespec().is_some() {
+    if deadline.timespec().is_some() || registry::lock().daemon() {
         return None;
     }
     parent_process()
