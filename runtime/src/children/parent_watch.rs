@@ -5,9 +5,10 @@
 //! whether the parent still runs ([`ParentProcess::is_alive`]: the parent's pidfd in a
 //! re-executed child, `getppid()` in a forked one, so neither is fooled by a reused pid). Once
 //! the parent is gone the wait returns [`Error::ParentDied`] instead of sleeping on: nothing
-//! is left that the runtime knows will end it. A wait with a timeout, and every wait of the
-//! main process (which has no parent to watch), is the plain wait. CPython has no such rule:
-//! there the child waits forever.
+//! is left that the runtime knows will end it. A wait with a timeout, every wait of the
+//! main process (which has no parent to watch) and every wait of a daemon child (which dies
+//! with its parent, T27; decision 0025) is the plain wait. CPython has no such rule: there
+//! the child waits forever.
 #![forbid(unsafe_code)]
 
 use std::os::fd::BorrowedFd;
