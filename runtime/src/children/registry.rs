@@ -226,8 +226,14 @@ fn orphans_left_table(n: usize) {
 /// Removes `child` from the table (it was observed dead, or its handle was closed).
 ///
 /// Searched from the end: the child joined is most often the one started last, and then
-/// neither the search nor the removal reads the other records.
+/// neither the search nor the removal reads the other records. A record that only the
+/// caller's reference holds is not in the table (the table holds a reference of its own to
+/// each record it lists), so forgetting it again, as `close` does after `join`, neither
+/// takes the lock nor reads the table (before: a search of every live child's record).
 pub(crate) fn forget(child: &Arc<Child>) {
+    if Arc::strong_count(child) == 1 {
+        return;
+    }
     let mut table = lock();
     if let Some(i) = table.children.iter().rposition(|c| Arc::ptr_eq(c, child)) {
         table.children.remove(i);
