@@ -38,8 +38,10 @@ pub(crate) struct Table {
     name: Cow<'static, str>,
     /// Whether this process is a daemon (then it may not start children).
     daemon: bool,
-    /// The parent's pid and name, in a child process.
-    parent: Option<(Pid, String)>,
+    /// The parent's pid and name, in a child process. The name is the table's own name
+    /// taken over as it was (a forked child of the main process borrows `MainProcess`
+    /// instead of allocating a copy).
+    parent: Option<(Pid, Cow<'static, str>)>,
     /// Whether the exit hook is registered in this process (inherited across fork).
     exit_hook: bool,
     /// What the last sweep left.
@@ -173,7 +175,7 @@ impl Table {
             starts: 0,
         };
         let parent_name = std::mem::replace(&mut self.name, Cow::Owned(name));
-        self.parent = Some((parent, parent_name.into_owned()));
+        self.parent = Some((parent, parent_name));
         self.counter = 1;
         self.identity = identity;
         self.daemon = daemon;
@@ -192,7 +194,7 @@ impl Table {
         parent_name: String,
     ) {
         self.become_child(identity, name, daemon, parent);
-        self.parent = Some((parent, parent_name));
+        self.parent = Some((parent, Cow::Owned(parent_name)));
     }
 }
 
@@ -365,7 +367,10 @@ pub(crate) fn me() -> Me {
         name: table.name.clone().into_owned(),
         daemon: table.daemon,
         identity: table.identity.clone(),
-        parent: table.parent.clone(),
+        parent: table
+            .parent
+            .as_ref()
+            .map(|(pid, name)| (*pid, name.clone().into_owned())),
     }
 }
 
