@@ -285,8 +285,9 @@ pub(crate) const SWEEP_POLLS_PER_START: usize = 2;
 /// the last sweep left at most [`SWEEP_SMALL`] children or enough starts happened since that
 /// the sweep costs at most [`SWEEP_POLLS_PER_START`] polls per start. So a child that has
 /// exited is still reaped by a later start (in a small table the first one after
-/// `SWEEP_INTERVAL`; with `n` live children at most `n / SWEEP_POLLS_PER_START` starts
-/// later), and the sweep's cost per start stays bounded however many children are alive
+/// `SWEEP_INTERVAL`; with `n` live children the first one that comes both `SWEEP_INTERVAL`
+/// and `n / SWEEP_POLLS_PER_START` starts after the last sweep), and the sweep's cost per
+/// start stays bounded however many children are alive
 /// (decision 0025; with the interval alone, a parent with 4 000 live children polled 4 000
 /// pidfds every 50 ms). A table with no children costs nothing.
 pub(crate) fn sweep_before_start() -> Result<()> {
@@ -297,12 +298,23 @@ pub(crate) fn sweep_before_start() -> Result<()> {
     }
     table.swept.starts = table.swept.starts.saturating_add(1);
     let swept = &table.swept;
-    let due = len >= swept.left.saturating_mul(2)
-        || (swept.next_due.is_none_or(|due| due.expired())
-            && (swept.left <= SWEEP_SMALL
-                || swept.starts.saturating_mul(SWEEP_POLLS_PER_START) >= swept.left));
+    let due = sweep_due(
+        len,
+        swept.left,
+        swept.starts,
+        swept.next_due.is_none_or(|due| due.expired()),
+    );
     drop(table);
     if due { sweep() } else { Ok(()) }
+}
+
+/// The rule of [`sweep_before_start`]: whether a start sweeps, with `len` children in the
+/// table, `left` after the last sweep, `starts` since it (this one included), and whether
+/// [`SWEEP_INTERVAL`] has passed since it (`true` before the first sweep).
+fn sweep_due(len: usize, left: usize, starts: usize, interval_passed: bool) -> bool {
+    len >= left.saturating_mul(2)
+        || (interval_passed
+            && (left <= SWEEP_SMALL || starts.saturating_mul(SWEEP_POLLS_PER_START) >= left))
 }
 
 /// Polls every child and drops the ones that have exited (CPython's `_cleanup`).
@@ -420,4 +432,32 @@ extern "C" fn exit_hook() {
         shutdown_children();
         crate::os::stdio::flush_std_streams();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SWEEP_POLLS_PER_START, SWEEP_SMALL, sweep_due};
+
+    #[test]
+    fn a_doubled_table_sweeps_at_once() {
+        assert!(sweep_due(2, 1, 1, false));
+        assert!(sweep_due(8000, 4000, 1, false));
+        assert!(!sweep_due(7999, 4000, 1, false));
+    }
+
+    #[test]
+    fn a_small_table_sweeps_at_the_first_start_after_the_interval() {
+        assert!(!sweep_due(SWEEP_SMALL, SWEEP_SMALL, 1, false));
+        assert!(sweep_due(SWEEP_SMALL, SWEEP_SMALL, 1, true));
+    }
+
+    #[test]
+    fn a_large_table_waits_for_starts_that_pay_for_the_sweep() {
+        let left = 4000;
+        let enough = left / SWEEP_POLLS_PER_START;
+        assert!(!sweep_due(left, left, enough - 1, true));
+        assert!(sweep_due(left, left, enough, true));
+        // The starts alone do not make it due before the interval.
+        assert!(!sweep_due(left, left, left, false));
+    }
 }
