@@ -624,7 +624,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         footprints = json.loads(footprint_path.read_text())
         add("What each live child costs the parent (resident memory from `/proc/self/statm` and open file "
             "descriptors from `/proc/self/fd`, right before the crowd's first child and after its last, divided by its "
-            "size):")
+            "size; a proclife crowd starts and joins one process first, so that what the first start of a process "
+            "sets up once is not counted):")
         add("")
         add("| crowd | resident bytes per child | fds per child |")
         add("|---|---|---|")

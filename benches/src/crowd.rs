@@ -21,12 +21,13 @@ use proclife::Process;
 use proclife::sync::Event;
 
 use crate::raw::{CHILD_EXIT_BOUND, Child, code, fork_helper, pipe};
-use crate::runtime::join_checked;
+use crate::runtime::{fork_start_join, join_checked};
 use crate::{Error, Result};
 
 /// What the parent holds per live child: resident memory and file descriptors, from
 /// `/proc/self/statm` and `/proc/self/fd` right before the first child is started (after
-/// whatever releases the crowd, a pipe or an event, was created) and after the last.
+/// whatever releases the crowd, a pipe or an event, was created, and for proclife after one
+/// start + join) and after the last.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Footprint {
     /// Resident bytes of the parent per live child.
@@ -293,6 +294,10 @@ impl Crowd for ProcessCrowd {
     /// released and joined.
     fn start(n: usize) -> Result<Self> {
         let release = Arc::new(Event::new().map_err(Error::runtime("Event::new"))?);
+        // One start + join first, so that the footprint counts what each live child costs
+        // and not what the process's first start sets up once (the status slots' first
+        // pages, the runtime's code and statics brought into memory).
+        fork_start_join()?;
         let start_one = || {
             let wait_on = Arc::clone(&release);
             // Daemons, so that a benchmark that fails half-way cannot leave them behind: the
