@@ -3,10 +3,14 @@
 //! the synchronisation primitives; each beside its raw baseline in the same run.
 //!
 //! IDs (`scaling/<function>/<case>`):
-//! - `raw_fork_alive/nN`, `fork_alive/nN`: one raw `fork`/`_exit`/`waitpid`, or one proclife
-//!   fork-method start + join, while N other children (raw ones asleep in `read`, or proclife
-//!   daemon processes asleep in `Event::wait`) are alive. Flat in N means no per-start work
-//!   grows with the number of children.
+//! - `raw_fork_alive/nN`, `raw_fork_pidfd_alive/nN`, `fork_alive/nN`: one raw
+//!   `fork`/`_exit`/`waitpid`, or one proclife fork-method start + join, while N other
+//!   children are alive: raw ones asleep in `read` (for `raw_fork_pidfd_alive`, each with a
+//!   pidfd that the parent opened at its birth and holds, as proclife does), or proclife
+//!   daemon processes asleep in `Event::wait`. Flat in N means no per-start work grows with
+//!   the number of children; the growth of `raw_fork_pidfd_alive` over `raw_fork_alive` is the
+//!   kernel's cost of one more open fd per live child (the fd table `fork` copies and the
+//!   child closes at exit).
 //! - `raw_fork_join_together/n1000`, `fork_join_together/n1000`: release 1000 live children at
 //!   once (close the pipe they read, or set the event they wait on) and reap or join them all;
 //!   only the release and the joins are timed.
@@ -17,13 +21,14 @@
 //!   Parent and child share one CPU.
 //!
 //! While measuring, the parent's resident memory and file descriptors per live child (from
-//! `/proc/self/statm` and `/proc/self/fd`, before and after the crowd started) are written to
+//! `/proc/self/statm` and `/proc/self/fd`, right before the first child of the crowd and after
+//! the last) are written to
 //! `<criterion home>/scaling/footprint.json` for the report.
 
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use proclife_benches::crowd::{Footprint, ProcessCrowd, RawCrowd, raise_fd_limit};
+use proclife_benches::crowd::{Crowd, Footprint, ProcessCrowd, RawCrowd, raise_fd_limit};
 use proclife_benches::harness::{self, Pace, Spec, checked, time_counted};
 use proclife_benches::raw::spawn::fork_exit_wait;
 use proclife_benches::raw::wake::{FutexPingPong, Turn, check_rounds};
@@ -50,22 +55,49 @@ fn main() {
 /// One start + join beside crowds of growing size.
 fn alive(c: &mut Criterion, footprints: &mut Vec<(String, Footprint)>) {
     for n in CROWDS {
-        let crowd = checked(RawCrowd::start(n));
-        footprints.push((format!("raw_fork_alive/n{n}"), crowd.footprint()));
-        harness::run(c, Spec::new(format!("scaling/raw_fork_alive/n{n}")), |b| {
-            time_counted(b, fork_exit_wait);
-            Ok(())
-        });
-        checked(crowd.finish());
-
-        let crowd = checked(ProcessCrowd::start(n));
-        footprints.push((format!("fork_alive/n{n}"), crowd.footprint()));
-        harness::run(c, Spec::new(format!("scaling/fork_alive/n{n}")), |b| {
-            time_counted(b, fork_start_join);
-            Ok(())
-        });
-        checked(crowd.finish());
+        alive_row(
+            c,
+            footprints,
+            "raw_fork_alive",
+            n,
+            RawCrowd::start,
+            fork_exit_wait,
+        );
+        alive_row(
+            c,
+            footprints,
+            "raw_fork_pidfd_alive",
+            n,
+            RawCrowd::start_with_pidfds,
+            fork_exit_wait,
+        );
+        alive_row(
+            c,
+            footprints,
+            "fork_alive",
+            n,
+            ProcessCrowd::start,
+            fork_start_join,
+        );
     }
+}
+
+/// The row `scaling/<function>/n<n>`: `once` timed while the crowd `start(n)` is alive.
+fn alive_row<C: Crowd>(
+    c: &mut Criterion,
+    footprints: &mut Vec<(String, Footprint)>,
+    function: &str,
+    n: usize,
+    start: impl Fn(usize) -> Result<C>,
+    once: fn() -> Result<()>,
+) {
+    let crowd = checked(start(n));
+    footprints.push((format!("{function}/n{n}"), crowd.footprint()));
+    harness::run(c, Spec::new(format!("scaling/{function}/n{n}")), |b| {
+        time_counted(b, once);
+        Ok(())
+    });
+    checked(crowd.finish());
 }
 
 /// Writes the footprints for the report, when measuring.
@@ -98,12 +130,11 @@ fn record(footprints: &[(String, Footprint)]) -> Result<()> {
         })
 }
 
-/// Times `release_and_join` over a fresh crowd of [`TOGETHER`] per iteration; the start of
+/// Times [`Crowd::finish`] (release and join) over a fresh crowd of [`TOGETHER`] per iteration; the start of
 /// each crowd is not timed.
-fn time_crowds<C>(
+fn time_crowds<C: Crowd>(
     b: &mut criterion::Bencher<'_>,
     start: impl Fn(usize) -> Result<C>,
-    release_and_join: impl Fn(C) -> Result<()>,
 ) -> Result<()> {
     let mut failure = None;
     b.iter_custom(|iters| {
@@ -111,7 +142,7 @@ fn time_crowds<C>(
         for _ in 0..iters {
             let crowd = checked(start(TOGETHER));
             let started = Instant::now();
-            if let Err(err) = release_and_join(crowd) {
+            if let Err(err) = crowd.finish() {
                 failure.get_or_insert(err);
             }
             total += started.elapsed();
@@ -125,10 +156,10 @@ fn time_crowds<C>(
 fn join_together(c: &mut Criterion) {
     let spec = |id: &str| Spec::new(id).pace(Pace::Slow).elements(TOGETHER as u64);
     harness::run(c, spec("scaling/raw_fork_join_together/n1000"), |b| {
-        time_crowds(b, RawCrowd::start, RawCrowd::finish)
+        time_crowds(b, RawCrowd::start)
     });
     harness::run(c, spec("scaling/fork_join_together/n1000"), |b| {
-        time_crowds(b, ProcessCrowd::start, ProcessCrowd::finish)
+        time_crowds(b, ProcessCrowd::start)
     });
 }
 

@@ -2,22 +2,32 @@
 //! measure what one more start + join costs while a crowd of children is alive, what each live
 //! child costs the parent, and how long joining a crowd that exits at once takes.
 //!
-//! [`RawCrowd`] is the baseline: children forked with the raw helper, asleep in `read` of a
-//! pipe until the parent closes its end. [`ProcessCrowd`] is the same crowd as proclife
-//! `Process`es (fork method) asleep in `Event::wait` until the parent sets the event.
+//! Every crowd is a [`Crowd`]: started with [`Crowd::start`], measured with
+//! [`Crowd::footprint`], released and reaped with [`Crowd::finish`].
+//!
+//! - [`RawCrowd`] is the baseline: children forked with the raw helper, asleep in `read` of a
+//!   pipe until the parent closes its end. [`RawCrowd::start`] keeps nothing per child in the
+//!   parent but its pid; [`RawCrowd::start_with_pidfds`] also opens a pidfd for each child at
+//!   its birth (`pidfd_open`, as proclife's fork method does), so that the kernel's cost of
+//!   one open fd per live child (every `fork` copies the fd table, every child closes its
+//!   copies at exit) shows without anything else of proclife.
+//! - [`ProcessCrowd`] is the same crowd as proclife `Process`es (fork method) asleep in
+//!   `Event::wait` until the parent sets the event.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use proclife::Process;
 use proclife::sync::Event;
 
 use crate::raw::{CHILD_EXIT_BOUND, Child, code, fork_helper, pipe};
-use crate::runtime::join_checked;
+use crate::runtime::{fork_start_join, join_checked};
 use crate::{Error, Result};
 
 /// What the parent holds per live child: resident memory and file descriptors, from
-/// `/proc/self/statm` and `/proc/self/fd` before and after the crowd was started.
+/// `/proc/self/statm` and `/proc/self/fd` right before the first child is started (after
+/// whatever releases the crowd, a pipe or an event, was created, and for proclife after one
+/// start + join) and after the last.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Footprint {
     /// Resident bytes of the parent per live child.
@@ -85,27 +95,117 @@ pub fn raise_fd_limit() -> Result<u64> {
     Ok(limit.rlim_cur)
 }
 
-/// `n` raw children asleep in `read` of a pipe whose write end only the parent holds.
+/// A crowd of live children, as the scaling benchmarks use it.
+pub trait Crowd: Sized {
+    /// Starts `n` children that stay alive until [`Crowd::finish`].
+    ///
+    /// # Errors
+    ///
+    /// As the implementation's start; the children started so far are released and reaped.
+    fn start(n: usize) -> Result<Self>;
+
+    /// What each child of the crowd costs the parent.
+    fn footprint(&self) -> Footprint;
+
+    /// Releases every child and reaps them all, checking each one's exit.
+    ///
+    /// # Errors
+    ///
+    /// The first child's failure; every child is reaped regardless.
+    fn finish(self) -> Result<()>;
+}
+
+/// Starts `n` members with `start_one`, measuring the parent's footprint around them.
+///
+/// On the first failure, `abandon` gets the members started so far (to release and reap
+/// them) and the error is returned.
+fn gather<T>(
+    n: usize,
+    mut start_one: impl FnMut() -> Result<T>,
+    abandon: impl FnOnce(Vec<T>),
+) -> Result<(Vec<T>, Footprint)> {
+    let before = usage()?;
+    let mut members = Vec::with_capacity(n);
+    for _ in 0..n {
+        match start_one() {
+            Ok(member) => members.push(member),
+            Err(err) => {
+                abandon(members);
+                return Err(err);
+            }
+        }
+    }
+    match usage() {
+        Ok(after) => Ok((members, footprint(before, after, n))),
+        Err(err) => {
+            abandon(members);
+            Err(err)
+        }
+    }
+}
+
+/// The first error of `results`, after all of them ran.
+fn first_error(results: impl Iterator<Item = Result<()>>) -> Result<()> {
+    let mut first = None;
+    for result in results {
+        if let Err(err) = result {
+            first.get_or_insert(err);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// `pidfd_open(pid, 0)`—A pidfd of `pid` (close-on-exec, as the kernel always makes them).
+///
+/// # Errors
+///
+/// [`Error::Os`] when `pidfd_open` fails.
+pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and a flags word and touches no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    let fd = i32::try_from(ret).map_err(|_| Error::last_os("pidfd_open"))?;
+    if fd < 0 {
+        return Err(Error::last_os("pidfd_open"));
+    }
+    // SAFETY: pidfd_open succeeded, so `fd` is an open descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `n` raw children asleep in `read` of a pipe whose write end only the parent holds, each
+/// with or without a pidfd held by the parent.
 #[derive(Debug)]
 pub struct RawCrowd {
-    children: Vec<Child>,
+    /// The children, each with the pidfd opened at its birth when the crowd holds pidfds.
+    children: Vec<(Child, Option<OwnedFd>)>,
     release: Option<OwnedFd>,
     footprint: Footprint,
 }
 
 impl RawCrowd {
-    /// Forks the `n` children.
+    /// Forks the `n` children; the parent keeps only their pids.
     ///
     /// # Errors
     ///
     /// As [`fork_helper`] and [`pipe`]; the children started so far are killed and reaped.
     pub fn start(n: usize) -> Result<Self> {
-        let before = usage()?;
+        Self::start_holding(n, false)
+    }
+
+    /// Forks the `n` children and opens a pidfd for each right after its fork, as proclife
+    /// does; the parent holds them until the crowd is finished.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawCrowd::start`], and [`pidfd_open`].
+    pub fn start_with_pidfds(n: usize) -> Result<Self> {
+        Self::start_holding(n, true)
+    }
+
+    fn start_holding(n: usize, pidfds: bool) -> Result<Self> {
         let (read_end, write_end) = pipe()?;
         let (r, w) = (read_end.as_raw_fd(), write_end.as_raw_fd());
-        let mut children = Vec::with_capacity(n);
-        for _ in 0..n {
-            children.push(fork_helper(move || {
+        let start_one = || {
+            let child = fork_helper(move || {
                 // SAFETY: `w` is this child's inherited copy of the write end; closing it
                 // leaves the parent the only writer, so its close is end of file here.
                 unsafe { libc::close(w) };
@@ -119,36 +219,45 @@ impl RawCrowd {
                         _ => return code::READ,
                     }
                 }
-            })?);
-        }
+            })?;
+            // The child is unreaped, so its pid cannot name another process yet; on failure
+            // the dropped `Child` kills and reaps it.
+            let pidfd = if pidfds {
+                Some(pidfd_open(child.pid())?)
+            } else {
+                None
+            };
+            Ok((child, pidfd))
+        };
+        // Dropped children are killed and reaped.
+        let (children, footprint) = gather(n, start_one, drop)?;
         drop(read_end);
-        let footprint = footprint(before, usage()?, n);
         Ok(RawCrowd {
             children,
             release: Some(write_end),
             footprint,
         })
     }
+}
 
-    /// What each child of the crowd costs the parent.
-    pub fn footprint(&self) -> Footprint {
+impl Crowd for RawCrowd {
+    fn start(n: usize) -> Result<Self> {
+        RawCrowd::start(n)
+    }
+
+    fn footprint(&self) -> Footprint {
         self.footprint
     }
 
-    /// Lets every child exit and reaps them all, checking each status.
-    ///
-    /// # Errors
-    ///
-    /// The first child's failure (as [`Child::wait`]); every child is reaped regardless.
-    pub fn finish(mut self) -> Result<()> {
+    /// Closes the pipe and reaps every child with `waitpid`, checking each status; the
+    /// pidfds are closed once every child is reaped.
+    fn finish(mut self) -> Result<()> {
         drop(self.release.take());
-        let mut first = None;
-        for child in &mut self.children {
-            if let Err(err) = child.wait(CHILD_EXIT_BOUND) {
-                first.get_or_insert(err);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        first_error(
+            self.children
+                .iter_mut()
+                .map(|(child, _)| child.wait(CHILD_EXIT_BOUND)),
+        )
     }
 }
 
@@ -168,23 +277,29 @@ impl Drop for ProcessCrowd {
     }
 }
 
-impl ProcessCrowd {
+/// Sets `release` and joins every process of `processes`, checking each exit code.
+fn release_and_join(release: &Event, processes: &mut Vec<Process>) -> Result<()> {
+    release.set();
+    let joined = first_error(processes.iter_mut().map(join_checked));
+    processes.clear();
+    joined
+}
+
+impl Crowd for ProcessCrowd {
     /// Starts the `n` processes.
     ///
     /// # Errors
     ///
     /// [`Error::Runtime`] from `Event::new` or `start`; the processes started so far are
     /// released and joined.
-    pub fn start(n: usize) -> Result<Self> {
-        let before = usage()?;
+    fn start(n: usize) -> Result<Self> {
         let release = Arc::new(Event::new().map_err(Error::runtime("Event::new"))?);
-        let mut crowd = ProcessCrowd {
-            processes: Vec::with_capacity(n),
-            release,
-            footprint: footprint((0, 0), (0, 0), 1),
-        };
-        for _ in 0..n {
-            let wait_on = Arc::clone(&crowd.release);
+        // One start + join first, so that the footprint counts what each live child costs
+        // and not what the process's first start sets up once (the status slots' first
+        // pages, the runtime's code and statics brought into memory).
+        fork_start_join()?;
+        let start_one = || {
+            let wait_on = Arc::clone(&release);
             // Daemons, so that a benchmark that fails half-way cannot leave them behind: the
             // runtime terminates daemon children when the parent exits.
             let mut process = Process::builder().daemon(true).target(move || {
@@ -193,38 +308,29 @@ impl ProcessCrowd {
                     std::process::exit(1);
                 }
             });
-            if let Err(source) = process.start() {
-                let _ = crowd.finish();
-                return Err(Error::Runtime {
-                    call: "Process::start",
-                    source,
-                });
-            }
-            crowd.processes.push(process);
-        }
-        crowd.footprint = footprint(before, usage()?, n);
-        Ok(crowd)
+            process.start().map_err(|source| Error::Runtime {
+                call: "Process::start",
+                source,
+            })?;
+            Ok(process)
+        };
+        let abandon = |mut started: Vec<Process>| {
+            let _ = release_and_join(&release, &mut started);
+        };
+        let (processes, footprint) = gather(n, start_one, abandon)?;
+        Ok(ProcessCrowd {
+            processes,
+            release,
+            footprint,
+        })
     }
 
-    /// What each process of the crowd costs the parent.
-    pub fn footprint(&self) -> Footprint {
+    fn footprint(&self) -> Footprint {
         self.footprint
     }
 
     /// Sets the event and joins every process, checking each exit code.
-    ///
-    /// # Errors
-    ///
-    /// The first failure (as [`join_checked`]); every process is joined regardless.
-    pub fn finish(mut self) -> Result<()> {
-        self.release.set();
-        let mut first = None;
-        for process in &mut self.processes {
-            if let Err(err) = join_checked(process) {
-                first.get_or_insert(err);
-            }
-        }
-        self.processes.clear();
-        first.map_or(Ok(()), Err)
+    fn finish(mut self) -> Result<()> {
+        release_and_join(&self.release, &mut self.processes)
     }
 }

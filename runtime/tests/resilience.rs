@@ -824,6 +824,70 @@ proclife::entry!(
     orphan_notified
 );
 
+/// The number of times process `pid` gave up the CPU of its own accord
+/// (`voluntary_ctxt_switches` in `/proc/<pid>/status`): each wake-up of a sleeping wait
+/// that sleeps again adds one.
+fn voluntary_switches(pid: i32) -> Result<u64, Box<dyn std::error::Error>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("no voluntary_ctxt_switches in /proc/{pid}/status").into())
+}
+
+/// T28's watch and the cost of live children (decision 0025): an untimed `Event::wait` in a
+/// non-daemon forked child wakes every 250 ms to check its parent, while the same wait in a
+/// daemon child, which dies with its parent anyway (T27), sleeps until the event is set.
+/// The non-daemon's wake-ups are awaited (bounded by [`AT_ONCE`]), which shows that the
+/// count moves when a wait wakes; the daemon's count must not move while the non-daemon
+/// wakes three more times.
+fn daemon_waits_sleep_without_parent_checks_t28() -> TestResult {
+    let event = std::sync::Arc::new(Event::new()?);
+    let started = |daemon: bool| -> Result<Process, Box<dyn std::error::Error>> {
+        let event = std::sync::Arc::clone(&event);
+        let mut p = Process::builder()
+            .daemon(daemon)
+            .fallible_target(move || -> TargetResult {
+                if event.wait(None)? {
+                    Ok(())
+                } else {
+                    Err("the untimed wait returned without the event".into())
+                }
+            });
+        p.start()?;
+        common::process::wait_state(&p, "blocked in Event::wait", |s| {
+            matches!(s, proclife::ProcessState::Blocked(_))
+        })?;
+        Ok(p)
+    };
+    let daemon = started(true)?;
+    let watcher = started(false)?;
+    let pid = |p: &Process| -> Result<i32, Box<dyn std::error::Error>> {
+        Ok(p.pid()?.ok_or("a started process has a pid")?.as_raw())
+    };
+    let (daemon_pid, watcher_pid) = (pid(&daemon)?, pid(&watcher)?);
+    let daemon_before = voluntary_switches(daemon_pid)?;
+    let watcher_before = voluntary_switches(watcher_pid)?;
+    let checked = common::wait::wait_for(
+        "the non-daemon's untimed wait to wake three times to check its parent",
+        AT_ONCE,
+        || voluntary_switches(watcher_pid).is_ok_and(|n| n >= watcher_before + 3),
+    );
+    let daemon_after = voluntary_switches(daemon_pid)?;
+    event.set();
+    ensure_eq!(join_code(&daemon)?, 0);
+    ensure_eq!(join_code(&watcher)?, 0);
+    checked?;
+    ensure!(
+        daemon_after == daemon_before,
+        "the daemon's untimed wait woke {} times while the non-daemon's checked its parent \
+         three times; it should sleep until the event is set",
+        daemon_after - daemon_before
+    );
+    Ok(())
+}
+
 /// The waits of [`untimed_waits_end_when_the_parent_dies_t28`], and the exit code each
 /// must end with under fork and under the re-executing methods.
 const ORPHAN_WAITS: [(&str, i32, i32); 5] = [
@@ -1163,6 +1227,10 @@ fn main() {
         (
             "untimed_waits_end_when_the_parent_dies_t28",
             untimed_waits_end_when_the_parent_dies_t28,
+        ),
+        (
+            "daemon_waits_sleep_without_parent_checks_t28",
+            daemon_waits_sleep_without_parent_checks_t28,
         ),
         (
             "shared_objects_reachable_only_by_this_user_t46_t47",

@@ -12,8 +12,15 @@
 //! them), `raw-fork` and `raw-clone3` (the benchmark's raw baselines). Every child is checked
 //! to exit with 0 and reaped. Exit status 0 on success, 1 at the first failure, 2 for bad
 //! arguments.
+//!
+//! `start_probe METHOD N CROWD M` first starts a crowd of M live children, as the scaling
+//! benchmark does (`raw`: raw children asleep in `read`; `raw-pidfd`: the same, each with a
+//! pidfd held by the parent; `proclife`: proclife processes waiting on an `Event`), prints
+//! `crowd ready` on stderr, runs the N starts beside it (printing the mean time per start on
+//! stderr), then releases and reaps the crowd.
 
 use proclife::StartMethod;
+use proclife_benches::crowd::{Crowd, ProcessCrowd, RawCrowd, raise_fd_limit};
 use proclife_benches::harness::exit_if_reexec_child;
 use proclife_benches::raw::spawn::{clone3_pidfd_wait, fork_exit_wait};
 use proclife_benches::runtime::{fork_start_join, method_start_join};
@@ -22,8 +29,15 @@ fn main() {
     exit_if_reexec_child();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(method), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<u32>())) else {
-        eprintln!("usage: start_probe fork|forkserver|spawn|raw-fork|raw-clone3 N");
-        std::process::exit(2);
+        usage();
+    };
+    let crowd = match (
+        args.get(2).map(String::as_str),
+        args.get(3).map(|m| m.parse()),
+    ) {
+        (None, None) => None,
+        (Some(kind), Some(Ok(m))) => Some((kind.to_owned(), m)),
+        _ => usage(),
     };
     let once: fn() -> proclife_benches::Result<()> = match method.as_str() {
         "fork" => fork_start_join,
@@ -36,10 +50,88 @@ fn main() {
             std::process::exit(2);
         }
     };
-    for i in 0..n {
-        if let Err(error) = once() {
-            eprintln!("start_probe: start {i} of {n}: {error}");
-            std::process::exit(1);
+    let result = match crowd {
+        None => starts(once, n),
+        Some((kind, m)) => {
+            if let Err(error) = raise_fd_limit() {
+                fail(&error);
+            }
+            match kind.as_str() {
+                "raw" => beside(RawCrowd::start(m), once, n),
+                "raw-pidfd" => beside(RawCrowd::start_with_pidfds(m), once, n),
+                "proclife" => beside(<ProcessCrowd as Crowd>::start(m), once, n),
+                other => {
+                    eprintln!("start_probe: unknown crowd {other:?}");
+                    std::process::exit(2);
+                }
+            }
         }
+    };
+    if let Err(error) = result {
+        fail(&error);
     }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: start_probe fork|forkserver|spawn|raw-fork|raw-clone3 N [raw|raw-pidfd|proclife M]"
+    );
+    std::process::exit(2);
+}
+
+fn fail(error: &proclife_benches::Error) -> ! {
+    eprintln!("start_probe: {error}");
+    std::process::exit(1);
+}
+
+/// `n` starts of `once`, one after the other.
+fn starts(once: fn() -> proclife_benches::Result<()>, n: u32) -> proclife_benches::Result<()> {
+    for i in 0..n {
+        once().map_err(|error| proclife_benches::Error::Invalid {
+            what: format!("start {i} of {n}: {error}"),
+        })?;
+    }
+    Ok(())
+}
+
+/// `getrusage(who)`: minor page faults, voluntary + involuntary context switches, user +
+/// system CPU time in microseconds.
+fn rusage(who: libc::c_int) -> (i64, i64, i64) {
+    // SAFETY: rusage is plain data; all zeroes is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid out-pointer for getrusage.
+    unsafe { libc::getrusage(who, &raw mut usage) };
+    let micros = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
+    (
+        usage.ru_minflt,
+        usage.ru_nvcsw + usage.ru_nivcsw,
+        micros(usage.ru_utime) + micros(usage.ru_stime),
+    )
+}
+
+/// `n` starts of `once` beside a live crowd, which is then released and reaped.
+fn beside<C: Crowd>(
+    crowd: proclife_benches::Result<C>,
+    once: fn() -> proclife_benches::Result<()>,
+    n: u32,
+) -> proclife_benches::Result<()> {
+    let crowd = crowd?;
+    eprintln!("crowd ready");
+    let (self_before, children_before) = (rusage(libc::RUSAGE_SELF), rusage(libc::RUSAGE_CHILDREN));
+    let started = std::time::Instant::now();
+    let result = starts(once, n);
+    let per = |count: i64| count as f64 / f64::from(n.max(1));
+    let (self_after, children_after) = (rusage(libc::RUSAGE_SELF), rusage(libc::RUSAGE_CHILDREN));
+    eprintln!(
+        "{:.1} us per start beside the crowd; per start: parent {:.2} page faults, {:.2} \
+         context switches, {:.1} us CPU; started children {:.2} page faults, {:.1} us CPU",
+        started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1)),
+        per(self_after.0 - self_before.0),
+        per(self_after.1 - self_before.1),
+        per(self_after.2 - self_before.2),
+        per(children_after.0 - children_before.0),
+        per(children_after.2 - children_before.2),
+    );
+    let finished = crowd.finish();
+    result.and(finished)
 }

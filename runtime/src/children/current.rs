@@ -20,22 +20,25 @@ static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();
 /// inherits the pidfd, which names its grandparent there, and must not use it.
 static PARENT_PIDFD_OWNER: AtomicPid = AtomicPid::none();
 
-/// The parent's pid in a process started by proclife, none in the main process: the pid of
-/// the registry's parent entry, kept here too so that a wait can watch the parent without
-/// locking the registry ([`parent_pid`]). Written only where the registry's entry is, as the
-/// process becomes a child.
-static PARENT_PID: AtomicPid = AtomicPid::none();
+/// The parent whose death ends an untimed wait: the parent's pid in a non-daemon process
+/// started by proclife; none in the main process (no parent to watch) and in a daemon child
+/// (which dies with its parent already, decision 0025). Kept here, beside the registry's
+/// parent entry, so that a wait can watch the parent without locking the registry
+/// ([`watched_parent`]). Written only where the registry's entry is, as the process becomes
+/// a child.
+static WATCHED_PARENT: AtomicPid = AtomicPid::none();
 
-/// Records the parent's pid as the process becomes a child (forked or re-executed); called
-/// by the registry where it records the parent's pid and name.
-pub(crate) fn set_parent_pid(parent: Pid) {
-    PARENT_PID.store(Some(parent), Ordering::Release);
+/// Records the parent an untimed wait watches as the process becomes a child (forked or
+/// re-executed): its pid, or none for a daemon; called by the registry where it records the
+/// parent's pid and name.
+pub(crate) fn set_watched_parent(parent: Pid, daemon: bool) {
+    WATCHED_PARENT.store((!daemon).then_some(parent), Ordering::Release);
 }
 
-/// The parent's pid, `None` in the main process: the pid [`parent_process`] reports, read
-/// without the registry's lock and without allocating.
-pub(crate) fn parent_pid() -> Option<Pid> {
-    PARENT_PID.load(Ordering::Acquire)
+/// The parent's pid in a non-daemon child, `None` in the main process and in a daemon child:
+/// read without the registry's lock and without allocating.
+pub(crate) fn watched_parent() -> Option<Pid> {
+    WATCHED_PARENT.load(Ordering::Acquire)
 }
 
 /// Records the parent's pidfd in a re-executed child.

@@ -5,9 +5,10 @@
 //! whether the parent still runs ([`parent_is_alive`]: the parent's pidfd in a
 //! re-executed child, `getppid()` in a forked one, so neither is fooled by a reused pid). Once
 //! the parent is gone the wait returns [`Error::ParentDied`] instead of sleeping on: nothing
-//! is left that the runtime knows will end it. A wait with a timeout, and every wait of the
-//! main process (which has no parent to watch), is the plain wait. CPython has no such rule:
-//! there the child waits forever.
+//! is left that the runtime knows will end it. A wait with a timeout, every wait of the
+//! main process (which has no parent to watch) and every wait of a daemon child (which dies
+//! with its parent, T27; decision 0025) is the plain wait. CPython has no such rule: there
+//! the child waits forever.
 #![forbid(unsafe_code)]
 
 use std::os::fd::BorrowedFd;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use nix::poll::PollFlags;
 
-use crate::children::current::{parent_is_alive, parent_pid};
+use crate::children::current::{parent_is_alive, watched_parent};
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::futex::Wake;
@@ -28,12 +29,18 @@ use crate::pid::Pid;
 pub(crate) const PARENT_SLICE: Duration = Duration::from_millis(250);
 
 /// The pid of the parent an untimed wait of a child watches; `None` for a wait with a
-/// deadline and in the main process. One atomic load: no lock, no allocation.
+/// deadline, in the main process, and in a daemon child. One atomic load: no lock, no
+/// allocation.
+///
+/// A daemon child dies with its parent already (`PR_SET_PDEATHSIG`, or the watcher thread
+/// of a fork server's child; a daemon whose start could not arrange it kills itself before
+/// its target runs), so its untimed waits sleep without slices: watching would wake every
+/// live daemon four times a second for nothing (decision 0025).
 fn watched(deadline: &Deadline) -> Option<Pid> {
     if deadline.timespec().is_some() {
         return None;
     }
-    parent_pid()
+    watched_parent()
 }
 
 /// [`os::futex::wait`], which in a child without a deadline returns
