@@ -290,11 +290,119 @@ pub fn join_untimed() -> Program {
     }
 }
 
+fn pipe_call(call: Call) -> Step {
+    Step::Call { call }
+}
+
+/// A sender killed in a `send` that waits for room: the duplex pipe's sockets have the
+/// smallest send buffer and nobody receives, so worker 0, the only holder of end 0, blocks
+/// after a few items; once it shows `Blocked(Send)` it is killed. Then the parent, holding
+/// end 1, polls, receives every item that was sent whole and then end of file (its peer's
+/// last holder was killed), and its own `send` finds the pipe broken.
+pub fn pipe_sender_killed() -> Program {
+    let obj = Object::Pipe;
+    let sends = 10u32;
+    let mut parent = vec![
+        Step::AwaitBlocked {
+            procs: vec![0],
+            on: obj,
+        },
+        Step::Kill { proc: 0, after: 1 },
+        pipe_call(Call::Poll {
+            obj,
+            end: 1,
+            timeout_ms: Some(0),
+        }),
+    ];
+    parent.extend((0..=sends).map(|_| pipe_call(Call::Recv { obj, end: 1 })));
+    parent.extend([
+        pipe_call(Call::Send {
+            obj,
+            end: 1,
+            item: 100,
+        }),
+        pipe_call(Call::CloseEnd { obj, end: 1 }),
+    ]);
+    Program {
+        setup: Setup {
+            ends: [0b01, 0b10],
+            small_send_buffer: true,
+            ..Setup::default()
+        },
+        procs: vec![(1..=sends).map(|item| Call::Send { obj, end: 0, item }).collect()],
+        parent,
+    }
+}
+
+/// The reader of a one-way pipe, its only holder of the receiving end, polls (nothing
+/// there: the parent holds the sending end) and is killed in a second, long poll; then the
+/// parent's `send` finds the pipe broken.
+pub fn pipe_reader_killed() -> Program {
+    let obj = Object::OneWayPipe;
+    let poll = |timeout_ms| Call::Poll {
+        obj,
+        end: 0,
+        timeout_ms: Some(timeout_ms),
+    };
+    Program {
+        setup: Setup {
+            ends: [0b01, 0b10],
+            ..Setup::default()
+        },
+        procs: vec![vec![poll(1), poll(2000)]],
+        parent: vec![
+            Step::Kill { proc: 0, after: 2 },
+            pipe_call(Call::Send {
+                obj,
+                end: 1,
+                item: 1,
+            }),
+            pipe_call(Call::CloseEnd { obj, end: 1 }),
+        ],
+    }
+}
+
+/// The only writer of a one-way pipe sends an item and is killed while it waits (on the
+/// event, which nobody sets); the reader receives the item and then end of file, which
+/// a poll then reports too.
+pub fn pipe_writer_killed() -> Program {
+    let obj = Object::OneWayPipe;
+    let recv = Call::Recv { obj, end: 0 };
+    Program {
+        setup: Setup {
+            ends: [0b10, 0b01],
+            ..Setup::default()
+        },
+        procs: vec![
+            vec![
+                Call::Send {
+                    obj,
+                    end: 1,
+                    item: 1,
+                },
+                Call::EventWait {
+                    timeout_ms: Some(2000),
+                },
+            ],
+            vec![
+                recv,
+                recv,
+                Call::Poll {
+                    obj,
+                    end: 0,
+                    timeout_ms: Some(0),
+                },
+            ],
+        ],
+        parent: vec![Step::Kill { proc: 0, after: 2 }],
+    }
+}
+
 /// The fixed programs of [`condition_unowned`], [`notifier_killed`], [`party_killed`],
-/// [`broken_by_timeout`] and [`join_untimed`], each with the coverage classes (object,
-/// operation, outcome) it reaches every time: the rows and calls random programs do not
-/// reach, or not surely.
-pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 5] {
+/// [`broken_by_timeout`], [`join_untimed`], [`pipe_sender_killed`], [`pipe_reader_killed`]
+/// and [`pipe_writer_killed`], each with the coverage classes (object, operation, outcome)
+/// it reaches every time: the rows and calls random programs do not reach, or not surely.
+pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 8] {
     [
         (
             condition_unowned(),
@@ -324,5 +432,30 @@ pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 5] {
             ],
         ),
         (join_untimed(), &[(Object::JoinableQueue, "join", "True")]),
+        (
+            pipe_sender_killed(),
+            &[
+                (Object::Pipe, "send", "killed"),
+                (Object::Pipe, "poll", "True"),
+                (Object::Pipe, "recv", "item"),
+                (Object::Pipe, "recv", "connection.recv.peer_killed"),
+                (Object::Pipe, "send", "connection.send.peer_killed"),
+            ],
+        ),
+        (
+            pipe_reader_killed(),
+            &[
+                (Object::OneWayPipe, "poll", "False"),
+                (Object::OneWayPipe, "send", "connection.send.reader_killed"),
+            ],
+        ),
+        (
+            pipe_writer_killed(),
+            &[
+                (Object::OneWayPipe, "recv", "item"),
+                (Object::OneWayPipe, "recv", "connection.recv.writer_killed"),
+                (Object::OneWayPipe, "poll", "True"),
+            ],
+        ),
     ]
 }
