@@ -393,9 +393,12 @@ impl Connection {
             self.poisoned = true;
             return Err(Error::Malformed("end of file inside a frame"));
         }
-        if crate::planted::active("pipe-recv-skips-item") && ready(self.fd()?, PollFlags::POLLIN)? {
-            // Planted: a frame already waiting behind this one is returned instead, and
-            // this one is lost.
+        if crate::planted::active("duplex-recv-skips-item")
+            && self.kind == Kind::Socket
+            && ready(self.fd()?, PollFlags::POLLIN)?
+        {
+            // Planted: on a duplex connection, a frame already waiting behind this one is
+            // returned instead, and this one is lost.
             if let Ok(next) = self.recv_bytes() {
                 return Ok(next);
             }

@@ -362,6 +362,108 @@ pub fn pipe_reader_killed() -> Program {
     }
 }
 
+/// The reader of a one-way pipe receives the parent's item and then waits in a second
+/// receive; once it waits, the parent, the only holder of the sending end, closes it, and
+/// the receive ends with end of file.
+pub fn pipe_reader_waits_for_close() -> Program {
+    let obj = Object::OneWayPipe;
+    let recv = Call::Recv { obj, end: 0 };
+    Program {
+        setup: Setup {
+            ends: [0b01, 0b10],
+            ..Setup::default()
+        },
+        procs: vec![vec![recv, recv]],
+        parent: vec![
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: obj,
+            },
+            pipe_call(Call::Send {
+                obj,
+                end: 1,
+                item: 1,
+            }),
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: obj,
+            },
+            pipe_call(Call::CloseEnd { obj, end: 1 }),
+        ],
+    }
+}
+
+/// Worker 0, the only holder of end 0 of both pipes, closes them and ends; then the parent,
+/// holding end 1 of both, finds both pipes broken, the duplex one at end of file, and its
+/// one-way end write-only.
+pub fn pipe_peer_closed() -> Program {
+    let (duplex, one_way) = (Object::Pipe, Object::OneWayPipe);
+    Program {
+        setup: Setup {
+            ends: [0b01, 0b10],
+            ..Setup::default()
+        },
+        procs: vec![vec![
+            Call::CloseEnd {
+                obj: one_way,
+                end: 0,
+            },
+            Call::CloseEnd {
+                obj: duplex,
+                end: 0,
+            },
+        ]],
+        parent: vec![
+            // Until it has ended.
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: duplex,
+            },
+            pipe_call(Call::Send {
+                obj: one_way,
+                end: 1,
+                item: 1,
+            }),
+            pipe_call(Call::Send {
+                obj: duplex,
+                end: 1,
+                item: 2,
+            }),
+            pipe_call(Call::Poll {
+                obj: duplex,
+                end: 1,
+                timeout_ms: Some(0),
+            }),
+            pipe_call(Call::Recv {
+                obj: duplex,
+                end: 1,
+            }),
+            pipe_call(Call::Recv {
+                obj: one_way,
+                end: 1,
+            }),
+            pipe_call(Call::Poll {
+                obj: one_way,
+                end: 1,
+                timeout_ms: Some(0),
+            }),
+            pipe_call(Call::Send {
+                obj: one_way,
+                end: 0,
+                item: 3,
+            }),
+            pipe_call(Call::CloseEnd {
+                obj: one_way,
+                end: 1,
+            }),
+            pipe_call(Call::CloseEnd {
+                obj: duplex,
+                end: 1,
+            }),
+        ],
+    }
+}
+
 /// The only writer of a one-way pipe sends an item and is killed while it waits (on the
 /// event, which nobody sets); the reader receives the item and then end of file, which
 /// a poll then reports too.
@@ -399,10 +501,10 @@ pub fn pipe_writer_killed() -> Program {
 }
 
 /// The fixed programs of [`condition_unowned`], [`notifier_killed`], [`party_killed`],
-/// [`broken_by_timeout`], [`join_untimed`], [`pipe_sender_killed`], [`pipe_reader_killed`]
-/// and [`pipe_writer_killed`], each with the coverage classes (object, operation, outcome)
+/// [`broken_by_timeout`], [`join_untimed`], [`pipe_sender_killed`], [`pipe_reader_killed`],
+/// [`pipe_reader_waits_for_close`], [`pipe_peer_closed`] and [`pipe_writer_killed`], each with the coverage classes (object, operation, outcome)
 /// it reaches every time: the rows and calls random programs do not reach, or not surely.
-pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 8] {
+pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 10] {
     [
         (
             condition_unowned(),
@@ -447,6 +549,25 @@ pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 8] {
             &[
                 (Object::OneWayPipe, "poll", "False"),
                 (Object::OneWayPipe, "send", "connection.send.reader_killed"),
+            ],
+        ),
+        (
+            pipe_reader_waits_for_close(),
+            &[
+                (Object::OneWayPipe, "recv", "item"),
+                (Object::OneWayPipe, "recv", "connection.recv.writer_closed"),
+            ],
+        ),
+        (
+            pipe_peer_closed(),
+            &[
+                (Object::OneWayPipe, "send", "connection.send.peer_closed"),
+                (Object::Pipe, "send", "connection.send.duplex_peer_closed"),
+                (Object::Pipe, "poll", "True"),
+                (Object::Pipe, "recv", "connection.recv.peer_closed"),
+                (Object::OneWayPipe, "recv", "connection.recv.write_only"),
+                (Object::OneWayPipe, "poll", "connection.poll.write_only"),
+                (Object::OneWayPipe, "send", "connection.send.closed"),
             ],
         ),
         (
