@@ -393,9 +393,10 @@ pub fn pipe_reader_waits_for_close() -> Program {
     }
 }
 
-/// Worker 0, the only holder of end 0 of both pipes, closes them and ends; then the parent,
-/// holding end 1 of both, finds both pipes broken, the duplex one at end of file, and its
-/// one-way end write-only.
+/// Worker 0, the only holder of end 0 of both pipes, polls its duplex end for a while
+/// (meanwhile the parent's poll of end 1 finds nothing), closes both ends and ends; then the
+/// parent, holding end 1 of both, finds both pipes broken, the duplex one at end of file,
+/// and its one-way end write-only.
 pub fn pipe_peer_closed() -> Program {
     let (duplex, one_way) = (Object::Pipe, Object::OneWayPipe);
     Program {
@@ -404,6 +405,11 @@ pub fn pipe_peer_closed() -> Program {
             ..Setup::default()
         },
         procs: vec![vec![
+            Call::Poll {
+                obj: duplex,
+                end: 0,
+                timeout_ms: Some(300),
+            },
             Call::CloseEnd {
                 obj: one_way,
                 end: 0,
@@ -414,10 +420,20 @@ pub fn pipe_peer_closed() -> Program {
             },
         ]],
         parent: vec![
-            // Until it has ended.
+            // While it polls.
             Step::AwaitBlocked {
                 procs: vec![0],
                 on: duplex,
+            },
+            pipe_call(Call::Poll {
+                obj: duplex,
+                end: 1,
+                timeout_ms: Some(1),
+            }),
+            // Until it has ended: it never waits on the barrier.
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: Object::Barrier,
             },
             pipe_call(Call::Send {
                 obj: one_way,
@@ -563,6 +579,7 @@ pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 10] {
             &[
                 (Object::OneWayPipe, "send", "connection.send.peer_closed"),
                 (Object::Pipe, "send", "connection.send.duplex_peer_closed"),
+                (Object::Pipe, "poll", "False"),
                 (Object::Pipe, "poll", "True"),
                 (Object::Pipe, "recv", "connection.recv.peer_closed"),
                 (Object::OneWayPipe, "recv", "connection.recv.write_only"),
