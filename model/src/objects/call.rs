@@ -307,7 +307,9 @@ impl fmt::Display for Call {
             Call::ArraySet { index, value } => return write!(f, "[{index}] = {value}"),
             Call::Send { end, item, .. } => return write!(f, "end{end}.send({item})"),
             Call::Recv { end, .. } => return write!(f, "end{end}.recv()"),
-            Call::Poll { end, timeout_ms, .. } => {
+            Call::Poll {
+                end, timeout_ms, ..
+            } => {
                 write!(f, "end{end}.poll(")?;
                 timeout(f, timeout_ms)?;
                 return f.write_str(")");

@@ -352,6 +352,9 @@ mod tests {
             refused(Refusal::CONNECTION_SEND_PEER_CLOSED)
         );
         // Closing twice, or an end never held, is allowed.
-        assert_eq!(after(&closed, 0, Call::CloseEnd { obj, end: 1 }).0, Ret::None);
+        assert_eq!(
+            after(&closed, 0, Call::CloseEnd { obj, end: 1 }).0,
+            Ret::None
+        );
     }
 }

@@ -104,7 +104,8 @@ impl Refusal {
     /// `Connection.send` through a one-way pipe whose receiving end's last holder was killed.
     pub const CONNECTION_SEND_READER_KILLED: Refusal = Refusal("connection.send.reader_killed");
     /// `Connection.send` through a duplex end whose peer every process closed.
-    pub const CONNECTION_SEND_DUPLEX_PEER_CLOSED: Refusal = Refusal("connection.send.duplex_peer_closed");
+    pub const CONNECTION_SEND_DUPLEX_PEER_CLOSED: Refusal =
+        Refusal("connection.send.duplex_peer_closed");
     /// `Connection.send` through a duplex end whose peer's last holder was killed.
     pub const CONNECTION_SEND_PEER_KILLED: Refusal = Refusal("connection.send.peer_killed");
     /// `Connection.recv` through an end the caller closed.

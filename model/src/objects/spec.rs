@@ -20,8 +20,8 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use crate::objects::call::{Call, Object, Ret};
-use crate::objects::refusal::Refusal;
 pub use crate::objects::pipe::PipeSpec;
+use crate::objects::refusal::Refusal;
 pub use crate::objects::register::RegisterSpec;
 
 /// A sequential specification of one primitive.

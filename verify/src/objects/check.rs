@@ -213,7 +213,7 @@ fn fed(p: &Program) -> bool {
 /// other), the parent holds no end once its steps are done, and a worker is killed at the
 /// latest in its first receive (the kill waits for that many calls to begin, and a later
 /// one may wait for the parent's closes, which come after the kill).
-fn pipe_waits_end(p: &Program) -> bool {
+pub(crate) fn pipe_waits_end(p: &Program) -> bool {
     let parent = p.procs.len();
     let parent_calls: Vec<Call> = p
         .parent
@@ -224,15 +224,19 @@ fn pipe_waits_end(p: &Program) -> bool {
         })
         .collect();
     let mut ends_received: std::collections::BTreeMap<Object, u8> = Default::default();
-    for (proc, calls) in p.procs.iter().chain(std::iter::once(&parent_calls)).enumerate() {
+    for (proc, calls) in p
+        .procs
+        .iter()
+        .chain(std::iter::once(&parent_calls))
+        .enumerate()
+    {
         // The ends this process holds, by pipe: the start's, less those it closed.
         let mut held: std::collections::BTreeMap<Object, [bool; 2]> = Default::default();
         let start = |e: usize| p.setup.ends[e] & 1 << proc.min(31) != 0;
         for call in calls {
             match *call {
                 Call::CloseEnd { obj, end } => {
-                    held.entry(obj).or_insert([start(0), start(1)])[usize::from(end) % 2] =
-                        false;
+                    held.entry(obj).or_insert([start(0), start(1)])[usize::from(end) % 2] = false;
                 }
                 Call::Recv { obj, end } => {
                     let h = held.entry(obj).or_insert([start(0), start(1)]);

@@ -339,7 +339,9 @@ fn drive(
         .into_iter();
     for (proc, calls) in program.procs.iter().enumerate() {
         let (reports, report) = pipe(false)?;
-        let mine = dups.next().ok_or_else(|| anyhow!("no handles for worker {proc}"))?;
+        let mine = dups
+            .next()
+            .ok_or_else(|| anyhow!("no handles for worker {proc}"))?;
         let inherited = if start.is_some() && method == StartMethod::Fork {
             let mut fds = shared.ends.borrow().raw_fds();
             for later in dups.as_slice() {

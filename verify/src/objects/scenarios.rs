@@ -329,7 +329,11 @@ pub fn pipe_sender_killed() -> Program {
             small_send_buffer: true,
             ..Setup::default()
         },
-        procs: vec![(1..=sends).map(|item| Call::Send { obj, end: 0, item }).collect()],
+        procs: vec![
+            (1..=sends)
+                .map(|item| Call::Send { obj, end: 0, item })
+                .collect(),
+        ],
         parent,
     }
 }
