@@ -82,10 +82,11 @@ impl Ends {
     pub fn keep(&mut self, proc: usize, holders: [u32; 2]) -> proclife::Result<()> {
         for (e, mask) in holders.into_iter().enumerate() {
             if mask & 1 << proc.min(31) == 0 {
-                for end in [&mut self.duplex[e], &mut self.one_way[e]] {
-                    if let Some(conn) = end {
-                        conn.close()?;
-                    }
+                for conn in [&mut self.duplex[e], &mut self.one_way[e]]
+                    .into_iter()
+                    .flatten()
+                {
+                    conn.close()?;
                 }
             }
         }
