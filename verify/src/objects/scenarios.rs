@@ -290,6 +290,26 @@ pub fn join_untimed() -> Program {
     }
 }
 
+/// A `JoinableQueue.join(timeout)` while an item put is not marked done: it returns `False`
+/// once its timeout passes. Random programs reach it under most seeds only; the pipes'
+/// programs take their share of the budget.
+pub fn join_times_out() -> Program {
+    Program {
+        setup: Setup::default(),
+        procs: vec![vec![
+            Call::Put {
+                obj: Object::JoinableQueue,
+                item: 1,
+                timeout_ms: None,
+            },
+            Call::Join {
+                timeout_ms: Some(5),
+            },
+        ]],
+        parent: Vec::new(),
+    }
+}
+
 fn pipe_call(call: Call) -> Step {
     Step::Call { call }
 }
@@ -521,10 +541,11 @@ pub fn pipe_writer_killed() -> Program {
 }
 
 /// The fixed programs of [`condition_unowned`], [`notifier_killed`], [`party_killed`],
-/// [`broken_by_timeout`], [`join_untimed`], [`pipe_sender_killed`], [`pipe_reader_killed`],
+/// [`broken_by_timeout`], [`join_untimed`], [`join_times_out`], [`pipe_sender_killed`],
+/// [`pipe_reader_killed`],
 /// [`pipe_reader_waits_for_close`], [`pipe_peer_closed`] and [`pipe_writer_killed`], each with the coverage classes (object, operation, outcome)
 /// it reaches every time: the rows and calls random programs do not reach, or not surely.
-pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 10] {
+pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 11] {
     [
         (
             condition_unowned(),
@@ -554,6 +575,10 @@ pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 10] {
             ],
         ),
         (join_untimed(), &[(Object::JoinableQueue, "join", "True")]),
+        (
+            join_times_out(),
+            &[(Object::JoinableQueue, "join", "False")],
+        ),
         (
             pipe_sender_killed(),
             &[
