@@ -184,10 +184,32 @@ fn smaller(p: &Program) -> Vec<Program> {
                 .dedup_by(|b, a| matches!(a, Step::AwaitBlocked { .. }) && a == b);
             q
         })
-        .filter(|q| q != p && parent_holds(q) <= held && fed(q) && pipe_waits_end(q))
+        .filter(|q| {
+            q != p && parent_holds(q) <= held && fed(q) && pipe_waits_end(q) && joins_end(q)
+        })
         .collect();
     out.dedup();
     out
+}
+
+/// Whether every untimed `get` and `join` of the `JoinableQueue` in `p` ends
+/// ([`random::joins_end`]).
+pub(crate) fn joins_end(p: &Program) -> bool {
+    let parent: Vec<Call> = p
+        .parent
+        .iter()
+        .filter_map(|s| match s {
+            Step::Call { call } => Some(*call),
+            _ => None,
+        })
+        .collect();
+    let kills = p.parent.iter().any(|s| matches!(s, Step::Kill { .. }));
+    let calls = p
+        .procs
+        .iter()
+        .map(Vec::as_slice)
+        .chain(std::iter::once(parent.as_slice()));
+    random::joins_end(calls, kills)
 }
 
 /// Whether no process of `p` waits in a `SimpleQueue.get` (which has no timeout) for an

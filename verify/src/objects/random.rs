@@ -5,7 +5,9 @@
 //! of calls each (a round is one to a few calls on the focused object), draws every timeout
 //! as data (zero, a few milliseconds, or up to 30 ms; untimed only where the call cannot
 //! block forever: a simple queue's `get` after a `put` of the same process, a lock's
-//! acquire before its own release), and in one program of two kills a worker after a random
+//! acquire before its own release, a joinable queue's `join` where every item put is taken
+//! and marked done by its own process ([`joins_end`]), a pipe's `recv` once its process
+//! dropped the sending end), and in one program of two kills a worker after a random
 //! number of its calls. The generator is a pure function of the seed.
 
 use proclife_model::objects::register::ARRAY_LEN;
@@ -483,10 +485,126 @@ fn pipe_program(
     (procs, steps, ends)
 }
 
+/// Whether every untimed wait on the `JoinableQueue` of a program whose processes make
+/// `calls` ends (`calls` holds every process's calls, the parent's included; `kills`: whether
+/// the program kills a worker). Untimed `get`s and `join`s are allowed only in a program
+/// where every `put` and `get` of that queue is untimed, nothing closes it or kills, each
+/// untimed `get` follows a `put` of its own process not yet matched, each `task_done`
+/// follows a `get` of its own not yet matched, and there are as many `task_done`s as
+/// `put`s: then every `get` finds an item in the end (a process waiting in `get` has put, so
+/// not every item can be gone), no `task_done` is refused (each follows its own `put`), and
+/// once every process is done with its calls nothing is left unfinished, so every `join`
+/// returns.
+pub fn joins_end<'a>(calls: impl IntoIterator<Item = &'a [Call]> + Clone, kills: bool) -> bool {
+    let jq = Object::JoinableQueue;
+    let waits = calls.clone().into_iter().flatten().any(|c| {
+        matches!(
+            c,
+            Call::Join { timeout_ms: None }
+                | Call::Get {
+                    obj: Object::JoinableQueue,
+                    timeout_ms: None
+                }
+        )
+    });
+    if !waits {
+        return true;
+    }
+    if kills {
+        return false;
+    }
+    let (mut puts, mut dones) = (0u32, 0u32);
+    for mine in calls {
+        let (mut items, mut got) = (0u32, 0u32);
+        for call in mine {
+            match *call {
+                Call::Put {
+                    obj,
+                    timeout_ms: None,
+                    ..
+                } if obj == jq => {
+                    puts += 1;
+                    items += 1;
+                }
+                Call::Get {
+                    obj,
+                    timeout_ms: None,
+                } if obj == jq => match items.checked_sub(1) {
+                    Some(left) => {
+                        items = left;
+                        got += 1;
+                    }
+                    None => return false,
+                },
+                Call::Put { obj, .. } | Call::Get { obj, .. } | Call::Close { obj }
+                    if obj == jq =>
+                {
+                    return false;
+                }
+                Call::TaskDone => match got.checked_sub(1) {
+                    Some(left) => {
+                        got = left;
+                        dones += 1;
+                    }
+                    None => return false,
+                },
+                _ => {}
+            }
+        }
+    }
+    puts == dones
+}
+
+/// A program on the `JoinableQueue` whose workers `join()` without a timeout: each either
+/// only joins, or puts an item, takes one, marks it done and then joins (maybe with a
+/// timeout first), all untimed; no kill ([`joins_end`] says why every call ends).
+fn untimed_joins(rng: &mut Rng, workers: usize) -> Vec<Vec<Call>> {
+    let obj = Object::JoinableQueue;
+    let mut item = 0;
+    (0..workers)
+        .map(|_| {
+            let mut mine = Vec::new();
+            if !rng.one_in(3) {
+                item += 1;
+                mine.extend([
+                    Call::Put {
+                        obj,
+                        item,
+                        timeout_ms: None,
+                    },
+                    Call::Get {
+                        obj,
+                        timeout_ms: None,
+                    },
+                    Call::TaskDone,
+                ]);
+            }
+            if rng.one_in(2) {
+                mine.push(Call::Join {
+                    timeout_ms: timeout(rng),
+                });
+            }
+            mine.push(Call::Join { timeout_ms: None });
+            mine
+        })
+        .collect()
+}
+
 /// The program of case `seed`.
 pub fn program(seed: u64) -> Program {
     let mut rng = Rng::new(seed);
     let first = rng.pick(&FOCUS);
+    if first == Object::JoinableQueue && rng.one_in(4) {
+        let workers = 2 + rng.below(3) as usize;
+        return Program {
+            setup: Setup {
+                maxsize: 1 + rng.below(2) as usize,
+                ..Setup::default()
+            },
+            procs: untimed_joins(&mut rng, workers),
+            parent: Vec::new(),
+        };
+    }
     if matches!(first, Object::Pipe | Object::OneWayPipe) {
         let workers = 2 + rng.below(3) as usize;
         let mut next_item = 0;
