@@ -671,6 +671,56 @@ mod tests {
         }
     }
 
+    /// Every random program's untimed waits on a pipe or a joinable queue end, and so does
+    /// every shrinking candidate the filters let through; removing a `task_done` of a
+    /// program with an untimed join, or the parent's close of a pipe's sending end, is
+    /// caught.
+    #[test]
+    fn untimed_waits_of_random_programs_end() {
+        let (mut joins, mut pipes) = (0, 0);
+        for seed in 0..400 {
+            let p = crate::objects::random::program(seed);
+            assert!(pipe_waits_end(&p), "seed {seed}: {p:?}");
+            assert!(joins_end(&p), "seed {seed}: {p:?}");
+            for q in smaller(&p) {
+                assert!(pipe_waits_end(&q) && joins_end(&q), "seed {seed}: {q:?}");
+            }
+            if p.procs
+                .iter()
+                .flatten()
+                .any(|c| *c == Call::Join { timeout_ms: None })
+            {
+                joins += 1;
+                let mut q = p.clone();
+                for calls in &mut q.procs {
+                    if let Some(i) = calls.iter().position(|c| *c == Call::TaskDone) {
+                        calls.remove(i);
+                        break;
+                    }
+                }
+                assert!(q == p || !joins_end(&q), "seed {seed}: {q:?}");
+            }
+            let closes = |s: &Step| {
+                matches!(
+                    s,
+                    Step::Call {
+                        call: Call::CloseEnd { .. }
+                    }
+                )
+            };
+            if p.uses_pipes() && p.parent.iter().any(closes) {
+                pipes += 1;
+                let mut q = p.clone();
+                q.parent.retain(|s| !closes(s));
+                assert!(!pipe_waits_end(&q), "seed {seed}: {q:?}");
+            }
+        }
+        assert!(
+            joins > 0 && pipes > 0,
+            "{joins} join programs, {pipes} pipe programs"
+        );
+    }
+
     #[test]
     fn a_program_that_fails_every_time_shrinks_to_the_fault() {
         let (observed, violation) = failed();
