@@ -299,8 +299,7 @@ fn pipe_calls(
 ) {
     let PipeRoles { obj, r, f, .. } = roles;
     let duplex = obj == Object::Pipe;
-    let mut send = |rng: &mut Rng, end: u8| {
-        let _ = rng;
+    let mut send = |end: u8| {
         *next_item += 1;
         Call::Send {
             obj,
@@ -334,7 +333,7 @@ fn pipe_calls(
             out.push(Call::CloseEnd { obj, end });
             held[usize::from(end)] = false;
             let then = match rng.below(4) {
-                0 => send(rng, end),
+                0 => send(end),
                 1 => Call::Recv { obj, end },
                 2 => poll(rng, end),
                 _ => return,
@@ -342,8 +341,8 @@ fn pipe_calls(
             out.push(then);
         }
         // The other direction, or a one-way pipe's direction refusals.
-        5 if duplex => out.push(send(rng, r)),
-        5 if held[0] => out.push(send(rng, 0)),
+        5 if duplex => out.push(send(r)),
+        5 if held[0] => out.push(send(0)),
         5 if held[1] => {
             let call = if rng.one_in(2) {
                 Call::Recv { obj, end: 1 }
@@ -354,8 +353,7 @@ fn pipe_calls(
         }
         _ => {
             for _ in 0..1 + rng.below(2) {
-                let call = send(rng, f);
-                out.push(call);
+                out.push(send(f));
             }
         }
     }
