@@ -195,14 +195,7 @@ fn smaller(p: &Program) -> Vec<Program> {
 /// Whether every untimed `get` and `join` of the `JoinableQueue` in `p` ends
 /// ([`random::joins_end`]).
 pub(crate) fn joins_end(p: &Program) -> bool {
-    let parent: Vec<Call> = p
-        .parent
-        .iter()
-        .filter_map(|s| match s {
-            Step::Call { call } => Some(*call),
-            _ => None,
-        })
-        .collect();
+    let parent = crate::objects::scenario::parent_calls(p);
     let kills = p.parent.iter().any(|s| matches!(s, Step::Kill { .. }));
     let calls = p
         .procs
@@ -215,14 +208,7 @@ pub(crate) fn joins_end(p: &Program) -> bool {
 /// Whether no process of `p` waits in a `SimpleQueue.get` (which has no timeout) for an
 /// item nobody may put: a worker would wait until the harness gives up, the parent forever.
 fn fed(p: &Program) -> bool {
-    let parent: Vec<Call> = p
-        .parent
-        .iter()
-        .filter_map(|s| match s {
-            Step::Call { call } => Some(*call),
-            _ => None,
-        })
-        .collect();
+    let parent = crate::objects::scenario::parent_calls(p);
     p.procs
         .iter()
         .chain(std::iter::once(&parent))
@@ -237,14 +223,7 @@ fn fed(p: &Program) -> bool {
 /// one may wait for the parent's closes, which come after the kill).
 pub(crate) fn pipe_waits_end(p: &Program) -> bool {
     let parent = p.procs.len();
-    let parent_calls: Vec<Call> = p
-        .parent
-        .iter()
-        .filter_map(|s| match s {
-            Step::Call { call } => Some(*call),
-            _ => None,
-        })
-        .collect();
+    let parent_calls = crate::objects::scenario::parent_calls(p);
     let mut ends_received: std::collections::BTreeMap<Object, u8> = Default::default();
     for (proc, calls) in p
         .procs

@@ -258,7 +258,8 @@ fn so_far(program: &Program, workers: &[Worker], own: &[Report]) -> String {
     History::new(entries).to_string()
 }
 
-fn parent_calls(program: &Program) -> Vec<Call> {
+/// The parent's calls of `program`, in order.
+pub(crate) fn parent_calls(program: &Program) -> Vec<Call> {
     program
         .parent
         .iter()
