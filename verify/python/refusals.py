@@ -165,6 +165,43 @@ def _():
     return w.send(1)
 
 
+@row("connection.recv.writer_closed")
+def _():
+    r, w = CTX.Pipe(duplex=False)
+    w.close()
+    return r.recv()
+
+
+@row("connection.send.duplex_peer_closed")
+def _():
+    a, b = CTX.Pipe()
+    b.close()
+    return a.send(1)
+
+
+def with_killed_holder(duplex_false_end, then):
+    """A one-way pipe whose end `duplex_false_end` (0: reader, 1: writer) only a killed child held."""
+    ends = CTX.Pipe(duplex=False)
+    child = Child(sleep_forever, ends[duplex_false_end])
+    ends[duplex_false_end].close()
+    child.kill()
+    mine = ends[1 - duplex_false_end]
+    try:
+        return then(mine)
+    finally:
+        mine.close()
+
+
+@row("connection.recv.writer_killed")
+def _():
+    return with_killed_holder(1, lambda r: r.recv())
+
+
+@row("connection.send.reader_killed")
+def _():
+    return with_killed_holder(0, lambda w: w.send(1))
+
+
 def with_killed_peer(then):
     a, b = CTX.Pipe()
     child = Child(sleep_forever, b)

@@ -61,7 +61,7 @@ fn random_programs_agree(method: Option<StartMethod>, cases: u32) -> Result<(), 
 
 /// The bugs planted in the runtime's primitives, each caught by the default budget of
 /// `proclife check --objects`.
-const PLANTED: [&str; 9] = [
+const PLANTED: [&str; 11] = [
     "condition-notify-zero-wakes-one",
     "condition-notify-wakes-one-more",
     "condition-timeout-reports-woken",
@@ -71,6 +71,8 @@ const PLANTED: [&str; 9] = [
     "joinable-task-done-one-too-many",
     "value-update-unlocked",
     "array-set-unlocked",
+    "pipe-eof-early",
+    "duplex-recv-skips-item",
 ];
 
 fn proclife(args: &[&str], bug: Option<&str>) -> Result<std::process::Output, String> {

@@ -234,6 +234,15 @@ fn killed_peer(
     then(&mut mine)
 }
 
+/// Gives `end` to a child, which is then killed: the child was its last holder.
+fn killed_holder(end: proclife::ipc::Connection) -> Result<(), String> {
+    let process = child(move || {
+        let _end = end;
+        std::thread::sleep(BOUND);
+    })?;
+    kill(&process)
+}
+
 /// A NaN timeout, converted as a caller holding Python-style seconds would.
 fn nan() -> proclife::Result<Option<Duration>> {
     timeout_from_secs(f64::NAN)
@@ -276,6 +285,26 @@ fn drive(id: &str) -> Result<Error, String> {
         "connection.send.peer_closed" => {
             let (reader, mut writer) = setup(pipe(false))?;
             drop(reader);
+            refused(writer.send(&1u8))
+        }
+        "connection.recv.writer_closed" => {
+            let (mut reader, writer) = setup(pipe(false))?;
+            drop(writer);
+            refused(reader.recv::<u8>())
+        }
+        "connection.send.duplex_peer_closed" => {
+            let (mut mine, peer) = setup(pipe(true))?;
+            drop(peer);
+            refused(mine.send(&1u8))
+        }
+        "connection.recv.writer_killed" => {
+            let (mut reader, writer) = setup(pipe(false))?;
+            killed_holder(writer)?;
+            refused(reader.recv::<u8>())
+        }
+        "connection.send.reader_killed" => {
+            let (reader, mut writer) = setup(pipe(false))?;
+            killed_holder(reader)?;
             refused(writer.send(&1u8))
         }
         "connection.recv.peer_killed" => killed_peer(|c| refused(c.recv::<u8>())),

@@ -38,11 +38,16 @@ pub enum Object {
     /// `multiprocessing.Array` (synchronized, over its own `RLock`), of
     /// [`crate::objects::register::ARRAY_LEN`] elements.
     Array,
+    /// `multiprocessing.Pipe(duplex=True)`: two `Connection`s, each sending to the other.
+    Pipe,
+    /// `multiprocessing.Pipe(duplex=False)`: `(reader, writer)`, end 0 receiving what end 1
+    /// sends.
+    OneWayPipe,
 }
 
 impl Object {
     /// Every primitive a history may use.
-    pub const ALL: [Object; 12] = [
+    pub const ALL: [Object; 14] = [
         Object::Lock,
         Object::RLock,
         Object::Semaphore,
@@ -55,6 +60,8 @@ impl Object {
         Object::JoinableQueue,
         Object::Value,
         Object::Array,
+        Object::Pipe,
+        Object::OneWayPipe,
     ];
 
     /// The CPython class name.
@@ -72,6 +79,8 @@ impl Object {
             Object::JoinableQueue => "JoinableQueue",
             Object::Value => "Value",
             Object::Array => "Array",
+            Object::Pipe => "Pipe",
+            Object::OneWayPipe => "OneWayPipe",
         }
     }
 
@@ -98,6 +107,7 @@ impl Object {
             Object::JoinableQueue => T::JoinableQueue,
             Object::Value => T::Value,
             Object::Array => T::Array,
+            Object::Pipe | Object::OneWayPipe => T::Connection,
         }
     }
 }
@@ -198,6 +208,38 @@ pub enum Call {
         /// The value written.
         value: u32,
     },
+    /// `send(item)` through end `end` (0 or 1) of a pipe.
+    Send {
+        /// `Pipe` or `OneWayPipe`.
+        obj: Object,
+        /// The end: 0 or 1, in the order `Pipe()` returns them.
+        end: u8,
+        /// The item (distinct per history).
+        item: u32,
+    },
+    /// `recv()` through end `end` of a pipe (CPython's has no timeout).
+    Recv {
+        /// `Pipe` or `OneWayPipe`.
+        obj: Object,
+        /// The end.
+        end: u8,
+    },
+    /// `poll(timeout)` through end `end` of a pipe.
+    Poll {
+        /// `Pipe` or `OneWayPipe`.
+        obj: Object,
+        /// The end.
+        end: u8,
+        /// Milliseconds, `None` for no timeout.
+        timeout_ms: Option<u32>,
+    },
+    /// `close()` of the caller's end `end` of a pipe.
+    CloseEnd {
+        /// `Pipe` or `OneWayPipe`.
+        obj: Object,
+        /// The end.
+        end: u8,
+    },
 }
 
 impl Call {
@@ -212,6 +254,10 @@ impl Call {
             Call::TaskDone | Call::Join { .. } => Object::JoinableQueue,
             Call::ValueGet | Call::ValueSet { .. } | Call::ValueIncrement => Object::Value,
             Call::ArrayGet { .. } | Call::ArraySet { .. } => Object::Array,
+            Call::Send { obj, .. }
+            | Call::Recv { obj, .. }
+            | Call::Poll { obj, .. }
+            | Call::CloseEnd { obj, .. } => obj,
         }
     }
 
@@ -231,7 +277,10 @@ impl Call {
             Call::Get { .. } => "get",
             Call::TaskDone => "task_done",
             Call::Join { .. } => "join",
-            Call::Close { .. } => "close",
+            Call::Close { .. } | Call::CloseEnd { .. } => "close",
+            Call::Send { .. } => "send",
+            Call::Recv { .. } => "recv",
+            Call::Poll { .. } => "poll",
             // CPython reads, writes and increments through the attribute `value`.
             Call::ValueGet | Call::ValueSet { .. } | Call::ValueIncrement => "value",
             Call::ArrayGet { .. } => "__getitem__",
@@ -256,6 +305,16 @@ impl fmt::Display for Call {
             Call::ValueIncrement => return f.write_str("value += 1 (under get_lock())"),
             Call::ArrayGet { index } => return write!(f, "[{index}]"),
             Call::ArraySet { index, value } => return write!(f, "[{index}] = {value}"),
+            Call::Send { end, item, .. } => return write!(f, "end{end}.send({item})"),
+            Call::Recv { end, .. } => return write!(f, "end{end}.recv()"),
+            Call::Poll {
+                end, timeout_ms, ..
+            } => {
+                write!(f, "end{end}.poll(")?;
+                timeout(f, timeout_ms)?;
+                return f.write_str(")");
+            }
+            Call::CloseEnd { end, .. } => return write!(f, "end{end}.close()"),
             Call::Acquire { obj, .. } | Call::Release { obj }
                 if matches!(obj, Object::Value | Object::Array) =>
             {
@@ -303,7 +362,11 @@ impl fmt::Display for Call {
             | Call::ValueSet { .. }
             | Call::ValueIncrement
             | Call::ArrayGet { .. }
-            | Call::ArraySet { .. } => {}
+            | Call::ArraySet { .. }
+            | Call::Send { .. }
+            | Call::Recv { .. }
+            | Call::Poll { .. }
+            | Call::CloseEnd { .. } => {}
         }
         f.write_str(")")
     }

@@ -126,6 +126,38 @@ pub fn classes(obj: Object) -> &'static [(&'static str, &'static str)] {
             ("__setitem__", "array.setitem.out_of_range"),
             ("__setitem__", "array.setitem.holder_died"),
         ],
+        Object::Pipe => &[
+            ("send", "None"),
+            ("send", "connection.send.closed"),
+            ("send", "connection.send.duplex_peer_closed"),
+            ("send", "connection.send.peer_killed"),
+            ("send", "killed"),
+            ("recv", "item"),
+            ("recv", "connection.recv.closed"),
+            ("recv", "connection.recv.peer_closed"),
+            ("recv", "connection.recv.peer_killed"),
+            ("poll", "True"),
+            ("poll", "False"),
+            ("poll", "connection.poll.closed"),
+            ("close", "None"),
+        ],
+        Object::OneWayPipe => &[
+            ("send", "None"),
+            ("send", "connection.send.closed"),
+            ("send", "connection.send.read_only"),
+            ("send", "connection.send.peer_closed"),
+            ("send", "connection.send.reader_killed"),
+            ("recv", "item"),
+            ("recv", "connection.recv.closed"),
+            ("recv", "connection.recv.write_only"),
+            ("recv", "connection.recv.writer_closed"),
+            ("recv", "connection.recv.writer_killed"),
+            ("poll", "True"),
+            ("poll", "False"),
+            ("poll", "connection.poll.closed"),
+            ("poll", "connection.poll.write_only"),
+            ("close", "None"),
+        ],
     }
 }
 
@@ -163,7 +195,7 @@ mod tests {
     use super::*;
     use crate::objects::call::Call;
 
-    const OBJECTS: [Object; 12] = Object::ALL;
+    const OBJECTS: [Object; 14] = Object::ALL;
 
     /// Every refusal class is a row the table has for that object and operation, and
     /// every row a model names is a class.

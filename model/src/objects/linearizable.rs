@@ -90,14 +90,15 @@ pub fn linearize<S: Spec>(
         })
         .collect();
     for d in deaths {
-        // Dead after its last stamp.
+        // Dead after its last stamp: after its last call returned, too (a call is ordered
+        // before an item whose invocation stamp is above its return stamp).
         let last = last_stamp(all, d.proc);
         items.push(Item {
             entry: None,
             killed: d.by.is_some(),
             maybe_exited: d.maybe_exited,
             proc: d.proc,
-            invoked: last,
+            invoked: last + 1,
             returned: Some(d.by.unwrap_or(u64::MAX)),
         });
     }

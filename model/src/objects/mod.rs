@@ -1,5 +1,5 @@
 //! The shared primitives (`Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
-//! `Condition`, `Barrier`, `Queue`, `SimpleQueue`, `JoinableQueue`, `Value`, `Array`) as
+//! `Condition`, `Barrier`, `Queue`, `SimpleQueue`, `JoinableQueue`, `Value`, `Array`, `Pipe`) as
 //! specifications, and
 //! the histories they judge.
 //!
@@ -19,6 +19,7 @@ pub mod coverage;
 pub mod graph;
 mod history;
 pub mod linearizable;
+pub mod pipe;
 pub mod refusal;
 pub mod register;
 pub mod spec;

@@ -95,9 +95,38 @@ impl Refusal {
     pub const ARRAY_GETITEM_OUT_OF_RANGE: Refusal = Refusal("array.getitem.out_of_range");
     /// `array[i] = x` with `i` not below the length.
     pub const ARRAY_SETITEM_OUT_OF_RANGE: Refusal = Refusal("array.setitem.out_of_range");
+    /// `Connection.send` through an end the caller closed.
+    pub const CONNECTION_SEND_CLOSED: Refusal = Refusal("connection.send.closed");
+    /// `Connection.send` through the receiving end of a one-way pipe.
+    pub const CONNECTION_SEND_READ_ONLY: Refusal = Refusal("connection.send.read_only");
+    /// `Connection.send` through a one-way pipe whose receiving end every process closed.
+    pub const CONNECTION_SEND_PEER_CLOSED: Refusal = Refusal("connection.send.peer_closed");
+    /// `Connection.send` through a one-way pipe whose receiving end's last holder was killed.
+    pub const CONNECTION_SEND_READER_KILLED: Refusal = Refusal("connection.send.reader_killed");
+    /// `Connection.send` through a duplex end whose peer every process closed.
+    pub const CONNECTION_SEND_DUPLEX_PEER_CLOSED: Refusal =
+        Refusal("connection.send.duplex_peer_closed");
+    /// `Connection.send` through a duplex end whose peer's last holder was killed.
+    pub const CONNECTION_SEND_PEER_KILLED: Refusal = Refusal("connection.send.peer_killed");
+    /// `Connection.recv` through an end the caller closed.
+    pub const CONNECTION_RECV_CLOSED: Refusal = Refusal("connection.recv.closed");
+    /// `Connection.recv` through the sending end of a one-way pipe.
+    pub const CONNECTION_RECV_WRITE_ONLY: Refusal = Refusal("connection.recv.write_only");
+    /// `Connection.recv` with nothing left, the duplex peer closed in every process.
+    pub const CONNECTION_RECV_PEER_CLOSED: Refusal = Refusal("connection.recv.peer_closed");
+    /// `Connection.recv` with nothing left, the duplex peer's last holder killed.
+    pub const CONNECTION_RECV_PEER_KILLED: Refusal = Refusal("connection.recv.peer_killed");
+    /// `Connection.recv` with nothing left, the one-way pipe's sending end closed in every process.
+    pub const CONNECTION_RECV_WRITER_CLOSED: Refusal = Refusal("connection.recv.writer_closed");
+    /// `Connection.recv` with nothing left, the one-way pipe's sending end's last holder killed.
+    pub const CONNECTION_RECV_WRITER_KILLED: Refusal = Refusal("connection.recv.writer_killed");
+    /// `Connection.poll` through an end the caller closed.
+    pub const CONNECTION_POLL_CLOSED: Refusal = Refusal("connection.poll.closed");
+    /// `Connection.poll` through the sending end of a one-way pipe.
+    pub const CONNECTION_POLL_WRITE_ONLY: Refusal = Refusal("connection.poll.write_only");
 
     /// Every refusal the primitives' models name.
-    pub const MODELLED: [Refusal; 37] = [
+    pub const MODELLED: [Refusal; 51] = [
         Refusal::LOCK_ACQUIRE_ALREADY_HELD,
         Refusal::LOCK_ACQUIRE_HOLDER_DIED,
         Refusal::LOCK_RELEASE_HELD_BY_OTHER,
@@ -135,6 +164,20 @@ impl Refusal {
         Refusal::ARRAY_SETITEM_HOLDER_DIED,
         Refusal::ARRAY_GETITEM_OUT_OF_RANGE,
         Refusal::ARRAY_SETITEM_OUT_OF_RANGE,
+        Refusal::CONNECTION_SEND_CLOSED,
+        Refusal::CONNECTION_SEND_READ_ONLY,
+        Refusal::CONNECTION_SEND_PEER_CLOSED,
+        Refusal::CONNECTION_SEND_READER_KILLED,
+        Refusal::CONNECTION_SEND_DUPLEX_PEER_CLOSED,
+        Refusal::CONNECTION_SEND_PEER_KILLED,
+        Refusal::CONNECTION_RECV_CLOSED,
+        Refusal::CONNECTION_RECV_WRITE_ONLY,
+        Refusal::CONNECTION_RECV_PEER_CLOSED,
+        Refusal::CONNECTION_RECV_PEER_KILLED,
+        Refusal::CONNECTION_RECV_WRITER_CLOSED,
+        Refusal::CONNECTION_RECV_WRITER_KILLED,
+        Refusal::CONNECTION_POLL_CLOSED,
+        Refusal::CONNECTION_POLL_WRITE_ONLY,
     ];
 
     /// The refusal of the table's row `id`, if the table has it.

@@ -1,6 +1,7 @@
 //! Sequential specifications of the primitives whose operations take effect at one point:
 //! `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Queue`, `SimpleQueue`,
-//! `JoinableQueue`, and (in [`crate::objects::register`]) `Value` and `Array`.
+//! `JoinableQueue`, and (in [`crate::objects::register`]) `Value` and `Array`, and (in
+//! [`crate::objects::pipe`]) `Pipe`.
 //!
 //! Each is a pure `step` from a state and one call by one process to the results the call
 //! may have at that point and the states after it; no result means the call cannot complete
@@ -19,6 +20,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use crate::objects::call::{Call, Object, Ret};
+pub use crate::objects::pipe::PipeSpec;
 use crate::objects::refusal::Refusal;
 pub use crate::objects::register::RegisterSpec;
 
@@ -415,6 +417,8 @@ pub enum AnySpec {
     Queue(QueueSpec),
     /// `Value` or `Array`.
     Register(RegisterSpec),
+    /// `Pipe` or `OneWayPipe`.
+    Pipe(PipeSpec),
 }
 
 /// Initial values of the objects of a history.
@@ -426,6 +430,9 @@ pub struct Initial {
     pub bounded: u32,
     /// `Queue`'s maxsize.
     pub maxsize: usize,
+    /// The holders of each end of each pipe at the start: bit `p` of `ends[e]` when
+    /// process `p` holds end `e`.
+    pub ends: [u32; 2],
 }
 
 impl AnySpec {
@@ -447,6 +454,7 @@ impl AnySpec {
                 AnySpec::Queue(QueueSpec::new(obj, init.maxsize))
             }
             Object::Value | Object::Array => AnySpec::Register(RegisterSpec::new(obj)),
+            Object::Pipe | Object::OneWayPipe => AnySpec::Pipe(PipeSpec::new(obj, init.ends)),
             Object::Condition | Object::Barrier => return None,
         })
     }
@@ -463,6 +471,7 @@ impl Spec for AnySpec {
             AnySpec::Event(s) => wrap(s.step(proc, call), AnySpec::Event),
             AnySpec::Queue(s) => wrap(s.step(proc, call), AnySpec::Queue),
             AnySpec::Register(s) => wrap(s.step(proc, call), AnySpec::Register),
+            AnySpec::Pipe(s) => wrap(s.step(proc, call), AnySpec::Pipe),
         }
     }
 
@@ -473,6 +482,7 @@ impl Spec for AnySpec {
             AnySpec::Event(s) => AnySpec::Event(s.die(proc)),
             AnySpec::Queue(s) => AnySpec::Queue(s.die(proc)),
             AnySpec::Register(s) => AnySpec::Register(s.die(proc)),
+            AnySpec::Pipe(s) => AnySpec::Pipe(s.die(proc)),
         }
     }
 
@@ -480,6 +490,7 @@ impl Spec for AnySpec {
         match self {
             AnySpec::Lock(s) => AnySpec::Lock(s.exit(proc)),
             AnySpec::Register(s) => AnySpec::Register(s.exit(proc)),
+            AnySpec::Pipe(s) => AnySpec::Pipe(s.exit(proc)),
             other => other.clone(),
         }
     }
@@ -491,6 +502,7 @@ impl Spec for AnySpec {
             AnySpec::Event(s) => s.label(),
             AnySpec::Queue(s) => s.label(),
             AnySpec::Register(s) => s.label(),
+            AnySpec::Pipe(s) => s.label(),
         }
     }
 }
@@ -608,6 +620,7 @@ mod tests {
             semaphore: 1,
             bounded: 1,
             maxsize: 2,
+            ends: [0b01, 0b11],
         };
         for obj in Object::ALL {
             let calls = [
@@ -647,6 +660,30 @@ mod tests {
                 Call::ArrayGet { index: 2 },
                 Call::ArraySet { index: 0, value: 4 },
                 Call::ArraySet { index: 2, value: 4 },
+                Call::Send {
+                    obj,
+                    end: 0,
+                    item: 1,
+                },
+                Call::Send {
+                    obj,
+                    end: 1,
+                    item: 2,
+                },
+                Call::Recv { obj, end: 0 },
+                Call::Recv { obj, end: 1 },
+                Call::Poll {
+                    obj,
+                    end: 0,
+                    timeout_ms: Some(5),
+                },
+                Call::Poll {
+                    obj,
+                    end: 1,
+                    timeout_ms: Some(5),
+                },
+                Call::CloseEnd { obj, end: 0 },
+                Call::CloseEnd { obj, end: 1 },
             ];
             let Some(first) = AnySpec::initial(obj, init) else {
                 continue;
@@ -654,7 +691,7 @@ mod tests {
             let mut seen = std::collections::HashSet::from([first.clone()]);
             let mut todo = vec![first];
             while let Some(state) = todo.pop() {
-                let mut next = vec![state.die(0), state.exit(0)];
+                let mut next = vec![state.die(0), state.exit(0), state.die(1)];
                 for proc in 0..2 {
                     for call in calls.into_iter().filter(|c| c.object() == obj) {
                         for (ret, after) in state.step(proc, call) {

@@ -349,6 +349,11 @@ impl Connection {
     ///   (decision 0018; CPython waits forever).
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let fd = self.usable(true)?;
+        if crate::planted::active("pipe-eof-early") && !ready(fd, PollFlags::POLLIN)? {
+            // Planted: nothing to read at this moment is taken for end of file, though a
+            // process may still hold the sending end.
+            return Err(Error::Disconnected);
+        }
         let mut header = [0u8; HEADER_LEN];
         let try_first = self.poll_first == 0;
         let (got, waited) = read_full(fd, HEADER_LEN, try_first, |got| {
@@ -387,6 +392,16 @@ impl Connection {
         if got < len {
             self.poisoned = true;
             return Err(Error::Malformed("end of file inside a frame"));
+        }
+        if crate::planted::active("duplex-recv-skips-item")
+            && self.kind == Kind::Socket
+            && ready(self.fd()?, PollFlags::POLLIN)?
+        {
+            // Planted: on a duplex connection, a frame already waiting behind this one is
+            // returned instead, and this one is lost.
+            if let Ok(next) = self.recv_bytes() {
+                return Ok(next);
+            }
         }
         Ok(payload)
     }

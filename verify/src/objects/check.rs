@@ -172,8 +172,9 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
 /// nothing follows it, since it orders the program), one call removed, or one short
 /// timeout made long (a worker's to [`LONG_MS`], the parent's to twice that). Awaits
 /// repeated back to back are made one, and a candidate whose parent ends holding more locks
-/// or permits than `p`'s, or where a simple queue's `get` may wait for an item nobody puts,
-/// is left out: it would wait until the harness gives up, which is no smaller failure.
+/// or permits than `p`'s, where a simple queue's `get` may wait for an item nobody puts, or
+/// where a pipe's `recv` may wait for end of file forever ([`pipe_waits_end`]), is left
+/// out: it would wait until the harness gives up, which is no smaller failure.
 fn smaller(p: &Program) -> Vec<Program> {
     let held = parent_holds(p);
     let mut out: Vec<Program> = candidates(p)
@@ -183,27 +184,96 @@ fn smaller(p: &Program) -> Vec<Program> {
                 .dedup_by(|b, a| matches!(a, Step::AwaitBlocked { .. }) && a == b);
             q
         })
-        .filter(|q| q != p && parent_holds(q) <= held && fed(q))
+        .filter(|q| {
+            q != p && parent_holds(q) <= held && fed(q) && pipe_waits_end(q) && joins_end(q)
+        })
         .collect();
     out.dedup();
     out
 }
 
+/// Whether every untimed `get` and `join` of the `JoinableQueue` in `p` ends
+/// ([`random::joins_end`]).
+pub(crate) fn joins_end(p: &Program) -> bool {
+    let parent = crate::objects::scenario::parent_calls(p);
+    let kills = p.parent.iter().any(|s| matches!(s, Step::Kill { .. }));
+    let calls = p
+        .procs
+        .iter()
+        .map(Vec::as_slice)
+        .chain(std::iter::once(parent.as_slice()));
+    random::joins_end(calls, kills)
+}
+
 /// Whether no process of `p` waits in a `SimpleQueue.get` (which has no timeout) for an
 /// item nobody may put: a worker would wait until the harness gives up, the parent forever.
 fn fed(p: &Program) -> bool {
-    let parent: Vec<Call> = p
-        .parent
-        .iter()
-        .filter_map(|s| match s {
-            Step::Call { call } => Some(*call),
-            _ => None,
-        })
-        .collect();
+    let parent = crate::objects::scenario::parent_calls(p);
     p.procs
         .iter()
         .chain(std::iter::once(&parent))
         .all(|calls| random::simple_gets_are_fed(calls))
+}
+
+/// Whether every untimed `recv` on a pipe in `p` ends: each process receives only through
+/// an end whose sending end it no longer holds (it closed it or never held it), all of a
+/// pipe's receives go through one end (two processes receiving each way could wait for each
+/// other), the parent holds no end once its steps are done, and a worker is killed at the
+/// latest in its first receive (the kill waits for that many calls to begin, and a later
+/// one may wait for the parent's closes, which come after the kill).
+pub(crate) fn pipe_waits_end(p: &Program) -> bool {
+    let parent = p.procs.len();
+    let parent_calls = crate::objects::scenario::parent_calls(p);
+    let mut ends_received: std::collections::BTreeMap<Object, u8> = Default::default();
+    for (proc, calls) in p
+        .procs
+        .iter()
+        .chain(std::iter::once(&parent_calls))
+        .enumerate()
+    {
+        // The ends this process holds, by pipe: the start's, less those it closed.
+        let mut held: std::collections::BTreeMap<Object, [bool; 2]> = Default::default();
+        let start = |e: usize| p.setup.ends[e] & 1 << proc.min(31) != 0;
+        for call in calls {
+            match *call {
+                Call::CloseEnd { obj, end } => {
+                    held.entry(obj).or_insert([start(0), start(1)])[usize::from(end) % 2] = false;
+                }
+                Call::Recv { obj, end } => {
+                    let h = held.entry(obj).or_insert([start(0), start(1)]);
+                    let receives = h[usize::from(end) % 2];
+                    if receives && h[1 - usize::from(end) % 2] {
+                        return false;
+                    }
+                    if receives && *ends_received.entry(obj).or_insert(end) != end {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if proc == parent {
+            for obj in [Object::Pipe, Object::OneWayPipe] {
+                let h = held.get(&obj).copied().unwrap_or([start(0), start(1)]);
+                let used = p
+                    .procs
+                    .iter()
+                    .chain(std::iter::once(&parent_calls))
+                    .flatten()
+                    .any(|c| c.object() == obj);
+                if used && (h[0] || h[1]) {
+                    return false;
+                }
+            }
+        }
+    }
+    p.parent.iter().all(|s| match s {
+        Step::Kill { proc, after } => p.procs.get(*proc).is_none_or(|calls| {
+            let first = calls.iter().position(|c| matches!(c, Call::Recv { .. }));
+            first.is_none_or(|i| *after <= i + 1)
+        }),
+        _ => true,
+    })
 }
 
 /// How many locks and permits the parent's calls leave held, counting every `acquire` as
@@ -246,6 +316,13 @@ fn candidates(p: &Program) -> Vec<Program> {
                 continue;
             };
             let mut q = without(p, w);
+            // The parent holds the pipe ends the worker held too.
+            let parent = q.procs.len();
+            for e in 0..2 {
+                if p.setup.ends[e] & 1 << w != 0 {
+                    q.setup.ends[e] |= 1 << parent;
+                }
+            }
             q.parent.push(Step::AwaitBlocked {
                 procs: (0..q.procs.len()).collect(),
                 on: first.object(),
@@ -318,6 +395,12 @@ fn candidates(p: &Program) -> Vec<Program> {
 fn without(p: &Program, w: usize) -> Program {
     let mut q = p.clone();
     q.procs.remove(w);
+    // The holders of the pipes' ends renumbered: bit `w` out, the later ones (the parent's
+    // last) one down.
+    for mask in &mut q.setup.ends {
+        let low = *mask & ((1 << w) - 1);
+        *mask = low | (*mask >> (w + 1)) << w;
+    }
     q.parent = p
         .parent
         .iter()
@@ -565,6 +648,56 @@ mod tests {
             let lucky = runs.is_multiple_of(one_in);
             (shows_fault(p) && (lines(p) <= small || lucky)).then(failed)
         }
+    }
+
+    /// Every random program's untimed waits on a pipe or a joinable queue end, and so does
+    /// every shrinking candidate the filters let through; removing a `task_done` of a
+    /// program with an untimed join, or the parent's close of a pipe's sending end, is
+    /// caught.
+    #[test]
+    fn untimed_waits_of_random_programs_end() {
+        let (mut joins, mut pipes) = (0, 0);
+        for seed in 0..400 {
+            let p = crate::objects::random::program(seed);
+            assert!(pipe_waits_end(&p), "seed {seed}: {p:?}");
+            assert!(joins_end(&p), "seed {seed}: {p:?}");
+            for q in smaller(&p) {
+                assert!(pipe_waits_end(&q) && joins_end(&q), "seed {seed}: {q:?}");
+            }
+            if p.procs
+                .iter()
+                .flatten()
+                .any(|c| *c == Call::Join { timeout_ms: None })
+            {
+                joins += 1;
+                let mut q = p.clone();
+                for calls in &mut q.procs {
+                    if let Some(i) = calls.iter().position(|c| *c == Call::TaskDone) {
+                        calls.remove(i);
+                        break;
+                    }
+                }
+                assert!(q == p || !joins_end(&q), "seed {seed}: {q:?}");
+            }
+            let closes = |s: &Step| {
+                matches!(
+                    s,
+                    Step::Call {
+                        call: Call::CloseEnd { .. }
+                    }
+                )
+            };
+            if p.uses_pipes() && p.parent.iter().any(closes) {
+                pipes += 1;
+                let mut q = p.clone();
+                q.parent.retain(|s| !closes(s));
+                assert!(!pipe_waits_end(&q), "seed {seed}: {q:?}");
+            }
+        }
+        assert!(
+            joins > 0 && pipes > 0,
+            "{joins} join programs, {pipes} pipe programs"
+        );
     }
 
     #[test]

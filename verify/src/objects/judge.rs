@@ -45,6 +45,7 @@ pub fn rows(program: &Program, observed: &Observed) -> Result<Rows, Violation> {
         semaphore: program.setup.semaphore,
         bounded: program.setup.bounded,
         maxsize: program.setup.maxsize,
+        ends: program.setup.ends,
     };
     // The objects with a sequential specification; `Condition` and `Barrier` are judged below.
     for obj in Object::ALL {

@@ -5,7 +5,9 @@
 //! of calls each (a round is one to a few calls on the focused object), draws every timeout
 //! as data (zero, a few milliseconds, or up to 30 ms; untimed only where the call cannot
 //! block forever: a simple queue's `get` after a `put` of the same process, a lock's
-//! acquire before its own release), and in one program of two kills a worker after a random
+//! acquire before its own release, a joinable queue's `join` where every item put is taken
+//! and marked done by its own process ([`joins_end`]), a pipe's `recv` once its process
+//! dropped the sending end), and in one program of two kills a worker after a random
 //! number of its calls. The generator is a pure function of the seed.
 
 use proclife_model::objects::register::ARRAY_LEN;
@@ -49,7 +51,7 @@ impl Rng {
 }
 
 /// The objects a program may focus on.
-pub const FOCUS: [Object; 12] = Object::ALL;
+pub const FOCUS: [Object; 14] = Object::ALL;
 
 fn timeout(rng: &mut Rng) -> Option<u32> {
     Some(match rng.below(4) {
@@ -215,6 +217,8 @@ fn calls(rng: &mut Rng, obj: Object, out: &mut Vec<Call>, next_item: &mut u32) {
             }
         }
         Object::Value | Object::Array => accesses(rng, obj, out),
+        // Drawn with the holders of their ends, by `pipe_program`.
+        Object::Pipe | Object::OneWayPipe => {}
         // A simple queue's get has no timeout, so every worker puts before it gets: no get
         // waits for an item that never comes (see `simple_gets_are_fed`).
         Object::SimpleQueue => {
@@ -265,10 +269,353 @@ pub fn simple_gets_are_fed(calls: &[Call]) -> bool {
     true
 }
 
+/// The ends of a pipe program: `r`, the end whose untimed `recv`s the program makes (its
+/// designated reader's), and `f`, the end that sends to it.
+#[derive(Debug, Clone, Copy)]
+struct PipeRoles {
+    obj: Object,
+    r: u8,
+    f: u8,
+    /// The one process that receives through `r` (and polls it).
+    reader: usize,
+    /// Duplex only: the one process that polls `f` (nobody receives through it).
+    poller: Option<usize>,
+}
+
+/// Appends one round of calls on a pipe by process `p`, whose current holds are `held`.
+///
+/// Only the reader receives through `r`, only after it dropped its own hold of `f` (so its
+/// untimed `recv` ends: an item comes, or every other holder of `f` goes, which every
+/// process does without waiting for it), and only the reader and the poller poll: two
+/// processes reading one end at once may tear frames, as CPython's documentation warns, and
+/// a receive killed between its reads would leave half a frame to a poller.
+fn pipe_calls(
+    rng: &mut Rng,
+    roles: PipeRoles,
+    p: usize,
+    held: &mut [bool; 2],
+    next_item: &mut u32,
+    out: &mut Vec<Call>,
+) {
+    let PipeRoles { obj, r, f, .. } = roles;
+    let duplex = obj == Object::Pipe;
+    let mut send = |end: u8| {
+        *next_item += 1;
+        Call::Send {
+            obj,
+            end,
+            item: *next_item,
+        }
+    };
+    let poll = |rng: &mut Rng, end: u8| Call::Poll {
+        obj,
+        end,
+        timeout_ms: timeout(rng),
+    };
+    let pick = match rng.below(8) {
+        // The reader polls as often as it closes or sends.
+        k @ 4..=5 if p == roles.reader && rng.one_in(2) => k - 1,
+        k => k,
+    };
+    match pick {
+        0..=2 if p == roles.reader => {
+            if held[usize::from(f)] {
+                out.push(Call::CloseEnd { obj, end: f });
+                held[usize::from(f)] = false;
+            }
+            out.push(Call::Recv { obj, end: r });
+        }
+        3 if p == roles.reader => out.push(poll(rng, r)),
+        3 if roles.poller == Some(p) => out.push(poll(rng, f)),
+        // Closed here, then maybe used: refused, and nothing is read or written.
+        4 => {
+            let end = rng.below(2) as u8;
+            out.push(Call::CloseEnd { obj, end });
+            held[usize::from(end)] = false;
+            let then = match rng.below(4) {
+                0 => send(end),
+                1 => Call::Recv { obj, end },
+                2 => poll(rng, end),
+                _ => return,
+            };
+            out.push(then);
+        }
+        // The other direction, or a one-way pipe's direction refusals.
+        5 if duplex => out.push(send(r)),
+        5 if held[0] => out.push(send(0)),
+        5 if held[1] => {
+            let call = if rng.one_in(2) {
+                Call::Recv { obj, end: 1 }
+            } else {
+                poll(rng, 1)
+            };
+            out.push(call);
+        }
+        _ => {
+            for _ in 0..1 + rng.below(2) {
+                out.push(send(f));
+            }
+        }
+    }
+}
+
+/// A program on one pipe (`Pipe` or `OneWayPipe`): which processes hold which ends at
+/// their start, each worker's calls, the parent's calls, a kill in half the programs (then
+/// the parent sends, to see whether the victim was the last holder of the other end), and
+/// the parent's closes of the ends it still holds, last, so that a receive waiting for end
+/// of file ends.
+fn pipe_program(
+    rng: &mut Rng,
+    obj: Object,
+    workers: usize,
+    next_item: &mut u32,
+) -> (Vec<Vec<Call>>, Vec<Step>, [u32; 2]) {
+    let duplex = obj == Object::Pipe;
+    // A one-way pipe receives through end 0; a duplex one is received through end 1 only
+    // (untimed receives both ways could wait for each other).
+    let (r, f) = if duplex { (1u8, 0u8) } else { (0, 1) };
+    let parent = workers;
+    // A worker: the harness bounds a worker's wait, not the parent's.
+    let reader = rng.below(workers as u64) as usize;
+    let poller = duplex.then(|| rng.below(workers as u64 + 1) as usize);
+    let roles = PipeRoles {
+        obj,
+        r,
+        f,
+        reader,
+        poller,
+    };
+    // As fork leaves them (every process holds every end), or drawn.
+    let all = rng.one_in(3);
+    let mut holds: Vec<[bool; 2]> = (0..=workers)
+        .map(|p| {
+            let mut h = [all || !rng.one_in(3), all || !rng.one_in(3)];
+            if p == reader {
+                h[usize::from(r)] = true;
+            }
+            if poller == Some(p) {
+                h[usize::from(f)] = true;
+            }
+            h
+        })
+        .collect();
+    let mut ends = [0u32; 2];
+    for (p, h) in holds.iter().enumerate() {
+        for e in 0..2 {
+            if h[e] {
+                ends[e] |= 1 << p;
+            }
+        }
+    }
+    let mut procs = Vec::new();
+    for (p, held) in holds.iter_mut().enumerate() {
+        let mut mine = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            pipe_calls(rng, roles, p, held, next_item, &mut mine);
+        }
+        procs.push(mine);
+    }
+    if rng.one_in(2) {
+        // The reader receives until end of file: once more than items could be sent to it.
+        let sends = procs
+            .iter()
+            .flatten()
+            .filter(|c| matches!(c, Call::Send { end, .. } if *end == f))
+            .count();
+        let held = &mut holds[reader];
+        let mine = &mut procs[reader];
+        if held[usize::from(f)] {
+            mine.push(Call::CloseEnd { obj, end: f });
+            held[usize::from(f)] = false;
+        }
+        for _ in 0..(sends + 2).min(16) {
+            mine.push(Call::Recv { obj, end: r });
+        }
+    }
+    let parent_calls = procs.pop().unwrap_or_default();
+    let mut steps: Vec<Step> = parent_calls
+        .into_iter()
+        .map(|call| Step::Call { call })
+        .collect();
+    if rng.one_in(2) {
+        let proc = rng.below(workers as u64) as usize;
+        let calls = &procs[proc];
+        // The reader is killed at the latest in its first receive, which may wait for the
+        // parent's closes at the end.
+        let bound = calls
+            .iter()
+            .position(|c| matches!(c, Call::Recv { .. }))
+            .map_or(calls.len(), |i| i + 1);
+        let after = 1 + rng.below(bound.max(1) as u64) as usize;
+        steps.push(Step::Kill { proc, after });
+        let held = holds[parent];
+        let end = if duplex && held[1] && (!held[0] || rng.one_in(2)) {
+            1
+        } else if duplex {
+            0
+        } else {
+            1
+        };
+        *next_item += 1;
+        steps.push(Step::Call {
+            call: Call::Send {
+                obj,
+                end,
+                item: *next_item,
+            },
+        });
+    }
+    // The parent closes its ends once the reader waits in a receive (or has ended), so an
+    // end of file the reader sees before then is the workers' doing.
+    if holds[parent].contains(&true) {
+        steps.push(Step::AwaitBlocked {
+            procs: vec![reader],
+            on: obj,
+        });
+    }
+    for end in 0..2u8 {
+        if holds[parent][usize::from(end)] {
+            steps.push(Step::Call {
+                call: Call::CloseEnd { obj, end },
+            });
+        }
+    }
+    (procs, steps, ends)
+}
+
+/// Whether every untimed wait on the `JoinableQueue` of a program whose processes make
+/// `calls` ends (`calls` holds every process's calls, the parent's included; `kills`: whether
+/// the program kills a worker). Untimed `get`s and `join`s are allowed only in a program
+/// where every `put` and `get` of that queue is untimed, nothing closes it or kills, each
+/// untimed `get` follows a `put` of its own process not yet matched, each `task_done`
+/// follows a `get` of its own not yet matched, and there are as many `task_done`s as
+/// `put`s: then every `get` finds an item in the end (a process waiting in `get` has put, so
+/// not every item can be gone), no `task_done` is refused (each follows its own `put`), and
+/// once every process is done with its calls nothing is left unfinished, so every `join`
+/// returns.
+pub fn joins_end<'a>(calls: impl IntoIterator<Item = &'a [Call]> + Clone, kills: bool) -> bool {
+    let jq = Object::JoinableQueue;
+    let waits = calls.clone().into_iter().flatten().any(|c| {
+        matches!(
+            c,
+            Call::Join { timeout_ms: None }
+                | Call::Get {
+                    obj: Object::JoinableQueue,
+                    timeout_ms: None
+                }
+        )
+    });
+    if !waits {
+        return true;
+    }
+    if kills {
+        return false;
+    }
+    let (mut puts, mut dones) = (0u32, 0u32);
+    for mine in calls {
+        let (mut items, mut got) = (0u32, 0u32);
+        for call in mine {
+            match *call {
+                Call::Put {
+                    obj,
+                    timeout_ms: None,
+                    ..
+                } if obj == jq => {
+                    puts += 1;
+                    items += 1;
+                }
+                Call::Get {
+                    obj,
+                    timeout_ms: None,
+                } if obj == jq => match items.checked_sub(1) {
+                    Some(left) => {
+                        items = left;
+                        got += 1;
+                    }
+                    None => return false,
+                },
+                Call::Put { obj, .. } | Call::Get { obj, .. } | Call::Close { obj }
+                    if obj == jq =>
+                {
+                    return false;
+                }
+                Call::TaskDone => match got.checked_sub(1) {
+                    Some(left) => {
+                        got = left;
+                        dones += 1;
+                    }
+                    None => return false,
+                },
+                _ => {}
+            }
+        }
+    }
+    puts == dones
+}
+
+/// A program on the `JoinableQueue` whose workers `join()` without a timeout: each either
+/// only joins, or puts an item, takes one, marks it done and then joins (maybe with a
+/// timeout first), all untimed; no kill ([`joins_end`] says why every call ends).
+fn untimed_joins(rng: &mut Rng, workers: usize) -> Vec<Vec<Call>> {
+    let obj = Object::JoinableQueue;
+    let mut item = 0;
+    (0..workers)
+        .map(|_| {
+            let mut mine = Vec::new();
+            if !rng.one_in(3) {
+                item += 1;
+                mine.extend([
+                    Call::Put {
+                        obj,
+                        item,
+                        timeout_ms: None,
+                    },
+                    Call::Get {
+                        obj,
+                        timeout_ms: None,
+                    },
+                    Call::TaskDone,
+                ]);
+            }
+            if rng.one_in(2) {
+                mine.push(Call::Join {
+                    timeout_ms: timeout(rng),
+                });
+            }
+            mine.push(Call::Join { timeout_ms: None });
+            mine
+        })
+        .collect()
+}
+
 /// The program of case `seed`.
 pub fn program(seed: u64) -> Program {
     let mut rng = Rng::new(seed);
     let first = rng.pick(&FOCUS);
+    if first == Object::JoinableQueue && rng.one_in(4) {
+        let workers = 2 + rng.below(3) as usize;
+        return Program {
+            setup: Setup {
+                maxsize: 1 + rng.below(2) as usize,
+                ..Setup::default()
+            },
+            procs: untimed_joins(&mut rng, workers),
+            parent: Vec::new(),
+        };
+    }
+    if matches!(first, Object::Pipe | Object::OneWayPipe) {
+        let workers = 2 + rng.below(3) as usize;
+        let mut next_item = 0;
+        let (procs, parent, ends) = pipe_program(&mut rng, first, workers, &mut next_item);
+        return Program {
+            setup: Setup {
+                ends,
+                ..Setup::default()
+            },
+            procs,
+            parent,
+        };
+    }
     let second = if rng.one_in(3) {
         rng.pick(&FOCUS)
     } else {
@@ -433,6 +780,8 @@ pub fn program(seed: u64) -> Program {
             bounded: 1 + rng.below(2) as u32,
             parties: 2,
             maxsize: 1 + rng.below(2) as usize,
+            ends: [0, 0],
+            small_send_buffer: false,
         },
         procs,
         parent,

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use proclife_model::objects::Call;
+use proclife_model::objects::{Call, Object};
 use serde::{Deserialize, Serialize};
 
 use crate::objects::scenario::{Program, Step};
@@ -162,6 +162,9 @@ pub fn parse(text: &str) -> Result<Program, ReplayError> {
                     "expected a parent step {{\"parent\":{{\"await_blocked\"|\"call\"|\"kill\":..}}}}: {e}"
                 ),
             })?;
+            if let Step::Call { call } = &parent {
+                pipe_call_ok(*call).map_err(|message| ReplayError { line: n, message })?;
+            }
             let named: Vec<usize> = match &parent {
                 Step::AwaitBlocked { procs, .. } => procs.clone(),
                 Step::Kill { proc, .. } => vec![*proc],
@@ -181,6 +184,7 @@ pub fn parse(text: &str) -> Result<Program, ReplayError> {
                     "expected a call {{\"proc\":N,\"call\":{{\"acquire\"|\"release\"|..:..}}}}: {e}"
                 ),
             })?;
+            pipe_call_ok(call).map_err(|message| ReplayError { line: n, message })?;
             let Some(calls) = program.procs.get_mut(proc) else {
                 return Err(ReplayError {
                     line: n,
@@ -190,7 +194,37 @@ pub fn parse(text: &str) -> Result<Program, ReplayError> {
             calls.push(call);
         }
     }
+    if !crate::objects::check::pipe_waits_end(&program) {
+        return Err(ReplayError {
+            line: 1,
+            message: "expected every untimed recv of a pipe to end: each through one end of \
+                      its pipe, in a process that no longer holds the sending end, the parent \
+                      holding no end at its end, and a worker killed at the latest in its \
+                      first recv"
+                .to_owned(),
+        });
+    }
     Ok(program)
+}
+
+/// Whether `call`, if it is a pipe's, names a pipe and one of its two ends.
+fn pipe_call_ok(call: Call) -> Result<(), String> {
+    let (obj, end) = match call {
+        Call::Send { obj, end, .. }
+        | Call::Recv { obj, end }
+        | Call::Poll { obj, end, .. }
+        | Call::CloseEnd { obj, end } => (obj, end),
+        _ => return Ok(()),
+    };
+    if !matches!(obj, Object::Pipe | Object::OneWayPipe) {
+        return Err(format!(
+            "expected \"obj\":\"pipe\" or \"one_way_pipe\" in {call:?}"
+        ));
+    }
+    if end > 1 {
+        return Err(format!("expected end 0 or 1, found {end}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,6 +270,25 @@ mod tests {
                 2,
             ),
             (&format!("{header}\nnot json"), 2),
+            // A pipe's end is 0 or 1, of a pipe.
+            (
+                &format!(
+                    "{header}\n{{\"proc\":0,\"call\":{{\"recv\":{{\"obj\":\"pipe\",\"end\":2}}}}}}"
+                ),
+                2,
+            ),
+            (
+                &format!(
+                    "{header}\n{{\"proc\":0,\"call\":{{\"close_end\":{{\"obj\":\"lock\",\"end\":0}}}}}}"
+                ),
+                2,
+            ),
+            // The parent would wait for end of file while it holds the sending end itself.
+            (
+                "{\"kind\":\"objects\",\"procs\":1,\"setup\":{\"semaphore\":1,\"bounded\":1,\"parties\":2,\"maxsize\":1,\"ends\":[2,2]}}\n\
+                 {\"parent\":{\"call\":{\"call\":{\"recv\":{\"obj\":\"one_way_pipe\",\"end\":0}}}}}",
+                1,
+            ),
         ];
         for (text, line) in cases {
             let err = parse(text).err();

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use proclife::ipc::{Connection, pipe};
+use proclife::sync::Barrier;
 use proclife::{BlockedOn, Process, ProcessState, StartMethod};
 use proclife_model::objects::linearizable::Death;
 use proclife_model::objects::{Call, Entry, History, Object};
 use serde::{Deserialize, Serialize};
 
-use crate::objects::worker::{Report, Setup, Shared, Work, run_call, worker};
+use crate::objects::worker::{Report, Setup, Shared, Work, dup, run_call, worker};
 
 /// Every wait of the harness itself is bounded by this, plus the timeouts of the calls.
 pub const PROMPT: Duration = Duration::from_secs(10);
@@ -56,6 +57,18 @@ pub struct Program {
     pub parent: Vec<Step>,
 }
 
+impl Program {
+    /// Whether a worker or the parent makes a call on a pipe.
+    pub fn uses_pipes(&self) -> bool {
+        let pipe = |call: &Call| matches!(call.object(), Object::Pipe | Object::OneWayPipe);
+        self.procs.iter().flatten().any(pipe)
+            || self
+                .parent
+                .iter()
+                .any(|s| matches!(s, Step::Call { call } if pipe(call)))
+    }
+}
+
 /// A program's run: its history, and per call the microseconds it took.
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -82,6 +95,7 @@ fn blocked_on(obj: Object) -> &'static [BlockedOn] {
         Object::JoinableQueue => &[BlockedOn::Recv, BlockedOn::Send, BlockedOn::Join],
         // The lock of a value or an array is an `RLock`.
         Object::Value | Object::Array => &[BlockedOn::RLock],
+        Object::Pipe | Object::OneWayPipe => &[BlockedOn::Recv, BlockedOn::Send],
     }
 }
 
@@ -95,7 +109,8 @@ fn timeouts(calls: &[Call]) -> Duration {
             | Call::BarrierWait { timeout_ms }
             | Call::Put { timeout_ms, .. }
             | Call::Get { timeout_ms, .. }
-            | Call::Join { timeout_ms } => {
+            | Call::Join { timeout_ms }
+            | Call::Poll { timeout_ms, .. } => {
                 Duration::from_millis(u64::from(timeout_ms.unwrap_or(0)))
             }
             _ => Duration::ZERO,
@@ -243,7 +258,8 @@ fn so_far(program: &Program, workers: &[Worker], own: &[Report]) -> String {
     History::new(entries).to_string()
 }
 
-fn parent_calls(program: &Program) -> Vec<Call> {
+/// The parent's calls of `program`, in order.
+pub(crate) fn parent_calls(program: &Program) -> Vec<Call> {
     program
         .parent
         .iter()
@@ -310,12 +326,43 @@ fn drive(
     shared: &Shared,
     workers: &mut Vec<Worker>,
 ) -> anyhow::Result<(Vec<Death>, Vec<Report>)> {
-    for calls in &program.procs {
+    // Every worker's handles of the pipes' ends exist before the first is started, so the
+    // parent can tell a forked worker which fd numbers it inherited.
+    let start = program
+        .uses_pipes()
+        .then(|| Barrier::new(program.procs.len() + 1, None))
+        .transpose()?;
+    let mut dups = program
+        .procs
+        .iter()
+        .map(|_| shared.duplicate())
+        .collect::<proclife::Result<Vec<Shared>>>()?
+        .into_iter();
+    for (proc, calls) in program.procs.iter().enumerate() {
         let (reports, report) = pipe(false)?;
+        let mine = dups
+            .next()
+            .ok_or_else(|| anyhow!("no handles for worker {proc}"))?;
+        let inherited = if start.is_some() && method == StartMethod::Fork {
+            let mut fds = shared.ends.borrow().raw_fds();
+            for later in dups.as_slice() {
+                fds.extend(later.ends.borrow().raw_fds());
+            }
+            fds
+        } else {
+            Vec::new()
+        };
         let work = Work {
-            shared: shared.duplicate()?,
+            shared: mine,
             program: calls.clone(),
             report,
+            proc,
+            holders: program.setup.ends,
+            inherited,
+            start: start
+                .as_ref()
+                .map(|b| Barrier::from_fd(dup(std::os::fd::AsFd::as_fd(b))?))
+                .transpose()?,
         };
         let mut process = Process::builder().start_method(method).entry(worker, work);
         process.start().context("starting a worker")?;
@@ -328,6 +375,17 @@ fn drive(
         });
     }
     let parent = workers.len();
+    if let Some(start) = &start {
+        // The parent too holds exactly its ends before any call is made.
+        shared
+            .ends
+            .borrow_mut()
+            .keep(parent, program.setup.ends)
+            .context("closing the parent's pipe ends")?;
+        start
+            .wait_timeout(Some(PROMPT))
+            .context("waiting for the workers to hold exactly their pipe ends")?;
+    }
     let mut own: Vec<Report> = Vec::new();
     let mut index = 0;
     let mut killed = Vec::new();

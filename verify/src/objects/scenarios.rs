@@ -290,11 +290,262 @@ pub fn join_untimed() -> Program {
     }
 }
 
+/// A `JoinableQueue.join(timeout)` while an item put is not marked done: it returns `False`
+/// once its timeout passes. Random programs reach it under most seeds only; the pipes'
+/// programs take their share of the budget.
+pub fn join_times_out() -> Program {
+    Program {
+        setup: Setup::default(),
+        procs: vec![vec![
+            Call::Put {
+                obj: Object::JoinableQueue,
+                item: 1,
+                timeout_ms: None,
+            },
+            Call::Join {
+                timeout_ms: Some(5),
+            },
+        ]],
+        parent: Vec::new(),
+    }
+}
+
+fn pipe_call(call: Call) -> Step {
+    Step::Call { call }
+}
+
+/// A sender killed in a `send` that waits for room: the duplex pipe's sockets have the
+/// smallest send buffer and nobody receives, so worker 0, the only holder of end 0, blocks
+/// after a few items; once it shows `Blocked(Send)` it is killed. Then the parent, holding
+/// end 1, polls, receives every item that was sent whole and then end of file (its peer's
+/// last holder was killed), and its own `send` finds the pipe broken.
+pub fn pipe_sender_killed() -> Program {
+    let obj = Object::Pipe;
+    let sends = 10u32;
+    let mut parent = vec![
+        Step::AwaitBlocked {
+            procs: vec![0],
+            on: obj,
+        },
+        Step::Kill { proc: 0, after: 1 },
+        pipe_call(Call::Poll {
+            obj,
+            end: 1,
+            timeout_ms: Some(0),
+        }),
+    ];
+    parent.extend((0..=sends).map(|_| pipe_call(Call::Recv { obj, end: 1 })));
+    parent.extend([
+        pipe_call(Call::Send {
+            obj,
+            end: 1,
+            item: 100,
+        }),
+        pipe_call(Call::CloseEnd { obj, end: 1 }),
+    ]);
+    Program {
+        setup: Setup {
+            ends: [0b01, 0b10],
+            small_send_buffer: true,
+            ..Setup::default()
+        },
+        procs: vec![
+            (1..=sends)
+                .map(|item| Call::Send { obj, end: 0, item })
+                .collect(),
+        ],
+        parent,
+    }
+}
+
+/// The reader of a one-way pipe, its only holder of the receiving end, polls (nothing
+/// there: the parent holds the sending end) and is killed in a second, long poll; then the
+/// parent's `send` finds the pipe broken.
+pub fn pipe_reader_killed() -> Program {
+    let obj = Object::OneWayPipe;
+    let poll = |timeout_ms| Call::Poll {
+        obj,
+        end: 0,
+        timeout_ms: Some(timeout_ms),
+    };
+    Program {
+        setup: Setup {
+            ends: [0b01, 0b10],
+            ..Setup::default()
+        },
+        procs: vec![vec![poll(1), poll(2000)]],
+        parent: vec![
+            Step::Kill { proc: 0, after: 2 },
+            pipe_call(Call::Send {
+                obj,
+                end: 1,
+                item: 1,
+            }),
+            pipe_call(Call::CloseEnd { obj, end: 1 }),
+        ],
+    }
+}
+
+/// The reader of a one-way pipe receives the parent's item and then waits in a second
+/// receive; once it waits, the parent, the only holder of the sending end, closes it, and
+/// the receive ends with end of file.
+pub fn pipe_reader_waits_for_close() -> Program {
+    let obj = Object::OneWayPipe;
+    let recv = Call::Recv { obj, end: 0 };
+    Program {
+        setup: Setup {
+            ends: [0b01, 0b10],
+            ..Setup::default()
+        },
+        procs: vec![vec![recv, recv]],
+        parent: vec![
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: obj,
+            },
+            pipe_call(Call::Send {
+                obj,
+                end: 1,
+                item: 1,
+            }),
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: obj,
+            },
+            pipe_call(Call::CloseEnd { obj, end: 1 }),
+        ],
+    }
+}
+
+/// Worker 0, the only holder of end 0 of both pipes, polls its duplex end for a while
+/// (meanwhile the parent's poll of end 1 finds nothing), closes both ends and ends; then the
+/// parent, holding end 1 of both, finds both pipes broken, the duplex one at end of file,
+/// and its one-way end write-only.
+pub fn pipe_peer_closed() -> Program {
+    let (duplex, one_way) = (Object::Pipe, Object::OneWayPipe);
+    Program {
+        setup: Setup {
+            ends: [0b01, 0b10],
+            ..Setup::default()
+        },
+        procs: vec![vec![
+            Call::Poll {
+                obj: duplex,
+                end: 0,
+                timeout_ms: Some(300),
+            },
+            Call::CloseEnd {
+                obj: one_way,
+                end: 0,
+            },
+            Call::CloseEnd {
+                obj: duplex,
+                end: 0,
+            },
+        ]],
+        parent: vec![
+            // While it polls.
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: duplex,
+            },
+            pipe_call(Call::Poll {
+                obj: duplex,
+                end: 1,
+                timeout_ms: Some(1),
+            }),
+            // Until it has ended: it never waits on the barrier.
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: Object::Barrier,
+            },
+            pipe_call(Call::Send {
+                obj: one_way,
+                end: 1,
+                item: 1,
+            }),
+            pipe_call(Call::Send {
+                obj: duplex,
+                end: 1,
+                item: 2,
+            }),
+            pipe_call(Call::Poll {
+                obj: duplex,
+                end: 1,
+                timeout_ms: Some(0),
+            }),
+            pipe_call(Call::Recv {
+                obj: duplex,
+                end: 1,
+            }),
+            pipe_call(Call::Recv {
+                obj: one_way,
+                end: 1,
+            }),
+            pipe_call(Call::Poll {
+                obj: one_way,
+                end: 1,
+                timeout_ms: Some(0),
+            }),
+            pipe_call(Call::Send {
+                obj: one_way,
+                end: 0,
+                item: 3,
+            }),
+            pipe_call(Call::CloseEnd {
+                obj: one_way,
+                end: 1,
+            }),
+            pipe_call(Call::CloseEnd {
+                obj: duplex,
+                end: 1,
+            }),
+        ],
+    }
+}
+
+/// The only writer of a one-way pipe sends an item and is killed while it waits (on the
+/// event, which nobody sets); the reader receives the item and then end of file, which
+/// a poll then reports too.
+pub fn pipe_writer_killed() -> Program {
+    let obj = Object::OneWayPipe;
+    let recv = Call::Recv { obj, end: 0 };
+    Program {
+        setup: Setup {
+            ends: [0b10, 0b01],
+            ..Setup::default()
+        },
+        procs: vec![
+            vec![
+                Call::Send {
+                    obj,
+                    end: 1,
+                    item: 1,
+                },
+                Call::EventWait {
+                    timeout_ms: Some(2000),
+                },
+            ],
+            vec![
+                recv,
+                recv,
+                Call::Poll {
+                    obj,
+                    end: 0,
+                    timeout_ms: Some(0),
+                },
+            ],
+        ],
+        parent: vec![Step::Kill { proc: 0, after: 2 }],
+    }
+}
+
 /// The fixed programs of [`condition_unowned`], [`notifier_killed`], [`party_killed`],
-/// [`broken_by_timeout`] and [`join_untimed`], each with the coverage classes (object,
-/// operation, outcome) it reaches every time: the rows and calls random programs do not
-/// reach, or not surely.
-pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 5] {
+/// [`broken_by_timeout`], [`join_untimed`], [`join_times_out`], [`pipe_sender_killed`],
+/// [`pipe_reader_killed`],
+/// [`pipe_reader_waits_for_close`], [`pipe_peer_closed`] and [`pipe_writer_killed`], each with the coverage classes (object, operation, outcome)
+/// it reaches every time: the rows and calls random programs do not reach, or not surely.
+pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 11] {
     [
         (
             condition_unowned(),
@@ -324,5 +575,54 @@ pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 5] {
             ],
         ),
         (join_untimed(), &[(Object::JoinableQueue, "join", "True")]),
+        (
+            join_times_out(),
+            &[(Object::JoinableQueue, "join", "False")],
+        ),
+        (
+            pipe_sender_killed(),
+            &[
+                (Object::Pipe, "send", "killed"),
+                (Object::Pipe, "poll", "True"),
+                (Object::Pipe, "recv", "item"),
+                (Object::Pipe, "recv", "connection.recv.peer_killed"),
+                (Object::Pipe, "send", "connection.send.peer_killed"),
+            ],
+        ),
+        (
+            pipe_reader_killed(),
+            &[
+                (Object::OneWayPipe, "poll", "False"),
+                (Object::OneWayPipe, "send", "connection.send.reader_killed"),
+            ],
+        ),
+        (
+            pipe_reader_waits_for_close(),
+            &[
+                (Object::OneWayPipe, "recv", "item"),
+                (Object::OneWayPipe, "recv", "connection.recv.writer_closed"),
+            ],
+        ),
+        (
+            pipe_peer_closed(),
+            &[
+                (Object::OneWayPipe, "send", "connection.send.peer_closed"),
+                (Object::Pipe, "send", "connection.send.duplex_peer_closed"),
+                (Object::Pipe, "poll", "False"),
+                (Object::Pipe, "poll", "True"),
+                (Object::Pipe, "recv", "connection.recv.peer_closed"),
+                (Object::OneWayPipe, "recv", "connection.recv.write_only"),
+                (Object::OneWayPipe, "poll", "connection.poll.write_only"),
+                (Object::OneWayPipe, "send", "connection.send.closed"),
+            ],
+        ),
+        (
+            pipe_writer_killed(),
+            &[
+                (Object::OneWayPipe, "recv", "item"),
+                (Object::OneWayPipe, "recv", "connection.recv.writer_killed"),
+                (Object::OneWayPipe, "poll", "True"),
+            ],
+        ),
     ]
 }

@@ -1,10 +1,11 @@
 //! The worker: a process target that runs a program of calls on the shared objects and
 //! reports every invocation and return, stamped on one shared counter.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::cell::RefCell;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use proclife::ipc::{Array, Connection, JoinableQueue, Queue, SimpleQueue, Value};
+use proclife::ipc::{Array, Connection, JoinableQueue, Queue, SimpleQueue, Value, pipe};
 use proclife::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 use proclife::{Error, TargetResult};
 use proclife_model::objects::register::ARRAY_LEN;
@@ -42,6 +43,87 @@ pub struct Shared {
     pub array: Array<u32>,
     /// The logical clock: every invocation and return takes the next value.
     pub stamp: Value<u64>,
+    /// This process's handles of the ends of the checked pipes (see [`Ends`]).
+    #[serde(default)]
+    pub ends: RefCell<Ends>,
+}
+
+/// A process's handles of the two checked pipes: `duplex` from `Pipe(duplex=True)`,
+/// `one_way` from `Pipe(duplex=False)` (`(reader, writer)`), each indexed by end.
+///
+/// Every process gets a handle of every end; the ends the program says it does not hold
+/// are closed at its start ([`Ends::keep`]), so that a call through one is refused as
+/// through a closed handle, as the model says.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Ends {
+    /// The ends of the duplex pipe.
+    pub duplex: [Option<Connection>; 2],
+    /// The ends of the one-way pipe: the reader, then the writer.
+    pub one_way: [Option<Connection>; 2],
+}
+
+impl Ends {
+    /// The handle of `end` of `obj` (`Pipe` or `OneWayPipe`).
+    fn get(&mut self, obj: Object, end: u8) -> Option<&mut Connection> {
+        let ends = match obj {
+            Object::Pipe => &mut self.duplex,
+            Object::OneWayPipe => &mut self.one_way,
+            _ => return None,
+        };
+        ends.get_mut(usize::from(end))?.as_mut()
+    }
+
+    /// Closes the ends that process `proc` does not hold: bit `proc` of `holders[e]` says
+    /// whether it holds end `e` of each pipe.
+    ///
+    /// # Errors
+    ///
+    /// The runtime's `close`.
+    pub fn keep(&mut self, proc: usize, holders: [u32; 2]) -> proclife::Result<()> {
+        for (e, mask) in holders.into_iter().enumerate() {
+            if mask & 1 << proc.min(31) == 0 {
+                for conn in [&mut self.duplex[e], &mut self.one_way[e]]
+                    .into_iter()
+                    .flatten()
+                {
+                    conn.close()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The fd numbers of the open ends.
+    pub fn raw_fds(&self) -> Vec<RawFd> {
+        self.duplex
+            .iter()
+            .chain(&self.one_way)
+            .flatten()
+            .filter_map(|c| c.fd().ok().map(|fd| fd.as_raw_fd()))
+            .collect()
+    }
+
+    /// Second handles of every open end.
+    ///
+    /// # Errors
+    ///
+    /// When an fd cannot be duplicated.
+    pub fn duplicate(&self) -> proclife::Result<Ends> {
+        let dup_end = |end: &Option<Connection>| -> proclife::Result<Option<Connection>> {
+            match end {
+                Some(c) if !c.closed() => Ok(Some(Connection::from_fd(
+                    dup(c.fd()?)?,
+                    c.readable(),
+                    c.writable(),
+                )?)),
+                _ => Ok(None),
+            }
+        };
+        Ok(Ends {
+            duplex: [dup_end(&self.duplex[0])?, dup_end(&self.duplex[1])?],
+            one_way: [dup_end(&self.one_way[0])?, dup_end(&self.one_way[1])?],
+        })
+    }
 }
 
 /// The initial values of a program's objects.
@@ -55,6 +137,18 @@ pub struct Setup {
     pub parties: usize,
     /// The queue's and the joinable queue's `maxsize` (0: unbounded).
     pub maxsize: usize,
+    /// The processes that hold each end of each pipe at their start: bit `p` of `ends[e]`
+    /// when process `p` (the parent is the number of workers) holds end `e`.
+    #[serde(default, skip_serializing_if = "no_ends")]
+    pub ends: [u32; 2],
+    /// The duplex pipe's sockets get the smallest send buffer (`SO_SNDBUF`), so a few items
+    /// nobody receives fill it and the next `send` blocks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub small_send_buffer: bool,
+}
+
+fn no_ends(ends: &[u32; 2]) -> bool {
+    *ends == [0, 0]
 }
 
 impl Default for Setup {
@@ -64,11 +158,18 @@ impl Default for Setup {
             bounded: 1,
             parties: 2,
             maxsize: 2,
+            ends: [0, 0],
+            small_send_buffer: false,
         }
     }
 }
 
-fn dup(fd: BorrowedFd<'_>) -> proclife::Result<OwnedFd> {
+/// A second fd of `fd` (close-on-exec).
+///
+/// # Errors
+///
+/// `dup`'s, as [`Error::Os`].
+pub fn dup(fd: BorrowedFd<'_>) -> proclife::Result<OwnedFd> {
     fd.try_clone_to_owned().map_err(|e| Error::Os {
         call: "dup",
         errno: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
@@ -82,6 +183,18 @@ impl Shared {
     ///
     /// The runtime's, when a segment cannot be made.
     pub fn new(setup: Setup) -> proclife::Result<Shared> {
+        let (a, b) = pipe(true)?;
+        if setup.small_send_buffer {
+            for end in [&a, &b] {
+                // The kernel raises a zero to its minimum.
+                nix::sys::socket::setsockopt(&end.fd()?, nix::sys::socket::sockopt::SndBuf, &0)
+                    .map_err(|errno| Error::Os {
+                        call: "setsockopt",
+                        errno,
+                    })?;
+            }
+        }
+        let (reader, writer) = pipe(false)?;
         Ok(Shared {
             lock: Lock::new()?,
             rlock: RLock::new()?,
@@ -96,6 +209,10 @@ impl Shared {
             value: Value::new(0)?,
             array: Array::new(ARRAY_LEN, 0)?,
             stamp: Value::new(0)?,
+            ends: RefCell::new(Ends {
+                duplex: [Some(a), Some(b)],
+                one_way: [Some(reader), Some(writer)],
+            }),
         })
     }
 
@@ -132,6 +249,7 @@ impl Shared {
                 dup(self.stamp.as_fd())?,
                 dup(self.stamp.get_lock().as_fd())?,
             )?,
+            ends: RefCell::new(self.ends.borrow().duplicate()?),
         })
     }
 
@@ -272,6 +390,33 @@ impl Shared {
                     .and_then(|i| self.array.set(i, value));
                 self.locked(call, set)
             }
+            Call::Send { obj, end, item } => self.through(call, obj, end, |c| c.send(&item)),
+            Call::Recv { obj, end } => self.through(call, obj, end, Connection::recv::<u32>),
+            Call::Poll {
+                obj,
+                end,
+                timeout_ms,
+            } => self.through(call, obj, end, |c| c.poll(t(timeout_ms))),
+            Call::CloseEnd { obj, end } => self.through(call, obj, end, Connection::close),
+        }
+    }
+
+    /// Makes `call` through this process's handle of `end` of `obj`.
+    fn through<T: Into<map::RetValue>>(
+        &self,
+        call: Call,
+        obj: Object,
+        end: u8,
+        f: impl FnOnce(&mut Connection) -> proclife::Result<T>,
+    ) -> Ret {
+        let Ok(mut ends) = self.ends.try_borrow_mut() else {
+            return Ret::Other {
+                error: format!("{call}: the ends are in use"),
+            };
+        };
+        match ends.get(obj, end) {
+            Some(conn) => map::ret(call, f(conn)),
+            None => unsupported(obj, call),
         }
     }
 
@@ -340,6 +485,21 @@ pub struct Work {
     pub program: Vec<Call>,
     /// Where the reports go.
     pub report: Connection,
+    /// This worker's number.
+    #[serde(default)]
+    pub proc: usize,
+    /// The holders of each pipe end at the start ([`Setup::ends`]).
+    #[serde(default)]
+    pub holders: [u32; 2],
+    /// Under the fork method, the fd numbers of the pipe ends the parent held when it
+    /// forked this worker, other than the worker's own: copies the worker inherited and
+    /// must close, so that it holds exactly the ends the program gives it.
+    #[serde(default)]
+    pub inherited: Vec<RawFd>,
+    /// When the program uses a pipe: the barrier every worker and the parent pass once
+    /// each holds exactly its ends, before any call is made.
+    #[serde(default)]
+    pub start: Option<Barrier>,
 }
 
 /// Runs one call of a program and reports it: the stamps around the call and its result.
@@ -374,6 +534,13 @@ pub fn run_call(
 ///
 /// A failed stamp or report; the child then exits with 1.
 pub fn worker(mut work: Work) -> TargetResult {
+    if let Some(start) = &work.start {
+        // Under fork, the copies of the pipe's ends the parent held at the fork: their
+        // owners are in the parent's frames, which this process never returns to.
+        proclife_testkit::ipc::close_inherited(&work.inherited);
+        work.shared.ends.get_mut().keep(work.proc, work.holders)?;
+        start.wait_timeout(Some(crate::objects::scenario::PROMPT))?;
+    }
     for (index, &call) in work.program.iter().enumerate() {
         let report = &mut work.report;
         run_call(&work.shared, |r| report.send(&r), index, call)?;
