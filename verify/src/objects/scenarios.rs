@@ -49,25 +49,35 @@ pub fn condition_notify(waiters: usize, n: u32, timeout_ms: u32) -> Program {
 }
 
 /// A worker blocked in a call on `obj` is SIGKILLed while it waits: the lock's holder (the
-/// parent) keeps it, the barrier has a party short, the queue is full. The call's outcome
+/// parent, which takes it before it lets the worker try) keeps it, the barrier has a party short, the queue is full. The call's outcome
 /// is the model's `killed` class, which random programs reach only when a kill happens to
 /// land inside a blocking call; these programs reach it every time. `None` for an object
 /// whose calls cannot block that way.
 pub fn killed_while_blocked(obj: Object) -> Option<Program> {
     let setup = Setup::default();
     let (worker, mut parent, calls) = match obj {
+        // The worker waits for the event the parent sets once it holds the lock, so the
+        // worker's acquire is the one that blocks whichever process the scheduler runs first.
         Object::Lock | Object::RLock => (
-            vec![Call::Acquire {
-                obj,
-                timeout_ms: None,
-            }],
-            vec![Step::Call {
-                call: Call::Acquire {
+            vec![
+                Call::EventWait {
+                    timeout_ms: Some(10_000),
+                },
+                Call::Acquire {
                     obj,
                     timeout_ms: None,
                 },
-            }],
-            1,
+            ],
+            vec![
+                Step::Call {
+                    call: Call::Acquire {
+                        obj,
+                        timeout_ms: None,
+                    },
+                },
+                Step::Call { call: Call::Set },
+            ],
+            2,
         ),
         Object::Barrier => (vec![Call::BarrierWait { timeout_ms: None }], Vec::new(), 1),
         Object::Queue if setup.maxsize > 0 => {
