@@ -166,6 +166,39 @@ pub fn refusal(id: &str) -> Option<&'static Refusal> {
     REFUSALS.iter().find(|row| row.id == id)
 }
 
+/// The row with this id, found at compile time where a constant names it: a constant naming
+/// an id the table does not have fails to compile (`evaluation of constant value failed`).
+///
+/// # Panics
+///
+/// When the table has no row `id`; meant for constants, where that is a compile error.
+/// [`refusal`] is the lookup for ids read at run time.
+pub const fn row(id: &str) -> &'static Refusal {
+    let mut i = 0;
+    while i < REFUSALS.len() {
+        if same_bytes(REFUSALS[i].id.as_bytes(), id.as_bytes()) {
+            return &REFUSALS[i];
+        }
+        i += 1;
+    }
+    panic!("no row with this id in the refusal table")
+}
+
+/// `a == b`, usable in a `const fn`.
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Every refusal, ordered by id.
 pub const REFUSALS: &[Refusal] = &[
     Refusal {

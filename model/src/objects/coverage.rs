@@ -207,7 +207,7 @@ mod tests {
                 if values.contains(&outcome) {
                     continue;
                 }
-                let row = Refusal::from_id(outcome).and_then(Refusal::row);
+                let row = Refusal::from_id(outcome).map(Refusal::row);
                 assert!(
                     row.is_some_and(|row| row.object == obj.in_table() && row.operation == op),
                     "{}.{op} -> {outcome}: no row of the refusal table for that operation",

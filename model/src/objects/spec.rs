@@ -696,7 +696,7 @@ mod tests {
                     for call in calls.into_iter().filter(|c| c.object() == obj) {
                         for (ret, after) in state.step(proc, call) {
                             if let Ret::Raised { refusal } = ret {
-                                let row = refusal.row().expect("a row of the table");
+                                let row = refusal.row();
                                 assert_eq!(
                                     (row.object, row.operation),
                                     (obj.in_table(), call.operation()),
