@@ -48,8 +48,13 @@ fn t02_concurrent_join_and_poll() -> TestResult {
             spin_for(delay);
             std::process::exit(code)
         });
-        p.start()
-            .map_err(|e| format!("round {round}: expected the child to start; {e}"))?;
+        p.start().map_err(|e| {
+            format!(
+                "round {round}: expected the child to start; {e} (threads besides this \
+                     one: {:?})",
+                common::procfs::other_thread_names()
+            )
+        })?;
         let inconsistent = AtomicBool::new(false);
         let outcomes: Vec<Option<i32>> = std::thread::scope(|scope| {
             let joiners: Vec<_> = (0..4)

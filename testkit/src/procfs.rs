@@ -91,9 +91,36 @@ pub fn children() -> Vec<i32> {
     pids
 }
 
-/// The number of threads of this process.
+/// The number of threads of this process: `num_threads` of `/proc/self/stat` (field 20),
+/// the count the fork start method checks before it forks; 0 when it cannot be read.
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|line| {
+            // The command name (field 2) may hold spaces and parentheses: count from the
+            // last ')', after which field 3 starts.
+            let rest = &line[line.rfind(')')? + 1..];
+            rest.split_whitespace().nth(20 - 3)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// The names (`comm`) of this process's threads other than the calling one, for a failure
+/// message that says which thread was left.
+pub fn other_thread_names() -> Vec<String> {
+    let me = nix::unistd::gettid().as_raw().to_string();
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| {
+            dir.filter_map(|entry| entry.ok())
+                .filter(|entry| entry.file_name().to_string_lossy() != me)
+                .map(|entry| {
+                    let comm = std::fs::read_to_string(entry.path().join("comm"));
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    format!("{name} ({})", comm.unwrap_or_default().trim_end())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Prefixes of the names CPython's `multiprocessing` creates in `/dev/shm` (POSIX

@@ -60,7 +60,14 @@ pub fn wait_single_threaded() -> TestResult {
     wait_for("one thread left", AT_ONCE, || {
         crate::procfs::thread_count() == 1
     })
-    .map_err(|e| format!("{e}: {} threads remain", crate::procfs::thread_count()).into())
+    .map_err(|e| {
+        format!(
+            "{e}: {} threads remain (others: {:?})",
+            crate::procfs::thread_count(),
+            crate::procfs::other_thread_names()
+        )
+        .into()
+    })
 }
 
 /// Joins a child that should exit at once (it was released, killed, or has nothing to do)
