@@ -383,11 +383,12 @@ impl Ring {
         }
     }
 
-    fn signal(word: &AtomicU32, waiters: &AtomicU32) {
+    /// Bumps `word` (under the mutex) and says whether anyone sleeps on it, so that the wake
+    /// can be made once the mutex is released: a sleeper woken while the waker still holds
+    /// the mutex would only block on it again (decision 0026).
+    fn bump(word: &AtomicU32, waiters: &AtomicU32) -> bool {
         word.fetch_add(1, Ordering::SeqCst);
-        if waiters.load(Ordering::SeqCst) > 0 {
-            futex::wake_all(word);
-        }
+        waiters.load(Ordering::SeqCst) > 0
     }
 
     /// The bytes a put of a frame of `need` bytes skips to start at the ring's first byte:
@@ -488,8 +489,12 @@ impl Ring {
         }
         store(&self.header().put_seq, seq + 1);
         store(&self.header().count, load(&self.header().count) + 1);
-        Ring::signal(&self.header().not_empty, &self.header().empty_waiters);
-        held.leave()
+        let wake = Ring::bump(&self.header().not_empty, &self.header().empty_waiters);
+        let left = held.leave();
+        if wake {
+            futex::wake_all(&self.header().not_empty);
+        }
+        left
     }
 
     /// Takes the oldest item, waiting until `deadline`, and hands its encoded bytes to
@@ -512,16 +517,20 @@ impl Ring {
                 BlockedOn::Recv,
             )?;
         }
-        let out = self.take_head(decode);
+        let (out, wake) = self.take_head(decode);
         let left = held.leave();
+        if wake {
+            futex::wake_all(&self.header().not_full);
+        }
         let decoded = out?;
         left?;
         Ok(decoded)
     }
 
     /// Decodes and consumes the item at the head; the caller holds the mutex and the ring is
-    /// not empty.
-    fn take_head<R>(&self, decode: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    /// not empty. Also says whether a putter sleeps on `not_full`, to be woken once the mutex
+    /// is released.
+    fn take_head<R>(&self, decode: impl FnOnce(&[u8]) -> R) -> (Result<R>, bool) {
         let head = load(&self.header().head);
         let tail = load(&self.header().tail);
         match self.item_at(head, tail) {
@@ -535,7 +544,7 @@ impl Ring {
                 };
                 if crate::planted::active("queue-get-leaves-item") {
                     // Planted: the item is decoded but stays at the head (a duplicate).
-                    return Ok(decoded);
+                    return (Ok(decoded), false);
                 }
 
                 // The commit point: one store consumes the skip mark, if any, and the frame,
@@ -547,16 +556,16 @@ impl Ring {
                     &self.header().count,
                     load(&self.header().count).saturating_sub(1),
                 );
-                Ring::signal(&self.header().not_full, &self.header().full_waiters);
-                Ok(decoded)
+                let wake = Ring::bump(&self.header().not_full, &self.header().full_waiters);
+                (Ok(decoded), wake)
             }
             Err(e) => {
                 // Unparseable data cannot be skipped frame by frame: drop it all, keep the
                 // queue usable, and report it.
                 store(&self.header().head, tail);
                 store(&self.header().count, 0);
-                Ring::signal(&self.header().not_full, &self.header().full_waiters);
-                Err(e)
+                let wake = Ring::bump(&self.header().not_full, &self.header().full_waiters);
+                (Err(e), wake)
             }
         }
     }
