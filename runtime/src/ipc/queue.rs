@@ -2,16 +2,21 @@
 //!
 //! One sealed memfd segment holds a robust mutex, a header, a few futex words and a byte
 //! ring of fixed capacity. Each item is a frame: a 16-byte header (payload length, CRC-32 of
-//! length and payload, sequence number) and the postcard payload, padded to 8 bytes; frames
-//! may wrap around the end of the ring.
+//! length and sequence number, sequence number) and the postcard payload, padded to 8 bytes;
+//! frames may wrap around the end of the ring. A put into a drained ring goes back to the
+//! ring's first byte, behind a skip mark, so a queue that keeps up reuses the pages it has
+//! touched (decision 0026). Items are encoded straight into the ring and decoded where they
+//! lie.
 //!
 //! Crash consistency, the reason for the layout:
-//! - `put` copies the whole frame into free space, then publishes it with one store of the
-//!   tail; a writer killed before that store leaves bytes nobody will ever read (T23).
+//! - `put` writes the whole frame (and a skip mark before it, if any) into free space, then
+//!   publishes it with one store of the tail; a writer killed before that store leaves bytes
+//!   nobody will ever read (T23). After the store a put that skipped moves the head, which
+//!   was at the mark, past it; a get steps over a mark a dead writer left at the head.
 //! - `put` returns only after the tail store: a returned `put` means the item is in shared
 //!   memory, and the producer may exit or die at once without losing it (T25, T26). There is
 //!   no feeder thread, so a child never blocks at exit on unread data.
-//! - `get` copies the payload out, then consumes the frame with one store of the head. A
+//! - `get` decodes the payload, then consumes the frame with one store of the head. A
 //!   consumer killed before that store leaves the item for the next consumer (redelivered);
 //!   killed after it, the item counts as delivered to the dead consumer and is lost (T24).
 //! - The counters derived from those stores (item count, published sequence) may be stale
