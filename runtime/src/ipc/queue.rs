@@ -649,7 +649,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// A queue of at most `maxsize` items (0: unbounded) in a ring of `capacity` bytes
-    /// (rounded up to a multiple of 8); the largest item is `capacity - 16` bytes encoded.
+    /// (rounded up to a multiple of 8); the largest item is `capacity - 16` bytes encoded,
+    /// and below `u32::MAX`.
     ///
     /// # Errors
     ///
@@ -727,7 +728,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::Decode`] when the item is not a `T` (the item is consumed);
-    /// [`Error::Malformed`] when the shared data failed its checksum (it is dropped);
+    /// [`Error::Malformed`] when a frame header in the shared data failed its check (what
+    /// is left is dropped); a panic of `T`'s `Deserialize` leaves the item in the queue;
     /// [`Error::ParentDied`] when this wait runs in a child and outlives the parent (decision
     /// 0018; CPython waits forever).
     pub fn get(&self) -> Result<T> {
