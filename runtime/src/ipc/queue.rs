@@ -418,7 +418,6 @@ impl Ring {
         write: impl FnOnce(u64, u64) -> Result<()>,
     ) -> Result<()> {
         self.check_open()?;
-        let need = frame_len(len);
         let max = (self.capacity - FRAME_HEADER).min(MAX_ITEM);
         if len > max {
             return Err(Error::FrameTooLarge {
@@ -426,6 +425,7 @@ impl Ring {
                 max: max as u64,
             });
         }
+        let need = frame_len(len);
         let deadline = Deadline::after(timeout);
         let mut held = self.enter(BlockedOn::Send)?;
         let skip = loop {
