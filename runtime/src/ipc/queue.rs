@@ -2,16 +2,21 @@
 //!
 //! One sealed memfd segment holds a robust mutex, a header, a few futex words and a byte
 //! ring of fixed capacity. Each item is a frame: a 16-byte header (payload length, CRC-32 of
-//! length and payload, sequence number) and the postcard payload, padded to 8 bytes; frames
-//! may wrap around the end of the ring.
+//! length and sequence number, sequence number) and the postcard payload, padded to 8 bytes;
+//! frames may wrap around the end of the ring. A put into a drained ring goes back to the
+//! ring's first byte, behind a skip mark, so a queue that keeps up reuses the pages it has
+//! touched (decision 0026). Items are encoded straight into the ring and decoded where they
+//! lie.
 //!
 //! Crash consistency, the reason for the layout:
-//! - `put` copies the whole frame into free space, then publishes it with one store of the
-//!   tail; a writer killed before that store leaves bytes nobody will ever read (T23).
+//! - `put` writes the whole frame (and a skip mark before it, if any) into free space, then
+//!   publishes it with one store of the tail; a writer killed before that store leaves bytes
+//!   nobody will ever read (T23). After the store a put that skipped moves the head, which
+//!   was at the mark, past it; a get steps over a mark a dead writer left at the head.
 //! - `put` returns only after the tail store: a returned `put` means the item is in shared
 //!   memory, and the producer may exit or die at once without losing it (T25, T26). There is
 //!   no feeder thread, so a child never blocks at exit on unread data.
-//! - `get` copies the payload out, then consumes the frame with one store of the head. A
+//! - `get` decodes the payload, then consumes the frame with one store of the head. A
 //!   consumer killed before that store leaves the item for the next consumer (redelivered);
 //!   killed after it, the item counts as delivered to the dead consumer and is lost (T24).
 //! - The counters derived from those stores (item count, published sequence) may be stale
@@ -60,6 +65,19 @@ pub const MAX_CAPACITY: usize = 1 << 40;
 const FRAME_HEADER: usize = 16;
 const MAGIC_VALUE: u64 = 0x7072_6f63_6c69_6671; // "proclifq"
 
+/// The length word of a skip mark: the rest of the ring up to its end holds no frame, and the
+/// next frame starts at the ring's first byte (decision 0026).
+const SKIP_LEN: u32 = u32::MAX;
+/// The second word of a skip mark.
+const SKIP_CHECK: u32 = 0x5049_4b53; // "SKIP"
+/// The size of a skip mark; frames start 8-byte aligned, so the ring's end is at least this
+/// far from any frame start.
+const SKIP_MARK: usize = 8;
+
+/// The largest encoded item: its length must fit the header's `u32` and differ from
+/// [`SKIP_LEN`].
+const MAX_ITEM: usize = SKIP_LEN as usize - 1;
+
 /// A counter of the header, read with `SeqCst` like every access to the shared words.
 fn load(word: &AtomicU64) -> u64 {
     word.load(Ordering::SeqCst)
@@ -69,16 +87,66 @@ fn store(word: &AtomicU64, value: u64) {
     word.store(value, Ordering::SeqCst);
 }
 
-/// CRC-32 (IEEE) of the frame's length and payload.
-fn crc32(len: u32, payload: &[u8]) -> u32 {
+/// CRC-32 (IEEE) of a frame header's length and sequence number, its check word. The payload
+/// has no checksum: the commit protocol keeps torn items out (decision 0026).
+fn header_crc(len: u32, seq: u64) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&len.to_le_bytes());
-    hasher.update(payload);
+    hasher.update(&seq.to_le_bytes());
     hasher.finalize()
 }
 
 fn frame_len(payload: usize) -> usize {
     FRAME_HEADER + payload.div_ceil(8) * 8
+}
+
+/// Stops this process with `SIGSTOP` at the step `name` of a put or a get when the planted
+/// fault `name` is on (feature `planted-bugs`), so that a test can `SIGKILL` it exactly there;
+/// nothing without the feature.
+fn stop_point(name: &str) {
+    if crate::planted::active(name) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+    }
+}
+
+/// What starts at a frame boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// An item: its payload's length and sequence number.
+    Item { len: usize, seq: u64 },
+    /// A skip mark: the next frame starts at monotonic offset `to`, the ring's first byte.
+    Skip { to: u64 },
+}
+
+/// A postcard flavour that writes an item straight into the ring's free space, from `pos`
+/// up to `end`, with no buffer in between.
+struct RingWriter<'r> {
+    ring: &'r Ring,
+    pos: u64,
+    end: u64,
+}
+
+impl postcard::ser_flavors::Flavor for RingWriter<'_> {
+    /// Where the writing stopped.
+    type Output = u64;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.try_extend(&[byte])
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.end - self.pos < data.len() as u64 {
+            // More than the sizing pass measured: the `Serialize` impl is not deterministic.
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.ring.copy_in(self.pos, data);
+        self.pos += data.len() as u64;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<u64> {
+        Ok(self.pos)
+    }
 }
 
 /// The ring's mutex, held: released by [`Held::leave`] (which reports an unlock error) or,
@@ -199,23 +267,55 @@ impl Ring {
         self.seg.copy_in(0, wrapped);
     }
 
-    /// Reads and checks the frame header at `pos`; returns (payload length, crc, seq).
-    fn frame_at(&self, pos: u64, tail: u64) -> Result<(usize, u32, u64)> {
+    /// Reads and checks what starts at the frame boundary `pos`, which lies before `tail`.
+    fn frame_at(&self, pos: u64, tail: u64) -> Result<Frame> {
+        if tail - pos < SKIP_MARK as u64 {
+            return Err(Error::Malformed("queue frame header past the tail"));
+        }
+        let mut word = [0u8; SKIP_MARK];
+        self.copy_out(pos, &mut word);
+        let len = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        let check = u32::from_le_bytes([word[4], word[5], word[6], word[7]]);
+        if len == SKIP_LEN {
+            let into = pos % self.capacity as u64;
+            if check != SKIP_CHECK || into == 0 {
+                return Err(Error::Malformed("queue skip mark is damaged"));
+            }
+            let to = pos - into + self.capacity as u64;
+            // A skip mark is published with the item after it, by the same tail store.
+            if to >= tail {
+                return Err(Error::Malformed("queue skip mark without a frame after it"));
+            }
+            return Ok(Frame::Skip { to });
+        }
         if tail - pos < FRAME_HEADER as u64 {
             return Err(Error::Malformed("queue frame header past the tail"));
         }
-        let mut header = [0u8; FRAME_HEADER];
-        self.copy_out(pos, &mut header);
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         let mut seq = [0u8; 8];
-        seq.copy_from_slice(&header[8..]);
+        self.copy_out(pos + SKIP_MARK as u64, &mut seq);
+        let seq = u64::from_le_bytes(seq);
+        if header_crc(len, seq) != check {
+            return Err(Error::Malformed("queue frame header failed its check"));
+        }
+        let len = len as usize;
         if frame_len(len) as u64 > tail - pos {
             return Err(Error::Malformed(
                 "queue frame longer than the published data",
             ));
         }
-        Ok((len, crc, u64::from_le_bytes(seq)))
+        Ok(Frame::Item { len, seq })
+    }
+
+    /// The item at the frame boundary `pos` (after the skip mark there, if any): where its
+    /// frame starts, its payload's length and its sequence number.
+    fn item_at(&self, pos: u64, tail: u64) -> Result<(u64, usize, u64)> {
+        match self.frame_at(pos, tail)? {
+            Frame::Item { len, seq } => Ok((pos, len, seq)),
+            Frame::Skip { to } => match self.frame_at(to, tail)? {
+                Frame::Item { len, seq } => Ok((to, len, seq)),
+                Frame::Skip { .. } => Err(Error::Malformed("queue skip mark after a skip mark")),
+            },
+        }
     }
 
     /// Rebuilds the derived counters after a process died holding the mutex.
@@ -226,9 +326,9 @@ impl Ring {
         let mut count = 0u64;
         let mut last_seq = None;
         while pos < tail {
-            match self.frame_at(pos, tail) {
-                Ok((len, _, seq)) => {
-                    pos += frame_len(len) as u64;
+            match self.item_at(pos, tail) {
+                Ok((start, len, seq)) => {
+                    pos = start + frame_len(len) as u64;
                     count += 1;
                     last_seq = Some(seq);
                 }
@@ -288,33 +388,55 @@ impl Ring {
         }
     }
 
-    fn signal(word: &AtomicU32, waiters: &AtomicU32) {
+    /// Bumps `word` (under the mutex) and says whether anyone sleeps on it, so that the wake
+    /// can be made once the mutex is released: a sleeper woken while the waker still holds
+    /// the mutex would only block on it again (decision 0026).
+    fn bump(word: &AtomicU32, waiters: &AtomicU32) -> bool {
         word.fetch_add(1, Ordering::SeqCst);
-        if waiters.load(Ordering::SeqCst) > 0 {
-            futex::wake_all(word);
+        waiters.load(Ordering::SeqCst) > 0
+    }
+
+    /// The bytes a put of a frame of `need` bytes skips to start at the ring's first byte:
+    /// only when the ring is empty (`head == tail`), the write position is not already there,
+    /// and the frame fits before it, so that a drained queue goes back to pages it has
+    /// touched (decision 0026); else 0.
+    fn skip_for(&self, head: u64, tail: u64, need: usize) -> u64 {
+        let into = tail % self.capacity as u64;
+        if head == tail && into != 0 && need as u64 <= into {
+            self.capacity as u64 - into
+        } else {
+            0
         }
     }
 
-    fn put_bytes(&self, payload: &[u8], timeout: Option<Duration>) -> Result<()> {
+    /// Puts one item of `len` encoded bytes: waits for room, then lets `write` encode it
+    /// straight into the ring between the two offsets it is given, and publishes it.
+    fn put_with(
+        &self,
+        len: usize,
+        timeout: Option<Duration>,
+        write: impl FnOnce(u64, u64) -> Result<()>,
+    ) -> Result<()> {
         self.check_open()?;
-        let need = frame_len(payload.len());
-        let max = self.capacity - FRAME_HEADER;
-        let len = u32::try_from(payload.len())
-            .ok()
-            .filter(|_| need <= self.capacity)
-            .ok_or(Error::FrameTooLarge {
-                len: payload.len() as u64,
+        let max = (self.capacity - FRAME_HEADER).min(MAX_ITEM);
+        if len > max {
+            return Err(Error::FrameTooLarge {
+                len: len as u64,
                 max: max as u64,
-            })?;
-        let crc = crc32(len, payload);
+            });
+        }
+        let need = frame_len(len);
         let deadline = Deadline::after(timeout);
         let mut held = self.enter(BlockedOn::Send)?;
-        loop {
-            let used = load(&self.header().tail) - load(&self.header().head);
-            let free = self.capacity as u64 - used;
+        let skip = loop {
+            let head = load(&self.header().head);
+            let tail = load(&self.header().tail);
+            let skip = self.skip_for(head, tail, need);
+            let free = self.capacity as u64 - (tail - head);
             let maxsize = load(&self.header().maxsize);
-            if (maxsize == 0 || load(&self.header().count) < maxsize) && free >= need as u64 {
-                break;
+            if (maxsize == 0 || load(&self.header().count) < maxsize) && free >= skip + need as u64
+            {
+                break skip;
             }
             if deadline.expired() {
                 held.leave()?;
@@ -327,29 +449,63 @@ impl Ring {
                 &deadline,
                 BlockedOn::Send,
             )?;
-        }
+        };
         let tail = load(&self.header().tail);
+        if skip > 0 {
+            let mut mark = [0u8; SKIP_MARK];
+            mark[..4].copy_from_slice(&SKIP_LEN.to_le_bytes());
+            mark[4..].copy_from_slice(&SKIP_CHECK.to_le_bytes());
+            self.copy_in(tail, &mark);
+            stop_point("queue-put-stops-after-skip-mark");
+        }
+        let start = tail + skip;
+        let payload = start + FRAME_HEADER as u64;
+        // Encoded in place, in free space; an encoding error publishes nothing.
+        write(payload, payload + len as u64)?;
         let seq = load(&self.header().put_seq);
+        let len32 = len as u32;
         let mut header = [0u8; FRAME_HEADER];
-        header[..4].copy_from_slice(&len.to_le_bytes());
-        header[4..8].copy_from_slice(&crc.to_le_bytes());
+        header[..4].copy_from_slice(&len32.to_le_bytes());
+        header[4..8].copy_from_slice(&header_crc(len32, seq).to_le_bytes());
         header[8..].copy_from_slice(&seq.to_le_bytes());
-        self.copy_in(tail, &header);
-        self.copy_in(tail + FRAME_HEADER as u64, payload);
-        // The commit point: one store publishes the whole frame, which must fit the ring.
-        let new_tail = tail + need as u64;
+        self.copy_in(start, &header);
+        if skip > 0 {
+            stop_point("queue-put-stops-before-tail-store");
+        }
+        // The commit point: one store publishes the skip mark and the frame, which must fit.
+        let new_tail = start + need as u64;
         assert!(
             new_tail - load(&self.header().head) <= self.capacity as u64,
             "a committed frame overruns the ring"
         );
         store(&self.header().tail, new_tail);
+        if skip > 0 {
+            stop_point("queue-put-stops-after-tail-store");
+            // The skip mark is no item: the head, which was at it (the ring was empty), moves
+            // past it at once, so it holds no room. A death before this store leaves the
+            // mark at the head, which the next get steps over.
+            assert_eq!(
+                load(&self.header().head),
+                tail,
+                "a skip in a ring that was not empty"
+            );
+            store(&self.header().head, start);
+            stop_point("queue-put-stops-after-head-store");
+        }
         store(&self.header().put_seq, seq + 1);
         store(&self.header().count, load(&self.header().count) + 1);
-        Ring::signal(&self.header().not_empty, &self.header().empty_waiters);
-        held.leave()
+        let wake = Ring::bump(&self.header().not_empty, &self.header().empty_waiters);
+        let left = held.leave();
+        if wake {
+            futex::wake_all(&self.header().not_empty);
+        }
+        left
     }
 
-    fn get_bytes(&self, timeout: Option<Duration>) -> Result<Vec<u8>> {
+    /// Takes the oldest item, waiting until `deadline`, and hands its encoded bytes to
+    /// `decode` where they lie in the ring (copied out first only when they wrap around its
+    /// end).
+    fn get_with<R>(&self, timeout: Option<Duration>, decode: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.check_open()?;
         let deadline = Deadline::after(timeout);
         let mut held = self.enter(BlockedOn::Recv)?;
@@ -366,49 +522,55 @@ impl Ring {
                 BlockedOn::Recv,
             )?;
         }
-        let out = self.take_head();
+        let (out, wake) = self.take_head(decode);
         let left = held.leave();
-        let payload = out?;
+        if wake {
+            futex::wake_all(&self.header().not_full);
+        }
+        let decoded = out?;
         left?;
-        Ok(payload)
+        Ok(decoded)
     }
 
-    /// Consumes the frame at the head; the caller holds the mutex and the ring is not empty.
-    fn take_head(&self) -> Result<Vec<u8>> {
+    /// Decodes and consumes the item at the head; the caller holds the mutex and the ring is
+    /// not empty. Also says whether a putter sleeps on `not_full`, to be woken once the mutex
+    /// is released.
+    fn take_head<R>(&self, decode: impl FnOnce(&[u8]) -> R) -> (Result<R>, bool) {
         let head = load(&self.header().head);
         let tail = load(&self.header().tail);
-        let checked = self.frame_at(head, tail).and_then(|(len, crc, _seq)| {
-            let payload = self.copy_out_vec(head + FRAME_HEADER as u64, len);
-            if crc32(len as u32, &payload) == crc {
-                Ok((payload, frame_len(len)))
-            } else {
-                Err(Error::Malformed("queue item failed its checksum"))
-            }
-        });
-        match checked {
-            Ok((payload, flen)) => {
+        match self.item_at(head, tail) {
+            Ok((start, len, _seq)) => {
+                let cap = self.capacity as u64;
+                let at = (start + FRAME_HEADER as u64) % cap;
+                let decoded = if at + len as u64 <= cap {
+                    self.seg.with_bytes(at as usize, len, decode)
+                } else {
+                    decode(&self.copy_out_vec(start + FRAME_HEADER as u64, len))
+                };
                 if crate::planted::active("queue-get-leaves-item") {
-                    // Planted: the item is copied out but stays at the head (a duplicate).
-                    return Ok(payload);
+                    // Planted: the item is decoded but stays at the head (a duplicate).
+                    return (Ok(decoded), false);
                 }
-                // The commit point: one store consumes the frame, which lay before the tail.
-                let new_head = head + flen as u64;
+
+                // The commit point: one store consumes the skip mark, if any, and the frame,
+                // which lay before the tail.
+                let new_head = start + frame_len(len) as u64;
                 assert!(new_head <= tail, "a consumed frame ends past the tail");
                 store(&self.header().head, new_head);
                 store(
                     &self.header().count,
                     load(&self.header().count).saturating_sub(1),
                 );
-                Ring::signal(&self.header().not_full, &self.header().full_waiters);
-                Ok(payload)
+                let wake = Ring::bump(&self.header().not_full, &self.header().full_waiters);
+                (Ok(decoded), wake)
             }
             Err(e) => {
                 // Unparseable data cannot be skipped frame by frame: drop it all, keep the
                 // queue usable, and report it.
                 store(&self.header().head, tail);
                 store(&self.header().count, 0);
-                Ring::signal(&self.header().not_full, &self.header().full_waiters);
-                Err(e)
+                let wake = Ring::bump(&self.header().not_full, &self.header().full_waiters);
+                (Err(e), wake)
             }
         }
     }
@@ -487,7 +649,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// A queue of at most `maxsize` items (0: unbounded) in a ring of `capacity` bytes
-    /// (rounded up to a multiple of 8); the largest item is `capacity - 16` bytes encoded.
+    /// (rounded up to a multiple of 8); the largest item is `capacity - 16` bytes encoded,
+    /// and below `u32::MAX`.
     ///
     /// # Errors
     ///
@@ -534,8 +697,20 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`Error::Full`] when the timeout passed (CPython: `queue.Full`); otherwise as
     /// [`Queue::put`].
     pub fn put_timeout(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
-        let bytes = postcard::to_stdvec(item).map_err(Error::Encode)?;
-        self.ring.put_bytes(&bytes, timeout)
+        // A sizing pass first, so the item is then encoded once, straight into the ring.
+        let len = postcard::serialize_with_flavor(item, postcard::ser_flavors::Size::default())
+            .map_err(Error::Encode)?;
+        let ring = &self.ring;
+        ring.put_with(len, timeout, |pos, end| {
+            let reached = postcard::serialize_with_flavor(item, RingWriter { ring, pos, end })
+                .map_err(Error::Encode)?;
+            if reached == end {
+                Ok(())
+            } else {
+                // Fewer bytes than the sizing pass measured: not deterministic either.
+                Err(Error::Encode(postcard::Error::SerializeBufferFull))
+            }
+        })
     }
 
     /// Puts `item` only if there is room now.
@@ -553,7 +728,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::Decode`] when the item is not a `T` (the item is consumed);
-    /// [`Error::Malformed`] when the shared data failed its checksum (it is dropped);
+    /// [`Error::Malformed`] when a frame header in the shared data failed its check (what
+    /// is left is dropped); a panic of `T`'s `Deserialize` leaves the item in the queue;
     /// [`Error::ParentDied`] when this wait runs in a child and outlives the parent (decision
     /// 0018; CPython waits forever).
     pub fn get(&self) -> Result<T> {
@@ -567,8 +743,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`Error::Empty`] when the timeout passed (CPython: `queue.Empty`); otherwise as
     /// [`Queue::get`].
     pub fn get_timeout(&self, timeout: Option<Duration>) -> Result<T> {
-        let bytes = self.ring.get_bytes(timeout)?;
-        postcard::from_bytes(&bytes).map_err(Error::Decode)
+        self.ring
+            .get_with(timeout, |bytes| postcard::from_bytes(bytes))?
+            .map_err(Error::Decode)
     }
 
     /// Takes the oldest item if there is one now.
@@ -840,19 +1017,18 @@ mod tests {
     }
 
     #[test]
-    fn crc_matches_the_ieee_definition() {
+    fn header_check_is_the_ieee_crc_of_length_and_sequence() {
         // The standard check value: CRC-32 of "123456789".
         assert_eq!(reference_crc(b"123456789"), 0xCBF4_3926);
-        // The frame's CRC covers the length's four bytes, then the payload; lengths around
-        // the vector kernels' block sizes and a 64 KiB item.
-        for n in [
-            0usize, 1, 7, 15, 16, 63, 64, 65, 127, 128, 129, 1000, 65_536,
+        for (len, seq) in [
+            (0u32, 0u64),
+            (8, 1),
+            (65_536, 1 << 40),
+            (MAX_ITEM as u32, u64::MAX),
         ] {
-            let payload: Vec<u8> = (0..n).map(|i| (i * 31 + 7) as u8).collect();
-            let len = n as u32;
             let mut framed = len.to_le_bytes().to_vec();
-            framed.extend_from_slice(&payload);
-            assert_eq!(crc32(len, &payload), reference_crc(&framed), "length {n}");
+            framed.extend_from_slice(&seq.to_le_bytes());
+            assert_eq!(header_crc(len, seq), reference_crc(&framed), "{len}/{seq}");
         }
     }
 
@@ -968,7 +1144,9 @@ mod tests {
         assert_eq!(load(&ring.header().tail), tail);
         // A consumer that died after its commit store but before the count update.
         let head = load(&ring.header().head);
-        let (len, _, _) = ring.frame_at(head, tail)?;
+        let Frame::Item { len, .. } = ring.frame_at(head, tail)? else {
+            panic!("no skip mark at the start of a fresh ring");
+        };
         store(&ring.header().head, head + frame_len(len) as u64);
         ring.recover();
         assert_eq!(load(&ring.header().count), 1);
@@ -980,13 +1158,204 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_item_is_reported_and_dropped() -> Result<()> {
+    fn corrupt_header_is_reported_and_dropped() -> Result<()> {
         let q = Queue::<Vec<u8>>::with_capacity(0, 1024)?;
         q.put(&vec![1; 10])?;
         let head = load(&q.ring.header().head);
-        q.ring.copy_in(head + FRAME_HEADER as u64 + 3, &[0x55]);
+        // A scribbled sequence number: the header's check word no longer matches.
+        q.ring.copy_in(head + 9, &[0x55]);
         assert!(matches!(q.get(), Err(Error::Malformed(_))));
         assert!(q.empty());
+        q.put(&vec![4; 4])?;
+        assert_eq!(q.get()?, vec![4; 4]);
+        Ok(())
+    }
+
+    /// The ring position (offset from the ring's first byte) of the next frame to be put.
+    fn write_position(ring: &Ring) -> u64 {
+        load(&ring.header().tail) % ring.capacity as u64
+    }
+
+    #[test]
+    fn a_drained_ring_starts_again_at_its_first_byte() -> Result<()> {
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let ring = &q.ring;
+        for round in 0..20u8 {
+            q.put(&vec![round; 300])?;
+            // The first put of a drained ring lands at the ring's first byte, after a skip
+            // mark from the old write position (none the first time).
+            let tail = load(&ring.header().tail);
+            assert_eq!(tail % 4096, frame_len(302) as u64, "round {round}");
+            assert_eq!(q.get()?, vec![round; 300]);
+        }
+        // A ring that is not empty keeps going where it is, and so does a drained ring whose
+        // next frame would not fit before the old position.
+        q.put(&vec![1; 100])?;
+        q.put(&vec![2; 100])?;
+        assert_eq!(write_position(ring), 2 * frame_len(101) as u64);
+        assert_eq!(q.get()?, vec![1; 100]);
+        assert_eq!(q.get()?, vec![2; 100]);
+        let before = write_position(ring);
+        q.put(&vec![3; 2000])?;
+        assert_eq!(write_position(ring), before + frame_len(2002) as u64);
+        assert_eq!(q.get()?, vec![3; 2000]);
+        // Items that wrap around the ring's end still come out whole.
+        for round in 0..40u8 {
+            let a = vec![round; 1500];
+            q.put(&a)?;
+            q.put(&a)?;
+            assert_eq!(q.get()?, a);
+            assert_eq!(q.get()?, a);
+        }
+        Ok(())
+    }
+
+    /// Drains `q` after a process died holding the mutex (simulated: `recover` runs as the
+    /// next locker's `EOWNERDEAD` would), checking the counters it rebuilt.
+    fn recover_and_drain(q: &Queue<Vec<u8>>, count: u64, put_seq: u64) -> Result<Vec<Vec<u8>>> {
+        q.ring.recover();
+        assert_eq!(load(&q.ring.header().count), count, "rebuilt count");
+        assert_eq!(load(&q.ring.header().put_seq), put_seq, "rebuilt put_seq");
+        let mut items = Vec::new();
+        while let Ok(item) = q.get_nowait() {
+            items.push(item);
+        }
+        assert_eq!(items.len() as u64, count, "items left");
+        q.put(&vec![7; 50])?;
+        assert_eq!(q.get()?, vec![7; 50], "the queue stays usable");
+        Ok(items)
+    }
+
+    /// A drained ring whose write position is past 1 KiB, and the tail there.
+    fn drained(q: &Queue<Vec<u8>>) -> Result<u64> {
+        q.put(&vec![9; 1200])?;
+        assert_eq!(q.get()?, vec![9; 1200]);
+        Ok(load(&q.ring.header().tail))
+    }
+
+    #[test]
+    fn a_producer_dead_at_each_step_of_a_skip_leaves_no_torn_item() -> Result<()> {
+        // Killed after the skip mark: bytes past the tail, never seen.
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let tail = drained(&q)?;
+        let mut mark = [0u8; SKIP_MARK];
+        mark[..4].copy_from_slice(&SKIP_LEN.to_le_bytes());
+        mark[4..].copy_from_slice(&SKIP_CHECK.to_le_bytes());
+        q.ring.copy_in(tail, &mark);
+        assert!(recover_and_drain(&q, 0, 1)?.is_empty());
+        // Killed after the whole frame, before the tail store: the same.
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let tail = drained(&q)?;
+        q.ring.copy_in(tail, &mark);
+        let start = tail + 4096 - tail % 4096;
+        let payload = postcard::to_stdvec(&vec![5u8; 100]).expect("encode");
+        let mut header = [0u8; FRAME_HEADER];
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&header_crc(payload.len() as u32, 1).to_le_bytes());
+        header[8..].copy_from_slice(&1u64.to_le_bytes());
+        q.ring.copy_in(start, &header);
+        q.ring.copy_in(start + FRAME_HEADER as u64, &payload);
+        assert!(recover_and_drain(&q, 0, 1)?.is_empty());
+        // Killed after the tail store, before the counters: published, and counted again.
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let tail = drained(&q)?;
+        q.ring.copy_in(tail, &mark);
+        q.ring.copy_in(start, &header);
+        q.ring.copy_in(start + FRAME_HEADER as u64, &payload);
+        store(
+            &q.ring.header().tail,
+            start + frame_len(payload.len()) as u64,
+        );
+        assert_eq!(recover_and_drain(&q, 1, 2)?, vec![vec![5u8; 100]]);
+        // Killed after the head store too: the same, without the skip mark.
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let tail = drained(&q)?;
+        q.ring.copy_in(tail, &mark);
+        q.ring.copy_in(start, &header);
+        q.ring.copy_in(start + FRAME_HEADER as u64, &payload);
+        store(
+            &q.ring.header().tail,
+            start + frame_len(payload.len()) as u64,
+        );
+        store(&q.ring.header().head, start);
+        assert_eq!(recover_and_drain(&q, 1, 2)?, vec![vec![5u8; 100]]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_consumer_dead_at_each_step_of_a_skip_loses_or_repeats_nothing_else() -> Result<()> {
+        for dies_after_head_store in [false, true] {
+            let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+            let tail = drained(&q)?;
+            q.put(&vec![1; 100])?;
+            // As a producer killed between its tail store and its head store leaves it: the
+            // skip mark still at the head.
+            store(&q.ring.header().head, tail);
+            q.put(&vec![2; 100])?;
+            assert!(
+                matches!(
+                    q.ring.frame_at(tail, load(&q.ring.header().tail))?,
+                    Frame::Skip { .. }
+                ),
+                "the first item follows a skip mark"
+            );
+            let (start, len, _) = q.ring.item_at(tail, load(&q.ring.header().tail))?;
+            if dies_after_head_store {
+                // Past the commit point: the first item counts as delivered to the dead.
+                store(&q.ring.header().head, start + frame_len(len) as u64);
+                assert_eq!(recover_and_drain(&q, 1, 3)?, vec![vec![2; 100]]);
+            } else {
+                // Before it: both items are still there, in order.
+                assert_eq!(
+                    recover_and_drain(&q, 2, 3)?,
+                    vec![vec![1; 100], vec![2; 100]]
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn damaged_skip_marks_are_reported_and_dropped() -> Result<()> {
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let tail = drained(&q)?;
+        q.put(&vec![1; 100])?;
+        store(&q.ring.header().head, tail);
+        q.ring.copy_in(tail + 4, &[0; 4]);
+        assert!(matches!(q.get(), Err(Error::Malformed(_))));
+        assert!(q.empty());
+        q.put(&vec![2; 10])?;
+        assert_eq!(q.get()?, vec![2; 10]);
+        Ok(())
+    }
+
+    #[test]
+    fn an_encoding_that_differs_from_its_sizing_publishes_nothing() -> Result<()> {
+        /// Serialises one more byte each time it is serialised.
+        struct Growing(std::cell::Cell<usize>);
+        impl Serialize for Growing {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                let n = self.0.get();
+                self.0.set(n + 1);
+                s.serialize_bytes(&vec![3; n])
+            }
+        }
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let growing = Growing(std::cell::Cell::new(10));
+        let len = postcard::serialize_with_flavor(&growing, postcard::ser_flavors::Size::default())
+            .expect("size");
+        let ring = &q.ring;
+        let put = ring.put_with(len, None, |pos, end| {
+            postcard::serialize_with_flavor(&growing, RingWriter { ring, pos, end })
+                .map(|_| ())
+                .map_err(Error::Encode)
+        });
+        assert!(matches!(put, Err(Error::Encode(_))), "{put:?}");
+        assert!(q.empty());
+        assert_eq!(q.qsize(), 0);
         q.put(&vec![4; 4])?;
         assert_eq!(q.get()?, vec![4; 4]);
         Ok(())

@@ -15,6 +15,7 @@ pub(crate) mod procfs;
 pub(crate) mod pthread_mutex;
 pub(crate) mod scm;
 pub mod shm;
+mod shm_view;
 pub(crate) mod slot;
 pub(crate) mod stdio;
 pub(crate) mod thread;

@@ -288,7 +288,7 @@ impl<H: Header> Segment<H> {
     }
 
     /// The start of `len` bytes at `at` in the data area; panics when out of bounds.
-    fn data_at(&self, at: usize, len: usize) -> *mut u8 {
+    pub(super) fn data_at(&self, at: usize, len: usize) -> *mut u8 {
         let end = at.checked_add(len);
         assert!(
             end.is_some_and(|end| end <= self.data_len()),
