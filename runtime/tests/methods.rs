@@ -301,16 +301,22 @@ fn clean_process_image() -> TestResult {
         );
         let report: Report = here.recv()?;
         ensure_eq!(join_code(&p)?, 0);
-        // T45: 0, 1, 2, the passed connection, and the runtime's own two (status slot,
-        // parent pidfd); nothing else of the parent's survived the exec.
+        // T45: 0, 1, 2, the passed connection, and the runtime's own (the parent's pidfd, and
+        // under spawn the status slot's memfd: a fork server's child has its slot in the
+        // cells the server mapped, without an fd); nothing else of the parent's survived.
+        let slot_fds = usize::from(method == StartMethod::Spawn);
         let extra: Vec<&(i32, String)> = report.fds.iter().filter(|(fd, _)| *fd > 2).collect();
-        ensure_eq!(extra.len(), 3);
+        ensure!(
+            extra.len() == 2 + slot_fds,
+            "{method}: {extra:?}, expected {} fds above 2",
+            2 + slot_fds
+        );
         ensure_eq!(
             extra
                 .iter()
                 .filter(|(_, t)| t.starts_with("/memfd:proclife"))
                 .count(),
-            1
+            slot_fds
         );
         ensure_eq!(extra.iter().filter(|(_, t)| t.contains("pidfd")).count(), 1);
         ensure_eq!(
@@ -619,6 +625,80 @@ fn fork_server_death() -> TestResult {
     Ok(())
 }
 
+/// The fork server's status cells (decision 0027): the cell of a child killed while it was
+/// blocked goes to the next child reset (never read as the dead child's reason), and a child
+/// orphaned by a dead server keeps its cell, still read right while the new server's
+/// children take cells of their own.
+fn fork_server_cells_recycled_and_kept() -> TestResult {
+    let method = StartMethod::ForkServer;
+    let blocked = ProcessState::Blocked(proclife::BlockedOn::Event);
+    let waiter = |event: &Event| -> Result<Process, Box<dyn std::error::Error>> {
+        let mut p = builder(method).entry(
+            wait_event,
+            Event::from_fd(event.as_fd().try_clone_to_owned()?)?,
+        );
+        p.start()?;
+        common::wait_until(Duration::from_secs(10), || p.state().ok() == Some(blocked))?;
+        Ok(p)
+    };
+    for round in 0..3 {
+        let event = Event::new()?;
+        let p = waiter(&event)?;
+        p.kill()?;
+        ensure_eq!((round, join_code(&p)?), (round, -9));
+        drop(p);
+        let mut next = builder(method).entry(sleep_long, ());
+        next.start()?;
+        let state = next.state()?;
+        ensure!(
+            state != blocked,
+            "round {round}: a fresh child reads as {state:?}, the killed child's reason"
+        );
+        next.kill()?;
+        ensure_eq!((round, join_code(&next)?), (round, -9));
+    }
+    let event = Event::new()?;
+    let orphan = waiter(&event)?;
+    let server = proclife::fork_server_pid().ok_or("no fork server")?;
+    let server_fd = pidfd_of(server.as_raw())?;
+    // SAFETY: pidfd_send_signal with a null info pointer touches no memory of ours.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            server_fd.as_raw_fd(),
+            libc::SIGKILL,
+            0usize,
+            0,
+        )
+    };
+    ensure_eq!(sent, 0);
+    ensure!(
+        common::readable(server_fd.as_raw_fd(), 10_000),
+        "server did not die"
+    );
+    let mut refused = builder(method).entry(exit_with, 0);
+    ensure_matches!(refused.start(), Err(Error::ForkServerDied));
+    let other = Event::new()?;
+    let fresh = waiter(&other)?;
+    let state = orphan.state()?;
+    ensure!(
+        state == blocked,
+        "the orphan reads as {state:?} after a new server, expected {blocked:?}"
+    );
+    other.set();
+    ensure_eq!(join_code(&fresh)?, 0);
+    let state = orphan.state()?;
+    ensure!(
+        state == blocked,
+        "the orphan reads as {state:?} after a new child, expected {blocked:?}"
+    );
+    event.set();
+    // Nobody can reap the orphan now: its exit is reported as 255.
+    ensure_eq!(join_code(&orphan)?, 255);
+    proclife::stop_fork_server()?;
+    Ok(())
+}
+
 /// The verifier's puppet shape: connections and every primitive in one derived struct.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Puppet {
@@ -760,6 +840,10 @@ fn main() {
         ),
         ("kill_during_bootstrap", kill_during_bootstrap),
         ("fork_server_death", fork_server_death),
+        (
+            "fork_server_cells_recycled_and_kept",
+            fork_server_cells_recycled_and_kept,
+        ),
         ("exit_codes", exit_codes),
         ("cpython_refusals", cpython_refusals),
         ("threaded_parent", threaded_parent),

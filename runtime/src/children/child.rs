@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
@@ -30,9 +30,10 @@ pub(crate) struct Child {
     pidfd: OwnedFd,
     exitcode: Mutex<Option<i32>>,
     slot: StatusSlot,
-    /// For a child of the fork server: the server's pidfd. Such a child is reaped by the
-    /// server, and its status read with `PIDFD_GET_INFO` instead of `waitid`.
-    server: Option<OwnedFd>,
+    /// For a child of the fork server: the server's pidfd (one open fd shared by the records
+    /// of all its children). Such a child is reaped by the server, and its status read with
+    /// `PIDFD_GET_INFO` instead of `waitid`.
+    server: Option<Arc<OwnedFd>>,
 }
 
 /// The exit code reported for a fork-server child that exited after the server died and
@@ -81,7 +82,7 @@ impl Child {
         daemon: bool,
         pidfd: OwnedFd,
         slot: StatusSlot,
-        server: OwnedFd,
+        server: Arc<OwnedFd>,
     ) -> Child {
         Child {
             server: Some(server),
@@ -150,6 +151,11 @@ impl Child {
         }
         if let Some(server) = &self.server {
             let code = foreign_exitcode(self.pidfd.as_fd(), server.as_fd())?;
+            if code.is_some() {
+                // A code comes only once the pidfd said the child exited: nothing writes to
+                // its cell any more.
+                self.slot.recycle_on_drop();
+            }
             // The cache was empty (checked above, under the same lock): written at most once.
             assert!(cell.is_none(), "a cached exit code never changes");
             *cell = code;

@@ -27,6 +27,14 @@
 //!   [`MAX_POOLED`] cells in [`MAX_REGIONS`] regions: a start beyond that, while every cell
 //!   is taken, fails with `Error::Os { call: "fork", errno: EAGAIN }`, as `fork(2)` does at
 //!   a limit on processes;
+//! - for a child of the fork server, a cell of the fork server's pool: the same kind of
+//!   pool, of one region (16 384 cells) in a sealed memfd instead of anonymous memory. The
+//!   parent sends the memfd once to each fork server it starts, the server maps the pages of
+//!   cells once, every child it forks inherits that mapping, and a start request names the
+//!   child's cell by number, so that a start costs no system call for the slot. The parent
+//!   recycles the cell once it has collected the child's exit (`PIDFD_INFO_EXIT`), never
+//!   before: a child orphaned by a dead server keeps its cell while it may run; all cells
+//!   taken is `EAGAIN` as above (decision 0027);
 //! - for a re-executed child, a sealed memfd segment laid out as `os::layout::StatusHeader`.
 //!
 //! [`StatusSlot::install_current_as`] consumes the slot and keeps its memory for the rest of
@@ -37,7 +45,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::children::wait::KernelWait;
@@ -45,7 +53,9 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::os::layout::StatusHeader;
 use crate::os::shm::Segment;
-use crate::os::slot::{Cell, CurrentWord, PER_PAGE, PoolRegion, REGION_PAGES, RegionPage};
+use crate::os::slot::{
+    Cell, CurrentWord, PER_PAGE, PoolRegion, REGION_PAGES, Region, RegionPage, ServedCells,
+};
 use crate::pid::{AtomicPid, Pid};
 
 const _: () = assert!(PER_PAGE == u64::BITS as usize);
@@ -138,9 +148,24 @@ struct Pool {
     /// The regions, reserved in order (the reserved ones are a prefix); never unmapped.
     /// Page `p` of the pool is page `p % REGION_PAGES` of region `p / REGION_PAGES`.
     regions: [PoolRegion; MAX_REGIONS],
+    /// The pages the pool may use: those of its first `pages / REGION_PAGES` regions.
+    pages: usize,
+    /// Whether its regions are memfds ([`crate::os::slot::Region::reserve_memfd`]).
+    memfd: bool,
 }
 
-static POOL: Pool = Pool::new();
+/// The pool of the forked children's slots.
+static POOL: Pool = Pool::new(MAX_REGIONS, false);
+
+/// The pool of the fork server's children's slots: one memfd region per server, which the
+/// server maps at its start and every child it forks inherits; a child's cell travels by
+/// number in its start request. A start beyond its [`SERVER_CELLS`] cells, while all are taken, fails
+/// with `EAGAIN` as at the fork pool's limit.
+static SERVER_POOL: Pool = Pool::new(1, true);
+
+/// The cells of the fork server's pool.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const SERVER_CELLS: usize = REGION_PAGES * PER_PAGE;
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,12 +176,17 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    const fn new() -> Pool {
+    /// An empty pool of at most `regions` regions (at most [`MAX_REGIONS`]), in memfds if
+    /// `memfd`.
+    const fn new(regions: usize, memfd: bool) -> Pool {
+        assert!(regions <= MAX_REGIONS);
         Pool {
             owner: AtomicPid::none(),
             first_free: AtomicUsize::new(0),
             adopt: Mutex::new(()),
             regions: [const { PoolRegion::empty() }; MAX_REGIONS],
+            pages: regions * REGION_PAGES,
+            memfd,
         }
     }
 
@@ -185,14 +215,14 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// `Error::Os { call: "fork", errno: EAGAIN }` when all [`MAX_POOLED`] cells are taken;
+    /// `Error::Os { call: "fork", errno: EAGAIN }` when all the pool's cells are taken;
     /// as [`crate::os::slot::PoolRegion::get_or_reserve`] and
     /// [`crate::os::slot::Region::page_or_commit`] when address space or memory is lacking.
     fn take(&'static self, owner: Pid) -> Result<StatusSlot> {
         self.adopt(owner);
-        let start = self.first_free.load(Ordering::Acquire).min(MAX_PAGES);
-        for p in (start..MAX_PAGES).chain(0..start) {
-            let region = self.regions[p / REGION_PAGES].get_or_reserve()?;
+        let start = self.first_free.load(Ordering::Acquire).min(self.pages);
+        for p in (start..self.pages).chain(0..start) {
+            let region = self.regions[p / REGION_PAGES].get_or_reserve(self.memfd)?;
             let in_region = RegionPage::of(p);
             let page = region.page_or_commit(in_region)?;
             let used = &region.header().used[in_region.get()];
@@ -237,6 +267,61 @@ impl Pool {
 /// The slot the calling process writes while it is blocked (none in the main program).
 static CURRENT: CurrentWord = CurrentWord::none();
 
+/// In a fork server (and the children it forks), the cells of its parent's
+/// [`SERVER_POOL`] region.
+static SERVED: OnceLock<&'static ServedCells> = OnceLock::new();
+
+/// The region of the fork server's pool that one server serves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerRegion(&'static Region);
+
+/// For a fork server about to start, in the calling process whose pid is `me`: a fresh
+/// region of the fork server's pool, and its memfd, to be sent to the server
+/// ([`serve_cells`]) and then closed. The region of an earlier server is retired: unmapped
+/// if none of its cells is taken, else left mapped (its cells stay taken until their
+/// children's exit is collected).
+///
+/// Call under the lock that serialises the process's starts under the fork server, so that
+/// no cell is taken meanwhile.
+///
+/// # Errors
+///
+/// `Error::Os { call: "memfd_create" | "ftruncate" | "fcntl" | "mmap" | "mprotect" |
+/// "madvise", .. }` when the region cannot be made.
+pub(crate) fn fork_server_cells(me: Pid) -> Result<(ServerRegion, OwnedFd)> {
+    SERVER_POOL.adopt(me);
+    SERVER_POOL.regions[0].retire();
+    SERVER_POOL.first_free.store(0, Ordering::Release);
+    let region = SERVER_POOL.regions[0].get_or_reserve(true)?;
+    let fd = region
+        .take_fd()
+        .ok_or(Error::InvalidArgument("fork server cells without fd"))?;
+    Ok((ServerRegion(region), fd))
+}
+
+/// In the calling process, whose pid is `me`, once its fork server has exited: retires the
+/// server's region of cells, unmapping it when no cell of it is taken any more (every child
+/// of it joined and dropped). Call under the lock that serialises the process's starts
+/// under the fork server.
+pub(crate) fn retire_fork_server_cells(me: Pid) {
+    if SERVER_POOL.owner.load(Ordering::Acquire) == Some(me) {
+        SERVER_POOL.regions[0].retire();
+    }
+}
+
+/// In a fork server, at its start: maps the cells of its parent's region, received as
+/// `fd`, for the children it will fork.
+///
+/// # Errors
+///
+/// As [`crate::os::slot::ServedCells::map`]; [`crate::Error::Malformed`] when cells were
+/// mapped already.
+pub(crate) fn serve_cells(fd: &OwnedFd) -> Result<()> {
+    SERVED
+        .set(ServedCells::map(fd)?)
+        .map_err(|_| Error::Malformed("fork server got its status cells twice"))
+}
+
 /// A shared word, readable by the parent, written by the child it was made for.
 #[derive(Debug)]
 pub(crate) struct StatusSlot {
@@ -264,8 +349,11 @@ struct PoolCell {
 /// The memory behind a slot.
 #[derive(Debug)]
 enum Backing {
-    /// A cell of the pool.
+    /// A cell of a pool.
     Pooled(PoolCell),
+    /// In a fork server's child, the cell its start request named, in the server's mapping
+    /// of its parent's [`SERVER_POOL`] region.
+    Served(&'static Cell),
     /// A memfd segment, for a slot handed to a re-executed child by fd.
     Shared(Segment<StatusHeader>),
 }
@@ -281,6 +369,51 @@ impl StatusSlot {
     /// region cannot be reserved or a page of it committed.
     pub(crate) fn new(me: Pid) -> Result<StatusSlot> {
         POOL.take(me)
+    }
+
+    /// A slot for a child that the fork server of the calling process, whose pid is `me`,
+    /// is to fork, set to "running": a cell of the fork server's pool, which the request
+    /// names by [`StatusSlot::cell_number`].
+    ///
+    /// # Errors
+    ///
+    /// `Error::Os { call: "fork", errno: EAGAIN }` when all [`SERVER_CELLS`] cells are taken
+    /// by children whose exit was not collected yet; as
+    /// [`crate::os::slot::Region::page_or_commit`] when a page cannot be committed.
+    pub(crate) fn for_fork_server(me: Pid) -> Result<StatusSlot> {
+        SERVER_POOL.take(me)
+    }
+
+    /// The number of a fork-server pool cell within `region` (what [`StatusSlot::served`]
+    /// takes); `None` for another kind of slot or a cell of another region.
+    pub(crate) fn cell_number(&self, region: ServerRegion) -> Option<u32> {
+        match &self.backing {
+            Backing::Pooled(cell)
+                if std::ptr::eq(cell.pool, &SERVER_POOL) && region.0.holds(cell.used) =>
+            {
+                u32::try_from(cell.page * PER_PAGE + cell.index).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// In a fork server's child, the slot its request named: cell `number` of the cells the
+    /// server mapped at its start ([`serve_cells`]).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Malformed`] when the process is no fork server's child or `number` is
+    /// past the region's end.
+    pub(crate) fn served(number: u32) -> Result<StatusSlot> {
+        let cells = SERVED
+            .get()
+            .ok_or(Error::Malformed("no status cells in a fork server's child"))?;
+        let cell = cells
+            .cell(number as usize)
+            .ok_or(Error::Malformed("status cell number out of range"))?;
+        Ok(StatusSlot {
+            backing: Backing::Served(cell),
+        })
     }
 
     /// Lets `drop` hand a pooled cell to another child: to be called once the child this
@@ -318,13 +451,14 @@ impl StatusSlot {
     pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.backing {
             Backing::Shared(segment) => Some(segment.as_fd()),
-            Backing::Pooled(_) => None,
+            Backing::Pooled(_) | Backing::Served(_) => None,
         }
     }
 
     fn word(&self) -> &AtomicU32 {
         match &self.backing {
             Backing::Pooled(pooled) => &pooled.cell.word,
+            Backing::Served(cell) => &cell.word,
             Backing::Shared(segment) => &segment.header().word,
         }
     }
@@ -332,8 +466,10 @@ impl StatusSlot {
     /// The pidfd handoff word of a forked child's slot.
     fn handoff(&self) -> Option<&AtomicU32> {
         match &self.backing {
+            // A fork server's child: the server, not the parent, opens its pidfd.
+            Backing::Pooled(pooled) if std::ptr::eq(pooled.pool, &SERVER_POOL) => None,
             Backing::Pooled(pooled) => Some(&pooled.cell.handoff),
-            Backing::Shared(_) => None,
+            Backing::Served(_) | Backing::Shared(_) => None,
         }
     }
 
@@ -366,6 +502,8 @@ impl StatusSlot {
         let (word, handoff): (&'static AtomicU32, Option<&'static AtomicU32>) = match self.backing {
             // Dropping the cell's record leaves the cell taken (not recycled).
             Backing::Pooled(pooled) => (&pooled.cell.word, Some(&pooled.cell.handoff)),
+            // The server opens the pidfd of a child it forked: no handoff from the parent.
+            Backing::Served(cell) => (&cell.word, None),
             Backing::Shared(segment) => (&Box::leak(Box::new(segment)).header().word, None),
         };
         word.store(0, Ordering::Release);
@@ -544,7 +682,7 @@ mod tests {
     /// handed out again.
     #[test]
     fn pool_stays_few_mappings_and_refuses_past_its_end() {
-        let pool: &'static Pool = Box::leak(Box::new(Pool::new()));
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(MAX_REGIONS, false)));
         let me = crate::os::process::getpid();
         let per_region = REGION_PAGES * PER_PAGE;
         let mut slots = Vec::with_capacity(MAX_POOLED);
@@ -590,14 +728,79 @@ mod tests {
         let freed = slots.swap_remove(1234);
         let (page, index) = match &freed.backing {
             Backing::Pooled(cell) => (cell.page, cell.index),
-            Backing::Shared(_) => panic!("a pooled slot expected"),
+            _ => panic!("a pooled slot expected"),
         };
         freed.recycle_on_drop();
         drop(freed);
         let again = pool.take(me).expect("the freed cell");
         match &again.backing {
             Backing::Pooled(cell) => assert_eq!((cell.page, cell.index), (page, index)),
-            Backing::Shared(_) => panic!("a pooled slot expected"),
+            _ => panic!("a pooled slot expected"),
+        }
+    }
+
+    /// A fork-server pool of its own: its one memfd region, mapped as a server maps it,
+    /// shows each cell at the number the request would carry; the pool refuses the cell past
+    /// its end with `EAGAIN`, hands out a freed cell again, and leaves one not recycled
+    /// taken; a memfd that is not a sealed region of the right size is refused.
+    #[test]
+    fn fork_server_pool_cells_travel_by_number() {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(1, true)));
+        let me = crate::os::process::getpid();
+        let mut slots = Vec::with_capacity(SERVER_CELLS);
+        for i in 0..SERVER_CELLS {
+            slots.push(pool.take(me).unwrap_or_else(|e| panic!("cell #{i}: {e}")));
+        }
+        match pool.take(me) {
+            Err(Error::Os {
+                call: "fork",
+                errno: Errno::EAGAIN,
+            }) => {}
+            other => panic!("cell past the end: {other:?}, expected fork EAGAIN"),
+        }
+        let region = pool.regions[0].get().expect("the region");
+        let fd = region.take_fd().expect("a memfd region");
+        assert!(region.take_fd().is_none(), "the memfd handed out twice");
+        let served = ServedCells::map(&fd).expect("map the cells");
+        for number in [0, 1, 63, 64, 5000, SERVER_CELLS - 1] {
+            let Backing::Pooled(cell) = &slots[number].backing else {
+                panic!("a pooled slot expected");
+            };
+            assert_eq!(cell.page * PER_PAGE + cell.index, number, "cell order");
+            let seen = served.cell(number).expect("in range");
+            seen.word.store(number as u32 + 1, Ordering::Release);
+            assert_eq!(
+                cell.cell.word.load(Ordering::Acquire),
+                number as u32 + 1,
+                "cell {number} written through the server's mapping"
+            );
+        }
+        assert!(served.cell(SERVER_CELLS).is_none(), "a cell past the end");
+        drop(slots.swap_remove(10));
+        assert!(pool.take(me).is_err(), "a cell not recycled was handed out");
+        let freed = slots.swap_remove(4321);
+        freed.recycle_on_drop();
+        drop(freed);
+        let again = pool.take(me).expect("the freed cell");
+        let Backing::Pooled(cell) = &again.backing else {
+            panic!("a pooled slot expected");
+        };
+        assert_eq!(cell.page * PER_PAGE + cell.index, 4321);
+        let small = crate::os::shm::SharedMemory::new(crate::os::slot::PAGE_LEN)
+            .expect("a sealed segment of one page");
+        let small = small.as_fd().try_clone_to_owned().expect("dup");
+        let unsealed =
+            nix::sys::memfd::memfd_create(c"unsealed", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+                .expect("memfd_create");
+        let len = crate::os::slot::REGION_LEN
+            .try_into()
+            .expect("a region's size fits off_t");
+        nix::unistd::ftruncate(&unsealed, len).expect("ftruncate");
+        for (what, fd) in [("one page", small), ("unsealed", unsealed)] {
+            assert!(
+                matches!(ServedCells::map(&fd), Err(Error::Malformed(_))),
+                "a {what} memfd was mapped as status cells"
+            );
         }
     }
 

@@ -12,7 +12,9 @@
 //!   are at most two mappings (VMAs) however many children the pool serves, and a `fork()`
 //!   copies every mapping of the parent: one mapping per page made every fork cost more with
 //!   every 64 live children (decision 0023). [`PoolRegion`] is the place of one of the
-//!   process's regions.
+//!   process's regions. A region of the fork server's pool is a sealed memfd instead
+//!   ([`Region::reserve_memfd`]), which the server maps once ([`ServedCells`]) for every
+//!   child it forks (decision 0027).
 //! - [`CurrentWord`]: a word the calling process keeps for the rest of its life (the one it
 //!   writes while it waits, the one its parent's pidfd handoff is on), with the pid that
 //!   installed it. It holds only `&'static` words, so reading it never dangles.
@@ -31,15 +33,25 @@
 //! [`SlotPage`] or [`RegionHeader`] (their fields are atomics), and shared access through
 //! `&SlotPage` and `&RegionHeader` is sound because every access is atomic. A [`Region`] is leaked when published in a
 //! [`PoolRegion`], so the reference a [`PoolRegion`] hands out is `'static` too.
+//! [`ServedCells`] maps the pages of cells of such a memfd, sealed at [`REGION_LEN`] bytes
+//! (checked first), read-write and never unmapped: every page of it is valid for `'static`,
+//! and its cells, zero-filled at first and written only atomically, are valid [`Cell`]s.
 //! [`CurrentWord`] stores only pointers made from `&'static AtomicU32`.
 #![allow(unsafe_code)]
 
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use std::os::fd::OwnedFd;
+use std::sync::{Mutex, PoisonError};
 
 use nix::errno::Errno;
-use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap_anonymous, mprotect, munmap};
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{
+    MapFlags, MmapAdvise, ProtFlags, madvise, mmap, mmap_anonymous, mprotect, munmap,
+};
 
 use crate::error::{Error, Result};
 use crate::pid::{AtomicPid, Pid};
@@ -85,6 +97,20 @@ const REGION: NonZeroUsize = match NonZeroUsize::new(REGION_LEN) {
     None => panic!("the region length is not zero"),
 };
 
+/// [`REGION_LEN`] as a file offset.
+const REGION_OFF: libc::off_t = REGION_LEN as libc::off_t;
+
+/// The bytes of a region's pages of cells, after its header page.
+const CELLS: NonZeroUsize = match NonZeroUsize::new(REGION_PAGES * PAGE_LEN) {
+    Some(n) => n,
+    None => panic!("a region has pages of cells"),
+};
+
+/// The seals of a region's memfd: its size can never change.
+fn region_seals() -> SealFlag {
+    SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL
+}
+
 /// The first page of a region: one word per page of cells, bit `i` of `used[p]` saying
 /// whether cell `i` of page `p` is taken. In shared memory, so that the parent's writes to
 /// it while a forked child still shares its pages cost no copy-on-write fault (a bitmap in
@@ -124,6 +150,13 @@ pub(crate) struct Region {
     header: NonNull<RegionHeader>,
     pages: NonNull<SlotPage>,
     committed: AtomicUsize,
+    /// The sealed memfd behind a region made by [`Region::reserve_memfd`], until it is
+    /// taken ([`Region::take_fd`]) to be handed to the re-executed process (the fork
+    /// server) that maps its pages ([`ServedCells::map`]).
+    fd: Mutex<Option<OwnedFd>>,
+    /// Whether [`PoolRegion::retire`] unmapped the region: no page of it may be reached
+    /// any more.
+    unmapped: AtomicBool,
 }
 
 // SAFETY: the region is never unmapped and every access to its pages is atomic.
@@ -150,13 +183,53 @@ impl Region {
             )
         }
         .map_err(|errno| Error::os("mmap", errno))?;
+        Region::with_header(ptr, None)
+    }
+
+    /// As [`Region::reserve`], but the memory is a memfd of [`REGION_LEN`] bytes (no name in
+    /// any filesystem, close-on-exec, its size sealed: `F_SEAL_SHRINK | F_SEAL_GROW |
+    /// F_SEAL_SEAL`), so that its fd can be handed to a re-executed process. Its pages are
+    /// allocated as they are committed, as an anonymous region's are.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Os` for `memfd_create`, `ftruncate`, `fcntl` or `mmap`; as
+    /// [`Region::page_or_commit`] for the header.
+    fn reserve_memfd() -> Result<Region> {
+        let fd = memfd_create(
+            c"proclife-slots",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(|errno| Error::os("memfd_create", errno))?;
+        nix::unistd::ftruncate(&fd, REGION_OFF).map_err(|errno| Error::os("ftruncate", errno))?;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(region_seals()))
+            .map_err(|errno| Error::os("fcntl", errno))?;
+        // SAFETY: a mapping at an address the kernel picks aliases no Rust object; the file
+        // is sealed against shrinking, so every byte of the mapping stays backed.
+        let ptr = unsafe {
+            mmap(
+                None,
+                REGION,
+                ProtFlags::PROT_NONE,
+                MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
+                &fd,
+                0,
+            )
+        }
+        .map_err(|errno| Error::os("mmap", errno))?;
+        Region::with_header(ptr, Some(fd))
+    }
+
+    /// The region reserved at `ptr` ([`REGION_LEN`] bytes, `PROT_NONE`), its header page
+    /// committed; unmaps it on failure.
+    fn with_header(ptr: NonNull<std::ffi::c_void>, fd: Option<OwnedFd>) -> Result<Region> {
         let header = ptr.cast::<RegionHeader>();
         assert!(
             (header.as_ptr() as usize).is_multiple_of(std::mem::align_of::<RegionHeader>()),
             "mmap returned an address that is not page-aligned"
         );
         if let Err(error) = commit(header.cast(), PAGE_LEN) {
-            // SAFETY: mapped just above with this length; nothing points into it.
+            // SAFETY: mapped by the caller with this length; nothing points into it.
             let _ = unsafe { munmap(ptr, REGION_LEN) };
             return Err(error);
         }
@@ -167,11 +240,33 @@ impl Region {
             header,
             pages,
             committed: AtomicUsize::new(0),
+            fd: Mutex::new(fd),
+            unmapped: AtomicBool::new(false),
         })
+    }
+
+    /// The memfd of a region made by [`Region::reserve_memfd`], the first time it is asked
+    /// for (the mapping does not need it).
+    pub(crate) fn take_fd(&self) -> Option<OwnedFd> {
+        self.fd
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Whether `word` lies in the region's header (is one of its bitmap words).
+    pub(crate) fn holds(&self, word: &AtomicU64) -> bool {
+        let at = std::ptr::from_ref(word) as usize;
+        let start = self.header.as_ptr() as usize;
+        (start..start + PAGE_LEN).contains(&at)
     }
 
     /// The region's header: its bitmap of taken cells.
     pub(crate) fn header(&self) -> &'static RegionHeader {
+        assert!(
+            !self.unmapped.load(Ordering::Acquire),
+            "a retired region was reached"
+        );
         // SAFETY: the header page is committed before the region exists, and the region is
         // never unmapped (see the module's `# Safety`).
         unsafe { self.header.as_ref() }
@@ -184,6 +279,10 @@ impl Region {
     /// `Error::Os { call: "mprotect", .. }` or `Error::Os { call: "madvise", .. }`
     /// (`ENOMEM`: no memory for the page).
     pub(crate) fn page_or_commit(&self, p: RegionPage) -> Result<&'static SlotPage> {
+        assert!(
+            !self.unmapped.load(Ordering::Acquire),
+            "a retired region was reached"
+        );
         let p = p.get();
         let from = self.committed.load(Ordering::Acquire);
         if p >= from {
@@ -245,17 +344,22 @@ impl PoolRegion {
         unsafe { region.as_ref() }
     }
 
-    /// The region, reserved now if the place is empty; when two threads reserve at once,
-    /// one region wins and the other is unmapped.
+    /// The region, reserved now if the place is empty (in a memfd if `memfd`); when two
+    /// threads reserve at once, one region wins and the other is unmapped.
     ///
     /// # Errors
     ///
     /// `Error::Os { call: "mmap", .. }` (`ENOMEM`: no address space left).
-    pub(crate) fn get_or_reserve(&self) -> Result<&'static Region> {
+    pub(crate) fn get_or_reserve(&self, memfd: bool) -> Result<&'static Region> {
         if let Some(region) = self.get() {
             return Ok(region);
         }
-        let fresh = Box::into_raw(Box::new(Region::reserve()?));
+        let region = if memfd {
+            Region::reserve_memfd()?
+        } else {
+            Region::reserve()?
+        };
+        let fresh = Box::into_raw(Box::new(region));
         match self.0.compare_exchange(
             std::ptr::null_mut(),
             fresh,
@@ -282,6 +386,104 @@ impl PoolRegion {
     /// next [`PoolRegion::get_or_reserve`] reserves a new one.
     pub(crate) fn forget(&self) {
         self.0.store(std::ptr::null_mut(), Ordering::Release);
+    }
+
+    /// Empties the place, and unmaps its region if no cell of it is taken (every bitmap
+    /// word zero); a region with a cell still taken stays mapped for the rest of the
+    /// process's life, as a forgotten one. Only for a region that hands out no cell after
+    /// this: the caller serialises this with every take from the place, and keeps no
+    /// reference to the region's pages (a stale [`Region`] only compares addresses:
+    /// [`Region::holds`]).
+    pub(crate) fn retire(&self) {
+        let region = self.0.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: a non-null pointer here came from a leaked `Box`, never freed.
+        let Some(region) = (unsafe { region.as_ref() }) else {
+            return;
+        };
+        let header = region.header();
+        if header
+            .used
+            .iter()
+            .any(|word| word.load(Ordering::Acquire) != 0)
+        {
+            return;
+        }
+        region.unmapped.store(true, Ordering::Release);
+        // SAFETY: the region was mapped by `Region::reserve*` with this length. No cell of
+        // it is taken (every bit is clear, and clearing its bit is the last access a cell's
+        // holder makes to the region), none will be (the place no longer holds it, and the
+        // caller serialises takes with this call), and every other way in (`header`,
+        // `page_or_commit`) checks `unmapped` first. An error leaves it mapped, nothing
+        // worse.
+        let _ = unsafe { munmap(region.header.cast(), REGION_LEN) };
+    }
+}
+
+/// The pages of cells of a memfd region ([`Region::reserve_memfd`]) mapped in another
+/// process (the fork server), for the children it forks: each child inherits the mapping
+/// and writes only the cell its request names. Mapped read-write whole (the process that
+/// made the region commits a page before it hands out a cell of it), without the header
+/// page (a child has no business with the bitmap), and never unmapped.
+#[derive(Debug)]
+pub(crate) struct ServedCells {
+    pages: NonNull<SlotPage>,
+}
+
+// SAFETY: the mapping is never unmapped and every access to its cells is atomic.
+unsafe impl Send for ServedCells {}
+// SAFETY: as above.
+unsafe impl Sync for ServedCells {}
+
+impl ServedCells {
+    /// Maps the pages of cells of the region whose memfd is `fd` (the fd can be closed
+    /// afterwards: the mapping holds the file).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] when `fd` is not a memfd sealed against resizing of exactly
+    /// [`REGION_LEN`] bytes; `Error::Os` for `fcntl`, `fstat` or `mmap`.
+    pub(crate) fn map(fd: &OwnedFd) -> Result<&'static ServedCells> {
+        let present = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|errno| match errno {
+            Errno::EINVAL => Error::Malformed("status cells are not a memfd"),
+            errno => Error::os("fcntl", errno),
+        })?;
+        if SealFlag::from_bits_truncate(present) & region_seals() != region_seals() {
+            return Err(Error::Malformed("status cells are not sealed"));
+        }
+        let stat = nix::sys::stat::fstat(fd).map_err(|errno| Error::os("fstat", errno))?;
+        if stat.st_size != REGION_OFF {
+            return Err(Error::Malformed("status cells have the wrong size"));
+        }
+        // SAFETY: a mapping at an address the kernel picks aliases no Rust object; the file
+        // is sealed at `REGION_LEN` bytes (checked above), so every byte of the mapping,
+        // which ends at the file's end, stays backed; page-aligned offset.
+        let ptr = unsafe {
+            mmap(
+                None,
+                CELLS,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED | MapFlags::MAP_NORESERVE,
+                fd,
+                PAGE_LEN as libc::off_t,
+            )
+        }
+        .map_err(|errno| Error::os("mmap", errno))?;
+        Ok(Box::leak(Box::new(ServedCells {
+            pages: ptr.cast::<SlotPage>(),
+        })))
+    }
+
+    /// Cell `number` (page `number / PER_PAGE`, cell `number % PER_PAGE` of it), or `None`
+    /// past the region's end.
+    pub(crate) fn cell(&'static self, number: usize) -> Option<&'static Cell> {
+        if number >= REGION_PAGES * PER_PAGE {
+            return None;
+        }
+        // SAFETY: the page is inside the mapping (checked above), which is readable,
+        // writable and never unmapped; zero-filled or written only atomically, a valid
+        // `SlotPage`.
+        let page = unsafe { &*self.pages.as_ptr().add(number / PER_PAGE) };
+        Some(&page.cells[number % PER_PAGE])
     }
 }
 

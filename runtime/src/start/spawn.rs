@@ -126,6 +126,7 @@ impl Launcher for SpawnLauncher {
             args,
             join_threads: spec.join_threads,
             method: crate::start::method::global_code(),
+            cell: None,
         };
         let payload = postcard::to_allocvec(&boot).map_err(Error::Encode)?;
         let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(arg_fds.len() + 2);

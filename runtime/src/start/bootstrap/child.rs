@@ -34,7 +34,8 @@ pub(crate) fn accept_child(sock: BorrowedFd<'_>) -> Result<Ready> {
 /// Checks a child's received bootstrap payload and fds, and decodes its arguments.
 ///
 /// `parent_pidfd` is the parent's pidfd when the child already holds one (a fork server's
-/// child); with `None` it is the second of `fds`, after the status slot.
+/// child, whose status slot is the cell its bootstrap names); with `None` it is the second
+/// of `fds`, after the status slot.
 pub(crate) fn accept_parts(
     payload: &[u8],
     fds: Vec<OwnedFd>,
@@ -51,12 +52,20 @@ pub(crate) fn accept_parts(
         key: boot.key.clone(),
     })?;
     let mut fds = fds.into_iter();
-    let slot = fds.next();
-    let parent_pidfd = parent_pidfd.or_else(|| fds.next());
-    let (Some(slot), Some(parent_pidfd)) = (slot, parent_pidfd) else {
-        return Err(Error::Malformed("bootstrap lacks its fixed fds"));
+    let (slot, parent_pidfd) = match parent_pidfd {
+        Some(parent_pidfd) => {
+            let cell = boot.cell.ok_or(Error::Malformed(
+                "fork server request lacks its status cell",
+            ))?;
+            (StatusSlot::served(cell)?, parent_pidfd)
+        }
+        None => {
+            let (Some(slot), Some(parent_pidfd)) = (fds.next(), fds.next()) else {
+                return Err(Error::Malformed("bootstrap lacks its fixed fds"));
+            };
+            (StatusSlot::from_fd(slot)?, parent_pidfd)
+        }
     };
-    let slot = StatusSlot::from_fd(slot)?;
     let call = entry.prepare(&boot.args, fds.collect())?;
     Ok(Ready {
         boot,

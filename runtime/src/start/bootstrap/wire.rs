@@ -135,6 +135,10 @@ pub(crate) struct ChildBoot {
     pub(crate) join_threads: bool,
     /// The parent's global start-method setting (0: unset), which the child takes over.
     pub(crate) method: u8,
+    /// A fork server's child: the number of its status cell among those the server mapped
+    /// at its start (`children::status::StatusSlot::served`); `None` for a spawned child,
+    /// whose slot comes by fd.
+    pub(crate) cell: Option<u32>,
 }
 
 /// A [`Pid`] on the wire: its raw `i32` (`#[serde(with = "raw_pid")]`), so the bytes are an
@@ -158,8 +162,9 @@ pub(crate) mod raw_pid {
 }
 
 /// The fds of a child's bootstrap, in this order: the status slot, the parent's pidfd, then
-/// the arguments' fds. A fork server's request leaves out the parent's pidfd: the server
-/// holds one from its own bootstrap, and its forked child takes that.
+/// the arguments' fds. A fork server's request leaves out both: the server holds the
+/// parent's pidfd from its own bootstrap, and its forked child takes that, and the child's
+/// slot is the cell that [`ChildBoot::cell`] names.
 pub(crate) const CHILD_FIXED_FDS: usize = 2;
 
 /// Sends one message: the header with `fds` attached, then the payload.

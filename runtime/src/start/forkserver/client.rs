@@ -14,7 +14,7 @@ use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use super::protocol::{Reply, ServerBoot, call_name};
 use crate::children::child::Child;
 use crate::children::registry;
-use crate::children::status::StatusSlot;
+use crate::children::status::{self, ServerRegion, StatusSlot};
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::time::Deadline;
@@ -34,8 +34,31 @@ struct Server {
     /// The process that started the server; a forked child of it must not use it.
     owner: Pid,
     pid: Pid,
-    pidfd: OwnedFd,
+    /// The server's pidfd, shared with the record of every child it forked (which reads
+    /// whether the server still lives to report a lost exit).
+    pidfd: Arc<OwnedFd>,
     sock: OwnedFd,
+    /// The region of status cells the server mapped at its start.
+    cells: ServerRegion,
+}
+
+/// Why a start request failed, and whether a child may have been forked for it (its status
+/// cell may then be in use, and stays taken).
+#[derive(Debug)]
+struct Refused {
+    error: Error,
+    /// The server surely forked no child for the request: it refused it, or it was never
+    /// sent.
+    no_child: bool,
+}
+
+impl Refused {
+    fn maybe_forked(error: Error) -> Refused {
+        Refused {
+            error,
+            no_child: false,
+        }
+    }
 }
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
@@ -57,6 +80,8 @@ impl Server {
         let me = os::pidfd::pidfd_open(parent)?;
         // Probe the kernel before anything depends on it.
         os::pidfd::pidfd_exit_status(me.as_fd())?;
+        // The server maps the cells; the parent closes its fd once it is sent.
+        let (cells, cells_fd) = status::fork_server_cells(parent)?;
         let payload = postcard::to_allocvec(&ServerBoot {
             build: Build::current()?,
             parent,
@@ -66,10 +91,12 @@ impl Server {
         let server = Server {
             owner: parent,
             pid: spawned.pid,
-            pidfd: spawned.pidfd,
+            pidfd: Arc::new(spawned.pidfd),
             sock: spawned.sock,
+            cells,
         };
-        if let Err(error) = wire::send(server.sock.as_fd(), Kind::Server, &payload, &[me.as_fd()]) {
+        let fds = [me.as_fd(), cells_fd.as_fd()];
+        if let Err(error) = wire::send(server.sock.as_fd(), Kind::Server, &payload, &fds) {
             server.reap_dead();
             return Err(error);
         }
@@ -92,16 +119,38 @@ impl Server {
     }
 
     /// Sends one start request and returns the child's pid and pidfd.
-    fn request(&self, payload: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(Pid, OwnedFd)> {
+    fn request(
+        &self,
+        payload: &[u8],
+        fds: &[BorrowedFd<'_>],
+    ) -> std::result::Result<(Pid, OwnedFd), Refused> {
         match wire::send(self.sock.as_fd(), Kind::Child, payload, fds) {
             Ok(()) => {}
-            Err(Error::Disconnected) => return Err(Error::ForkServerDied),
+            // Refused before anything was sent.
+            Err(error @ (Error::InvalidArgument(_) | Error::FrameTooLarge { .. })) => {
+                return Err(Refused {
+                    error,
+                    no_child: true,
+                });
+            }
+            Err(Error::Disconnected) => return Err(Refused::maybe_forked(Error::ForkServerDied)),
             Err(Error::Os {
                 errno: Errno::EPIPE | Errno::ECONNRESET,
                 ..
-            }) => return Err(Error::ForkServerDied),
-            Err(error) => return Err(error),
+            }) => return Err(Refused::maybe_forked(Error::ForkServerDied)),
+            Err(error) => return Err(Refused::maybe_forked(error)),
         }
+        self.reply()
+            .map_err(Refused::maybe_forked)?
+            .map_err(|error| Refused {
+                error,
+                no_child: true,
+            })
+    }
+
+    /// Waits for the reply to a start request: the child's pid and pidfd, or (inner error)
+    /// the server's refusal, for which it forked no child (or killed and reaped it).
+    fn reply(&self) -> Result<Result<(Pid, OwnedFd)>> {
         // Wait for the answer or for the server's death, whichever comes first.
         loop {
             let mut fds = [
@@ -132,10 +181,10 @@ impl Server {
                     .into_iter()
                     .next()
                     .ok_or(Error::Malformed("fork server sent no pidfd"))?;
-                Ok((pid, pidfd))
+                Ok(Ok((pid, pidfd)))
             }
             Reply::Failed { call, errno } => {
-                Err(Error::os(call_name(&call), Errno::from_raw(errno)))
+                Ok(Err(Error::os(call_name(&call), Errno::from_raw(errno))))
             }
         }
     }
@@ -144,72 +193,70 @@ impl Server {
 impl Launcher for ForkServerLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         let (key, args, arg_fds) = export_target(target, StartMethod::ForkServer)?;
-        let slot = StatusSlot::new_shared()?;
         let parent = spec.parent;
         let mut guard = server();
-        if guard.as_ref().is_some_and(|s| s.owner != parent) {
-            // Inherited through fork from the process that started it: not ours to use. The
-            // fds are this process's copies; dropping them leaves the owner's server alone.
-            *guard = None;
-        }
-        if let Some(running) = guard.take() {
-            if running.dead()? {
-                running.reap_dead();
-                return Err(Error::ForkServerDied);
-            }
-            *guard = Some(running);
-        }
-        let running = match guard.take() {
-            Some(running) => running,
-            None => Server::start()?,
-        };
-        let boot = ChildBoot {
-            build: Build::current()?,
-            parent,
-            parent_name: registry::my_name(),
-            real_parent: running.pid,
-            name: spec.name.to_owned(),
-            identity: spec.identity.to_vec(),
-            daemon: spec.daemon,
-            death: Death::ParentDeathSignal,
-            key,
-            args,
-            join_threads: spec.join_threads,
-            method: crate::start::method::global_code(),
-        };
-        let payload = postcard::to_allocvec(&boot).map_err(Error::Encode)?;
-        let slot_fd = slot
-            .fd()
-            .ok_or(Error::InvalidArgument("status slot without fd"))?;
-        // The parent's pidfd is not sent: the server has one from its bootstrap, and the
-        // child takes the server's copy.
-        let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(arg_fds.len() + 1);
-        fds.push(slot_fd);
-        fds.extend(arg_fds.iter().map(AsFd::as_fd));
-        let (pid, pidfd) = match running.request(&payload, &fds) {
-            Ok(started) => started,
-            Err(Error::ForkServerDied) => {
-                running.reap_dead();
-                return Err(Error::ForkServerDied);
-            }
+        let running = ready_server(&mut guard, parent)?;
+        // Under the server's lock, so that the cell is of the region this server maps.
+        let slot = match StatusSlot::for_fork_server(parent) {
+            Ok(slot) => slot,
             Err(error) => {
                 *guard = Some(running);
                 return Err(error);
             }
         };
-        let server_pidfd = running
-            .pidfd
-            .try_clone()
-            .map_err(|e| Error::os("fcntl(F_DUPFD_CLOEXEC)", wire::io_errno(&e)));
-        *guard = Some(running);
-        drop(guard);
-        let server_pidfd = match server_pidfd {
-            Ok(fd) => fd,
+        // Until the request reaches the server, no child can use the slot's cell: a start
+        // that fails before gives it back.
+        let payload = slot
+            .cell_number(running.cells)
+            .ok_or(Error::InvalidArgument("status slot without cell"))
+            .and_then(|cell| {
+                let boot = ChildBoot {
+                    build: Build::current()?,
+                    parent,
+                    parent_name: registry::my_name(),
+                    real_parent: running.pid,
+                    name: spec.name.to_owned(),
+                    identity: spec.identity.to_vec(),
+                    daemon: spec.daemon,
+                    death: Death::ParentDeathSignal,
+                    key,
+                    args,
+                    join_threads: spec.join_threads,
+                    method: crate::start::method::global_code(),
+                    cell: Some(cell),
+                };
+                postcard::to_allocvec(&boot).map_err(Error::Encode)
+            });
+        let payload = match payload {
+            Ok(payload) => payload,
             Err(error) => {
-                let _ = os::pidfd::pidfd_send_signal(pidfd.as_fd(), Signal::SIGKILL as i32);
+                *guard = Some(running);
+                slot.recycle_on_drop();
                 return Err(error);
             }
         };
+        // Neither the parent's pidfd nor the slot is sent: the server has the one from its
+        // bootstrap (the child takes the server's copy) and the cells mapped.
+        let fds: Vec<BorrowedFd<'_>> = arg_fds.iter().map(AsFd::as_fd).collect();
+        let (pid, pidfd) = match running.request(&payload, &fds) {
+            Ok(started) => started,
+            Err(refused) => {
+                if refused.no_child {
+                    slot.recycle_on_drop();
+                }
+                // Otherwise the cell stays taken: a child the server forked before it died
+                // (or before its reply went wrong) may still write to it.
+                if let Error::ForkServerDied = refused.error {
+                    running.reap_dead();
+                } else {
+                    *guard = Some(running);
+                }
+                return Err(refused.error);
+            }
+        };
+        let server_pidfd = Arc::clone(&running.pidfd);
+        *guard = Some(running);
+        drop(guard);
         let record = Arc::new(Child::foreign(
             pid,
             parent,
@@ -221,6 +268,35 @@ impl Launcher for ForkServerLauncher {
         registry::lock().add(Arc::clone(&record));
         Ok(record)
     }
+}
+
+/// The calling process's running server, taken out of `guard` (the caller puts it back),
+/// started now if there is none.
+///
+/// # Errors
+///
+/// [`Error::ForkServerDied`] when the server it had is dead (it is reaped and forgotten);
+/// as `Server::start`.
+fn ready_server(guard: &mut Option<Server>, parent: Pid) -> Result<Server> {
+    if guard.as_ref().is_some_and(|s| s.owner != parent) {
+        // Inherited through fork from the process that started it: not ours to use. The
+        // fds are this process's copies; dropping them leaves the owner's server alone.
+        *guard = None;
+    }
+    if let Some(running) = guard.take() {
+        match running.dead() {
+            Ok(false) => return Ok(running),
+            Ok(true) => {
+                running.reap_dead();
+                return Err(Error::ForkServerDied);
+            }
+            Err(error) => {
+                *guard = Some(running);
+                return Err(error);
+            }
+        }
+    }
+    Server::start()
 }
 
 /// Stops this process's fork server, if it started one: closes the request socket, and
@@ -242,11 +318,16 @@ pub fn stop_fork_server() -> Result<()> {
     if running.owner != os::process::getpid() {
         return Ok(());
     }
-    let Server { pidfd, sock, .. } = running;
+    let Server {
+        pidfd, sock, owner, ..
+    } = running;
     drop(sock);
     loop {
         match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED) {
-            Ok(_) | Err(Errno::ECHILD) => return Ok(()),
+            Ok(_) | Err(Errno::ECHILD) => {
+                status::retire_fork_server_cells(owner);
+                return Ok(());
+            }
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(Error::os("waitid", errno)),
         }

@@ -6,7 +6,10 @@
 //! and runs the entry point exactly as a spawned child does, except that the parent's pidfd
 //! is not in the request: it travels once, with the server's bootstrap, and every forked
 //! child takes the server's copy (one open file, shared by server and children; nobody
-//! changes its flags). The server opens the child's pidfd and sends it back with
+//! changes its flags). Nor is the status slot: the parent sends the server, with its
+//! bootstrap, the memfd of a region of status cells, which the server maps once and every
+//! forked child inherits, and the request names the child's cell by number (decision 0027).
+//! The server opens the child's pidfd and sends it back with
 //! `SCM_RIGHTS`, so the parent polls and signals the child by pidfd like any other; the
 //! server reaps the child, and the parent reads the exit status with
 //! `ioctl(PIDFD_GET_INFO, PIDFD_INFO_EXIT)` (Linux 6.15, checked when the server starts:

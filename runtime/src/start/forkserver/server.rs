@@ -10,6 +10,7 @@ use nix::poll::{PollFd, PollFlags};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 
 use super::protocol::{Reply, ServerBoot};
+use crate::children::status;
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::fork::{ForkPermit, fork_with, kill_unregistered};
@@ -54,9 +55,15 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
             "bootstrap comes from another build of the program",
         ));
     }
-    let parent = fds.into_iter().next().ok_or(Error::Malformed(
-        "fork server bootstrap lacks the parent's pidfd",
-    ))?;
+    let mut fds = fds.into_iter();
+    let (Some(parent), Some(cells)) = (fds.next(), fds.next()) else {
+        return Err(Error::Malformed(
+            "fork server bootstrap lacks the parent's pidfd or the status cells",
+        ));
+    };
+    // Mapped once for every child to come; the mapping holds the memfd.
+    status::serve_cells(&cells)?;
+    drop(cells);
     if os::poll::ready(
         parent.as_fd(),
         PollFlags::POLLIN,
