@@ -841,14 +841,19 @@ fn voluntary_switches(pid: i32) -> Result<u64, Box<dyn std::error::Error>> {
 /// daemon child, which dies with its parent anyway (T27), sleeps until the event is set.
 /// The non-daemon's wake-ups are awaited (bounded by [`AT_ONCE`]), which shows that the
 /// count moves when a wait wakes; the daemon's count must not move while the non-daemon
-/// wakes three more times.
+/// wakes three more times. A daemon that cleared its parent-death signal (as a change of
+/// user id does) no longer dies with its parent, and its wait wakes to check like the
+/// non-daemon's.
 fn daemon_waits_sleep_without_parent_checks_t28() -> TestResult {
     let event = std::sync::Arc::new(Event::new()?);
-    let started = |daemon: bool| -> Result<Process, Box<dyn std::error::Error>> {
+    let started = |daemon: bool, clear: bool| -> Result<Process, Box<dyn std::error::Error>> {
         let event = std::sync::Arc::clone(&event);
         let mut p = Process::builder()
             .daemon(daemon)
             .fallible_target(move || -> TargetResult {
+                if clear {
+                    nix::sys::prctl::set_pdeathsig(None)?;
+                }
                 if event.wait(None)? {
                     Ok(())
                 } else {
@@ -861,24 +866,34 @@ fn daemon_waits_sleep_without_parent_checks_t28() -> TestResult {
         })?;
         Ok(p)
     };
-    let daemon = started(true)?;
-    let watcher = started(false)?;
+    let daemon = started(true, false)?;
+    let watcher = started(false, false)?;
+    let cleared = started(true, true)?;
     let pid = |p: &Process| -> Result<i32, Box<dyn std::error::Error>> {
         Ok(p.pid()?.ok_or("a started process has a pid")?.as_raw())
     };
-    let (daemon_pid, watcher_pid) = (pid(&daemon)?, pid(&watcher)?);
+    let (daemon_pid, watcher_pid, cleared_pid) = (pid(&daemon)?, pid(&watcher)?, pid(&cleared)?);
     let daemon_before = voluntary_switches(daemon_pid)?;
     let watcher_before = voluntary_switches(watcher_pid)?;
+    let cleared_before = voluntary_switches(cleared_pid)?;
     let checked = common::wait::wait_for(
         "the non-daemon's untimed wait to wake three times to check its parent",
         AT_ONCE,
         || voluntary_switches(watcher_pid).is_ok_and(|n| n >= watcher_before + 3),
     );
     let daemon_after = voluntary_switches(daemon_pid)?;
+    let cleared_checked = common::wait::wait_for(
+        "the untimed wait of the daemon without a parent-death signal to wake three times \
+         to check its parent",
+        AT_ONCE,
+        || voluntary_switches(cleared_pid).is_ok_and(|n| n >= cleared_before + 3),
+    );
     event.set();
     ensure_eq!(join_code(&daemon)?, 0);
     ensure_eq!(join_code(&watcher)?, 0);
+    ensure_eq!(join_code(&cleared)?, 0);
     checked?;
+    cleared_checked?;
     ensure!(
         daemon_after == daemon_before,
         "the daemon's untimed wait woke {} times while the non-daemon's checked its parent \

@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::poll::{PollFd, PollFlags};
 
@@ -20,25 +20,33 @@ static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();
 /// inherits the pidfd, which names its grandparent there, and must not use it.
 static PARENT_PIDFD_OWNER: AtomicPid = AtomicPid::none();
 
-/// The parent whose death ends an untimed wait: the parent's pid in a non-daemon process
-/// started by proclife; none in the main process (no parent to watch) and in a daemon child
-/// (which dies with its parent already, decision 0025). Kept here, beside the registry's
-/// parent entry, so that a wait can watch the parent without locking the registry
-/// ([`watched_parent`]). Written only where the registry's entry is, as the process becomes
-/// a child.
+/// The parent's pid in a process started by proclife, none in the main process (no parent
+/// to watch): the pid of the registry's parent entry, kept here too so that a wait can watch
+/// the parent without locking the registry ([`watched_parent`]). Written only where the
+/// registry's entry is, as the process becomes a child.
 static WATCHED_PARENT: AtomicPid = AtomicPid::none();
 
-/// Records the parent an untimed wait watches as the process becomes a child (forked or
-/// re-executed): its pid, or none for a daemon; called by the registry where it records the
-/// parent's pid and name.
+/// Whether this process is a daemon child, which its start arranged to die with its parent
+/// (decision 0025); written with [`WATCHED_PARENT`].
+static DAEMON: AtomicBool = AtomicBool::new(false);
+
+/// Records the parent's pid, and whether this process is a daemon, as the process becomes a
+/// child (forked or re-executed); called by the registry where it records the parent's pid
+/// and name.
 pub(crate) fn set_watched_parent(parent: Pid, daemon: bool) {
-    WATCHED_PARENT.store((!daemon).then_some(parent), Ordering::Release);
+    DAEMON.store(daemon, Ordering::Release);
+    WATCHED_PARENT.store(Some(parent), Ordering::Release);
 }
 
-/// The parent's pid in a non-daemon child, `None` in the main process and in a daemon child:
-/// read without the registry's lock and without allocating.
+/// The parent's pid in a child, `None` in the main process: read without the registry's lock
+/// and without allocating.
 pub(crate) fn watched_parent() -> Option<Pid> {
     WATCHED_PARENT.load(Ordering::Acquire)
+}
+
+/// Whether this process is a daemon child.
+pub(crate) fn is_daemon_child() -> bool {
+    DAEMON.load(Ordering::Acquire)
 }
 
 /// Records the parent's pidfd in a re-executed child.

@@ -6,9 +6,9 @@
 //! re-executed child, `getppid()` in a forked one, so neither is fooled by a reused pid). Once
 //! the parent is gone the wait returns [`Error::ParentDied`] instead of sleeping on: nothing
 //! is left that the runtime knows will end it. A wait with a timeout, every wait of the
-//! main process (which has no parent to watch) and every wait of a daemon child (which dies
-//! with its parent, T27; decision 0025) is the plain wait. CPython has no such rule: there
-//! the child waits forever.
+//! main process (which has no parent to watch) and every wait of a daemon child whose
+//! parent-death signal is still set (it dies with its parent, T27; decision 0025) is the
+//! plain wait. CPython has no such rule: there the child waits forever.
 #![forbid(unsafe_code)]
 
 use std::os::fd::BorrowedFd;
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use nix::poll::PollFlags;
 
-use crate::children::current::{parent_is_alive, watched_parent};
+use crate::children::current::{is_daemon_child, parent_is_alive, watched_parent};
 use crate::error::{Error, Result};
 use crate::os;
 use crate::os::futex::Wake;
@@ -29,18 +29,29 @@ use crate::pid::Pid;
 pub(crate) const PARENT_SLICE: Duration = Duration::from_millis(250);
 
 /// The pid of the parent an untimed wait of a child watches; `None` for a wait with a
-/// deadline, in the main process, and in a daemon child. One atomic load: no lock, no
-/// allocation.
+/// deadline, in the main process, and in a daemon child that still dies with its parent.
+/// One atomic load, and in a daemon one `prctl`: no lock, no allocation.
 ///
-/// A daemon child dies with its parent already (`PR_SET_PDEATHSIG`, or the watcher thread
-/// of a fork server's child; a daemon whose start could not arrange it kills itself before
-/// its target runs), so its untimed waits sleep without slices: watching would wake every
-/// live daemon four times a second for nothing (decision 0025).
+/// A daemon's start arranges its death with its parent (`PR_SET_PDEATHSIG` towards the
+/// parent, or towards the fork server, which exits when the parent dies; a daemon whose
+/// start could not arrange it kills itself before its target runs), so while the calling
+/// thread's parent-death signal is still `SIGKILL` its untimed waits sleep without slices:
+/// watching would wake every live daemon four times a second for nothing (decision 0025).
+/// The kernel clears that signal when the process changes its user or group ids, and any
+/// code may clear it with `prctl`; the setting is the calling thread's (a daemon spawned from
+/// a parent's other thread has a watcher thread instead). In each of those cases this reads
+/// no signal, and the wait watches its parent as a non-daemon's does.
 fn watched(deadline: &Deadline) -> Option<Pid> {
     if deadline.timespec().is_some() {
         return None;
     }
-    watched_parent()
+    let parent = watched_parent()?;
+    let dies_with_parent = is_daemon_child()
+        && matches!(
+            nix::sys::prctl::get_pdeathsig(),
+            Ok(Some(nix::sys::signal::Signal::SIGKILL))
+        );
+    (!dies_with_parent).then_some(parent)
 }
 
 /// [`os::futex::wait`], which in a child without a deadline returns
