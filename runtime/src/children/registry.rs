@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::Signal;
@@ -58,18 +58,17 @@ static TABLE: Mutex<Table> = Mutex::new(Table {
     exit_hook: false,
     swept: Swept {
         left: 0,
-        next_due: None,
+        at: None,
         starts: 0,
     },
 });
 
-/// What the last sweep left: the number of children, when the next start may sweep again
-/// however few children it added (`None` before the first sweep), and how many starts
-/// asked for a sweep since.
+/// What the last sweep left: the number of children, when it ran (`None` before the first
+/// sweep), and how many starts asked for a sweep since.
 #[derive(Debug)]
 struct Swept {
     left: usize,
-    next_due: Option<Deadline>,
+    at: Option<Instant>,
     starts: usize,
 }
 
@@ -171,7 +170,7 @@ impl Table {
         ORPHANS.store(0, Ordering::Release);
         self.swept = Swept {
             left: 0,
-            next_due: None,
+            at: None,
             starts: 0,
         };
         let parent_name = std::mem::replace(&mut self.name, Cow::Owned(name));
@@ -284,13 +283,16 @@ pub(crate) const SWEEP_POLLS_PER_START: usize = 2;
 /// twice what the last sweep left (so a batch of `n` starts polls `O(n)` pidfds in all
 /// instead of `O(n²)`), or when [`SWEEP_INTERVAL`] has passed since the last one and either
 /// the last sweep left at most [`SWEEP_SMALL`] children or enough starts happened since that
-/// the sweep costs at most [`SWEEP_POLLS_PER_START`] polls per start. So a child that has
+/// the sweep costs at most [`SWEEP_POLLS_PER_START`] polls per start, or, whatever the
+/// number of starts, once `SWEEP_INTERVAL` has passed for every `SWEEP_SMALL` children the
+/// last sweep left (at most `SWEEP_SMALL` polls per `SWEEP_INTERVAL`). So a child that has
 /// exited is still reaped by a later start (in a small table the first one after
-/// `SWEEP_INTERVAL`; with `n` live children the first one that comes both `SWEEP_INTERVAL`
-/// and `n / SWEEP_POLLS_PER_START` starts after the last sweep), and the sweep's cost per
-/// start stays bounded however many children are alive
-/// (decision 0025; with the interval alone, a parent with 4 000 live children polled 4 000
-/// pidfds every 50 ms). A table with no children costs nothing.
+/// `SWEEP_INTERVAL`; with `n` live children the first one that comes `SWEEP_INTERVAL` and
+/// `n / SWEEP_POLLS_PER_START` starts after the last sweep, or `SWEEP_INTERVAL × ⌈n /
+/// SWEEP_SMALL⌉` after it: 3.1 s with 4 000), and the sweep's cost per start stays bounded
+/// however many children are alive (decision 0025; with the interval alone, a parent with
+/// 4 000 live children polled 4 000 pidfds every 50 ms). A table with no children costs
+/// nothing.
 pub(crate) fn sweep_before_start() -> Result<()> {
     let mut table = lock();
     let len = table.children.len();
@@ -303,19 +305,22 @@ pub(crate) fn sweep_before_start() -> Result<()> {
         len,
         swept.left,
         swept.starts,
-        swept.next_due.is_none_or(|due| due.expired()),
+        swept.at.map(|at| at.elapsed()),
     );
     drop(table);
     if due { sweep() } else { Ok(()) }
 }
 
 /// The rule of [`sweep_before_start`]: whether a start sweeps, with `len` children in the
-/// table, `left` after the last sweep, `starts` since it (this one included), and whether
-/// [`SWEEP_INTERVAL`] has passed since it (`true` before the first sweep).
-fn sweep_due(len: usize, left: usize, starts: usize, interval_passed: bool) -> bool {
+/// table, `left` after the last sweep, `starts` since it (this one included), and the time
+/// since it (`None` before the first sweep).
+fn sweep_due(len: usize, left: usize, starts: usize, since: Option<Duration>) -> bool {
+    let passed = |interval: Duration| since.is_none_or(|since| since >= interval);
+    let rounds = u32::try_from(left.div_ceil(SWEEP_SMALL)).unwrap_or(u32::MAX);
     len >= left.saturating_mul(2)
-        || (interval_passed
+        || (passed(SWEEP_INTERVAL)
             && (left <= SWEEP_SMALL || starts.saturating_mul(SWEEP_POLLS_PER_START) >= left))
+        || passed(SWEEP_INTERVAL.saturating_mul(rounds))
 }
 
 /// Polls every child and drops the ones that have exited (CPython's `_cleanup`).
@@ -325,7 +330,7 @@ pub(crate) fn sweep() -> Result<()> {
     let mut table = lock();
     table.swept = Swept {
         left: table.children.len(),
-        next_due: Some(Deadline::after(Some(SWEEP_INTERVAL))),
+        at: Some(Instant::now()),
         starts: 0,
     };
     let ready: Vec<bool> = {
@@ -437,28 +442,47 @@ extern "C" fn exit_hook() {
 
 #[cfg(test)]
 mod tests {
-    use super::{SWEEP_POLLS_PER_START, SWEEP_SMALL, sweep_due};
+    use std::time::Duration;
+
+    use super::{SWEEP_INTERVAL, SWEEP_POLLS_PER_START, SWEEP_SMALL, sweep_due};
+
+    const NOW: Option<Duration> = Some(Duration::ZERO);
+    const AFTER_INTERVAL: Option<Duration> = Some(SWEEP_INTERVAL);
 
     #[test]
     fn a_doubled_table_sweeps_at_once() {
-        assert!(sweep_due(2, 1, 1, false));
-        assert!(sweep_due(8000, 4000, 1, false));
-        assert!(!sweep_due(7999, 4000, 1, false));
+        assert!(sweep_due(2, 1, 1, NOW));
+        assert!(sweep_due(8000, 4000, 1, NOW));
+        assert!(!sweep_due(7999, 4000, 1, NOW));
+    }
+
+    #[test]
+    fn the_first_start_sweeps() {
+        assert!(sweep_due(4000, 0, 1, None));
     }
 
     #[test]
     fn a_small_table_sweeps_at_the_first_start_after_the_interval() {
-        assert!(!sweep_due(SWEEP_SMALL, SWEEP_SMALL, 1, false));
-        assert!(sweep_due(SWEEP_SMALL, SWEEP_SMALL, 1, true));
+        assert!(!sweep_due(SWEEP_SMALL, SWEEP_SMALL, 1, NOW));
+        assert!(sweep_due(SWEEP_SMALL, SWEEP_SMALL, 1, AFTER_INTERVAL));
     }
 
     #[test]
     fn a_large_table_waits_for_starts_that_pay_for_the_sweep() {
         let left = 4000;
         let enough = left / SWEEP_POLLS_PER_START;
-        assert!(!sweep_due(left, left, enough - 1, true));
-        assert!(sweep_due(left, left, enough, true));
+        assert!(!sweep_due(left, left, enough - 1, AFTER_INTERVAL));
+        assert!(sweep_due(left, left, enough, AFTER_INTERVAL));
         // The starts alone do not make it due before the interval.
-        assert!(!sweep_due(left, left, left, false));
+        assert!(!sweep_due(left, left, left, NOW));
+    }
+
+    #[test]
+    fn a_large_table_with_few_starts_sweeps_after_an_interval_per_small_table() {
+        let left: usize = 4000;
+        let rounds = u32::try_from(left.div_ceil(SWEEP_SMALL)).unwrap_or(u32::MAX);
+        let long = SWEEP_INTERVAL * rounds;
+        assert!(!sweep_due(left, left, 1, Some(long - Duration::from_millis(1))));
+        assert!(sweep_due(left, left, 1, Some(long)));
     }
 }
