@@ -214,19 +214,55 @@ impl Trace {
     /// an unknown op or field, a value of the wrong type, a non-finite timeout, a process
     /// index of [`MAX_PROCS`] or more, or more than [`MAX_OPS`] operations.
     pub fn parse(text: &str) -> Result<Trace, TraceError> {
-        let trace: Trace = serde_json::from_str(text).map_err(|e| TraceError {
+        /// The file with each op left as its text, so that an op's problem is named at the
+        /// line where the op begins (serde_json names the position where it noticed the
+        /// problem, which for an op followed by a comma and a newline is the next line).
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawTrace<'a> {
+            #[serde(borrow)]
+            ops: Vec<&'a serde_json::value::RawValue>,
+        }
+        let json_error = |e: &serde_json::Error| {
+            shorten(e.to_string().split(" at line ").next().unwrap_or_default())
+        };
+        let raw: RawTrace<'_> = serde_json::from_str(text).map_err(|e| TraceError {
             line: e.line(),
             column: e.column(),
-            message: shorten(e.to_string().split(" at line ").next().unwrap_or_default()),
+            message: json_error(&e),
         })?;
-        if trace.ops.len() > MAX_OPS {
+        if raw.ops.len() > MAX_OPS {
             return Err(TraceError {
                 line: 0,
                 column: 0,
-                message: format!("{} ops, at most {MAX_OPS} are allowed", trace.ops.len()),
+                message: format!("{} ops, at most {MAX_OPS} are allowed", raw.ops.len()),
             });
         }
-        Ok(trace)
+        let ops = raw
+            .ops
+            .iter()
+            .map(|op| {
+                serde_json::from_str::<Step>(op.get()).map_err(|e| {
+                    // Where the op's text begins in the file: it is a slice of `text`.
+                    let at = (op.get().as_ptr() as usize)
+                        .checked_sub(text.as_ptr() as usize)
+                        .unwrap_or_default();
+                    let before = &text[..at.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1);
+                    TraceError {
+                        line: line + e.line().saturating_sub(1),
+                        column: if e.line() <= 1 {
+                            column + e.column()
+                        } else {
+                            e.column()
+                        },
+                        message: json_error(&e),
+                    }
+                })
+            })
+            .collect::<Result<Vec<Step>, TraceError>>()?;
+        Ok(Trace { ops })
     }
 
     /// How many processes the sequence addresses.
@@ -283,6 +319,15 @@ mod tests {
         let err = Trace::parse(text).expect_err("must be rejected");
         assert_eq!(err.line, expect_line, "{err}");
         assert!(err.message.contains(expect_in_message), "{err}");
+    }
+
+    #[test]
+    fn names_the_line_of_an_op_followed_by_others() {
+        let text =
+            "{\"ops\":[\n{\"op\":\"start\"},\n{\"op\":\"frobnicate\"},\n{\"op\":\"join\"}\n]}";
+        rejects(text, 3, "unknown operation \"frobnicate\"");
+        let text = "{\"ops\":[\n{\"op\":\"start\"},\n{\"op\":\"child_exit\",\"code\":\"x\"}\n]}";
+        rejects(text, 3, "must be an integer");
     }
 
     #[test]

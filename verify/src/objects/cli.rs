@@ -99,7 +99,9 @@ pub fn check_command(
     let missing = summary.coverage.missing();
     if !missing.is_empty() && !allow_partial_coverage {
         println!(
-            "FAILED: {} operation x outcome classes of the primitives' models were never seen",
+            "FAILED: {} operation x outcome classes of the primitives' models were never seen \
+             (marked NOT COVERED above).\nHint: raise --objects-cases (the default is 300) or \
+             try another --seed.",
             missing.len()
         );
         return Ok(false);

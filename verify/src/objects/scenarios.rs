@@ -320,6 +320,37 @@ pub fn join_times_out() -> Program {
     }
 }
 
+/// A worker's `get` with a timeout on the empty queue `obj` (a `Queue` or a
+/// `JoinableQueue`) times out (`*.get.empty_timeout`), then it fills the queue to its
+/// `maxsize` and a `put` with a timeout finds it full (`*.put.full_timeout`). Nobody else
+/// uses the queue, so both rows come every time; random programs reach them only when no
+/// other process happened to put or get in time.
+pub fn queue_timeouts(obj: Object) -> Program {
+    let setup = Setup::default();
+    // Items 0..maxsize fill it; the last put's item is one more, so every item is distinct.
+    let last = u32::try_from(setup.maxsize).unwrap_or(u32::MAX);
+    let fill = (0..setup.maxsize).map(|item| Call::Put {
+        obj,
+        item: u32::try_from(item).unwrap_or(u32::MAX),
+        timeout_ms: None,
+    });
+    let mut calls = vec![Call::Get {
+        obj,
+        timeout_ms: Some(5),
+    }];
+    calls.extend(fill);
+    calls.push(Call::Put {
+        obj,
+        item: last,
+        timeout_ms: Some(5),
+    });
+    Program {
+        setup,
+        procs: vec![calls],
+        parent: Vec::new(),
+    }
+}
+
 fn pipe_call(call: Call) -> Step {
     Step::Call { call }
 }
@@ -555,8 +586,30 @@ pub fn pipe_writer_killed() -> Program {
 /// [`pipe_reader_killed`],
 /// [`pipe_reader_waits_for_close`], [`pipe_peer_closed`] and [`pipe_writer_killed`], each with the coverage classes (object, operation, outcome)
 /// it reaches every time: the rows and calls random programs do not reach, or not surely.
-pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 11] {
+pub fn rows_and_untimed_join() -> [(Program, &'static [Class]); 13] {
     [
+        (
+            queue_timeouts(Object::Queue),
+            &[
+                (Object::Queue, "get", "queue.get.empty_timeout"),
+                (Object::Queue, "put", "queue.put.full_timeout"),
+            ],
+        ),
+        (
+            queue_timeouts(Object::JoinableQueue),
+            &[
+                (
+                    Object::JoinableQueue,
+                    "get",
+                    "joinable_queue.get.empty_timeout",
+                ),
+                (
+                    Object::JoinableQueue,
+                    "put",
+                    "joinable_queue.put.full_timeout",
+                ),
+            ],
+        ),
         (
             condition_unowned(),
             &[
