@@ -244,9 +244,7 @@ impl Trace {
             .map(|op| {
                 serde_json::from_str::<Step>(op.get()).map_err(|e| {
                     // Where the op's text begins in the file: it is a slice of `text`.
-                    let at = (op.get().as_ptr() as usize)
-                        .checked_sub(text.as_ptr() as usize)
-                        .unwrap_or_default();
+                    let at = (op.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
                     let before = &text[..at.min(text.len())];
                     let line = before.matches('\n').count() + 1;
                     let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1);
