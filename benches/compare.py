@@ -14,7 +14,7 @@ It does two things:
 2. It reads criterion's results (`<criterion home>/<group>/<function>/<case>/new/
    {benchmark,estimates,sample}.json` and the `proclife-placement.json` the harness writes
    beside `new/`) and writes `docs/benchmarks.md`: the machine, the exact commands, one table per
-   group, and the targets of the issue with the measured ratios.
+   group, and the project's performance targets with the measured ratios.
 
 Every benchmark the suite is meant to have is listed in `ROWS`; one that has no result yet is
 shown as "not measured yet", never estimated. `--since EPOCH` ignores criterion results older
@@ -217,7 +217,7 @@ GROUPS = [
 
 @dataclass(frozen=True)
 class Target:
-    """A target of the issue, checked as a ratio of two medians."""
+    """A performance target, checked as a ratio of two medians."""
 
     key: str
     text: str
@@ -251,7 +251,7 @@ TARGETS: list[Target] = [
            "spawn_join/forkserver/seq", "spawn_join/raw_fork/seq", "time_max", 1.5),
     Target("forkserver_flat", "forkserver flat as the parent grows: 1 GiB parent ≤ 1.25× 16 MiB parent",
            "spawn_join/forkserver/parent_1GiB", "spawn_join/forkserver/parent_16MiB", "time_max", 1.25,
-           "the issue says \"flat\"; this report reads it as at most 25 % growth from 16 MiB to 1 GiB; "
+           "the target says \"flat\"; this report reads it as at most 25 % growth from 16 MiB to 1 GiB; "
            "the fork server is started before the parent touches any of that memory"),
     Target("spawn", "spawn ≤ 1.05× a bare re-exec",
            "spawn_join/spawn/seq", "spawn_join/raw_reexec/seq", "time_max", 1.05),
@@ -635,7 +635,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
 
     add("## Targets")
     add("")
-    add("The issue's targets, checked on the medians above. They are targets for this report, not timed tests.")
+    add("The project's performance targets, checked on the medians above. They are targets for this report, not timed tests.")
     add("")
     add("| target | compares | measured | status |")
     add("|---|---|---|---|")

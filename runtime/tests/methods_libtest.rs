@@ -1,5 +1,6 @@
-//! The "done when": ordinary `#[test]`s in the normal multi-threaded libtest harness
-//! start, join and terminate children under the re-executing start methods.
+//! What the start methods promise to a test suite: ordinary `#[test]`s in the normal
+//! multi-threaded libtest harness start, join and terminate children under the re-executing
+//! start methods.
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
 //! carries its pipe ends and its own handles to the primitives, so it runs under every start
 //! method: forked, spawned, or forked by the fork server.
 //! Called with `run()` in the checker itself, the puppet has no parent to obey and returns at
-//! once, as DESIGN.md's puppet protocol says.
+//! once, as the puppet protocol requires.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! [`Runtime::apply`] performs one operation on a real [`Process`] and returns what it gave,
 //! in the model's vocabulary (through [`crate::map`]).
 //! The puppet protocol's answers (`child_*`, `release`) come from the harness's own
-//! bookkeeping of what it has told each child, exactly as DESIGN.md defines them; all other
+//! bookkeeping of what it has told each child, exactly as the puppet protocol (`crate::puppet`) defines them; all other
 //! observations come from the runtime.
 //! Bugs planted to show that the checker catches them live in the runtime itself
 //! (`proclife::planted`), never here: this module only reports what the runtime did.
