@@ -482,7 +482,12 @@ mod tests {
         let left: usize = 4000;
         let rounds = u32::try_from(left.div_ceil(SWEEP_SMALL)).unwrap_or(u32::MAX);
         let long = SWEEP_INTERVAL * rounds;
-        assert!(!sweep_due(left, left, 1, Some(long - Duration::from_millis(1))));
+        assert!(!sweep_due(
+            left,
+            left,
+            1,
+            Some(long - Duration::from_millis(1))
+        ));
         assert!(sweep_due(left, left, 1, Some(long)));
     }
 }
