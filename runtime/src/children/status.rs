@@ -281,6 +281,26 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// In a pool of one region that a server serves: retires the region (no cell of it is
+    /// handed out any more), and unmaps it and every region retired earlier once no cell of
+    /// it is taken. A region retired with a cell still taken is parked in one of the places
+    /// past the first (which such a pool never takes from) and tried again at each later
+    /// call; with all [`MAX_REGIONS`]` - 1` places holding such regions, a further one stays
+    /// mapped for the rest of the process's life.
+    fn retire_served(&self) {
+        let Some((current, parked)) = self.regions.split_first() else {
+            return;
+        };
+        for place in parked {
+            place.retry();
+        }
+        if let Some(region) = current.retire() {
+            let _kept = parked.iter().any(|place| place.park(region));
+        }
+    }
+}
+
 /// The slot the calling process writes while it is blocked (none in the main program).
 static CURRENT: CurrentWord = CurrentWord::none();
 
@@ -296,7 +316,8 @@ pub(crate) struct ServerRegion(&'static Region);
 /// region of the fork server's pool, and its memfd, to be sent to the server
 /// ([`serve_cells`]) and then closed. The region of an earlier server is retired: unmapped
 /// if none of its cells is taken, else left mapped (its cells stay taken until their
-/// children's exit is collected).
+/// children's exit is collected) and unmapped at a later retirement once they are free
+/// (`Pool::retire_served`).
 ///
 /// Call under the lock that serialises the process's starts under the fork server, so that
 /// no cell is taken meanwhile.
@@ -307,7 +328,7 @@ pub(crate) struct ServerRegion(&'static Region);
 /// "madvise", .. }` when the region cannot be made.
 pub(crate) fn fork_server_cells(me: Pid) -> Result<(ServerRegion, OwnedFd)> {
     SERVER_POOL.adopt(me);
-    let _left_mapped = SERVER_POOL.regions[0].retire();
+    SERVER_POOL.retire_served();
     SERVER_POOL.first_free.store(0, Ordering::Release);
     let region = SERVER_POOL.regions[0].get_or_reserve(true)?;
     let fd = region
@@ -317,12 +338,12 @@ pub(crate) fn fork_server_cells(me: Pid) -> Result<(ServerRegion, OwnedFd)> {
 }
 
 /// In the calling process, whose pid is `me`, once its fork server has exited: retires the
-/// server's region of cells, unmapping it when no cell of it is taken any more (every child
-/// of it joined and dropped). Call under the lock that serialises the process's starts
+/// server's region of cells, unmapping it (and any region of an earlier server left
+/// mapped) when no cell of it is taken any more (every child of it joined and dropped). Call under the lock that serialises the process's starts
 /// under the fork server.
 pub(crate) fn retire_fork_server_cells(me: Pid) {
     if SERVER_POOL.owner.load(Ordering::Acquire) == Some(me) {
-        let _left_mapped = SERVER_POOL.regions[0].retire();
+        SERVER_POOL.retire_served();
     }
 }
 
@@ -874,6 +895,43 @@ mod tests {
             mappings_in(free_region),
             0,
             "the retired region is still mapped"
+        );
+    }
+
+    /// A server's region retired while one of its cells is still taken is unmapped at a
+    /// later retirement once that cell is freed, not left mapped for good.
+    #[test]
+    fn retired_regions_are_retried() {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(1, true)));
+        let me = crate::os::process::getpid();
+        let held = pool.take(me).expect("a cell");
+        let first = pool.regions[0].get().expect("the first region");
+        pool.retire_served();
+        assert!(
+            mappings_in(first) > 0,
+            "a region with a cell held was unmapped"
+        );
+        let second_cell = pool.take(me).expect("a cell of the next region");
+        let second = pool.regions[0].get().expect("the second region");
+        assert_ne!(
+            first.span(),
+            second.span(),
+            "the next region is a new mapping"
+        );
+        second_cell.recycle_on_drop();
+        drop(second_cell);
+        held.recycle_on_drop();
+        drop(held);
+        pool.retire_served();
+        assert_eq!(
+            mappings_in(first),
+            0,
+            "the first region, with no cell taken, is still mapped after a retry"
+        );
+        assert_eq!(mappings_in(second), 0, "the second region is still mapped");
+        assert!(
+            pool.regions.iter().all(|place| place.get().is_none()),
+            "a place still holds a region"
         );
     }
 

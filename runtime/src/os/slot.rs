@@ -480,6 +480,38 @@ impl PoolRegion {
         region.retired.store(true, Ordering::SeqCst);
         (!region.unmap_if_free()).then_some(region)
     }
+
+    /// Keeps `region`, retired by [`PoolRegion::retire`] and left mapped, in this place if
+    /// it is empty, for [`PoolRegion::retry`]; whether it did. A place that keeps such a
+    /// region is for that only: no take is ever made from it.
+    pub(crate) fn park(&self, region: &'static Region) -> bool {
+        self.0
+            .compare_exchange(
+                std::ptr::null_mut(),
+                std::ptr::from_ref(region).cast_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Unmaps the retired region parked here ([`PoolRegion::park`]) if no cell of it is
+    /// taken any more, and then empties the place.
+    pub(crate) fn retry(&self) {
+        let parked = self.0.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer here came from a leaked `Box`, never freed.
+        let Some(region) = (unsafe { parked.as_ref() }) else {
+            return;
+        };
+        if region.unmap_if_free() {
+            let _ = self.0.compare_exchange(
+                parked,
+                std::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
 }
 
 /// The pages of cells of a memfd region ([`Region::reserve_memfd`]) mapped in another
