@@ -47,8 +47,11 @@ struct Server {
 #[derive(Debug)]
 struct Refused {
     error: Error,
-    /// The server surely forked no child for the request: it refused it, or it was never
-    /// sent.
+    /// The server surely forked no child for the request, and the request socket is in step
+    /// (the next reply read is the next request's): the request was never sent, or the
+    /// server refused it with a well-formed [`Reply::Failed`]. Otherwise the server may
+    /// have forked a child, and part of its reply may still be queued (or still to come)
+    /// on the socket: the server is of no further use.
     no_child: bool,
 }
 
@@ -245,11 +248,15 @@ impl Launcher for ForkServerLauncher {
                     slot.recycle_on_drop();
                 }
                 // Otherwise the cell stays taken: a child the server forked before it died
-                // (or before its reply went wrong) may still write to it.
-                if let Error::ForkServerDied = refused.error {
-                    running.reap_dead();
-                } else {
+                // (or before its reply went wrong) may still write to it. And the server is
+                // killed and forgotten as a dead one: a reply not read whole (a `poll` or
+                // `recvmsg` error, fds truncated at `RLIMIT_NOFILE`, a malformed one) would
+                // leave bytes on the socket that the next request would read as its reply,
+                // and name another request's child with its pid.
+                if refused.no_child {
                     *guard = Some(running);
+                } else {
+                    running.reap_dead();
                 }
                 return Err(refused.error);
             }
