@@ -625,6 +625,52 @@ fn fork_server_death() -> TestResult {
     Ok(())
 }
 
+/// A start whose reply cannot be read whole (its pidfd refused at `RLIMIT_NOFILE`, which can
+/// leave the reply's payload on the socket) fails with a typed error, and the server,
+/// which may have forked a child for it, is killed and forgotten: the next start gets a new
+/// server, whose reply is its own (the old one's would be read as garbage, or as another
+/// request's pid).
+fn fork_server_reply_out_of_step() -> TestResult {
+    common::helper::in_helper("fork-server-reply", |_| {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let method = StartMethod::ForkServer;
+        let mut first = builder(method).entry(exit_with, 0);
+        first.start()?;
+        ensure_eq!(join_code(&first)?, 0);
+        let server = proclife::fork_server_pid().ok_or("no fork server")?;
+        // The lowest free fd: a limit of that many leaves no room for the reply's pidfd.
+        let lowest = std::fs::File::open("/dev/null")?.as_raw_fd();
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+        setrlimit(Resource::RLIMIT_NOFILE, u64::try_from(lowest)?, hard)?;
+        let mut second = builder(method).entry(exit_with, 0);
+        let outcome = second.start();
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard)?;
+        // `recvmsg` fails (`ENOBUFS`) or reports the fds truncated (`Error::Malformed`),
+        // depending on the kernel.
+        ensure!(
+            matches!(
+                outcome,
+                Err(Error::Malformed(_)
+                    | Error::Os {
+                        call: "recvmsg",
+                        ..
+                    })
+            ),
+            "a start whose reply lost its pidfd: expected Error::Malformed or a recvmsg \
+             error, got {outcome:?}"
+        );
+        ensure!(
+            proclife::fork_server_pid() != Some(server),
+            "the server whose reply was not read whole is still used"
+        );
+        let mut third = builder(method).entry(exit_with, 3);
+        third.start()?;
+        ensure_eq!(join_code(&third)?, 3);
+        proclife::stop_fork_server()?;
+        Ok(())
+    })
+}
+
 /// The fork server's status cells (decision 0027): the cell of a child killed while it was
 /// blocked goes to the next child reset (never read as the dead child's reason), and a child
 /// orphaned by a dead server keeps its cell, still read right while the new server's
@@ -840,6 +886,10 @@ fn main() {
         ),
         ("kill_during_bootstrap", kill_during_bootstrap),
         ("fork_server_death", fork_server_death),
+        (
+            "fork_server_reply_out_of_step",
+            fork_server_reply_out_of_step,
+        ),
         (
             "fork_server_cells_recycled_and_kept",
             fork_server_cells_recycled_and_kept,

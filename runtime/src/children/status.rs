@@ -145,7 +145,9 @@ struct Pool {
     first_free: AtomicUsize,
     /// Serialises the adoption of an inherited pool (see [`Pool::adopt`]).
     adopt: Mutex<()>,
-    /// The regions, reserved in order (the reserved ones are a prefix); never unmapped.
+    /// The regions, reserved in order (the reserved ones are a prefix). The fork pool's
+    /// are never unmapped; the fork server's is retired with its server
+    /// ([`PoolRegion::retire`]), and unmapped only once no cell of it is taken.
     /// Page `p` of the pool is page `p % REGION_PAGES` of region `p / REGION_PAGES`.
     regions: [PoolRegion; MAX_REGIONS],
     /// The pages the pool may use: those of its first `pages / REGION_PAGES` regions.
@@ -223,8 +225,21 @@ impl Pool {
         let start = self.first_free.load(Ordering::Acquire).min(self.pages);
         for p in (start..self.pages).chain(0..start) {
             let region = self.regions[p / REGION_PAGES].get_or_reserve(self.memfd)?;
+            // Counted in while it reaches the region's pages, and for as long as it holds a
+            // cell of it (a retired region is unmapped only when nothing is counted in it).
+            if !region.enter() {
+                // Retired since `get_or_reserve`: only a caller that does not serialise its
+                // takes with the retirement gets here.
+                return Err(Error::os("fork", Errno::EAGAIN));
+            }
             let in_region = RegionPage::of(p);
-            let page = region.page_or_commit(in_region)?;
+            let page = match region.page_or_commit(in_region) {
+                Ok(page) => page,
+                Err(error) => {
+                    region.leave();
+                    return Err(error);
+                }
+            };
             let used = &region.header().used[in_region.get()];
             let mut taken = used.load(Ordering::Acquire);
             while taken != u64::MAX {
@@ -243,6 +258,7 @@ impl Pool {
                         return Ok(StatusSlot {
                             backing: Backing::Pooled(PoolCell {
                                 pool: self,
+                                region,
                                 used,
                                 cell,
                                 page: p,
@@ -255,12 +271,33 @@ impl Pool {
                     Err(now) => taken = now,
                 }
             }
+            region.leave();
             // Full: the next search starts past it, unless a cell below was freed since.
             let _ = self
                 .first_free
                 .compare_exchange(p, p + 1, Ordering::AcqRel, Ordering::Acquire);
         }
         Err(Error::os("fork", Errno::EAGAIN))
+    }
+}
+
+impl Pool {
+    /// In a pool of one region that a server serves: retires the region (no cell of it is
+    /// handed out any more), and unmaps it and every region retired earlier once no cell of
+    /// it is taken. A region retired with a cell still taken is parked in one of the places
+    /// past the first (which such a pool never takes from) and tried again at each later
+    /// call; with all [`MAX_REGIONS`]` - 1` places holding such regions, a further one stays
+    /// mapped for the rest of the process's life.
+    fn retire_served(&self) {
+        let Some((current, parked)) = self.regions.split_first() else {
+            return;
+        };
+        for place in parked {
+            place.retry();
+        }
+        if let Some(region) = current.retire() {
+            let _kept = parked.iter().any(|place| place.park(region));
+        }
     }
 }
 
@@ -279,7 +316,8 @@ pub(crate) struct ServerRegion(&'static Region);
 /// region of the fork server's pool, and its memfd, to be sent to the server
 /// ([`serve_cells`]) and then closed. The region of an earlier server is retired: unmapped
 /// if none of its cells is taken, else left mapped (its cells stay taken until their
-/// children's exit is collected).
+/// children's exit is collected) and unmapped at a later retirement once they are free
+/// (`Pool::retire_served`).
 ///
 /// Call under the lock that serialises the process's starts under the fork server, so that
 /// no cell is taken meanwhile.
@@ -290,7 +328,7 @@ pub(crate) struct ServerRegion(&'static Region);
 /// "madvise", .. }` when the region cannot be made.
 pub(crate) fn fork_server_cells(me: Pid) -> Result<(ServerRegion, OwnedFd)> {
     SERVER_POOL.adopt(me);
-    SERVER_POOL.regions[0].retire();
+    SERVER_POOL.retire_served();
     SERVER_POOL.first_free.store(0, Ordering::Release);
     let region = SERVER_POOL.regions[0].get_or_reserve(true)?;
     let fd = region
@@ -300,12 +338,12 @@ pub(crate) fn fork_server_cells(me: Pid) -> Result<(ServerRegion, OwnedFd)> {
 }
 
 /// In the calling process, whose pid is `me`, once its fork server has exited: retires the
-/// server's region of cells, unmapping it when no cell of it is taken any more (every child
-/// of it joined and dropped). Call under the lock that serialises the process's starts
+/// server's region of cells, unmapping it (and any region of an earlier server left
+/// mapped) when no cell of it is taken any more (every child of it joined and dropped). Call under the lock that serialises the process's starts
 /// under the fork server.
 pub(crate) fn retire_fork_server_cells(me: Pid) {
     if SERVER_POOL.owner.load(Ordering::Acquire) == Some(me) {
-        SERVER_POOL.regions[0].retire();
+        SERVER_POOL.retire_served();
     }
 }
 
@@ -333,6 +371,9 @@ pub(crate) struct StatusSlot {
 #[derive(Debug)]
 struct PoolCell {
     pool: &'static Pool,
+    /// The cell's region, in which the cell is counted ([`Region::enter`]) until it is
+    /// freed.
+    region: &'static Region,
     /// The bitmap word of the cell's page.
     used: &'static AtomicU64,
     cell: &'static Cell,
@@ -493,8 +534,9 @@ impl StatusSlot {
     /// rest of its life (or until [`uninstall_current`]). Called once, in the child, right
     /// after it was created and before the target runs.
     ///
-    /// The slot's memory is kept until the process ends: a pool cell is already (its region
-    /// is never unmapped); a segment is leaked, one page in a child.
+    /// The slot's memory is kept until the process ends: a cell of the fork pool is already
+    /// (its anonymous region is never unmapped, and the record dropped here leaves the cell
+    /// taken and counted in it); a segment is leaked, one page in a child.
     ///
     /// A forked child's slot also carries the pidfd handoff from its parent `parent`, which
     /// [`wait_for_pidfd_handoff`] waits for.
@@ -599,6 +641,8 @@ impl Drop for PoolCell {
             && self.owner == crate::os::process::getpid()
         {
             self.used.fetch_and(!(1u64 << self.index), Ordering::AcqRel);
+            // The cell's last access to the region: from here it may be unmapped.
+            self.region.leave();
             // Written only when it lowers the hint (a write is a page fault while a child
             // shares the page).
             if self.pool.first_free.load(Ordering::Acquire) > self.page {
@@ -802,6 +846,93 @@ mod tests {
                 "a {what} memfd was mapped as status cells"
             );
         }
+    }
+
+    /// A retired fork-server region is unmapped per the parent's own count of taken cells,
+    /// not per the bitmap, which the memfd shares with the server: with the bitmap zeroed
+    /// through the memfd while a cell is held, `retire` leaves the region mapped (the held
+    /// cell stays writable), and a region with no cell taken is unmapped.
+    #[test]
+    fn retire_trusts_no_shared_memory() {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(1, true)));
+        let me = crate::os::process::getpid();
+        let held = pool.take(me).expect("a cell");
+        let region = pool.regions[0].get().expect("the region");
+        let fd = region.take_fd().expect("a memfd region");
+        let zeros = [0u8; crate::os::slot::PAGE_LEN];
+        let written = nix::sys::uio::pwrite(&fd, &zeros, 0).expect("pwrite the bitmap");
+        assert_eq!(written, zeros.len(), "the whole bitmap page written");
+        assert!(
+            region
+                .header()
+                .used
+                .iter()
+                .all(|w| w.load(Ordering::Acquire) == 0),
+            "the bitmap reads zero through the parent's mapping"
+        );
+        assert!(
+            pool.regions[0].retire().is_some(),
+            "retire unmapped a region whose cell is still held"
+        );
+        assert!(
+            mappings_in(region) > 0,
+            "the held cell's region is unmapped"
+        );
+        held.word().store(7, Ordering::Release);
+        assert_eq!(held.word().load(Ordering::Acquire), 7, "the held cell");
+        held.recycle_on_drop();
+        drop(held);
+        let other: &'static Pool = Box::leak(Box::new(Pool::new(1, true)));
+        let freed = other.take(me).expect("a cell");
+        freed.recycle_on_drop();
+        drop(freed);
+        let free_region = other.regions[0].get().expect("the region");
+        assert!(
+            other.regions[0].retire().is_none(),
+            "a region with no cell taken was left mapped"
+        );
+        assert_eq!(
+            mappings_in(free_region),
+            0,
+            "the retired region is still mapped"
+        );
+    }
+
+    /// A server's region retired while one of its cells is still taken is unmapped at a
+    /// later retirement once that cell is freed, not left mapped for good.
+    #[test]
+    fn retired_regions_are_retried() {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(1, true)));
+        let me = crate::os::process::getpid();
+        let held = pool.take(me).expect("a cell");
+        let first = pool.regions[0].get().expect("the first region");
+        pool.retire_served();
+        assert!(
+            mappings_in(first) > 0,
+            "a region with a cell held was unmapped"
+        );
+        let second_cell = pool.take(me).expect("a cell of the next region");
+        let second = pool.regions[0].get().expect("the second region");
+        assert_ne!(
+            first.span(),
+            second.span(),
+            "the next region is a new mapping"
+        );
+        second_cell.recycle_on_drop();
+        drop(second_cell);
+        held.recycle_on_drop();
+        drop(held);
+        pool.retire_served();
+        assert_eq!(
+            mappings_in(first),
+            0,
+            "the first region, with no cell taken, is still mapped after a retry"
+        );
+        assert_eq!(mappings_in(second), 0, "the second region is still mapped");
+        assert!(
+            pool.regions.iter().all(|place| place.get().is_none()),
+            "a place still holds a region"
+        );
     }
 
     #[test]

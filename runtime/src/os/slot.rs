@@ -21,18 +21,28 @@
 //!
 //! # Safety
 //!
-//! A region is an anonymous `MAP_SHARED` mapping of [`REGION_LEN`] bytes at an address the
-//! kernel picks (page-aligned, aliasing no Rust object), made only by
-//! [`PoolRegion::get_or_reserve`], and unmapped only before any page of it was handed out
-//! (when its header cannot be committed, or when it lost the race to be published); a published region is never unmapped, so a page of
-//! it is valid for `'static`. Its header page is made readable and writable before the
+//! A region is a `MAP_SHARED` mapping (anonymous, or of a sealed memfd) of [`REGION_LEN`]
+//! bytes at an address the kernel picks (page-aligned, aliasing no Rust object), made only by
+//! [`PoolRegion::get_or_reserve`]. It is unmapped before any page of it was handed out (when
+//! its header cannot be committed, or when it lost the race to be published), or, for a
+//! memfd region only, by [`PoolRegion::retire`] once no cell of it is taken and none can be
+//! any more. Every `&'static` reference into a published region's pages is held by the
+//! holder of a taken cell (a `children::status::PoolCell`), which counts itself in the
+//! region's private `taken` count (in the parent's own memory, never in the shared pages)
+//! before it reaches the pages and uncounts itself (`Release`) after its last access;
+//! `retire` first marks the region retired, so that no take counts itself in afterwards,
+//! then unmaps only if it reads the count zero (`Acquire`, `SeqCst` against the take's
+//! count-then-check). So a page is valid for as long as any reference to it exists, and an
+//! anonymous region, never retired, for `'static`. Its header page is made readable and writable before the
 //! [`Region`] exists. A [`Region`]'s `committed` count of pages of cells only grows, and is
 //! raised to `n` only after `mprotect` made pages `0..n` readable and writable (every page
 //! below the count read before that call was already, by the same rule), so every page below
 //! the count is accessible. A committed page is zero-filled at first, which is a valid
 //! [`SlotPage`] or [`RegionHeader`] (their fields are atomics), and shared access through
 //! `&SlotPage` and `&RegionHeader` is sound because every access is atomic. A [`Region`] is leaked when published in a
-//! [`PoolRegion`], so the reference a [`PoolRegion`] hands out is `'static` too.
+//! [`PoolRegion`] and never freed (not even when unmapped), so the reference a
+//! [`PoolRegion`] hands out is `'static` too, and reaching the pages through it checks that
+//! the region is not retired.
 //! [`ServedCells`] maps the pages of cells of such a memfd, sealed at [`REGION_LEN`] bytes
 //! (checked first), read-write and never unmapped: every page of it is valid for `'static`,
 //! and its cells, zero-filled at first and written only atomically, are valid [`Cell`]s.
@@ -157,9 +167,19 @@ pub(crate) struct Region {
     /// Whether [`PoolRegion::retire`] unmapped the region: no page of it may be reached
     /// any more.
     unmapped: AtomicBool,
+    /// Whether the region is a memfd's, the only kind [`PoolRegion::retire`] may unmap.
+    counted: bool,
+    /// For a memfd region: the cells taken, plus takes under way ([`Region::enter`]). In
+    /// the parent's own memory, so that nothing written through the memfd (page 0, the
+    /// bitmap, is in it) can make [`PoolRegion::retire`] unmap memory still referenced.
+    taken: AtomicUsize,
+    /// Whether [`PoolRegion::retire`] took the region out of use: no take enters it any
+    /// more.
+    retired: AtomicBool,
 }
 
-// SAFETY: the region is never unmapped and every access to its pages is atomic.
+// SAFETY: the region is unmapped only once no reference into its pages remains (see the
+// module's `# Safety`), and every access to its pages is atomic.
 unsafe impl Send for Region {}
 // SAFETY: as above.
 unsafe impl Sync for Region {}
@@ -240,9 +260,66 @@ impl Region {
             header,
             pages,
             committed: AtomicUsize::new(0),
+            counted: fd.is_some(),
             fd: Mutex::new(fd),
             unmapped: AtomicBool::new(false),
+            taken: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
         })
+    }
+
+    /// Starts a take from the region: counts it in, unless the region was retired
+    /// (`false`: take nothing from it). Each `true` is to be ended by [`Region::leave`],
+    /// after the last access to the pages (at once when no cell was claimed; when the
+    /// claimed cell is freed otherwise). An anonymous region is never retired and counts
+    /// nothing.
+    pub(crate) fn enter(&self) -> bool {
+        if !self.counted {
+            return true;
+        }
+        // `SeqCst` with `retire`'s store of `retired` and load of `taken`: either this
+        // sees the region retired, or `retire` sees the count.
+        self.taken.fetch_add(1, Ordering::SeqCst);
+        if self.retired.load(Ordering::SeqCst) {
+            self.taken.fetch_sub(1, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    /// Ends what [`Region::enter`] started: the caller reaches no page of the region any
+    /// more through what this take gave it.
+    pub(crate) fn leave(&self) {
+        if self.counted {
+            self.taken.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// Unmaps a retired memfd region if nothing is counted in it; whether it is unmapped
+    /// (now or before).
+    fn unmap_if_free(&self) -> bool {
+        if !self.counted || !self.retired.load(Ordering::SeqCst) {
+            return false;
+        }
+        if self.taken.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        if self
+            .unmapped
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return true;
+        }
+        // SAFETY: the region was mapped by `Region::reserve_memfd` with this length, once
+        // (the exchange above lets one caller here). Nothing is counted in it: every
+        // cell's holder uncounted itself after its last access (its `Release` pairs with
+        // the `SeqCst` load above), and no take counts itself in any more (`retired` was
+        // stored before the load; see `enter`). Every other way in (`header`,
+        // `page_or_commit`) checks `unmapped` first. An error leaves it mapped, nothing
+        // worse.
+        let _ = unsafe { munmap(self.header.cast(), REGION_LEN) };
+        true
     }
 
     /// The memfd of a region made by [`Region::reserve_memfd`], the first time it is asked
@@ -268,7 +345,8 @@ impl Region {
             "a retired region was reached"
         );
         // SAFETY: the header page is committed before the region exists, and the region is
-        // never unmapped (see the module's `# Safety`).
+        // not unmapped while a take is counted in it (see the module's `# Safety`); the
+        // caller entered it, or it is anonymous and never unmapped.
         unsafe { self.header.as_ref() }
     }
 
@@ -295,7 +373,8 @@ impl Region {
         debug_assert!(p < self.committed.load(Ordering::Acquire));
         // SAFETY: `p` is below the committed count (it was, or the count was just raised past
         // it, and it never falls), so the page is inside the region and readable and
-        // writable; the region is never unmapped (see the module's `# Safety`).
+        // writable; the region is not unmapped while the caller's take is counted in it
+        // (see the module's `# Safety`).
         Ok(unsafe { &*self.pages.as_ptr().add(p) })
     }
 
@@ -325,8 +404,8 @@ fn commit(start: NonNull<std::ffi::c_void>, len: usize) -> Result<()> {
     }
 }
 
-/// The place of one of the pool's regions: empty, or a region that lives for the rest of
-/// the process's life.
+/// The place of one of the pool's regions: empty, or a region whose record lives for the
+/// rest of the process's life (its memory until [`PoolRegion::retire`] unmaps it).
 #[derive(Debug)]
 pub(crate) struct PoolRegion(AtomicPtr<Region>);
 
@@ -339,8 +418,7 @@ impl PoolRegion {
     /// The region, if one was reserved here.
     pub(crate) fn get(&self) -> Option<&'static Region> {
         let region = self.0.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer here came from a leaked `Box` and its region is never
-        // unmapped (see the module's `# Safety`).
+        // SAFETY: a non-null pointer here came from a leaked `Box`, never freed.
         unsafe { region.as_ref() }
     }
 
@@ -366,7 +444,7 @@ impl PoolRegion {
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            // SAFETY: `fresh` is now stored here, so it is never freed or unmapped.
+            // SAFETY: `fresh` is now stored here, so it is never freed.
             Ok(_) => Ok(unsafe { &*fresh }),
             Err(other) => {
                 // SAFETY: `fresh` came from `Box::into_raw` above and was never shared.
@@ -376,7 +454,7 @@ impl PoolRegion {
                 // leaves address space reserved, nothing worse.
                 let _ = unsafe { munmap(fresh.header.cast(), REGION_LEN) };
                 // SAFETY: `other` is non-null (the exchange failed against null) and was
-                // stored here, so it lives for the rest of the process's life.
+                // stored here, so it is a leaked `Box`, never freed.
                 Ok(unsafe { &*other })
             }
         }
@@ -388,34 +466,51 @@ impl PoolRegion {
         self.0.store(std::ptr::null_mut(), Ordering::Release);
     }
 
-    /// Empties the place, and unmaps its region if no cell of it is taken (every bitmap
-    /// word zero); a region with a cell still taken stays mapped for the rest of the
-    /// process's life, as a forgotten one. Only for a region that hands out no cell after
-    /// this: the caller serialises this with every take from the place, and keeps no
-    /// reference to the region's pages (a stale [`Region`] only compares addresses:
-    /// [`Region::holds`]).
-    pub(crate) fn retire(&self) {
+    /// Empties the place and retires its region: no take enters it any more, and it is
+    /// unmapped now if no cell of it is taken, per its own count of taken cells
+    /// ([`Region::enter`], [`Region::leave`]), never per the bitmap, which is in memory the
+    /// memfd shares. Returns the region when it stays mapped (a cell of it is still taken). An anonymous region is left mapped for good.
+    pub(crate) fn retire(&self) -> Option<&'static Region> {
         let region = self.0.swap(std::ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: a non-null pointer here came from a leaked `Box`, never freed.
-        let Some(region) = (unsafe { region.as_ref() }) else {
+        let region = unsafe { region.as_ref() }?;
+        if !region.counted {
+            return None;
+        }
+        region.retired.store(true, Ordering::SeqCst);
+        (!region.unmap_if_free()).then_some(region)
+    }
+
+    /// Keeps `region`, retired by [`PoolRegion::retire`] and left mapped, in this place if
+    /// it is empty, for [`PoolRegion::retry`]; whether it did. A place that keeps such a
+    /// region is for that only: no take is ever made from it.
+    pub(crate) fn park(&self, region: &'static Region) -> bool {
+        self.0
+            .compare_exchange(
+                std::ptr::null_mut(),
+                std::ptr::from_ref(region).cast_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Unmaps the retired region parked here ([`PoolRegion::park`]) if no cell of it is
+    /// taken any more, and then empties the place.
+    pub(crate) fn retry(&self) {
+        let parked = self.0.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer here came from a leaked `Box`, never freed.
+        let Some(region) = (unsafe { parked.as_ref() }) else {
             return;
         };
-        let header = region.header();
-        if header
-            .used
-            .iter()
-            .any(|word| word.load(Ordering::Acquire) != 0)
-        {
-            return;
+        if region.unmap_if_free() {
+            let _ = self.0.compare_exchange(
+                parked,
+                std::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
-        region.unmapped.store(true, Ordering::Release);
-        // SAFETY: the region was mapped by `Region::reserve*` with this length. No cell of
-        // it is taken (every bit is clear, and clearing its bit is the last access a cell's
-        // holder makes to the region), none will be (the place no longer holds it, and the
-        // caller serialises takes with this call), and every other way in (`header`,
-        // `page_or_commit`) checks `unmapped` first. An error leaves it mapped, nothing
-        // worse.
-        let _ = unsafe { munmap(region.header.cast(), REGION_LEN) };
     }
 }
 

@@ -168,16 +168,54 @@ pub(crate) mod raw_pid {
 pub(crate) const CHILD_FIXED_FDS: usize = 2;
 
 /// Sends one message: the header with `fds` attached, then the payload.
+///
+/// # Errors
+///
+/// As [`send_or_nothing`], without saying whether anything was sent.
 pub(crate) fn send(
     sock: BorrowedFd<'_>,
     kind: Kind,
     payload: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> Result<()> {
+    send_or_nothing(sock, kind, payload, fds).map_err(|unsent| unsent.error)
+}
+
+/// Why [`send_or_nothing`] failed, and whether no byte of the message was sent.
+#[derive(Debug)]
+pub(crate) struct SendFailed {
+    pub(crate) error: Error,
+    /// Nothing reached the socket: the message was refused before it was sent, or the first
+    /// `sendmsg` failed (a stream socket's `sendmsg` that fails sends nothing), so the peer
+    /// will read nothing of it.
+    pub(crate) nothing_sent: bool,
+}
+
+/// As [`send`], saying on failure whether nothing was sent.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] (too many fds) and [`Error::FrameTooLarge`] before anything
+/// is sent; [`Error::Disconnected`] when the peer is gone; `Error::Os { call: "sendmsg", ..
+/// }` when the first call fails, `Error::Os { call: "write", .. }` when a later one does.
+pub(crate) fn send_or_nothing(
+    sock: BorrowedFd<'_>,
+    kind: Kind,
+    payload: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::result::Result<(), SendFailed> {
+    let nothing = |error| SendFailed {
+        error,
+        nothing_sent: true,
+    };
+    let partly = |error| SendFailed {
+        error,
+        nothing_sent: false,
+    };
     if fds.len() > MAX_FDS + CHILD_FIXED_FDS {
-        return Err(Error::InvalidArgument(
+        return Err(nothing(Error::InvalidArgument(
             "too many fds for one bootstrap message",
-        ));
+        )));
     }
     let len = u32::try_from(payload.len())
         .ok()
@@ -185,7 +223,8 @@ pub(crate) fn send(
         .ok_or(Error::FrameTooLarge {
             len: payload.len() as u64,
             max: u64::from(MAX_PAYLOAD),
-        })?;
+        })
+        .map_err(nothing)?;
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -199,10 +238,10 @@ pub(crate) fn send(
     let iov = [IoSlice::new(&header), IoSlice::new(payload)];
     let sent = loop {
         match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(0) => return Err(Error::Disconnected),
+            Ok(0) => return Err(nothing(Error::Disconnected)),
             Ok(n) => break n,
             Err(Errno::EINTR) => continue,
-            Err(errno) => return Err(Error::os("sendmsg", errno)),
+            Err(errno) => return Err(nothing(Error::os("sendmsg", errno))),
         }
     };
     // A blocking stream socket sends less only when a signal interrupts a long payload.
@@ -214,12 +253,12 @@ pub(crate) fn send(
             &payload[rest.1..]
         };
         match nix::sys::socket::send(sock.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
-            Ok(0) => return Err(Error::Disconnected),
+            Ok(0) => return Err(partly(Error::Disconnected)),
             Ok(n) if rest.0 < HEADER_LEN => rest.0 += n,
             Ok(n) => rest.1 += n,
             Err(Errno::EINTR) => continue,
-            Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(Error::Disconnected),
-            Err(errno) => return Err(Error::os("write", errno)),
+            Err(Errno::EPIPE | Errno::ECONNRESET) => return Err(partly(Error::Disconnected)),
+            Err(errno) => return Err(partly(Error::os("write", errno))),
         }
     }
     Ok(())
@@ -295,6 +334,49 @@ mod tests {
 
     use super::raw_pid;
     use crate::pid::Pid;
+
+    /// A send refused before anything was sent, or whose first `sendmsg` failed, says that
+    /// nothing was sent; a message that went says nothing.
+    #[test]
+    fn a_failed_send_says_whether_nothing_was_sent() {
+        use std::os::fd::AsFd;
+
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+        use super::{CHILD_FIXED_FDS, Error, Kind, MAX_FDS, send_or_nothing};
+
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair");
+        let too_many = vec![ours.as_fd(); MAX_FDS + CHILD_FIXED_FDS + 1];
+        match send_or_nothing(ours.as_fd(), Kind::Child, b"x", &too_many) {
+            Err(failed) => assert!(
+                failed.nothing_sent && matches!(failed.error, Error::InvalidArgument(_)),
+                "too many fds: expected InvalidArgument with nothing sent, got {failed:?}"
+            ),
+            Ok(()) => panic!("a message with too many fds was sent"),
+        }
+        send_or_nothing(ours.as_fd(), Kind::Child, b"x", &[]).expect("a message to a peer");
+        drop(theirs);
+        match send_or_nothing(ours.as_fd(), Kind::Child, b"x", &[]) {
+            Err(failed) => assert!(
+                failed.nothing_sent
+                    && matches!(
+                        failed.error,
+                        Error::Os {
+                            call: "sendmsg",
+                            ..
+                        }
+                    ),
+                "a closed peer: expected a sendmsg error with nothing sent, got {failed:?}"
+            ),
+            Ok(()) => panic!("a message was sent to a closed peer"),
+        }
+    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Typed(#[serde(with = "raw_pid")] Pid);

@@ -47,8 +47,12 @@ struct Server {
 #[derive(Debug)]
 struct Refused {
     error: Error,
-    /// The server surely forked no child for the request: it refused it, or it was never
-    /// sent.
+    /// The server surely forked no child for the request: the request was never sent (or
+    /// nothing of it was), or the server refused it with a well-formed [`Reply::Failed`].
+    /// Unless the error is [`Error::ForkServerDied`], the request socket is then in step
+    /// (the next reply read is the next request's). Otherwise the server may have forked a
+    /// child, and part of its reply may still be queued (or still to come) on the socket:
+    /// the server is of no further use.
     no_child: bool,
 }
 
@@ -124,21 +128,36 @@ impl Server {
         payload: &[u8],
         fds: &[BorrowedFd<'_>],
     ) -> std::result::Result<(Pid, OwnedFd), Refused> {
-        match wire::send(self.sock.as_fd(), Kind::Child, payload, fds) {
+        match wire::send_or_nothing(self.sock.as_fd(), Kind::Child, payload, fds) {
             Ok(()) => {}
-            // Refused before anything was sent.
-            Err(error @ (Error::InvalidArgument(_) | Error::FrameTooLarge { .. })) => {
+            Err(wire::SendFailed {
+                error:
+                    Error::Disconnected
+                    | Error::Os {
+                        errno: Errno::EPIPE | Errno::ECONNRESET,
+                        ..
+                    },
+                nothing_sent,
+            }) => {
+                // The server is gone; if nothing of the request reached it, no child.
+                return Err(Refused {
+                    error: Error::ForkServerDied,
+                    no_child: nothing_sent,
+                });
+            }
+            // Nothing of the request reached the server (refused before it was sent, or
+            // the first `sendmsg` failed: `ENOBUFS`, `ENOMEM`, `ETOOMANYREFS`): no child,
+            // and the socket is still in step.
+            Err(wire::SendFailed {
+                error,
+                nothing_sent: true,
+            }) => {
                 return Err(Refused {
                     error,
                     no_child: true,
                 });
             }
-            Err(Error::Disconnected) => return Err(Refused::maybe_forked(Error::ForkServerDied)),
-            Err(Error::Os {
-                errno: Errno::EPIPE | Errno::ECONNRESET,
-                ..
-            }) => return Err(Refused::maybe_forked(Error::ForkServerDied)),
-            Err(error) => return Err(Refused::maybe_forked(error)),
+            Err(wire::SendFailed { error, .. }) => return Err(Refused::maybe_forked(error)),
         }
         self.reply()
             .map_err(Refused::maybe_forked)?
@@ -245,11 +264,15 @@ impl Launcher for ForkServerLauncher {
                     slot.recycle_on_drop();
                 }
                 // Otherwise the cell stays taken: a child the server forked before it died
-                // (or before its reply went wrong) may still write to it.
-                if let Error::ForkServerDied = refused.error {
-                    running.reap_dead();
-                } else {
+                // (or before its reply went wrong) may still write to it. And the server is
+                // killed and forgotten as a dead one: a reply not read whole (a `poll` or
+                // `recvmsg` error, fds truncated at `RLIMIT_NOFILE`, a malformed one) would
+                // leave bytes on the socket that the next request would read as its reply,
+                // and name another request's child with its pid.
+                if refused.no_child && !matches!(refused.error, Error::ForkServerDied) {
                     *guard = Some(running);
+                } else {
+                    running.reap_dead();
                 }
                 return Err(refused.error);
             }
