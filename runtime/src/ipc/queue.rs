@@ -3,9 +3,9 @@
 //! One sealed memfd segment holds a robust mutex, a header, a few futex words and a byte
 //! ring of fixed capacity. Each item is a frame: a 16-byte header (payload length, CRC-32 of
 //! length and sequence number, sequence number) and the postcard payload, padded to 8 bytes;
-//! frames may wrap around the end of the ring. A put into a drained ring goes back to the
-//! ring's first byte, behind a skip mark, so a queue that keeps up reuses the pages it has
-//! touched (decision 0026). Items are encoded straight into the ring and decoded where they
+//! frames may wrap around the end of the ring. A put into a drained ring whose write
+//! position is past half the ring goes back to the ring's first byte, behind a skip mark, so
+//! a queue that keeps up reuses the pages it has touched (decision 0026). Items are encoded straight into the ring and decoded where they
 //! lie.
 //!
 //! Crash consistency, the reason for the layout:
@@ -397,13 +397,21 @@ impl Ring {
     }
 
     /// The bytes a put of a frame of `need` bytes skips to start at the ring's first byte:
-    /// only when the ring is empty (`head == tail`), the write position is not already there,
-    /// and the frame fits before it, so that a drained queue goes back to pages it has
-    /// touched (decision 0026); else 0.
+    /// only when the ring is empty (`head == tail`), the write position is at least half the
+    /// capacity into the ring, and the frame fits before it, so that a drained queue goes
+    /// back to pages it has touched (decision 0026); else 0.
+    ///
+    /// The half-capacity rule bounds the offsets: a skip wastes `capacity - into <= into`
+    /// bytes, and the `into` bytes before it in this lap were all frames (a lap begins at
+    /// its first byte, and a skip mark ends its lap), so the tail grows at most twice as fast
+    /// as the bytes of frames written, and the `u64` offsets overflow only after about 2^63
+    /// bytes written, centuries at any speed. Skipping from any position would burn a whole
+    /// lap per put of a drained ring: 2^24 puts with a 1 TiB ring.
     fn skip_for(&self, head: u64, tail: u64, need: usize) -> u64 {
-        let into = tail % self.capacity as u64;
-        if head == tail && into != 0 && need as u64 <= into {
-            self.capacity as u64 - into
+        let cap = self.capacity as u64;
+        let into = tail % cap;
+        if head == tail && into >= cap / 2 && need as u64 <= into {
+            cap - into
         } else {
             0
         }
@@ -1181,12 +1189,13 @@ mod tests {
         let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
         let ring = &q.ring;
         for round in 0..20u8 {
-            q.put(&vec![round; 300])?;
+            q.put(&vec![round; 2100])?;
             // The first put of a drained ring lands at the ring's first byte, after a skip
-            // mark from the old write position (none the first time).
+            // mark from the old write position (none the first time), which is past half the
+            // ring.
             let tail = load(&ring.header().tail);
-            assert_eq!(tail % 4096, frame_len(302) as u64, "round {round}");
-            assert_eq!(q.get()?, vec![round; 300]);
+            assert_eq!(tail % 4096, frame_len(2102) as u64, "round {round}");
+            assert_eq!(q.get()?, vec![round; 2100]);
         }
         // A ring that is not empty keeps going where it is, and so does a drained ring whose
         // next frame would not fit before the old position.
@@ -1210,6 +1219,41 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn a_drained_ring_skips_only_past_half_its_capacity() -> Result<()> {
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let ring = &q.ring;
+        // Below half the ring: a drained ring keeps its write position, so a lap of offsets
+        // is never spent on a few bytes.
+        q.put(&vec![1; 1000])?;
+        assert_eq!(q.get()?, vec![1; 1000]);
+        let below = write_position(ring);
+        assert!(below < 2048, "{below}");
+        q.put(&vec![2; 10])?;
+        assert_eq!(write_position(ring), below + frame_len(11) as u64, "no skip");
+        assert_eq!(q.get()?, vec![2; 10]);
+        // At or past half: the next put skips to the ring's first byte.
+        q.put(&vec![3; 1200])?;
+        assert_eq!(q.get()?, vec![3; 1200]);
+        let lap = load(&ring.header().tail) / 4096;
+        assert!(write_position(ring) >= 2048, "{}", write_position(ring));
+        q.put(&vec![4; 10])?;
+        assert_eq!(load(&ring.header().tail), (lap + 1) * 4096 + frame_len(11) as u64);
+        assert_eq!(q.get()?, vec![4; 10]);
+        // Offsets grow at most twice as fast as the frames written.
+        let start = load(&ring.header().tail);
+        let mut written = 0u64;
+        for round in 0..200usize {
+            let item = vec![5u8; (round * 37) % 1500];
+            q.put(&item)?;
+            written += frame_len(postcard::to_stdvec(&item).expect("encode").len()) as u64;
+            assert_eq!(q.get()?, item);
+        }
+        let grown = load(&ring.header().tail) - start;
+        assert!(grown <= 2 * written + 4096, "grew {grown} for {written} written");
+        Ok(())
+    }
+
     /// Drains `q` after a process died holding the mutex (simulated: `recover` runs as the
     /// next locker's `EOWNERDEAD` would), checking the counters it rebuilt.
     fn recover_and_drain(q: &Queue<Vec<u8>>, count: u64, put_seq: u64) -> Result<Vec<Vec<u8>>> {
@@ -1226,10 +1270,10 @@ mod tests {
         Ok(items)
     }
 
-    /// A drained ring whose write position is past 1 KiB, and the tail there.
+    /// A drained ring whose write position is past half the ring, and the tail there.
     fn drained(q: &Queue<Vec<u8>>) -> Result<u64> {
-        q.put(&vec![9; 1200])?;
-        assert_eq!(q.get()?, vec![9; 1200]);
+        q.put(&vec![9; 2200])?;
+        assert_eq!(q.get()?, vec![9; 2200]);
         Ok(load(&q.ring.header().tail))
     }
 
