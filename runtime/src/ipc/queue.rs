@@ -16,9 +16,10 @@
 //! - `put` returns only after the tail store: a returned `put` means the item is in shared
 //!   memory, and the producer may exit or die at once without losing it (T25, T26). There is
 //!   no feeder thread, so a child never blocks at exit on unread data.
-//! - `get` decodes the payload, then consumes the frame with one store of the head. A
-//!   consumer killed before that store leaves the item for the next consumer (redelivered);
-//!   killed after it, the item counts as delivered to the dead consumer and is lost (T24).
+//! - `get` consumes the frame with one store of the head, then decodes the payload before
+//!   releasing the mutex (no writer reuses the bytes until then). A consumer killed before
+//!   that store leaves the item for the next consumer (redelivered); killed after it (while
+//!   decoding, too), the item counts as delivered to the dead consumer and is lost (T24).
 //! - The counters derived from those stores (item count, published sequence) may be stale
 //!   after a death; the next process to take the robust mutex gets `EOWNERDEAD` and rebuilds
 //!   them by walking and checking the frames between head and tail.
@@ -170,6 +171,21 @@ impl Drop for Held<'_> {
     fn drop(&mut self) {
         // Only on an early return; `leave` reports the error a drop must swallow.
         let _ = self.ring.mutex().unlock();
+    }
+}
+
+/// Wakes every sleeper on `word` when dropped, if `wake`: declared before a [`Held`], it runs
+/// after the unlock, on a normal return and on unwinding alike.
+struct WakeOnDrop<'r> {
+    word: &'r AtomicU32,
+    wake: bool,
+}
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.wake {
+            futex::wake_all(self.word);
+        }
     }
 }
 
@@ -513,6 +529,11 @@ impl Ring {
     /// Takes the oldest item, waiting until `deadline`, and hands its encoded bytes to
     /// `decode` where they lie in the ring (copied out first only when they wrap around its
     /// end).
+    ///
+    /// The item is consumed (the head store) before `decode` runs, still under the mutex: no
+    /// writer can reuse the freed bytes before the unlock, and a `decode` that panics (or a
+    /// consumer that dies while decoding) has consumed the item, as one that fails does,
+    /// instead of leaving it at the head for every later get to trip over.
     fn get_with<R>(&self, timeout: Option<Duration>, decode: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.check_open()?;
         let deadline = Deadline::after(timeout);
@@ -530,36 +551,34 @@ impl Ring {
                 BlockedOn::Recv,
             )?;
         }
-        let (out, wake) = self.take_head(decode);
+        let (taken, wake) = self.take_head();
+        // Declared before the guard below, so dropped after it: the wake follows the unlock
+        // on every path, a panicking `decode` included.
+        let _wake = WakeOnDrop {
+            word: &self.header().not_full,
+            wake,
+        };
+        let held = held;
+        let out = taken.map(|(start, len)| self.decode_at(&held, start, len, decode));
         let left = held.leave();
-        if wake {
-            futex::wake_all(&self.header().not_full);
-        }
         let decoded = out?;
         left?;
         Ok(decoded)
     }
 
-    /// Decodes and consumes the item at the head; the caller holds the mutex and the ring is
-    /// not empty. Also says whether a putter sleeps on `not_full`, to be woken once the mutex
-    /// is released.
-    fn take_head<R>(&self, decode: impl FnOnce(&[u8]) -> R) -> (Result<R>, bool) {
+    /// Consumes the item at the head and says where its frame starts and its payload's
+    /// length; the caller holds the mutex and the ring is not empty, and decodes the payload
+    /// before releasing the mutex. Also says whether a putter sleeps on `not_full`, to be
+    /// woken once the mutex is released.
+    fn take_head(&self) -> (Result<(u64, usize)>, bool) {
         let head = load(&self.header().head);
         let tail = load(&self.header().tail);
         match self.item_at(head, tail) {
             Ok((start, len, _seq)) => {
-                let cap = self.capacity as u64;
-                let at = (start + FRAME_HEADER as u64) % cap;
-                let decoded = if at + len as u64 <= cap {
-                    self.seg.with_bytes(at as usize, len, decode)
-                } else {
-                    decode(&self.copy_out_vec(start + FRAME_HEADER as u64, len))
-                };
                 if crate::planted::active("queue-get-leaves-item") {
                     // Planted: the item is decoded but stays at the head (a duplicate).
-                    return (Ok(decoded), false);
+                    return (Ok((start, len)), false);
                 }
-
                 // The commit point: one store consumes the skip mark, if any, and the frame,
                 // which lay before the tail.
                 let new_head = start + frame_len(len) as u64;
@@ -570,7 +589,7 @@ impl Ring {
                     load(&self.header().count).saturating_sub(1),
                 );
                 let wake = Ring::bump(&self.header().not_full, &self.header().full_waiters);
-                (Ok(decoded), wake)
+                (Ok((start, len)), wake)
             }
             Err(e) => {
                 // Unparseable data cannot be skipped frame by frame: drop it all, keep the
@@ -580,6 +599,25 @@ impl Ring {
                 let wake = Ring::bump(&self.header().not_full, &self.header().full_waiters);
                 (Err(e), wake)
             }
+        }
+    }
+
+    /// Hands the `len` payload bytes of the frame at `start`, consumed under the mutex that
+    /// `_held` proves held, to `decode`: in place, or copied out when they wrap around the
+    /// ring's end.
+    fn decode_at<R>(
+        &self,
+        _held: &Held<'_>,
+        start: u64,
+        len: usize,
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        let cap = self.capacity as u64;
+        let at = (start + FRAME_HEADER as u64) % cap;
+        if at + len as u64 <= cap {
+            self.seg.with_bytes(at as usize, len, decode)
+        } else {
+            decode(&self.copy_out_vec(start + FRAME_HEADER as u64, len))
         }
     }
 
@@ -737,9 +775,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::Decode`] when the item is not a `T` (the item is consumed);
     /// [`Error::Malformed`] when a frame header in the shared data failed its check (what
-    /// is left is dropped); a panic of `T`'s `Deserialize` leaves the item in the queue;
-    /// [`Error::ParentDied`] when this wait runs in a child and outlives the parent (decision
-    /// 0018; CPython waits forever).
+    /// is left is dropped); [`Error::ParentDied`] when this wait runs in a child and outlives
+    /// the parent (decision 0018; CPython waits forever).
+    ///
+    /// # Panics
+    ///
+    /// When `T`'s `Deserialize` panics; the item is consumed then too (as with
+    /// [`Error::Decode`]), and the queue stays usable. `Deserialize` runs under the queue's
+    /// cross-process mutex, after the item was taken off the ring.
     pub fn get(&self) -> Result<T> {
         self.get_timeout(None)
     }
@@ -1131,6 +1174,33 @@ mod tests {
         let raw = Queue::<Vec<u8>>::from_fd(q.as_fd().try_clone_to_owned().expect("dup"))?;
         raw.put(&vec![0xFF; 20])?;
         assert!(matches!(q.get(), Err(Error::Decode(_))));
+        assert!(q.empty());
+        Ok(())
+    }
+
+    /// An item whose `Deserialize` panics on the value 1.
+    #[derive(Debug, PartialEq, Serialize)]
+    struct PanicsOnOne(u32);
+
+    impl<'de> serde::Deserialize<'de> for PanicsOnOne {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            let value = u32::deserialize(d)?;
+            assert_ne!(value, 1, "planted panic in Deserialize");
+            Ok(PanicsOnOne(value))
+        }
+    }
+
+    #[test]
+    fn a_panicking_deserialize_consumes_its_item() -> Result<()> {
+        let q = Queue::<PanicsOnOne>::with_capacity(0, 4096)?;
+        q.put(&PanicsOnOne(1))?;
+        q.put(&PanicsOnOne(2))?;
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.get()));
+        assert!(got.is_err(), "the get of 1 panics, got {got:?}");
+        assert_eq!(q.qsize(), 1, "the panicking get consumed its item");
+        // The mutex was released on unwinding and the next get sees the next item.
+        assert_eq!(q.get_nowait()?, PanicsOnOne(2));
+        assert_eq!(q.qsize(), 0);
         assert!(q.empty());
         Ok(())
     }
