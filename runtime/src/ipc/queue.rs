@@ -603,11 +603,11 @@ impl Ring {
     }
 
     /// Hands the `len` payload bytes of the frame at `start`, consumed under the mutex that
-    /// `_held` proves held, to `decode`: in place, or copied out when they wrap around the
-    /// ring's end.
+    /// `held` proves held, to `decode`: in place (the mutex is the view's witness), or copied
+    /// out when they wrap around the ring's end.
     fn decode_at<R>(
         &self,
-        _held: &Held<'_>,
+        held: &Held<'_>,
         start: u64,
         len: usize,
         decode: impl FnOnce(&[u8]) -> R,
@@ -615,7 +615,7 @@ impl Ring {
         let cap = self.capacity as u64;
         let at = (start + FRAME_HEADER as u64) % cap;
         if at + len as u64 <= cap {
-            self.seg.with_bytes(at as usize, len, decode)
+            self.seg.with_bytes(held.ring.mutex(), at as usize, len, decode)
         } else {
             decode(&self.copy_out_vec(start + FRAME_HEADER as u64, len))
         }
@@ -1202,6 +1202,25 @@ mod tests {
         assert_eq!(q.get_nowait()?, PanicsOnOne(2));
         assert_eq!(q.qsize(), 0);
         assert!(q.empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_shared_view_needs_the_rings_own_mutex_held() -> Result<()> {
+        let q = Queue::<u8>::with_capacity(0, 64)?;
+        let other = Queue::<u8>::with_capacity(0, 64)?;
+        let view = |lock: &RawMutex| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                q.ring.seg.with_bytes(lock, 0, 8, <[u8]>::len)
+            }))
+        };
+        assert!(view(q.ring.mutex()).is_err(), "a view without the lock");
+        let held_other = other.ring.enter(BlockedOn::Recv)?;
+        assert!(view(other.ring.mutex()).is_err(), "another ring's mutex");
+        held_other.leave()?;
+        let held = q.ring.enter(BlockedOn::Recv)?;
+        assert_eq!(view(q.ring.mutex()).ok(), Some(8), "a view under the lock");
+        held.leave()?;
         Ok(())
     }
 
