@@ -41,10 +41,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::children::parent_watch;
+use crate::children::parent_watch::{self, PARENT_SLICE};
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::os::futex;
+use crate::os::futex::{self, Wake};
 use crate::os::layout::QueueHeader;
 use crate::os::pthread_mutex::{Acquire, RawMutex};
 use crate::os::shm::Segment;
@@ -383,6 +383,13 @@ impl Ring {
     /// Sleeps on futex word `word` (sampled under the mutex) until woken or `deadline`,
     /// then re-enters the mutex: `held` is given up for the sleep, and a new guard comes
     /// back with `Ok`; with `Err` the mutex is not held.
+    ///
+    /// The sleep is cut into slices of at most [`PARENT_SLICE`] in every process, each
+    /// re-waiting on the value sampled under the mutex: a waker killed between its unlock
+    /// and its `FUTEX_WAKE` has already bumped the word, so the next slice returns at once
+    /// and the caller re-checks its condition under the mutex. A missed wake costs at most a
+    /// slice. In a child whose untimed wait watches its parent, a slice that ends with the
+    /// parent gone is [`Error::ParentDied`], as in [`parent_watch::futex_wait`].
     fn sleep<'r>(
         &'r self,
         held: Held<'r>,
@@ -395,7 +402,16 @@ impl Ring {
         waiters.fetch_add(1, Ordering::SeqCst);
         let res = held.leave().and_then(|()| {
             let _blocked = blocked(on);
-            parent_watch::futex_wait(word, seq, deadline)
+            loop {
+                match futex::wait(word, seq, &deadline.capped(PARENT_SLICE))? {
+                    Wake::Retry => return Ok(()),
+                    Wake::TimedOut if deadline.expired() => return Ok(()),
+                    Wake::TimedOut if parent_watch::parent_died(deadline) => {
+                        return Err(Error::ParentDied);
+                    }
+                    Wake::TimedOut => {}
+                }
+            }
         });
         waiters.fetch_sub(1, Ordering::SeqCst);
         match res {
@@ -1221,6 +1237,40 @@ mod tests {
         let held = q.ring.enter(BlockedOn::Recv)?;
         assert_eq!(view(q.ring.mutex()).ok(), Some(8), "a view under the lock");
         held.leave()?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_wake_lost_with_its_waker_costs_a_sleeper_at_most_a_slice() -> Result<()> {
+        let q = Queue::<u32>::with_capacity(0, 4096)?;
+        let waiters = &q.ring.header().empty_waiters;
+        std::thread::scope(|s| -> Result<()> {
+            let (sent, got) = std::sync::mpsc::channel();
+            let getter = &q;
+            s.spawn(move || sent.send(getter.get()));
+            // The bound of an event that should happen at once (`AT_ONCE` in the testkit).
+            let bound = Duration::from_secs(10);
+            let asleep = Deadline::after(Some(bound));
+            while waiters.load(Ordering::SeqCst) == 0 {
+                assert!(!asleep.expired(), "the getter did not go to sleep within {bound:?}");
+                std::thread::yield_now();
+            }
+            // As a putter killed between its unlock and its wake leaves it: the word bumped,
+            // no `FUTEX_WAKE` (the put sees no sleeper and makes none).
+            waiters.fetch_sub(1, Ordering::SeqCst);
+            q.put(&7)?;
+            waiters.fetch_add(1, Ordering::SeqCst);
+            match got.recv_timeout(bound) {
+                Ok(item) => assert_eq!(item?, 7),
+                Err(e) => {
+                    // Wake it, so that the scope can join it, and report.
+                    futex::wake_all(&q.ring.header().not_empty);
+                    panic!("the sleeper got no item within {bound:?} of a lost wake: {e}");
+                }
+            }
+            Ok(())
+        })?;
+        assert!(q.empty());
         Ok(())
     }
 
