@@ -742,12 +742,21 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// When it returns `Ok`, the item is in shared memory: it survives the death of this
     /// process.
     ///
+    /// `T`'s `Serialize` runs twice per item: once to size it, before the lock, and once to
+    /// write it straight into the ring, under the queue's cross-process mutex (decision
+    /// 0026). So the second run must produce the same bytes (else [`Error::Encode`]), should
+    /// be quick (a slow one stalls every producer and consumer of the queue, in every
+    /// process), must not take a lock that another thread may hold while it waits for this
+    /// queue (a lock-order deadlock), and must not use this queue: a `put` or `get` from
+    /// inside it is [`Error::WouldDeadlock`].
+    ///
     /// # Errors
     ///
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::FrameTooLarge`] when the item can never fit (CPython queues any size;
-    /// decision 0004); [`Error::Encode`]; [`Error::ParentDied`] when this wait runs in a
-    /// child and outlives the parent (decision 0018; CPython waits forever).
+    /// decision 0004); [`Error::Encode`] when `Serialize` fails or writes other bytes than it
+    /// measured; [`Error::ParentDied`] when this wait runs in a child and outlives the parent
+    /// (decision 0018; CPython waits forever).
     pub fn put(&self, item: &T) -> Result<()> {
         self.put_timeout(item, None)
     }
@@ -1271,6 +1280,52 @@ mod tests {
             Ok(())
         })?;
         assert!(q.empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_put_from_inside_serialize_is_would_deadlock() -> Result<()> {
+        /// Puts into `queue` from its second serialisation (the one under the lock) and
+        /// keeps what that put returned.
+        struct Reenters<'q> {
+            queue: &'q Queue<u8>,
+            runs: std::cell::Cell<u32>,
+            inner: std::cell::RefCell<Option<Result<()>>>,
+        }
+        impl Serialize for Reenters<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                self.runs.set(self.runs.get() + 1);
+                if self.runs.get() == 2 {
+                    *self.inner.borrow_mut() = Some(self.queue.put_nowait(&1));
+                }
+                s.serialize_u8(9)
+            }
+        }
+        let q = Queue::<u8>::with_capacity(0, 4096)?;
+        let item = Reenters {
+            queue: &q,
+            runs: std::cell::Cell::new(0),
+            inner: std::cell::RefCell::new(None),
+        };
+        let len = postcard::serialize_with_flavor(&item, postcard::ser_flavors::Size::default())
+            .expect("size");
+        let ring = &q.ring;
+        ring.put_with(len, None, |pos, end| {
+            postcard::serialize_with_flavor(&item, RingWriter { ring, pos, end })
+                .map(|_| ())
+                .map_err(Error::Encode)
+        })?;
+        assert_eq!(item.runs.get(), 2, "sized once, written once");
+        let inner = item.inner.borrow_mut().take();
+        assert!(
+            matches!(inner, Some(Err(Error::WouldDeadlock))),
+            "the put from inside: {inner:?}"
+        );
+        assert_eq!(q.get_nowait()?, 9);
+        assert!(q.empty(), "the inner put published nothing");
         Ok(())
     }
 
