@@ -1125,6 +1125,38 @@ mod tests {
     }
 
     #[test]
+    fn frames_that_wrap_around_the_rings_end_come_out_whole() -> Result<()> {
+        let mut header_split = false;
+        for first in 40..=150usize {
+            // A ring of 256 bytes that is never drained: item `c` starts where `a` and `b`
+            // left the tail, no skip applies, and its frame runs past the ring's end.
+            let q = Queue::<Vec<u8>>::with_capacity(0, 256)?;
+            let (a, b, c) = (vec![1u8; first], vec![2u8; 60], vec![3u8; 100]);
+            q.put(&a)?;
+            q.put(&b)?;
+            assert_eq!(q.get()?, a);
+            let start = load(&q.ring.header().tail);
+            let need = frame_len(postcard::to_stdvec(&c).expect("encode").len()) as u64;
+            q.put(&c)?;
+            assert_eq!(load(&q.ring.header().tail), start + need, "{first}: no skip");
+            assert!(
+                start % 256 + need > 256 && start < 256,
+                "{first}: the frame at {start} of {need} bytes does not wrap"
+            );
+            header_split |= start % 256 > 256 - FRAME_HEADER as u64;
+            // `b` decodes in place, `c` from the copy of its two pieces.
+            assert_eq!(q.get()?, b, "{first}");
+            assert_eq!(q.get()?, c, "{first}");
+            assert!(q.empty());
+            // And the ring goes on from there.
+            q.put(&a)?;
+            assert_eq!(q.get()?, a, "{first}");
+        }
+        assert!(header_split, "no frame header was split by the ring's end");
+        Ok(())
+    }
+
+    #[test]
     fn bounds_and_errors() -> Result<()> {
         let q = Queue::<Vec<u8>>::with_capacity(0, 128)?;
         assert!(matches!(
