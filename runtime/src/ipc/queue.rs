@@ -631,7 +631,8 @@ impl Ring {
         let cap = self.capacity as u64;
         let at = (start + FRAME_HEADER as u64) % cap;
         if at + len as u64 <= cap {
-            self.seg.with_bytes(held.ring.mutex(), at as usize, len, decode)
+            self.seg
+                .with_bytes(held.ring.mutex(), at as usize, len, decode)
         } else {
             decode(&self.copy_out_vec(start + FRAME_HEADER as u64, len))
         }
@@ -1138,7 +1139,11 @@ mod tests {
             let start = load(&q.ring.header().tail);
             let need = frame_len(postcard::to_stdvec(&c).expect("encode").len()) as u64;
             q.put(&c)?;
-            assert_eq!(load(&q.ring.header().tail), start + need, "{first}: no skip");
+            assert_eq!(
+                load(&q.ring.header().tail),
+                start + need,
+                "{first}: no skip"
+            );
             assert!(
                 start % 256 + need > 256 && start < 256,
                 "{first}: the frame at {start} of {need} bytes does not wrap"
@@ -1293,7 +1298,10 @@ mod tests {
             let bound = Duration::from_secs(10);
             let asleep = Deadline::after(Some(bound));
             while waiters.load(Ordering::SeqCst) == 0 {
-                assert!(!asleep.expired(), "the getter did not go to sleep within {bound:?}");
+                assert!(
+                    !asleep.expired(),
+                    "the getter did not go to sleep within {bound:?}"
+                );
                 std::thread::yield_now();
             }
             // As a putter killed between its unlock and its wake leaves it: the word bumped,
@@ -1456,7 +1464,11 @@ mod tests {
         let below = write_position(ring);
         assert!(below < 2048, "{below}");
         q.put(&vec![2; 10])?;
-        assert_eq!(write_position(ring), below + frame_len(11) as u64, "no skip");
+        assert_eq!(
+            write_position(ring),
+            below + frame_len(11) as u64,
+            "no skip"
+        );
         assert_eq!(q.get()?, vec![2; 10]);
         // At or past half: the next put skips to the ring's first byte.
         q.put(&vec![3; 1200])?;
@@ -1464,7 +1476,10 @@ mod tests {
         let lap = load(&ring.header().tail) / 4096;
         assert!(write_position(ring) >= 2048, "{}", write_position(ring));
         q.put(&vec![4; 10])?;
-        assert_eq!(load(&ring.header().tail), (lap + 1) * 4096 + frame_len(11) as u64);
+        assert_eq!(
+            load(&ring.header().tail),
+            (lap + 1) * 4096 + frame_len(11) as u64
+        );
         assert_eq!(q.get()?, vec![4; 10]);
         // Offsets grow at most twice as fast as the frames written.
         let start = load(&ring.header().tail);
@@ -1476,7 +1491,10 @@ mod tests {
             assert_eq!(q.get()?, item);
         }
         let grown = load(&ring.header().tail) - start;
-        assert!(grown <= 2 * written + 4096, "grew {grown} for {written} written");
+        assert!(
+            grown <= 2 * written + 4096,
+            "grew {grown} for {written} written"
+        );
         Ok(())
     }
 

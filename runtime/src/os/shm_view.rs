@@ -38,8 +38,7 @@ impl<H: Header> Segment<H> {
         let header = std::ptr::from_ref(self.header()).addr();
         let mutex = std::ptr::from_ref(lock).addr();
         assert!(
-            header <= mutex
-                && mutex + size_of::<RawMutex>() <= header + size_of::<H>(),
+            header <= mutex && mutex + size_of::<RawMutex>() <= header + size_of::<H>(),
             "the witness of a shared view is not the segment's own mutex"
         );
         assert!(
