@@ -195,8 +195,8 @@ pub enum Error {
         /// The maximum in force.
         max: u64,
     },
-    /// A frame or a shared structure failed its integrity check (torn header, bad checksum,
-    /// impossible length). A connection that reports this is poisoned.
+    /// A frame or a shared structure failed its integrity check (torn header, a header that
+    /// fails its check word, impossible length). A connection that reports this is poisoned.
     #[error("malformed data: {0}")]
     Malformed(&'static str),
     /// A complete frame did not decode as the requested type.

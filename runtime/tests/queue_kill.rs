@@ -69,11 +69,11 @@ fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), Failed> {
     }
 }
 
-/// Leaves the ring drained with its write position past the first 8 KiB, so the next put
+/// Leaves the ring drained with its write position past half the ring, so the next put
 /// skips to the ring's first byte.
 fn drain_past_start(queue: &Queue<Item>) -> Result<(), Failed> {
-    queue.put(&pattern(0, 9000))?;
-    ensure(queue.get()? == pattern(0, 9000), "item 0 intact")?;
+    queue.put(&pattern(0, 40_000))?;
+    ensure(queue.get()? == pattern(0, 40_000), "item 0 intact")?;
     ensure(queue.empty(), "the ring is drained")
 }
 

@@ -74,6 +74,12 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: &Deadline) -
     }
 }
 
+/// Whether a wait with `deadline` in this process watches a parent that is gone: for waits
+/// that sleep in their own slices and must end as [`futex_wait`] would.
+pub(crate) fn parent_died(deadline: &Deadline) -> bool {
+    watched(deadline).is_some_and(|parent| !parent_is_alive(parent))
+}
+
 /// [`os::poll::ready`] on one fd, which in a child without a deadline returns
 /// [`Error::ParentDied`] once the parent is gone and `fd` is still not ready.
 ///

@@ -3,9 +3,9 @@
 //! One sealed memfd segment holds a robust mutex, a header, a few futex words and a byte
 //! ring of fixed capacity. Each item is a frame: a 16-byte header (payload length, CRC-32 of
 //! length and sequence number, sequence number) and the postcard payload, padded to 8 bytes;
-//! frames may wrap around the end of the ring. A put into a drained ring goes back to the
-//! ring's first byte, behind a skip mark, so a queue that keeps up reuses the pages it has
-//! touched (decision 0026). Items are encoded straight into the ring and decoded where they
+//! frames may wrap around the end of the ring. A put into a drained ring whose write
+//! position is past half the ring goes back to the ring's first byte, behind a skip mark, so
+//! a queue that keeps up reuses the pages it has touched (decision 0026). Items are encoded straight into the ring and decoded where they
 //! lie.
 //!
 //! Crash consistency, the reason for the layout:
@@ -16,9 +16,10 @@
 //! - `put` returns only after the tail store: a returned `put` means the item is in shared
 //!   memory, and the producer may exit or die at once without losing it (T25, T26). There is
 //!   no feeder thread, so a child never blocks at exit on unread data.
-//! - `get` decodes the payload, then consumes the frame with one store of the head. A
-//!   consumer killed before that store leaves the item for the next consumer (redelivered);
-//!   killed after it, the item counts as delivered to the dead consumer and is lost (T24).
+//! - `get` consumes the frame with one store of the head, then decodes the payload before
+//!   releasing the mutex (no writer reuses the bytes until then). A consumer killed before
+//!   that store leaves the item for the next consumer (redelivered); killed after it (while
+//!   decoding, too), the item counts as delivered to the dead consumer and is lost (T24).
 //! - The counters derived from those stores (item count, published sequence) may be stale
 //!   after a death; the next process to take the robust mutex gets `EOWNERDEAD` and rebuilds
 //!   them by walking and checking the frames between head and tail.
@@ -40,10 +41,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::children::parent_watch;
+use crate::children::parent_watch::{self, PARENT_SLICE};
 use crate::children::status::{BlockedOn, blocked};
 use crate::error::{Error, Result};
-use crate::os::futex;
+use crate::os::futex::{self, Wake};
 use crate::os::layout::QueueHeader;
 use crate::os::pthread_mutex::{Acquire, RawMutex};
 use crate::os::shm::Segment;
@@ -170,6 +171,21 @@ impl Drop for Held<'_> {
     fn drop(&mut self) {
         // Only on an early return; `leave` reports the error a drop must swallow.
         let _ = self.ring.mutex().unlock();
+    }
+}
+
+/// Wakes every sleeper on `word` when dropped, if `wake`: declared before a [`Held`], it runs
+/// after the unlock, on a normal return and on unwinding alike.
+struct WakeOnDrop<'r> {
+    word: &'r AtomicU32,
+    wake: bool,
+}
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.wake {
+            futex::wake_all(self.word);
+        }
     }
 }
 
@@ -367,6 +383,13 @@ impl Ring {
     /// Sleeps on futex word `word` (sampled under the mutex) until woken or `deadline`,
     /// then re-enters the mutex: `held` is given up for the sleep, and a new guard comes
     /// back with `Ok`; with `Err` the mutex is not held.
+    ///
+    /// The sleep is cut into slices of at most [`PARENT_SLICE`] in every process, each
+    /// re-waiting on the value sampled under the mutex: a waker killed between its unlock
+    /// and its `FUTEX_WAKE` has already bumped the word, so the next slice returns at once
+    /// and the caller re-checks its condition under the mutex. A missed wake costs at most a
+    /// slice. In a child whose untimed wait watches its parent, a slice that ends with the
+    /// parent gone is [`Error::ParentDied`], as in [`parent_watch::futex_wait`].
     fn sleep<'r>(
         &'r self,
         held: Held<'r>,
@@ -379,7 +402,16 @@ impl Ring {
         waiters.fetch_add(1, Ordering::SeqCst);
         let res = held.leave().and_then(|()| {
             let _blocked = blocked(on);
-            parent_watch::futex_wait(word, seq, deadline)
+            loop {
+                match futex::wait(word, seq, &deadline.capped(PARENT_SLICE))? {
+                    Wake::Retry => return Ok(()),
+                    Wake::TimedOut if deadline.expired() => return Ok(()),
+                    Wake::TimedOut if parent_watch::parent_died(deadline) => {
+                        return Err(Error::ParentDied);
+                    }
+                    Wake::TimedOut => {}
+                }
+            }
         });
         waiters.fetch_sub(1, Ordering::SeqCst);
         match res {
@@ -397,13 +429,21 @@ impl Ring {
     }
 
     /// The bytes a put of a frame of `need` bytes skips to start at the ring's first byte:
-    /// only when the ring is empty (`head == tail`), the write position is not already there,
-    /// and the frame fits before it, so that a drained queue goes back to pages it has
-    /// touched (decision 0026); else 0.
+    /// only when the ring is empty (`head == tail`), the write position is at least half the
+    /// capacity into the ring, and the frame fits before it, so that a drained queue goes
+    /// back to pages it has touched (decision 0026); else 0.
+    ///
+    /// The half-capacity rule bounds the offsets: a skip wastes `capacity - into <= into`
+    /// bytes, and the `into` bytes before it in this lap were all frames (a lap begins at
+    /// its first byte, and a skip mark ends its lap), so the tail grows at most twice as fast
+    /// as the bytes of frames written, and the `u64` offsets overflow only after about 2^63
+    /// bytes written, centuries at any speed. Skipping from any position would burn a whole
+    /// lap per put of a drained ring: 2^24 puts with a 1 TiB ring.
     fn skip_for(&self, head: u64, tail: u64, need: usize) -> u64 {
-        let into = tail % self.capacity as u64;
-        if head == tail && into != 0 && need as u64 <= into {
-            self.capacity as u64 - into
+        let cap = self.capacity as u64;
+        let into = tail % cap;
+        if head == tail && into >= cap / 2 && need as u64 <= into {
+            cap - into
         } else {
             0
         }
@@ -505,6 +545,11 @@ impl Ring {
     /// Takes the oldest item, waiting until `deadline`, and hands its encoded bytes to
     /// `decode` where they lie in the ring (copied out first only when they wrap around its
     /// end).
+    ///
+    /// The item is consumed (the head store) before `decode` runs, still under the mutex: no
+    /// writer can reuse the freed bytes before the unlock, and a `decode` that panics (or a
+    /// consumer that dies while decoding) has consumed the item, as one that fails does,
+    /// instead of leaving it at the head for every later get to trip over.
     fn get_with<R>(&self, timeout: Option<Duration>, decode: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.check_open()?;
         let deadline = Deadline::after(timeout);
@@ -522,36 +567,34 @@ impl Ring {
                 BlockedOn::Recv,
             )?;
         }
-        let (out, wake) = self.take_head(decode);
+        let (taken, wake) = self.take_head();
+        // Declared before the guard below, so dropped after it: the wake follows the unlock
+        // on every path, a panicking `decode` included.
+        let _wake = WakeOnDrop {
+            word: &self.header().not_full,
+            wake,
+        };
+        let held = held;
+        let out = taken.map(|(start, len)| self.decode_at(&held, start, len, decode));
         let left = held.leave();
-        if wake {
-            futex::wake_all(&self.header().not_full);
-        }
         let decoded = out?;
         left?;
         Ok(decoded)
     }
 
-    /// Decodes and consumes the item at the head; the caller holds the mutex and the ring is
-    /// not empty. Also says whether a putter sleeps on `not_full`, to be woken once the mutex
-    /// is released.
-    fn take_head<R>(&self, decode: impl FnOnce(&[u8]) -> R) -> (Result<R>, bool) {
+    /// Consumes the item at the head and says where its frame starts and its payload's
+    /// length; the caller holds the mutex and the ring is not empty, and decodes the payload
+    /// before releasing the mutex. Also says whether a putter sleeps on `not_full`, to be
+    /// woken once the mutex is released.
+    fn take_head(&self) -> (Result<(u64, usize)>, bool) {
         let head = load(&self.header().head);
         let tail = load(&self.header().tail);
         match self.item_at(head, tail) {
             Ok((start, len, _seq)) => {
-                let cap = self.capacity as u64;
-                let at = (start + FRAME_HEADER as u64) % cap;
-                let decoded = if at + len as u64 <= cap {
-                    self.seg.with_bytes(at as usize, len, decode)
-                } else {
-                    decode(&self.copy_out_vec(start + FRAME_HEADER as u64, len))
-                };
                 if crate::planted::active("queue-get-leaves-item") {
                     // Planted: the item is decoded but stays at the head (a duplicate).
-                    return (Ok(decoded), false);
+                    return (Ok((start, len)), false);
                 }
-
                 // The commit point: one store consumes the skip mark, if any, and the frame,
                 // which lay before the tail.
                 let new_head = start + frame_len(len) as u64;
@@ -562,7 +605,7 @@ impl Ring {
                     load(&self.header().count).saturating_sub(1),
                 );
                 let wake = Ring::bump(&self.header().not_full, &self.header().full_waiters);
-                (Ok(decoded), wake)
+                (Ok((start, len)), wake)
             }
             Err(e) => {
                 // Unparseable data cannot be skipped frame by frame: drop it all, keep the
@@ -572,6 +615,26 @@ impl Ring {
                 let wake = Ring::bump(&self.header().not_full, &self.header().full_waiters);
                 (Err(e), wake)
             }
+        }
+    }
+
+    /// Hands the `len` payload bytes of the frame at `start`, consumed under the mutex that
+    /// `held` proves held, to `decode`: in place (the mutex is the view's witness), or copied
+    /// out when they wrap around the ring's end.
+    fn decode_at<R>(
+        &self,
+        held: &Held<'_>,
+        start: u64,
+        len: usize,
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        let cap = self.capacity as u64;
+        let at = (start + FRAME_HEADER as u64) % cap;
+        if at + len as u64 <= cap {
+            self.seg
+                .with_bytes(held.ring.mutex(), at as usize, len, decode)
+        } else {
+            decode(&self.copy_out_vec(start + FRAME_HEADER as u64, len))
         }
     }
 
@@ -680,12 +743,21 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// When it returns `Ok`, the item is in shared memory: it survives the death of this
     /// process.
     ///
+    /// `T`'s `Serialize` runs twice per item: once to size it, before the lock, and once to
+    /// write it straight into the ring, under the queue's cross-process mutex (decision
+    /// 0026). So the second run must produce the same bytes (else [`Error::Encode`]), should
+    /// be quick (a slow one stalls every producer and consumer of the queue, in every
+    /// process), must not take a lock that another thread may hold while it waits for this
+    /// queue (a lock-order deadlock), and must not use this queue: a `put` or `get` from
+    /// inside it is [`Error::WouldDeadlock`].
+    ///
     /// # Errors
     ///
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::FrameTooLarge`] when the item can never fit (CPython queues any size;
-    /// decision 0004); [`Error::Encode`]; [`Error::ParentDied`] when this wait runs in a
-    /// child and outlives the parent (decision 0018; CPython waits forever).
+    /// decision 0004); [`Error::Encode`] when `Serialize` fails or writes other bytes than it
+    /// measured; [`Error::ParentDied`] when this wait runs in a child and outlives the parent
+    /// (decision 0018; CPython waits forever).
     pub fn put(&self, item: &T) -> Result<()> {
         self.put_timeout(item, None)
     }
@@ -729,9 +801,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`Error::HandleClosed`] after [`Queue::close`] (CPython: `ValueError: Queue <...> is
     /// closed`); [`Error::Decode`] when the item is not a `T` (the item is consumed);
     /// [`Error::Malformed`] when a frame header in the shared data failed its check (what
-    /// is left is dropped); a panic of `T`'s `Deserialize` leaves the item in the queue;
-    /// [`Error::ParentDied`] when this wait runs in a child and outlives the parent (decision
-    /// 0018; CPython waits forever).
+    /// is left is dropped); [`Error::ParentDied`] when this wait runs in a child and outlives
+    /// the parent (decision 0018; CPython waits forever).
+    ///
+    /// # Panics
+    ///
+    /// When `T`'s `Deserialize` panics; the item is consumed then too (as with
+    /// [`Error::Decode`]), and the queue stays usable. `Deserialize` runs under the queue's
+    /// cross-process mutex, after the item was taken off the ring.
     pub fn get(&self) -> Result<T> {
         self.get_timeout(None)
     }
@@ -1049,6 +1126,42 @@ mod tests {
     }
 
     #[test]
+    fn frames_that_wrap_around_the_rings_end_come_out_whole() -> Result<()> {
+        let mut header_split = false;
+        for first in 40..=150usize {
+            // A ring of 256 bytes that is never drained: item `c` starts where `a` and `b`
+            // left the tail, no skip applies, and its frame runs past the ring's end.
+            let q = Queue::<Vec<u8>>::with_capacity(0, 256)?;
+            let (a, b, c) = (vec![1u8; first], vec![2u8; 60], vec![3u8; 100]);
+            q.put(&a)?;
+            q.put(&b)?;
+            assert_eq!(q.get()?, a);
+            let start = load(&q.ring.header().tail);
+            let need = frame_len(postcard::to_stdvec(&c).expect("encode").len()) as u64;
+            q.put(&c)?;
+            assert_eq!(
+                load(&q.ring.header().tail),
+                start + need,
+                "{first}: no skip"
+            );
+            assert!(
+                start % 256 + need > 256 && start < 256,
+                "{first}: the frame at {start} of {need} bytes does not wrap"
+            );
+            header_split |= start % 256 > 256 - FRAME_HEADER as u64;
+            // `b` decodes in place, `c` from the copy of its two pieces.
+            assert_eq!(q.get()?, b, "{first}");
+            assert_eq!(q.get()?, c, "{first}");
+            assert!(q.empty());
+            // And the ring goes on from there.
+            q.put(&a)?;
+            assert_eq!(q.get()?, a, "{first}");
+        }
+        assert!(header_split, "no frame header was split by the ring's end");
+        Ok(())
+    }
+
+    #[test]
     fn bounds_and_errors() -> Result<()> {
         let q = Queue::<Vec<u8>>::with_capacity(0, 128)?;
         assert!(matches!(
@@ -1127,6 +1240,135 @@ mod tests {
         Ok(())
     }
 
+    /// An item whose `Deserialize` panics on the value 1.
+    #[derive(Debug, PartialEq, Serialize)]
+    struct PanicsOnOne(u32);
+
+    impl<'de> serde::Deserialize<'de> for PanicsOnOne {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            let value = u32::deserialize(d)?;
+            assert_ne!(value, 1, "planted panic in Deserialize");
+            Ok(PanicsOnOne(value))
+        }
+    }
+
+    #[test]
+    fn a_panicking_deserialize_consumes_its_item() -> Result<()> {
+        let q = Queue::<PanicsOnOne>::with_capacity(0, 4096)?;
+        q.put(&PanicsOnOne(1))?;
+        q.put(&PanicsOnOne(2))?;
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.get()));
+        assert!(got.is_err(), "the get of 1 panics, got {got:?}");
+        assert_eq!(q.qsize(), 1, "the panicking get consumed its item");
+        // The mutex was released on unwinding and the next get sees the next item.
+        assert_eq!(q.get_nowait()?, PanicsOnOne(2));
+        assert_eq!(q.qsize(), 0);
+        assert!(q.empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_shared_view_needs_the_rings_own_mutex_held() -> Result<()> {
+        let q = Queue::<u8>::with_capacity(0, 64)?;
+        let other = Queue::<u8>::with_capacity(0, 64)?;
+        let view = |lock: &RawMutex| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                q.ring.seg.with_bytes(lock, 0, 8, <[u8]>::len)
+            }))
+        };
+        assert!(view(q.ring.mutex()).is_err(), "a view without the lock");
+        let held_other = other.ring.enter(BlockedOn::Recv)?;
+        assert!(view(other.ring.mutex()).is_err(), "another ring's mutex");
+        held_other.leave()?;
+        let held = q.ring.enter(BlockedOn::Recv)?;
+        assert_eq!(view(q.ring.mutex()).ok(), Some(8), "a view under the lock");
+        held.leave()?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_wake_lost_with_its_waker_costs_a_sleeper_at_most_a_slice() -> Result<()> {
+        let q = Queue::<u32>::with_capacity(0, 4096)?;
+        let waiters = &q.ring.header().empty_waiters;
+        std::thread::scope(|s| -> Result<()> {
+            let (sent, got) = std::sync::mpsc::channel();
+            let getter = &q;
+            s.spawn(move || sent.send(getter.get()));
+            // The bound of an event that should happen at once (`AT_ONCE` in the testkit).
+            let bound = Duration::from_secs(10);
+            let asleep = Deadline::after(Some(bound));
+            while waiters.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    !asleep.expired(),
+                    "the getter did not go to sleep within {bound:?}"
+                );
+                std::thread::yield_now();
+            }
+            // As a putter killed between its unlock and its wake leaves it: the word bumped,
+            // no `FUTEX_WAKE` (the put sees no sleeper and makes none).
+            waiters.fetch_sub(1, Ordering::SeqCst);
+            q.put(&7)?;
+            waiters.fetch_add(1, Ordering::SeqCst);
+            match got.recv_timeout(bound) {
+                Ok(item) => assert_eq!(item?, 7),
+                Err(e) => {
+                    // Wake it, so that the scope can join it, and report.
+                    futex::wake_all(&q.ring.header().not_empty);
+                    panic!("the sleeper got no item within {bound:?} of a lost wake: {e}");
+                }
+            }
+            Ok(())
+        })?;
+        assert!(q.empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_put_from_inside_serialize_is_would_deadlock() -> Result<()> {
+        /// Puts into `queue` from its second serialisation (the one under the lock) and
+        /// keeps what that put returned.
+        struct Reenters<'q> {
+            queue: &'q Queue<u8>,
+            runs: std::cell::Cell<u32>,
+            inner: std::cell::RefCell<Option<Result<()>>>,
+        }
+        impl Serialize for Reenters<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                self.runs.set(self.runs.get() + 1);
+                if self.runs.get() == 2 {
+                    *self.inner.borrow_mut() = Some(self.queue.put_nowait(&1));
+                }
+                s.serialize_u8(9)
+            }
+        }
+        let q = Queue::<u8>::with_capacity(0, 4096)?;
+        let item = Reenters {
+            queue: &q,
+            runs: std::cell::Cell::new(0),
+            inner: std::cell::RefCell::new(None),
+        };
+        let len = postcard::serialize_with_flavor(&item, postcard::ser_flavors::Size::default())
+            .expect("size");
+        let ring = &q.ring;
+        ring.put_with(len, None, |pos, end| {
+            postcard::serialize_with_flavor(&item, RingWriter { ring, pos, end })
+                .map(|_| ())
+                .map_err(Error::Encode)
+        })?;
+        assert_eq!(item.runs.get(), 2, "sized once, written once");
+        let inner = item.inner.borrow_mut().take();
+        assert!(
+            matches!(inner, Some(Err(Error::WouldDeadlock))),
+            "the put from inside: {inner:?}"
+        );
+        assert_eq!(q.get_nowait()?, 9);
+        assert!(q.empty(), "the inner put published nothing");
+        Ok(())
+    }
+
     #[test]
     fn recovery_ignores_unpublished_bytes_and_rebuilds_counters() -> Result<()> {
         let q = Queue::<Vec<u8>>::with_capacity(0, 1024)?;
@@ -1181,12 +1423,13 @@ mod tests {
         let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
         let ring = &q.ring;
         for round in 0..20u8 {
-            q.put(&vec![round; 300])?;
+            q.put(&vec![round; 2100])?;
             // The first put of a drained ring lands at the ring's first byte, after a skip
-            // mark from the old write position (none the first time).
+            // mark from the old write position (none the first time), which is past half the
+            // ring.
             let tail = load(&ring.header().tail);
-            assert_eq!(tail % 4096, frame_len(302) as u64, "round {round}");
-            assert_eq!(q.get()?, vec![round; 300]);
+            assert_eq!(tail % 4096, frame_len(2102) as u64, "round {round}");
+            assert_eq!(q.get()?, vec![round; 2100]);
         }
         // A ring that is not empty keeps going where it is, and so does a drained ring whose
         // next frame would not fit before the old position.
@@ -1210,6 +1453,51 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn a_drained_ring_skips_only_past_half_its_capacity() -> Result<()> {
+        let q = Queue::<Vec<u8>>::with_capacity(0, 4096)?;
+        let ring = &q.ring;
+        // Below half the ring: a drained ring keeps its write position, so a lap of offsets
+        // is never spent on a few bytes.
+        q.put(&vec![1; 1000])?;
+        assert_eq!(q.get()?, vec![1; 1000]);
+        let below = write_position(ring);
+        assert!(below < 2048, "{below}");
+        q.put(&vec![2; 10])?;
+        assert_eq!(
+            write_position(ring),
+            below + frame_len(11) as u64,
+            "no skip"
+        );
+        assert_eq!(q.get()?, vec![2; 10]);
+        // At or past half: the next put skips to the ring's first byte.
+        q.put(&vec![3; 1200])?;
+        assert_eq!(q.get()?, vec![3; 1200]);
+        let lap = load(&ring.header().tail) / 4096;
+        assert!(write_position(ring) >= 2048, "{}", write_position(ring));
+        q.put(&vec![4; 10])?;
+        assert_eq!(
+            load(&ring.header().tail),
+            (lap + 1) * 4096 + frame_len(11) as u64
+        );
+        assert_eq!(q.get()?, vec![4; 10]);
+        // Offsets grow at most twice as fast as the frames written.
+        let start = load(&ring.header().tail);
+        let mut written = 0u64;
+        for round in 0..200usize {
+            let item = vec![5u8; (round * 37) % 1500];
+            q.put(&item)?;
+            written += frame_len(postcard::to_stdvec(&item).expect("encode").len()) as u64;
+            assert_eq!(q.get()?, item);
+        }
+        let grown = load(&ring.header().tail) - start;
+        assert!(
+            grown <= 2 * written + 4096,
+            "grew {grown} for {written} written"
+        );
+        Ok(())
+    }
+
     /// Drains `q` after a process died holding the mutex (simulated: `recover` runs as the
     /// next locker's `EOWNERDEAD` would), checking the counters it rebuilt.
     fn recover_and_drain(q: &Queue<Vec<u8>>, count: u64, put_seq: u64) -> Result<Vec<Vec<u8>>> {
@@ -1226,10 +1514,10 @@ mod tests {
         Ok(items)
     }
 
-    /// A drained ring whose write position is past 1 KiB, and the tail there.
+    /// A drained ring whose write position is past half the ring, and the tail there.
     fn drained(q: &Queue<Vec<u8>>) -> Result<u64> {
-        q.put(&vec![9; 1200])?;
-        assert_eq!(q.get()?, vec![9; 1200]);
+        q.put(&vec![9; 2200])?;
+        assert_eq!(q.get()?, vec![9; 2200]);
         Ok(load(&q.ring.header().tail))
     }
 
