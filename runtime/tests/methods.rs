@@ -587,23 +587,7 @@ fn fork_server_death() -> TestResult {
     let mut worker = builder(method).entry(sleep_long, ());
     daemon.start()?;
     worker.start()?;
-    let server = proclife::fork_server_pid().ok_or("no fork server")?;
-    let server_fd = pidfd_of(server.as_raw())?;
-    // SAFETY: pidfd_send_signal with a null info pointer touches no memory of ours.
-    let sent = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            server_fd.as_raw_fd(),
-            libc::SIGKILL,
-            0usize,
-            0,
-        )
-    };
-    ensure_eq!(sent, 0);
-    ensure!(
-        common::readable(server_fd.as_raw_fd(), 10_000),
-        "server did not die"
-    );
+    let server = kill_fork_server()?;
     // The next start fails with a typed error, the one after gets a new server.
     let mut next = builder(method).entry(exit_with, 0);
     ensure_matches!(next.start(), Err(Error::ForkServerDied));
@@ -705,23 +689,7 @@ fn fork_server_cells_recycled_and_kept() -> TestResult {
     }
     let event = Event::new()?;
     let orphan = waiter(&event)?;
-    let server = proclife::fork_server_pid().ok_or("no fork server")?;
-    let server_fd = pidfd_of(server.as_raw())?;
-    // SAFETY: pidfd_send_signal with a null info pointer touches no memory of ours.
-    let sent = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            server_fd.as_raw_fd(),
-            libc::SIGKILL,
-            0usize,
-            0,
-        )
-    };
-    ensure_eq!(sent, 0);
-    ensure!(
-        common::readable(server_fd.as_raw_fd(), 10_000),
-        "server did not die"
-    );
+    kill_fork_server()?;
     let mut refused = builder(method).entry(exit_with, 0);
     ensure_matches!(refused.start(), Err(Error::ForkServerDied));
     let other = Event::new()?;
@@ -905,4 +873,27 @@ fn main() {
             forged_bootstraps_are_refused,
         ),
     ]);
+}
+
+/// SIGKILLs this process's fork server through a pidfd, waits until it has died, and returns
+/// its pid.
+fn kill_fork_server() -> Result<proclife::Pid, Box<dyn std::error::Error>> {
+    let server = proclife::fork_server_pid().ok_or("no fork server")?;
+    let server_fd = pidfd_of(server.as_raw())?;
+    // SAFETY: pidfd_send_signal with a null info pointer touches no memory of ours.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            server_fd.as_raw_fd(),
+            libc::SIGKILL,
+            0usize,
+            0,
+        )
+    };
+    ensure_eq!(sent, 0);
+    ensure!(
+        common::readable(server_fd.as_raw_fd(), 10_000),
+        "server did not die"
+    );
+    Ok(server)
 }
