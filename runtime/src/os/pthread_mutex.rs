@@ -180,6 +180,10 @@ impl RawMutex {
     ) -> Result<Acquire> {
         // SAFETY: the mutex was initialised (module `# Safety`).
         let rc = unsafe { libc::pthread_mutex_trylock(self.raw()) };
+        if rc == 0 {
+            // The common case, kept apart from the error mapping below.
+            return Ok(self.acquired(Acquire::Acquired));
+        }
         let poll_only = timeout == Some(Duration::ZERO);
         if rc == libc::EDEADLK && poll_only {
             // A zero timeout on a lock the caller holds: "not acquired", as in CPython.
@@ -212,6 +216,7 @@ impl RawMutex {
     }
 
     /// Whether the calling thread holds the mutex.
+    #[inline]
     pub(crate) fn held_by_caller(&self) -> bool {
         self.holder.load(Ordering::Relaxed) == gettid()
     }

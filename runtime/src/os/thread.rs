@@ -33,29 +33,36 @@ pub(crate) fn forget_cached_tid() {
 /// The calling thread's kernel id, which robust mutexes and our owner fields use.
 ///
 /// Cached per thread: `gettid(2)` is a real system call and would dominate the cost of an
-/// uncontended lock.
+/// uncontended lock. A cached id costs one thread-local load; the first call of a thread
+/// (and of a forked child) takes [`gettid_uncached`].
+#[inline]
 pub(crate) fn gettid() -> i32 {
+    match TID.with(Cell::get) {
+        0 => gettid_uncached(),
+        cached => cached,
+    }
+}
+
+/// [`gettid`] when the calling thread has no cached id: registers the fork handler (once per
+/// process), asks the kernel, and caches the answer unless the handler could not be
+/// registered.
+#[cold]
+fn gettid_uncached() -> i32 {
     ATFORK.call_once(|| {
         // SAFETY: registers a handler that only resets a const-initialised thread-local
         // `Cell` (no allocation, no locks), which is safe in a freshly forked child.
         // Registration fails only with ENOMEM; the cache is then never reset on fork, so
-        // fall back to not caching at all.
+        // fall back to not caching at all (the id stays 0, so every call comes here).
         let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_tid_in_child)) };
         if rc != 0 {
             NO_CACHE.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     });
-    if NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
-        return nix::unistd::gettid().as_raw();
+    let real = nix::unistd::gettid().as_raw();
+    if !NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+        TID.with(|tid| tid.set(real));
     }
-    TID.with(|tid| match tid.get() {
-        0 => {
-            let real = nix::unistd::gettid().as_raw();
-            tid.set(real);
-            real
-        }
-        cached => cached,
-    })
+    real
 }
 
 static NO_CACHE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
