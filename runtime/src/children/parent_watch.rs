@@ -65,7 +65,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: &Deadline) -
         return os::futex::wait(word, expected, deadline);
     };
     loop {
-        match os::futex::wait(word, expected, &Deadline::after(Some(PARENT_SLICE)))? {
+        match os::futex::wait_slice(word, expected, PARENT_SLICE)? {
             Wake::TimedOut if !parent_is_alive(parent) => return Err(Error::ParentDied),
             Wake::TimedOut => {}
             // A wake-up or a changed word: the caller re-checks its condition.

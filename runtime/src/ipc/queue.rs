@@ -91,10 +91,11 @@ fn store(word: &AtomicU64, value: u64) {
 /// CRC-32 (IEEE) of a frame header's length and sequence number, its check word. The payload
 /// has no checksum: the commit protocol keeps torn items out (decision 0026).
 fn header_crc(len: u32, seq: u64) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len.to_le_bytes());
-    hasher.update(&seq.to_le_bytes());
-    hasher.finalize()
+    // One call over the 12 bytes: the same CRC as two updates, at half the calls.
+    let mut bytes = [0u8; 12];
+    bytes[..4].copy_from_slice(&len.to_le_bytes());
+    bytes[4..].copy_from_slice(&seq.to_le_bytes());
+    crc32fast::hash(&bytes)
 }
 
 fn frame_len(payload: usize) -> usize {
@@ -403,7 +404,13 @@ impl Ring {
         let res = held.leave().and_then(|()| {
             let _blocked = blocked(on);
             loop {
-                match futex::wait(word, seq, &deadline.capped(PARENT_SLICE))? {
+                // Without a deadline a slice needs no clock read (`wait_slice`).
+                let wake = if deadline.timespec().is_none() {
+                    futex::wait_slice(word, seq, PARENT_SLICE)?
+                } else {
+                    futex::wait(word, seq, &deadline.capped(PARENT_SLICE))?
+                };
+                match wake {
                     Wake::Retry => return Ok(()),
                     Wake::TimedOut if deadline.expired() => return Ok(()),
                     Wake::TimedOut if parent_watch::parent_died(deadline) => {

@@ -11,10 +11,13 @@
 #![allow(unsafe_code)]
 
 use std::sync::atomic::AtomicU32;
+use std::time::Duration;
 
 use super::time::Deadline;
 use crate::error::{Error, Result};
 
+/// `FUTEX_WAIT` from `linux/futex.h`: the timeout is relative, on `CLOCK_MONOTONIC`.
+const FUTEX_WAIT: libc::c_int = 0;
 /// `FUTEX_WAKE` from `linux/futex.h`.
 const FUTEX_WAKE: libc::c_int = 1;
 /// `FUTEX_WAIT_BITSET` from `linux/futex.h`: like `FUTEX_WAIT` but with an absolute
@@ -59,6 +62,42 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: &Deadline) -> Resu
             FUTEX_BITSET_MATCH_ANY,
         )
     };
+    outcome(rc)
+}
+
+/// Sleeps while `word == expected`, until woken or for at most `slice` (`FUTEX_WAIT`, a
+/// relative timeout: no clock read before the call, which waits that wake up now and then
+/// to re-check something, with no deadline of their own, do not need).
+///
+/// Returns as [`wait`]: [`Wake::TimedOut`] once `slice` passed; a retry after
+/// [`Wake::Retry`] sleeps a whole `slice` again.
+///
+/// # Errors
+///
+/// As [`wait`].
+pub(crate) fn wait_slice(word: &AtomicU32, expected: u32, slice: Duration) -> Result<Wake> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(slice.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(slice.subsec_nanos()),
+    };
+    // SAFETY: as in `wait`; `ts` outlives the call. FUTEX_WAIT reads the word and the
+    // timespec and writes nothing.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    outcome(rc)
+}
+
+/// What a `FUTEX_WAIT*` call's return value and `errno` mean.
+fn outcome(rc: libc::c_long) -> Result<Wake> {
     if rc == 0 {
         return Ok(Wake::Retry);
     }
@@ -98,8 +137,6 @@ pub(crate) fn wake_all(word: &AtomicU32) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -119,5 +156,29 @@ mod tests {
         }
         assert!(d.expired());
         assert_eq!(wake(&word, 1), 0);
+    }
+
+    #[test]
+    fn wait_slice_returns_at_once_or_times_out() {
+        let word = AtomicU32::new(1);
+        assert_eq!(
+            wait_slice(&word, 0, Duration::from_secs(5)).ok(),
+            Some(Wake::Retry),
+            "the word already differs"
+        );
+        let word = AtomicU32::new(0);
+        let mut outcome = Wake::Retry;
+        // A spurious wake-up returns Retry; the slice is short, so this ends soon.
+        for _ in 0..1000 {
+            outcome = wait_slice(&word, 0, Duration::from_millis(5)).unwrap_or(Wake::Retry);
+            if outcome == Wake::TimedOut {
+                break;
+            }
+        }
+        assert_eq!(
+            outcome,
+            Wake::TimedOut,
+            "a 5 ms slice with no wake-up times out"
+        );
     }
 }
