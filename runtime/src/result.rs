@@ -393,6 +393,9 @@ impl FrameReader {
 /// The result pipe and the child's sender.
 fn channel(max: usize) -> crate::error::Result<(Connection, ResultSender)> {
     let (rx, tx) = pipe(false)?;
+    // Only the parent reads this end, a piece at a time between its polls (`FrameReader`):
+    // it must not block, whatever the kernel supports.
+    crate::ipc::set_nonblocking(rx.fd()?)?;
     Ok((
         rx,
         ResultSender {
@@ -539,6 +542,7 @@ mod tests {
     #[test]
     fn a_forged_length_is_refused_before_any_allocation() -> crate::error::Result<()> {
         let (rx, mut tx) = pipe(false)?;
+        crate::ipc::set_nonblocking(rx.fd()?)?;
         let tx_fd = tx
             .fd()?
             .try_clone_to_owned()
@@ -562,6 +566,7 @@ mod tests {
     #[test]
     fn frames_arrive_in_pieces_and_a_torn_one_is_end_of_file() -> crate::error::Result<()> {
         let (rx, mut tx) = pipe(false)?;
+        crate::ipc::set_nonblocking(rx.fd()?)?;
         let tx_fd = tx
             .fd()?
             .try_clone_to_owned()

@@ -21,7 +21,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::{Deserialize, Serialize};
 
@@ -80,11 +79,9 @@ impl Sink {
             output,
             mut outcome,
         } = self;
+        // The write end blocks (only the parent's read end does not): a test's prints wait,
+        // and do not fail, when the parent is slow to read.
         let fd = output.fd()?;
-        // The pipe was made non-blocking; a test's prints must block, not fail, when the
-        // parent is slow to read (the flag belongs to the shared open file, so this is done
-        // before the fd is copied).
-        fcntl(fd, FcntlArg::F_SETFL(OFlag::empty())).map_err(|e| Error::os("fcntl", e))?;
         crate::os::stdio::flush_std_streams();
         nix::unistd::dup2_stdout(fd).map_err(|e| Error::os("dup2", e))?;
         nix::unistd::dup2_stderr(fd).map_err(|e| Error::os("dup2", e))?;
@@ -146,6 +143,8 @@ where
     F: FnOnce(Sink) -> TargetResult + Copy + Send + 'static,
 {
     let (output, output_tx) = crate::ipc::pipe(false)?;
+    // Read a piece at a time between polls of the child (`drain`).
+    crate::ipc::set_nonblocking(output.fd()?)?;
     let (mut outcome, outcome_tx) = crate::ipc::pipe(false)?;
     let mut p = Process::builder()
         .name(name)

@@ -27,11 +27,8 @@ const CHILD_BOUND: Duration = Duration::from_secs(60);
 /// Reads one byte with a plain `read(2)` (not `Connection::recv`), so that no status slot
 /// says anything: only the kernel knows the child waits.
 fn plain_read(conn: Connection) -> TargetResult {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    // A connection's fds block, as CPython's do: this read sleeps in the kernel.
     let fd = conn.fd()?;
-    // A connection's fds are non-blocking; this read is to block.
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
     let mut byte = [0u8; 1];
     nix::unistd::read(fd, &mut byte)?;
     Ok(())

@@ -261,14 +261,15 @@ fn send_fds(conn: Connection) -> TargetResult {
         let cmsg = [ControlMessage::ScmRights(&fds)];
         let progress = Progress::new("sending fds");
         loop {
-            match sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+            match sendmsg::<()>(sock, &iov, &cmsg, flags, None) {
                 Ok(sent) if sent == frame.len() => break,
                 Ok(sent) => {
                     return Err(format!("sendmsg sent {sent} of {} bytes", frame.len()).into());
                 }
                 Err(nix::errno::Errno::EINTR) => {}
-                // The socket is non-blocking, and in-flight fds are limited: wait for the
-                // parent to read.
+                // The send does not block (`MSG_DONTWAIT`), and in-flight fds are limited:
+                // wait for the parent to read.
                 Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::ETOOMANYREFS) => {
                     if progress.left().is_zero() {
                         return Err(progress.stuck("room to send").into());

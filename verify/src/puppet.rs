@@ -235,18 +235,8 @@ impl Puppet {
                 grandchild.close()?;
             }
             BlockedOn::Read => {
-                // The runtime's pipes are non-blocking; a plain `read` sleeps only on a
-                // blocking one.
-                let fd = self.wake.fd()?;
-                let flags = nix::fcntl::OFlag::from_bits_truncate(nix::fcntl::fcntl(
-                    fd,
-                    nix::fcntl::FcntlArg::F_GETFL,
-                )?);
-                nix::fcntl::fcntl(
-                    fd,
-                    nix::fcntl::FcntlArg::F_SETFL(flags - nix::fcntl::OFlag::O_NONBLOCK),
-                )?;
-                read_once(fd)?;
+                // The runtime's pipe ends block, as CPython's do: a plain `read` sleeps.
+                read_once(self.wake.fd()?)?;
             }
             BlockedOn::Sleep => loop {
                 std::thread::sleep(SLEEP_SLICE);

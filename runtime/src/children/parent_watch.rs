@@ -74,6 +74,13 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: &Deadline) -
     }
 }
 
+/// Whether an untimed wait of this process watches its parent (so it must sleep where it can
+/// wake up to check: in `poll` or a futex slice, not inside a blocking `read` or `write`).
+/// One atomic load in the main process.
+pub(crate) fn untimed_waits_watch() -> bool {
+    watched(&Deadline::after(None)).is_some()
+}
+
 /// Whether a wait with `deadline` in this process watches a parent that is gone: for waits
 /// that sleep in their own slices and must end as [`futex_wait`] would.
 pub(crate) fn parent_died(deadline: &Deadline) -> bool {

@@ -9,6 +9,7 @@ mod queue;
 mod shared;
 mod wait;
 
+pub(crate) use connection::set_nonblocking;
 pub use connection::{Connection, DEFAULT_MAX_FRAME, HEADER_LEN, pipe};
 pub use queue::{DEFAULT_CAPACITY, JoinableQueue, MAX_CAPACITY, MIN_CAPACITY, Queue, SimpleQueue};
 pub use shared::{Array, RawArray, RawValue, Shareable, Value};

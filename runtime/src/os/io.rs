@@ -1,35 +1,124 @@
-//! Reading into memory that need not be zero-filled first.
+//! Reads into memory that need not be zero-filled first, and reads and writes that must not
+//! sleep in the kernel on an fd that blocks.
 //!
 //! # Safety
 //!
-//! `read(2)` writes at most the length it is given into the buffer and never reads it; the
-//! vector's length grows by exactly what the kernel reported written.
+//! `read(2)` and `preadv2(2)` write at most the length they are given into the buffer and
+//! never read it; the vector's length grows by exactly what the kernel reported written.
+//! `pwritev2(2)` only reads the slices it is given.
 #![allow(unsafe_code)]
 
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 
-/// One `read(2)` of at most `max` bytes into the spare capacity of `buf` (reserved here),
-/// whose length then grows by the bytes read; `Ok(0)` at end of file.
+/// Whether one read or write may sleep in the kernel when the fd has nothing to read or no
+/// room to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sleep {
+    /// It may (on an fd that blocks): `read(2)`, `writev(2)`.
+    May,
+    /// It returns `EAGAIN` instead, whatever the fd's own `O_NONBLOCK`: `preadv2(2)` and
+    /// `pwritev2(2)` with `RWF_NOWAIT` at the current position (offset -1). Kernels or files
+    /// that do not support the flag answer `EOPNOTSUPP` (pipes: Linux 5.9 and later support it).
+    Never,
+}
+
+/// One read of at most `max` bytes into the spare capacity of `buf` (reserved here), whose
+/// length then grows by the bytes read; `Ok(0)` at end of file.
 ///
 /// # Errors
 ///
-/// The `errno` of `read` (`EINTR` and `EAGAIN` included: the caller decides).
-pub(crate) fn read_spare(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> nix::Result<usize> {
+/// The `errno` of the call (`EINTR`, `EAGAIN` and `EOPNOTSUPP` included: the caller decides).
+pub(crate) fn read_spare(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    sleep: Sleep,
+) -> nix::Result<usize> {
     buf.reserve(max);
     let spare = buf.spare_capacity_mut();
     let len = max.min(spare.len());
     // SAFETY: `spare` is valid for writes of `len` bytes; see the module's `# Safety`.
-    let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), len) };
+    let n = unsafe { read_raw(fd, spare.as_mut_ptr().cast(), len, sleep) }?;
+    // SAFETY: the read initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// One read of at most `buf.len()` bytes into `buf`; `Ok(0)` at end of file.
+///
+/// # Errors
+///
+/// As [`read_spare`].
+pub(crate) fn read_into(fd: BorrowedFd<'_>, buf: &mut [u8], sleep: Sleep) -> nix::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length; see the module's `# Safety`.
+    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len(), sleep) }
+}
+
+/// `read(2)` or `preadv2(2)` with `RWF_NOWAIT` of at most `len` bytes to `ptr`.
+///
+/// # Safety
+///
+/// `ptr` must be valid for writes of `len` bytes.
+unsafe fn read_raw(
+    fd: BorrowedFd<'_>,
+    ptr: *mut u8,
+    len: usize,
+    sleep: Sleep,
+) -> nix::Result<usize> {
+    let n = match sleep {
+        // SAFETY: the caller's contract.
+        Sleep::May => unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) },
+        Sleep::Never => {
+            let iov = libc::iovec {
+                iov_base: ptr.cast(),
+                iov_len: len,
+            };
+            // SAFETY: `iov` describes memory valid for writes of `len` bytes (the caller's
+            // contract) and outlives the call; offset -1 is the current position.
+            unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) }
+        }
+    };
     let n = usize::try_from(n).map_err(|_| Errno::last())?;
     assert!(
         n <= len,
-        "read(2) reported more bytes than it was given room for"
+        "the kernel reported more bytes read than it was given room for"
     );
-    // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
+}
+
+/// One `writev(2)`, or `pwritev2(2)` with `RWF_NOWAIT`, of `slices`; returns the bytes
+/// written (perhaps fewer than given).
+///
+/// # Errors
+///
+/// The `errno` of the call (`EINTR`, `EAGAIN`, `EPIPE` and `EOPNOTSUPP` included: the caller
+/// decides).
+pub(crate) fn write_vectored(
+    fd: BorrowedFd<'_>,
+    slices: &[IoSlice<'_>],
+    sleep: Sleep,
+) -> nix::Result<usize> {
+    match sleep {
+        Sleep::May => nix::sys::uio::writev(fd, slices),
+        Sleep::Never => {
+            let count = libc::c_int::try_from(slices.len()).map_err(|_| Errno::EINVAL)?;
+            // SAFETY: `IoSlice` is ABI-compatible with `iovec` (its documented guarantee on
+            // Unix); the slices outlive the call, which only reads them.
+            let n = unsafe {
+                libc::pwritev2(
+                    fd.as_raw_fd(),
+                    slices.as_ptr().cast::<libc::iovec>(),
+                    count,
+                    -1,
+                    libc::RWF_NOWAIT,
+                )
+            };
+            usize::try_from(n).map_err(|_| Errno::last())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -44,9 +133,42 @@ mod tests {
         let (r, w) = nix::unistd::pipe().expect("pipe");
         std::fs::File::from(w).write_all(b"hello").expect("write");
         let mut buf = b"<".to_vec();
-        assert_eq!(read_spare(r.as_fd(), &mut buf, 3), Ok(3));
-        assert_eq!(read_spare(r.as_fd(), &mut buf, 10), Ok(2));
-        assert_eq!(read_spare(r.as_fd(), &mut buf, 10), Ok(0), "end of file");
+        assert_eq!(read_spare(r.as_fd(), &mut buf, 3, Sleep::May), Ok(3));
+        assert_eq!(read_spare(r.as_fd(), &mut buf, 10, Sleep::Never), Ok(2));
+        assert_eq!(
+            read_spare(r.as_fd(), &mut buf, 10, Sleep::May),
+            Ok(0),
+            "end of file"
+        );
         assert_eq!(buf, b"<hello");
+    }
+
+    #[test]
+    fn never_sleeping_calls_answer_eagain_on_a_blocking_pipe() {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            read_into(r.as_fd(), &mut buf, Sleep::Never),
+            Err(Errno::EAGAIN)
+        );
+        let chunk = [7u8; 4096];
+        let mut written = 0;
+        let full = loop {
+            match write_vectored(w.as_fd(), &[IoSlice::new(&chunk)], Sleep::Never) {
+                Ok(n) => written += n,
+                Err(errno) => break errno,
+            }
+            assert!(
+                written <= 1 << 24,
+                "a pipe took {written} bytes without filling up"
+            );
+        };
+        assert_eq!(
+            full,
+            Errno::EAGAIN,
+            "a full pipe: EAGAIN after {written} bytes"
+        );
+        assert_eq!(read_into(r.as_fd(), &mut buf, Sleep::Never), Ok(4));
+        assert_eq!(buf, [7u8; 4]);
     }
 }
