@@ -126,9 +126,9 @@ pub struct Connection {
     /// request/reply exchange always waits, so its receives skip the read that would fail,
     /// while a stream of frames that seldom waits goes back to reading first.
     poll_first: u8,
-    /// Whether reads and writes that must not sleep can say so to the kernel (`RWF_NOWAIT`
-    /// on a pipe, Linux 5.9); cleared at the first `EOPNOTSUPP`, after which such a call
-    /// polls first and then reads or writes plainly.
+    /// Whether reads and writes that must not sleep can say so to the kernel (`RWF_NOWAIT`,
+    /// which older kernels refuse on a pipe); cleared at the first `EOPNOTSUPP`, after which
+    /// such a call polls first and then reads or writes plainly.
     nowait: bool,
 }
 
@@ -762,7 +762,7 @@ mod tests {
         Ok(())
     }
 
-    /// Without `RWF_NOWAIT` (a kernel before 5.9 answers `EOPNOTSUPP` for a pipe; forced
+    /// Without `RWF_NOWAIT` (an older kernel answers `EOPNOTSUPP` for a pipe; forced
     /// here), calls poll first and then read or write plainly, and deliver everything.
     #[test]
     fn without_nowait_calls_poll_then_read_or_write() -> Result<()> {

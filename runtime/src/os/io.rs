@@ -21,7 +21,7 @@ pub(crate) enum Sleep {
     May,
     /// It returns `EAGAIN` instead, whatever the fd's own `O_NONBLOCK`: `preadv2(2)` and
     /// `pwritev2(2)` with `RWF_NOWAIT` at the current position (offset -1). Kernels or files
-    /// that do not support the flag answer `EOPNOTSUPP` (pipes: Linux 5.9 and later support it).
+    /// that do not support the flag answer `EOPNOTSUPP` (pipes on older kernels).
     Never,
 }
 
