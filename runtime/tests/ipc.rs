@@ -136,6 +136,10 @@ fn main() {
             t28_parent_killed_while_child_blocked,
         ),
         (
+            "t28_parent_killed_while_child_sends_into_a_full_fifo",
+            t28_parent_killed_while_child_sends_into_a_full_fifo,
+        ),
+        (
             "t45_every_fd_is_close_on_exec",
             t45_every_fd_is_close_on_exec,
         ),
@@ -1143,6 +1147,75 @@ fn t28_parent_killed_while_child_blocked() -> TestResult {
     let (recv, acquire): (bool, bool) = report_rx.recv()?;
     ensure(recv, "recv gave Disconnected")?;
     ensure(acquire, "acquire gave OwnerDied")?;
+    Ok(())
+}
+
+/// T28 for a send that the kernel cannot be asked not to sleep in: a named FIFO refuses
+/// `RWF_NOWAIT` (as an anonymous pipe does before Linux 6.4), so the connection falls back
+/// to polling first and bounded writes. A grandchild sends 4 MiB into the FIFO, which this
+/// process holds open and never reads; its parent (the middle process) is SIGKILLed; the
+/// send must end with `ParentDied` instead of sleeping in `write` forever.
+fn t28_parent_killed_while_child_sends_into_a_full_fifo() -> TestResult {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    use proclife::ipc::Connection;
+    let dir = std::env::temp_dir().join(format!("proclife-t28-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let fifo = dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))?;
+    // The read end first (non-blocking, so that opening it does not wait for a writer); it
+    // stays open and unread for the whole test, so the writer never gets EPIPE.
+    let read_end = open(
+        &fifo,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let write_end = open(&fifo, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut report_rx, mut report_tx) = pipe(false)?;
+    let keep = [report_rx.fd()?.as_raw_fd(), read_end.as_raw_fd()];
+    let mut write_end = Some(write_end);
+    let mut middle = spawn(move || {
+        close_inherited(&keep);
+        let run = move || -> Result<(), Box<dyn std::error::Error>> {
+            let ready = Arc::new(Event::new()?);
+            let ready_in_grandchild = Arc::clone(&ready);
+            let write_end = write_end.take().ok_or("no write end")?;
+            let grandchild = spawn(move || {
+                let Ok(mut sender) = Connection::from_fd(write_end, false, true) else {
+                    return 3;
+                };
+                ready_in_grandchild.set();
+                let sent = sender.send_bytes(&vec![7u8; 4 << 20]);
+                let parent_died = matches!(sent, Err(Error::ParentDied));
+                if report_tx.send(&parent_died).is_ok() {
+                    0
+                } else {
+                    2
+                }
+            })
+            .map_err(|e| format!("{e:?}"))?;
+            // The grandchild is not reaped by this process: it outlives it.
+            std::mem::forget(grandchild);
+            ready.wait(Some(LONG))?;
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        };
+        match run() {
+            Ok(()) => 0,
+            Err(_) => 2,
+        }
+    })?;
+    // Let the grandchild fill the FIFO and wait for room.
+    std::thread::sleep(Duration::from_millis(100));
+    ensure(middle.kill_and_reap() == Some(-9), "middle process killed")?;
+    ensure(
+        report_rx.poll(Some(LONG))?,
+        "the grandchild reports (its send returned)",
+    )?;
+    let parent_died: bool = report_rx.recv()?;
+    ensure(parent_died, "the send into the full FIFO gave ParentDied")?;
+    drop(read_end);
     Ok(())
 }
 

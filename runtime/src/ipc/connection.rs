@@ -18,9 +18,12 @@
 //! then, if nothing needs to end the wait early (the main process, a daemon child that dies
 //! with its parent), sleeps in the `read` or `write` itself (a duplex end's receive sleeps in
 //! `poll`, measured faster there), else (a child whose untimed waits watch their parent,
-//! decision 0018) in `poll` slices. A receive that has waited the last time goes straight to
-//! its sleep. An fd handed to [`Connection::from_fd`] keeps its own `O_NONBLOCK`; on such an
-//! fd a sleeping call that answers `EAGAIN` waits in `poll`.
+//! decision 0018) in `poll` slices, followed by a call that does not sleep. After a receive
+//! that had to wait, the next 16 receives go straight to their sleep. An fd handed to
+//! [`Connection::from_fd`] keeps its own `O_NONBLOCK`; on such an fd a sleeping call that
+//! answers `EAGAIN` waits in `poll`. Where the kernel refuses `RWF_NOWAIT` (a pipe before
+//! Linux 6.4, a named FIFO), every call polls first and then reads what is there or writes
+//! at most `PIPE_BUF` bytes, so a watched child still never sleeps in the kernel.
 //!
 //! One-way pipes are `pipe2(O_CLOEXEC)`; writing to a pipe whose reader is gone raises
 //! `SIGPIPE`, which Rust programs ignore by default (the write then fails with `EPIPE`,
@@ -126,9 +129,10 @@ pub struct Connection {
     /// request/reply exchange always waits, so its receives skip the read that would fail,
     /// while a stream of frames that seldom waits goes back to reading first.
     poll_first: u8,
-    /// Whether reads and writes that must not sleep can say so to the kernel (`RWF_NOWAIT`,
-    /// which older kernels refuse on a pipe); cleared at the first `EOPNOTSUPP`, after which
-    /// such a call polls first and then reads or writes plainly.
+    /// Whether reads and writes that must not sleep can say so to the kernel (`RWF_NOWAIT`
+    /// on a pipe, which kernels before 6.4 and named FIFOs refuse; a socket always can, with
+    /// `MSG_DONTWAIT`); cleared at the first `EOPNOTSUPP`, after which every call polls first
+    /// and then reads what is there or writes at most `PIPE_BUF` bytes.
     nowait: bool,
 }
 
@@ -401,6 +405,7 @@ fn recv_frame(
     // A pipe's receive may sleep in its `read`; a socket's sleeps in `poll`, which measured
     // faster for a request/reply exchange over a socket pair (decision 0028).
     let in_call = kind == Kind::Pipe;
+    let socket = kind == Kind::Socket;
     let mut header = [0u8; HEADER_LEN];
     let try_first = state.poll_first == 0;
     let (got, waited) = read_full(
@@ -409,7 +414,7 @@ fn recv_frame(
         try_first,
         in_call,
         &mut state.nowait,
-        |got, sleep| os::io::read_into(fd, &mut header[got..], sleep),
+        |got, sleep| os::io::read_into(fd, &mut header[got..], sleep, socket),
     )?;
     match got {
         0 => return Err(Error::Disconnected),
@@ -433,7 +438,7 @@ fn recv_frame(
     // Read into spare capacity: zero-filling a large frame first costs as much as copying it.
     let mut payload = Vec::with_capacity(len);
     let (got, _) = read_full(fd, len, true, in_call, &mut state.nowait, |got, sleep| {
-        os::io::read_spare(fd, &mut payload, len - got, sleep)
+        os::io::read_spare(fd, &mut payload, len - got, sleep, socket)
     })?;
     state.poll_first = if try_first && waited {
         POLL_FIRST
@@ -472,9 +477,12 @@ fn send_frame(
             match kind {
                 // Sockets: header and payload as one message, without SIGPIPE.
                 Kind::Socket => {
+                    // Every kernel takes `MSG_DONTWAIT`, so a socket never needs `Bounded`.
                     let flags = match sleep {
                         Sleep::May => MsgFlags::MSG_NOSIGNAL,
-                        Sleep::Never => MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+                        Sleep::Never | Sleep::Bounded => {
+                            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT
+                        }
                     };
                     nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), slices, &[], flags, None)
                 }
@@ -482,6 +490,8 @@ fn send_frame(
             }
         });
         match sent {
+            // A write that takes nothing of a non-empty remainder would be retried forever.
+            Ok((Ok(0), _)) => return Err((written, Error::os("write", Errno::EIO))),
             Ok((Ok(n), _)) => {
                 written += n;
                 advance(&mut parts, n);
@@ -539,8 +549,9 @@ enum Next {
     Try,
     /// Marked blocked, sleeping where this process may: in the call, or in `poll` first.
     Wait,
-    /// Marked blocked, in `poll` first, then a plain call: the fd does not block, or the
-    /// kernel cannot be asked not to sleep (`EOPNOTSUPP`).
+    /// Marked blocked, in `poll` first, then a call that cannot sleep long: the fd does not
+    /// block, or the kernel cannot be asked not to sleep (`EOPNOTSUPP`; the call is then
+    /// [`Sleep::Bounded`]).
     PollThenCall,
 }
 
@@ -554,7 +565,9 @@ enum Next {
 /// daemon that dies with its parent: [`parent_watch::untimed_waits_watch`]), the next call
 /// sleeps in the kernel; otherwise it sleeps in `poll` (with the parent watch, decision
 /// 0018) and calls again without sleeping. `nowait` says whether the kernel can be asked not
-/// to sleep; it is cleared at the first `EOPNOTSUPP`.
+/// to sleep; it is cleared at the first `EOPNOTSUPP` (only `RWF_NOWAIT` gives it: a pipe on an
+/// older kernel, a named FIFO), after which every call polls first and is
+/// [`Sleep::Bounded`], so that a watched child never sleeps in the kernel.
 ///
 /// # Errors
 ///
@@ -592,10 +605,12 @@ fn transfer(
                     Sleep::May
                 } else {
                     wait_ready(fd, events, &Deadline::after(None))?;
-                    if next == Next::Wait {
+                    // Ready now: a call that does not sleep, or, where the kernel cannot be
+                    // asked that, one bounded to what a ready fd takes at once.
+                    if *nowait {
                         Sleep::Never
                     } else {
-                        Sleep::May
+                        Sleep::Bounded
                     }
                 }
             }
@@ -605,10 +620,10 @@ fn transfer(
             Err(Errno::EAGAIN) => {
                 waited = true;
                 // A call that was allowed to sleep answered EAGAIN: the fd does not block.
-                next = if sleep == Sleep::May {
-                    Next::PollThenCall
-                } else {
+                next = if sleep == Sleep::Never {
                     Next::Wait
+                } else {
+                    Next::PollThenCall
                 };
             }
             Err(Errno::EOPNOTSUPP) if sleep == Sleep::Never => {
@@ -762,8 +777,9 @@ mod tests {
         Ok(())
     }
 
-    /// Without `RWF_NOWAIT` (an older kernel answers `EOPNOTSUPP` for a pipe; forced
-    /// here), calls poll first and then read or write plainly, and deliver everything.
+    /// Without `RWF_NOWAIT` (a kernel before 6.4 answers `EOPNOTSUPP` for a pipe, as every
+    /// kernel does for a named FIFO; forced here), calls poll first and then read what is
+    /// there or write at most `PIPE_BUF` bytes, and deliver everything.
     #[test]
     fn without_nowait_calls_poll_then_read_or_write() -> Result<()> {
         for duplex in [false, true] {

@@ -19,10 +19,16 @@ use nix::errno::Errno;
 pub(crate) enum Sleep {
     /// It may (on an fd that blocks): `read(2)`, `writev(2)`.
     May,
-    /// It returns `EAGAIN` instead, whatever the fd's own `O_NONBLOCK`: `preadv2(2)` and
-    /// `pwritev2(2)` with `RWF_NOWAIT` at the current position (offset -1). Kernels or files
-    /// that do not support the flag answer `EOPNOTSUPP` (pipes on older kernels).
+    /// It returns `EAGAIN` instead, whatever the fd's own `O_NONBLOCK`: on a socket `recv(2)`
+    /// with `MSG_DONTWAIT` (every kernel); on anything else `preadv2(2)`/`pwritev2(2)` with
+    /// `RWF_NOWAIT` at the current position (offset -1), which older kernels (pipes before
+    /// Linux 6.4) and some files (named FIFOs) refuse with `EOPNOTSUPP`.
     Never,
+    /// A plain call made right after `poll(2)` found the fd ready, for an fd that cannot be
+    /// asked not to sleep: a read takes what is there; a write is cut to `PIPE_BUF` bytes,
+    /// which a pipe that polled writable takes without sleeping (unless another writer
+    /// fills it first).
+    Bounded,
 }
 
 /// One read of at most `max` bytes into the spare capacity of `buf` (reserved here), whose
@@ -36,28 +42,36 @@ pub(crate) fn read_spare(
     buf: &mut Vec<u8>,
     max: usize,
     sleep: Sleep,
+    socket: bool,
 ) -> nix::Result<usize> {
     buf.reserve(max);
     let spare = buf.spare_capacity_mut();
     let len = max.min(spare.len());
     // SAFETY: `spare` is valid for writes of `len` bytes; see the module's `# Safety`.
-    let n = unsafe { read_raw(fd, spare.as_mut_ptr().cast(), len, sleep) }?;
+    let n = unsafe { read_raw(fd, spare.as_mut_ptr().cast(), len, sleep, socket) }?;
     // SAFETY: the read initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
 }
 
-/// One read of at most `buf.len()` bytes into `buf`; `Ok(0)` at end of file.
+/// One read of at most `buf.len()` bytes into `buf`; `Ok(0)` at end of file. `socket` says
+/// whether `fd` is a socket (see [`Sleep::Never`]).
 ///
 /// # Errors
 ///
 /// As [`read_spare`].
-pub(crate) fn read_into(fd: BorrowedFd<'_>, buf: &mut [u8], sleep: Sleep) -> nix::Result<usize> {
+pub(crate) fn read_into(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    sleep: Sleep,
+    socket: bool,
+) -> nix::Result<usize> {
     // SAFETY: `buf` is valid for writes of its length; see the module's `# Safety`.
-    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len(), sleep) }
+    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len(), sleep, socket) }
 }
 
-/// `read(2)` or `preadv2(2)` with `RWF_NOWAIT` of at most `len` bytes to `ptr`.
+/// `read(2)`, or without sleeping `recv(2)` with `MSG_DONTWAIT` (a socket) or `preadv2(2)`
+/// with `RWF_NOWAIT`, of at most `len` bytes to `ptr`.
 ///
 /// # Safety
 ///
@@ -67,11 +81,16 @@ unsafe fn read_raw(
     ptr: *mut u8,
     len: usize,
     sleep: Sleep,
+    socket: bool,
 ) -> nix::Result<usize> {
-    let n = match sleep {
+    let n = match (sleep, socket) {
         // SAFETY: the caller's contract.
-        Sleep::May => unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) },
-        Sleep::Never => {
+        (Sleep::May | Sleep::Bounded, _) => unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) },
+        // SAFETY: the caller's contract.
+        (Sleep::Never, true) => unsafe {
+            libc::recv(fd.as_raw_fd(), ptr.cast(), len, libc::MSG_DONTWAIT)
+        },
+        (Sleep::Never, false) => {
             let iov = libc::iovec {
                 iov_base: ptr.cast(),
                 iov_len: len,
@@ -89,8 +108,9 @@ unsafe fn read_raw(
     Ok(n)
 }
 
-/// One `writev(2)`, or `pwritev2(2)` with `RWF_NOWAIT`, of `slices`; returns the bytes
-/// written (perhaps fewer than given).
+/// One `writev(2)`, or `pwritev2(2)` with `RWF_NOWAIT`, of `slices` (not for sockets: they
+/// send with `sendmsg`); returns the bytes written (perhaps fewer than given). With
+/// [`Sleep::Bounded`] at most `PIPE_BUF` bytes are written.
 ///
 /// # Errors
 ///
@@ -103,6 +123,19 @@ pub(crate) fn write_vectored(
 ) -> nix::Result<usize> {
     match sleep {
         Sleep::May => nix::sys::uio::writev(fd, slices),
+        Sleep::Bounded => {
+            let mut room = libc::PIPE_BUF;
+            let mut cut: Vec<IoSlice<'_>> = Vec::with_capacity(slices.len());
+            for slice in slices {
+                if room == 0 {
+                    break;
+                }
+                let take = slice.len().min(room);
+                cut.push(IoSlice::new(&slice[..take]));
+                room -= take;
+            }
+            nix::sys::uio::writev(fd, &cut)
+        }
         Sleep::Never => {
             let count = libc::c_int::try_from(slices.len()).map_err(|_| Errno::EINVAL)?;
             // SAFETY: `IoSlice` is ABI-compatible with `iovec` (its documented guarantee on
@@ -133,10 +166,13 @@ mod tests {
         let (r, w) = nix::unistd::pipe().expect("pipe");
         std::fs::File::from(w).write_all(b"hello").expect("write");
         let mut buf = b"<".to_vec();
-        assert_eq!(read_spare(r.as_fd(), &mut buf, 3, Sleep::May), Ok(3));
-        assert_eq!(read_spare(r.as_fd(), &mut buf, 10, Sleep::Never), Ok(2));
+        assert_eq!(read_spare(r.as_fd(), &mut buf, 3, Sleep::May, false), Ok(3));
         assert_eq!(
-            read_spare(r.as_fd(), &mut buf, 10, Sleep::May),
+            read_spare(r.as_fd(), &mut buf, 10, Sleep::Never, false),
+            Ok(2)
+        );
+        assert_eq!(
+            read_spare(r.as_fd(), &mut buf, 10, Sleep::May, false),
             Ok(0),
             "end of file"
         );
@@ -148,7 +184,7 @@ mod tests {
         let (r, w) = nix::unistd::pipe().expect("pipe");
         let mut buf = [0u8; 4];
         assert_eq!(
-            read_into(r.as_fd(), &mut buf, Sleep::Never),
+            read_into(r.as_fd(), &mut buf, Sleep::Never, false),
             Err(Errno::EAGAIN)
         );
         let chunk = [7u8; 4096];
@@ -168,7 +204,33 @@ mod tests {
             Errno::EAGAIN,
             "a full pipe: EAGAIN after {written} bytes"
         );
-        assert_eq!(read_into(r.as_fd(), &mut buf, Sleep::Never), Ok(4));
+        assert_eq!(read_into(r.as_fd(), &mut buf, Sleep::Never, false), Ok(4));
         assert_eq!(buf, [7u8; 4]);
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair");
+        assert_eq!(
+            read_into(a.as_fd(), &mut buf, Sleep::Never, true),
+            Err(Errno::EAGAIN)
+        );
+        nix::unistd::write(&b, b"ok").expect("write");
+        assert_eq!(read_into(a.as_fd(), &mut buf, Sleep::Never, true), Ok(2));
+    }
+
+    #[test]
+    fn bounded_writes_are_cut_to_pipe_buf() {
+        let (_r, w) = nix::unistd::pipe().expect("pipe");
+        let big = vec![1u8; 3 * libc::PIPE_BUF];
+        let header = [2u8; 8];
+        let n = write_vectored(
+            w.as_fd(),
+            &[IoSlice::new(&header), IoSlice::new(&big)],
+            Sleep::Bounded,
+        );
+        assert_eq!(n, Ok(libc::PIPE_BUF), "one write of at most PIPE_BUF bytes");
     }
 }
