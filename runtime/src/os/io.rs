@@ -124,17 +124,18 @@ pub(crate) fn write_vectored(
     match sleep {
         Sleep::May => nix::sys::uio::writev(fd, slices),
         Sleep::Bounded => {
+            // At most the first two slices (a frame's header and payload), cut to PIPE_BUF
+            // bytes in all: a shorter write is a partial write, which the caller continues.
             let mut room = libc::PIPE_BUF;
-            let mut cut: Vec<IoSlice<'_>> = Vec::with_capacity(slices.len());
-            for slice in slices {
-                if room == 0 {
-                    break;
-                }
+            let mut cut = [IoSlice::new(&[]), IoSlice::new(&[])];
+            let mut used = 0;
+            for (slot, slice) in cut.iter_mut().zip(slices) {
                 let take = slice.len().min(room);
-                cut.push(IoSlice::new(&slice[..take]));
+                *slot = IoSlice::new(&slice[..take]);
                 room -= take;
+                used += 1;
             }
-            nix::sys::uio::writev(fd, &cut)
+            nix::sys::uio::writev(fd, &cut[..used])
         }
         Sleep::Never => {
             let count = libc::c_int::try_from(slices.len()).map_err(|_| Errno::EINVAL)?;
