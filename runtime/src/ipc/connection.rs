@@ -701,35 +701,29 @@ mod tests {
         OFlag::from_bits_truncate(flags).contains(OFlag::O_NONBLOCK)
     }
 
-    /// Sends `frames` frames of `len` bytes from another thread, after a pause long enough
-    /// that the receiver usually has to wait (it is correct either way); returns the thread.
-    fn send_later(
-        mut tx: Connection,
-        frames: u8,
-        len: usize,
-    ) -> std::thread::JoinHandle<Result<()>> {
-        std::thread::spawn(move || {
+    /// Sends 4 frames of 1 MiB (far above a pipe's or a socket pair's buffer) from another
+    /// thread, after a pause long enough that the receiver usually has to wait (it is
+    /// correct either way), receives them through `rx` and checks each one.
+    fn exchange(rx: &mut Connection, mut tx: Connection) -> Result<()> {
+        const FRAMES: u8 = 4;
+        const LEN: usize = 1 << 20;
+        let sender = std::thread::spawn(move || -> Result<()> {
             std::thread::sleep(Duration::from_millis(20));
-            for i in 0..frames {
-                tx.send_bytes(&vec![i; len])?;
+            for i in 0..FRAMES {
+                tx.send_bytes(&vec![i; LEN])?;
             }
             Ok(())
-        })
-    }
-
-    /// Receives `frames` frames of `len` bytes, each filled with its index.
-    fn receive_all(rx: &mut Connection, frames: u8, len: usize) -> Result<()> {
-        for i in 0..frames {
+        });
+        for i in 0..FRAMES {
             let got = rx.recv_bytes()?;
-            assert_eq!(got.len(), len, "frame {i}: length");
+            assert_eq!(got.len(), LEN, "frame {i}: length");
             assert!(got.iter().all(|&b| b == i), "frame {i}: contents");
         }
-        Ok(())
+        sender.join().expect("sender thread")
     }
 
     /// Ends block, as CPython's; a receive that has to wait and a send into a full buffer
-    /// (frames of 1 MiB, far above a pipe's or a socket pair's buffer) sleep and deliver
-    /// every byte, through both kinds of end.
+    /// sleep and deliver every byte, through both kinds of end.
     #[test]
     fn ends_block_and_waiting_calls_deliver_everything() -> Result<()> {
         for duplex in [false, true] {
@@ -742,9 +736,7 @@ mod tests {
                 !nonblocking(tx.fd()?),
                 "duplex {duplex}: the sending end blocks"
             );
-            let sender = send_later(tx, 4, 1 << 20);
-            receive_all(&mut rx, 4, 1 << 20)?;
-            sender.join().expect("sender thread")?;
+            exchange(&mut rx, tx)?;
             assert!(matches!(rx.recv_bytes(), Err(Error::Disconnected)));
         }
         Ok(())
@@ -770,9 +762,7 @@ mod tests {
             let mut rx = Connection::from_fd(rx_fd, true, duplex)?;
             let tx = Connection::from_fd(tx_fd, duplex, true)?;
             assert!(nonblocking(rx.fd()?), "from_fd leaves the flag as it was");
-            let sender = send_later(tx, 4, 1 << 20);
-            receive_all(&mut rx, 4, 1 << 20)?;
-            sender.join().expect("sender thread")?;
+            exchange(&mut rx, tx)?;
         }
         Ok(())
     }
@@ -786,9 +776,7 @@ mod tests {
             let (mut rx, mut tx) = pipe(duplex)?;
             rx.nowait = false;
             tx.nowait = false;
-            let sender = send_later(tx, 4, 1 << 20);
-            receive_all(&mut rx, 4, 1 << 20)?;
-            sender.join().expect("sender thread")?;
+            exchange(&mut rx, tx)?;
             assert!(matches!(rx.recv_bytes(), Err(Error::Disconnected)));
         }
         Ok(())
