@@ -1156,22 +1156,13 @@ fn t28_parent_killed_while_child_blocked() -> TestResult {
 /// process holds open and never reads; its parent (the middle process) is SIGKILLed; the
 /// send must end with `ParentDied` instead of sleeping in `write` forever.
 fn t28_parent_killed_while_child_sends_into_a_full_fifo() -> TestResult {
-    use nix::fcntl::{OFlag, open};
-    use nix::sys::stat::Mode;
     use proclife::ipc::Connection;
     let dir = std::env::temp_dir().join(format!("proclife-t28-fifo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let fifo = dir.join("fifo");
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))?;
-    // The read end first (non-blocking, so that opening it does not wait for a writer); it
-    // stays open and unread for the whole test, so the writer never gets EPIPE.
-    let read_end = open(
-        &fifo,
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let write_end = open(&fifo, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let opened = open_fifo(&dir.join("fifo"));
+    // The ends stay open; the name is not needed any more, whatever happened.
     let _ = std::fs::remove_dir_all(&dir);
+    let (read_end, write_end) = opened?;
     let (mut report_rx, mut report_tx) = pipe(false)?;
     let keep = [report_rx.fd()?.as_raw_fd(), read_end.as_raw_fd()];
     let mut write_end = Some(write_end);
@@ -1217,6 +1208,24 @@ fn t28_parent_killed_while_child_sends_into_a_full_fifo() -> TestResult {
     ensure(parent_died, "the send into the full FIFO gave ParentDied")?;
     drop(read_end);
     Ok(())
+}
+
+/// Makes a named FIFO at `path` and opens both ends. The read end first (non-blocking, so
+/// that opening it does not wait for a writer); the test keeps it open and unread, so the
+/// writer never gets EPIPE.
+fn open_fifo(
+    path: &std::path::Path,
+) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), Box<dyn std::error::Error>> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))?;
+    let read_end = open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let write_end = open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    Ok((read_end, write_end))
 }
 
 fn t45_every_fd_is_close_on_exec() -> TestResult {
