@@ -92,7 +92,12 @@ ROWS: list[Row] = [
     Row("spawn_join/raw_reexec/seq",
         "raw `fork` + `execve(/proc/self/exe)` that `_exit(0)`s at the top of `main`, `waitpid`",
         None, "cpython/spawn_join/spawn/seq"),
-    Row("spawn_join/spawn/seq", "proclife `Process`, spawn (re-exec) method: start + join",
+    Row("spawn_join/raw_posix_spawn/seq",
+        "raw glibc `posix_spawn` (`CLONE_VM` + `CLONE_VFORK`, no page-table copy) of the same "
+        "re-exec, `waitpid`",
+        "spawn_join/raw_reexec/seq", "cpython/spawn_join/spawn/seq"),
+    Row("spawn_join/spawn/seq",
+        "proclife `Process`, spawn (re-exec through `posix_spawn`) method: start + join",
         "spawn_join/raw_reexec/seq", "cpython/spawn_join/spawn/seq"),
     Row("spawn_join/procspawn/seq", "procspawn `spawn` of a closure + `join` (re-exec based)",
         "spawn_join/raw_reexec/seq", "cpython/spawn_join/spawn/seq"),

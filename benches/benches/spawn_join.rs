@@ -2,7 +2,8 @@
 //! `fork`/`_exit`/`waitpid`, raw `clone3(CLONE_PIDFD)` + `waitid(P_PIDFD)` and a bare re-exec
 //! in the same run.
 //!
-//! IDs: `spawn_join/<method>/<case>`; `raw_*` methods are the baselines. Cases: `seq` (one
+//! IDs: `spawn_join/<method>/<case>`; `raw_*` methods are the baselines (`raw_posix_spawn`
+//! is the re-exec through `posix_spawn` instead of `fork` + `execve`). Cases: `seq` (one
 //! process at a time), `batch64` (start 64, then join all; throughput in processes),
 //! `parent_<size>` (the parent has touched `<size>` of memory first).
 //!
@@ -134,7 +135,8 @@ fn parent_sweep(c: &mut criterion::Criterion) {
 }
 
 /// Fork, then `execve` of this very binary with the hidden argument that makes it `_exit(0)`
-/// at the top of `main`, then `waitpid`; and proclife's spawn method, one re-exec per child.
+/// at the top of `main`, then `waitpid`; the same through `posix_spawn` (no page-table copy);
+/// and proclife's spawn method, one re-exec per child (through `posix_spawn`).
 fn reexec(c: &mut criterion::Criterion) {
     let mut prepared: Option<Reexec> = None;
     harness::run(
@@ -146,6 +148,19 @@ fn reexec(c: &mut criterion::Criterion) {
             }
             if let Some(reexec) = &prepared {
                 b.iter(|| checked(reexec.run()));
+            }
+            Ok(())
+        },
+    );
+    harness::run(
+        c,
+        Spec::new("spawn_join/raw_posix_spawn/seq").pace(Pace::Slow),
+        |b| {
+            if prepared.is_none() {
+                prepared = Some(Reexec::current()?);
+            }
+            if let Some(reexec) = &prepared {
+                b.iter(|| checked(reexec.run_posix_spawn()));
             }
             Ok(())
         },

@@ -291,6 +291,10 @@ fn objects_work_both_ways() -> TestResult {
 }
 
 fn clean_process_image() -> TestResult {
+    // A descriptor of the parent without close-on-exec, open while the fork server starts
+    // and while each child starts: neither may inherit it.
+    let leak = nix::unistd::pipe()?;
+    proclife::stop_fork_server()?;
     for method in METHODS {
         let (mut here, there) = pipe(false)?;
         let mut p = builder(method).name("reporter").entry(report, there);
@@ -341,6 +345,7 @@ fn clean_process_image() -> TestResult {
         );
     }
     proclife::stop_fork_server()?;
+    drop(leak);
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Methods: `fork`, `forkserver`, `spawn` (proclife, as the `spawn_join` benchmark starts
-//! them), `raw-fork` and `raw-clone3` (the benchmark's raw baselines). Every child is checked
+//! them), `raw-fork`, `raw-clone3` and `raw-reexec` (the benchmark's raw baselines). Every child is checked
 //! to exit with 0 and reaped. Exit status 0 on success, 1 at the first failure, 2 for bad
 //! arguments.
 //!
@@ -22,7 +22,7 @@
 use proclife::StartMethod;
 use proclife_benches::crowd::{Crowd, ProcessCrowd, RawCrowd, raise_fd_limit};
 use proclife_benches::harness::exit_if_reexec_child;
-use proclife_benches::raw::spawn::{clone3_pidfd_wait, fork_exit_wait};
+use proclife_benches::raw::spawn::{Reexec, clone3_pidfd_wait, fork_exit_wait};
 use proclife_benches::runtime::{fork_start_join, method_start_join};
 
 fn main() {
@@ -45,6 +45,7 @@ fn main() {
         "spawn" => || method_start_join(StartMethod::Spawn),
         "raw-fork" => fork_exit_wait,
         "raw-clone3" => clone3_pidfd_wait,
+        "raw-reexec" => reexec_wait,
         other => {
             eprintln!("start_probe: unknown method {other:?}");
             std::process::exit(2);
@@ -74,9 +75,24 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: start_probe fork|forkserver|spawn|raw-fork|raw-clone3 N [raw|raw-pidfd|proclife M]"
+        "usage: start_probe fork|forkserver|spawn|raw-fork|raw-clone3|raw-reexec N \
+         [raw|raw-pidfd|proclife M]"
     );
     std::process::exit(2);
+}
+
+/// The benchmark's `raw_reexec` baseline: `fork` + `execve(/proc/self/exe)` of this binary,
+/// which `exit_if_reexec_child` ends at the top of `main`, and `waitpid`.
+fn reexec_wait() -> proclife_benches::Result<()> {
+    thread_local! {
+        static PREPARED: std::cell::OnceCell<Reexec> = const { std::cell::OnceCell::new() };
+    }
+    PREPARED.with(|prepared| {
+        if prepared.get().is_none() {
+            let _ = prepared.set(Reexec::current()?);
+        }
+        prepared.get().map_or(Ok(()), Reexec::run)
+    })
 }
 
 fn fail(error: &proclife_benches::Error) -> ! {

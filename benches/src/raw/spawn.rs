@@ -211,4 +211,33 @@ impl Reexec {
             pid => wait_exit_zero(pid),
         }
     }
+
+    /// The same re-exec through glibc's `posix_spawn` (the child shares the parent's memory
+    /// until its `execve`, so no page table is copied), then `waitpid`; no file actions or
+    /// attributes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when `posix_spawn` (including the `execve`) or `waitpid` fails,
+    /// [`Error::ChildFailed`] when the child did not exit with status 0.
+    pub fn run_posix_spawn(&self) -> Result<()> {
+        let mut pid: libc::pid_t = 0;
+        // SAFETY: `pid` is a valid out-pointer; path, argv and envp are NUL-terminated
+        // strings in NULL-terminated arrays alive as long as `self`; null file actions and
+        // attributes mean none. posix_spawn does not write through the array pointers.
+        let ret = unsafe {
+            libc::posix_spawn(
+                &raw mut pid,
+                self.path.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+                self.argv.as_ptr().cast(),
+                self.envp.as_ptr().cast(),
+            )
+        };
+        if ret != 0 {
+            return Err(Error::from_errno("posix_spawn", ret));
+        }
+        wait_exit_zero(pid)
+    }
 }

@@ -1,21 +1,16 @@
 //! The spawn start method: a fresh `execve` of `/proc/self/exe` that runs an entry point.
 //!
-//! The exec goes through `std::process::Command`, which is sound in a multi-threaded
-//! parent: between its fork (or `posix_spawn`/`vfork`) and the exec the child only makes
-//! async-signal-safe calls, and so does the one `pre_exec` step added here (two raw system
-//! calls). The pidfd is opened right after the spawn, while the child is unreaped and only
-//! this process may reap it; a foreign `waitpid(-1)` can at worst cause
-//! [`Error::StatusLost`] later, as with fork.
-//!
-//! # Safety
-//!
-//! The one `unsafe` call registers the `pre_exec` step; see its `SAFETY` comment.
+//! The exec goes through glibc's `posix_spawn` ([`os::fork::spawn_keeping`]), which is sound
+//! in a multi-threaded parent and copies none of the parent's memory (the child shares it
+//! until its `execve`): the bootstrap socket is the child's fd 3, every other fd above 2 is
+//! closed, and a failed `execve` is an error of `start`. The pidfd is opened right after the
+//! spawn, while the child is unreaped and only this process may reap it; a foreign
+//! `waitpid(-1)` can at worst cause [`Error::StatusLost`] later, as with fork.
 #![forbid(unsafe_code)]
 
-use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -69,15 +64,8 @@ pub(crate) fn reexecute() -> Result<Reexecuted> {
     .map_err(|errno| Error::os("socketpair", errno))?;
     registry::lock().ensure_exit_hook()?;
     flush_std_streams();
-    let spawned = reexec(theirs.as_fd())
-        .spawn()
-        .map_err(|e| Error::os("execve", wire::io_errno(&e)))?;
+    let pid = reexec(theirs.as_fd())?;
     drop(theirs);
-    // A child's pid is positive.
-    let pid = i32::try_from(spawned.id())
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or(Error::os("execve", nix::errno::Errno::EINVAL))?;
     let pidfd = match os::pidfd::pidfd_open(pid) {
         Ok(pidfd) => pidfd,
         Err(error) => {
@@ -92,14 +80,21 @@ pub(crate) fn reexecute() -> Result<Reexecuted> {
     })
 }
 
-/// A command that re-executes the program with `sock` as its bootstrap socket (the only fd
-/// above 2 that survives the exec).
-pub(super) fn reexec(sock: BorrowedFd<'_>) -> Command {
-    let raw = sock.as_raw_fd();
-    let mut command = Command::new("/proc/self/exe");
-    command.arg0(arg0()).arg(ARG).env(ENV, raw.to_string());
-    os::fork::keep_only_on_exec(&mut command, raw);
-    command
+/// Starts a copy of the program (`/proc/self/exe`, `argv[0]` kept, [`ARG`] as its one
+/// argument) whose fd [`os::fork::KEPT_FD`] is `sock` and whose environment names that fd
+/// in [`ENV`]; no other fd above 2 survives.
+///
+/// # Errors
+///
+/// As [`os::fork::spawn_keeping`]; [`Error::InvalidArgument`] when `argv[0]` holds a NUL
+/// byte.
+fn reexec(sock: BorrowedFd<'_>) -> Result<Pid> {
+    let arg0 = CString::new(arg0().into_vec())
+        .map_err(|_| Error::InvalidArgument("argv[0] holds a NUL byte"))?;
+    let arg = CString::new(ARG).map_err(|_| Error::InvalidArgument("bootstrap argument"))?;
+    let env = CString::new(format!("{ENV}={}", os::fork::KEPT_FD))
+        .map_err(|_| Error::InvalidArgument("bootstrap variable"))?;
+    os::fork::spawn_keeping(c"/proc/self/exe", &[&arg0, &arg], &env, sock)
 }
 
 impl Launcher for SpawnLauncher {
