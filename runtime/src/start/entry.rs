@@ -8,7 +8,9 @@
 //! keys (T40).
 
 use std::any::type_name;
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -70,9 +72,33 @@ where
     Ok(Box::new(move || f(args)))
 }
 
-/// The entry point registered under `key`, if any.
+/// The entry points by key, built by [`index_entries`] (in a fork server, before it forks
+/// any child, so that its children inherit it).
+static INDEX: OnceLock<HashMap<String, &'static EntryPoint>> = OnceLock::new();
+
+/// The entry point registered under `key`, if any: from the index when this process (or the
+/// fork server it was forked from) built one, else by formatting the registered keys one by
+/// one until one matches.
 pub(crate) fn find(key: &str) -> Option<&'static EntryPoint> {
-    ENTRIES.iter().find(|entry| (entry.key)() == key)
+    match INDEX.get() {
+        Some(index) => index.get(key).copied(),
+        None => ENTRIES.iter().find(|entry| (entry.key)() == key),
+    }
+}
+
+/// Builds the index [`find`] uses, once per process. A fork server builds it at its start:
+/// otherwise every child it forks would format the registered keys again, writing fresh
+/// heap pages and touching code that `fork` left unmapped (page faults per child).
+pub(crate) fn index_entries() {
+    INDEX.get_or_init(|| {
+        let mut index = HashMap::with_capacity(ENTRIES.len());
+        for entry in ENTRIES.iter() {
+            // Two functions with the same key cannot both be found; the first one wins, as
+            // with the search without index.
+            index.entry((entry.key)()).or_insert(entry);
+        }
+        index
+    });
 }
 
 impl EntryPoint {
@@ -242,4 +268,32 @@ macro_rules! entry_returning {
     ($($f:path),+ $(,)?) => {
         $crate::__register_entries!($crate::result::key_of, $crate::result::prepare; $($f),+);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index finds what the search finds, for every registered key, and nothing for a
+    /// key that is not registered.
+    #[test]
+    fn the_index_finds_what_the_search_finds() {
+        let keys: Vec<String> = ENTRIES.iter().map(|entry| (entry.key)()).collect();
+        assert!(
+            keys.iter().any(|key| key.contains("no_target")),
+            "expected the runtime's own entry among {keys:?}"
+        );
+        let searched: Vec<*const EntryPoint> = keys
+            .iter()
+            .map(|key| ENTRIES.iter().find(|entry| (entry.key)() == *key))
+            .map(|found| found.map_or(std::ptr::null(), std::ptr::from_ref))
+            .collect();
+        index_entries();
+        let indexed: Vec<*const EntryPoint> = keys
+            .iter()
+            .map(|key| find(key).map_or(std::ptr::null(), std::ptr::from_ref))
+            .collect();
+        assert_eq!(indexed, searched, "keys {keys:?}");
+        assert!(find("not::registered(())").is_none());
+    }
 }

@@ -54,6 +54,15 @@ thread_local! {
     static FAILURE: RefCell<Option<Error>> = const { RefCell::new(None) };
 }
 
+/// Initialises this thread's argument tables, so that a process forked from it later finds
+/// them ready: a fork server calls it at its start, so that its children's first decode does
+/// not register the tables' destructors (`__cxa_thread_atexit_impl`, whose first call in a
+/// process also binds its symbol in the dynamic loader).
+pub(crate) fn warm_thread_tables() {
+    TABLE.with(|_| ());
+    FAILURE.with(|_| ());
+}
+
 fn fail(error: Error) -> String {
     let text = error.to_string();
     FAILURE.with(|f| *f.borrow_mut() = Some(error));

@@ -64,6 +64,10 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
     // Mapped once for every child to come; the mapping holds the memfd.
     status::serve_cells(&cells)?;
     drop(cells);
+    // What every child would otherwise do for itself, once per child: look up its entry
+    // point among the registered keys, and set up the argument decoder's thread-locals.
+    crate::start::entry::index_entries();
+    crate::start::pass::warm_thread_tables();
     if os::poll::ready(
         parent.as_fd(),
         PollFlags::POLLIN,
