@@ -79,6 +79,7 @@ fn check(call: &'static str, rc: libc::c_int) -> Result<()> {
 }
 
 impl RawMutex {
+    #[inline]
     fn raw(&self) -> *mut libc::pthread_mutex_t {
         self.mutex.get()
     }
@@ -146,6 +147,7 @@ impl RawMutex {
         }
     }
 
+    #[inline]
     fn acquired(&self, how: Acquire) -> Acquire {
         // Only the holder writes `holder` and `depth`, so plain loads and stores suffice
         // (no read-modify-write instructions on the fast path).
@@ -169,10 +171,14 @@ impl RawMutex {
     /// sleep does it call `while_blocked` and hold what that returns until it wakes up (the
     /// callers pass `|| blocked(on)`, so the process's status slot says what it waits for).
     ///
+    /// Inlined into its callers up to the first `pthread_mutex_trylock`: an uncontended
+    /// acquisition is that call and two stores, everything else is out of line.
+    ///
     /// # Errors
     ///
     /// [`Error::NotRecoverable`], [`Error::WouldDeadlock`] (non-recursive, already held by
     /// the caller), [`Error::InvalidArgument`] (recursion limit), [`Error::Os`].
+    #[inline]
     pub(crate) fn lock<G>(
         &self,
         timeout: Option<Duration>,
@@ -181,9 +187,20 @@ impl RawMutex {
         // SAFETY: the mutex was initialised (module `# Safety`).
         let rc = unsafe { libc::pthread_mutex_trylock(self.raw()) };
         if rc == 0 {
-            // The common case, kept apart from the error mapping below.
             return Ok(self.acquired(Acquire::Acquired));
         }
+        self.lock_after_trylock(rc, timeout, while_blocked)
+    }
+
+    /// [`RawMutex::lock`] after a `pthread_mutex_trylock` that returned `rc` (not 0).
+    #[cold]
+    #[inline(never)]
+    fn lock_after_trylock<G>(
+        &self,
+        rc: libc::c_int,
+        timeout: Option<Duration>,
+        while_blocked: impl FnOnce() -> G,
+    ) -> Result<Acquire> {
         let poll_only = timeout == Some(Duration::ZERO);
         if rc == libc::EDEADLK && poll_only {
             // A zero timeout on a lock the caller holds: "not acquired", as in CPython.
@@ -222,15 +239,20 @@ impl RawMutex {
     }
 
     /// The recursion depth (1 for a held non-recursive mutex, 0 when free).
+    #[inline]
     pub(crate) fn depth(&self) -> u32 {
         self.depth.load(Ordering::Relaxed)
     }
 
     /// Releases one level of the mutex.
     ///
+    /// Inlined like [`RawMutex::lock`] up to the `pthread_mutex_unlock`; a failed unlock is
+    /// handled out of line.
+    ///
     /// # Errors
     ///
     /// [`Error::NotOwner`] when the caller does not hold it.
+    #[inline]
     pub(crate) fn unlock(&self) -> Result<()> {
         let depth = self.depth();
         if depth == 0 || !self.held_by_caller() {
@@ -245,6 +267,14 @@ impl RawMutex {
         if rc == 0 {
             return Ok(());
         }
+        self.unlock_failed(depth, rc)
+    }
+
+    /// [`RawMutex::unlock`] after a `pthread_mutex_unlock` that returned `rc` (not 0) with
+    /// the bookkeeping already lowered from `depth`.
+    #[cold]
+    #[inline(never)]
+    fn unlock_failed(&self, depth: u32, rc: libc::c_int) -> Result<()> {
         // Undo the bookkeeping: the mutex is still ours.
         self.depth.store(depth, Ordering::Relaxed);
         self.holder.store(gettid(), Ordering::Relaxed);

@@ -31,10 +31,12 @@ impl MutexSegment {
         })
     }
 
+    #[inline]
     fn mutex(&self) -> &RawMutex {
         self.seg.header()
     }
 
+    #[inline]
     fn acquire(&self, timeout: Option<Duration>, on: BlockedOn) -> Result<bool> {
         match self.mutex().lock(timeout, || blocked(on))? {
             Acquire::Acquired => Ok(true),
@@ -126,6 +128,7 @@ impl Lock {
     /// CPython raises none of these: it waits for a dead holder forever (or returns `False`
     /// at the timeout). Both are deviations of decision 0003, rows `lock.acquire.*` of the
     /// refusal table.
+    #[inline]
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
         self.seg.acquire(timeout, BlockedOn::Lock)
     }
@@ -137,6 +140,7 @@ impl Lock {
     /// [`Error::NotOwner`] when the caller does not hold it. CPython: `ValueError: semaphore
     /// or lock released too many times` when nobody holds it (a second release); when another
     /// process holds it CPython releases it, proclife refuses (decision 0003).
+    #[inline]
     pub fn release(&self) -> Result<()> {
         let mutex = self.seg.mutex();
         if crate::planted::active("lock-release-by-non-owner")
@@ -214,6 +218,7 @@ impl RLock {
     /// As [`Lock::acquire`], except that re-acquiring is allowed (never
     /// [`Error::WouldDeadlock`]). [`Error::OwnerDied`] is a deviation (decision 0003): CPython
     /// waits for a dead holder forever.
+    #[inline]
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
         self.seg.acquire(timeout, BlockedOn::RLock)
     }
@@ -225,6 +230,7 @@ impl RLock {
     /// [`Error::NotOwner`] when the caller does not hold it (nobody does, or another process
     /// does). CPython: `AssertionError: attempt to release recursive lock not owned by
     /// thread`.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         self.seg.mutex().unlock()
     }
