@@ -139,32 +139,22 @@ fn parent_sweep(c: &mut criterion::Criterion) {
 /// and proclife's spawn method, one re-exec per child (through `posix_spawn`).
 fn reexec(c: &mut criterion::Criterion) {
     let mut prepared: Option<Reexec> = None;
-    harness::run(
-        c,
-        Spec::new("spawn_join/raw_reexec/seq").pace(Pace::Slow),
-        |b| {
+    type RawRun = fn(&Reexec) -> proclife_benches::Result<()>;
+    let raw_rows: [(&str, RawRun); 2] = [
+        ("spawn_join/raw_reexec/seq", Reexec::run),
+        ("spawn_join/raw_posix_spawn/seq", Reexec::run_posix_spawn),
+    ];
+    for (id, run) in raw_rows {
+        harness::run(c, Spec::new(id).pace(Pace::Slow), |b| {
             if prepared.is_none() {
                 prepared = Some(Reexec::current()?);
             }
             if let Some(reexec) = &prepared {
-                b.iter(|| checked(reexec.run()));
+                b.iter(|| checked(run(reexec)));
             }
             Ok(())
-        },
-    );
-    harness::run(
-        c,
-        Spec::new("spawn_join/raw_posix_spawn/seq").pace(Pace::Slow),
-        |b| {
-            if prepared.is_none() {
-                prepared = Some(Reexec::current()?);
-            }
-            if let Some(reexec) = &prepared {
-                b.iter(|| checked(reexec.run_posix_spawn()));
-            }
-            Ok(())
-        },
-    );
+        });
+    }
     harness::run(c, Spec::new("spawn_join/spawn/seq").pace(Pace::Slow), |b| {
         b.iter(|| checked(method_start_join(StartMethod::Spawn)));
         Ok(())
