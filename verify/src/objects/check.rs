@@ -308,6 +308,28 @@ fn parent_holds(p: &Program) -> usize {
 
 fn candidates(p: &Program) -> Vec<Program> {
     let mut out = Vec::new();
+    // An await widened to every worker that calls only the awaited object (so it sleeps on
+    // it or ends, and the await ends): what the program does after the await then no
+    // longer depends on how fast those workers got there. First, so that the descent
+    // orders the program before it shrinks it.
+    for (s, step) in p.parent.iter().enumerate() {
+        if let Step::AwaitBlocked { procs, on } = step {
+            let wider: Vec<usize> = (0..p.procs.len())
+                .filter(|w| {
+                    procs.contains(w)
+                        || !p.procs[*w].is_empty() && p.procs[*w].iter().all(|c| c.object() == *on)
+                })
+                .collect();
+            if wider.len() > procs.len() {
+                let mut q = p.clone();
+                q.parent[s] = Step::AwaitBlocked {
+                    procs: wider,
+                    on: *on,
+                };
+                out.push(q);
+            }
+        }
+    }
     // One worker's calls made by the parent instead, once every other worker sleeps on that
     // object or has ended: fewer processes racing, so the failure depends less on timing.
     if p.procs.len() > 1 {
@@ -329,6 +351,14 @@ fn candidates(p: &Program) -> Vec<Program> {
             });
             q.parent
                 .extend(p.procs[w].iter().map(|&call| Step::Call { call }));
+            // A worker's end releases the locks it still holds; the parent's calls do not
+            // end, so they release them explicitly (otherwise the filter of `smaller` drops
+            // the candidate, and the program keeps two workers racing).
+            q.parent.extend(
+                released_at_end(&p.procs[w])
+                    .into_iter()
+                    .map(|call| Step::Call { call }),
+            );
             out.push(q);
         }
     }
@@ -389,6 +419,27 @@ fn candidates(p: &Program) -> Vec<Program> {
         }
     }
     out
+}
+
+/// The releases a process ending after `calls` makes implicitly: one per level of every
+/// `Lock`, `RLock` and `Condition` it still holds (dropping a held lock's handle releases
+/// it; a semaphore's permits stay taken), counting every `acquire` as taken.
+fn released_at_end(calls: &[Call]) -> Vec<Call> {
+    let mut held: std::collections::BTreeMap<Object, usize> = Default::default();
+    for call in calls {
+        match *call {
+            Call::Acquire { obj, .. } => *held.entry(obj).or_default() += 1,
+            Call::Release { obj } => {
+                let n = held.entry(obj).or_default();
+                *n = n.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    held.into_iter()
+        .filter(|(obj, _)| matches!(obj, Object::Lock | Object::RLock | Object::Condition))
+        .flat_map(|(obj, n)| std::iter::repeat_n(Call::Release { obj }, n))
+        .collect()
 }
 
 /// `p` without worker `w`, the parent's references to later workers renumbered.
@@ -697,6 +748,89 @@ mod tests {
         assert!(
             joins > 0 && pipes > 0,
             "{joins} join programs, {pipes} pipe programs"
+        );
+    }
+
+    /// Two workers, one waiting on the condition and one notifying it without releasing it
+    /// (its end releases it): the candidate that makes the parent the notifier, after it
+    /// awaited the waiter asleep, passes the filters, so the shrunk program does not leave
+    /// the order of the wait and the notification to timing.
+    #[test]
+    fn a_notifier_that_ends_holding_the_lock_can_become_the_parent() {
+        let acquire = Call::Acquire {
+            obj: COND,
+            timeout_ms: None,
+        };
+        let racing = Program {
+            setup: Default::default(),
+            procs: vec![
+                vec![
+                    acquire,
+                    Call::CondWait {
+                        timeout_ms: Some(200),
+                    },
+                ],
+                vec![acquire, Call::Notify { n: 0 }],
+            ],
+            parent: Vec::new(),
+        };
+        let ordered: Vec<Step> = [
+            Step::AwaitBlocked {
+                procs: vec![0],
+                on: COND,
+            },
+            Step::Call { call: acquire },
+            Step::Call {
+                call: Call::Notify { n: 0 },
+            },
+            Step::Call {
+                call: Call::Release { obj: COND },
+            },
+        ]
+        .into();
+        let smaller = smaller(&racing);
+        assert!(
+            smaller
+                .iter()
+                .any(|q| q.procs == racing.procs[..1] && q.parent == ordered),
+            "expected a candidate with the notifier in the parent after an await, got {smaller:?}"
+        );
+    }
+
+    /// Two workers waiting on the condition, the parent awaiting only one of them before it
+    /// notifies: the first candidate awaits both, and no candidate awaits a worker that
+    /// calls another object (it might sleep there, and the await would not end).
+    #[test]
+    fn an_await_is_widened_to_every_worker_of_its_object() {
+        let waiter = vec![
+            Call::Acquire {
+                obj: COND,
+                timeout_ms: None,
+            },
+            Call::CondWait {
+                timeout_ms: Some(200),
+            },
+        ];
+        let await_on = |procs: Vec<usize>| Step::AwaitBlocked { procs, on: COND };
+        let p = Program {
+            setup: Default::default(),
+            procs: vec![
+                waiter.clone(),
+                waiter,
+                vec![Call::EventWait { timeout_ms: None }],
+            ],
+            parent: vec![
+                await_on(vec![1]),
+                Step::Call {
+                    call: Call::Notify { n: 1 },
+                },
+            ],
+        };
+        let first = candidates(&p).into_iter().next();
+        assert_eq!(
+            first.map(|q| q.parent[0].clone()),
+            Some(await_on(vec![0, 1])),
+            "expected the await widened to both waiters first"
         );
     }
 
