@@ -21,3 +21,9 @@ pub mod scenarios;
 pub mod sut;
 pub mod timing;
 pub mod trace;
+
+/// The README's Rust examples, compiled and run as doc tests (`cargo test --workspace
+/// --doc`), so that what a newcomer copies from it builds.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;

@@ -49,9 +49,15 @@ impl Coverage {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// The table: one line per class, with its hits.
+    /// The table: a header, then one line per class (object, operation, outcome: a
+    /// returned value or a refusal's row) with its hits.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<17} {:<11} {:<34} {:>6}",
+            "primitive", "operation", "outcome", "hits"
+        );
         for obj in FOCUS {
             for &(op, outcome) in coverage::classes(obj) {
                 let n = self.hits(obj, op, outcome);
