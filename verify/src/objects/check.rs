@@ -418,6 +418,14 @@ fn candidates(p: &Program) -> Vec<Program> {
             out.push(q);
         }
     }
+    // The workers started together: last, for a failure that needs two workers' calls to
+    // overlap (a lost update), which no await orders; without it, a worker started late
+    // under load can miss the other's window.
+    if p.procs.len() > 1 && !p.setup.start_together {
+        let mut q = p.clone();
+        q.setup.start_together = true;
+        out.push(q);
+    }
     out
 }
 
@@ -620,6 +628,7 @@ fn shrink(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::worker::Setup;
     use proclife_model::objects::History;
 
     const COND: Object = Object::Condition;
@@ -831,6 +840,43 @@ mod tests {
             first.map(|q| q.parent[0].clone()),
             Some(await_on(vec![0, 1])),
             "expected the await widened to both waiters first"
+        );
+    }
+
+    /// Two workers whose calls must overlap: the last candidate starts them together; one
+    /// worker has nothing to overlap with, and a program that starts them together already
+    /// is not offered again.
+    #[test]
+    fn racing_workers_are_offered_a_common_start() {
+        let p = Program {
+            setup: Default::default(),
+            procs: vec![vec![Call::ValueIncrement], vec![Call::ValueIncrement]],
+            parent: Vec::new(),
+        };
+        let last = candidates(&p).pop().map(|q| q.setup.start_together);
+        assert_eq!(
+            last,
+            Some(true),
+            "expected the last candidate to start them together"
+        );
+        let together = Program {
+            setup: Setup {
+                start_together: true,
+                ..Setup::default()
+            },
+            ..p.clone()
+        };
+        assert!(
+            candidates(&together).iter().all(|q| q.setup.start_together),
+            "a candidate dropped the common start"
+        );
+        let alone = Program {
+            procs: vec![vec![Call::ValueIncrement]],
+            ..p
+        };
+        assert!(
+            candidates(&alone).iter().all(|q| !q.setup.start_together),
+            "one worker was offered a common start"
         );
     }
 

@@ -782,6 +782,7 @@ pub fn program(seed: u64) -> Program {
             maxsize: 1 + rng.below(2) as usize,
             ends: [0, 0],
             small_send_buffer: false,
+            start_together: false,
         },
         procs,
         parent,

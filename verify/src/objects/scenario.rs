@@ -328,8 +328,7 @@ fn drive(
 ) -> anyhow::Result<(Vec<Death>, Vec<Report>)> {
     // Every worker's handles of the pipes' ends exist before the first is started, so the
     // parent can tell a forked worker which fd numbers it inherited.
-    let start = program
-        .uses_pipes()
+    let start = (program.uses_pipes() || program.setup.start_together)
         .then(|| Barrier::new(program.procs.len() + 1, None))
         .transpose()?;
     let mut dups = program

@@ -145,6 +145,11 @@ pub struct Setup {
     /// nobody receives fill it and the next `send` blocks.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub small_send_buffer: bool,
+    /// The workers and the parent pass one barrier before any call (as they always do when
+    /// the program uses a pipe), so that the workers' first calls start together: shrinking
+    /// sets it where a failure needs two workers' calls to overlap, which no await can order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start_together: bool,
 }
 
 fn no_ends(ends: &[u32; 2]) -> bool {
@@ -160,6 +165,7 @@ impl Default for Setup {
             maxsize: 2,
             ends: [0, 0],
             small_send_buffer: false,
+            start_together: false,
         }
     }
 }
@@ -496,8 +502,9 @@ pub struct Work {
     /// must close, so that it holds exactly the ends the program gives it.
     #[serde(default)]
     pub inherited: Vec<RawFd>,
-    /// When the program uses a pipe: the barrier every worker and the parent pass once
-    /// each holds exactly its ends, before any call is made.
+    /// When the program uses a pipe or starts its workers together
+    /// ([`Setup::start_together`]): the barrier every worker and the parent pass once each
+    /// holds exactly its ends, before any call is made.
     #[serde(default)]
     pub start: Option<Barrier>,
 }
