@@ -167,10 +167,12 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
     })
 }
 
-/// The programs one step smaller than `p`: a worker's calls made by the parent, a worker
-/// removed, half of a worker's calls removed, a parent step removed (an await only when
-/// nothing follows it, since it orders the program), one call removed, or one short
-/// timeout made long (a worker's to [`LONG_MS`], the parent's to twice that). Awaits
+/// The programs one step smaller or more ordered than `p`: an await widened to every worker
+/// that calls only its object, a worker's calls made by the parent (with the releases the
+/// worker's end would have made), a worker removed, half of a worker's calls removed, a
+/// parent step removed (an await only when nothing follows it, since it orders the
+/// program), one call removed, one short timeout made long (a worker's to [`LONG_MS`], the
+/// parent's to twice that), or, last, the workers started together. Awaits
 /// repeated back to back are made one, and a candidate whose parent ends holding more locks
 /// or permits than `p`'s, where a simple queue's `get` may wait for an item nobody puts, or
 /// where a pipe's `recv` may wait for end of file forever ([`pipe_waits_end`]), is left
