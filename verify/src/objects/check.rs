@@ -278,34 +278,38 @@ pub(crate) fn pipe_waits_end(p: &Program) -> bool {
     })
 }
 
-/// How many locks and permits the parent's calls leave held, counting every `acquire` as
-/// taken (those with a timeout may not be), and every access to a value or an array too
-/// (one told that a holder died holds the lock afterwards).
+/// How many locks and permits the parent's calls leave held ([`held_after`]).
 fn parent_holds(p: &Program) -> usize {
+    let calls = p.parent.iter().filter_map(|step| match step {
+        Step::Call { call } => Some(call),
+        _ => None,
+    });
+    held_after(calls).values().sum()
+}
+
+/// Per object, how many levels of it `calls` leave held, counting every `acquire` as taken
+/// (those with a timeout may not be), and every access to a value or an array too (one told
+/// that a holder died holds the lock afterwards).
+fn held_after<'a>(
+    calls: impl IntoIterator<Item = &'a Call>,
+) -> std::collections::BTreeMap<Object, usize> {
     let mut held: std::collections::BTreeMap<Object, usize> = Default::default();
-    for step in &p.parent {
-        match step {
-            Step::Call {
-                call: Call::Acquire { obj, .. },
-            } => *held.entry(*obj).or_default() += 1,
-            Step::Call {
-                call:
-                    call @ (Call::ValueGet
-                    | Call::ValueSet { .. }
-                    | Call::ValueIncrement
-                    | Call::ArrayGet { .. }
-                    | Call::ArraySet { .. }),
-            } => *held.entry(call.object()).or_default() += 1,
-            Step::Call {
-                call: Call::Release { obj },
-            } => {
-                let n = held.entry(*obj).or_default();
+    for call in calls {
+        match *call {
+            Call::Acquire { obj, .. } => *held.entry(obj).or_default() += 1,
+            Call::ValueGet
+            | Call::ValueSet { .. }
+            | Call::ValueIncrement
+            | Call::ArrayGet { .. }
+            | Call::ArraySet { .. } => *held.entry(call.object()).or_default() += 1,
+            Call::Release { obj } => {
+                let n = held.entry(obj).or_default();
                 *n = n.saturating_sub(1);
             }
             _ => {}
         }
     }
-    held.values().sum()
+    held
 }
 
 fn candidates(p: &Program) -> Vec<Program> {
@@ -432,21 +436,11 @@ fn candidates(p: &Program) -> Vec<Program> {
 }
 
 /// The releases a process ending after `calls` makes implicitly: one per level of every
-/// `Lock`, `RLock` and `Condition` it still holds (dropping a held lock's handle releases
-/// it; a semaphore's permits stay taken), counting every `acquire` as taken.
+/// `Lock`, `RLock` and `Condition` it still holds ([`held_after`]; dropping a held lock's
+/// handle releases it, a semaphore's permits stay taken).
 fn released_at_end(calls: &[Call]) -> Vec<Call> {
-    let mut held: std::collections::BTreeMap<Object, usize> = Default::default();
-    for call in calls {
-        match *call {
-            Call::Acquire { obj, .. } => *held.entry(obj).or_default() += 1,
-            Call::Release { obj } => {
-                let n = held.entry(obj).or_default();
-                *n = n.saturating_sub(1);
-            }
-            _ => {}
-        }
-    }
-    held.into_iter()
+    held_after(calls)
+        .into_iter()
         .filter(|(obj, _)| matches!(obj, Object::Lock | Object::RLock | Object::Condition))
         .flat_map(|(obj, n)| std::iter::repeat_n(Call::Release { obj }, n))
         .collect()
