@@ -22,8 +22,9 @@ pub mod sut;
 pub mod timing;
 pub mod trace;
 
-/// The README's Rust examples, compiled and run as doc tests (`cargo test --workspace
-/// --doc`), so that what a newcomer copies from it builds.
+/// The README's Rust examples as doc tests (`cargo test --workspace --doc`): each is
+/// compiled, and those with a `main` are run (not the `no_run` one), so that what a newcomer
+/// copies from it builds.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;

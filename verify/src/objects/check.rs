@@ -323,7 +323,8 @@ fn candidates(p: &Program) -> Vec<Program> {
             let wider: Vec<usize> = (0..p.procs.len())
                 .filter(|w| {
                     procs.contains(w)
-                        || !p.procs[*w].is_empty() && p.procs[*w].iter().all(|c| c.object() == *on)
+                        || (!p.procs[*w].is_empty()
+                            && p.procs[*w].iter().all(|c| c.object() == *on))
                 })
                 .collect();
             if wider.len() > procs.len() {
