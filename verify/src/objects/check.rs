@@ -172,13 +172,13 @@ pub fn check(options: &Options, mut progress: impl FnMut(u32)) -> anyhow::Result
 /// worker's end would have made), a worker removed, half of a worker's calls removed, a
 /// parent step removed (an await only when nothing follows it, since it orders the
 /// program), one call removed, one short timeout made long (a worker's to [`LONG_MS`], the
-/// parent's to twice that), or, last, the workers started together. Awaits
-/// repeated back to back are made one, and a candidate whose parent ends holding more locks
-/// or permits than `p`'s, where a simple queue's `get` may wait for an item nobody puts, or
-/// where a pipe's `recv` may wait for end of file forever ([`pipe_waits_end`]), is left
-/// out: it would wait until the harness gives up, which is no smaller failure.
+/// parent's to twice that), or, last, the workers started together. Awaits repeated back to
+/// back are made one, and a candidate that ends with more locks or permits held than `p`
+/// ([`held_at_end`]), where a simple queue's `get` may wait for an item nobody puts, or where
+/// a pipe's `recv` may wait for end of file forever ([`pipe_waits_end`]), is left out: it
+/// would wait until the harness gives up, which is no smaller failure.
 fn smaller(p: &Program) -> Vec<Program> {
-    let held = parent_holds(p);
+    let held = held_at_end(p);
     let mut out: Vec<Program> = candidates(p)
         .into_iter()
         .map(|mut q| {
@@ -186,9 +186,7 @@ fn smaller(p: &Program) -> Vec<Program> {
                 .dedup_by(|b, a| matches!(a, Step::AwaitBlocked { .. }) && a == b);
             q
         })
-        .filter(|q| {
-            q != p && parent_holds(q) <= held && fed(q) && pipe_waits_end(q) && joins_end(q)
-        })
+        .filter(|q| q != p && held_at_end(q) <= held && fed(q) && pipe_waits_end(q) && joins_end(q))
         .collect();
     out.dedup();
     out
@@ -278,13 +276,24 @@ pub(crate) fn pipe_waits_end(p: &Program) -> bool {
     })
 }
 
-/// How many locks and permits the parent's calls leave held ([`held_after`]).
-fn parent_holds(p: &Program) -> usize {
-    let calls = p.parent.iter().filter_map(|step| match step {
+/// How many locks and permits stay held after `p`'s calls, where a later call may wait for
+/// them: all the parent's calls leave held ([`held_after`]), and the semaphore permits a
+/// worker's calls leave taken (a worker's end releases its locks, not its permits). A
+/// worker's calls made by the parent move its permits from one count to the other.
+fn held_at_end(p: &Program) -> usize {
+    let parent = p.parent.iter().filter_map(|step| match step {
         Step::Call { call } => Some(call),
         _ => None,
     });
-    held_after(calls).values().sum()
+    let permits = |calls: &[Call]| -> usize {
+        held_after(calls)
+            .into_iter()
+            .filter(|(obj, _)| matches!(obj, Object::Semaphore | Object::BoundedSemaphore))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    held_after(parent).values().sum::<usize>()
+        + p.procs.iter().map(|calls| permits(calls)).sum::<usize>()
 }
 
 /// Per object, how many levels of it `calls` leave held, counting every `acquire` as taken
@@ -800,6 +809,43 @@ mod tests {
                 .iter()
                 .any(|q| q.procs == racing.procs[..1] && q.parent == ordered),
             "expected a candidate with the notifier in the parent after an await, got {smaller:?}"
+        );
+    }
+
+    /// A worker that keeps a semaphore's permit, beside one that waits for it: the candidate
+    /// that makes the parent the holder passes the filter (the permit stays taken either
+    /// way), while one that drops a worker's release of a permit does not.
+    #[test]
+    fn a_permit_holder_can_become_the_parent() {
+        let sem = Object::Semaphore;
+        let acquire = Call::Acquire {
+            obj: sem,
+            timeout_ms: None,
+        };
+        let waiter = vec![Call::Acquire {
+            obj: sem,
+            timeout_ms: Some(200),
+        }];
+        let racing = Program {
+            setup: Default::default(),
+            procs: vec![waiter.clone(), vec![acquire]],
+            parent: Vec::new(),
+        };
+        let smaller_ = smaller(&racing);
+        assert!(
+            smaller_.iter().any(|q| q.procs == [waiter.clone()]
+                && q.parent.last() == Some(&Step::Call { call: acquire })),
+            "expected the holder moved into the parent, got {smaller_:?}"
+        );
+        let releasing = Program {
+            procs: vec![waiter, vec![acquire, Call::Release { obj: sem }]],
+            ..racing
+        };
+        assert!(
+            smaller(&releasing)
+                .iter()
+                .all(|q| q.procs.get(1) != Some(&vec![acquire])),
+            "a candidate kept the permit taken"
         );
     }
 
