@@ -272,6 +272,13 @@ impl Error {
         Error::Os { call, errno }
     }
 
+    /// Wraps the errno of a failed system call that the standard library made (`EIO` if
+    /// the error carries none) with the name of the call.
+    pub(crate) fn io(call: &'static str, error: &std::io::Error) -> Self {
+        let errno = error.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+        Error::Os { call, errno }
+    }
+
     /// The CPython exception type name and exact message this error stands for, where that
     /// does not depend on the object and operation that refused.
     ///

@@ -8,7 +8,7 @@
 //! # Safety
 //!
 //! [`fork_with`] is sound for any caller: it takes a [`ForkPermit`] (the process has one
-//! thread, read from `/proc/self/stat`, or the caller of an `unsafe` entry point vouched for
+//! thread, read from `/proc/self/task` ([`procfs::TaskDir`]), or the caller of an `unsafe` entry point vouched for
 //! the fork), and the child never returns into the caller's frames: it runs the given
 //! closure under `catch_unwind`, flushes the standard streams and calls `_exit`.
 //! [`spawn_keeping`] is sound for any caller: between its clone and the `execve` only
@@ -39,16 +39,16 @@ pub(crate) struct ForkPermit {
 }
 
 impl ForkPermit {
-    /// A permit when the process has one thread (`num_threads` of `/proc/self/stat`, read
-    /// through `stat`); otherwise `Ok(Err(threads))`.
+    /// A permit when the process that owns `task` (the caller's) has one thread;
+    /// otherwise `Ok(Err(threads))`.
     ///
     /// # Errors
     ///
-    /// As [`procfs::read_stat`].
+    /// As [`procfs::TaskDir::threads`].
     pub(crate) fn if_single_threaded(
-        stat: BorrowedFd<'_>,
+        task: &procfs::TaskDir,
     ) -> Result<std::result::Result<ForkPermit, usize>> {
-        let threads = procfs::read_stat(stat)?.num_threads;
+        let threads = task.threads()?;
         Ok(if threads == 1 {
             Ok(ForkPermit { _private: () })
         } else {

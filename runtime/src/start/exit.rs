@@ -34,7 +34,6 @@ use std::ffi::{c_int, c_void};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 
 use crate::children::registry;
@@ -116,10 +115,8 @@ pub(crate) fn exempt_current_thread() {
 pub(crate) fn join_threads() -> Result<()> {
     let me = nix::unistd::gettid().as_raw();
     loop {
-        let tasks = std::fs::read_dir("/proc/self/task").map_err(|e| {
-            let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
-            Error::os("open(/proc/self/task)", errno)
-        })?;
+        let tasks = std::fs::read_dir("/proc/self/task")
+            .map_err(|e| Error::io("open(/proc/self/task)", &e))?;
         let mut others = 0;
         for task in tasks.flatten() {
             let Some(tid) = task

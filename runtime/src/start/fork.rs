@@ -3,13 +3,13 @@
 //!
 //! The pidfd is opened right after the fork, while the child is still unreaped and only
 //! this process can reap it, so it cannot name another process. The parent must be
-//! single-threaded (checked through `/proc/self/stat`) unless the caller opted in through an
+//! single-threaded (checked with an `fstat` of `/proc/self/task`: [`os::procfs::TaskDir`])
+//! unless the caller opted in through an
 //! `unsafe` call and took over that proof. The child arms its exit handler
 //! ([`super::exit`]), runs the target under `catch_unwind` and ends through `exit()`, whose
 //! handler applies the exit policy to its own children, flushes and calls `_exit`.
 #![forbid(unsafe_code)]
 
-use std::os::fd::AsFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -37,9 +37,9 @@ impl Launcher for ForkLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
         // The open fd also holds an fd slot for the child's pidfd, so that running out of
         // fds fails here, before a child exists, and not after the fork.
-        let reserve = os::procfs::open_self_stat()?;
+        let reserve = os::procfs::TaskDir::open()?;
         let permit = match self.threads {
-            Threads::Refuse => ForkPermit::if_single_threaded(reserve.as_fd())?
+            Threads::Refuse => ForkPermit::if_single_threaded(&reserve)?
                 .map_err(|threads| Error::ThreadedFork { threads })?,
             Threads::Allow(permit) => permit,
         };

@@ -115,13 +115,22 @@ pub fn set_start_method_force(method: StartMethod) {
 /// The global start method, fixing the default ([`StartMethod::Fork`]) if none was set;
 /// mirrors `multiprocessing.get_start_method()`.
 pub fn get_start_method() -> StartMethod {
-    let _ = GLOBAL.compare_exchange(
-        0,
-        StartMethod::Fork.code(),
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    );
-    StartMethod::from_code(GLOBAL.load(Ordering::Acquire)).unwrap_or_default()
+    // Loaded before the exchange: a locked compare-exchange is a write even when it fails,
+    // and a write to a page shared with a forked child costs a copy-on-write fault, which
+    // every start that reaches here would pay.
+    let code = match GLOBAL.load(Ordering::Acquire) {
+        0 => match GLOBAL.compare_exchange(
+            0,
+            StartMethod::Fork.code(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => StartMethod::Fork.code(),
+            Err(now) => now,
+        },
+        code => code,
+    };
+    StartMethod::from_code(code).unwrap_or_default()
 }
 
 /// The global setting as it stands (0 while unset), for a re-executed child to take over.

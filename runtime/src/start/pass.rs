@@ -80,7 +80,7 @@ fn put(fd: BorrowedFd<'_>) -> std::result::Result<u32, String> {
             }
             let dup = fd
                 .try_clone_to_owned()
-                .map_err(|e| fail(Error::os("fcntl(F_DUPFD_CLOEXEC)", io_errno(&e))))?;
+                .map_err(|e| fail(Error::io("fcntl(F_DUPFD_CLOEXEC)", &e)))?;
             let index = u32::try_from(fds.len()).unwrap_or(u32::MAX);
             fds.push(dup);
             Ok(index)
@@ -102,12 +102,6 @@ fn take(index: u32) -> std::result::Result<OwnedFd, String> {
             "an object backed by a file descriptor can only be received as a process argument",
         ))),
     })
-}
-
-fn io_errno(error: &std::io::Error) -> nix::errno::Errno {
-    error
-        .raw_os_error()
-        .map_or(nix::errno::Errno::EIO, nix::errno::Errno::from_raw)
 }
 
 /// Restores the idle table even when encoding or decoding unwinds.
@@ -303,7 +297,7 @@ mod tests {
         let fd = lock
             .as_fd()
             .try_clone_to_owned()
-            .map_err(|e| Error::os("dup", io_errno(&e)))?;
+            .map_err(|e| Error::io("dup", &e))?;
         assert!(matches!(
             decode::<(Lock, Lock)>(&bytes, vec![fd]),
             Err(Error::Malformed(_))
@@ -311,7 +305,7 @@ mod tests {
         let fd = lock
             .as_fd()
             .try_clone_to_owned()
-            .map_err(|e| Error::os("dup", io_errno(&e)))?;
+            .map_err(|e| Error::io("dup", &e))?;
         assert!(matches!(
             decode::<Event>(&[], vec![fd]),
             Err(Error::Decode(_))

@@ -87,7 +87,7 @@ impl Build {
 
     fn read() -> Result<Build> {
         let meta = std::fs::metadata("/proc/self/exe")
-            .map_err(|e| Error::os("stat(/proc/self/exe)", io_errno(&e)))?;
+            .map_err(|e| Error::io("stat(/proc/self/exe)", &e))?;
         Ok(Build {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -96,10 +96,6 @@ impl Build {
             mtime_nsec: meta.mtime_nsec(),
         })
     }
-}
-
-pub(crate) fn io_errno(error: &std::io::Error) -> Errno {
-    error.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
 /// How a daemon child makes sure it dies with its parent.

@@ -32,8 +32,9 @@ struct ServerFds {
     sock: OwnedFd,
     /// The parent's pidfd.
     parent: OwnedFd,
-    /// `/proc/self/stat`, read before each fork to check the server is single-threaded.
-    stat: OwnedFd,
+    /// `/proc/self/task`, whose link count is checked before each fork: the server must be
+    /// single-threaded.
+    task: os::procfs::TaskDir,
     spare: Spare,
     children: Vec<Forked>,
 }
@@ -78,7 +79,7 @@ fn serve_loop(sock: OwnedFd) -> Result<()> {
     let mut server = ServerFds {
         sock,
         parent,
-        stat: os::procfs::open_self_stat()?,
+        task: os::procfs::TaskDir::open()?,
         spare: Spare::default(),
         children: Vec::new(),
     };
@@ -209,7 +210,7 @@ fn fork_child(
     if let Err(error) = server.spare.ensure() {
         return (server, Err(error));
     }
-    let permit = match ForkPermit::if_single_threaded(server.stat.as_fd()) {
+    let permit = match ForkPermit::if_single_threaded(&server.task) {
         Ok(Ok(permit)) => permit,
         Ok(Err(threads)) => return (server, Err(Error::ThreadedFork { threads })),
         Err(error) => return (server, Err(error)),
@@ -221,11 +222,11 @@ fn fork_child(
         let ServerFds {
             sock,
             parent,
-            stat,
+            task,
             spare,
             children,
         } = server;
-        drop((sock, stat, spare, children));
+        drop((sock, task, spare, children));
         match boot_child::accept_parts(&payload, fds, Some(parent)) {
             Ok(ready) => boot_child::run_child(ready),
             Err(error) => wire::refuse(&error),
