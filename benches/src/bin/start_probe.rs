@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Methods: `fork`, `forkserver`, `spawn` (proclife, as the `spawn_join` benchmark starts
-//! them), `raw-fork`, `raw-clone3` and `raw-reexec` (the benchmark's raw baselines). Every child is checked
+//! them), `raw-fork`, `raw-clone3`, `raw-reexec` and `raw-posix-spawn` (the benchmark's raw
+//! baselines). Every child is checked
 //! to exit with 0 and reaped. Exit status 0 on success, 1 at the first failure, 2 for bad
 //! arguments.
 //!
@@ -45,7 +46,8 @@ fn main() {
         "spawn" => || method_start_join(StartMethod::Spawn),
         "raw-fork" => fork_exit_wait,
         "raw-clone3" => clone3_pidfd_wait,
-        "raw-reexec" => reexec_wait,
+        "raw-reexec" => || reexec_wait(Reexec::run),
+        "raw-posix-spawn" => || reexec_wait(Reexec::run_posix_spawn),
         other => {
             eprintln!("start_probe: unknown method {other:?}");
             std::process::exit(2);
@@ -75,7 +77,7 @@ fn main() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: start_probe fork|forkserver|spawn|raw-fork|raw-clone3|raw-reexec N \
+        "usage: start_probe fork|forkserver|spawn|raw-fork|raw-clone3|raw-reexec|raw-posix-spawn N \
          [raw|raw-pidfd|proclife M]"
     );
     std::process::exit(2);
@@ -83,7 +85,9 @@ fn usage() -> ! {
 
 /// The benchmark's `raw_reexec` baseline: `fork` + `execve(/proc/self/exe)` of this binary,
 /// which `exit_if_reexec_child` ends at the top of `main`, and `waitpid`.
-fn reexec_wait() -> proclife_benches::Result<()> {
+/// One re-exec of the program through `run` (fork + `execve`, or `posix_spawn`), prepared
+/// once.
+fn reexec_wait(run: fn(&Reexec) -> proclife_benches::Result<()>) -> proclife_benches::Result<()> {
     thread_local! {
         static PREPARED: std::cell::OnceCell<Reexec> = const { std::cell::OnceCell::new() };
     }
@@ -91,7 +95,7 @@ fn reexec_wait() -> proclife_benches::Result<()> {
         if prepared.get().is_none() {
             let _ = prepared.set(Reexec::current()?);
         }
-        prepared.get().map_or(Ok(()), Reexec::run)
+        prepared.get().map_or(Ok(()), run)
     })
 }
 
