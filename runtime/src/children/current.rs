@@ -18,17 +18,17 @@ static PARENT_PIDFD: OnceLock<OwnedFd> = OnceLock::new();
 
 /// The pid of the process whose parent [`PARENT_PIDFD`] names: a child forked from it
 /// inherits the pidfd, which names its grandparent there, and must not use it.
-static PARENT_PIDFD_OWNER: AtomicPid = AtomicPid::none();
+static PARENT_PIDFD_OWNER: &AtomicPid = &registry::STATICS.parent_pidfd_owner;
 
 /// The parent's pid in a process started by proclife, none in the main process (no parent
 /// to watch): the pid of the registry's parent entry, kept here too so that a wait can watch
 /// the parent without locking the registry ([`watched_parent`]). Written only where the
 /// registry's entry is, as the process becomes a child.
-static WATCHED_PARENT: AtomicPid = AtomicPid::none();
+static WATCHED_PARENT: &AtomicPid = &registry::STATICS.watched_parent;
 
 /// Whether this process is a daemon child, which its start arranged to die with its parent
 /// (decision 0025); written with [`WATCHED_PARENT`].
-static DAEMON: AtomicBool = AtomicBool::new(false);
+static DAEMON: &AtomicBool = &registry::STATICS.daemon;
 
 /// Records the parent's pid, and whether this process is a daemon, as the process becomes a
 /// child (forked or re-executed); called by the registry where it records the parent's pid

@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,9 @@ use nix::sys::signal::Signal;
 use crate::children::child::Child;
 use crate::error::Result;
 use crate::os;
+use crate::os::slot::CurrentWord;
 use crate::os::time::Deadline;
-use crate::pid::Pid;
+use crate::pid::{AtomicPid, Pid};
 
 /// How long a daemon child gets between SIGTERM and SIGKILL when its parent exits.
 pub(crate) const DAEMON_GRACE: Duration = Duration::from_millis(500);
@@ -48,20 +49,68 @@ pub(crate) struct Table {
     swept: Swept,
 }
 
-static TABLE: Mutex<Table> = Mutex::new(Table {
-    children: Vec::new(),
-    counter: 1,
-    identity: Vec::new(),
-    name: Cow::Borrowed("MainProcess"),
-    daemon: false,
-    parent: None,
-    exit_hook: false,
-    swept: Swept {
-        left: 0,
-        at: None,
-        starts: 0,
-    },
-});
+/// The process-wide state that a forked child writes as it becomes itself, in one block of
+/// the program's data: its table, and the words read without the table's lock (its status
+/// slot, its pidfd handoff, its exit handler's owner, its parent). Each page of the
+/// program's data that a child writes is a copy-on-write fault at every start; as separate
+/// statics these fell on one page or on two, as the linker placed them (the table is
+/// initialised data, the words zeroed data), and one block aligned to its size never
+/// straddles a page. The other modules name their words through `&'static` statics of
+/// their own (`children::status::CURRENT`, `start::exit::ARMED`, ...).
+#[repr(C, align(256))]
+pub(crate) struct ChildStatics {
+    table: Mutex<Table>,
+    /// [`ORPHANS`].
+    orphans: AtomicUsize,
+    /// `children::status::CURRENT`.
+    pub(crate) status: CurrentWord,
+    /// `children::status::HANDOFF`.
+    pub(crate) handoff: CurrentWord,
+    /// `children::status::HANDOFF_PARENT`.
+    pub(crate) handoff_parent: AtomicPid,
+    /// `children::current::WATCHED_PARENT`.
+    pub(crate) watched_parent: AtomicPid,
+    /// `children::current::PARENT_PIDFD_OWNER`.
+    pub(crate) parent_pidfd_owner: AtomicPid,
+    /// `start::exit::ARMED`.
+    pub(crate) exit_armed: AtomicPid,
+    /// `children::current::DAEMON`.
+    pub(crate) daemon: AtomicBool,
+}
+
+// A block larger than its alignment could straddle a page.
+const _: () = assert!(std::mem::size_of::<ChildStatics>() == std::mem::align_of::<ChildStatics>());
+
+/// The one [`ChildStatics`] of the process.
+pub(crate) static STATICS: ChildStatics = ChildStatics {
+    table: Mutex::new(Table::AT_START),
+    orphans: AtomicUsize::new(0),
+    status: CurrentWord::none(),
+    handoff: CurrentWord::none(),
+    handoff_parent: AtomicPid::none(),
+    watched_parent: AtomicPid::none(),
+    parent_pidfd_owner: AtomicPid::none(),
+    exit_armed: AtomicPid::none(),
+    daemon: AtomicBool::new(false),
+};
+
+impl Table {
+    /// The table as the process starts.
+    const AT_START: Table = Table {
+        children: Vec::new(),
+        counter: 1,
+        identity: Vec::new(),
+        name: Cow::Borrowed("MainProcess"),
+        daemon: false,
+        parent: None,
+        exit_hook: false,
+        swept: Swept {
+            left: 0,
+            at: None,
+            starts: 0,
+        },
+    };
+}
 
 /// What the last sweep left: the number of children, when it ran (`None` before the first
 /// sweep), and how many starts asked for a sweep since.
@@ -97,7 +146,7 @@ pub(crate) fn after_fork_in_child() {
 pub(crate) fn lock() -> MutexGuard<'static, Table> {
     // Every update of the table is a single push, retain or assignment; a panic cannot
     // leave it half-updated, so a poisoned lock is still consistent.
-    TABLE.lock().unwrap_or_else(PoisonError::into_inner)
+    STATICS.table.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a new handle inherits from the process that creates it.
@@ -204,7 +253,7 @@ impl Table {
 /// leaves the table, so it is never below the true number; while it is 0, nothing needs the
 /// scans for orphans, which otherwise read every record at every runtime call (a cost that
 /// grows with the number of live children).
-static ORPHANS: AtomicUsize = AtomicUsize::new(0);
+static ORPHANS: &AtomicUsize = &STATICS.orphans;
 
 /// Notes that a handle of a running child is being dropped: its record becomes an orphan.
 pub(crate) fn orphaned() {

@@ -302,7 +302,7 @@ impl Pool {
 }
 
 /// The slot the calling process writes while it is blocked (none in the main program).
-static CURRENT: CurrentWord = CurrentWord::none();
+static CURRENT: &CurrentWord = &crate::children::registry::STATICS.status;
 
 /// In a fork server (and the children it forks), the cells of its parent's
 /// [`SERVER_POOL`] region.
@@ -585,8 +585,8 @@ const PIDFD_HELD: u32 = 1;
 const CHILD_WAITS: u32 = 2;
 
 /// The pidfd handoff word of the calling process, a forked child, and its parent's pid.
-static HANDOFF: CurrentWord = CurrentWord::none();
-static HANDOFF_PARENT: AtomicPid = AtomicPid::none();
+static HANDOFF: &CurrentWord = &crate::children::registry::STATICS.handoff;
+static HANDOFF_PARENT: &AtomicPid = &crate::children::registry::STATICS.handoff_parent;
 
 /// How often a child waiting for the handoff checks that its parent is still alive.
 const HANDOFF_RECHECK: Duration = Duration::from_millis(10);
@@ -707,17 +707,50 @@ mod tests {
     /// The `/proc/self/maps` lines that lie inside `region`.
     fn mappings_in(region: &crate::os::slot::Region) -> usize {
         let (start, end) = region.span();
+        maps_lines()
+            .filter(|m| m.lo >= start && m.hi <= end)
+            .count()
+    }
+
+    /// The inodes of the memfd mappings inside `region` (none for an anonymous region).
+    fn memfd_inodes(region: &crate::os::slot::Region) -> std::collections::BTreeSet<u64> {
+        let (start, end) = region.span();
+        maps_lines()
+            .filter(|m| m.lo >= start && m.hi <= end && m.path.contains("/memfd:"))
+            .map(|m| m.inode)
+            .collect()
+    }
+
+    /// How many mappings of the process map one of `inodes`, wherever they lie: after an
+    /// unmap, another test may map something else at the same addresses.
+    fn mapped(inodes: &std::collections::BTreeSet<u64>) -> usize {
+        maps_lines().filter(|m| inodes.contains(&m.inode)).count()
+    }
+
+    /// One line of `/proc/self/maps`.
+    struct MapsLine {
+        lo: usize,
+        hi: usize,
+        inode: u64,
+        path: String,
+    }
+
+    fn maps_lines() -> impl Iterator<Item = MapsLine> {
         let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
         maps.lines()
             .filter_map(|line| {
-                let (lo, hi) = line.split_whitespace().next()?.split_once('-')?;
-                Some((
-                    usize::from_str_radix(lo, 16).ok()?,
-                    usize::from_str_radix(hi, 16).ok()?,
-                ))
+                let mut fields = line.split_whitespace();
+                let (lo, hi) = fields.next()?.split_once('-')?;
+                let inode = fields.nth(3)?.parse().ok()?;
+                Some(MapsLine {
+                    lo: usize::from_str_radix(lo, 16).ok()?,
+                    hi: usize::from_str_radix(hi, 16).ok()?,
+                    inode,
+                    path: fields.collect::<Vec<_>>().join(" "),
+                })
             })
-            .filter(|&(lo, hi)| lo >= start && hi <= end)
-            .count()
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// A pool of its own (the process's pool serves the other tests meanwhile), filled to
@@ -887,15 +920,13 @@ mod tests {
         freed.recycle_on_drop();
         drop(freed);
         let free_region = other.regions[0].get().expect("the region");
+        let inodes = memfd_inodes(free_region);
+        assert!(!inodes.is_empty(), "the region is a mapped memfd");
         assert!(
             other.regions[0].retire().is_none(),
             "a region with no cell taken was left mapped"
         );
-        assert_eq!(
-            mappings_in(free_region),
-            0,
-            "the retired region is still mapped"
-        );
+        assert_eq!(mapped(&inodes), 0, "the retired region is still mapped");
     }
 
     /// A server's region retired while one of its cells is still taken is unmapped at a
@@ -906,6 +937,11 @@ mod tests {
         let me = crate::os::process::getpid();
         let held = pool.take(me).expect("a cell");
         let first = pool.regions[0].get().expect("the first region");
+        let first_inodes = memfd_inodes(first);
+        assert!(
+            !first_inodes.is_empty(),
+            "the first region is a mapped memfd"
+        );
         pool.retire_served();
         assert!(
             mappings_in(first) > 0,
@@ -913,6 +949,11 @@ mod tests {
         );
         let second_cell = pool.take(me).expect("a cell of the next region");
         let second = pool.regions[0].get().expect("the second region");
+        let second_inodes = memfd_inodes(second);
+        assert!(
+            !second_inodes.is_empty(),
+            "the second region is a mapped memfd"
+        );
         assert_ne!(
             first.span(),
             second.span(),
@@ -924,11 +965,15 @@ mod tests {
         drop(held);
         pool.retire_served();
         assert_eq!(
-            mappings_in(first),
+            mapped(&first_inodes),
             0,
             "the first region, with no cell taken, is still mapped after a retry"
         );
-        assert_eq!(mappings_in(second), 0, "the second region is still mapped");
+        assert_eq!(
+            mapped(&second_inodes),
+            0,
+            "the second region is still mapped"
+        );
         assert!(
             pool.regions.iter().all(|place| place.get().is_none()),
             "a place still holds a region"

@@ -44,7 +44,7 @@ use crate::pid::{AtomicPid, Pid};
 
 /// The pid of the process that armed the handler (none: none armed); [`end`] goes through
 /// `exit()` only when its caller armed it.
-static ARMED: AtomicPid = AtomicPid::none();
+static ARMED: &AtomicPid = &crate::children::registry::STATICS.exit_armed;
 
 /// A runtime thread that [`join_threads`] does not wait for (the daemon's parent watcher).
 static EXEMPT: AtomicI32 = AtomicI32::new(0);
