@@ -55,8 +55,8 @@ pub(crate) struct Table {
 /// program's data that a child writes is a copy-on-write fault at every start; as separate
 /// statics these fell on one page or on two, as the linker placed them (the table is
 /// initialised data, the words zeroed data), and one block aligned to its size never
-/// straddles a page. The other modules name their words through `&'static` statics of
-/// their own (`children::status::CURRENT`, `start::exit::ARMED`, ...).
+/// straddles a page (decision 0030). The other modules name their words through `&'static`
+/// statics of their own (`children::status::CURRENT`, `start::exit::ARMED`, ...).
 #[repr(C, align(256))]
 pub(crate) struct ChildStatics {
     table: Mutex<Table>,

@@ -105,7 +105,8 @@ pub(crate) fn read_stat(stat: BorrowedFd<'_>) -> Result<Stat> {
 /// subdirectory, and it has one subdirectory per thread (`proc_task_getattr` in the
 /// kernel's `fs/proc/base.c`: `stat->nlink += get_nr_threads(p)`), so the thread count is
 /// the link count less 2. A procfs that answers less than 3 (one thread at least) is not
-/// taken at its word: the count then comes from `num_threads` of `/proc/self/stat`.
+/// taken at its word: the count then comes from `num_threads` of `/proc/self/stat`
+/// (decision 0030).
 ///
 /// The fd names the opener's task directory for its whole life, also in a child that
 /// inherits it through `fork()`.
