@@ -10,8 +10,7 @@
 //!
 //! Methods: `fork`, `forkserver`, `spawn` (proclife, as the `spawn_join` benchmark starts
 //! them), `raw-fork`, `raw-clone3`, `raw-reexec` and `raw-posix-spawn` (the benchmark's raw
-//! baselines). Every child is checked
-//! to exit with 0 and reaped. Exit status 0 on success, 1 at the first failure, 2 for bad
+//! baselines). Every child is checked to exit with 0 and reaped. Exit status 0 on success, 1 at the first failure, 2 for bad
 //! arguments.
 //!
 //! `start_probe METHOD N CROWD M` first starts a crowd of M live children, as the scaling
@@ -83,10 +82,9 @@ fn usage() -> ! {
     std::process::exit(2);
 }
 
-/// The benchmark's `raw_reexec` baseline: `fork` + `execve(/proc/self/exe)` of this binary,
-/// which `exit_if_reexec_child` ends at the top of `main`, and `waitpid`.
-/// One re-exec of the program through `run` (fork + `execve`, or `posix_spawn`), prepared
-/// once.
+/// The benchmark's `raw_reexec` or `raw_posix_spawn` baseline, as `run` makes it: `fork` +
+/// `execve(/proc/self/exe)` of this binary, or its `posix_spawn`, which
+/// `exit_if_reexec_child` ends at the top of `main`, and `waitpid`; prepared once.
 fn reexec_wait(run: fn(&Reexec) -> proclife_benches::Result<()>) -> proclife_benches::Result<()> {
     thread_local! {
         static PREPARED: std::cell::OnceCell<Reexec> = const { std::cell::OnceCell::new() };

@@ -735,7 +735,7 @@ mod tests {
         path: String,
     }
 
-    fn maps_lines() -> impl Iterator<Item = MapsLine> {
+    fn maps_lines() -> std::vec::IntoIter<MapsLine> {
         let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
         maps.lines()
             .filter_map(|line| {

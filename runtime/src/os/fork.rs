@@ -8,8 +8,8 @@
 //! # Safety
 //!
 //! [`fork_with`] is sound for any caller: it takes a [`ForkPermit`] (the process has one
-//! thread, read from `/proc/self/task` ([`procfs::TaskDir`]), or the caller of an `unsafe` entry point vouched for
-//! the fork), and the child never returns into the caller's frames: it runs the given
+//! thread, per the link count of `/proc/self/task`, [`procfs::TaskDir`], or the caller of an
+//! `unsafe` entry point vouched for the fork), and the child never returns into the caller's frames: it runs the given
 //! closure under `catch_unwind`, flushes the standard streams and calls `_exit`.
 //! [`spawn_keeping`] is sound for any caller: between its clone and the `execve` only
 //! glibc's `posix_spawn` code runs in the child.
@@ -39,8 +39,8 @@ pub(crate) struct ForkPermit {
 }
 
 impl ForkPermit {
-    /// A permit when the process that owns `task` (the caller's) has one thread;
-    /// otherwise `Ok(Err(threads))`.
+    /// A permit when the process that opened `task` (the caller) has one thread; otherwise
+    /// `Ok(Err(threads))`.
     ///
     /// # Errors
     ///

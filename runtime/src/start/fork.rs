@@ -4,10 +4,10 @@
 //! The pidfd is opened right after the fork, while the child is still unreaped and only
 //! this process can reap it, so it cannot name another process. The parent must be
 //! single-threaded (checked with an `fstat` of `/proc/self/task`: [`os::procfs::TaskDir`])
-//! unless the caller opted in through an
-//! `unsafe` call and took over that proof. The child arms its exit handler
-//! ([`super::exit`]), runs the target under `catch_unwind` and ends through `exit()`, whose
-//! handler applies the exit policy to its own children, flushes and calls `_exit`.
+//! unless the caller opted in through an `unsafe` call and took over that proof. The child
+//! arms its exit handler ([`super::exit`]), runs the target under `catch_unwind` and ends
+//! through `exit()`, whose handler applies the exit policy to its own children, flushes and
+//! calls `_exit`.
 #![forbid(unsafe_code)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
