@@ -9,8 +9,9 @@
 //!
 //! [`fork_with`] is sound for any caller: it takes a [`ForkPermit`] (the process has one
 //! thread, per the link count of `/proc/self/task`, [`procfs::TaskDir`], or the caller of an
-//! `unsafe` entry point vouched for the fork), and the child never returns into the caller's frames: it runs the given
-//! closure under `catch_unwind`, flushes the standard streams and calls `_exit`.
+//! `unsafe` entry point vouched for the fork), and the child never returns into the caller's
+//! frames: it runs the given closure under `catch_unwind`, flushes the standard streams and
+//! calls `_exit`.
 //! [`spawn_keeping`] is sound for any caller: between its clone and the `execve` only
 //! glibc's `posix_spawn` code runs in the child.
 #![allow(unsafe_code)]
