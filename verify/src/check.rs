@@ -471,28 +471,7 @@ fn counterexample(
 ) -> Counterexample {
     let mut save_error = None;
     let mut kept = None;
-    // A sequence that races may fail only with some timings; the same sequence with a settle
-    // after every exit has one correct set of observations, and only those forms are kept.
-    // A failure that shows without the settles and never with them needs an exit to come
-    // after some observation and before a later one: it fails on some replays and passes on
-    // others (one such sequence failed five fresh replays in a row and passed the sixth), so
-    // it is dropped and the search goes on for one that repeats. A sequence whose steps cause
-    // no exit is its own `Probe::Keep` form.
-    let mut candidates = Vec::new();
-    for trace in [shrunk.clone(), first] {
-        let variants = [
-            settled(&trace, Probe::Move),
-            settled(&trace, Probe::Drop),
-            settled(&trace, Probe::Keep),
-            settled(&trace, Probe::None),
-        ];
-        for variant in variants {
-            if !candidates.contains(&variant) {
-                candidates.push(variant);
-            }
-        }
-    }
-    for candidate in &candidates {
+    for candidate in &kept_forms(&[&shrunk, &first]) {
         match fails_alone(options, candidate, method) {
             Ok(true) => {
                 kept = Some(candidate.clone());
@@ -523,6 +502,30 @@ fn counterexample(
         saved,
         save_error,
     }
+}
+
+/// The forms of `traces` a counterexample may be kept in, in the order they are tried: each
+/// with a settle after every operation that may cause an exit ([`settled`], with each
+/// [`Probe`]), without repeats.
+///
+/// A sequence that races may fail only with some timings; the same sequence with a settle
+/// after every exit has one correct set of observations, and only those forms are kept. A
+/// failure that shows without the settles and never with them needs an exit to come after
+/// some observation and before a later one: it fails on some replays and passes on others
+/// (one such sequence failed five fresh replays in a row and passed the sixth), so it is not
+/// a form here, and the search goes on for one that repeats. A sequence whose steps cause no
+/// exit is its own [`Probe::Keep`] form.
+pub fn kept_forms(traces: &[&Trace]) -> Vec<Trace> {
+    let mut forms = Vec::new();
+    for trace in traces {
+        for probe in [Probe::Move, Probe::Drop, Probe::Keep, Probe::None] {
+            let form = settled(trace, probe);
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms
 }
 
 /// What [`settled`] does with the `state()` probe after an operation it puts a settle after.
@@ -662,4 +665,58 @@ pub fn save(dir: &Path, trace: &Trace) -> std::io::Result<PathBuf> {
     let path = dir.join(format!("check-{:08x}.json", hash as u32));
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A racing sequence: the second `terminate` meets an exited child only if the first
+    /// one's exit came after `exitcode` looked.
+    fn racing() -> Trace {
+        Trace {
+            ops: vec![
+                Step::new(0, Op::Start),
+                Step::new(0, Op::Terminate),
+                Step::new(0, Op::Exitcode),
+                Step::new(0, Op::Terminate),
+            ],
+        }
+    }
+
+    #[test]
+    fn every_kept_form_settles_after_each_exit() {
+        let trace = racing();
+        let forms = kept_forms(&[&trace, &trace]);
+        assert!(!forms.is_empty(), "no form to keep");
+        assert!(
+            !forms.contains(&trace),
+            "the unsettled sequence is a form a counterexample may be kept in"
+        );
+        for form in &forms {
+            for (at, step) in form.ops.iter().enumerate() {
+                if step.op.may_cause_exit() {
+                    let next = form.ops.get(at + 1);
+                    assert!(
+                        next.is_some_and(|next| next.proc == step.proc && next.op == Op::Settle),
+                        "step {at} ({:?}) of a kept form is not followed by its settle: {:?}",
+                        step.op,
+                        form.ops
+                    );
+                }
+            }
+        }
+        assert_eq!(forms.len(), 4, "one form per probe treatment, no repeats");
+    }
+
+    #[test]
+    fn a_sequence_without_exits_is_its_own_form() {
+        let trace = Trace {
+            ops: vec![Step::new(0, Op::Start), Step::new(0, Op::Exitcode)],
+        };
+        assert!(
+            kept_forms(&[&trace]).contains(&trace),
+            "a sequence that causes no exit cannot be kept as it is"
+        );
+    }
 }
