@@ -140,11 +140,20 @@ impl TaskDir {
     pub(crate) fn threads(&self) -> Result<usize> {
         let stat = nix::sys::stat::fstat(&self.0)
             .map_err(|errno| Error::os("fstat(/proc/self/task)", errno))?;
-        match usize::try_from(stat.st_nlink) {
-            Ok(links) if links >= 3 => Ok(links - 2),
-            _ => Ok(read_stat(open_self_stat()?.as_fd())?.num_threads),
+        match threads_of_link_count(stat.st_nlink) {
+            Some(threads) => Ok(threads),
+            None => Ok(read_stat(open_self_stat()?.as_fd())?.num_threads),
         }
     }
+}
+
+/// The thread count a link count of `/proc/<pid>/task` stands for, `None` below 3 (a
+/// process has one thread at least, so such a count does not follow the convention).
+fn threads_of_link_count(links: nix::libc::nlink_t) -> Option<usize> {
+    usize::try_from(links)
+        .ok()?
+        .checked_sub(2)
+        .filter(|&threads| threads >= 1)
 }
 
 /// The pid a pidfd of this process names, from `/proc/self/fdinfo/<fd>` (its `Pid:` line);
@@ -454,18 +463,34 @@ mod tests {
             }
             // Other tests of this binary start and end threads meanwhile: the counts must
             // agree in one of the reads where `num_threads` read before and after the
-            // `fstat` is the same.
+            // `fstat` is the same. Nothing here panics before the gate opens, so a failed
+            // read cannot leave the extra threads waiting and the scope hanging.
+            let read = || -> Result<(usize, usize, usize)> {
+                let before = read_stat(stat.as_fd())?.num_threads;
+                let threads = task.threads()?;
+                let after = read_stat(stat.as_fd())?.num_threads;
+                Ok((before, threads, after))
+            };
             let mut seen = Vec::new();
+            let mut failed = None;
             for _ in 0..1000 {
-                let before = read_stat(stat.as_fd()).expect("read stat").num_threads;
-                let threads = task.threads().expect("fstat /proc/self/task");
-                let after = read_stat(stat.as_fd()).expect("read stat").num_threads;
-                seen.push((before, threads, after));
-                if before == threads && threads == after {
-                    break;
+                match read() {
+                    Ok((before, threads, after)) => {
+                        seen.push((before, threads, after));
+                        if before == threads && threads == after {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        failed = Some(error);
+                        break;
+                    }
                 }
             }
             gate.wait();
+            if let Some(error) = failed {
+                panic!("reading the thread counts failed: {error}");
+            }
             let Some(&(_, threads, _)) = seen.last().filter(|(b, t, a)| b == t && t == a) else {
                 panic!(
                     "link count of /proc/self/task less 2 never matched num_threads of \
@@ -481,6 +506,19 @@ mod tests {
                 extra + 1
             );
         });
+    }
+
+    #[test]
+    fn a_link_count_below_three_is_not_a_thread_count() {
+        assert_eq!(threads_of_link_count(3), Some(1), "one thread");
+        assert_eq!(threads_of_link_count(6), Some(4), "four threads");
+        for links in 0..3 {
+            assert_eq!(
+                threads_of_link_count(links),
+                None,
+                "link count {links} read as a thread count"
+            );
+        }
     }
 
     #[test]
