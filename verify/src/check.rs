@@ -515,7 +515,7 @@ fn counterexample(
 /// (one such sequence failed five fresh replays in a row and passed the sixth), so it is not
 /// a form here, and the search goes on for one that repeats. A sequence whose steps cause no
 /// exit is its own [`Probe::Keep`] form.
-pub fn kept_forms(traces: &[&Trace]) -> Vec<Trace> {
+fn kept_forms(traces: &[&Trace]) -> Vec<Trace> {
     let mut forms = Vec::new();
     for trace in traces {
         for probe in [Probe::Move, Probe::Drop, Probe::Keep, Probe::None] {
