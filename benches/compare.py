@@ -241,6 +241,10 @@ class Target:
     kernel_den: str | None = None
 
 
+# Prefix of the IDs under which a target compares a scaling row's CPU time per start + join
+# (from `scaling/footprint.json`) instead of its median wall time.
+CPU_PREFIX = "cpu:"
+
 TARGETS: list[Target] = [
     Target("fork_seq", "fork spawn+join ≤ 1.10× raw `fork`/`_exit`/`waitpid`, sequential",
            "spawn_join/fork/seq", "spawn_join/raw_fork/seq", "time_max", 1.10),
@@ -286,6 +290,16 @@ TARGETS: list[Target] = [
            "the parent's fd table (`dup_fd`) and the child closes every inherited fd at exit; what is left of "
            "proclife's growth after taking it out is proclife's own",
            kernel_num="scaling/raw_fork_pidfd_alive/n4000", kernel_den="scaling/raw_fork_pidfd_alive/n10"),
+    Target("scaling_flat_cpu", "start + join CPU time flat in the number of live children apart from the kernel's "
+           "cost of a pidfd per child: CPU per start + join beside 4000, less the pidfd-holding raw fork's CPU growth "
+           "from 10 to 4000, ≤ 1.25× beside 10",
+           f"{CPU_PREFIX}scaling/fork_alive/n4000", f"{CPU_PREFIX}scaling/fork_alive/n10", "growth_max", 1.25,
+           "the same comparison as the one above in CPU time (`getrusage` of the process and its reaped children "
+           "around each timed loop, the median over the loops) instead of wall time: what one start + join itself does, without the time it "
+           "waits while other work, such as the kernel's threads, uses the CPU or holds the locks `fork` and "
+           "`exit` need",
+           kernel_num=f"{CPU_PREFIX}scaling/raw_fork_pidfd_alive/n4000",
+           kernel_den=f"{CPU_PREFIX}scaling/raw_fork_pidfd_alive/n10"),
     Target("lock_contended", "`Lock` ≤ 1.5× the pshared robust mutex, two processes contending",
            "sync/lock/contended2", "sync/raw_pthread_robust/contended2", "time_max", 1.5),
 ]
@@ -420,10 +434,68 @@ def machine() -> list[tuple[str, str]]:
         ("kernel", f"{platform.system()} {platform.release()} {platform.version()}"),
         ("libc", " ".join(platform.libc_ver())),
         ("transparent huge pages", thp.read_text().strip() if thp.exists() else "unknown"),
+        ("memory monitoring (DAMON)", damon_state()),
         ("rustc", run_text(["rustc", "-V"])),
         ("cargo", run_text(["cargo", "-V"])),
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
     ]
+
+
+def damon_state() -> str:
+    """DAMON's monitoring threads (`kdamond`), as configured through its sysfs interface
+    (Documentation/admin-guide/mm/damon/usage.rst): whether each runs, what it watches, and the
+    actions of its schemes. Their rmap walks grow with the number of processes that map a page."""
+    root = Path("/sys/kernel/mm/damon/admin/kdamonds")
+    if not root.exists():
+        return "no DAMON sysfs interface"
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text().strip()
+        except OSError:
+            return "?"
+
+    kdamonds = sorted((d for d in root.iterdir() if d.name.isdigit()), key=lambda d: int(d.name))
+    if not kdamonds:
+        return "no kdamond configured"
+    described = []
+    for d in kdamonds:
+        contexts = []
+        for ctx in sorted((d / "contexts").glob("[0-9]*"), key=lambda c: int(c.name)):
+            sample = read(ctx / "monitoring_attrs" / "intervals" / "sample_us")
+            actions = [read(scheme / "action") for scheme in sorted(ctx.glob("schemes/[0-9]*"))]
+            contexts.append(f"{read(ctx / 'operations')} monitoring, a sample every {sample} µs"
+                            + (f", schemes: {', '.join(actions)}" if actions else ""))
+        described.append(f"kdamond {d.name} {read(d / 'state')}" + (": " + "; ".join(contexts) if contexts else ""))
+    return "; ".join(described)
+
+
+def scaling_in_this_run(footprints: dict) -> str:
+    """The scaling rows' CPU and wall time per start and the kernel threads' CPU at the smallest
+    and largest crowd, from this run's footprint records, as a sentence (empty without them)."""
+    def row(fn: str, n: int) -> dict | None:
+        f = footprints.get(f"{fn}/n{n}")
+        return f if f and "cpu_us_per_start" in f else None
+
+    parts = []
+    for fn, what in (("fork_alive", "proclife"), ("raw_fork_pidfd_alive", "the pidfd-holding raw fork"),
+                     ("raw_fork_alive", "the raw fork")):
+        small, large = row(fn, 10), row(fn, 4000)
+        if not small or not large:
+            continue
+        share = large.get("kernel_threads_cpu_share")
+        if share is None:
+            kthreads = "the kernel threads' CPU not readable"
+        else:
+            top = f", {large['kernel_thread_top']} {large['kernel_thread_top_share'] * 100:.0f} %" \
+                if large.get("kernel_thread_top") else ""
+            kthreads = f"kernel threads using {share * 100:.0f} % of a CPU beside 4000{top}"
+        parts.append(f"{what} {small['cpu_us_per_start']:.0f} -> {large['cpu_us_per_start']:.0f} µs of CPU and "
+                     f"{small['wall_us_per_start']:.0f} -> {large['wall_us_per_start']:.0f} µs of wall time per start "
+                     f"+ join from 10 to 4000 live children, {kthreads}")
+    if not parts:
+        return ""
+    return "In this run (medians over the timed loops, `getrusage`; see the table under *Results*): " + "; ".join(parts) + ". "
 
 
 def load_explanations() -> dict:
@@ -434,21 +506,33 @@ def load_explanations() -> dict:
     return tomllib.loads(EXPLANATIONS.read_text()).get("miss", {})
 
 
-def evaluate(target: Target, results: dict[str, Result]) -> tuple[str, str, str]:
-    """(measured, status, gap) for one target."""
+def target_values(results: dict[str, Result], footprints: dict) -> dict[str, float]:
+    """The nanoseconds a target can compare: each result's median under its ID, and each scaling
+    row's CPU time per start + join (footprint records) under `cpu:` + its ID."""
+    values = {i: r.median_ns for i, r in results.items()}
+    for key, f in footprints.items():
+        if "cpu_us_per_start" in f:
+            values[f"{CPU_PREFIX}scaling/{key}"] = f["cpu_us_per_start"] * 1000
+    return values
+
+
+def evaluate(target: Target, values: dict[str, float]) -> tuple[str, str, str]:
+    """(measured, status, gap) for one target, from [`target_values`]."""
     ids = (target.num, target.den, target.kernel_num, target.kernel_den)
-    missing = [i for i in ids if i is not None and i not in results]
+    missing = [i for i in ids if i is not None and i not in values]
     if missing:
-        return "—", "not measured yet", "no result for " + " and ".join(f"`{m}`" for m in missing)
-    num, den = results[target.num].median_ns, results[target.den].median_ns
+        return "—", "not measured yet", "no result for " + " and ".join(
+            f"CPU of `{m.removeprefix(CPU_PREFIX)}`" if m.startswith(CPU_PREFIX) else f"`{m}`" for m in missing)
+    num, den = values[target.num], values[target.den]
     if target.kind == "growth_max":
-        kernel = results[target.kernel_num].median_ns - results[target.kernel_den].median_ns
+        kernel = values[target.kernel_num] - values[target.kernel_den]
         ratio = (num - kernel) / den
         ok = ratio <= target.limit
         def signed(ns: float) -> str:
             return ("−" if ns < 0 else "+") + fmt_time(abs(ns))
 
-        measured = (f"{ratio:.3g}× the time (growth {signed(num - den)}: the kernel's {signed(kernel)}, "
+        what = "the CPU time" if target.num.startswith(CPU_PREFIX) else "the time"
+        measured = (f"{ratio:.3g}× {what} (growth {signed(num - den)}: the kernel's {signed(kernel)}, "
                     f"proclife's own {signed(num - den - kernel)})")
         gap = "" if ok else f"{(ratio / target.limit - 1) * 100:.0f} % over the limit of {target.limit}×"
     elif target.kind == "time_max":
@@ -625,17 +709,35 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         add("")
 
     footprint_path = criterion_home() / "scaling" / "footprint.json"
+    footprints: dict = {}
     if footprint_path.exists() and (args.since is None or footprint_path.stat().st_mtime >= args.since):
         footprints = json.loads(footprint_path.read_text())
         add("What each live child costs the parent (resident memory from `/proc/self/statm` and open file "
             "descriptors from `/proc/self/fd`, right before the crowd's first child and after its last, divided by its "
             "size; a proclife crowd starts and joins one process first, so that what the first start of a process "
-            "sets up once is not counted):")
+            "sets up once is not counted), what one start + join beside the crowd cost in CPU time and in wall time "
+            "(the process and its reaped children, `getrusage` around each timed loop; the median over the loops of "
+            "the time per start, as criterion's *median* is over its samples), and how much CPU the "
+            "kernel's own threads used while the row ran (`/proc/PID/stat` of the children of `kthreadd`; a share of "
+            "one CPU, with the busiest thread). Wall time well above CPU time means the starts waited for something "
+            "else: on a machine whose memory DAMON watches (see *Machine*), `kdamond` checks each sampled page "
+            "through its reverse map, which visits every process mapping it, so a crowd of thousands of forked "
+            "children sharing the parent's pages makes it busy, on the benchmark's CPU too, and its walks hold "
+            "the `anon_vma` locks that `fork` and `exit` need:")
         add("")
-        add("| crowd | resident bytes per child | fds per child |")
-        add("|---|---|---|")
+        add("| crowd | resident bytes per child | fds per child | CPU per start + join | wall per start + join "
+            "| kernel threads' CPU during the row |")
+        add("|---|---|---|---|---|---|")
         for key, f in footprints.items():
-            add(f"| `scaling/{key}` | {f['rss_bytes_per_child']:.0f} | {f['fds_per_child']:.2f} |")
+            cpu = f.get("cpu_us_per_start")
+            wall = f.get("wall_us_per_start")
+            share = f.get("kernel_threads_cpu_share")
+            kthreads = "—" if share is None else f"{share * 100:.0f} %"
+            if share is not None and f.get("kernel_thread_top"):
+                kthreads += f" ({f['kernel_thread_top']} {f['kernel_thread_top_share'] * 100:.0f} %)"
+            add(f"| `scaling/{key}` | {f['rss_bytes_per_child']:.0f} | {f['fds_per_child']:.2f} "
+                f"| {'—' if cpu is None else fmt_time(cpu * 1000)} | {'—' if wall is None else fmt_time(wall * 1000)} "
+                f"| {kthreads} |")
         add("")
 
     add("## Targets")
@@ -645,13 +747,17 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     add("| target | compares | measured | status |")
     add("|---|---|---|---|")
     explanations = load_explanations()
+    values = target_values(results, footprints)
     misses = []
     for t in TARGETS:
-        measured, status, gap = evaluate(t, results)
+        measured, status, gap = evaluate(t, values)
         shown = status if not gap else (f"{status} ({gap})" if status != "missed" else f"{status}: {gap}")
-        compares = f"`{t.num}` vs `{t.den}`"
+        def named(i: str) -> str:
+            return f"CPU of `{i.removeprefix(CPU_PREFIX)}`" if i.startswith(CPU_PREFIX) else f"`{i}`"
+
+        compares = f"{named(t.num)} vs {named(t.den)}"
         if t.kernel_num and t.kernel_den:
-            compares += f", less `{t.kernel_num}` − `{t.kernel_den}`"
+            compares += f", less {named(t.kernel_num)} − {named(t.kernel_den)}"
         add(f"| {t.text} | {compares} | {measured} | {shown} |")
         if status == "missed":
             misses.append((t, gap))
@@ -668,7 +774,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
             entry = explanations.get(t.key, {})
             why = " ".join(entry.get("why", "").split())
             fix = " ".join(entry.get("fix", "").split())
-            add(f"- **{t.text}** — {gap}. " + (why if why else
+            measured_here = scaling_in_this_run(footprints) if t.key.startswith("scaling_flat") else ""
+            add(f"- **{t.text}** — {gap}. " + measured_here + (why if why else
                 f"*Not yet explained: add `[miss.{t.key}] why = \"...\"` to `benches/explanations.toml`.*"))
             if fix:
                 add(f"  *What would close it:* {fix}")

@@ -20,16 +20,21 @@
 //!   sleeps: one wake-up per round, so its ratio to the raw round flatters it about twice).
 //!   Parent and child share one CPU.
 //!
-//! While measuring, the parent's resident memory and file descriptors per live child (from
-//! `/proc/self/statm` and `/proc/self/fd`, right before the first child of the crowd and after
-//! the last) are written to
-//! `<criterion home>/scaling/footprint.json` for the report.
+//! While measuring, each `*_alive` row's record is written to
+//! `<criterion home>/scaling/footprint.json` for the report: the parent's resident memory and
+//! file descriptors per live child (from `/proc/self/statm` and `/proc/self/fd`, right before
+//! the first child of the crowd and after the last), the CPU and wall time per start + join of
+//! the process and its reaped children (`getrusage`; medians over the timed loops), and the CPU the
+//! kernel's threads used while the row ran, with the busiest one named
+//! ([`proclife_benches::background`]): work beside the benchmark that the crowd itself can
+//! make grow.
 
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use proclife_benches::background::{Background, CpuTally, KernelThreads};
 use proclife_benches::crowd::{Crowd, Footprint, ProcessCrowd, RawCrowd, raise_fd_limit};
-use proclife_benches::harness::{self, Pace, Spec, checked, time_counted};
+use proclife_benches::harness::{self, Pace, Spec, checked, time_counted, time_counted_cpu};
 use proclife_benches::raw::spawn::fork_exit_wait;
 use proclife_benches::raw::wake::{FutexPingPong, Turn, check_rounds};
 use proclife_benches::runtime::fork_start_join;
@@ -44,20 +49,31 @@ const TOGETHER: usize = 1000;
 fn main() {
     let mut c = harness::criterion();
     checked(raise_fd_limit());
-    let mut footprints = Vec::new();
-    alive(&mut c, &mut footprints);
-    checked(record(&footprints));
+    let mut records = Vec::new();
+    alive(&mut c, &mut records);
+    checked(record(&records));
     join_together(&mut c);
     wake_ups(&mut c);
     c.final_summary();
 }
 
+/// What one `*_alive` row measured beside criterion's times.
+struct AliveRecord {
+    /// `<function>/n<n>`.
+    id: String,
+    footprint: Footprint,
+    tally: CpuTally,
+    /// `None` where the kernel's threads cannot be read (a `/proc` without `kthreadd`, as in
+    /// a container of its own pid namespace).
+    background: Option<Background>,
+}
+
 /// One start + join beside crowds of growing size.
-fn alive(c: &mut Criterion, footprints: &mut Vec<(String, Footprint)>) {
+fn alive(c: &mut Criterion, records: &mut Vec<AliveRecord>) {
     for n in CROWDS {
         alive_row(
             c,
-            footprints,
+            records,
             "raw_fork_alive",
             n,
             RawCrowd::start,
@@ -65,7 +81,7 @@ fn alive(c: &mut Criterion, footprints: &mut Vec<(String, Footprint)>) {
         );
         alive_row(
             c,
-            footprints,
+            records,
             "raw_fork_pidfd_alive",
             n,
             RawCrowd::start_with_pidfds,
@@ -73,7 +89,7 @@ fn alive(c: &mut Criterion, footprints: &mut Vec<(String, Footprint)>) {
         );
         alive_row(
             c,
-            footprints,
+            records,
             "fork_alive",
             n,
             ProcessCrowd::start,
@@ -85,38 +101,82 @@ fn alive(c: &mut Criterion, footprints: &mut Vec<(String, Footprint)>) {
 /// The row `scaling/<function>/n<n>`: `once` timed while the crowd `start(n)` is alive.
 fn alive_row<C: Crowd>(
     c: &mut Criterion,
-    footprints: &mut Vec<(String, Footprint)>,
+    records: &mut Vec<AliveRecord>,
     function: &str,
     n: usize,
     start: impl Fn(usize) -> Result<C>,
     once: fn() -> Result<()>,
 ) {
     let crowd = checked(start(n));
-    footprints.push((format!("{function}/n{n}"), crowd.footprint()));
+    let footprint = crowd.footprint();
+    let mut tally = CpuTally::default();
+    let before = KernelThreads::snapshot().ok();
     harness::run(c, Spec::new(format!("scaling/{function}/n{n}")), |b| {
-        time_counted(b, once);
+        time_counted_cpu(b, &mut tally, once);
         Ok(())
     });
+    let background = before.and_then(|before| Some(KernelThreads::snapshot().ok()?.since(&before)));
     checked(crowd.finish());
+    records.push(AliveRecord {
+        id: format!("{function}/n{n}"),
+        footprint,
+        tally,
+        background,
+    });
 }
 
-/// Writes the footprints for the report, when measuring.
-fn record(footprints: &[(String, Footprint)]) -> Result<()> {
-    for (id, f) in footprints {
+/// Writes the `*_alive` rows' records for the report, when measuring.
+fn record(records: &[AliveRecord]) -> Result<()> {
+    for r in records {
+        let background = r.background.as_ref().map_or_else(
+            || "kernel threads not readable".to_owned(),
+            |b| {
+                let busiest = b.top.as_ref().map_or_else(String::new, |(name, share)| {
+                    format!(" ({name} {:.1} %)", share * 100.0)
+                });
+                format!(
+                    "kernel threads used {:.1} % of a CPU{busiest}",
+                    b.share * 100.0
+                )
+            },
+        );
         println!(
-            "scaling/{id}: {:.0} resident bytes and {:.2} fds per live child in the parent",
-            f.rss_bytes_per_child, f.fds_per_child
+            "scaling/{}: {:.0} resident bytes and {:.2} fds per live child in the parent; \
+             {:.1} us CPU and {:.1} us wall per start + join; {background}",
+            r.id,
+            r.footprint.rss_bytes_per_child,
+            r.footprint.fds_per_child,
+            r.tally.cpu_us_per_iteration(),
+            r.tally.wall_us_per_iteration(),
         );
     }
     if !harness::measuring() {
         return Ok(());
     }
-    let rows: Vec<String> = footprints
+    let rows: Vec<String> = records
         .iter()
-        .map(|(id, f)| {
+        .map(|r| {
+            let background = r.background.as_ref().map_or_else(
+                || "\"kernel_threads_cpu_share\": null".to_owned(),
+                |b| {
+                    let (top, top_share) = b.top.clone().unwrap_or_default();
+                    format!(
+                        "\"kernel_threads_cpu_share\": {:.4}, \"kernel_thread_top\": {top:?}, \
+                         \"kernel_thread_top_share\": {top_share:.4}",
+                        b.share
+                    )
+                },
+            );
             format!(
-                "  \"{id}\": {{\"rss_bytes_per_child\": {:.1}, \"fds_per_child\": {:.3}}}",
-                f.rss_bytes_per_child, f.fds_per_child
+                "  \"{}\": {{\"rss_bytes_per_child\": {:.1}, \"fds_per_child\": {:.3}, \
+                 \"cpu_us_per_start\": {:.2}, \"wall_us_per_start\": {:.2}, \"starts\": {}, \
+                 {background}}}",
+                r.id,
+                r.footprint.rss_bytes_per_child,
+                r.footprint.fds_per_child,
+                r.tally.cpu_us_per_iteration(),
+                r.tally.wall_us_per_iteration(),
+                r.tally.iterations(),
             )
         })
         .collect();

@@ -25,6 +25,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{Bencher, BenchmarkId, Criterion, SamplingMode, Throughput};
 
+use crate::background::{self, CpuTally};
 use crate::cpu::{self, Placement};
 use crate::raw::spawn::REEXEC_ARG;
 use crate::{Error, Result};
@@ -282,6 +283,27 @@ pub fn time_counted(b: &mut Bencher<'_, WallTime>, mut section: impl FnMut() -> 
         iterations += 1;
     });
     iterations
+}
+
+/// Times one `section()` per iteration like [`time_counted`], and adds each timed loop's
+/// iterations, CPU time (this process and its reaped children, [`background::cpu_time`]) and
+/// wall time to `tally`. The two `getrusage` calls per loop fall outside the timed span.
+pub fn time_counted_cpu(
+    b: &mut Bencher<'_, WallTime>,
+    tally: &mut CpuTally,
+    mut section: impl FnMut() -> Result<()>,
+) {
+    b.iter_custom(|iters| {
+        let cpu_before = checked(background::cpu_time());
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            checked(section());
+        }
+        let wall = start.elapsed();
+        let cpu = checked(background::cpu_time()).saturating_sub(cpu_before);
+        tally.add(iters, cpu, wall);
+        wall
+    });
 }
 
 /// Times `transfer(iters)` for the whole batch of iterations (a stream whose end is

@@ -1,5 +1,5 @@
 //! Shared helpers for the proclife benchmarks: CPU placement, the thread-count check, touched
-//! parent memory, the raw-syscall baselines ([`raw`]), their proclife counterparts
+//! parent memory, the CPU time of the benchmark and of the kernel's threads ([`background`]), the raw-syscall baselines ([`raw`]), their proclife counterparts
 //! ([`runtime`]) and the criterion harness used by `benches/*.rs`.
 //!
 //! The benchmarks themselves live in `benches/spawn_join.rs`, `benches/ipc.rs`,
@@ -16,6 +16,7 @@
 //!   the benchmark runs, the choice is printed, and it is recorded next to criterion's results
 //!   for the report written by `benches/compare.py`.
 
+pub mod background;
 pub mod cpu;
 pub mod crowd;
 pub mod error;
