@@ -326,6 +326,8 @@ class Result:
     throughput: dict | None
     placement: dict | None
     source: str  # "criterion" or "cpython"
+    # The kernel threads' CPU while the benchmark ran (`proclife-background.json`); criterion rows only.
+    background: dict | None = None
 
     @property
     def min_ns(self) -> float:
@@ -355,8 +357,11 @@ def read_criterion(home: Path, since: float | None) -> tuple[dict[str, Result], 
         per_iter = [t / i for t, i in zip(sample["times"], sample["iters"]) if i > 0]
         placement_file = new.parent / "proclife-placement.json"
         placement = json.loads(placement_file.read_text()) if placement_file.exists() else None
+        background_file = new.parent / "proclife-background.json"
+        background = (json.loads(background_file.read_text()) if background_file.exists()
+                      and (since is None or background_file.stat().st_mtime >= since) else None)
         results[full_id] = Result(full_id, estimates["median"]["point_estimate"], per_iter,
-                                  meta.get("throughput"), placement, "criterion")
+                                  meta.get("throughput"), placement, "criterion", background)
     return results, stale
 
 
@@ -405,6 +410,19 @@ def describe_placement(p: dict | None) -> str:
             return f"parent on CPU {cpus[0]}, contending child on CPU {cpus[1]}"
         return f"parent and contending child both on CPU {cpus[0]} (one CPU allowed)"
     return f"pinned to CPU {cpus[0]}" if cpus else "not pinned"
+
+
+# A row during which the kernel's threads used at least this share of one CPU says so in its
+# placement column.
+BUSY_KERNEL_SHARE = 0.10
+
+
+def describe_background(b: dict | None) -> str:
+    """`; kernel threads 74 % of a CPU (kdamond.0)` when they were busy during the row, else ``."""
+    if not b or b.get("kernel_threads_cpu_share", 0) < BUSY_KERNEL_SHARE:
+        return ""
+    top = f" ({b['kernel_thread_top']})" if b.get("kernel_thread_top") else ""
+    return f"; kernel threads {b['kernel_threads_cpu_share'] * 100:.0f} % of a CPU{top}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,6 +486,22 @@ def damon_state() -> str:
                             + (f", schemes: {', '.join(actions)}" if actions else ""))
         described.append(f"kdamond {d.name} {read(d / 'state')}" + (": " + "; ".join(contexts) if contexts else ""))
     return "; ".join(described)
+
+
+def in_this_run(target: Target, results: dict[str, Result], footprints: dict) -> str:
+    """A sentence of this run's own figures that bear on a missed target, or ``."""
+    if target.key.startswith("scaling_flat"):
+        return scaling_in_this_run(footprints)
+    if target.key == "forkserver_flat":
+        sizes = [("seq", "a parent that touched nothing"), ("parent_16MiB", "16 MiB"), ("parent_64MiB", "64 MiB"),
+                 ("parent_256MiB", "256 MiB"), ("parent_1GiB", "1 GiB")]
+        shown = [f"{what} {fmt_time(results[f'spawn_join/forkserver/{case}'].median_ns)}"
+                 for case, what in sizes if f"spawn_join/forkserver/{case}" in results]
+        if len(shown) < 2:
+            return ""
+        return ("In this run, the forkserver rows by the parent's touched memory: " + ", ".join(shown)
+                + " (a rise that does not follow the size is the machine's, not the method's). ")
+    return ""
 
 
 def scaling_in_this_run(footprints: dict) -> str:
@@ -645,7 +679,10 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         "two processes contend only when one is preempted holding the lock. They need that other CPU to be "
         "free: when other work occupies it, the contending child seldom runs and the figure drifts towards "
         "the uncontended one, so compare contended rows only within one quiet run. Each row's placement, as "
-        "recorded by the run, is in the *placement* column.")
+        "recorded by the run, is in the *placement* column, which also says when the kernel's own threads "
+        f"used {BUSY_KERNEL_SHARE * 100:.0f} % of a CPU or more while the row ran (`/proc/PID/stat` of the children of "
+        "`kthreadd` before and after it, with the busiest thread named): such a row was measured beside other "
+        "work.")
     add("- Rust: criterion 0.8 without its `rayon` and `plotters` features, so the benchmark process stays "
         "single-threaded; every fork benchmark checks `Threads: 1` in `/proc/self/status` before each sample "
         "and fails otherwise. Fast benchmarks take 50 linearly growing samples over 4 s after 1 s of warm-up; "
@@ -705,14 +742,15 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
                 cp = results.get(row.cpython) if row.cpython else None
                 vs_cpy = fmt_ratio(cp.median_ns / r.median_ns) if cp else "—"
             add(f"| `{row.id}` | {row.what} | {fmt_time(r.median_ns)} | {fmt_time(r.min_ns)} – {fmt_time(r.max_ns)} "
-                f"| {fmt_throughput(r)} | {vs_raw} | {vs_cpy} | {len(r.samples_ns)} | {describe_placement(r.placement)} |")
+                f"| {fmt_throughput(r)} | {vs_raw} | {vs_cpy} | {len(r.samples_ns)} "
+                f"| {describe_placement(r.placement)}{describe_background(r.background)} |")
         add("")
 
     footprint_path = criterion_home() / "scaling" / "footprint.json"
     footprints: dict = {}
     if footprint_path.exists() and (args.since is None or footprint_path.stat().st_mtime >= args.since):
         footprints = json.loads(footprint_path.read_text())
-        add("What each live child costs the parent (resident memory from `/proc/self/statm` and open file "
+        add("What each live child costs the parent (resident memory from `/proc/self/smaps_rollup` and open file "
             "descriptors from `/proc/self/fd`, right before the crowd's first child and after its last, divided by its "
             "size; a proclife crowd starts and joins one process first, so that what the first start of a process "
             "sets up once is not counted), what one start + join beside the crowd cost in CPU time and in wall time "
@@ -774,7 +812,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
             entry = explanations.get(t.key, {})
             why = " ".join(entry.get("why", "").split())
             fix = " ".join(entry.get("fix", "").split())
-            measured_here = scaling_in_this_run(footprints) if t.key.startswith("scaling_flat") else ""
+            measured_here = in_this_run(t, results, footprints)
             add(f"- **{t.text}** — {gap}. " + measured_here + (why if why else
                 f"*Not yet explained: add `[miss.{t.key}] why = \"...\"` to `benches/explanations.toml`.*"))
             if fix:

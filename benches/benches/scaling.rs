@@ -22,7 +22,7 @@
 //!
 //! While measuring, each `*_alive` row's record is written to
 //! `<criterion home>/scaling/footprint.json` for the report: the parent's resident memory and
-//! file descriptors per live child (from `/proc/self/statm` and `/proc/self/fd`, right before
+//! file descriptors per live child (from `/proc/self/smaps_rollup` and `/proc/self/fd`, right before
 //! the first child of the crowd and after the last), the CPU and wall time per start + join of
 //! the process and its reaped children (`getrusage`; medians over the timed loops), and the CPU the
 //! kernel's threads used while the row ran, with the busiest one named
@@ -32,7 +32,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use proclife_benches::background::{Background, CpuTally, KernelThreads};
+use proclife_benches::background::{Background, BackgroundRecord, CpuTally};
 use proclife_benches::crowd::{Crowd, Footprint, ProcessCrowd, RawCrowd, raise_fd_limit};
 use proclife_benches::harness::{self, Pace, Spec, checked, time_counted, time_counted_cpu};
 use proclife_benches::raw::spawn::fork_exit_wait;
@@ -40,6 +40,7 @@ use proclife_benches::raw::wake::{FutexPingPong, Turn, check_rounds};
 use proclife_benches::runtime::fork_start_join;
 use proclife_benches::wake::{BarrierRounds, ConditionPingPong, EventPingPong};
 use proclife_benches::{Error, Result};
+use serde::Serialize;
 
 /// The crowd sizes of the `*_alive` rows.
 const CROWDS: [usize; 4] = [10, 100, 1000, 4000];
@@ -66,6 +67,18 @@ struct AliveRecord {
     /// `None` where the kernel's threads cannot be read (a `/proc` without `kthreadd`, as in
     /// a container of its own pid namespace).
     background: Option<Background>,
+}
+
+/// One `*_alive` row as `footprint.json` holds it (see the module docs).
+#[derive(Serialize)]
+struct AliveRow<'a> {
+    rss_bytes_per_child: f64,
+    fds_per_child: f64,
+    cpu_us_per_start: f64,
+    wall_us_per_start: f64,
+    starts: u64,
+    #[serde(flatten)]
+    background: Option<BackgroundRecord<'a>>,
 }
 
 /// One start + join beside crowds of growing size.
@@ -110,12 +123,10 @@ fn alive_row<C: Crowd>(
     let crowd = checked(start(n));
     let footprint = crowd.footprint();
     let mut tally = CpuTally::default();
-    let before = KernelThreads::snapshot().ok();
-    harness::run(c, Spec::new(format!("scaling/{function}/n{n}")), |b| {
+    let background = harness::run(c, Spec::new(format!("scaling/{function}/n{n}")), |b| {
         time_counted_cpu(b, &mut tally, once);
         Ok(())
     });
-    let background = before.and_then(|before| Some(KernelThreads::snapshot().ok()?.since(&before)));
     checked(crowd.finish());
     records.push(AliveRecord {
         id: format!("{function}/n{n}"),
@@ -153,37 +164,30 @@ fn record(records: &[AliveRecord]) -> Result<()> {
     if !harness::measuring() {
         return Ok(());
     }
-    let rows: Vec<String> = records
+    let rows: serde_json::Map<String, serde_json::Value> = records
         .iter()
         .map(|r| {
-            let background = r.background.as_ref().map_or_else(
-                || "\"kernel_threads_cpu_share\": null".to_owned(),
-                |b| {
-                    let (top, top_share) = b.top.clone().unwrap_or_default();
-                    format!(
-                        "\"kernel_threads_cpu_share\": {:.4}, \"kernel_thread_top\": {top:?}, \
-                         \"kernel_thread_top_share\": {top_share:.4}",
-                        b.share
-                    )
-                },
-            );
-            format!(
-                "  \"{}\": {{\"rss_bytes_per_child\": {:.1}, \"fds_per_child\": {:.3}, \
-                 \"cpu_us_per_start\": {:.2}, \"wall_us_per_start\": {:.2}, \"starts\": {}, \
-                 {background}}}",
-                r.id,
-                r.footprint.rss_bytes_per_child,
-                r.footprint.fds_per_child,
-                r.tally.cpu_us_per_iteration(),
-                r.tally.wall_us_per_iteration(),
-                r.tally.iterations(),
-            )
+            let row = AliveRow {
+                rss_bytes_per_child: r.footprint.rss_bytes_per_child,
+                fds_per_child: r.footprint.fds_per_child,
+                cpu_us_per_start: r.tally.cpu_us_per_iteration(),
+                wall_us_per_start: r.tally.wall_us_per_iteration(),
+                starts: r.tally.iterations(),
+                background: r.background.as_ref().map(Background::record),
+            };
+            serde_json::to_value(row).map(|value| (r.id.clone(), value))
         })
-        .collect();
+        .collect::<serde_json::Result<_>>()
+        .map_err(|err| Error::Invalid {
+            what: format!("footprint.json: {err}"),
+        })?;
+    let json = serde_json::to_string_pretty(&rows).map_err(|err| Error::Invalid {
+        what: format!("footprint.json: {err}"),
+    })?;
     let dir = harness::criterion_home().join("scaling");
     let path = dir.join("footprint.json");
     std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&path, format!("{{\n{}\n}}\n", rows.join(",\n"))))
+        .and_then(|()| std::fs::write(&path, json + "\n"))
         .map_err(|source| Error::Os {
             call: "write footprint.json",
             source,

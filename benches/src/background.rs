@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use crate::{Error, Result};
 
 /// The CPU time of every kernel thread at one moment.
@@ -93,6 +95,35 @@ impl KernelThreads {
             top,
         }
     }
+}
+
+impl Background {
+    /// The record written for the report (`wall_s`, `kernel_threads_cpu_share`,
+    /// `kernel_thread_top`, `kernel_thread_top_share`; the last two absent when no kernel
+    /// thread ran).
+    pub fn record(&self) -> BackgroundRecord<'_> {
+        BackgroundRecord {
+            wall_s: self.wall.as_secs_f64(),
+            kernel_threads_cpu_share: self.share,
+            kernel_thread_top: self.top.as_ref().map(|(name, _)| name.as_str()),
+            kernel_thread_top_share: self.top.as_ref().map(|(_, share)| *share),
+        }
+    }
+}
+
+/// [`Background`] as the report reads it (JSON through serde).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackgroundRecord<'a> {
+    /// Wall time between the snapshots, in seconds.
+    pub wall_s: f64,
+    /// [`Background::share`].
+    pub kernel_threads_cpu_share: f64,
+    /// The busiest kernel thread's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_thread_top: Option<&'a str>,
+    /// The busiest kernel thread's share of one CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_thread_top_share: Option<f64>,
 }
 
 /// The name and user + system ticks from one `/proc/PID/stat` line (proc(5): the name is in
@@ -249,6 +280,29 @@ mod tests {
             "expected kdamond's 3 s in 10 s (0.3), got {share}"
         );
         assert_eq!(before.since(&before).top, None);
+    }
+
+    #[test]
+    fn a_background_records_its_busiest_thread_only_when_one_ran() {
+        let busy = Background {
+            wall: Duration::from_millis(5100),
+            share: 0.74,
+            top: Some(("kdamond.0".to_owned(), 0.73)),
+        };
+        let record = busy.record();
+        assert_eq!(record.kernel_thread_top, Some("kdamond.0"));
+        assert_eq!(record.kernel_thread_top_share, Some(0.73));
+        assert!((record.wall_s - 5.1).abs() < 1e-9);
+        let idle = Background {
+            wall: Duration::from_secs(1),
+            share: 0.0,
+            top: None,
+        };
+        let json = serde_json::to_string(&idle.record()).expect("serialise");
+        assert_eq!(
+            json, "{\"wall_s\":1.0,\"kernel_threads_cpu_share\":0.0}",
+            "an idle background names no thread"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::runtime::{fork_start_join, join_checked};
 use crate::{Error, Result};
 
 /// What the parent holds per live child: resident memory and file descriptors, from
-/// `/proc/self/statm` and `/proc/self/fd` right before the first child is started (after
+/// `/proc/self/smaps_rollup` and `/proc/self/fd` right before the first child is started (after
 /// whatever releases the crowd, a pipe or an event, was created, and for proclife after one
 /// start + join) and after the last.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,30 +38,35 @@ pub struct Footprint {
 
 /// The parent's resident bytes and open fds right now.
 ///
+/// Resident bytes are the `Rss:` line of `/proc/self/smaps_rollup`, counted by walking the
+/// page tables: `/proc/self/statm` reads the kernel's per-CPU counters, which lag by up to a
+/// batch of pages per CPU, enough to turn the difference over a small crowd negative.
+///
 /// # Errors
 ///
-/// [`Error::Os`] when `/proc/self/statm` or `/proc/self/fd` cannot be read.
+/// [`Error::Os`] when `/proc/self/smaps_rollup` or `/proc/self/fd` cannot be read;
+/// [`Error::Invalid`] when the former has no `Rss:` line.
 pub fn usage() -> Result<(u64, u64)> {
-    let statm = std::fs::read_to_string("/proc/self/statm").map_err(|source| Error::Os {
-        call: "read /proc/self/statm",
-        source,
-    })?;
-    let resident_pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .ok_or_else(|| Error::Invalid {
-            what: format!("/proc/self/statm has no resident field: {statm:?}"),
+    let rollup =
+        std::fs::read_to_string("/proc/self/smaps_rollup").map_err(|source| Error::Os {
+            call: "read /proc/self/smaps_rollup",
+            source,
         })?;
-    // SAFETY: sysconf reads a system constant and touches no memory of ours.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let resident_kib: u64 = rollup
+        .lines()
+        .find_map(|line| line.strip_prefix("Rss:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .ok_or_else(|| Error::Invalid {
+            what: format!("/proc/self/smaps_rollup has no Rss: line: {rollup:?}"),
+        })?;
     let fds = std::fs::read_dir("/proc/self/fd")
         .map_err(|source| Error::Os {
             call: "read_dir /proc/self/fd",
             source,
         })?
         .count();
-    Ok((resident_pages * page, fds as u64))
+    Ok((resident_kib * 1024, fds as u64))
 }
 
 fn footprint(before: (u64, u64), after: (u64, u64), n: usize) -> Footprint {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{Bencher, BenchmarkId, Criterion, SamplingMode, Throughput};
 
-use crate::background::{self, CpuTally};
+use crate::background::{self, Background, CpuTally, KernelThreads};
 use crate::cpu::{self, Placement};
 use crate::raw::spawn::REEXEC_ARG;
 use crate::{Error, Result};
@@ -36,6 +36,10 @@ pub const QUICK_ENV: &str = "PROCLIFE_BENCH_QUICK";
 
 /// The file, next to criterion's `new/` folder of each benchmark, that records its placement.
 pub const PLACEMENT_FILE: &str = "proclife-placement.json";
+
+/// The file, next to [`PLACEMENT_FILE`], that records the kernel threads' CPU time while the
+/// benchmark ran ([`Background::record`]).
+pub const BACKGROUND_FILE: &str = "proclife-background.json";
 
 /// Whether the quick smoke-run settings are selected (see [`QUICK_ENV`]).
 pub fn quick() -> bool {
@@ -198,11 +202,17 @@ impl Spec {
 /// during warm-up) with criterion's `Bencher`; it sets up its fixture, times with `b.iter` or
 /// `b.iter_custom`, then checks and tears the fixture down, returning any error.
 ///
+/// It returns the CPU time the kernel's threads used while the benchmark ran (warm-up,
+/// samples and criterion's analysis), `None` where they cannot be read or the benchmark did
+/// not run (left out by criterion's filter), and when measuring
+/// records it in [`BACKGROUND_FILE`] next to the placement, so that the report can flag a row
+/// measured beside other work.
+///
 /// # Panics
 ///
 /// When the ID is malformed, when placement or the thread check fails, and when `body`
 /// returns an error: a benchmark whose checks fail must not report a time.
-pub fn run<F>(c: &mut Criterion, spec: Spec, mut body: F)
+pub fn run<F>(c: &mut Criterion, spec: Spec, mut body: F) -> Option<Background>
 where
     F: FnMut(&mut Bencher<'_, WallTime>) -> Result<()>,
 {
@@ -230,6 +240,7 @@ where
         g.throughput(throughput);
     }
     let mut placed = false;
+    let before = KernelThreads::snapshot().ok();
     g.bench_function(BenchmarkId::new(function, parameter), |b| {
         if !placed {
             place(&spec);
@@ -241,6 +252,20 @@ where
         }
     });
     g.finish();
+    // A benchmark that criterion's filter left out never ran (and has no folder to write to).
+    let background = before
+        .filter(|_| placed)
+        .and_then(|before| Some(KernelThreads::snapshot().ok()?.since(&before)));
+    if let Some(background) = background.as_ref().filter(|_| measuring()) {
+        let path = criterion_home().join(&spec.id).join(BACKGROUND_FILE);
+        let written = serde_json::to_string(&background.record())
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(&path, json));
+        if let Err(err) = written {
+            panic!("{}: cannot record {}: {err}", spec.id, path.display());
+        }
+    }
+    background
 }
 
 fn place(spec: &Spec) {
