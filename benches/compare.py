@@ -750,8 +750,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     footprints: dict = {}
     if footprint_path.exists() and (args.since is None or footprint_path.stat().st_mtime >= args.since):
         footprints = json.loads(footprint_path.read_text())
-        add("What each live child costs the parent (resident memory from `/proc/self/smaps_rollup` and open file "
-            "descriptors from `/proc/self/fd`, right before the crowd's first child and after its last, divided by its "
+        add("What each live child costs the parent (resident memory other than mapped files, from `/proc/self/smaps`, "
+            "and open file descriptors from `/proc/self/fd`, right before the crowd's first child and after its last, divided by its "
             "size; a proclife crowd starts and joins one process first, so that what the first start of a process "
             "sets up once is not counted), what one start + join beside the crowd cost in CPU time and in wall time "
             "(the process and its reaped children, `getrusage` around each timed loop; the median over the loops of "

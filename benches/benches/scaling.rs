@@ -21,13 +21,13 @@
 //!   Parent and child share one CPU.
 //!
 //! While measuring, each `*_alive` row's record is written to
-//! `<criterion home>/scaling/footprint.json` for the report: the parent's resident memory and
-//! file descriptors per live child (from `/proc/self/smaps_rollup` and `/proc/self/fd`, right before
-//! the first child of the crowd and after the last), the CPU and wall time per start + join of
-//! the process and its reaped children (`getrusage`; medians over the timed loops), and the CPU the
-//! kernel's threads used while the row ran, with the busiest one named
-//! ([`proclife_benches::background`]): work beside the benchmark that the crowd itself can
-//! make grow.
+//! `<criterion home>/scaling/footprint.json` for the report: the parent's resident memory
+//! other than mapped files (from `/proc/self/smaps`) and its file descriptors (from
+//! `/proc/self/fd`) per live child, right before the first child of the crowd and after the
+//! last; the CPU and wall time per start + join of the process and its reaped children
+//! (`getrusage`; medians over the timed loops); and the CPU the kernel's threads used while the
+//! row ran, with the busiest one named ([`proclife_benches::background`]): work beside the
+//! benchmark that the crowd itself can make grow.
 
 use std::time::{Duration, Instant};
 

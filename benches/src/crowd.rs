@@ -24,8 +24,8 @@ use crate::raw::{CHILD_EXIT_BOUND, Child, code, fork_helper, pipe};
 use crate::runtime::{fork_start_join, join_checked};
 use crate::{Error, Result};
 
-/// What the parent holds per live child: resident memory and file descriptors, from
-/// `/proc/self/smaps_rollup` and `/proc/self/fd` right before the first child is started (after
+/// What the parent holds per live child: resident memory other than mapped files, and file
+/// descriptors, from `/proc/self/smaps` and `/proc/self/fd` ([`usage`]) right before the first child is started (after
 /// whatever releases the crowd, a pipe or an event, was created, and for proclife after one
 /// start + join) and after the last.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,30 +36,27 @@ pub struct Footprint {
     pub fds_per_child: f64,
 }
 
-/// The parent's resident bytes and open fds right now.
+/// The parent's resident bytes other than mapped files, and its open fds, right now.
 ///
-/// Resident bytes are the `Rss:` line of `/proc/self/smaps_rollup`, counted by walking the
-/// page tables: `/proc/self/statm` reads the kernel's per-CPU counters, which lag by up to a
-/// batch of pages per CPU, enough to turn the difference over a small crowd negative.
+/// Resident bytes are the `Rss:` of every mapping in `/proc/self/smaps` that is not a mapped
+/// file: anonymous memory, the heap and stacks, and shared memory (`memfd` and `/dev/shm`
+/// mappings), counted exactly by walking the page tables. Mapped program and library files
+/// are left out: their pages are not per-child costs, and the kernel may reclaim them at any
+/// moment (a machine with DAMON's `pageout` scheme does), which would make the difference
+/// over a small crowd negative. (`/proc/self/statm` also lags: it reads per-CPU counters.)
 ///
 /// # Errors
 ///
-/// [`Error::Os`] when `/proc/self/smaps_rollup` or `/proc/self/fd` cannot be read;
-/// [`Error::Invalid`] when the former has no `Rss:` line.
+/// [`Error::Os`] when `/proc/self/smaps` or `/proc/self/fd` cannot be read;
+/// [`Error::Invalid`] when the former has an `Rss:` line without a number.
 pub fn usage() -> Result<(u64, u64)> {
-    let rollup =
-        std::fs::read_to_string("/proc/self/smaps_rollup").map_err(|source| Error::Os {
-            call: "read /proc/self/smaps_rollup",
-            source,
-        })?;
-    let resident_kib: u64 = rollup
-        .lines()
-        .find_map(|line| line.strip_prefix("Rss:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .ok_or_else(|| Error::Invalid {
-            what: format!("/proc/self/smaps_rollup has no Rss: line: {rollup:?}"),
-        })?;
+    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|source| Error::Os {
+        call: "read /proc/self/smaps",
+        source,
+    })?;
+    let resident_kib = resident_kib_outside_files(&smaps).ok_or_else(|| Error::Invalid {
+        what: "/proc/self/smaps has an Rss: line without a number".into(),
+    })?;
     let fds = std::fs::read_dir("/proc/self/fd")
         .map_err(|source| Error::Os {
             call: "read_dir /proc/self/fd",
@@ -75,6 +72,30 @@ fn footprint(before: (u64, u64), after: (u64, u64), n: usize) -> Footprint {
         rss_bytes_per_child: per(before.0, after.0),
         fds_per_child: per(before.1, after.1),
     }
+}
+
+/// The sum of `Rss:` over the mappings of `smaps` (proc(5)) that are not mapped files: a
+/// mapping counts when it has no path, a bracketed one (`[heap]`, `[stack]`), or a shared
+/// memory one (`/memfd:`, `/dev/shm/`). `None` when an `Rss:` line has no number.
+fn resident_kib_outside_files(smaps: &str) -> Option<u64> {
+    let mut total = 0u64;
+    let mut counts = false;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else {
+            continue;
+        };
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: range, perms, offset, device, inode, [path].
+            let path = fields.nth(4).unwrap_or("");
+            counts = !path.starts_with('/')
+                || path.starts_with("/memfd:")
+                || path.starts_with("/dev/shm/");
+        } else if first == "Rss:" && counts {
+            total += fields.next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
 }
 
 /// Raises the soft limit on open files to the hard limit, so that a crowd of thousands of
@@ -337,5 +358,43 @@ impl Crowd for ProcessCrowd {
     /// Sets the event and joins every process, checking each exit code.
     fn finish(mut self) -> Result<()> {
         release_and_join(&self.release, &mut self.processes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_files_are_left_out_of_the_resident_bytes() {
+        let smaps = "\
+55d0c0000000-55d0c0008000 r--p 00000000 fe:00 5309436                    /work/bin/start_probe
+Rss:                  32 kB
+VmFlags: rd mr mw me sd
+55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
+Rss:                  20 kB
+7f272c890000-7f272c893000 rw-p 00000000 00:00 0
+Rss:                   8 kB
+7f272c8a0000-7f272c8b0000 rw-s 00000000 00:01 77                         /memfd:proclife-status (deleted)
+Rss:                  64 kB
+7f272ca62000-7f272ca66000 r--p 001cf000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
+Rss:                  16 kB
+7ffd03118000-7ffd03139000 rw-p 00000000 00:00 0                          [stack]
+Rss:                  12 kB
+";
+        assert_eq!(resident_kib_outside_files(smaps), Some(20 + 8 + 64 + 12));
+        assert_eq!(
+            resident_kib_outside_files("7f0-7f1 rw-p 0 00:00 0\nRss: many kB\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn this_process_has_resident_memory_and_fds() {
+        let (bytes, fds) = usage().expect("read /proc/self");
+        assert!(
+            bytes > 0 && fds >= 3,
+            "expected resident bytes and at least stdin, stdout and stderr, got {bytes} bytes and {fds} fds"
+        );
     }
 }
