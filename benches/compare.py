@@ -750,8 +750,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     footprints: dict = {}
     if footprint_path.exists() and (args.since is None or footprint_path.stat().st_mtime >= args.since):
         footprints = json.loads(footprint_path.read_text())
-        add("What each live child costs the parent (resident memory other than mapped files, from `/proc/self/smaps`, "
-            "and open file descriptors from `/proc/self/fd`, right before the crowd's first child and after its last, divided by its "
+        add("What each live child costs the parent (bytes: the heap in use, from glibc's `mallinfo2`, and resident "
+            "shared memory, from `/proc/self/smaps`; open file descriptors from `/proc/self/fd`; right before the crowd's first child and after its last, divided by its "
             "size; a proclife crowd starts and joins one process first, so that what the first start of a process "
             "sets up once is not counted), what one start + join beside the crowd cost in CPU time and in wall time "
             "(the process and its reaped children, `getrusage` around each timed loop; the median over the loops of "
@@ -763,7 +763,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
             "children sharing the parent's pages makes it busy, on the benchmark's CPU too, and its walks hold "
             "the `anon_vma` locks that `fork` and `exit` need:")
         add("")
-        add("| crowd | resident bytes per child | fds per child | CPU per start + join | wall per start + join "
+        add("| crowd | bytes per child | fds per child | CPU per start + join | wall per start + join "
             "| kernel threads' CPU during the row |")
         add("|---|---|---|---|---|---|")
         for key, f in footprints.items():
@@ -773,7 +773,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
             kthreads = "—" if share is None else f"{share * 100:.0f} %"
             if share is not None and f.get("kernel_thread_top"):
                 kthreads += f" ({f['kernel_thread_top']} {f['kernel_thread_top_share'] * 100:.0f} %)"
-            add(f"| `scaling/{key}` | {f['rss_bytes_per_child']:.0f} | {f['fds_per_child']:.2f} "
+            add(f"| `scaling/{key}` | {f['bytes_per_child']:.0f} | {f['fds_per_child']:.2f} "
                 f"| {'—' if cpu is None else fmt_time(cpu * 1000)} | {'—' if wall is None else fmt_time(wall * 1000)} "
                 f"| {kthreads} |")
         add("")

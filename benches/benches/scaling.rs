@@ -21,13 +21,13 @@
 //!   Parent and child share one CPU.
 //!
 //! While measuring, each `*_alive` row's record is written to
-//! `<criterion home>/scaling/footprint.json` for the report: the parent's resident memory
-//! other than mapped files (from `/proc/self/smaps`) and its file descriptors (from
-//! `/proc/self/fd`) per live child, right before the first child of the crowd and after the
-//! last; the CPU and wall time per start + join of the process and its reaped children
-//! (`getrusage`; medians over the timed loops); and the CPU the kernel's threads used while the
-//! row ran, with the busiest one named ([`proclife_benches::background`]): work beside the
-//! benchmark that the crowd itself can make grow.
+//! `<criterion home>/scaling/footprint.json` for the report: the bytes (heap in use and
+//! resident shared memory) and file descriptors the parent holds per live child, right before
+//! the first child of the crowd and after the last ([`proclife_benches::crowd::usage`]); the
+//! CPU and wall time per start + join of the process and its reaped children (`getrusage`;
+//! medians over the timed loops); and the CPU the kernel's threads used while the row ran, with
+//! the busiest one named ([`proclife_benches::background`]): work beside the benchmark that the
+//! crowd itself can make grow.
 
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ struct AliveRecord {
 /// One `*_alive` row as `footprint.json` holds it (see the module docs).
 #[derive(Serialize)]
 struct AliveRow<'a> {
-    rss_bytes_per_child: f64,
+    bytes_per_child: f64,
     fds_per_child: f64,
     cpu_us_per_start: f64,
     wall_us_per_start: f64,
@@ -152,10 +152,10 @@ fn record(records: &[AliveRecord]) -> Result<()> {
             },
         );
         println!(
-            "scaling/{}: {:.0} resident bytes and {:.2} fds per live child in the parent; \
+            "scaling/{}: {:.0} bytes and {:.2} fds per live child in the parent; \
              {:.1} us CPU and {:.1} us wall per start + join; {background}",
             r.id,
-            r.footprint.rss_bytes_per_child,
+            r.footprint.bytes_per_child,
             r.footprint.fds_per_child,
             r.tally.cpu_us_per_iteration(),
             r.tally.wall_us_per_iteration(),
@@ -168,7 +168,7 @@ fn record(records: &[AliveRecord]) -> Result<()> {
         .iter()
         .map(|r| {
             let row = AliveRow {
-                rss_bytes_per_child: r.footprint.rss_bytes_per_child,
+                bytes_per_child: r.footprint.bytes_per_child,
                 fds_per_child: r.footprint.fds_per_child,
                 cpu_us_per_start: r.tally.cpu_us_per_iteration(),
                 wall_us_per_start: r.tally.wall_us_per_iteration(),

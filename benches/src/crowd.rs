@@ -24,26 +24,28 @@ use crate::raw::{CHILD_EXIT_BOUND, Child, code, fork_helper, pipe};
 use crate::runtime::{fork_start_join, join_checked};
 use crate::{Error, Result};
 
-/// What the parent holds per live child: resident memory other than mapped files, and file
-/// descriptors, from `/proc/self/smaps` and `/proc/self/fd` ([`usage`]) right before the first child is started (after
+/// What the parent holds per live child: memory (heap in use and resident shared memory) and
+/// file descriptors ([`usage`]) right before the first child is started (after
 /// whatever releases the crowd, a pipe or an event, was created, and for proclife after one
 /// start + join) and after the last.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Footprint {
-    /// Resident bytes of the parent per live child.
-    pub rss_bytes_per_child: f64,
+    /// Bytes the parent holds per live child: heap in use and resident shared memory.
+    pub bytes_per_child: f64,
     /// Open file descriptors of the parent per live child.
     pub fds_per_child: f64,
 }
 
-/// The parent's resident bytes other than mapped files, and its open fds, right now.
+/// The bytes the parent holds for its children, and its open fds, right now.
 ///
-/// Resident bytes are the `Rss:` of every mapping in `/proc/self/smaps` that is not a mapped
-/// file: anonymous memory, the heap and stacks, and shared memory (`memfd` and `/dev/shm`
-/// mappings), counted exactly by walking the page tables. Mapped program and library files
-/// are left out: their pages are not per-child costs, and the kernel may reclaim them at any
-/// moment (a machine with DAMON's `pageout` scheme does), which would make the difference
-/// over a small crowd negative. (`/proc/self/statm` also lags: it reads per-CPU counters.)
+/// The bytes are the heap in use (`mallinfo2(3)`: `uordblks`, the bytes of allocated chunks in
+/// the arenas, plus `hblkhd`, the bytes of chunks mapped on their own) and the resident shared
+/// memory (`Rss:` of the `memfd`, `/dev/shm` and shared anonymous mappings in
+/// `/proc/self/smaps`, such as proclife's status regions). Resident memory as a whole moves by
+/// hundreds of KiB around a small crowd for reasons of its own (the allocator returns a freed
+/// top of the heap to the kernel, the kernel reclaims pages of mapped files, and
+/// `/proc/self/statm` reads per-CPU counters that lag), which divided by 10 children gave
+/// figures of tens of KiB per child, some negative.
 ///
 /// # Errors
 ///
@@ -54,30 +56,33 @@ pub fn usage() -> Result<(u64, u64)> {
         call: "read /proc/self/smaps",
         source,
     })?;
-    let resident_kib = resident_kib_outside_files(&smaps).ok_or_else(|| Error::Invalid {
+    let shared_kib = shared_memory_kib(&smaps).ok_or_else(|| Error::Invalid {
         what: "/proc/self/smaps has an Rss: line without a number".into(),
     })?;
+    // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
+    let heap = unsafe { libc::mallinfo2() };
+    let heap_bytes = u64::try_from(heap.uordblks.saturating_add(heap.hblkhd)).unwrap_or(u64::MAX);
     let fds = std::fs::read_dir("/proc/self/fd")
         .map_err(|source| Error::Os {
             call: "read_dir /proc/self/fd",
             source,
         })?
         .count();
-    Ok((resident_kib * 1024, fds as u64))
+    Ok((heap_bytes + shared_kib * 1024, fds as u64))
 }
 
 fn footprint(before: (u64, u64), after: (u64, u64), n: usize) -> Footprint {
     let per = |a: u64, b: u64| (b as f64 - a as f64) / n.max(1) as f64;
     Footprint {
-        rss_bytes_per_child: per(before.0, after.0),
+        bytes_per_child: per(before.0, after.0),
         fds_per_child: per(before.1, after.1),
     }
 }
 
-/// The sum of `Rss:` over the mappings of `smaps` (proc(5)) that are not mapped files: a
-/// mapping counts when it has no path, a bracketed one (`[heap]`, `[stack]`), or a shared
-/// memory one (`/memfd:`, `/dev/shm/`). `None` when an `Rss:` line has no number.
-fn resident_kib_outside_files(smaps: &str) -> Option<u64> {
+/// The sum of `Rss:` over the shared-memory mappings of `smaps` (proc(5)): those whose path
+/// starts with `/memfd:`, `/dev/shm/` or `/dev/zero` (a shared anonymous mapping). `None` when
+/// an `Rss:` line has no number.
+fn shared_memory_kib(smaps: &str) -> Option<u64> {
     let mut total = 0u64;
     let mut counts = false;
     for line in smaps.lines() {
@@ -88,9 +93,9 @@ fn resident_kib_outside_files(smaps: &str) -> Option<u64> {
         if first.contains('-') && !first.ends_with(':') {
             // A mapping's header: range, perms, offset, device, inode, [path].
             let path = fields.nth(4).unwrap_or("");
-            counts = !path.starts_with('/')
-                || path.starts_with("/memfd:")
-                || path.starts_with("/dev/shm/");
+            counts = ["/memfd:", "/dev/shm/", "/dev/zero"]
+                .iter()
+                .any(|prefix| path.starts_with(prefix));
         } else if first == "Rss:" && counts {
             total += fields.next()?.parse::<u64>().ok()?;
         }
@@ -366,7 +371,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mapped_files_are_left_out_of_the_resident_bytes() {
+    fn only_shared_memory_mappings_count() {
         let smaps = "\
 55d0c0000000-55d0c0008000 r--p 00000000 fe:00 5309436                    /work/bin/start_probe
 Rss:                  32 kB
@@ -377,24 +382,40 @@ Rss:                  20 kB
 Rss:                   8 kB
 7f272c8a0000-7f272c8b0000 rw-s 00000000 00:01 77                         /memfd:proclife-status (deleted)
 Rss:                  64 kB
+7f272c8b0000-7f272c8b4000 rw-s 00000000 00:01 78                         /dev/zero (deleted)
+Rss:                   4 kB
+7f272c8c0000-7f272c8c2000 rw-s 00000000 00:19 79                         /dev/shm/psm_1
+Rss:                   8 kB
 7f272ca62000-7f272ca66000 r--p 001cf000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
 Rss:                  16 kB
 7ffd03118000-7ffd03139000 rw-p 00000000 00:00 0                          [stack]
 Rss:                  12 kB
 ";
-        assert_eq!(resident_kib_outside_files(smaps), Some(20 + 8 + 64 + 12));
+        assert_eq!(shared_memory_kib(smaps), Some(64 + 4 + 8));
         assert_eq!(
-            resident_kib_outside_files("7f0-7f1 rw-p 0 00:00 0\nRss: many kB\n"),
+            shared_memory_kib("7f0-7f1 rw-s 0 00:01 7 /memfd:x\nRss: many kB\n"),
             None
         );
     }
 
     #[test]
-    fn this_process_has_resident_memory_and_fds() {
-        let (bytes, fds) = usage().expect("read /proc/self");
+    fn held_heap_bytes_count() {
+        let (before, _) = usage().expect("read /proc/self");
+        let held: Vec<Vec<u8>> = (0..64).map(|i| vec![i; 65536]).collect();
+        let (after, _) = usage().expect("read /proc/self");
         assert!(
-            bytes > 0 && fds >= 3,
-            "expected resident bytes and at least stdin, stdout and stderr, got {bytes} bytes and {fds} fds"
+            after >= before + 64 * 65536,
+            "expected 4 MiB more after allocating it: {before} -> {after} bytes"
+        );
+        drop(held);
+    }
+
+    #[test]
+    fn this_process_has_fds() {
+        let (_, fds) = usage().expect("read /proc/self");
+        assert!(
+            fds >= 3,
+            "expected at least stdin, stdout and stderr, got {fds} fds"
         );
     }
 }
