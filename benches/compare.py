@@ -492,6 +492,15 @@ def in_this_run(target: Target, results: dict[str, Result], footprints: dict) ->
     """A sentence of this run's own figures that bear on a missed target, or ``."""
     if target.key.startswith("scaling_flat"):
         return scaling_in_this_run(footprints)
+    if target.key in ("fork_vs_cpython", "fork_vs_procspawn"):
+        other, name = (("cpython/spawn_join/fork/seq", "CPython's fork start + join")
+                       if target.key == "fork_vs_cpython" else ("spawn_join/procspawn/seq", "procspawn's start + join"))
+        ids = (other, "spawn_join/fork/seq", "spawn_join/raw_fork/seq")
+        if not all(i in results for i in ids):
+            return ""
+        slow, ours, bare = (results[i].median_ns for i in ids)
+        return (f"In this run {name} took {fmt_time(slow)}, so {target.limit:g}× needs proclife's at "
+                f"{fmt_time(slow / target.limit)}; it took {fmt_time(ours)}, and a bare fork {fmt_time(bare)}. ")
     if target.key == "forkserver_flat":
         sizes = [("seq", "a parent that touched nothing"), ("parent_16MiB", "16 MiB"), ("parent_64MiB", "64 MiB"),
                  ("parent_256MiB", "256 MiB"), ("parent_1GiB", "1 GiB")]
@@ -529,7 +538,8 @@ def scaling_in_this_run(footprints: dict) -> str:
                      f"+ join from 10 to 4000 live children, {kthreads}")
     if not parts:
         return ""
-    return "In this run (medians over the timed loops, `getrusage`; see the table under *Results*): " + "; ".join(parts) + ". "
+    return ("In this run (`getrusage` around every timed loop, warm-up included, and the median over those loops, "
+            "so not quite criterion's medians; see the table under *Results*): " + "; ".join(parts) + ". ")
 
 
 def load_explanations() -> dict:
@@ -607,7 +617,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     load_end = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     load_start = args.loadavg_start or "not recorded"
     add(f"Load average (1, 5, 15 min) on this {os.cpu_count()}-CPU machine: {load_start} at the start of the "
-        f"run, {load_end} at the end (the benchmarks themselves keep one CPU busy).")
+        f"run, {load_end} at the end (the benchmarks themselves keep one CPU busy, and the scaling rows' crowds of up "
+        "to 4000 children add to the load average while they start, wait in the kernel and exit).")
     try:
         shared = float(load_start.split()[0]) >= SHARED_LOAD
     except (ValueError, IndexError):
@@ -752,8 +763,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         footprints = json.loads(footprint_path.read_text())
         add("What each live child costs the parent (bytes: the heap in use, from glibc's `mallinfo2`, and resident "
             "shared memory, from `/proc/self/smaps`; open file descriptors from `/proc/self/fd`; right before the crowd's first child and after its last, divided by its "
-            "size; a proclife crowd starts and joins one process first, so that what the first start of a process "
-            "sets up once is not counted), what one start + join beside the crowd cost in CPU time and in wall time "
+            "size; every crowd starts and ends one member first, a proclife crowd with a start + join, so that what "
+            "a first start sets up once is not counted), what one start + join beside the crowd cost in CPU time and in wall time "
             "(the process and its reaped children, `getrusage` around each timed loop; the median over the loops of "
             "the time per start, as criterion's *median* is over its samples), and how much CPU the "
             "kernel's own threads used while the row ran (`/proc/PID/stat` of the children of `kthreadd`; a share of "
@@ -796,14 +807,14 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         compares = f"{named(t.num)} vs {named(t.den)}"
         if t.kernel_num and t.kernel_den:
             compares += f", less {named(t.kernel_num)} − {named(t.kernel_den)}"
-        add(f"| {t.text} | {compares} | {measured} | {shown} |")
+        add(f"| {t.text} (`{t.key}`) | {compares} | {measured} | {shown} |")
         if status == "missed":
             misses.append((t, gap))
     add("")
     notes = [t for t in TARGETS if t.note]
     if notes:
         for t in notes:
-            add(f"- *{t.text}*: {t.note}.")
+            add(f"- *{t.text}* (`{t.key}`): {t.note}.")
         add("")
     if misses:
         add("### Why the missed targets are missed")
@@ -813,7 +824,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
             why = " ".join(entry.get("why", "").split())
             fix = " ".join(entry.get("fix", "").split())
             measured_here = in_this_run(t, results, footprints)
-            add(f"- **{t.text}** — {gap}. " + measured_here + (why if why else
+            add(f"- **{t.text}** (`{t.key}`) — {gap}. " + measured_here + (why if why else
                 f"*Not yet explained: add `[miss.{t.key}] why = \"...\"` to `benches/explanations.toml`.*"))
             if fix:
                 add(f"  *What would close it:* {fix}")

@@ -25,9 +25,9 @@ use crate::runtime::{fork_start_join, join_checked};
 use crate::{Error, Result};
 
 /// What the parent holds per live child: memory (heap in use and resident shared memory) and
-/// file descriptors ([`usage`]) right before the first child is started (after
-/// whatever releases the crowd, a pipe or an event, was created, and for proclife after one
-/// start + join) and after the last.
+/// file descriptors ([`usage`]) right before the first child is started (after whatever
+/// releases the crowd, a pipe or an event, was created, and after one member was started and
+/// ended: a raw child forked and killed, a proclife start + join) and after the last.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Footprint {
     /// Bytes the parent holds per live child: heap in use and resident shared memory.
@@ -260,6 +260,9 @@ impl RawCrowd {
             };
             Ok((child, pidfd))
         };
+        // One member first, killed and reaped at once (as a dropped child is), so that what a
+        // first fork sets up once is not counted in the footprint, as for `ProcessCrowd`.
+        drop(start_one()?);
         // Dropped children are killed and reaped.
         let (children, footprint) = gather(n, start_one, drop)?;
         drop(read_end);
