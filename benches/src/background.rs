@@ -147,28 +147,48 @@ fn clock_ticks_per_second() -> f64 {
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
-/// CPU time used by this process and its reaped children so far (`getrusage(2)`, user +
-/// system of `RUSAGE_SELF` and `RUSAGE_CHILDREN`).
+/// What `getrusage(2)` reports for one `who` (`RUSAGE_SELF` or `RUSAGE_CHILDREN`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Minor page faults (`ru_minflt`).
+    pub minor_faults: i64,
+    /// Voluntary + involuntary context switches (`ru_nvcsw + ru_nivcsw`).
+    pub context_switches: i64,
+    /// User + system CPU time (`ru_utime + ru_stime`).
+    pub cpu: Duration,
+}
+
+/// `getrusage(who)`.
+///
+/// # Errors
+///
+/// [`Error::Os`] when `getrusage` fails (an unknown `who`).
+pub fn rusage(who: libc::c_int) -> Result<Usage> {
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid out-pointer for getrusage.
+    if unsafe { libc::getrusage(who, &raw mut usage) } != 0 {
+        return Err(Error::last_os("getrusage"));
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    Ok(Usage {
+        minor_faults: usage.ru_minflt,
+        context_switches: usage.ru_nvcsw + usage.ru_nivcsw,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+    })
+}
+
+/// CPU time used by this process and its reaped children so far ([`rusage`] of
+/// `RUSAGE_SELF` and `RUSAGE_CHILDREN`).
 ///
 /// # Errors
 ///
 /// [`Error::Os`] when `getrusage` fails.
 pub fn cpu_time() -> Result<Duration> {
-    let mut total = Duration::ZERO;
-    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
-        // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `usage` is a valid out-pointer for getrusage.
-        if unsafe { libc::getrusage(who, &raw mut usage) } != 0 {
-            return Err(Error::last_os("getrusage"));
-        }
-        for time in [usage.ru_utime, usage.ru_stime] {
-            let micros = u64::try_from(time.tv_sec).unwrap_or(0) * 1_000_000
-                + u64::try_from(time.tv_usec).unwrap_or(0);
-            total += Duration::from_micros(micros);
-        }
-    }
-    Ok(total)
+    Ok(rusage(libc::RUSAGE_SELF)?.cpu + rusage(libc::RUSAGE_CHILDREN)?.cpu)
 }
 
 /// Iterations, CPU time and wall time of each timed loop of one benchmark.

@@ -19,7 +19,10 @@
 //! `crowd ready` on stderr, runs the N starts beside it (printing the mean time per start on
 //! stderr), then releases and reaps the crowd.
 
+use std::time::Duration;
+
 use proclife::StartMethod;
+use proclife_benches::background::rusage;
 use proclife_benches::crowd::{Crowd, ProcessCrowd, RawCrowd, raise_fd_limit};
 use proclife_benches::harness::exit_if_reexec_child;
 use proclife_benches::raw::spawn::{Reexec, clone3_pidfd_wait, fork_exit_wait};
@@ -112,21 +115,6 @@ fn starts(once: fn() -> proclife_benches::Result<()>, n: u32) -> proclife_benche
     Ok(())
 }
 
-/// `getrusage(who)`: minor page faults, voluntary + involuntary context switches, user +
-/// system CPU time in microseconds.
-fn rusage(who: libc::c_int) -> (i64, i64, i64) {
-    // SAFETY: rusage is plain data; all zeroes is a valid value to be overwritten.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid out-pointer for getrusage.
-    unsafe { libc::getrusage(who, &raw mut usage) };
-    let micros = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
-    (
-        usage.ru_minflt,
-        usage.ru_nvcsw + usage.ru_nivcsw,
-        micros(usage.ru_utime) + micros(usage.ru_stime),
-    )
-}
-
 /// `n` starts of `once` beside a live crowd, which is then released and reaped.
 fn beside<C: Crowd>(
     crowd: proclife_benches::Result<C>,
@@ -135,21 +123,33 @@ fn beside<C: Crowd>(
 ) -> proclife_benches::Result<()> {
     let crowd = crowd?;
     eprintln!("crowd ready");
-    let (self_before, children_before) = (rusage(libc::RUSAGE_SELF), rusage(libc::RUSAGE_CHILDREN));
+    let both = || -> proclife_benches::Result<_> {
+        Ok((rusage(libc::RUSAGE_SELF)?, rusage(libc::RUSAGE_CHILDREN)?))
+    };
+    let before = both();
     let started = std::time::Instant::now();
-    let result = starts(once, n);
-    let per = |count: i64| count as f64 / f64::from(n.max(1));
-    let (self_after, children_after) = (rusage(libc::RUSAGE_SELF), rusage(libc::RUSAGE_CHILDREN));
-    eprintln!(
-        "{:.1} us per start beside the crowd; per start: parent {:.2} page faults, {:.2} \
-         context switches, {:.1} us CPU; started children {:.2} page faults, {:.1} us CPU",
-        started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1)),
-        per(self_after.0 - self_before.0),
-        per(self_after.1 - self_before.1),
-        per(self_after.2 - self_before.2),
-        per(children_after.0 - children_before.0),
-        per(children_after.2 - children_before.2),
-    );
+    let mut result = starts(once, n);
+    let elapsed = started.elapsed();
+    // The crowd is finished (released and reaped) whatever failed here.
+    match (before, both()) {
+        (Ok((self_before, children_before)), Ok((self_after, children_after))) => {
+            let per = |count: i64| count as f64 / f64::from(n.max(1));
+            let micros_per = |a: Duration, b: Duration| {
+                b.saturating_sub(a).as_secs_f64() * 1e6 / f64::from(n.max(1))
+            };
+            eprintln!(
+                "{:.1} us per start beside the crowd; per start: parent {:.2} page faults, {:.2} \
+                 context switches, {:.1} us CPU; started children {:.2} page faults, {:.1} us CPU",
+                elapsed.as_secs_f64() * 1e6 / f64::from(n.max(1)),
+                per(self_after.minor_faults - self_before.minor_faults),
+                per(self_after.context_switches - self_before.context_switches),
+                micros_per(self_before.cpu, self_after.cpu),
+                per(children_after.minor_faults - children_before.minor_faults),
+                micros_per(children_before.cpu, children_after.cpu),
+            );
+        }
+        (Err(error), _) | (_, Err(error)) => result = result.and(Err(error)),
+    }
     let finished = crowd.finish();
     result.and(finished)
 }
