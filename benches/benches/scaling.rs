@@ -141,15 +141,7 @@ fn record(records: &[AliveRecord]) -> Result<()> {
     for r in records {
         let background = r.background.as_ref().map_or_else(
             || "kernel threads not readable".to_owned(),
-            |b| {
-                let busiest = b.top.as_ref().map_or_else(String::new, |(name, share)| {
-                    format!(" ({name} {:.1} %)", share * 100.0)
-                });
-                format!(
-                    "kernel threads used {:.1} % of a CPU{busiest}",
-                    b.share * 100.0
-                )
-            },
+            ToString::to_string,
         );
         println!(
             "scaling/{}: {:.0} bytes and {:.2} fds per live child in the parent; \
@@ -164,7 +156,7 @@ fn record(records: &[AliveRecord]) -> Result<()> {
     if !harness::measuring() {
         return Ok(());
     }
-    let rows: serde_json::Map<String, serde_json::Value> = records
+    let json = records
         .iter()
         .map(|r| {
             let row = AliveRow {
@@ -177,13 +169,11 @@ fn record(records: &[AliveRecord]) -> Result<()> {
             };
             serde_json::to_value(row).map(|value| (r.id.clone(), value))
         })
-        .collect::<serde_json::Result<_>>()
+        .collect::<serde_json::Result<serde_json::Map<_, _>>>()
+        .and_then(|rows| serde_json::to_string_pretty(&rows))
         .map_err(|err| Error::Invalid {
             what: format!("footprint.json: {err}"),
         })?;
-    let json = serde_json::to_string_pretty(&rows).map_err(|err| Error::Invalid {
-        what: format!("footprint.json: {err}"),
-    })?;
     let dir = harness::criterion_home().join("scaling");
     let path = dir.join("footprint.json");
     std::fs::create_dir_all(&dir)

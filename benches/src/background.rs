@@ -12,6 +12,7 @@
 //! the timed loops only, so that the CPU per iteration can be set beside the wall time.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -98,12 +99,10 @@ impl KernelThreads {
 }
 
 impl Background {
-    /// The record written for the report (`wall_s`, `kernel_threads_cpu_share`,
-    /// `kernel_thread_top`, `kernel_thread_top_share`; the last two absent when no kernel
-    /// thread ran).
+    /// The record written for the report (`kernel_threads_cpu_share`, and
+    /// `kernel_thread_top` with `kernel_thread_top_share` when a kernel thread ran).
     pub fn record(&self) -> BackgroundRecord<'_> {
         BackgroundRecord {
-            wall_s: self.wall.as_secs_f64(),
             kernel_threads_cpu_share: self.share,
             kernel_thread_top: self.top.as_ref().map(|(name, _)| name.as_str()),
             kernel_thread_top_share: self.top.as_ref().map(|(_, share)| *share),
@@ -111,11 +110,24 @@ impl Background {
     }
 }
 
+impl fmt::Display for Background {
+    /// `kernel threads used 74.1 % of a CPU (kdamond.0 73.0 %)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "kernel threads used {:.1} % of a CPU",
+            self.share * 100.0
+        )?;
+        match &self.top {
+            Some((name, share)) => write!(f, " ({name} {:.1} %)", share * 100.0),
+            None => Ok(()),
+        }
+    }
+}
+
 /// [`Background`] as the report reads it (JSON through serde).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackgroundRecord<'a> {
-    /// Wall time between the snapshots, in seconds.
-    pub wall_s: f64,
     /// [`Background::share`].
     pub kernel_threads_cpu_share: f64,
     /// The busiest kernel thread's name.
@@ -312,7 +324,10 @@ mod tests {
         let record = busy.record();
         assert_eq!(record.kernel_thread_top, Some("kdamond.0"));
         assert_eq!(record.kernel_thread_top_share, Some(0.73));
-        assert!((record.wall_s - 5.1).abs() < 1e-9);
+        assert_eq!(
+            busy.to_string(),
+            "kernel threads used 74.0 % of a CPU (kdamond.0 73.0 %)"
+        );
         let idle = Background {
             wall: Duration::from_secs(1),
             share: 0.0,
@@ -320,9 +335,10 @@ mod tests {
         };
         let json = serde_json::to_string(&idle.record()).expect("serialise");
         assert_eq!(
-            json, "{\"wall_s\":1.0,\"kernel_threads_cpu_share\":0.0}",
+            json, "{\"kernel_threads_cpu_share\":0.0}",
             "an idle background names no thread"
         );
+        assert_eq!(idle.to_string(), "kernel threads used 0.0 % of a CPU");
     }
 
     #[test]
