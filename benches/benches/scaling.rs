@@ -74,8 +74,11 @@ struct AliveRecord {
 struct AliveRow<'a> {
     bytes_per_child: f64,
     fds_per_child: f64,
-    cpu_us_per_start: f64,
-    wall_us_per_start: f64,
+    /// Absent for a row that did not run (left out by criterion's filter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_us_per_start: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_us_per_start: Option<f64>,
     starts: u64,
     #[serde(flatten)]
     background: Option<BackgroundRecord<'a>>,
@@ -139,18 +142,22 @@ fn alive_row<C: Crowd>(
 /// Writes the `*_alive` rows' records for the report, when measuring.
 fn record(records: &[AliveRecord]) -> Result<()> {
     for r in records {
-        let background = r.background.as_ref().map_or_else(
-            || "kernel threads not readable".to_owned(),
-            ToString::to_string,
-        );
-        println!(
-            "scaling/{}: {:.0} bytes and {:.2} fds per live child in the parent; \
-             {:.1} us CPU and {:.1} us wall per start + join; {background}",
-            r.id,
-            r.footprint.bytes_per_child,
-            r.footprint.fds_per_child,
+        let measured = match (
             r.tally.cpu_us_per_iteration(),
             r.tally.wall_us_per_iteration(),
+        ) {
+            (Some(cpu), Some(wall)) => {
+                let background = r.background.as_ref().map_or_else(
+                    || "kernel threads not readable".to_owned(),
+                    ToString::to_string,
+                );
+                format!("{cpu:.1} us CPU and {wall:.1} us wall per start + join; {background}")
+            }
+            _ => "not run (left out by the filter)".to_owned(),
+        };
+        println!(
+            "scaling/{}: {:.0} bytes and {:.2} fds per live child in the parent; {measured}",
+            r.id, r.footprint.bytes_per_child, r.footprint.fds_per_child,
         );
     }
     if !harness::measuring() {

@@ -237,19 +237,19 @@ impl CpuTally {
         self.loops.iter().map(|l| l.iterations).sum()
     }
 
-    /// The median over the loops of the CPU time per iteration, in microseconds (0 before any
-    /// loop).
-    pub fn cpu_us_per_iteration(&self) -> f64 {
+    /// The median over the loops of the CPU time per iteration, in microseconds; `None` before
+    /// any loop (a benchmark that did not run).
+    pub fn cpu_us_per_iteration(&self) -> Option<f64> {
         self.median(|l| l.cpu)
     }
 
-    /// The median over the loops of the wall time per iteration, in microseconds (0 before any
-    /// loop).
-    pub fn wall_us_per_iteration(&self) -> f64 {
+    /// The median over the loops of the wall time per iteration, in microseconds; `None` before
+    /// any loop.
+    pub fn wall_us_per_iteration(&self) -> Option<f64> {
         self.median(|l| l.wall)
     }
 
-    fn median(&self, time: impl Fn(&TimedLoop) -> Duration) -> f64 {
+    fn median(&self, time: impl Fn(&TimedLoop) -> Duration) -> Option<f64> {
         let mut per: Vec<f64> = self
             .loops
             .iter()
@@ -257,9 +257,9 @@ impl CpuTally {
             .collect();
         per.sort_by(f64::total_cmp);
         match per.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => per[n / 2],
-            n => (per[n / 2 - 1] + per[n / 2]) / 2.0,
+            0 => None,
+            n if n % 2 == 1 => Some(per[n / 2]),
+            n => Some((per[n / 2 - 1] + per[n / 2]) / 2.0),
         }
     }
 }
@@ -359,7 +359,7 @@ mod tests {
     #[test]
     fn a_tally_gives_the_median_loop() {
         let mut tally = CpuTally::default();
-        assert_eq!(tally.cpu_us_per_iteration(), 0.0);
+        assert_eq!(tally.cpu_us_per_iteration(), None);
         let us = Duration::from_micros;
         tally.add(4, us(400), us(1000));
         tally.add(0, us(7), us(7));
@@ -367,10 +367,11 @@ mod tests {
         tally.add(6, us(1200), us(1500));
         assert_eq!(tally.iterations(), 12);
         // Per iteration: CPU 100, 5000, 200 -> median 200; wall 250, 45000, 250 -> 250.
-        assert!((tally.cpu_us_per_iteration() - 200.0).abs() < 1e-9);
-        assert!((tally.wall_us_per_iteration() - 250.0).abs() < 1e-9);
+        let near = |got: Option<f64>, want: f64| got.is_some_and(|got| (got - want).abs() < 1e-9);
+        assert!(near(tally.cpu_us_per_iteration(), 200.0));
+        assert!(near(tally.wall_us_per_iteration(), 250.0));
         tally.add(1, us(300), us(300));
         // CPU 100, 200, 300, 5000 -> (200 + 300) / 2.
-        assert!((tally.cpu_us_per_iteration() - 250.0).abs() < 1e-9);
+        assert!(near(tally.cpu_us_per_iteration(), 250.0));
     }
 }
