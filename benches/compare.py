@@ -417,12 +417,20 @@ def describe_placement(p: dict | None) -> str:
 BUSY_KERNEL_SHARE = 0.10
 
 
+def kernel_threads(b: dict | None) -> str | None:
+    """`74 % of a CPU (kdamond.0 73 %)` from a background record (`proclife-background.json`, or
+    the same keys in a footprint record); `None` without one."""
+    if not b or b.get("kernel_threads_cpu_share") is None:
+        return None
+    top = f" ({b['kernel_thread_top']} {b['kernel_thread_top_share'] * 100:.0f} %)" if b.get("kernel_thread_top") else ""
+    return f"{b['kernel_threads_cpu_share'] * 100:.0f} % of a CPU{top}"
+
+
 def describe_background(b: dict | None) -> str:
-    """`; kernel threads 74 % of a CPU (kdamond.0)` when they were busy during the row, else ``."""
-    if not b or b.get("kernel_threads_cpu_share", 0) < BUSY_KERNEL_SHARE:
+    """`; kernel threads 74 % of a CPU (kdamond.0 73 %)` when they were busy during the row, else ``."""
+    if not b or (b.get("kernel_threads_cpu_share") or 0) < BUSY_KERNEL_SHARE:
         return ""
-    top = f" ({b['kernel_thread_top']})" if b.get("kernel_thread_top") else ""
-    return f"; kernel threads {b['kernel_threads_cpu_share'] * 100:.0f} % of a CPU{top}"
+    return f"; kernel threads {kernel_threads(b)}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,13 +534,8 @@ def scaling_in_this_run(footprints: dict) -> str:
         small, large = row(fn, 10), row(fn, 4000)
         if not small or not large:
             continue
-        share = large.get("kernel_threads_cpu_share")
-        if share is None:
-            kthreads = "the kernel threads' CPU not readable"
-        else:
-            top = f", {large['kernel_thread_top']} {large['kernel_thread_top_share'] * 100:.0f} %" \
-                if large.get("kernel_thread_top") else ""
-            kthreads = f"kernel threads using {share * 100:.0f} % of a CPU beside 4000{top}"
+        used = kernel_threads(large)
+        kthreads = f"kernel threads using {used} beside 4000" if used else "the kernel threads' CPU not readable"
         parts.append(f"{what} {small['cpu_us_per_start']:.0f} -> {large['cpu_us_per_start']:.0f} µs of CPU and "
                      f"{small['wall_us_per_start']:.0f} -> {large['wall_us_per_start']:.0f} µs of wall time per start "
                      f"+ join from 10 to 4000 live children, {kthreads}")
@@ -550,6 +553,11 @@ def load_explanations() -> dict:
     return tomllib.loads(EXPLANATIONS.read_text()).get("miss", {})
 
 
+def describe_id(i: str) -> str:
+    """A target's value ID as the report names it: `` `id` `` or ``CPU of `id` ``."""
+    return f"CPU of `{i.removeprefix(CPU_PREFIX)}`" if i.startswith(CPU_PREFIX) else f"`{i}`"
+
+
 def target_values(results: dict[str, Result], footprints: dict) -> dict[str, float]:
     """The nanoseconds a target can compare: each result's median under its ID, and each scaling
     row's CPU time per start + join (footprint records) under `cpu:` + its ID."""
@@ -565,8 +573,7 @@ def evaluate(target: Target, values: dict[str, float]) -> tuple[str, str, str]:
     ids = (target.num, target.den, target.kernel_num, target.kernel_den)
     missing = [i for i in ids if i is not None and i not in values]
     if missing:
-        return "—", "not measured yet", "no result for " + " and ".join(
-            f"CPU of `{m.removeprefix(CPU_PREFIX)}`" if m.startswith(CPU_PREFIX) else f"`{m}`" for m in missing)
+        return "—", "not measured yet", "no result for " + " and ".join(describe_id(m) for m in missing)
     num, den = values[target.num], values[target.den]
     if target.kind == "growth_max":
         kernel = values[target.kernel_num] - values[target.kernel_den]
@@ -765,8 +772,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
             "shared memory, from `/proc/self/smaps`; open file descriptors from `/proc/self/fd`; right before the crowd's first child and after its last, divided by its "
             "size; every crowd starts and ends one member first, a proclife crowd with a start + join, so that what "
             "a first start sets up once is not counted), what one start + join beside the crowd cost in CPU time and in wall time "
-            "(the process and its reaped children, `getrusage` around each timed loop; the median over the loops of "
-            "the time per start, as criterion's *median* is over its samples), and how much CPU the "
+            "(the process and its reaped children, `getrusage` around each timed loop; the median over every timed "
+            "loop, warm-up included, of the time per start, so close to but not the same as criterion's *median*), and how much CPU the "
             "kernel's own threads used while the row ran (`/proc/PID/stat` of the children of `kthreadd`; a share of "
             "one CPU, with the busiest thread). Wall time well above CPU time means the starts waited for something "
             "else: on a machine whose memory DAMON watches (see *Machine*), `kdamond` checks each sampled page "
@@ -780,10 +787,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         for key, f in footprints.items():
             cpu = f.get("cpu_us_per_start")
             wall = f.get("wall_us_per_start")
-            share = f.get("kernel_threads_cpu_share")
-            kthreads = "—" if share is None else f"{share * 100:.0f} %"
-            if share is not None and f.get("kernel_thread_top"):
-                kthreads += f" ({f['kernel_thread_top']} {f['kernel_thread_top_share'] * 100:.0f} %)"
+            kthreads = kernel_threads(f) or "—"
             add(f"| `scaling/{key}` | {f['bytes_per_child']:.0f} | {f['fds_per_child']:.2f} "
                 f"| {'—' if cpu is None else fmt_time(cpu * 1000)} | {'—' if wall is None else fmt_time(wall * 1000)} "
                 f"| {kthreads} |")
@@ -801,12 +805,9 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     for t in TARGETS:
         measured, status, gap = evaluate(t, values)
         shown = status if not gap else (f"{status} ({gap})" if status != "missed" else f"{status}: {gap}")
-        def named(i: str) -> str:
-            return f"CPU of `{i.removeprefix(CPU_PREFIX)}`" if i.startswith(CPU_PREFIX) else f"`{i}`"
-
-        compares = f"{named(t.num)} vs {named(t.den)}"
+        compares = f"{describe_id(t.num)} vs {describe_id(t.den)}"
         if t.kernel_num and t.kernel_den:
-            compares += f", less {named(t.kernel_num)} − {named(t.kernel_den)}"
+            compares += f", less {describe_id(t.kernel_num)} − {describe_id(t.kernel_den)}"
         add(f"| {t.text} (`{t.key}`) | {compares} | {measured} | {shown} |")
         if status == "missed":
             misses.append((t, gap))
