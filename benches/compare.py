@@ -183,23 +183,38 @@ ROWS: list[Row] = [
       for n in CROWDS],
     *[Row(f"scaling/fork_alive/n{n}",
           f"proclife fork method, start + join, while {n} proclife children wait on an `Event`",
-          f"scaling/raw_fork_alive/n{n}", None)
+          f"scaling/raw_fork_alive/n{n}", f"cpython/scaling/fork_alive/n{n}")
+      for n in CROWDS],
+    *[Row(f"cpython/scaling/fork_alive/n{n}",
+          f"CPython `Process` start + join, fork context, while {n} CPython children wait on an `Event` "
+          "(every `start` first polls each live child it started)",
+          f"scaling/raw_fork_alive/n{n}")
       for n in CROWDS],
     Row("scaling/raw_fork_join_together/n1000",
         "raw: release 1000 children asleep in `read` (close the pipe) and `waitpid` each", None, None),
     Row("scaling/fork_join_together/n1000",
         "proclife: release 1000 children waiting on an `Event` (`set`) and join each",
-        "scaling/raw_fork_join_together/n1000", None),
+        "scaling/raw_fork_join_together/n1000", "cpython/scaling/fork_join_together/n1000"),
+    Row("cpython/scaling/fork_join_together/n1000",
+        "CPython: release 1000 children waiting on an `Event` (`set`) and join each",
+        "scaling/raw_fork_join_together/n1000"),
     Row("scaling/raw_futex/round",
         "raw: a ping and its answer through one shared futex word (two wake-ups)", None, None),
     Row("scaling/event/round", "proclife `Event` pair: `set` the ping, `wait` + `clear` the answer",
-        "scaling/raw_futex/round", None),
+        "scaling/raw_futex/round", "cpython/scaling/event/round"),
     Row("scaling/condition/round",
         "proclife `Condition`: give the turn, `notify(1)`, `wait` until it is back",
-        "scaling/raw_futex/round", None),
+        "scaling/raw_futex/round", "cpython/scaling/condition/round"),
     Row("scaling/barrier/round", "proclife two-party `Barrier`: one `wait` of each party (one "
         "wake-up: only the first to arrive sleeps; the raw round is two)",
-        "scaling/raw_futex/round", None),
+        "scaling/raw_futex/round", "cpython/scaling/barrier/round"),
+    Row("cpython/scaling/event/round", "CPython `Event` pair: `set` the ping, `wait` + `clear` the answer",
+        "scaling/raw_futex/round"),
+    Row("cpython/scaling/condition/round",
+        "CPython `Condition`: give the turn, `notify(1)`, `wait` until it is back",
+        "scaling/raw_futex/round"),
+    Row("cpython/scaling/barrier/round", "CPython two-party `Barrier`: one `wait` of each party",
+        "scaling/raw_futex/round"),
 ]
 
 GROUPS = [
@@ -499,7 +514,7 @@ def damon_state() -> str:
 def in_this_run(target: Target, results: dict[str, Result], footprints: dict) -> str:
     """A sentence of this run's own figures that bear on a missed target, or ``."""
     if target.key.startswith("scaling_flat"):
-        return scaling_in_this_run(footprints)
+        return scaling_in_this_run(results, footprints)
     if target.key in ("fork_vs_cpython", "fork_vs_procspawn"):
         other, name = (("cpython/spawn_join/fork/seq", "CPython's fork start + join")
                        if target.key == "fork_vs_cpython" else ("spawn_join/procspawn/seq", "procspawn's start + join"))
@@ -521,9 +536,10 @@ def in_this_run(target: Target, results: dict[str, Result], footprints: dict) ->
     return ""
 
 
-def scaling_in_this_run(footprints: dict) -> str:
+def scaling_in_this_run(results: dict[str, Result], footprints: dict) -> str:
     """The scaling rows' CPU and wall time per start and the kernel threads' CPU at the smallest
-    and largest crowd, from this run's footprint records, as a sentence (empty without them)."""
+    and largest crowd, from this run's footprint records, and CPython's median times at the same
+    crowds, as a sentence (empty without any of them)."""
     def row(fn: str, n: int) -> dict | None:
         f = footprints.get(f"{fn}/n{n}")
         return f if f and "cpu_us_per_start" in f else None
@@ -539,10 +555,19 @@ def scaling_in_this_run(footprints: dict) -> str:
         parts.append(f"{what} {small['cpu_us_per_start']:.0f} -> {large['cpu_us_per_start']:.0f} µs of CPU and "
                      f"{small['wall_us_per_start']:.0f} -> {large['wall_us_per_start']:.0f} µs of wall time per start "
                      f"+ join from 10 to 4000 live children, {kthreads}")
+    small, large = CROWDS[0], CROWDS[-1]
+    cpython = [results.get(f"cpython/scaling/fork_alive/n{n}") for n in (small, large)]
+    cpython_text = ""
+    if all(cpython):
+        before, after = (r.median_ns for r in cpython)
+        cpython_text = (f"CPython's fork start + join, beside crowds of its own children, took {fmt_time(before)} "
+                        f"beside {small} and {fmt_time(after)} beside {large} ({after / before:.3g}× the time; the medians of "
+                        f"`cpython/scaling/fork_alive/n{small}` and `n{large}` under *Results*). ")
     if not parts:
-        return ""
+        return cpython_text and "In this run " + cpython_text[0].lower() + cpython_text[1:]
     return ("In this run (`getrusage` around every timed loop, warm-up included, and the median over those loops, "
-            "so not quite criterion's medians; see the table under *Results*): " + "; ".join(parts) + ". ")
+            "so not quite criterion's medians; see the table under *Results*): " + "; ".join(parts) + ". "
+            + cpython_text)
 
 
 def load_explanations() -> dict:
@@ -613,6 +638,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     commit_text = f"`{commit}`" + (" with uncommitted changes" if dirty not in ("", "unknown") else "")
     allowed, primary, secondary = plan
     known = {row.id for row in ROWS}
+    skipped: dict[str, str] = cpython_doc.get("skipped", {})
     lines: list[str] = []
     add = lines.append
 
@@ -712,7 +738,10 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         "context, which takes tens of milliseconds per process). Pipe benchmarks use `send_bytes`/`recv_bytes` "
         "on a duplex `Pipe()` (a Unix socket pair); Queue benchmarks `put`/`get` bytes objects; lock benchmarks "
         "call the bound `acquire`/`release` methods of a `multiprocessing.Lock` in a loop. These are CPython's "
-        "fastest paths for each operation, so the speed-ups are not flattered.")
+        "fastest paths for each operation, so the speed-ups are not flattered. The scaling rows' crowds are daemon "
+        "`Process`es of the fork context waiting on one `Event`, as proclife's are; CPython's `Process.start` first "
+        "polls every live child it started (`multiprocessing.process._cleanup`), a cost per start that grows with the "
+        "crowd, so those rows show CPython's own growth.")
     add("- proclife rows: `spawn_join/fork/*` is `Process::new(|| ())`, `start`, `join` (bounded), `exitcode() == "
         "Some(0)`, `close`, as a user writes it; `spawn_join/forkserver/*` and `spawn_join/spawn/seq` are the same "
         "life-cycle with `Process::builder().start_method(m).entry(noop, ())`, a function registered with "
@@ -750,7 +779,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         for row in rows:
             r = results.get(row.id)
             if r is None:
-                add(f"| `{row.id}` | {row.what} | not measured yet | | | | | | |")
+                status = f"not measured: {skipped[row.id]}" if row.id in skipped else "not measured yet"
+                add(f"| `{row.id}` | {row.what} | {status} | | | | | | |")
                 continue
             base = results.get(row.baseline) if row.baseline else None
             vs_raw = fmt_ratio(r.median_ns / base.median_ns) if base else ("baseline" if row.baseline is None else "—")
@@ -839,7 +869,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
             add("These benchmarks are part of the suite's plan but have no result in this run; their rows and "
                 "targets say *not measured yet* rather than show an estimate:")
             add("")
-            add(", ".join(f"`{i}`" for i in not_measured) + ".")
+            add(", ".join(f"`{i}`" + (f" ({skipped[i]})" if i in skipped else "") for i in not_measured) + ".")
             add("")
         if stale:
             add("Results older than this run were found and ignored: " + ", ".join(f"`{i}`" for i in stale) + ".")

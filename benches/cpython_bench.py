@@ -30,6 +30,15 @@ import time
 MSG_64K = 64 * 1024
 BATCH = 64
 BOUND_S = 30.0  # every wait on a child has this bound
+# The crowd sizes of the `scaling/*_alive` rows and of `*_join_together`, as in
+# benches/benches/scaling.rs.
+CROWDS = (10, 100, 1000, 4000)
+TOGETHER = 1000
+# Memory a live CPython crowd child holds, an upper bound: each child keeps the copies of the
+# pages the parent wrote after forking it (reference counts), about 3 MiB per child measured
+# with `free` beside 4000 of them. A crowd is not started without this much available, and
+# 1 GiB more.
+CROWD_CHILD_BYTES = 4 * 2**20
 
 # ---------------------------------------------------------------------------------------------
 # Placement: the same rule as benches/src/cpu.rs.
@@ -133,6 +142,48 @@ def _lock_contender(lock, stop, ready, child_iterations, cpu) -> None:
         if stop.value:
             break
     child_iterations.value = n
+
+
+def _crowd_member(release) -> None:
+    # Untimed, as the proclife crowd's `Event::wait(None)`: the parent's `finish` sets the
+    # event, and a daemon child is terminated by multiprocessing if the parent exits first.
+    if not release.wait():
+        sys.exit(3)
+
+
+def _event_echo(ping, pong, stop, answered) -> None:
+    while True:
+        if not ping.wait(BOUND_S):
+            sys.exit(3)
+        ping.clear()
+        if stop.value:
+            return
+        answered.value += 1
+        pong.set()
+
+
+def _condition_echo(cond, childs, stop, answered) -> None:
+    with cond:
+        while True:
+            while not childs.value:
+                if not cond.wait(BOUND_S):
+                    sys.exit(3)
+            if stop.value:
+                return
+            answered.value += 1
+            childs.value = 0
+            cond.notify(1)
+
+
+def _barrier_party(barrier, announced, answered) -> None:
+    while True:
+        barrier.wait(BOUND_S)
+        n = announced.value
+        if n == 0:
+            return
+        for _ in range(n):
+            barrier.wait(BOUND_S)
+            answered.value += 1
 
 
 def _join(proc) -> None:
@@ -327,8 +378,193 @@ def bench_lock_contended(samples: int, inner: int, helper_cpu: int) -> list[floa
             raise CheckFailed("the contending child ran no iteration")
 
 
-def run_cpython(plan: tuple[list[int], int, int]) -> dict:
-    """Measures every CPython benchmark, pinned as `plan` says; returns the results document."""
+class Skipped(Exception):
+    """A benchmark this machine cannot run; its reason goes into the results document."""
+
+
+def _mem_available() -> int:
+    """`MemAvailable` of /proc/meminfo in bytes (0 when it cannot be read)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class _Crowd:
+    """`n` live daemon children of the fork context, each waiting on one `Event`, as the
+    proclife crowd of benches/src/crowd.rs. Every `Process.start` of CPython first polls each
+    live child it started (`multiprocessing.process._cleanup`), so starting a crowd of `n`
+    takes time quadratic in `n`."""
+
+    def __init__(self, n: int) -> None:
+        need = n * CROWD_CHILD_BYTES + 2**30
+        available = _mem_available()
+        if available < need:
+            raise Skipped(f"a crowd of {n} CPython children needs about {need / 2**30:.1f} GiB of memory, "
+                          f"{available / 2**30:.1f} GiB is available")
+        ctx = mp.get_context("fork")
+        self.release = ctx.Event()
+        self.procs = []
+        try:
+            for _ in range(n):
+                proc = ctx.Process(target=_crowd_member, args=(self.release,), daemon=True)
+                proc.start()
+                self.procs.append(proc)
+        except BaseException:
+            self.finish(raising=False)
+            raise
+
+    def finish(self, raising: bool = True) -> None:
+        """Sets the event and joins every child; raises `CheckFailed` for the first that did
+        not exit with 0 within the bound (after joining, or killing, all of them)."""
+        self.release.set()
+        failure = None
+        for proc in self.procs:
+            try:
+                _join(proc)
+            except CheckFailed as err:
+                failure = failure or err
+        self.procs = []
+        if failure is not None and raising:
+            raise failure
+
+
+def bench_alive(n: int, samples: int, inner: int) -> list[float]:
+    """Fork start + join while a crowd of `n` children is alive."""
+    crowd = _Crowd(n)
+    try:
+        out = bench_start_join("fork", samples, inner)
+    except BaseException:
+        crowd.finish(raising=False)
+        raise
+    crowd.finish()
+    return out
+
+
+def bench_join_together(samples: int) -> list[float]:
+    """Per sample: a fresh crowd of `TOGETHER` (not timed), then its release and joins (timed);
+    nanoseconds per crowd."""
+    out = []
+    for _ in range(samples):
+        crowd = _Crowd(TOGETHER)
+        start = time.perf_counter_ns()
+        crowd.finish()
+        out.append(float(time.perf_counter_ns() - start))
+    return out
+
+
+def _checked_rounds(proc, answered, rounds: int) -> None:
+    _join(proc)
+    if answered.value != rounds:
+        raise CheckFailed(f"the child answered {answered.value} rounds of {rounds}")
+
+
+def bench_event_round(samples: int, inner: int) -> list[float]:
+    """`set` the ping, `wait` + `clear` the answer; the child does the same the other way."""
+    ctx = mp.get_context("fork")
+    ping, pong = ctx.Event(), ctx.Event()
+    stop, answered = ctx.RawValue("b", 0), ctx.RawValue("Q", 0)
+    proc = ctx.Process(target=_event_echo, args=(ping, pong, stop, answered))
+    proc.start()
+    rounds = 0
+
+    def run(n: int) -> None:
+        nonlocal rounds
+        for _ in range(n):
+            ping.set()
+            if not pong.wait(BOUND_S):
+                raise CheckFailed(f"no answer to an Event ping within {BOUND_S} s")
+            pong.clear()
+            rounds += 1
+
+    try:
+        return _sample(run, samples, inner)
+    finally:
+        stop.value = 1
+        ping.set()
+        _checked_rounds(proc, answered, rounds)
+
+
+def bench_condition_round(samples: int, inner: int) -> list[float]:
+    """Give the turn, `notify(1)`, `wait` until it is back (the child does the same)."""
+    ctx = mp.get_context("fork")
+    cond = ctx.Condition()
+    childs, stop, answered = ctx.RawValue("b", 0), ctx.RawValue("b", 0), ctx.RawValue("Q", 0)
+    proc = ctx.Process(target=_condition_echo, args=(cond, childs, stop, answered))
+    proc.start()
+    rounds = 0
+
+    def run(n: int) -> None:
+        nonlocal rounds
+        for _ in range(n):
+            with cond:
+                childs.value = 1
+                cond.notify(1)
+                while childs.value:
+                    if not cond.wait(BOUND_S):
+                        raise CheckFailed(f"no answer to a Condition ping within {BOUND_S} s")
+            rounds += 1
+
+    try:
+        return _sample(run, samples, inner)
+    finally:
+        with cond:
+            stop.value = 1
+            childs.value = 1
+            cond.notify(1)
+        _checked_rounds(proc, answered, rounds)
+
+
+def bench_barrier_round(samples: int, inner: int) -> list[float]:
+    """One `wait` of each party of a two-party `Barrier` per round. Before each sample the
+    parent announces its number of rounds and meets the child once, untimed."""
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(2)
+    announced, answered = ctx.RawValue("Q", 0), ctx.RawValue("Q", 0)
+    proc = ctx.Process(target=_barrier_party, args=(barrier, announced, answered))
+    proc.start()
+    rounds = 0
+
+    def timed(n: int) -> float:
+        nonlocal rounds
+        announced.value = n
+        barrier.wait(BOUND_S)
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            if barrier.wait(BOUND_S) not in (0, 1):
+                raise CheckFailed("a two-party barrier returned an index above 1")
+        elapsed = time.perf_counter_ns() - start
+        rounds += n
+        return elapsed / n
+
+    try:
+        timed(inner)  # warm-up
+        return [timed(inner) for _ in range(samples)]
+    except BaseException:
+        barrier.abort()  # the child's wait raises BrokenBarrierError and it exits
+        _join_after_abort(proc)
+        raise
+    finally:
+        if not barrier.broken:
+            announced.value = 0
+            barrier.wait(BOUND_S)
+            _checked_rounds(proc, answered, rounds)
+
+
+def _join_after_abort(proc) -> None:
+    proc.join(BOUND_S)
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join(BOUND_S)
+
+
+def run_cpython(plan: tuple[list[int], int, int], only: str | None = None) -> dict:
+    """Measures every CPython benchmark (or those whose ID contains `only`), pinned as `plan`
+    says; returns the results document."""
     allowed, primary, secondary = plan
     os.sched_setaffinity(0, {primary})
     q = quick()
@@ -345,14 +581,35 @@ def run_cpython(plan: tuple[list[int], int, int]) -> dict:
         ("cpython/ipc/queue/tput64k", bench_queue_tput, (5 if q else 30, 100), {"Bytes": MSG_64K}),
         ("cpython/sync/lock/uncontended", bench_lock_uncontended, (5 if q else 40, 20_000), None),
         ("cpython/sync/lock/contended2", bench_lock_contended, (5 if q else 40, 20_000, secondary), None),
+        # Crowds of live children: starting one of 4000 takes CPython about a minute (see
+        # `_Crowd`), so a quick run leaves that row out.
+        *[(f"cpython/scaling/fork_alive/n{n}", bench_alive, (n, 5 if q else 30, 3), None)
+          for n in CROWDS],
+        (f"cpython/scaling/fork_join_together/n{TOGETHER}", bench_join_together, (2 if q else 6,),
+         {"Elements": TOGETHER}),
+        ("cpython/scaling/event/round", bench_event_round, (5 if q else 40, 500), None),
+        ("cpython/scaling/condition/round", bench_condition_round, (5 if q else 40, 500), None),
+        ("cpython/scaling/barrier/round", bench_barrier_round, (5 if q else 40, 500), None),
     ]
     results = {}
+    skipped = {}
     for bench_id, func, args, throughput in benches:
+        if only is not None and only not in bench_id:
+            continue
         two = bench_id.endswith("contended2")
         placement = {"placement": "two-cpus" if two else "one-cpu",
                      "cpus": [primary, secondary] if two else [primary]}
+        if q and bench_id == f"cpython/scaling/fork_alive/n{max(CROWDS)}":
+            skipped[bench_id] = f"left out of quick runs: CPython takes about a minute to start {max(CROWDS)} children"
+            print(f"{bench_id}: skipped, {skipped[bench_id]}", flush=True)
+            continue
         print(f"{bench_id}: {placement['placement']} {placement['cpus']}", flush=True)
-        samples = func(*args)
+        try:
+            samples = func(*args)
+        except Skipped as reason:
+            skipped[bench_id] = str(reason)
+            print(f"{bench_id}: skipped, {reason}", flush=True)
+            continue
         results[bench_id] = {"samples_ns": samples, "throughput": throughput, **placement}
         ordered = sorted(samples)
         print(f"{bench_id}: median {ordered[len(ordered) // 2]:.0f} ns ({len(samples)} samples)",
@@ -363,6 +620,7 @@ def run_cpython(plan: tuple[list[int], int, int]) -> dict:
         "allowed_cpus": allowed,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": results,
+        "skipped": skipped,
     }
 
 
@@ -373,8 +631,10 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description="CPython multiprocessing benchmarks")
     parser.add_argument("--out", required=True, help="where to write the results (JSON)")
+    parser.add_argument("--only", default=None,
+                        help="run only the benchmarks whose ID contains this text (the report needs them all)")
     args = parser.parse_args()
-    doc = run_cpython(cpu_plan())
+    doc = run_cpython(cpu_plan(), args.only)
     with open(args.out, "w", encoding="utf-8") as out:
         json.dump(doc, out, indent=1)
     return 0
