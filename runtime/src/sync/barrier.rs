@@ -232,12 +232,14 @@ impl Barrier {
             return Err(Error::BrokenBarrier);
         }
         if index + 1 >= parties {
-            // The last party: release everyone.
+            // The last party: release everyone. The wake comes after the unlock, so that a
+            // woken party does not find the mutex still held and sleep on it again.
             self.header().count.store(0, Ordering::SeqCst);
             self.header().generation.fetch_add(1, Ordering::SeqCst);
             self.header().wake_seq.fetch_add(1, Ordering::SeqCst);
+            let left = self.leave();
             futex::wake_all(&self.header().wake_seq);
-            self.leave()?;
+            left?;
             if crate::planted::active("barrier-last-index-zero") {
                 // Planted: the last party gets index 0, which another party already has.
                 return Ok(0);
@@ -311,8 +313,9 @@ impl Barrier {
         self.header().broken.store(0, Ordering::SeqCst);
         self.header().generation.fetch_add(1, Ordering::SeqCst);
         self.header().wake_seq.fetch_add(1, Ordering::SeqCst);
+        let left = self.leave();
         futex::wake_all(&self.header().wake_seq);
-        self.leave()
+        left
     }
 }
 
