@@ -72,7 +72,8 @@ unsafe impl Header for ConditionHeader {
     const TOO_SMALL: &'static str = "segment too small for a condition";
 }
 
-/// A [`Barrier`](crate::sync::Barrier); its data area holds one [`BarrierSlot`] per party.
+/// A [`Barrier`](crate::sync::Barrier); its data area holds two banks of one [`BarrierSlot`]
+/// per party, the even generations' and the odd ones'.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct BarrierHeader {
@@ -99,14 +100,20 @@ unsafe impl Header for BarrierHeader {
     const TOO_SMALL: &'static str = "segment too small for a barrier";
 }
 
-/// The party at one index of a [`Barrier`](crate::sync::Barrier): who waits there.
+/// The party at one index of a [`Barrier`](crate::sync::Barrier): who waits there, and the
+/// robust mutex whose holder is that party while it waits.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct BarrierSlot {
     /// The waiting process's pid, none (0) when the slot is free.
     pub(crate) pid: AtomicPid,
+    /// 1 when the party recorded here holds `alive`; 0 when it could not take it (an
+    /// earlier party of this slot had not left it yet) and its liveness is read from `/proc`.
+    pub(crate) held: AtomicU32,
     /// That process's start time (clock ticks since boot), against pid reuse.
     pub(crate) start_time: AtomicU64,
+    /// Held by the waiting party: the kernel marks it owner-died when that thread dies.
+    pub(crate) alive: RawMutex,
 }
 
 // SAFETY: see the module's `# Safety`.
@@ -190,7 +197,10 @@ mod tests {
 
     #[test]
     fn headers_have_the_sizes_the_segments_assume() {
-        assert_eq!(std::mem::size_of::<BarrierSlot>(), 16);
+        assert_eq!(
+            std::mem::size_of::<BarrierSlot>(),
+            16 + std::mem::size_of::<RawMutex>()
+        );
         assert_eq!(std::mem::size_of::<SemaphoreHeader>(), 12);
         assert!(std::mem::align_of::<QueueHeader>() <= 8);
         assert!(std::mem::align_of::<BarrierHeader>() <= 8);

@@ -235,12 +235,25 @@ impl<H: Header> Segment<H> {
         data_len: usize,
         init: impl FnOnce(&H, &Fresh) -> Result<()>,
     ) -> Result<Self> {
+        Self::new_with(data_len, |segment, fresh| init(segment.header(), fresh))
+    }
+
+    /// As [`Segment::new`], with the whole segment (header and data area) handed to `init`,
+    /// for a data area whose elements need setting up too.
+    ///
+    /// # Errors
+    ///
+    /// As [`Segment::new`].
+    pub(crate) fn new_with(
+        data_len: usize,
+        init: impl FnOnce(&Self, &Fresh) -> Result<()>,
+    ) -> Result<Self> {
         let len = Self::DATA
             .checked_add(data_len)
             .filter(|&len| len <= isize::MAX as usize)
             .ok_or(Error::InvalidArgument("shared segment size overflows"))?;
         let segment = Self::checked(SharedMemory::new(len)?);
-        init(segment.header(), &Fresh { _private: () })?;
+        init(&segment, &Fresh { _private: () })?;
         Ok(segment)
     }
 

@@ -2,14 +2,16 @@
 //!
 //! Its segment is a [`BarrierHeader`] (a robust [`RawMutex`], then parties, count,
 //! generation, broken flag, wake sequence, aborted generation, default timeout) followed by
-//! one [`BarrierSlot`] per party recording each waiting party's pid and start time.
-//! Waiters sleep on the wake sequence (a futex) in slices of [`LIVENESS_SLICE`]; after each
-//! slice, and on arrival, they check that every recorded party is still alive (from
-//! `/proc/<pid>/stat`: gone, zombie, or a different start time means dead), and break the
-//! barrier if one died (T21). Waking never waits for a waiter.
-//!
-//! The segment's header is a [`BarrierHeader`]; its data area holds one [`BarrierSlot`] per
-//! party.
+//! two banks of one [`BarrierSlot`] per party, used by the even and the odd generations.
+//! A waiting party records its pid and start time in its slot and holds the slot's robust
+//! mutex (`alive`) while it waits, so the kernel marks that mutex owner-died if the party
+//! dies. Waiters sleep on the wake sequence (a futex) in slices of [`LIVENESS_SLICE`]; after
+//! each slice, and on arrival, they check that every recorded party is still alive and break
+//! the barrier if one died (T21): a `pthread_mutex_trylock` of its `alive` that finds it
+//! held says alive, one that reports `EOWNERDEAD` says dead, without a system call. A party
+//! that could not take its slot's mutex (the slot's party of two generations before has not
+//! left it yet) is checked through `/proc/<pid>/stat` instead: gone, zombie, or a different
+//! start time means dead. Waking never waits for a waiter.
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -22,9 +24,10 @@ use crate::os::futex;
 use crate::os::layout::{BarrierHeader, BarrierSlot};
 use crate::os::procfs;
 use crate::os::pthread_mutex::{Acquire, RawMutex};
+use crate::os::shm::Fresh;
 use crate::os::shm::Segment;
 use crate::os::time::Deadline;
-use crate::pid::{AtomicPid, Pid};
+use crate::pid::Pid;
 
 /// How often a waiting party re-checks that the others are alive.
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(20);
@@ -96,8 +99,10 @@ impl Barrier {
         let nanos = timeout.map_or(NO_TIMEOUT, |t| {
             u64::try_from(t.as_nanos()).map_or(NO_TIMEOUT - 1, |n| n.min(NO_TIMEOUT - 1))
         });
-        let slots = std::mem::size_of::<BarrierSlot>() * parties;
-        let seg = Segment::new(slots, |header: &BarrierHeader, fresh| {
+        // Two banks of slots: `parties <= MAX_PARTIES`, so this cannot overflow.
+        let slots = std::mem::size_of::<BarrierSlot>() * BANKS * parties;
+        let seg = Segment::new_with(slots, |seg: &Segment<BarrierHeader>, fresh| {
+            let header = seg.header();
             header.mutex.init(false, fresh)?;
             // `parties <= MAX_PARTIES` fits in u32.
             header.parties.store(parties as u32, Ordering::SeqCst);
@@ -105,7 +110,7 @@ impl Barrier {
                 .aborted_generation
                 .store(NO_GENERATION, Ordering::SeqCst);
             header.default_timeout.store(nanos, Ordering::SeqCst);
-            Ok(())
+            init_slots(seg, BANKS * parties, fresh)
         })?;
         Ok(Barrier { seg })
     }
@@ -120,7 +125,7 @@ impl Barrier {
             seg: Segment::from_fd(fd)?,
         };
         let parties = barrier.parties();
-        if parties == 0 || !barrier.seg.fits::<BarrierSlot>(parties) {
+        if parties == 0 || !barrier.seg.fits::<BarrierSlot>(BANKS * parties) {
             return Err(Error::Malformed("barrier segment does not fit its parties"));
         }
         Ok(barrier)
@@ -134,10 +139,11 @@ impl Barrier {
         &self.header().mutex
     }
 
-    /// The party slot at `i`; panics when `i` is not below the parties the segment holds.
-    fn slot(&self, i: usize) -> (&AtomicPid, &AtomicU64) {
-        let slot: &BarrierSlot = self.seg.element(i);
-        (&slot.pid, &slot.start_time)
+    /// The slot of arrival index `i` in `generation`'s bank; panics when `i` is not below the
+    /// parties the segment holds.
+    fn slot(&self, generation: u32, i: usize) -> &BarrierSlot {
+        let bank = (generation as usize) % BANKS;
+        self.seg.element(bank * self.parties() + i)
     }
 
     /// The number of parties.
@@ -187,11 +193,8 @@ impl Barrier {
     /// Whether a party recorded as waiting has died; the caller holds the mutex.
     fn party_died(&self) -> bool {
         let count = (self.header().count.load(Ordering::SeqCst) as usize).min(self.parties());
-        (0..count).any(|i| {
-            let (pid, start) = self.slot(i);
-            pid.load(Ordering::SeqCst)
-                .is_some_and(|pid| start_time(pid) != Some(start.load(Ordering::SeqCst)))
-        })
+        let generation = self.header().generation.load(Ordering::SeqCst);
+        (0..count).any(|i| slot_party_died(self.slot(generation, i)))
     }
 
     /// Waits with the barrier's default timeout; see [`Barrier::wait_timeout`].
@@ -246,13 +249,17 @@ impl Barrier {
             }
             return Ok(index.min(parties - 1));
         }
-        let (slot_pid, slot_start) = self.slot(index);
-        slot_pid.store(Some(pid), Ordering::SeqCst);
-        slot_start.store(me, Ordering::SeqCst);
+        let generation = self.header().generation.load(Ordering::SeqCst);
+        let slot = self.slot(generation, index);
+        // Held until this wait returns (the guard's drop unlocks it).
+        let alive = AliveHold::take(&slot.alive);
+        slot.held
+            .store(u32::from(alive.is_some()), Ordering::SeqCst);
+        slot.pid.store(Some(pid), Ordering::SeqCst);
+        slot.start_time.store(me, Ordering::SeqCst);
         self.header()
             .count
             .store(index as u32 + 1, Ordering::SeqCst);
-        let generation = self.header().generation.load(Ordering::SeqCst);
         let mut seq = self.header().wake_seq.load(Ordering::SeqCst);
         self.leave()?;
         let _blocked = blocked(BlockedOn::Barrier);
@@ -319,6 +326,69 @@ impl Barrier {
     }
 }
 
+/// The slot banks: a slot's party of generation `g` may not have left it (unlocked its
+/// `alive`) when generation `g + 1` fills, but has when `g + 2` does, unless more processes
+/// than parties take turns at the barrier; then the new party is checked through `/proc`.
+const BANKS: usize = 2;
+
+/// Initialises the `alive` mutex of each of the `slots` slots of a fresh segment.
+fn init_slots(seg: &Segment<BarrierHeader>, slots: usize, fresh: &Fresh) -> Result<()> {
+    (0..slots).try_for_each(|i| seg.element::<BarrierSlot>(i).alive.init(false, fresh))
+}
+
+/// Whether the party recorded in `slot` has died: its `alive` found owner-died (then
+/// repaired and released, for the slot's next party), or, when the party does not hold it,
+/// its pid gone, a zombie, or another process (another start time).
+fn slot_party_died(slot: &BarrierSlot) -> bool {
+    if slot.held.load(Ordering::SeqCst) != 0 {
+        match slot.alive.lock(Some(Duration::ZERO), || ()) {
+            // Held by the waiting party: alive.
+            Ok(Acquire::TimedOut) => return false,
+            Ok(Acquire::OwnerDied) => {
+                let _ = slot.alive.make_consistent();
+                let _ = slot.alive.unlock();
+                return true;
+            }
+            // Free (the party is leaving) or unusable: ask `/proc`.
+            Ok(Acquire::Acquired) => {
+                let _ = slot.alive.unlock();
+            }
+            Err(_) => {}
+        }
+    }
+    slot.pid
+        .load(Ordering::SeqCst)
+        .is_some_and(|pid| start_time(pid) != Some(slot.start_time.load(Ordering::SeqCst)))
+}
+
+/// A waiting party's hold on its slot's `alive` mutex, released on drop.
+struct AliveHold<'a>(&'a RawMutex);
+
+impl<'a> AliveHold<'a> {
+    /// Takes `alive` without waiting; `None` when another party still holds it (or it is
+    /// unusable). A previous holder that died holding it is taken over.
+    fn take(alive: &'a RawMutex) -> Option<AliveHold<'a>> {
+        match alive.lock(Some(Duration::ZERO), || ()) {
+            Ok(Acquire::Acquired) => Some(AliveHold(alive)),
+            Ok(Acquire::OwnerDied) => match alive.make_consistent() {
+                Ok(()) => Some(AliveHold(alive)),
+                Err(_) => {
+                    let _ = alive.unlock();
+                    None
+                }
+            },
+            Ok(Acquire::TimedOut) | Err(_) => None,
+        }
+    }
+}
+
+impl Drop for AliveHold<'_> {
+    fn drop(&mut self) {
+        // The caller took it and nothing else unlocks it, so this cannot fail.
+        let _ = self.0.unlock();
+    }
+}
+
 impl AsFd for Barrier {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.seg.as_fd()
@@ -346,6 +416,106 @@ mod tests {
         assert!(!two.broken());
         two.abort()?;
         assert!(matches!(two.wait_timeout(None), Err(Error::BrokenBarrier)));
+        Ok(())
+    }
+
+    /// Locks `alive` on a thread of its own that then ends without unlocking it, so that the
+    /// robust-list walk at its exit marks it owner-died. The explicit `join` waits for the
+    /// thread's end (`pthread_join`), after that walk; the scope's own wait would only wait
+    /// for the closure to return.
+    fn held_by_a_dead_thread(alive: &RawMutex) {
+        let taken = std::thread::scope(|scope| {
+            scope
+                .spawn(|| alive.lock(Some(Duration::ZERO), || ()).ok())
+                .join()
+        });
+        assert_eq!(
+            taken.expect("locking thread"),
+            Some(Acquire::Acquired),
+            "a free slot mutex"
+        );
+    }
+
+    #[test]
+    fn a_slot_party_is_judged_by_its_mutex_or_else_by_proc() -> Result<()> {
+        let barrier = Barrier::new(2, None)?;
+        let me = crate::os::process::getpid();
+        let start = own_start_time(me).expect("own start time");
+        let slot = barrier.slot(0, 0);
+        slot.pid.store(Some(me), Ordering::SeqCst);
+        slot.start_time.store(start, Ordering::SeqCst);
+
+        // Not holding its mutex: `/proc` decides, by pid and start time.
+        assert!(!slot_party_died(slot), "this process, by /proc");
+        slot.start_time.store(start + 1, Ordering::SeqCst);
+        assert!(
+            slot_party_died(slot),
+            "another start time is another process"
+        );
+        slot.start_time.store(start, Ordering::SeqCst);
+
+        // Holding it: the mutex decides, whatever `/proc` would say.
+        slot.held.store(1, Ordering::SeqCst);
+        let far = Pid::from_raw(i32::MAX).expect("positive");
+        slot.pid.store(Some(far), Ordering::SeqCst);
+        let hold = AliveHold::take(&slot.alive).expect("a free slot mutex is taken");
+        assert!(
+            !std::thread::scope(|scope| scope.spawn(|| slot_party_died(slot)).join())
+                .expect("checker thread"),
+            "a party holding its slot mutex is alive"
+        );
+        drop(hold);
+
+        // A holder that died: dead, and the mutex is repaired and free for the next party.
+        held_by_a_dead_thread(&slot.alive);
+        assert!(slot_party_died(slot), "an owner-died slot mutex");
+        assert_eq!(
+            slot.alive.lock(Some(Duration::ZERO), || ()).ok(),
+            Some(Acquire::Acquired),
+            "the checker left the slot mutex consistent and free"
+        );
+        slot.alive.unlock()?;
+
+        // A slot mutex found free while marked held (its party is leaving): `/proc` decides.
+        assert!(
+            slot_party_died(slot),
+            "a pid above the kernel's limit, by /proc"
+        );
+        slot.pid.store(Some(me), Ordering::SeqCst);
+        assert!(!slot_party_died(slot), "this process, by /proc");
+        Ok(())
+    }
+
+    #[test]
+    fn a_new_party_takes_over_a_slot_mutex_whose_holder_died() -> Result<()> {
+        let barrier = Barrier::new(2, None)?;
+        let slot = barrier.slot(1, 0);
+        held_by_a_dead_thread(&slot.alive);
+        let hold = AliveHold::take(&slot.alive).expect("taken over from the dead holder");
+        assert!(slot.alive.held_by_caller());
+        drop(hold);
+        assert_eq!(slot.alive.depth(), 0, "released on drop");
+        // Held by someone else: not taken, and no wait.
+        let hold = AliveHold::take(&slot.alive).expect("free again");
+        let taken_elsewhere = std::thread::scope(|scope| {
+            scope
+                .spawn(|| AliveHold::take(&slot.alive).is_some())
+                .join()
+        })
+        .expect("other thread");
+        assert!(!taken_elsewhere, "a held slot mutex is not taken");
+        drop(hold);
+        Ok(())
+    }
+
+    #[test]
+    fn generations_alternate_between_the_banks() -> Result<()> {
+        let barrier = Barrier::new(3, None)?;
+        let even: *const BarrierSlot = barrier.slot(0, 2);
+        let odd: *const BarrierSlot = barrier.slot(1, 2);
+        assert_ne!(even, odd, "the odd generations' slot is another one");
+        assert_eq!(even, barrier.slot(2, 2) as *const BarrierSlot);
+        assert_eq!(odd, barrier.slot(u32::MAX, 2) as *const BarrierSlot);
         Ok(())
     }
 
