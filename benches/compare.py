@@ -148,6 +148,9 @@ ROWS: list[Row] = [
         "ipc/raw_socketpair/tput64k", "cpython/ipc/pipe/tput64k"),
     Row("ipc/queue/tput64k", "proclife `Queue` (`put` of byte strings): 64 KiB messages one way",
         "ipc/raw_socketpair/tput64k", "cpython/ipc/queue/tput64k"),
+    Row("ipc/queue/fresh64k", "the same with a fresh `Queue` (and sink child) for every sample: includes the "
+        "first lap through a new 16 MiB ring, each of its pages touched for the first time in each process",
+        "ipc/raw_socketpair/tput64k", None),
     Row("cpython/ipc/pipe/tput64k", "CPython `Pipe()` (`send_bytes`): 64 KiB messages one way",
         "ipc/raw_socketpair/tput64k"),
     Row("cpython/ipc/queue/tput64k", "CPython `Queue` (`put`): 64 KiB messages one way",
@@ -222,7 +225,9 @@ GROUPS = [
      "Time to start a process that exits at once and join it (per process for `seq` and "
      "`parent_*`, per batch of 64 for `batch64`)."),
     ("ipc", "IPC", "Time per 8-byte round trip (`rtt8`) or per 64 KiB message sent one way "
-     "(`tput64k`, with the resulting throughput)."),
+     "(`tput64k`, with the resulting throughput). Each benchmark starts its channel and helper child once and "
+     "uses them for all of its samples, as the CPython rows do; `ipc/queue/fresh64k` starts a fresh queue for "
+     "every sample instead."),
     ("sync", "Locks", "Time per lock + unlock (acquire + release)."),
     ("state", "State of a blocked child", "Time per `state()` (the pidfd poll, the status slot, "
      "`/proc/<pid>/stat`, and for a kernel wait `/proc/<pid>/syscall` and the fd's link) beside "
