@@ -24,8 +24,7 @@ use crate::os::futex;
 use crate::os::layout::{BarrierHeader, BarrierSlot};
 use crate::os::procfs;
 use crate::os::pthread_mutex::{Acquire, RawMutex};
-use crate::os::shm::Fresh;
-use crate::os::shm::Segment;
+use crate::os::shm::{Fresh, Segment};
 use crate::os::time::Deadline;
 use crate::pid::Pid;
 
