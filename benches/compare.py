@@ -148,8 +148,10 @@ ROWS: list[Row] = [
         "ipc/raw_socketpair/tput64k", "cpython/ipc/pipe/tput64k"),
     Row("ipc/queue/tput64k", "proclife `Queue` (`put` of byte strings): 64 KiB messages one way",
         "ipc/raw_socketpair/tput64k", "cpython/ipc/queue/tput64k"),
-    Row("ipc/queue/fresh64k", "the same with a fresh `Queue` (and sink child) for every sample: includes the "
-        "first lap through a new 16 MiB ring, each of its pages touched for the first time in each process",
+    Row("ipc/queue/fresh64k", "the same with a fresh `Queue` (and sink child) for every sample: each sample "
+        "includes the first lap through a new 16 MiB ring (256 messages, each page touched for the first time in "
+        "each process), so the share of that lap differs with criterion's growing number of messages per sample; "
+        "no CPython row, since CPython's queue row reuses one queue",
         "ipc/raw_socketpair/tput64k", None),
     Row("cpython/ipc/pipe/tput64k", "CPython `Pipe()` (`send_bytes`): 64 KiB messages one way",
         "ipc/raw_socketpair/tput64k"),
@@ -216,8 +218,9 @@ ROWS: list[Row] = [
     Row("cpython/scaling/condition/round",
         "CPython `Condition`: give the turn, `notify(1)`, `wait` until it is back",
         "scaling/raw_futex/round"),
-    Row("cpython/scaling/barrier/round", "CPython two-party `Barrier`: one `wait` of each party",
-        "scaling/raw_futex/round"),
+    Row("cpython/scaling/barrier/round", "CPython two-party `Barrier`: one `wait` of each party (built on a "
+        "`Condition`: the first to arrive sleeps until the second notifies it, one wake-up, as proclife's; the raw "
+        "round is two)", "scaling/raw_futex/round"),
 ]
 
 GROUPS = [
@@ -412,8 +415,9 @@ def fmt_throughput(result: Result) -> str:
         return f"{tp['Bytes'] / (result.median_ns * 1e-9) / 2**30:.2f} GiB/s"
     if "Elements" in tp:
         per_s = tp["Elements"] / (result.median_ns * 1e-9)
-        return f"{per_s / 1e3:.1f} k processes/s" if result.id.startswith(("spawn_join", "cpython/spawn_join")) \
-            else f"{per_s / 1e3:.1f} k/s"
+        unit = ("processes" if result.id.startswith(("spawn_join", "cpython/spawn_join"))
+                else "children released and joined" if "join_together" in result.id else "")
+        return f"{per_s / 1e3:.1f} k {unit}/s" if unit else f"{per_s / 1e3:.1f} k/s"
     return ""
 
 
@@ -671,7 +675,9 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         add(f"> **Note on this run:** {note}")
         add("")
     if quick() or cpython_doc.get("quick"):
-        add("> **Quick mode** (`PROCLIFE_BENCH_QUICK=1`): few, short samples. A smoke run, not for comparison.")
+        add("> **Quick mode** (`PROCLIFE_BENCH_QUICK=1`): few, short samples (10 per Rust row after 100 ms of "
+            "warm-up over 300 ms, instead of the settings under *Method*; 2 to 5 per CPython row), and CPython's "
+            "crowd of 4000 is left out. A smoke run, not for comparison.")
         add("")
 
     add("## Reproduce")
@@ -739,8 +745,9 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
     add("- CPython: `multiprocessing` from the same machine's `python3`, run by `benches/cpython_bench.py` "
         "(a small main module of its own, because spawn and forkserver children import the parent's main module), "
         "timed with `time.perf_counter_ns` "
-        "over a fixed number of samples, each a loop of several iterations (a few samples only for the spawn "
-        "context, which takes tens of milliseconds per process). Pipe benchmarks use `send_bytes`/`recv_bytes` "
+        "over a fixed number of samples, each a loop of several iterations (fewer samples for the slow rows: the "
+        "spawn context, which takes tens of milliseconds per process, the batches of 64, and the crowds of 1000 "
+        "released together, each sample a crowd of its own). Pipe benchmarks use `send_bytes`/`recv_bytes` "
         "on a duplex `Pipe()` (a Unix socket pair); Queue benchmarks `put`/`get` bytes objects; lock benchmarks "
         "call the bound `acquire`/`release` methods of a `multiprocessing.Lock` in a loop. These are CPython's "
         "fastest paths for each operation, so the speed-ups are not flattered. The scaling rows' crowds are daemon "
@@ -784,7 +791,7 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         for row in rows:
             r = results.get(row.id)
             if r is None:
-                status = f"not measured: {skipped[row.id]}" if row.id in skipped else "not measured yet"
+                status = f"not measured ({skipped[row.id]})" if row.id in skipped else "not measured yet"
                 add(f"| `{row.id}` | {row.what} | {status} | | | | | | |")
                 continue
             base = results.get(row.baseline) if row.baseline else None
@@ -793,7 +800,8 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
                 vs_cpy = "—"
             else:
                 cp = results.get(row.cpython) if row.cpython else None
-                vs_cpy = fmt_ratio(cp.median_ns / r.median_ns) if cp else "—"
+                vs_cpy = (fmt_ratio(cp.median_ns / r.median_ns) if cp else
+                          f"not measured (see `{row.cpython}`)" if row.cpython in skipped else "—")
             add(f"| `{row.id}` | {row.what} | {fmt_time(r.median_ns)} | {fmt_time(r.min_ns)} – {fmt_time(r.max_ns)} "
                 f"| {fmt_throughput(r)} | {vs_raw} | {vs_cpy} | {len(r.samples_ns)} "
                 f"| {describe_placement(r.placement)}{describe_background(r.background)} |")
@@ -805,10 +813,11 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         footprints = json.loads(footprint_path.read_text())
         add("What each live child costs the parent (bytes: the heap in use, from glibc's `mallinfo2`, and resident "
             "shared memory, from `/proc/self/smaps`; open file descriptors from `/proc/self/fd`; right before the crowd's first child and after its last, divided by its "
-            "size; every crowd starts and ends one member first, a proclife crowd with a start + join, so that what "
+            "size, so a few bytes below zero are heap the process freed between the two readings; every crowd starts and ends one member first, a proclife crowd with a start + join, so that what "
             "a first start sets up once is not counted), what one start + join beside the crowd cost in CPU time and in wall time "
             "(the process and its reaped children, `getrusage` around each timed loop; the median over every timed "
-            "loop, warm-up included, of the time per start, so close to but not the same as criterion's *median*), and how much CPU the "
+            "loop, warm-up included, of the time per start, so not criterion's *median*: on a busy machine the two can differ by tens of "
+            "percent), and how much CPU the "
             "kernel's own threads used while the row ran (`/proc/PID/stat` of the children of `kthreadd`; a share of "
             "one CPU, with the busiest thread). Wall time well above CPU time means the starts waited for something "
             "else: on a machine whose memory DAMON watches (see *Machine*), `kdamond` checks each sampled page "
@@ -871,8 +880,9 @@ def write_report(out: Path, results: dict[str, Result], cpython_doc: dict, stale
         add("## Not measured in this run")
         add("")
         if not_measured:
-            add("These benchmarks are part of the suite's plan but have no result in this run; their rows and "
-                "targets say *not measured yet* rather than show an estimate:")
+            add("These benchmarks are part of the suite's plan but have no result in this run; their rows say "
+                "*not measured* (with the reason, where the run recorded one) and the targets that need them "
+                "*not measured yet*, rather than show an estimate:")
             add("")
             add(", ".join(f"`{i}`" + (f" ({skipped[i]})" if i in skipped else "") for i in not_measured) + ".")
             add("")
