@@ -38,6 +38,10 @@ fn main() {
         ("t20_condition_waiter_killed", t20_condition_waiter_killed),
         ("t20_event_waiter_killed", t20_event_waiter_killed),
         ("t21_barrier_party_killed", t21_barrier_party_killed),
+        (
+            "t21_barrier_waiter_sees_a_waiting_party_killed",
+            t21_barrier_waiter_sees_a_waiting_party_killed,
+        ),
         ("t22_semaphore_holder_killed", t22_semaphore_holder_killed),
         ("t34_timeouts", t34_timeouts),
         (
@@ -301,6 +305,46 @@ fn t21_barrier_party_killed() -> TestResult {
     ensure(c.wait(LONG) == Some(0), "party C saw the broken barrier")?;
     ensure(a.wait(LONG) == Some(-9), "A reaped")?;
     ensure(barrier.broken(), "stays broken")?;
+    barrier.reset()?;
+    ensure(!barrier.broken(), "reset")?;
+    Ok(())
+}
+
+/// The other path of T21: no party arrives after the death, so only a waiting party's check
+/// after its liveness slice can see it. (Which check sees it, the slot's robust mutex or
+/// `/proc`, decision 0031, the barrier's unit tests tell apart.)
+fn t21_barrier_waiter_sees_a_waiting_party_killed() -> TestResult {
+    // A long default timeout: only liveness detection can break it within the test's bound.
+    let barrier = Arc::new(Barrier::new(3, Some(Duration::from_secs(60)))?);
+    let party = Arc::clone(&barrier);
+    let mut a = spawn(move || match party.wait() {
+        Ok(_) => 0,
+        Err(_) => 2,
+    })?;
+    ensure(
+        wait_until(LONG, || barrier.n_waiting() == 1),
+        "party A waits",
+    )?;
+    let party = Arc::clone(&barrier);
+    let mut b = spawn(move || match party.wait() {
+        Err(Error::BrokenBarrier) => 0,
+        _ => 2,
+    })?;
+    ensure(
+        wait_until(LONG, || barrier.n_waiting() == 2),
+        "party B waits beside A",
+    )?;
+    a.kill();
+    ensure(
+        b.wait(LONG) == Some(0),
+        "party B saw the barrier broken by A's death while it waited",
+    )?;
+    ensure(a.wait(LONG) == Some(-9), "A reaped")?;
+    ensure(barrier.broken(), "stays broken")?;
+    ensure(
+        matches!(barrier.wait(), Err(Error::BrokenBarrier)),
+        "a later party finds it broken",
+    )?;
     barrier.reset()?;
     ensure(!barrier.broken(), "reset")?;
     Ok(())
