@@ -186,13 +186,15 @@ def _barrier_party(barrier, announced, answered) -> None:
             answered.value += 1
 
 
-def _join(proc) -> None:
+def _join(proc, check_exit: bool = True) -> None:
+    """Joins `proc` within `BOUND_S`, killing it after that; raises `CheckFailed` when it had
+    to be killed or, with `check_exit`, when it exited with anything but 0."""
     proc.join(BOUND_S)
     if proc.exitcode is None:
         proc.kill()
         proc.join(BOUND_S)
         raise CheckFailed(f"child {proc.pid} did not exit within {BOUND_S} s")
-    if proc.exitcode != 0:
+    if check_exit and proc.exitcode != 0:
         raise CheckFailed(f"child {proc.pid} exited with {proc.exitcode}")
 
 
@@ -457,7 +459,27 @@ def bench_join_together(samples: int) -> list[float]:
     return out
 
 
+def _time_rounds(proc, answered, samples: int, inner: int, one_round, stop) -> list[float]:
+    """Starts `proc`, times `one_round()` as `_sample` does, then `stop()`s it, joins it and
+    checks that it answered every round (warm-up included)."""
+    proc.start()
+    rounds = 0
+
+    def run(n: int) -> None:
+        nonlocal rounds
+        for _ in range(n):
+            one_round()
+            rounds += 1
+
+    try:
+        return _sample(run, samples, inner)
+    finally:
+        stop()
+        _checked_rounds(proc, answered, rounds)
+
+
 def _checked_rounds(proc, answered, rounds: int) -> None:
+    """Joins `proc` (exit code 0) and checks that it answered `rounds` rounds."""
     _join(proc)
     if answered.value != rounds:
         raise CheckFailed(f"the child answered {answered.value} rounds of {rounds}")
@@ -468,25 +490,19 @@ def bench_event_round(samples: int, inner: int) -> list[float]:
     ctx = mp.get_context("fork")
     ping, pong = ctx.Event(), ctx.Event()
     stop, answered = ctx.RawValue("b", 0), ctx.RawValue("Q", 0)
-    proc = ctx.Process(target=_event_echo, args=(ping, pong, stop, answered))
-    proc.start()
-    rounds = 0
 
-    def run(n: int) -> None:
-        nonlocal rounds
-        for _ in range(n):
-            ping.set()
-            if not pong.wait(BOUND_S):
-                raise CheckFailed(f"no answer to an Event ping within {BOUND_S} s")
-            pong.clear()
-            rounds += 1
+    def one_round() -> None:
+        ping.set()
+        if not pong.wait(BOUND_S):
+            raise CheckFailed(f"no answer to an Event ping within {BOUND_S} s")
+        pong.clear()
 
-    try:
-        return _sample(run, samples, inner)
-    finally:
+    def stop_child() -> None:
         stop.value = 1
         ping.set()
-        _checked_rounds(proc, answered, rounds)
+
+    proc = ctx.Process(target=_event_echo, args=(ping, pong, stop, answered))
+    return _time_rounds(proc, answered, samples, inner, one_round, stop_child)
 
 
 def bench_condition_round(samples: int, inner: int) -> list[float]:
@@ -494,29 +510,23 @@ def bench_condition_round(samples: int, inner: int) -> list[float]:
     ctx = mp.get_context("fork")
     cond = ctx.Condition()
     childs, stop, answered = ctx.RawValue("b", 0), ctx.RawValue("b", 0), ctx.RawValue("Q", 0)
-    proc = ctx.Process(target=_condition_echo, args=(cond, childs, stop, answered))
-    proc.start()
-    rounds = 0
 
-    def run(n: int) -> None:
-        nonlocal rounds
-        for _ in range(n):
-            with cond:
-                childs.value = 1
-                cond.notify(1)
-                while childs.value:
-                    if not cond.wait(BOUND_S):
-                        raise CheckFailed(f"no answer to a Condition ping within {BOUND_S} s")
-            rounds += 1
+    def one_round() -> None:
+        with cond:
+            childs.value = 1
+            cond.notify(1)
+            while childs.value:
+                if not cond.wait(BOUND_S):
+                    raise CheckFailed(f"no answer to a Condition ping within {BOUND_S} s")
 
-    try:
-        return _sample(run, samples, inner)
-    finally:
+    def stop_child() -> None:
         with cond:
             stop.value = 1
             childs.value = 1
             cond.notify(1)
-        _checked_rounds(proc, answered, rounds)
+
+    proc = ctx.Process(target=_condition_echo, args=(cond, childs, stop, answered))
+    return _time_rounds(proc, answered, samples, inner, one_round, stop_child)
 
 
 def bench_barrier_round(samples: int, inner: int) -> list[float]:
@@ -543,23 +553,15 @@ def bench_barrier_round(samples: int, inner: int) -> list[float]:
 
     try:
         timed(inner)  # warm-up
-        return [timed(inner) for _ in range(samples)]
+        out = [timed(inner) for _ in range(samples)]
     except BaseException:
-        barrier.abort()  # the child's wait raises BrokenBarrierError and it exits
-        _join_after_abort(proc)
+        barrier.abort()  # the child's wait raises BrokenBarrierError and it exits with 1
+        _join(proc, check_exit=False)
         raise
-    finally:
-        if not barrier.broken:
-            announced.value = 0
-            barrier.wait(BOUND_S)
-            _checked_rounds(proc, answered, rounds)
-
-
-def _join_after_abort(proc) -> None:
-    proc.join(BOUND_S)
-    if proc.exitcode is None:
-        proc.kill()
-        proc.join(BOUND_S)
+    announced.value = 0
+    barrier.wait(BOUND_S)
+    _checked_rounds(proc, answered, rounds)
+    return out
 
 
 def run_cpython(plan: tuple[list[int], int, int], only: str | None = None) -> dict:

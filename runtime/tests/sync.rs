@@ -263,11 +263,12 @@ fn t20_event_waiter_killed() -> TestResult {
     Ok(())
 }
 
-fn t21_barrier_party_killed() -> TestResult {
-    // A long default timeout: only liveness detection can break it within the test's bound.
+/// A three-party barrier with a 60 s default timeout, so that only liveness detection can
+/// break it within the tests' bounds, and party A, a child, waiting at it.
+fn three_parties_and_a_waits() -> Result<(Arc<Barrier>, Child), libtest_mimic::Failed> {
     let barrier = Arc::new(Barrier::new(3, Some(Duration::from_secs(60)))?);
     let party = Arc::clone(&barrier);
-    let mut a = spawn(move || match party.wait() {
+    let a = spawn(move || match party.wait() {
         Ok(_) => 0,
         Err(_) => 2,
     })?;
@@ -275,6 +276,11 @@ fn t21_barrier_party_killed() -> TestResult {
         wait_until(LONG, || barrier.n_waiting() == 1),
         "party A waits",
     )?;
+    Ok((barrier, a))
+}
+
+fn t21_barrier_party_killed() -> TestResult {
+    let (barrier, mut a) = three_parties_and_a_waits()?;
     // Killed but not reaped yet: a zombie counts as dead.
     a.kill();
     // SIGKILL is asynchronous: let it land (A becomes a zombie) before the others arrive.
@@ -314,17 +320,7 @@ fn t21_barrier_party_killed() -> TestResult {
 /// after its liveness slice can see it. (Which check sees it, the slot's robust mutex or
 /// `/proc`, decision 0031, the barrier's unit tests tell apart.)
 fn t21_barrier_waiter_sees_a_waiting_party_killed() -> TestResult {
-    // A long default timeout: only liveness detection can break it within the test's bound.
-    let barrier = Arc::new(Barrier::new(3, Some(Duration::from_secs(60)))?);
-    let party = Arc::clone(&barrier);
-    let mut a = spawn(move || match party.wait() {
-        Ok(_) => 0,
-        Err(_) => 2,
-    })?;
-    ensure(
-        wait_until(LONG, || barrier.n_waiting() == 1),
-        "party A waits",
-    )?;
+    let (barrier, mut a) = three_parties_and_a_waits()?;
     let party = Arc::clone(&barrier);
     let mut b = spawn(move || match party.wait() {
         Err(Error::BrokenBarrier) => 0,
