@@ -38,7 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpython_bench import cpu_plan, quick
+# CROWDS: the crowd sizes of the `scaling/*_alive` benchmarks (benches/benches/scaling.rs).
+from cpython_bench import CROWDS, cpu_plan, quick
 
 ROOT = Path(__file__).resolve().parent.parent
 # A 1-minute load average at the start of the run from this value up means other work shared
@@ -68,8 +69,6 @@ class Row:
 
 PARENT_SIZES = [("16MiB", "16 MiB"), ("64MiB", "64 MiB"), ("256MiB", "256 MiB"), ("1GiB", "1 GiB")]
 
-# The crowd sizes of the `scaling/*_alive` benchmarks (benches/benches/scaling.rs).
-CROWDS = [10, 100, 1000, 4000]
 
 # The children of the `state` benchmarks, and what each is doing.
 STATE_CHILDREN = [
@@ -573,7 +572,7 @@ def scaling_in_this_run(results: dict[str, Result], footprints: dict) -> str:
                         f"beside {small} and {fmt_time(after)} beside {large} ({after / before:.3g}× the time; the medians of "
                         f"`cpython/scaling/fork_alive/n{small}` and `n{large}` under *Results*). ")
     if not parts:
-        return cpython_text and "In this run " + cpython_text[0].lower() + cpython_text[1:]
+        return f"In this run, {cpython_text}" if cpython_text else ""
     return ("In this run (`getrusage` around every timed loop, warm-up included, and the median over those loops, "
             "so not quite criterion's medians; see the table under *Results*): " + "; ".join(parts) + ". "
             + cpython_text)
