@@ -300,3 +300,19 @@ pub fn cpu_ticks(pid: i32) -> Option<u64> {
         .sum::<Option<u64>>()?;
     Some(ticks)
 }
+
+unsafe extern "C" {
+    /// glibc's `__libc_single_threaded` (`<sys/single_threaded.h>`, glibc 2.32).
+    static __libc_single_threaded: std::ffi::c_char;
+}
+
+/// Whether glibc knows that this process has only ever had one thread
+/// (`__libc_single_threaded` non-zero): false once any thread was created, even after it
+/// ended, and in the fork child of a process that had one. Not read from `/proc`, but it
+/// says which thread check the fork start method makes (decision 0032).
+pub fn never_threaded() -> bool {
+    // SAFETY: a `char` that glibc exports for reading; glibc writes it only on the thread
+    // that creates the first other thread, so a read that sees it non-zero races with no
+    // write, and a read that sees zero is only conservative.
+    unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) != 0 }
+}

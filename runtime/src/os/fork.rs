@@ -8,8 +8,8 @@
 //! # Safety
 //!
 //! [`fork_with`] is sound for any caller: it takes a [`ForkPermit`] (the process has one
-//! thread, per the link count of `/proc/self/task`, [`procfs::TaskDir`], or the caller of an
-//! `unsafe` entry point vouched for the fork), and the child never returns into the caller's
+//! thread, per glibc's `__libc_single_threaded` or the link count of `/proc/self/task`,
+//! [`procfs::TaskDir`], or the caller of an `unsafe` entry point vouched for the fork), and the child never returns into the caller's
 //! frames: it runs the given closure under `catch_unwind`, flushes the standard streams and
 //! calls `_exit`.
 //! [`spawn_keeping`] is sound for any caller: between its clone and the `execve` only
@@ -55,6 +55,15 @@ impl ForkPermit {
         } else {
             Err(threads)
         })
+    }
+
+    /// A permit when glibc knows that the process has only ever had the calling thread
+    /// ([`process::single_threaded`](super::process::single_threaded), glibc's
+    /// `__libc_single_threaded`), with no system call; `None` when glibc cannot say so
+    /// (a thread was created once, even if it has ended), for which
+    /// [`ForkPermit::if_single_threaded`] counts the threads there are now (decision 0032).
+    pub(crate) fn if_never_threaded() -> Option<ForkPermit> {
+        super::process::single_threaded().then_some(ForkPermit { _private: () })
     }
 
     /// A permit for a process that may have other threads.
@@ -104,6 +113,24 @@ pub(crate) fn exit_now(code: i32) -> ! {
     flush_std_streams();
     // SAFETY: `_exit` touches no Rust state; nothing after it runs.
     unsafe { libc::_exit(code) }
+}
+
+/// Checks that an fd can be opened now (`EMFILE` or `ENFILE` otherwise): an `O_PATH` open of
+/// `/`, closed at once. A single-threaded parent calls it before the fork, so that running out
+/// of fds fails before a child exists and not at the `pidfd_open` after the fork; with no
+/// other thread, nothing can take the free slot in between.
+///
+/// # Errors
+///
+/// `Error::Os { call: "open(/)", .. }` with the errno of `open(2)`.
+pub(crate) fn check_fd_available() -> Result<()> {
+    nix::fcntl::open(
+        c"/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map(drop)
+    .map_err(|errno| Error::os("open(/)", errno))
 }
 
 /// Kills and reaps a child for which no pidfd could be opened.

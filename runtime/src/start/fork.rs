@@ -3,8 +3,9 @@
 //!
 //! The pidfd is opened right after the fork, while the child is still unreaped and only
 //! this process can reap it, so it cannot name another process. The parent must be
-//! single-threaded (checked with an `fstat` of `/proc/self/task`: [`os::procfs::TaskDir`])
-//! unless the caller opted in through an `unsafe` call and took over that proof. The child
+//! single-threaded (glibc's `__libc_single_threaded`, or else an `fstat` of
+//! `/proc/self/task`: [`os::procfs::TaskDir`]; decision 0032) unless the caller opted in
+//! through an `unsafe` call and took over that proof. The child
 //! arms its exit handler ([`super::exit`]), runs the target under `catch_unwind` and ends
 //! through `exit()`, whose handler applies the exit policy to its own children, flushes and
 //! calls `_exit`.
@@ -22,7 +23,7 @@ use crate::children::registry::{self, Table};
 use crate::children::status::StatusSlot;
 use crate::error::{Error, Result};
 use crate::os;
-use crate::os::fork::{ForkPermit, fork_with, kill_unregistered};
+use crate::os::fork::{ForkPermit, check_fd_available, fork_with, kill_unregistered};
 use crate::pid::Pid;
 use crate::start::launch::TargetSlot;
 
@@ -35,13 +36,24 @@ pub(crate) struct ForkLauncher {
 
 impl Launcher for ForkLauncher {
     fn launch(&self, spec: &ChildSpec<'_>, target: &mut TargetSlot) -> Result<Arc<Child>> {
-        // The open fd also holds an fd slot for the child's pidfd, so that running out of
-        // fds fails here, before a child exists, and not after the fork.
-        let reserve = os::procfs::TaskDir::open()?;
-        let permit = match self.threads {
-            Threads::Refuse => ForkPermit::if_single_threaded(&reserve)?
-                .map_err(|threads| Error::ThreadedFork { threads })?,
-            Threads::Allow(permit) => permit,
+        // The child's pidfd needs a free fd after the fork: running out of fds must fail
+        // here, before a child exists (T30). With no other thread (glibc says so), a check
+        // now is enough and the child inherits nothing more; otherwise the open task
+        // directory holds a slot until the fork, and the child closes its copy.
+        let (reserve, permit) = match (self.threads, ForkPermit::if_never_threaded()) {
+            (Threads::Refuse, Some(permit)) => {
+                check_fd_available()?;
+                (None, permit)
+            }
+            (threads, _) => {
+                let reserve = os::procfs::TaskDir::open()?;
+                let permit = match threads {
+                    Threads::Refuse => ForkPermit::if_single_threaded(&reserve)?
+                        .map_err(|threads| Error::ThreadedFork { threads })?,
+                    Threads::Allow(permit) => permit,
+                };
+                (Some(reserve), permit)
+            }
         };
         let parent = spec.parent;
         // The slot is taken under the registry's lock, which `fork` also holds: no other

@@ -210,7 +210,10 @@ fn fork_child(
     if let Err(error) = server.spare.ensure() {
         return (server, Err(error));
     }
-    let permit = match ForkPermit::if_single_threaded(&server.task) {
+    let permit = match ForkPermit::if_never_threaded().map_or_else(
+        || ForkPermit::if_single_threaded(&server.task),
+        |p| Ok(Ok(p)),
+    ) {
         Ok(Ok(permit)) => permit,
         Ok(Err(threads)) => return (server, Err(Error::ThreadedFork { threads })),
         Err(error) => return (server, Err(error)),
