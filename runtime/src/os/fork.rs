@@ -100,7 +100,16 @@ pub(crate) fn fork_with<S>(
         Err(errno) => (state, Err(errno)),
         Ok(ForkResult::Parent { child }) => (state, Ok(child)),
         Ok(ForkResult::Child) => {
-            let code = catch_unwind(AssertUnwindSafe(|| child(state))).unwrap_or(1);
+            // The closure that `catch_unwind` moves holds references only: holding the state
+            // and `child`, it would be moved with a `memcpy` call, one more window of glibc's
+            // code for the child to fault in (`fork` copies no page-table entries of program
+            // text); moved out one by one, values of up to 128 bytes are copied inline.
+            let (mut state, mut child) = (Some(state), Some(child));
+            let code = catch_unwind(AssertUnwindSafe(|| match (state.take(), child.take()) {
+                (Some(state), Some(child)) => child(state),
+                _ => 1,
+            }))
+            .unwrap_or(1);
             exit_now(code)
         }
     }

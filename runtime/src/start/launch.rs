@@ -41,7 +41,6 @@ impl fmt::Debug for TargetSlot {
 }
 
 impl TargetSlot {
-    /// Calls the target; a closure is consumed.
     /// Calls the target in the caller (`Process::run`): a closure is consumed, a
     /// [`Target`] and a function target stay (the function runs on a copy of its arguments).
     pub(crate) fn run_in_caller(&mut self) -> TargetResult {
@@ -51,6 +50,10 @@ impl TargetSlot {
         }
     }
 
+    /// Calls the target; a closure is consumed.
+    // Inlined into a forked child's path: a frame less on the stack it writes after the fork
+    // (`start_probe fork 2000`, six runs with ASLR: about 2 page faults fewer per start).
+    #[inline(always)]
     pub(crate) fn call(&mut self) -> TargetResult {
         match std::mem::replace(self, TargetSlot::Empty) {
             TargetSlot::Empty => Ok(()),
