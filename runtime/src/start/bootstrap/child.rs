@@ -28,21 +28,33 @@ pub(crate) struct Ready {
 /// Receives and checks a child's bootstrap message, and decodes its arguments.
 pub(crate) fn accept_child(sock: BorrowedFd<'_>) -> Result<Ready> {
     let (payload, fds) = receive(sock, Kind::Child)?;
-    accept_parts(&payload, fds, None)
+    accept_boot(decode_boot(&payload), fds, None)
 }
 
-/// Checks a child's received bootstrap payload and fds, and decodes its arguments.
+/// Decodes a child's bootstrap payload. A fork server does it before it forks the child and
+/// hands the result to [`accept_boot`] in the child, so that the child does not run the
+/// decoder (`fork` copies no page-table entries of program text: each 64 KiB window of code
+/// a forked child runs is a page fault).
+///
+/// # Errors
+///
+/// [`Error::Malformed`] when the payload does not decode.
+pub(crate) fn decode_boot(payload: &[u8]) -> Result<ChildBoot> {
+    postcard::from_bytes(payload).map_err(|_| Error::Malformed("undecodable bootstrap payload"))
+}
+
+/// Checks a child's decoded bootstrap (an undecodable one is refused here, in the child, as
+/// every other bootstrap error is) and its received fds, and decodes its arguments.
 ///
 /// `parent_pidfd` is the parent's pidfd when the child already holds one (a fork server's
 /// child, whose status slot is the cell its bootstrap names); with `None` it is the second
 /// of `fds`, after the status slot.
-pub(crate) fn accept_parts(
-    payload: &[u8],
+pub(crate) fn accept_boot(
+    boot: Result<ChildBoot>,
     fds: Vec<OwnedFd>,
     parent_pidfd: Option<OwnedFd>,
 ) -> Result<Ready> {
-    let boot: ChildBoot = postcard::from_bytes(payload)
-        .map_err(|_| Error::Malformed("undecodable bootstrap payload"))?;
+    let boot = boot?;
     if boot.build != Build::current()? {
         return Err(Error::Malformed(
             "bootstrap comes from another build of the program",

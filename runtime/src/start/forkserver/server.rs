@@ -218,6 +218,10 @@ fn fork_child(
         Ok(Err(threads)) => return (server, Err(Error::ThreadedFork { threads })),
         Err(error) => return (server, Err(error)),
     };
+    // Decoded here, where the decoder's code is mapped and the heap is the server's own; a
+    // payload that does not decode is refused by the child, as any bad bootstrap is.
+    let boot = boot_child::decode_boot(&payload);
+    drop(payload);
     let ((mut server, fds), forked) = fork_with(permit, (server, fds), |(server, fds)| {
         // The child must not hold the server's fds (T45), except the parent's pidfd, which
         // becomes its own: the child owns them all here, and closes the others before it
@@ -230,7 +234,7 @@ fn fork_child(
             children,
         } = server;
         drop((sock, task, spare, children));
-        match boot_child::accept_parts(&payload, fds, Some(parent)) {
+        match boot_child::accept_boot(boot, fds, Some(parent)) {
             Ok(ready) => boot_child::run_child(ready),
             Err(error) => wire::refuse(&error),
         }
